@@ -1,1 +1,4 @@
-//! The lightning-wall sidecar.
+//! The lightning-wall sidecar: talks to the Lightning node, runs the deposit lifecycle, serves the
+//! wall's endpoints. Everything stateful lives here; the filter stays stateless.
+
+pub mod node;

@@ -1,0 +1,142 @@
+//! The Lightning node as the sidecar sees it: invoices, hold invoices, their states, payments.
+//!
+//! Backends: `lnd` (REST, production) and `dev` (an embedded development node for demos and
+//! tests). The deposit engine only ever talks to this trait, so it never learns which node it has.
+//! Semantics follow LND (see `shared/reference/lightning-nodes.md`): settle on OPEN fails, settle
+//! twice and cancel twice succeed, cancel after settle fails, a payment hash is never reused.
+
+use std::fmt;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_core::Stream;
+
+/// sha256 of a preimage; identifies an invoice on the node.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PaymentHash(pub [u8; 32]);
+
+/// The secret that settles an invoice. Never logged: `Debug` is redacted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Preimage(pub [u8; 32]);
+
+impl fmt::Debug for PaymentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PaymentHash({})", hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for Preimage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Preimage(<redacted>)")
+    }
+}
+
+/// An invoice's state, as LND names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvoiceState {
+    Open,
+    /// Hold invoices only: the full amount arrived and the HTLCs are held.
+    Accepted,
+    Settled,
+    Canceled,
+}
+
+/// What to invoice.
+#[derive(Clone, Debug)]
+pub struct InvoiceRequest {
+    pub amount_msat: u64,
+    pub memo: String,
+    /// Time to pay (BOLT11 expiry). Does not bound how long an accepted hold invoice is held.
+    pub expiry: Duration,
+    /// Final CLTV delta for hold invoices (LND `cltv_expiry`); `None` = the backend's default.
+    pub cltv_expiry: Option<u32>,
+}
+
+/// A freshly created invoice.
+#[derive(Clone, Debug)]
+pub struct CreatedInvoice {
+    pub payment_hash: PaymentHash,
+    pub payment_request: String,
+}
+
+/// An invoice as looked up or streamed.
+#[derive(Clone, Debug)]
+pub struct InvoiceStatus {
+    pub payment_hash: PaymentHash,
+    pub state: InvoiceState,
+    pub amount_msat: u64,
+    pub amount_paid_msat: u64,
+    /// Lowest `expiry_height` of the held HTLCs (ACCEPTED hold invoices); the node auto-cancels
+    /// `hold_expiry_delta` blocks before it.
+    pub htlc_expiry_height: Option<u32>,
+    /// Unix seconds the invoice was created, and its BOLT11 expiry.
+    pub created_at: u64,
+    pub expiry: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    pub pubkey: String,
+    /// `mainnet`, `testnet`, `signet`, `regtest`, `simnet`.
+    pub network: String,
+    pub block_height: u32,
+    /// Blocks before the lowest HTLC expiry at which the node cancels a held invoice by itself
+    /// (`holdexpirydelta`: 18 in lnd v0.21, 12 before).
+    pub hold_expiry_delta: u32,
+    pub synced_to_chain: bool,
+}
+
+/// Outcome of paying an invoice (rewards).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    Succeeded { preimage_hex: String, fee_msat: u64 },
+    Failed { reason: String },
+    /// The node accepted the payment but its final state is not known yet (stream lost).
+    InFlight,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("invoice not found")]
+    NotFound,
+    #[error("an invoice with this payment hash already exists")]
+    AlreadyExists,
+    #[error("invoice still open")]
+    StillOpen,
+    #[error("invoice already settled")]
+    AlreadySettled,
+    #[error("invoice already canceled")]
+    AlreadyCanceled,
+    /// The node could not be reached or answered with a transport-level failure; retry later.
+    #[error("node unavailable: {0}")]
+    Unavailable(String),
+    /// The node understood and refused the request for another reason.
+    #[error("node rejected the request: {0}")]
+    Rejected(String),
+}
+
+pub type InvoiceUpdates = Pin<Box<dyn Stream<Item = Result<InvoiceStatus, NodeError>> + Send>>;
+
+#[async_trait::async_trait]
+pub trait Node: Send + Sync {
+    async fn info(&self) -> Result<NodeInfo, NodeError>;
+    /// A normal invoice for a preimage the sidecar generated and stored first.
+    async fn create_invoice(
+        &self,
+        preimage: &Preimage,
+        request: &InvoiceRequest,
+    ) -> Result<CreatedInvoice, NodeError>;
+    /// A hold invoice for a hash whose preimage the sidecar stored first.
+    async fn create_hold_invoice(
+        &self,
+        hash: &PaymentHash,
+        request: &InvoiceRequest,
+    ) -> Result<CreatedInvoice, NodeError>;
+    async fn settle(&self, preimage: &Preimage) -> Result<(), NodeError>;
+    async fn cancel(&self, hash: &PaymentHash) -> Result<(), NodeError>;
+    async fn lookup(&self, hash: &PaymentHash) -> Result<InvoiceStatus, NodeError>;
+    /// The invoice's current state first, then each change; ends after SETTLED or CANCELED.
+    /// May end early (dropped stream): callers reconcile with `lookup`.
+    async fn subscribe(&self, hash: &PaymentHash) -> Result<InvoiceUpdates, NodeError>;
+    async fn pay(&self, bolt11: &str, max_fee_msat: u64) -> Result<PaymentOutcome, NodeError>;
+}
