@@ -22,6 +22,7 @@ mod chain;
 pub mod challenge;
 pub mod credential;
 mod encoding;
+mod hmac_sha256;
 pub mod identifier;
 pub mod inspect;
 pub mod keys;
