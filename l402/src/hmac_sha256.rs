@@ -24,19 +24,29 @@ fn compress(state: &mut [u32; 8], blocks: &[[u8; BLOCK]]) {
 fn finish(mut state: [u32; 8], tail: &[u8], prefix_len: usize) -> [u8; 32] {
     let (blocks, rest) = tail.as_chunks::<BLOCK>();
     compress(&mut state, blocks);
-    let mut last = [[0u8; BLOCK]; 2];
-    let flat = last.as_flattened_mut();
-    let total_bits = ((prefix_len + tail.len()) as u64).wrapping_mul(8);
     // `rest` is shorter than one block, so it, the 0x80 marker and the length fit in two.
-    let used = if rest.len() < BLOCK - 8 { 1 } else { 2 };
-    for (dst, src) in flat.iter_mut().zip(rest.iter().chain(&[0x80])) {
-        *dst = *src;
+    // (Slice copies, not byte loops: this runs twice per chain link.)
+    let mut last = [0u8; 2 * BLOCK];
+    let end = if rest.len() < BLOCK - 8 {
+        BLOCK
+    } else {
+        2 * BLOCK
+    };
+    let total_bits = ((prefix_len + tail.len()) as u64).wrapping_mul(8);
+    if let Some(dst) = last.get_mut(..rest.len()) {
+        dst.copy_from_slice(rest);
     }
-    let end = used * BLOCK;
-    for (dst, src) in flat.iter_mut().skip(end - 8).zip(total_bits.to_be_bytes()) {
-        *dst = src;
+    if let Some(marker) = last.get_mut(rest.len()) {
+        *marker = 0x80;
     }
-    compress(&mut state, last.get(..used).unwrap_or_default());
+    if let Some(dst) = last.get_mut(end - 8..end) {
+        dst.copy_from_slice(&total_bits.to_be_bytes());
+    }
+    let (last_blocks, _) = last.as_chunks::<BLOCK>();
+    compress(
+        &mut state,
+        last_blocks.get(..end / BLOCK).unwrap_or_default(),
+    );
     let mut out = [0u8; 32];
     for (dst, word) in out.chunks_exact_mut(4).zip(state) {
         dst.copy_from_slice(&word.to_be_bytes());
@@ -56,14 +66,15 @@ impl KeyedHmac {
     /// padded with zeros).
     pub(crate) fn new(key: &[u8]) -> Self {
         let mut block = [0u8; BLOCK];
-        if key.len() > BLOCK {
-            for (dst, src) in block.iter_mut().zip(Sha256::digest(key)) {
-                *dst = src;
-            }
+        let digest;
+        let key = if key.len() > BLOCK {
+            digest = Sha256::digest(key);
+            digest.as_slice()
         } else {
-            for (dst, src) in block.iter_mut().zip(key) {
-                *dst = *src;
-            }
+            key
+        };
+        if let Some(dst) = block.get_mut(..key.len()) {
+            dst.copy_from_slice(key);
         }
         let (mut ipad, mut opad) = ([0x36u8; BLOCK], [0x5cu8; BLOCK]);
         for ((i, o), k) in ipad.iter_mut().zip(opad.iter_mut()).zip(block) {
