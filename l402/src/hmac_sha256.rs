@@ -4,7 +4,6 @@
 //! link (measured: 230 ns vs 155 ns per link, 7 links per credential), a third of the 2 µs budget.
 //! Its output is checked against the `hmac` crate in the tests below; it must never diverge.
 
-use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 /// SHA-256 initial hash value (FIPS 180-4 §5.3.3).
@@ -54,6 +53,45 @@ fn finish(mut state: [u32; 8], tail: &[u8], prefix_len: usize) -> [u8; 32] {
     out
 }
 
+/// SHA-256 of `data` (the same function as `sha2::Sha256::digest`, without its buffering).
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    finish(IV, data, 0)
+}
+
+/// HMAC-SHA256 for one message under a key used once: a chain link. Unlike [`KeyedHmac`] it
+/// does not wipe its states: the key is the previous link's signature, which lives unwiped in
+/// the caller's frame anyway, and wiping cost ~10 ns per link.
+pub(crate) fn hmac_once(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
+    let (inner, outer) = absorb_key(key);
+    let inner_hash = finish(inner, message, BLOCK);
+    finish(outer, &inner_hash, BLOCK)
+}
+
+/// The inner and outer states after the `key ^ ipad` and `key ^ opad` blocks (RFC 2104 §2:
+/// keys longer than a block are hashed first, shorter ones are padded with zeros).
+fn absorb_key(key: &[u8]) -> ([u32; 8], [u32; 8]) {
+    let mut block = [0u8; BLOCK];
+    let digest;
+    let key = if key.len() > BLOCK {
+        digest = sha256(key);
+        &digest[..]
+    } else {
+        key
+    };
+    if let Some(dst) = block.get_mut(..key.len()) {
+        dst.copy_from_slice(key);
+    }
+    let (mut ipad, mut opad) = ([0x36u8; BLOCK], [0x5cu8; BLOCK]);
+    for ((i, o), k) in ipad.iter_mut().zip(opad.iter_mut()).zip(block) {
+        *i ^= k;
+        *o ^= k;
+    }
+    let (mut inner, mut outer) = (IV, IV);
+    compress(&mut inner, &[ipad]);
+    compress(&mut outer, &[opad]);
+    (inner, outer)
+}
+
 /// HMAC-SHA256 with its key absorbed: the states after the `key ^ ipad` and `key ^ opad` blocks.
 #[derive(Clone)]
 pub(crate) struct KeyedHmac {
@@ -62,28 +100,9 @@ pub(crate) struct KeyedHmac {
 }
 
 impl KeyedHmac {
-    /// Keys the HMAC (RFC 2104 §2: keys longer than a block are hashed first, shorter ones are
-    /// padded with zeros).
+    /// Keys the HMAC (two SHA-256 blocks, done once per key).
     pub(crate) fn new(key: &[u8]) -> Self {
-        let mut block = [0u8; BLOCK];
-        let digest;
-        let key = if key.len() > BLOCK {
-            digest = Sha256::digest(key);
-            digest.as_slice()
-        } else {
-            key
-        };
-        if let Some(dst) = block.get_mut(..key.len()) {
-            dst.copy_from_slice(key);
-        }
-        let (mut ipad, mut opad) = ([0x36u8; BLOCK], [0x5cu8; BLOCK]);
-        for ((i, o), k) in ipad.iter_mut().zip(opad.iter_mut()).zip(block) {
-            *i ^= k;
-            *o ^= k;
-        }
-        let (mut inner, mut outer) = (IV, IV);
-        compress(&mut inner, &[ipad]);
-        compress(&mut outer, &[opad]);
+        let (inner, outer) = absorb_key(key);
         Self { inner, outer }
     }
 
@@ -126,6 +145,7 @@ mod tests {
     use super::*;
     use hmac::{Hmac, Mac};
     use proptest::prelude::*;
+    use sha2::{Digest, Sha256};
 
     fn reference(key: &[u8], message: &[u8]) -> [u8; 32] {
         let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
@@ -169,6 +189,16 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn sha256_matches_the_sha2_crate(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            prop_assert_eq!(&sha256(&data)[..], &Sha256::digest(&data)[..]);
+        }
+
+        #[test]
+        fn a_one_shot_link_matches_the_hmac_crate(key in any::<[u8; 32]>(), message in proptest::collection::vec(any::<u8>(), 0..300)) {
+            prop_assert_eq!(hmac_once(&key, &message), reference(&key, &message));
+        }
+
         #[test]
         fn matches_the_hmac_crate(key in proptest::collection::vec(any::<u8>(), 0..100), message in proptest::collection::vec(any::<u8>(), 0..300)) {
             prop_assert_eq!(KeyedHmac::new(&key).mac(&message), reference(&key, &message));

@@ -4,7 +4,6 @@
 
 use core::fmt;
 
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
@@ -97,7 +96,7 @@ secret_32!(
 impl Preimage {
     /// sha256(preimage), the payment hash the invoice commits to (BOLT 11 `p` field).
     pub fn payment_hash(&self) -> PaymentHash {
-        PaymentHash(Sha256::digest(self.0).into())
+        PaymentHash(crate::hmac_sha256::sha256(&self.0))
     }
 }
 
@@ -253,7 +252,7 @@ impl KeyEntry {
     /// The token's root key: HMAC-SHA256(master, sha256(identifier)) (DESIGN.md "Keys and
     /// tokens"): every token gets its own key, as L402 requires, and stays verifiable without state.
     pub fn root_key(&self, identifier: &[u8]) -> RootKey {
-        RootKey(self.keyed.mac(&Sha256::digest(identifier)))
+        RootKey(self.keyed.mac(&crate::hmac_sha256::sha256(identifier)))
     }
 
     /// The deposit receipt of a token: HMAC-SHA256(master, "deposit" || identifier).
@@ -345,6 +344,7 @@ impl KeyRing {
 mod tests {
     use super::*;
     use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
 
     type HmacSha256 = Hmac<Sha256>;
 

@@ -3,8 +3,6 @@
 //! time. It must never report a request-dependent reason (expired, wrong route…) for a token
 //! whose signature has not been verified.
 
-use sha2::{Digest, Sha256};
-
 use crate::caveat::{self, CaveatError, CaveatSet, Mode};
 use crate::credential::{Credential, CredentialError};
 use crate::identifier::{Identifier, IdentifierError};
@@ -218,7 +216,7 @@ pub fn verify_macaroon(
     // as a payment proof.
     let proof_ok = match mode {
         Mode::Pay => {
-            let hash: [u8; 32] = Sha256::digest(proof.expose_secret()).into();
+            let hash = crate::hmac_sha256::sha256(proof.expose_secret());
             crate::keys::ct_eq_32(&hash, identifier.payment_hash.as_bytes())
         }
         Mode::Deposit => crate::keys::ct_eq_32(
