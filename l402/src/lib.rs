@@ -9,7 +9,8 @@
 //!
 //! The filter's hot path is [`verify`] (or [`verify_authorization`]); the sidecar mints with
 //! [`KeyRing::mint`], builds challenges with [`Challenge`], receipts with
-//! [`KeyEntry::deposit_receipt`] and credential strings with [`format_credential`]; the
+//! [`KeyEntry::deposit_receipt`] (or [`deposit_receipt_for`] a presented macaroon) and
+//! credential strings with [`format_credential`]; the
 //! `token inspect` command uses [`inspect()`].
 //!
 //! Caveat namespace (`lw_`), see [`caveat`] and `docs/caveats.md`:
@@ -42,6 +43,6 @@ pub use keys::{
 pub use macaroon::{Macaroon, MacaroonError, MacaroonRef};
 pub use mint::{LOCATION, MintError, TokenSpec};
 pub use verify::{
-    RequestContext, VerifiedToken, VerifyError, check_request, check_signature, verify,
-    verify_authorization, verify_macaroon,
+    RequestContext, VerifiedToken, VerifyError, check_request, check_signature,
+    deposit_receipt_for, verify, verify_authorization, verify_macaroon,
 };

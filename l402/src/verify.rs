@@ -6,7 +6,7 @@
 use crate::caveat::{self, CaveatError, CaveatSet, Mode};
 use crate::credential::{Credential, CredentialError};
 use crate::identifier::{Identifier, IdentifierError};
-use crate::keys::{KeyEntry, KeyRing, PaymentHash, Proof, TokenId};
+use crate::keys::{DepositReceipt, KeyEntry, KeyRing, PaymentHash, Proof, TokenId};
 use crate::macaroon::{MacaroonError, MacaroonRef};
 
 /// What the request asks for, as the filter's route table decided it.
@@ -175,6 +175,31 @@ pub fn verify_authorization<'v>(
     match Credential::from_authorization_values(values)? {
         Some(credential) => verify(ring, &credential, ctx).map(Some),
         None => Ok(None),
+    }
+}
+
+/// For the sidecar's deposit status endpoint: the receipt of a presented macaroon, revealed only
+/// if the macaroon is genuine (its chain verifies under the key ring) and is a deposit token
+/// (`lw_mode=deposit`, no widening caveats). Expiry and route are not checked: whether the
+/// deposit is held is the sidecar's question, asked of its own state.
+pub fn deposit_receipt_for(
+    ring: &KeyRing,
+    macaroon: &[u8],
+) -> Result<(Identifier, DepositReceipt), VerifyError> {
+    let macaroon = MacaroonRef::decode(macaroon)?;
+    let (identifier, entry) = check_signature(ring, &macaroon)?;
+    // No service is in scope here: `services` and the unscoped `lw_` conditions are still
+    // checked for malformation and widening.
+    let set = CaveatSet::evaluate(macaroon.caveats(), "")?;
+    match set.mode {
+        Some(Mode::Deposit) => Ok((identifier, entry.deposit_receipt(&identifier))),
+        Some(mode) => Err(VerifyError::WrongMode {
+            token: mode,
+            route: Mode::Deposit,
+        }),
+        None => Err(VerifyError::MissingCaveat {
+            condition: caveat::MODE,
+        }),
     }
 }
 
