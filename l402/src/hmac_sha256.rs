@@ -14,7 +14,11 @@ const BLOCK: usize = 64;
 
 fn compress(state: &mut [u32; 8], blocks: &[[u8; BLOCK]]) {
     for block in blocks {
-        sha2::compress256(state, &[(*block).into()]);
+        // A reference cast (generic-array's `From<&[T; 64]>`), not a copy: copying the block
+        // into a fresh array right before the compression function reads it stalled on store
+        // forwarding.
+        let block: &sha2::digest::generic_array::GenericArray<u8, _> = block.into();
+        sha2::compress256(state, core::slice::from_ref(block));
     }
 }
 
