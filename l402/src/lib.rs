@@ -7,7 +7,7 @@
 //! secret (key, preimage, receipt, macaroon signature, credential) in a `Debug` string or an
 //! error message.
 //!
-//! The filter's hot path is [`verify`] (or [`verify_authorization`]); the sidecar mints with
+//! The filter's hot path is [`verify()`] (or [`verify_authorization`]); the sidecar mints with
 //! [`KeyRing::mint`], builds challenges with [`Challenge`], receipts with
 //! [`KeyEntry::deposit_receipt`] (or [`deposit_receipt_for`] a presented macaroon) and
 //! credential strings with [`format_credential`]; the
