@@ -7,7 +7,10 @@
 //! secret (key, preimage, receipt, macaroon signature, credential) in a `Debug` string or an
 //! error message.
 //!
-//! The filter's hot path is [`verify()`] (or [`verify_authorization`]); the sidecar mints with
+//! The filter's hot path is [`verify()`] on a [`Credential`] parsed from `Authorization` values
+//! ([`Credential::from_authorization_values`]) or the `lightning-wall` cookie
+//! ([`Credential::from_cookie_headers`]), or [`verify_authorization`] in one call; the sidecar
+//! mints with
 //! [`KeyRing::mint`], builds challenges with [`Challenge`], receipts with
 //! [`KeyEntry::deposit_receipt`] (or [`deposit_receipt_for`] a presented macaroon) and
 //! credential strings with [`format_credential`]; the
@@ -33,7 +36,7 @@ pub mod verify;
 
 pub use caveat::{Caveat, CaveatError, CaveatSet, Mode};
 pub use challenge::{Challenge, ChallengeError, ParsedChallenge, parse_challenge};
-pub use credential::{Credential, CredentialError, Scheme, format_credential};
+pub use credential::{COOKIE_NAME, Credential, CredentialError, Scheme, format_credential};
 pub use identifier::{IDENTIFIER_LEN, Identifier, IdentifierError};
 pub use inspect::{InspectError, Inspection, inspect};
 pub use keys::{
