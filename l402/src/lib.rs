@@ -18,6 +18,48 @@
 //!
 //! Caveat namespace (`lw_`), see [`caveat`] and `docs/caveats.md`:
 //! `lw_mode=pay|deposit`, `lw_route=<route id>`, `lw_methods=GET,HEAD`, `lw_key=<key id>`.
+//!
+//! ```
+//! use l402::{KeyRing, Mode, Preimage, RequestContext, TokenId, TokenSpec};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Sidecar: mint a token for a pay route (token id and preimage come from a CSPRNG).
+//! let ring = KeyRing::from_keys([("2026-11", [0x42; 32])])?;
+//! let preimage = Preimage::from_bytes([7; 32]);
+//! let macaroon = ring.mint("2026-11", &TokenSpec {
+//!     service: "wall",
+//!     mode: Mode::Pay,
+//!     route: "api",
+//!     methods: &["GET"],
+//!     valid_until: 1_800_000_600,
+//!     payment_hash: preimage.payment_hash(),
+//!     token_id: TokenId([9; 32]),
+//! })?;
+//! let challenge = l402::Challenge::new(&macaroon, "lnbc10n1p3examplexyz")?;
+//! let _www_authenticate = challenge.header_values(); // [LSAT …, L402 …]
+//!
+//! // Client, once paid: `Authorization: L402 <macaroon>:<preimage>`.
+//! let header = format!("L402 {}", l402::format_credential(&macaroon, Some(preimage.expose_secret())));
+//!
+//! // Filter: verify with no call-out.
+//! let ctx = RequestContext {
+//!     service: "wall",
+//!     now_unix: 1_800_000_000,
+//!     route: "api",
+//!     method: "GET",
+//!     mode: Mode::Pay,
+//!     capability: None,
+//! };
+//! let token = l402::verify_authorization(&ring, [header.as_bytes()], &ctx)?.ok_or("no L402")?;
+//! assert_eq!(token.token_id.to_hex(), "09".repeat(32));
+//!
+//! // An expired (or otherwise refused) credential gives a stable reason.
+//! let later = RequestContext { now_unix: 1_800_000_600, ..ctx };
+//! let err = l402::verify_authorization(&ring, [header.as_bytes()], &later).unwrap_err();
+//! assert_eq!(err.reason(), "expired");
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
