@@ -2,7 +2,6 @@
 //! "Signature chain"). Signatures are compared only in constant time; nothing here may log.
 
 use hmac::Mac;
-use subtle::ConstantTimeEq;
 
 use crate::keys::{KeyGenerator, RootKey, hmac_with_short_key};
 
@@ -34,5 +33,5 @@ pub(crate) fn extend(signature: &[u8; 32], caveat: &[u8]) -> [u8; 32] {
 
 /// Constant-time equality (`subtle`), so timing does not reveal how many bytes matched.
 pub(crate) fn signatures_match(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.ct_eq(b).into()
+    crate::keys::ct_eq_32(a, b)
 }

@@ -222,6 +222,38 @@ impl Credential {
         if token.len() > MAX_CREDENTIAL_LEN {
             return Err(CredentialError::TooLong);
         }
+        match Self::parse_single(token) {
+            Some(credential) => Ok(credential),
+            None => Self::parse_full(token),
+        }
+    }
+
+    /// The hot path: one macaroon and an empty or 64-hex proof, found with one short scan from
+    /// the end. The base64 and hex decoders reject every byte the full grammar rejects
+    /// (controls, spaces, non-ASCII, `:` and `,`), so whatever they accept [`Self::parse_full`]
+    /// accepts with the same result; anything else goes there for a precise error. (Separate
+    /// scans for each rule cost about 1 ns per byte each, a quarter of the verify budget.)
+    fn parse_single(token: &[u8]) -> Option<Self> {
+        let colon = token.iter().rposition(|&b| b == b':')?;
+        let b64 = token.get(..colon).filter(|b| !b.is_empty())?;
+        let proof = match token.get(colon + 1..)? {
+            [] => None,
+            hex_text => {
+                let mut bytes = [0u8; 32];
+                hex::decode_to_slice(hex_text, &mut bytes).ok()?;
+                Some(Proof::from_bytes(bytes))
+            }
+        };
+        let first = encoding::decode_base64_any(b64, MAX_MACAROON_LEN).ok()?;
+        Some(Self {
+            first,
+            rest: Vec::new(),
+            proof,
+        })
+    }
+
+    /// The full grammar, rule by rule, for the error that names what is wrong.
+    fn parse_full(token: &[u8]) -> Result<Self, CredentialError> {
         if let Some(at) = token.iter().position(|b| !b.is_ascii_graphic()) {
             return Err(CredentialError::BadCharacter { at });
         }
@@ -509,6 +541,16 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_fast_path_agrees_with_the_full_grammar(
+            b64 in "[A-Za-z0-9+/=_,: -]{0,40}", sep in ":{0,2}", proof in "[0-9a-fA-F:g ]{0,66}"
+        ) {
+            for text in [format!("{b64}{sep}{proof}"), format!("{}{sep}{proof}", mac().to_base64())] {
+                let token = text.as_bytes();
+                prop_assert_eq!(Credential::parse_token(token), Credential::parse_full(token), "{}", text);
+            }
+        }
+
         #[test]
         fn parsing_arbitrary_header_values_never_panics(value in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = Credential::parse_authorization(&value);

@@ -12,8 +12,8 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 const ANY_PADDING: GeneralPurposeConfig = GeneralPurposeConfig::new()
     .with_encode_padding(true)
     .with_decode_padding_mode(DecodePaddingMode::Indifferent);
-const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, ANY_PADDING);
-const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, ANY_PADDING);
+static STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, ANY_PADDING);
+static URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, ANY_PADDING);
 
 /// Why text is not base64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,9 +35,15 @@ pub(crate) fn decode_base64_any(text: &[u8], max: usize) -> Result<Vec<u8>, Base
     if text.len() / 4 * 3 > max + 3 {
         return Err(Base64Error::TooLong);
     }
-    let url_safe = text.iter().any(|b| matches!(b, b'-' | b'_'));
-    let engine = if url_safe { &URL_SAFE } else { &STANDARD };
-    let bytes = engine.decode(text).map_err(|_| Base64Error::Invalid)?;
+    // Standard first (what we emit); URL-safe only when that fails and the text has one of its
+    // two letters. Each alphabet rejects the other's two letters, so mixed text fails both.
+    let bytes = match STANDARD.decode(text) {
+        Ok(bytes) => bytes,
+        Err(_) if text.iter().any(|b| matches!(b, b'-' | b'_')) => {
+            URL_SAFE.decode(text).map_err(|_| Base64Error::Invalid)?
+        }
+        Err(_) => return Err(Base64Error::Invalid),
+    };
     if bytes.len() > max {
         return Err(Base64Error::TooLong);
     }

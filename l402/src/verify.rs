@@ -4,7 +4,6 @@
 //! whose signature has not been verified.
 
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::caveat::{self, CaveatError, CaveatSet, Mode};
 use crate::credential::{Credential, CredentialError};
@@ -217,13 +216,16 @@ pub fn verify_macaroon(
     // The mode comes from the signed caveat (equal to the route's): a deposit token's preimage,
     // which the visitor's wallet learns when a deposit is forfeited (settled), never passes
     // as a payment proof.
-    let proof_ok: bool = match mode {
-        Mode::Pay => Sha256::digest(proof.expose_secret())
-            .as_slice()
-            .ct_eq(identifier.payment_hash.as_bytes())
-            .into(),
-        Mode::Deposit => entry.deposit_receipt_raw(macaroon.identifier()).ct_eq(
-            &crate::keys::DepositReceipt::from_bytes(*proof.expose_secret()),
+    let proof_ok = match mode {
+        Mode::Pay => {
+            let hash: [u8; 32] = Sha256::digest(proof.expose_secret()).into();
+            crate::keys::ct_eq_32(&hash, identifier.payment_hash.as_bytes())
+        }
+        Mode::Deposit => crate::keys::ct_eq_32(
+            entry
+                .deposit_receipt_raw(macaroon.identifier())
+                .expose_secret(),
+            proof.expose_secret(),
         ),
     };
     if !proof_ok {
