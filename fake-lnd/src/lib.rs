@@ -1,0 +1,1 @@
+//! FakeLnd: a test double of lnd's REST API (work in progress on this branch).
