@@ -13,6 +13,7 @@ pub mod error;
 pub mod gateway;
 pub mod headers;
 pub mod hostcalls;
+pub mod load;
 pub mod plugin;
 mod properties;
 pub mod runtime;

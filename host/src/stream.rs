@@ -177,6 +177,12 @@ impl StreamState {
         (self.resp.phase == Phase::Done).then_some(&self.resp.passed)
     }
 
+    /// The request headers left the filter towards the upstream (even if the stream ended
+    /// before the request was complete).
+    pub fn request_headers_forwarded(&self) -> bool {
+        !self.req.passed.headers.is_empty()
+    }
+
     /// What the filter sent with `proxy_send_local_response`, if it did.
     pub fn local_reply(&self) -> Option<&LocalReply> {
         self.local_reply.as_ref()
@@ -252,6 +258,9 @@ impl Vm {
             return;
         }
         s.req.headers_visible = true;
+        // Until the callback returns, the headers are held here (a local reply sent from it
+        // must see the request as started).
+        s.req.phase = Phase::HeadersStopped;
         let n = len_i32(s.req.headers.len());
         let r = self.call_action3(
             self.exports.on_request_headers.clone(),
@@ -289,6 +298,7 @@ impl Vm {
             return;
         }
         s.resp.headers_visible = true;
+        s.resp.phase = Phase::HeadersStopped;
         let n = len_i32(s.resp.headers.len());
         let r = self.call_action3(
             self.exports.on_response_headers.clone(),
@@ -554,6 +564,7 @@ impl Vm {
             s.resp.headers = headers;
             s.resp.end = body.is_empty();
             s.resp.headers_visible = true;
+            s.resp.phase = Phase::HeadersStopped;
             let n = len_i32(s.resp.headers.len());
             let end = body.is_empty();
             let r = self.call_action3(self.exports.on_response_headers.clone(), id, n, end as i32);
@@ -601,7 +612,7 @@ impl Vm {
                 for dir in [Dir::Request, Dir::Response] {
                     let h = s.half(dir);
                     match h.phase {
-                        Phase::HeadersStopped => {
+                        Phase::HeadersStopped | Phase::Idle if !h.headers.is_empty() => {
                             h.passed.headers = h.headers.clone();
                             let held = std::mem::take(&mut h.held);
                             h.passed.body.extend_from_slice(&held);

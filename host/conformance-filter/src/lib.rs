@@ -26,6 +26,13 @@ unsafe extern "C" {
     // The SDK panics on statuses Envoy legitimately returns for these (NotFound), so the raw
     // calls are used to observe the status itself.
     fn proxy_done() -> u32;
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key: *const u8,
+        key_size: usize,
+        value: *mut *mut u8,
+        value_size: *mut usize,
+    ) -> u32;
     fn proxy_dequeue_shared_queue(token: u32, data: *mut *mut u8, size: *mut usize) -> u32;
 }
 
@@ -200,6 +207,15 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        if self
+            .shared
+            .config
+            .borrow()
+            .get("noop")
+            .is_some_and(|v| v == "1")
+        {
+            return Some(Box::new(Noop));
+        }
         Some(Box::new(Stream {
             id: context_id,
             shared: Rc::clone(&self.shared),
@@ -208,6 +224,14 @@ impl RootContext for Root {
         }))
     }
 }
+
+/// An http context that makes no host call at all: the baseline for measuring the host's own
+/// per-request cost (`make bench-gateway`).
+struct Noop;
+
+impl Context for Noop {}
+
+impl HttpContext for Noop {}
 
 /// Reads `key`, adds one, writes it back with the CAS it read; retries on a mismatch.
 fn cas_increment(key: &str) -> (u64, u32) {
@@ -654,6 +678,19 @@ impl HttpContext for Stream {
         self.set_http_response_header("x-upstream-secret", None);
         // Envoy drops the request headers once the request has continued: reading them now
         // returns BadArgument (which the SDK turns into a panic), so only the raw call is used.
+        let (mut p, mut n) = (std::ptr::null_mut::<u8>(), 0usize);
+        let key = b":path";
+        // SAFETY: valid key and out-pointers for the duration of the call.
+        let late = unsafe {
+            proxy_get_header_map_value(
+                MapType::HttpRequestHeaders as u32,
+                key.as_ptr(),
+                key.len(),
+                &mut p,
+                &mut n,
+            )
+        };
+        self.add_http_response_header("x-late-request-header-status", &late.to_string());
         if self.path == "/response-local-reply" {
             self.send_http_response(418, vec![], Some(b"teapot from response phase"));
             return Action::Pause;
