@@ -143,8 +143,8 @@ where
 /// empty list rather than an error (the caller cannot tell the difference there either).
 pub fn decode_pairs(buf: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
     fn u32_at(buf: &[u8], at: usize) -> Option<usize> {
-        let b = buf.get(at..at + 4)?;
-        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        let b: [u8; 4] = buf.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(u32::from_le_bytes(b) as usize)
     }
     let parse = || -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
         let n = u32_at(buf, 0)?;

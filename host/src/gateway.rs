@@ -87,13 +87,25 @@ impl RunningGateway {
 
 /// Loads the filter (if any), starts the worker VMs and serves on `config.listen`.
 pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
+    let runtime = match &config.wasm {
+        Some(path) => Some(Arc::new(Runtime::from_file(path)?)),
+        None => None,
+    };
+    start_with(config, runtime).await
+}
+
+/// Like [`start`] with an already compiled module (`config.wasm` is then ignored).
+pub async fn start_with(
+    config: GatewayConfig,
+    runtime: Option<Arc<Runtime>>,
+) -> anyhow::Result<RunningGateway> {
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener
         .local_addr()
         .context("reading the listening address")?;
-    let gw = Arc::new(build(&config)?);
+    let gw = Arc::new(build(&config, runtime.as_deref())?);
     for (w, worker) in gw.workers.iter().enumerate() {
         tokio::spawn(worker_loop(Arc::clone(&gw), w, Arc::clone(worker)));
     }
@@ -109,11 +121,10 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     Ok(RunningGateway { addr, task })
 }
 
-fn build(config: &GatewayConfig) -> anyhow::Result<Gateway> {
+fn build(config: &GatewayConfig, runtime: Option<&Runtime>) -> anyhow::Result<Gateway> {
     let shared = HostShared::new(false);
     let mut workers = Vec::new();
-    if let Some(path) = &config.wasm {
-        let runtime = Runtime::from_file(path)?;
+    if let Some(runtime) = runtime {
         let env = VmEnv {
             plugin: Arc::new(config.plugin.clone()),
             shared: Arc::clone(&shared),
@@ -122,7 +133,7 @@ fn build(config: &GatewayConfig) -> anyhow::Result<Gateway> {
             call_time_limit: Duration::from_secs(1),
         };
         for w in 0..config.workers.max(1) {
-            let vm = Vm::start(&runtime, w, env.clone())
+            let vm = Vm::start(runtime, w, env.clone())
                 .with_context(|| format!("starting worker VM {w}"))?;
             workers.push(Arc::new(Worker {
                 vm: Mutex::new(vm),
@@ -329,7 +340,9 @@ async fn handle(
         return Ok(to_response(&forward(&gw, &m).await));
     }
     let w = gw.next.fetch_add(1, Ordering::Relaxed) % gw.workers.len();
-    let worker = Arc::clone(&gw.workers[w % gw.workers.len()]);
+    let Some(worker) = gw.workers.get(w).cloned() else {
+        return Err(StreamReset);
+    };
     let info = StreamInfo {
         source: peer,
         destination: local,

@@ -231,7 +231,10 @@ fn proxy_get_buffer_bytes(mut c: C<'_>, t: i32, start: i32, len: i32, pp: i32, s
     }
     return_with(&mut c, pp, sp, |_, st, out| {
         let b = buffer_ref(st, t).unwrap_or(&[]);
-        out.extend_from_slice(&b[start as usize..(start + len) as usize]);
+        let part = b
+            .get(start as usize..(start + len) as usize)
+            .ok_or(Status::BadArgument)?;
+        out.extend_from_slice(part);
         Ok(())
     })
 }
@@ -305,10 +308,8 @@ fn proxy_get_header_map_pairs(mut c: C<'_>, t: i32, pp: i32, sp: i32) -> R {
     }
     // Envoy returns an empty list (not an error) for a map that is not available.
     return_with(&mut c, pp, sp, |_, st, out| {
-        if let Some(m) = map_ref(st, t) {
-            if !m.is_empty() {
-                abi::encode_pairs(m.iter(), out);
-            }
+        if let Some(m) = map_ref(st, t).filter(|m| !m.is_empty()) {
+            abi::encode_pairs(m.iter(), out);
         }
         Ok(())
     })
@@ -519,7 +520,7 @@ fn proxy_http_call(
     if timeout_ms < 0 {
         return ok(Status::BadArgument);
     }
-    if !st.env.clusters.iter().any(|c| *c == cluster) {
+    if !st.env.clusters.contains(&cluster) {
         return ok(Status::BadArgument); // Envoy: no thread-local cluster by that name
     }
     let mut h = HeaderMap::new();
@@ -571,7 +572,7 @@ fn grpc_start(mut c: C<'_>, sp: i32, ss: i32, token_ptr: i32) -> R {
         return ok(Status::InvalidMemoryAccess);
     };
     let name = String::from_utf8_lossy(service).into_owned();
-    if !st.env.clusters.iter().any(|c| *c == name) {
+    if !st.env.clusters.contains(&name) {
         return ok(Status::ParseFailure);
     }
     if !put_u32(mem, token_ptr, 0) {

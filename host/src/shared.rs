@@ -19,10 +19,13 @@ pub struct SharedData {
     inner: Mutex<SharedDataInner>,
 }
 
+/// key -> (value, cas) for one vm_id.
+type VmData = HashMap<Vec<u8>, (Vec<u8>, u32)>;
+
 #[derive(Default)]
 struct SharedDataInner {
     next_cas: u32,
-    by_vm: HashMap<String, HashMap<Vec<u8>, (Vec<u8>, u32)>>,
+    by_vm: HashMap<String, VmData>,
 }
 
 impl SharedDataInner {
@@ -191,10 +194,12 @@ impl Metrics {
             _ => return Err(Status::BadArgument),
         };
         let mut g = lock(&self.inner);
-        if let Some(id) = g.by_name.get(name) {
-            if (*id & TYPE_MASK) as i32 == kind {
-                return Ok(*id);
-            }
+        if let Some(id) = g
+            .by_name
+            .get(name)
+            .filter(|id| (**id & TYPE_MASK) as i32 == kind)
+        {
+            return Ok(*id);
         }
         let index = g.values.len() as u32;
         let id = (index << 2) | kind as u32;
@@ -203,7 +208,7 @@ impl Metrics {
         Ok(id)
     }
 
-    fn slot<'a>(g: &'a mut MetricsInner, id: u32) -> Option<&'a mut MetricValue> {
+    fn slot(g: &mut MetricsInner, id: u32) -> Option<&mut MetricValue> {
         g.values.get_mut((id >> 2) as usize).map(|(_, v)| v)
     }
 

@@ -489,11 +489,12 @@ impl TestHost {
             self.request_trailers(h, t.clone());
         }
         let upstream_request = self.upstream_request(h).cloned();
-        if let Some(up) = &upstream_request {
-            if self.stream(h).is_some_and(StreamState::awaiting_upstream) {
-                let resp = upstream(up);
-                self.respond(h, &resp);
-            }
+        if let Some(up) = upstream_request
+            .as_ref()
+            .filter(|_| self.stream(h).is_some_and(StreamState::awaiting_upstream))
+        {
+            let resp = upstream(up);
+            self.respond(h, &resp);
         }
         self.complete(h, upstream_request)
     }

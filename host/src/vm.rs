@@ -101,6 +101,9 @@ impl VmState {
     }
 }
 
+/// (root context, token, header count, body size, trailer count).
+type CallResponseArgs = (i32, i32, i32, i32, i32);
+
 /// The guest's exported callbacks; each is optional, as in Envoy.
 pub(crate) struct Exports {
     pub on_context_create: Option<TypedFunc<(i32, i32), ()>>,
@@ -112,7 +115,7 @@ pub(crate) struct Exports {
     pub on_response_headers: Option<TypedFunc<(i32, i32, i32), i32>>,
     pub on_response_body: Option<TypedFunc<(i32, i32, i32), i32>>,
     pub on_response_trailers: Option<TypedFunc<(i32, i32), i32>>,
-    pub on_http_call_response: Option<TypedFunc<(i32, i32, i32, i32, i32), ()>>,
+    pub on_http_call_response: Option<TypedFunc<CallResponseArgs, ()>>,
     pub on_tick: Option<TypedFunc<i32, ()>>,
     pub on_queue_ready: Option<TypedFunc<(i32, i32), ()>>,
     pub on_log: Option<TypedFunc<i32, ()>>,
@@ -365,13 +368,12 @@ impl Vm {
             d.streams.insert(id, StreamState::new(info));
             id
         };
-        if let Some(f) = self.exports.on_context_create.clone() {
-            if self
-                .guest(id, |s| f.call(s, (id as i32, ROOT_CONTEXT_ID as i32)))
-                .is_err()
-            {
-                self.fail_stream(id);
-            }
+        let created = match self.exports.on_context_create.clone() {
+            Some(f) => self.guest(id, |s| f.call(s, (id as i32, ROOT_CONTEXT_ID as i32))),
+            None => Ok(()),
+        };
+        if created.is_err() {
+            self.fail_stream(id);
         }
         id
     }

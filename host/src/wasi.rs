@@ -25,8 +25,8 @@ fn mem<'a>(c: &'a mut C<'_>) -> (&'a mut [u8], &'a mut VmState) {
 }
 
 fn get_u32(m: &[u8], at: usize) -> Option<u32> {
-    let b = m.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    let b: [u8; 4] = m.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    Some(u32::from_le_bytes(b))
 }
 
 fn put(m: &mut [u8], at: i32, bytes: &[u8]) -> bool {

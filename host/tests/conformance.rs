@@ -1,6 +1,13 @@
 //! Conformance of the host with Envoy's proxy-wasm semantics, checked with the conformance
 //! filter (host/conformance-filter) built for wasm32-wasip1 and wasm32-unknown-unknown. Each
 //! test names the Envoy behaviour it pins down.
+// Test code: a failed expectation is reported by panicking.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 

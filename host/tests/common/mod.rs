@@ -1,5 +1,13 @@
 //! Shared set-up for the host's integration tests: each built module is compiled once per test
 //! binary and reused, like Envoy compiles once and clones per worker.
+// Test code: a failed expectation is reported by panicking.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+// Each test binary uses only some of these loaders.
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex, OnceLock};
