@@ -13,7 +13,7 @@ CONFORMANCE_WASM := $(WASM_DIR)/conformance_filter.wasm
 CONFORMANCE_WASM_UNKNOWN := $(WASM_DIR)/conformance_filter_unknown.wasm
 CONFORMANCE_SRCS := $(shell find host/conformance-filter -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit bench fuzz fuzz-smoke clean
+.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit bench bench-gateway fuzz fuzz-smoke clean
 
 all: wasm
 
@@ -56,6 +56,10 @@ unit: wasm
 ## bench: criterion benchmarks
 bench:
 	$(CARGO) bench --locked -p l402
+
+## bench-gateway: requests/s through the development gateway, plain vs. the no-op filter (~25 s)
+bench-gateway: wasm
+	scripts/bench-gateway.sh
 
 ## fuzz: run every fuzz target for FUZZ_SECONDS each (nightly + cargo-fuzz, installed if missing)
 fuzz:

@@ -49,17 +49,17 @@ impl HeaderMap {
         self.add(key, value);
     }
 
+    /// Stored keys are lower-case, so a case-insensitive compare finds them without allocating
+    /// a lower-cased copy of `key` (this runs on every header host call).
     pub fn remove(&mut self, key: &[u8]) {
-        let key = lower(key);
-        self.entries.retain(|(k, _)| *k != key);
+        self.entries.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
     }
 
     /// The first value for `key` (Envoy returns only the first of repeated headers).
     pub fn get_bytes(&self, key: &[u8]) -> Option<&[u8]> {
-        let key = lower(key);
         self.entries
             .iter()
-            .find(|(k, _)| *k == key)
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v.as_slice())
     }
 
@@ -71,10 +71,10 @@ impl HeaderMap {
 
     /// Every value of `key`, in order.
     pub fn get_all(&self, key: &str) -> Vec<&[u8]> {
-        let key = lower(key.as_bytes());
+        let key = key.as_bytes();
         self.entries
             .iter()
-            .filter(|(k, _)| *k == key)
+            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v.as_slice())
             .collect()
     }

@@ -151,7 +151,8 @@ fn proxy_log(mut c: C<'_>, level: i32, ptr: i32, len: i32) -> R {
     let Some(msg) = slice(mem, ptr, len) else {
         return ok(Status::InvalidMemoryAccess);
     };
-    if level >= st.env.plugin.log_level || st.env.shared.capture_logs {
+    // Like Envoy, lines below the configured level are dropped before any formatting.
+    if level >= st.env.plugin.log_level {
         st.log(level, String::from_utf8_lossy(msg).into_owned());
     }
     ok(Status::Ok)

@@ -343,7 +343,8 @@ impl Vm {
             | crate::vm::After::LocalReply(c, _)
             | crate::vm::After::Close(c, _) => *c != id,
         });
-        d.outstanding_calls.retain(|_, ctx| *ctx != id);
+        // Call-outs belong to the root context in Envoy and are not cancelled with the stream:
+        // their answers are still delivered (the SDK then finds no context and drops them).
         let mut s = d.streams.remove(&id)?;
         s.finished = true;
         Some(s)

@@ -407,6 +407,7 @@ impl Vm {
     /// Answers a call-out: `proxy_on_http_call_response(root, token, …)` on the root context, as
     /// Envoy does; the SDK then switches to the calling context with `set_effective_context`.
     pub fn deliver_call_response(&mut self, token: u32, response: CallResponse) {
+        // The SDK panics on a token it never got ("invalid token_id"); Envoy never sends one.
         let Some(_caller) = self.store.data_mut().outstanding_calls.remove(&token) else {
             tracing::warn!(
                 token,

@@ -63,7 +63,7 @@ fn fd_write(mut c: C<'_>, fd: i32, iovs: i32, iovs_len: i32, nwritten: i32) -> i
     if text.last() == Some(&b'\n') {
         text.pop();
     }
-    if !text.is_empty() {
+    if !text.is_empty() && level >= st.env.plugin.log_level {
         st.log(level, String::from_utf8_lossy(&text).into_owned());
     }
     if !put(m, nwritten, &written.to_le_bytes()) {

@@ -644,3 +644,19 @@ fn fail_open_lets_requests_through_after_a_trap() {
             .contains("x-conformance-response")
     );
 }
+
+#[test]
+fn call_out_answered_after_its_stream_ended_is_still_delivered_harmlessly() {
+    let mut host = host_with(common::conformance(), "cluster=sidecar")
+        .cluster_manual("sidecar")
+        .build()
+        .unwrap();
+    let h = host.start(&Request::get("/callout"), true);
+    let token = host.pending_calls()[0].token;
+    host.finish(h); // the client went away while the call-out was in flight
+    // Envoy still answers the root context; the SDK finds no context and drops it.
+    assert!(host.answer(h.worker, token, CallResponse::new(200, &[], "late")));
+    assert!(!host.is_failed(h.worker), "{:?}", host.logs());
+    let ex = host.send(&Request::get("/headers"), echo_upstream);
+    assert_eq!(ex.response.unwrap().status(), Some(200));
+}
