@@ -3,15 +3,17 @@
 # same binary running the no-op conformance filter, against a fixed-response upstream, with the
 # built-in closed-loop load generator. Prints requests/s for both and the ratio.
 #
-#   scripts/bench-gateway.sh            # BENCH_SECONDS (8) per run, BENCH_CONNECTIONS (16),
-#                                       # BENCH_WORKERS (2), BENCH_WASM (no-op conformance filter)
+#   scripts/bench-gateway.sh    # BENCH_ROUNDS (3) x 2 runs of BENCH_SECONDS (4), BENCH_CONNECTIONS
+#                               # (16), BENCH_WORKERS (2), BENCH_WASM (no-op conformance filter)
 #
-# All processes share this machine's cores, so absolute numbers mean little; the ratio is the
-# figure to compare. Needs `make wasm` first (the Makefile target does it).
+# All processes share this machine's cores (and other builds may be running), so the two modes
+# are measured in alternation and the median of each is compared: the ratio is the figure to
+# read, not the absolute numbers. Needs `make wasm` first (the Makefile target does it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-secs=${BENCH_SECONDS:-8}
+secs=${BENCH_SECONDS:-4}
+rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNECTIONS:-16}
 workers=${BENCH_WORKERS:-2}
 wasm=${BENCH_WASM:-target/wasm/conformance_filter.wasm}
@@ -47,10 +49,20 @@ run() { "$bin" load --url "http://127.0.0.1:$1/bench" --connections "$conns" --s
 # Warm both paths (connections, JIT-compiled module already loaded) before measuring.
 "$bin" load --url "http://127.0.0.1:$((base + 1))/" --connections 4 --seconds 1 >/dev/null
 "$bin" load --url "http://127.0.0.1:$((base + 2))/" --connections 4 --seconds 1 >/dev/null
-plain=$(run $((base + 1)))
-filtered=$(run $((base + 2)))
 rps() { sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$1"; }
-echo "plain forwarding:   $plain"
-echo "with $(basename "$wasm") ($config): $filtered"
-awk -v a="$(rps "$filtered")" -v b="$(rps "$plain")" \
+median() { tr ' ' '\n' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+plain_all=""
+filtered_all=""
+for i in $(seq 1 "$rounds"); do
+  p=$(run $((base + 1)))
+  f=$(run $((base + 2)))
+  echo "round $i: plain $(rps "$p") rps, filtered $(rps "$f") rps"
+  plain_all="$plain_all $(rps "$p")"
+  filtered_all="$filtered_all $(rps "$f")"
+done
+plain=$(echo $plain_all | median)
+filtered=$(echo $filtered_all | median)
+echo "plain forwarding (median):   $plain requests/s"
+echo "with $(basename "$wasm") ($config) (median): $filtered requests/s"
+awk -v a="$filtered" -v b="$plain" \
   'BEGIN { printf "throughput ratio filtered/plain: %.3f (overhead %.1f%%)\n", a / b, (1 - a / b) * 100 }'
