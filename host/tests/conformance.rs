@@ -332,7 +332,11 @@ fn reset_call_out_arrives_with_no_headers() {
     let ex = host.send(&Request::get("/callout"), no_upstream);
     let resp = ex.response.unwrap();
     assert_eq!(resp.status(), Some(503));
-    assert_eq!(text(&resp.body), "paid-content-needed:<none>");
+    // proxy_get_status: BrokenConnection (11) with message "reset", as Envoy's onHttpCallFailure.
+    assert_eq!(
+        text(&resp.body),
+        "paid-content-needed:<none> status=11:reset"
+    );
 }
 
 #[test]
@@ -659,4 +663,58 @@ fn call_out_answered_after_its_stream_ended_is_still_delivered_harmlessly() {
     assert!(!host.is_failed(h.worker), "{:?}", host.logs());
     let ex = host.send(&Request::get("/headers"), echo_upstream);
     assert_eq!(ex.response.unwrap().status(), Some(200));
+}
+
+/// A loopback server that accepts connections and never answers.
+fn silent_server() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    addr
+}
+
+#[test]
+fn call_out_timeout_reaches_the_guest_as_envoys_504() {
+    let silent = silent_server();
+    let mut host = host_with(common::conformance(), "cluster=sidecar")
+        .cluster_url("sidecar", &format!("http://{silent}"))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let ex = host.send(&Request::get("/callout/reply"), no_upstream);
+    let resp = ex.response.unwrap();
+    assert_eq!(
+        resp.headers.get("x-callout-body"),
+        Some("upstream request timeout")
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "the guest asked for 500 ms"
+    );
+}
+
+#[test]
+fn call_out_to_a_closed_port_reaches_the_guest_as_envoys_503() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut host = host_with(common::conformance(), "cluster=sidecar")
+        .cluster_url("sidecar", &format!("http://{closed}"))
+        .build()
+        .unwrap();
+    let ex = host.send(&Request::get("/callout"), echo_upstream);
+    let up = ex.upstream_request.unwrap();
+    assert_eq!(up.headers.get("x-callout-status"), Some("503"));
+    assert!(
+        up.headers
+            .get("x-callout-body")
+            .unwrap()
+            .starts_with("upstream connect error")
+    );
 }

@@ -532,10 +532,15 @@ impl Context for Stream {
         );
         if self.path.starts_with("/callout/reply") || n_headers == 0 {
             let code = if n_headers == 0 { 503 } else { 402 };
+            // Envoy reports why a call-out failed through proxy_get_status.
+            let why = match (n_headers, hostcalls::get_grpc_status()) {
+                (0, Ok((c, m))) => format!(" status={c}:{}", m.unwrap_or_default()),
+                _ => String::new(),
+            };
             self.send_http_response(
                 code,
                 vec![("www-authenticate", "L402 test"), ("x-callout-body", &body)],
-                Some(format!("paid-content-needed:{body}").as_bytes()),
+                Some(format!("paid-content-needed:{body}{why}").as_bytes()),
             );
             return;
         }
