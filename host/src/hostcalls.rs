@@ -339,8 +339,9 @@ fn proxy_get_header_map_size(mut c: C<'_>, t: i32, ret: i32) -> R {
         return ok(Status::BadArgument);
     }
     let (mem, st) = parts(&mut c);
-    // Envoy answers with the map's byteSize (sum of key and value lengths), not a count.
-    let Some(size) = map_ref(st, t).map(HeaderMap::byte_size) else {
+    // Envoy answers with the map's byteSize (sum of key and value lengths), not a count, and
+    // looks the map up with its mutable getMap: call-out maps are BadArgument there.
+    let Some(size) = map_mut(st, t).map(|m| m.byte_size()) else {
         return ok(Status::BadArgument);
     };
     if !put_u32(mem, ret, size as u32) {
