@@ -353,14 +353,16 @@ async fn subscribe_single(
                 }
             }
             tokio::select! {
+                // A cut is a cut: it wins over a change that arrives at the same moment.
+                biased;
+                _ = kill.changed() => {
+                    yield Err(std::io::Error::other("fake-lnd: stream dropped by the test"));
+                    return;
+                }
                 changed = changes.recv() => {
                     if matches!(changed, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
                         return;
                     }
-                }
-                _ = kill.changed() => {
-                    yield Err(std::io::Error::other("fake-lnd: stream dropped by the test"));
-                    return;
                 }
             }
         }
