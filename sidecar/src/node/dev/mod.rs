@@ -8,6 +8,7 @@ mod node_key;
 mod rules;
 mod store;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use bitcoin::hashes::Hash;
 use lightning_invoice::{Bolt11Invoice, Currency};
 use sha2::{Digest, Sha256};
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 
 pub use chain::{Clock, ManualClock, SystemClock};
 pub use node_key::NodeKeyError;
@@ -111,8 +112,9 @@ struct Inner {
     chain: Mutex<Chain>,
     /// Serialises read-modify-write of invoices (one process owns the dev node's database).
     writes: tokio::sync::Mutex<()>,
-    /// Hash of every invoice that changed, for subscribers.
-    changes: broadcast::Sender<PaymentHash>,
+    /// A change counter per invoice that someone is subscribed to: a change wakes only that
+    /// invoice's subscribers. Entries go when their last subscriber does.
+    watchers: Mutex<HashMap<PaymentHash, watch::Sender<u64>>>,
 }
 
 impl std::fmt::Debug for DevNode {
@@ -143,7 +145,6 @@ impl DevNode {
         let chain = store
             .chain(clock.now().as_secs(), config.start_height)
             .await?;
-        let (changes, _) = broadcast::channel(4096);
         let node = Self {
             inner: Arc::new(Inner {
                 config,
@@ -152,7 +153,7 @@ impl DevNode {
                 store,
                 chain: Mutex::new(chain),
                 writes: tokio::sync::Mutex::new(()),
-                changes,
+                watchers: Mutex::new(HashMap::new()),
             }),
         };
         tracing::warn!(
@@ -197,11 +198,15 @@ impl DevNode {
     pub async fn sweep(&self) -> Result<usize, DevNodeError> {
         let _writing = self.inner.writes.lock().await;
         let (now, height) = (self.now_unix(), self.height());
+        let delta = self.inner.config.hold_expiry_delta;
         let mut changed = 0;
-        for invoice in self.inner.store.live().await? {
-            if let Some(next) =
-                rules::time_passes(&invoice, now, height, self.inner.config.hold_expiry_delta)
-            {
+        for invoice in self
+            .inner
+            .store
+            .due(now, height.saturating_add(delta))
+            .await?
+        {
+            if let Some(next) = rules::time_passes(&invoice, now, height, delta) {
                 self.persist(&next).await?;
                 changed += 1;
             }
@@ -266,8 +271,18 @@ impl DevNode {
     /// Persists a changed invoice, then tells subscribers (persist before announcing).
     async fn persist(&self, invoice: &DevInvoice) -> Result<(), StoreError> {
         self.inner.store.update(invoice).await?;
-        // No receiver is not an error: nobody is subscribed.
-        let _ = self.inner.changes.send(invoice.payment_hash);
+        let mut watchers = self
+            .inner
+            .watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(watcher) = watchers.get(&invoice.payment_hash) {
+            if watcher.receiver_count() == 0 {
+                watchers.remove(&invoice.payment_hash);
+            } else {
+                watcher.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
         Ok(())
     }
 
@@ -283,6 +298,23 @@ impl DevNode {
             .await
             .map_err(unavailable)?
             .ok_or(NodeError::NotFound)
+    }
+
+    fn watch(&self, hash: PaymentHash) -> Watch {
+        let mut watchers = self
+            .inner
+            .watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let changes = watchers
+            .entry(hash)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe();
+        Watch {
+            inner: self.inner.clone(),
+            hash,
+            changes,
+        }
     }
 
     /// Applies `rule` to the invoice under the write lock and persists what it returns.
@@ -411,7 +443,7 @@ impl Node for DevNode {
 
     async fn subscribe(&self, hash: &PaymentHash) -> Result<InvoiceUpdates, NodeError> {
         // Listen before reading, so a change between the read and the first wait is not missed.
-        let mut changes = self.inner.changes.subscribe();
+        let mut watch = self.watch(*hash);
         let first = self.current(hash).await?.status();
         let node = self.clone();
         let hash = *hash;
@@ -419,11 +451,8 @@ impl Node for DevNode {
             let mut last = first.clone();
             yield Ok(first);
             while !last.state.is_final() {
-                match changes.recv().await {
-                    Ok(changed) if changed != hash => continue,
-                    // Lagged: some change may have been ours; re-read to be sure.
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => return,
+                if watch.changes.changed().await.is_err() {
+                    return;
                 }
                 match node.current(&hash).await {
                     Ok(invoice) => {
@@ -500,6 +529,30 @@ impl Node for DevNode {
             preimage_hex: String::new(),
             fee_msat: 0,
         })
+    }
+}
+
+/// A subscriber's receiver; the last one to go removes the invoice's entry.
+struct Watch {
+    inner: Arc<Inner>,
+    hash: PaymentHash,
+    changes: watch::Receiver<u64>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut watchers = self
+            .inner
+            .watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // `self.changes` still counts: one receiver left means it is ours.
+        if watchers
+            .get(&self.hash)
+            .is_some_and(|w| w.receiver_count() <= 1)
+        {
+            watchers.remove(&self.hash);
+        }
     }
 }
 

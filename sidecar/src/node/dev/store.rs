@@ -132,11 +132,22 @@ impl DevStore {
         row.as_ref().map(invoice_from_row).transpose()
     }
 
-    /// Invoices that time can still change (OPEN or ACCEPTED).
-    pub async fn live(&self) -> Result<Vec<DevInvoice>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM dev_invoices WHERE state IN ('OPEN', 'ACCEPTED')")
-            .fetch_all(&self.pool)
-            .await?;
+    /// Invoices that time may have changed: OPEN ones whose expiry has passed at `now_unix`,
+    /// ACCEPTED ones whose HTLC expiry height is at most `cancel_height` (height + delta).
+    pub async fn due(
+        &self,
+        now_unix: u64,
+        cancel_height: u32,
+    ) -> Result<Vec<DevInvoice>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM dev_invoices WHERE state = 'OPEN' AND created_at + expiry_secs <= ?
+             UNION ALL
+             SELECT * FROM dev_invoices WHERE state = 'ACCEPTED' AND htlc_expiry_height <= ?",
+        )
+        .bind(to_i64(now_unix)?)
+        .bind(i64::from(cancel_height))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(invoice_from_row).collect()
     }
 

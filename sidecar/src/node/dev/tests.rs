@@ -334,3 +334,49 @@ fn mainnet_invoice() -> String {
         .unwrap()
         .to_string()
 }
+
+#[tokio::test]
+async fn a_finished_subscription_leaves_no_watcher_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = open(dir.path()).await;
+    let hash = PaymentHash([14; 32]);
+    node.create_hold_invoice(&hash, &request(1_000)).await.unwrap();
+    let first = node.subscribe(&hash).await.unwrap();
+    let mut second = node.subscribe(&hash).await.unwrap();
+    drop(first);
+    assert_eq!(node.inner.watchers.lock().unwrap().len(), 1, "one subscriber left");
+    next_update(&mut second).await;
+    node.cancel(&hash).await.unwrap();
+    assert_eq!(next_update(&mut second).await.state, InvoiceState::Canceled);
+    assert!(stream_ended(&mut second).await);
+    drop(second);
+    assert!(node.inner.watchers.lock().unwrap().is_empty());
+}
+
+/// Throughput of hold-invoice creation (sign + durable insert). Run in release:
+/// `cargo test --release -p lightning-wall dev_node_mints -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a throughput measurement: run in release mode"]
+async fn dev_node_mints_at_least_2000_hold_invoices_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = open(dir.path()).await;
+    let count = 10_000u32;
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..8u32 {
+        let node = node.clone();
+        tasks.spawn(async move {
+            for i in (worker..count).step_by(8) {
+                let mut hash = [0u8; 32];
+                hash[..4].copy_from_slice(&i.to_be_bytes());
+                node.create_hold_invoice(&PaymentHash(hash), &request(1_000))
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    tasks.join_all().await;
+    let per_second = f64::from(count) / started.elapsed().as_secs_f64();
+    println!("dev node: {per_second:.0} hold invoices/s");
+    assert!(per_second >= 2_000.0, "{per_second:.0}/s");
+}
