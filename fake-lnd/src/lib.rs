@@ -33,6 +33,8 @@ pub struct FakeLndOptions {
     pub block_height: u32,
     /// lnd's `holdexpirydelta` (18 in v0.21).
     pub hold_expiry_delta: u32,
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
 }
 
 impl Default for FakeLndOptions {
@@ -41,6 +43,7 @@ impl Default for FakeLndOptions {
             network: "regtest".to_owned(),
             block_height: 500,
             hold_expiry_delta: 18,
+            port: 0,
         }
     }
 }
@@ -97,7 +100,7 @@ impl FakeLnd {
 
     pub async fn start_with(options: FakeLndOptions) -> std::io::Result<Self> {
         let cert = LndLikeCert::generate().map_err(std::io::Error::other)?;
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
         let (changes, _) = broadcast::channel(4096);
         let (kill_streams, _) = watch::channel(0);
