@@ -340,11 +340,17 @@ async fn a_finished_subscription_leaves_no_watcher_behind() {
     let dir = tempfile::tempdir().unwrap();
     let (node, _) = open(dir.path()).await;
     let hash = PaymentHash([14; 32]);
-    node.create_hold_invoice(&hash, &request(1_000)).await.unwrap();
+    node.create_hold_invoice(&hash, &request(1_000))
+        .await
+        .unwrap();
     let first = node.subscribe(&hash).await.unwrap();
     let mut second = node.subscribe(&hash).await.unwrap();
     drop(first);
-    assert_eq!(node.inner.watchers.lock().unwrap().len(), 1, "one subscriber left");
+    assert_eq!(
+        node.inner.watchers.lock().unwrap().len(),
+        1,
+        "one subscriber left"
+    );
     next_update(&mut second).await;
     node.cancel(&hash).await.unwrap();
     assert_eq!(next_update(&mut second).await.state, InvoiceState::Canceled);

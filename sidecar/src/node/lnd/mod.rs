@@ -205,14 +205,25 @@ impl LndNode {
     ) -> Result<impl futures_core::Stream<Item = Result<InvoiceStatus, NodeError>> + use<>, NodeError>
     {
         let path = format!("/v2/invoices/subscribe/{}", wire::url_bytes(&hash.0));
-        let response = self
-            .request(Method::GET, &path)
-            .send()
-            .await
-            .map_err(transport)?;
+        // Bound the wait for the response head only; the body is a stream that may stay quiet
+        // for as long as the invoice does not change.
+        let response = tokio::time::timeout(
+            self.inner.config.timeout,
+            self.request(Method::GET, &path).send(),
+        )
+        .await
+        .map_err(|_| {
+            NodeError::Unavailable("lnd: opening the invoice stream timed out".to_owned())
+        })?
+        .map_err(transport)?;
         let status = response.status();
         if !status.is_success() {
-            let bytes = response.bytes().await.map_err(transport)?;
+            let bytes = tokio::time::timeout(self.inner.config.timeout, response.bytes())
+                .await
+                .map_err(|_| {
+                    NodeError::Unavailable("lnd: reading an error body timed out".to_owned())
+                })?
+                .map_err(transport)?;
             return Err(wire::map_error(status.as_u16(), &bytes));
         }
         Ok(ndjson::<wire::Invoice>(response)
