@@ -29,8 +29,8 @@ use rules::DevInvoice;
 use store::DevStore;
 
 use super::{
-    CreatedInvoice, InvoiceRequest, InvoiceStatus, InvoiceUpdates, Node, NodeError, NodeInfo,
-    PaymentHash, PaymentOutcome, Preimage,
+    CreatedInvoice, InvoiceRequest, InvoiceState, InvoiceStatus, InvoiceUpdates, Node, NodeError,
+    NodeInfo, PaymentHash, PaymentOutcome, Preimage,
 };
 
 /// lnd's default final CLTV delta for invoices (`cltv_expiry` 80).
@@ -56,6 +56,9 @@ pub struct DevNodeConfig {
     /// How often expiry and auto-cancel are applied in the background; `None` = only when
     /// [`DevNode::sweep`] is called (tests that drive time by hand).
     pub sweep_interval: Option<Duration>,
+    /// How often a quiet subscription re-reads its invoice, to see changes made by another
+    /// process sharing the data dir (changes in this process wake it at once).
+    pub subscription_recheck: Duration,
 }
 
 impl DevNodeConfig {
@@ -66,6 +69,7 @@ impl DevNodeConfig {
             start_height: 1_000,
             hold_expiry_delta: DEFAULT_HOLD_EXPIRY_DELTA,
             sweep_interval: Some(Duration::from_secs(1)),
+            subscription_recheck: Duration::from_secs(2),
         }
     }
 }
@@ -183,19 +187,21 @@ impl DevNode {
 
     /// Mines `blocks` simulated blocks at once (persisted), then applies auto-cancel.
     pub async fn advance_blocks(&self, blocks: u32) -> Result<(), DevNodeError> {
-        {
-            let _writing = self.inner.writes.lock().await;
-            self.inner.store.add_blocks(blocks).await?;
-            let mut chain = self.inner.chain.lock().unwrap_or_else(|e| e.into_inner());
-            chain.extra_blocks = chain.extra_blocks.saturating_add(blocks);
-        }
+        self.inner.store.add_blocks(blocks).await?;
         self.sweep().await?;
         Ok(())
     }
 
     /// Applies what time has done (expiry of OPEN invoices, auto-cancel of held ones) to every
-    /// live invoice; returns how many changed. Runs in the background every `sweep_interval`.
+    /// due invoice; returns how many changed. Runs in the background every `sweep_interval`.
+    /// Also re-reads the chain, which another process sharing the data dir may have mined.
     pub async fn sweep(&self) -> Result<usize, DevNodeError> {
+        let chain = self
+            .inner
+            .store
+            .chain(self.now_unix(), self.inner.config.start_height)
+            .await?;
+        *self.inner.chain.lock().unwrap_or_else(|e| e.into_inner()) = chain;
         let _writing = self.inner.writes.lock().await;
         let (now, height) = (self.now_unix(), self.height());
         let delta = self.inner.config.hold_expiry_delta;
@@ -207,8 +213,10 @@ impl DevNode {
             .await?
         {
             if let Some(next) = rules::time_passes(&invoice, now, height, delta) {
-                self.persist(&next).await?;
-                changed += 1;
+                // Lost to another process: it changed the invoice first, nothing to do.
+                if self.persist(&next, invoice.state).await? {
+                    changed += 1;
+                }
             }
         }
         Ok(changed)
@@ -220,13 +228,13 @@ impl DevNode {
     pub async fn simulate_payment(&self, bolt11: &str) -> Result<DevPayment, DevPayError> {
         let invoice = self.own_invoice(bolt11)?;
         let hash = PaymentHash(invoice.payment_hash().to_byte_array());
-        let _writing = self.inner.writes.lock().await;
-        let current = self
-            .load_locked(&hash)
-            .await?
-            .ok_or(DevPayError::UnknownInvoice)?;
-        let (paid, payment) = rules::pay(&current, self.now_unix(), self.height())?;
-        self.persist(&paid).await?;
+        let payment = self
+            .transition(&hash, |current, now, height| {
+                let current = current.ok_or(DevPayError::UnknownInvoice)?;
+                let (paid, payment) = rules::pay(current, now, height)?;
+                Ok::<_, DevPayError>((Some(paid), payment))
+            })
+            .await?;
         tracing::info!(payment_hash = %hex::encode(hash.0), ?payment, "dev node: simulated payment");
         Ok(payment)
     }
@@ -252,25 +260,51 @@ impl DevNode {
         self.inner.clock.now().as_secs()
     }
 
-    /// Reads an invoice with what time has done to it applied (and persisted). Caller holds
-    /// `writes`.
-    async fn load_locked(&self, hash: &PaymentHash) -> Result<Option<DevInvoice>, StoreError> {
-        let Some(invoice) = self.inner.store.get(hash).await? else {
-            return Ok(None);
-        };
+    /// The one way an invoice changes: read it, apply what time has done, apply `rule`, and
+    /// write the result only if the stored state is still the one read. Another process sharing
+    /// the data dir (two sidecar replicas on one dev node) may have changed it meanwhile: then
+    /// read again and re-apply, so two actions on one invoice never both take effect.
+    async fn transition<T, E: From<StoreError>>(
+        &self,
+        hash: &PaymentHash,
+        rule: impl Fn(Option<&DevInvoice>, u64, u32) -> Result<(rules::Change, T), E>,
+    ) -> Result<T, E> {
+        let _writing = self.inner.writes.lock().await;
         let delta = self.inner.config.hold_expiry_delta;
-        match rules::time_passes(&invoice, self.now_unix(), self.height(), delta) {
-            Some(next) => {
-                self.persist(&next).await?;
-                Ok(Some(next))
+        for _ in 0..MAX_CONFLICTS {
+            let stored = self.inner.store.get(hash).await?;
+            let (now, height) = (self.now_unix(), self.height());
+            let aged = stored
+                .as_ref()
+                .and_then(|invoice| rules::time_passes(invoice, now, height, delta));
+            let (change, answer) = match rule(aged.as_ref().or(stored.as_ref()), now, height) {
+                Ok(outcome) => outcome,
+                Err(refused) => {
+                    // A refusal still records what time did (e.g. an expired invoice).
+                    if let (Some(stored), Some(aged)) = (&stored, &aged) {
+                        self.persist(aged, stored.state).await?;
+                    }
+                    return Err(refused);
+                }
+            };
+            match (change.or(aged), &stored) {
+                (Some(next), Some(stored)) if !self.persist(&next, stored.state).await? => continue,
+                _ => return Ok(answer),
             }
-            None => Ok(Some(invoice)),
         }
+        Err(StoreError::Contended(MAX_CONFLICTS).into())
     }
 
-    /// Persists a changed invoice, then tells subscribers (persist before announcing).
-    async fn persist(&self, invoice: &DevInvoice) -> Result<(), StoreError> {
-        self.inner.store.update(invoice).await?;
+    /// Writes a changed invoice if its stored state is still `expected`, then wakes its
+    /// subscribers (persist before announcing). `Ok(false)`: someone changed it first.
+    async fn persist(
+        &self,
+        invoice: &DevInvoice,
+        expected: InvoiceState,
+    ) -> Result<bool, StoreError> {
+        if !self.inner.store.update(invoice, expected).await? {
+            return Ok(false);
+        }
         let mut watchers = self
             .inner
             .watchers
@@ -283,21 +317,22 @@ impl DevNode {
                 watcher.send_modify(|n| *n = n.wrapping_add(1));
             }
         }
-        Ok(())
+        Ok(true)
     }
 
+    /// The invoice now, with what time has done applied.
     async fn current(&self, hash: &PaymentHash) -> Result<DevInvoice, NodeError> {
-        let invoice = self.inner.store.get(hash).await.map_err(unavailable)?;
+        let invoice = self.inner.store.get(hash).await?;
         let invoice = invoice.ok_or(NodeError::NotFound)?;
         let delta = self.inner.config.hold_expiry_delta;
         if rules::time_passes(&invoice, self.now_unix(), self.height(), delta).is_none() {
             return Ok(invoice);
         }
-        let _writing = self.inner.writes.lock().await;
-        self.load_locked(hash)
-            .await
-            .map_err(unavailable)?
-            .ok_or(NodeError::NotFound)
+        self.transition(hash, |current, _, _| {
+            let current = current.ok_or(NodeError::NotFound)?;
+            Ok((None, current.clone()))
+        })
+        .await
     }
 
     fn watch(&self, hash: PaymentHash) -> Watch {
@@ -317,22 +352,17 @@ impl DevNode {
         }
     }
 
-    /// Applies `rule` to the invoice under the write lock and persists what it returns.
+    /// Applies a settle/cancel rule to an existing invoice.
     async fn change(
         &self,
         hash: &PaymentHash,
-        rule: impl FnOnce(&DevInvoice) -> Result<rules::Change, NodeError>,
+        rule: impl Fn(&DevInvoice) -> Result<rules::Change, NodeError>,
     ) -> Result<(), NodeError> {
-        let _writing = self.inner.writes.lock().await;
-        let current = self
-            .load_locked(hash)
-            .await
-            .map_err(unavailable)?
-            .ok_or(NodeError::NotFound)?;
-        if let Some(next) = rule(&current)? {
-            self.persist(&next).await.map_err(unavailable)?;
-        }
-        Ok(())
+        self.transition(hash, |current, _, _| {
+            let current = current.ok_or(NodeError::NotFound)?;
+            Ok((rule(current)?, ()))
+        })
+        .await
     }
 
     async fn create(
@@ -370,7 +400,7 @@ impl DevNode {
             payment_hash: hash,
             preimage,
             is_hold: preimage.is_none(),
-            state: super::InvoiceState::Open,
+            state: InvoiceState::Open,
             amount_msat: request.amount_msat,
             amount_paid_msat: 0,
             memo: request.memo.clone(),
@@ -447,11 +477,15 @@ impl Node for DevNode {
         let first = self.current(hash).await?.status();
         let node = self.clone();
         let hash = *hash;
+        let recheck = self.inner.config.subscription_recheck;
         Ok(Box::pin(async_stream::stream! {
             let mut last = first.clone();
             yield Ok(first);
             while !last.state.is_final() {
-                if watch.changes.changed().await.is_err() {
+                // Woken by a change in this process, or re-read after `subscription_recheck` for
+                // changes made by another process sharing the data dir.
+                let woken = tokio::time::timeout(recheck, watch.changes.changed()).await;
+                if matches!(woken, Ok(Err(_))) {
                     return;
                 }
                 match node.current(&hash).await {
@@ -565,6 +599,15 @@ fn same_status(a: &InvoiceStatus, b: &InvoiceStatus) -> bool {
 fn unavailable(e: StoreError) -> NodeError {
     NodeError::Unavailable(e.to_string())
 }
+
+impl From<StoreError> for NodeError {
+    fn from(e: StoreError) -> Self {
+        unavailable(e)
+    }
+}
+
+/// Attempts before a transition gives up on an invoice that keeps changing under it.
+const MAX_CONFLICTS: usize = 16;
 
 async fn sweep_forever(node: Weak<Inner>, every: Duration) {
     let mut ticks = tokio::time::interval(every);

@@ -24,6 +24,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("dev node database holds a malformed row: {0}")]
     Corrupt(String),
+    #[error("an invoice kept changing under {0} attempts to update it")]
+    Contended(usize),
 }
 
 #[derive(Clone, Debug)]
@@ -106,12 +108,17 @@ impl DevStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Writes the mutable fields of an invoice that a rule changed.
-    pub async fn update(&self, invoice: &DevInvoice) -> Result<(), StoreError> {
-        sqlx::query(
+    /// Writes the mutable fields of an invoice that a rule changed, only if its stored state is
+    /// still `expected` (every transition changes the state); `Ok(false)` otherwise.
+    pub async fn update(
+        &self,
+        invoice: &DevInvoice,
+        expected: InvoiceState,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
             "UPDATE dev_invoices SET preimage = ?, state = ?, amount_paid_msat = ?,
                  htlc_expiry_height = ?, accept_height = ?
-             WHERE payment_hash = ?",
+             WHERE payment_hash = ? AND state = ?",
         )
         .bind(invoice.preimage.map(|p| p.0.to_vec()))
         .bind(state_name(invoice.state))
@@ -119,9 +126,10 @@ impl DevStore {
         .bind(invoice.htlc_expiry_height.map(i64::from))
         .bind(invoice.accept_height.map(i64::from))
         .bind(invoice.payment_hash.0.as_slice())
+        .bind(state_name(expected))
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn get(&self, hash: &PaymentHash) -> Result<Option<DevInvoice>, StoreError> {

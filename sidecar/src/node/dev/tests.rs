@@ -386,3 +386,70 @@ async fn dev_node_mints_at_least_2000_hold_invoices_per_second() {
     println!("dev node: {per_second:.0} hold invoices/s");
     assert!(per_second >= 2_000.0, "{per_second:.0}/s");
 }
+
+/// Two nodes on one data dir stand for two sidecar processes sharing one dev node.
+async fn open_twice(dir: &std::path::Path) -> (DevNode, DevNode) {
+    let clock = Arc::new(ManualClock::starting_now());
+    let shared = DevNodeConfig {
+        subscription_recheck: Duration::from_millis(50),
+        ..config(dir)
+    };
+    let a = DevNode::open_with_clock(shared.clone(), clock.clone())
+        .await
+        .unwrap();
+    let b = DevNode::open_with_clock(shared, clock).await.unwrap();
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_sharing_a_dev_node_never_both_act_on_one_invoice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = open_twice(dir.path()).await;
+    let mut races = tokio::task::JoinSet::new();
+    for i in 0..40u8 {
+        let preimage = Preimage([i; 32]);
+        let hash = hash_of(&preimage);
+        let created = a.create_hold_invoice(&hash, &request(1_000)).await.unwrap();
+        b.simulate_payment(&created.payment_request).await.unwrap();
+        let (a, b) = (a.clone(), b.clone());
+        races.spawn(async move {
+            let (settled, canceled) = tokio::join!(a.settle(&preimage), b.cancel(&hash));
+            assert!(
+                settled.is_ok() != canceled.is_ok(),
+                "exactly one must win: settle {settled:?}, cancel {canceled:?}"
+            );
+            let expected = if settled.is_ok() {
+                InvoiceState::Settled
+            } else {
+                InvoiceState::Canceled
+            };
+            assert_eq!(a.lookup(&hash).await.unwrap().state, expected);
+            assert_eq!(b.lookup(&hash).await.unwrap().state, expected);
+        });
+    }
+    while let Some(race) = races.join_next().await {
+        race.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_subscriber_sees_changes_made_by_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = open_twice(dir.path()).await;
+    let hash = PaymentHash([15; 32]);
+    let created = a.create_hold_invoice(&hash, &request(1_000)).await.unwrap();
+    let mut updates = a.subscribe(&hash).await.unwrap();
+    assert_eq!(next_update(&mut updates).await.state, InvoiceState::Open);
+    b.simulate_payment(&created.payment_request).await.unwrap();
+    assert_eq!(
+        next_update(&mut updates).await.state,
+        InvoiceState::Accepted
+    );
+    b.advance_blocks(7).await.unwrap();
+    a.sweep().await.unwrap();
+    assert_eq!(
+        a.height(),
+        b.height(),
+        "blocks mined by one are seen by the other"
+    );
+}
