@@ -31,7 +31,7 @@ pub struct LndConfig {
     /// lnd's `tls.cert` (PEM). Re-read when lnd presents another certificate.
     pub tls_cert_path: PathBuf,
     /// A macaroon with `invoices:read invoices:write info:read` (+ `offchain:*` for rewards).
-    pub macaroon_path: PathBuf,
+    pub macaroon: Macaroon,
     /// The network lnd must be on (`mainnet`, `testnet`, `signet`, `regtest`, `simnet`).
     pub network: String,
     /// lnd's `holdexpirydelta` (18 in v0.21, 12 before): not exposed by getinfo.
@@ -58,7 +58,7 @@ impl LndConfig {
         Self {
             url: url.into(),
             tls_cert_path: tls_cert_path.into(),
-            macaroon_path: macaroon_path.into(),
+            macaroon: Macaroon::File(macaroon_path.into()),
             network: network.into(),
             hold_expiry_delta: 18,
             timeout: Duration::from_secs(10),
@@ -67,6 +67,51 @@ impl LndConfig {
             reconnect_max: Duration::from_secs(30),
             payment_timeout: Duration::from_secs(60),
         }
+    }
+}
+
+/// Where the macaroon comes from: lnd's file (binary, as `lncli bakemacaroon --save_to` writes
+/// it), or its bytes already read (e.g. from an environment variable). Hex text is accepted in
+/// both and decoded. `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Macaroon {
+    File(PathBuf),
+    Value(Vec<u8>),
+}
+
+impl std::fmt::Debug for Macaroon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+            Self::Value(_) => f.write_str("Value(<redacted>)"),
+        }
+    }
+}
+
+impl Macaroon {
+    /// The macaroon's binary form.
+    fn load(&self) -> Result<Vec<u8>, LndConnectError> {
+        let raw = match self {
+            Self::File(path) => {
+                std::fs::read(path).map_err(|source| LndConnectError::Macaroon {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            Self::Value(bytes) => bytes.clone(),
+        };
+        // A binary macaroon starts with a version byte (0x02 for V2), never an ASCII hex digit,
+        // so hex text is told apart safely.
+        let text = raw.trim_ascii();
+        if !text.is_empty() && text.len() % 2 == 0 && text.iter().all(u8::is_ascii_hexdigit) {
+            if let Ok(decoded) = hex::decode(text) {
+                return Ok(decoded);
+            }
+        }
+        if raw.is_empty() {
+            return Err(LndConnectError::EmptyMacaroon);
+        }
+        Ok(raw)
     }
 }
 
@@ -79,6 +124,8 @@ pub enum LndConnectError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the lnd macaroon is empty")]
+    EmptyMacaroon,
     #[error("building the HTTP client for lnd: {0}")]
     Client(String),
     #[error("lnd at {url} did not answer getinfo: {source}")]
@@ -121,11 +168,7 @@ impl LndNode {
     /// Reads the cert and macaroon, calls getinfo, refuses a node on another network.
     pub async fn connect(config: LndConfig) -> Result<Self, LndConnectError> {
         let tls = pinned_cert::client_config(&config.tls_cert_path)?;
-        let macaroon =
-            std::fs::read(&config.macaroon_path).map_err(|source| LndConnectError::Macaroon {
-                path: config.macaroon_path.clone(),
-                source,
-            })?;
+        let macaroon = config.macaroon.load()?;
         let mut macaroon = HeaderValue::from_str(&hex::encode(macaroon))
             .map_err(|e| LndConnectError::Client(e.to_string()))?;
         macaroon.set_sensitive(true);

@@ -435,7 +435,10 @@ async fn a_wrong_macaroon_is_refused_and_never_echoed() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_for(&fake, dir.path());
     let wrong = [0x5a_u8; 32];
-    std::fs::write(&config.macaroon_path, wrong).unwrap();
+    let Macaroon::File(path) = &config.macaroon else {
+        unreachable!()
+    };
+    std::fs::write(path, wrong).unwrap();
     let err = LndNode::connect(config).await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("verification failed"), "{text}");
@@ -540,4 +543,40 @@ async fn fake_lnd_rejects_unknown_request_fields_like_lnd() {
     assert_eq!(body["code"], 3);
     assert!(body["message"].as_str().unwrap().contains("unknown field"));
     assert_eq!(body["details"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn the_macaroon_can_be_given_as_bytes_or_hex_text() {
+    let fake = FakeLnd::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_for(&fake, dir.path());
+    let as_bytes = LndConfig {
+        macaroon: Macaroon::Value(fake.macaroon()),
+        ..config.clone()
+    };
+    LndNode::connect(as_bytes).await.unwrap();
+    let as_hex = LndConfig {
+        macaroon: Macaroon::Value(format!("{}\n", hex::encode(fake.macaroon())).into_bytes()),
+        ..config.clone()
+    };
+    LndNode::connect(as_hex).await.unwrap();
+    let hex_file = dir.path().join("macaroon.hex");
+    std::fs::write(&hex_file, hex::encode(fake.macaroon())).unwrap();
+    LndNode::connect(LndConfig {
+        macaroon: Macaroon::File(hex_file),
+        ..config.clone()
+    })
+    .await
+    .unwrap();
+    assert!(
+        !format!("{:?}", Macaroon::Value(fake.macaroon())).contains(&hex::encode(fake.macaroon()))
+    );
+    assert!(matches!(
+        LndNode::connect(LndConfig {
+            macaroon: Macaroon::Value(Vec::new()),
+            ..config
+        })
+        .await,
+        Err(LndConnectError::EmptyMacaroon)
+    ));
 }
