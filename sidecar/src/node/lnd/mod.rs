@@ -103,10 +103,11 @@ impl Macaroon {
         // A binary macaroon starts with a version byte (0x02 for V2), never an ASCII hex digit,
         // so hex text is told apart safely.
         let text = raw.trim_ascii();
-        if !text.is_empty() && text.len() % 2 == 0 && text.iter().all(u8::is_ascii_hexdigit) {
-            if let Ok(decoded) = hex::decode(text) {
-                return Ok(decoded);
-            }
+        if !text.is_empty()
+            && text.iter().all(u8::is_ascii_hexdigit)
+            && let Ok(decoded) = hex::decode(text)
+        {
+            return Ok(decoded);
         }
         if raw.is_empty() {
             return Err(LndConnectError::EmptyMacaroon);
