@@ -453,3 +453,74 @@ async fn a_subscriber_sees_changes_made_by_another_process() {
         "blocks mined by one are seen by the other"
     );
 }
+
+const CHILD_DIR: &str = "LIGHTNING_WALL_DEV_NODE_CHILD_DIR";
+
+/// The victim of the kill -9 test below: creates and pays hold invoices forever, printing each
+/// one only after the dev node acknowledged the payment. Does nothing unless started by it.
+#[tokio::test]
+#[ignore = "run only as the child process of held_payments_survive_kill_9"]
+async fn dev_node_child_process() {
+    let Ok(dir) = std::env::var(CHILD_DIR) else {
+        return;
+    };
+    let node = DevNode::open(config(std::path::Path::new(&dir)))
+        .await
+        .unwrap();
+    loop {
+        let hash = PaymentHash(rand::random());
+        let created = node
+            .create_hold_invoice(&hash, &request(1_000))
+            .await
+            .unwrap();
+        node.simulate_payment(&created.payment_request)
+            .await
+            .unwrap();
+        println!("held {}", hex::encode(hash.0));
+    }
+}
+
+#[test]
+fn held_payments_survive_kill_9() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut acknowledged = Vec::new();
+    for round in 0..3 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "node::dev::tests::dev_node_child_process",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CHILD_DIR, dir.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut held_this_round = 0;
+        for line in lines {
+            if let Some(hash) = line.unwrap().strip_prefix("held ") {
+                acknowledged.push(hash.to_owned());
+                held_this_round += 1;
+                // Kill at a different point each round, mid-way through the next payment.
+                if held_this_round == 20 + 17 * round {
+                    break;
+                }
+            }
+        }
+        child.kill().unwrap(); // SIGKILL on Unix: no destructors, no flush.
+        child.wait().unwrap();
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let node = DevNode::open(config(dir.path())).await.unwrap();
+        for hash in &acknowledged {
+            let hash = PaymentHash(hex::decode(hash).unwrap().try_into().unwrap());
+            let status = node.lookup(&hash).await.unwrap();
+            assert_eq!(status.state, InvoiceState::Accepted, "{hash:?} lost");
+            assert!(status.htlc_expiry_height.is_some());
+        }
+        assert_eq!(acknowledged.len(), 20 + 37 + 54);
+    });
+}
