@@ -283,6 +283,9 @@ fn expiry_secs(request: &InvoiceRequest) -> String {
     request.expiry.as_secs().to_string()
 }
 
+/// An invoice with many HTLCs is a few kB; anything this large is not lnd talking.
+const MAX_STREAM_LINE: usize = 4 << 20;
+
 /// Splits a chunked HTTP body into NDJSON lines of `{"result": T}`; an `{"error": …}` line or a
 /// broken body ends the stream with an error.
 fn ndjson<T: DeserializeOwned + Send + 'static>(
@@ -313,6 +316,12 @@ fn ndjson<T: DeserializeOwned + Send + 'static>(
                         return;
                     }
                 }
+            }
+            if buffer.len() > MAX_STREAM_LINE {
+                yield Err(NodeError::Rejected(format!(
+                    "lnd sent a stream line over {MAX_STREAM_LINE} bytes"
+                )));
+                return;
             }
             match body.next().await {
                 Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
