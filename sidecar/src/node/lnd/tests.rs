@@ -580,3 +580,44 @@ async fn the_macaroon_can_be_given_as_bytes_or_hex_text() {
         Err(LndConnectError::EmptyMacaroon)
     ));
 }
+
+#[tokio::test]
+async fn fake_lnd_refuses_standard_base64_in_a_query_and_calls_without_a_macaroon() {
+    // Guards the double's fidelity on the two pitfalls the client must avoid.
+    let Setup {
+        fake,
+        node,
+        config,
+        _dir,
+        ..
+    } = setup().await;
+    let hash = PaymentHash([0xfb; 32]);
+    node.create_hold_invoice(&hash, &request(1_000))
+        .await
+        .unwrap();
+    let tls = pinned_cert::client_config(&config.tls_cert_path).unwrap();
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap();
+    let standard = wire::body_bytes(&hash.0);
+    assert!(standard.contains('+') || standard.contains('/'));
+    let response = client
+        .get(format!(
+            "{}/v2/invoices/lookup?payment_hash={standard}",
+            fake.url()
+        ))
+        .header("Grpc-Metadata-macaroon", hex::encode(fake.macaroon()))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+    let response = client
+        .get(format!("{}/v1/getinfo", fake.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["message"], "expected 1 macaroon, got 0");
+}
