@@ -102,6 +102,38 @@ pub enum DevPayError {
     Store(#[from] StoreError),
 }
 
+impl DevPayError {
+    /// A stable code for the dev-only HTTP endpoint and `dev pay` output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed_invoice",
+            Self::WrongNetwork(_) => "wrong_network",
+            Self::UnknownInvoice => "unknown_invoice",
+            Self::Refused(PayRefused::Expired) => "invoice_expired",
+            Self::Refused(PayRefused::Canceled) => "invoice_canceled",
+            Self::Refused(PayRefused::AlreadyPaid) => "invoice_already_paid",
+            Self::Refused(PayRefused::Amountless) => "amountless_invoice",
+            Self::Store(_) => "dev_node_unavailable",
+        }
+    }
+}
+
+impl DevPayment {
+    /// What `lightning-wall dev pay` prints: `{"status":"settled","preimage":"<hex>"}` or
+    /// `{"status":"held","htlc_expiry_height":<n>}`. The preimage is the payer's proof of
+    /// payment, so showing it to the payer is the point.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Self::Settled { preimage } => {
+                serde_json::json!({"status": "settled", "preimage": hex::encode(preimage.0)})
+            }
+            Self::Held { htlc_expiry_height } => {
+                serde_json::json!({"status": "held", "htlc_expiry_height": htlc_expiry_height})
+            }
+        }
+    }
+}
+
 /// The embedded development node. Cheap to clone; all clones share one state.
 #[derive(Clone)]
 pub struct DevNode {

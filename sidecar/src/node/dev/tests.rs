@@ -71,10 +71,12 @@ async fn paying_a_normal_invoice_settles_it_and_reveals_the_preimage() {
     let status = node.lookup(&created.payment_hash).await.unwrap();
     assert_eq!(status.state, InvoiceState::Settled);
     assert_eq!(status.amount_paid_msat, 1_000);
+    let again = node.simulate_payment(&created.payment_request).await;
     assert!(matches!(
-        node.simulate_payment(&created.payment_request).await,
+        again,
         Err(DevPayError::Refused(PayRefused::AlreadyPaid))
     ));
+    assert_eq!(again.unwrap_err().code(), "invoice_already_paid");
 }
 
 #[tokio::test]
@@ -96,6 +98,10 @@ async fn held_payment_and_chain_height_survive_a_restart() {
         panic!("a hold invoice must be held");
     };
     assert_eq!(htlc_expiry_height, height + 144);
+    assert_eq!(
+        DevPayment::Held { htlc_expiry_height }.to_json()["status"],
+        "held"
+    );
     let pubkey = node.pubkey();
     drop(node);
 
