@@ -530,3 +530,47 @@ fn held_payments_survive_kill_9() {
         assert_eq!(acknowledged.len(), 20 + 37 + 54);
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_subscribers_each_see_their_own_invoice_change_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = open(dir.path()).await;
+    let mut invoices = Vec::new();
+    let mut waiters = tokio::task::JoinSet::new();
+    for i in 0..1_000u32 {
+        let mut hash = [0u8; 32];
+        hash[..4].copy_from_slice(&i.to_be_bytes());
+        let hash = PaymentHash(hash);
+        let created = node
+            .create_hold_invoice(&hash, &request(1_000))
+            .await
+            .unwrap();
+        let mut updates = node.subscribe(&hash).await.unwrap();
+        assert_eq!(next_update(&mut updates).await.state, InvoiceState::Open);
+        waiters.spawn(async move {
+            let held = tokio::time::timeout(Duration::from_secs(60), updates.next())
+                .await
+                .expect("no update within 60 s")
+                .unwrap()
+                .unwrap();
+            (hash, held)
+        });
+        invoices.push(created);
+    }
+    for created in &invoices {
+        node.simulate_payment(&created.payment_request)
+            .await
+            .unwrap();
+    }
+    let mut seen = 0;
+    while let Some(waiter) = waiters.join_next().await {
+        let (hash, held) = waiter.unwrap();
+        assert_eq!(
+            held.payment_hash, hash,
+            "a subscriber got another invoice's update"
+        );
+        assert_eq!(held.state, InvoiceState::Accepted);
+        seen += 1;
+    }
+    assert_eq!(seen, 1_000);
+}
