@@ -19,8 +19,8 @@ use sha2::{Digest, Sha256};
 pub use pinned_cert::PinError;
 
 use super::{
-    CreatedInvoice, InvoiceRequest, InvoiceStatus, InvoiceUpdates, Node, NodeError, NodeInfo,
-    PaymentHash, PaymentOutcome, Preimage,
+    CreatedInvoice, InvoiceRequest, InvoiceState, InvoiceStatus, InvoiceUpdates, Node, NodeError,
+    NodeInfo, PaymentHash, PaymentOutcome, Preimage,
 };
 
 /// How to reach lnd; the sidecar's YAML `node: {backend: lnd, ...}` maps onto it.
@@ -335,10 +335,28 @@ fn ndjson<T: DeserializeOwned + Send + 'static>(
     }
 }
 
-fn same_status(a: &InvoiceStatus, b: &InvoiceStatus) -> bool {
-    a.state == b.state
-        && a.amount_paid_msat == b.amount_paid_msat
-        && a.htlc_expiry_height == b.htlc_expiry_height
+/// Whether `next` is news after `last`. Lookups and stream messages interleave (a message
+/// buffered before a reconciling lookup can arrive after it), so a state that goes backwards
+/// (lnd's states only move OPEN -> ACCEPTED -> SETTLED/CANCELED) is stale, never news.
+fn is_news(next: &InvoiceStatus, last: &InvoiceStatus) -> bool {
+    fn rank(state: InvoiceState) -> u8 {
+        match state {
+            InvoiceState::Open => 0,
+            InvoiceState::Accepted => 1,
+            InvoiceState::Settled | InvoiceState::Canceled => 2,
+        }
+    }
+    if last.state.is_final() {
+        return false;
+    }
+    match rank(next.state).cmp(&rank(last.state)) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => {
+            next.amount_paid_msat != last.amount_paid_msat
+                || next.htlc_expiry_height != last.htlc_expiry_height
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -468,7 +486,7 @@ impl Node for LndNode {
                             };
                             match next {
                                 Some(Ok(status)) => {
-                                    if !same_status(&status, &last) {
+                                    if is_news(&status, &last) {
                                         last = status.clone();
                                         yield Ok(status);
                                     }
@@ -498,7 +516,7 @@ impl Node for LndNode {
                 // Reconcile by lookup: whatever happened while we were not listening.
                 match node.lookup(&hash).await {
                     Ok(status) => {
-                        if !same_status(&status, &last) {
+                        if is_news(&status, &last) {
                             last = status.clone();
                             yield Ok(status);
                         }

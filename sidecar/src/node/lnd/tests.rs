@@ -621,3 +621,39 @@ async fn fake_lnd_refuses_standard_base64_in_a_query_and_calls_without_a_macaroo
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["message"], "expected 1 macaroon, got 0");
 }
+
+#[test]
+fn a_stale_state_after_a_newer_one_is_not_news() {
+    let at = |state| InvoiceStatus {
+        payment_hash: PaymentHash([1; 32]),
+        state,
+        amount_msat: 1_000,
+        amount_paid_msat: 0,
+        htlc_expiry_height: None,
+        created_at: 0,
+        expiry: Duration::from_secs(600),
+    };
+    assert!(is_news(
+        &at(InvoiceState::Accepted),
+        &at(InvoiceState::Open)
+    ));
+    assert!(!is_news(
+        &at(InvoiceState::Open),
+        &at(InvoiceState::Accepted)
+    ));
+    assert!(!is_news(&at(InvoiceState::Open), &at(InvoiceState::Open)));
+    assert!(is_news(
+        &at(InvoiceState::Canceled),
+        &at(InvoiceState::Accepted)
+    ));
+    assert!(!is_news(
+        &at(InvoiceState::Settled),
+        &at(InvoiceState::Canceled)
+    ));
+    let paid = InvoiceStatus {
+        amount_paid_msat: 1_000,
+        htlc_expiry_height: Some(700),
+        ..at(InvoiceState::Accepted)
+    };
+    assert!(is_news(&paid, &at(InvoiceState::Accepted)));
+}
