@@ -63,6 +63,7 @@ pub(crate) struct Shared {
     macaroon: Vec<u8>,
     changes: broadcast::Sender<[u8; 32]>,
     kill_streams: watch::Sender<u64>,
+    silenced: std::sync::atomic::AtomicBool,
     requests: Mutex<Vec<String>>,
 }
 
@@ -113,6 +114,7 @@ impl FakeLnd {
             macaroon: rand::random::<[u8; 32]>().to_vec(),
             changes,
             kill_streams,
+            silenced: std::sync::atomic::AtomicBool::new(false),
             requests: Mutex::new(Vec::new()),
         });
         let fake = Self {
@@ -219,6 +221,15 @@ impl FakeLnd {
     /// Cuts every open stream mid-way (no final chunk), as a proxy timeout would.
     pub fn drop_streams(&self) {
         self.shared.kill_streams.send_modify(|n| *n += 1);
+    }
+
+    /// Open streams go quiet without closing (a proxy that dropped them silently; lnd sends no
+    /// keepalives, so the client cannot tell). New streams send their first message, then go
+    /// quiet too. `drop_streams` still cuts them.
+    pub fn silence_streams(&self, silenced: bool) {
+        self.shared
+            .silenced
+            .store(silenced, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Every request seen, as `"<METHOD> <path>"`, oldest first.

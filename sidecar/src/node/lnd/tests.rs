@@ -657,3 +657,36 @@ fn a_stale_state_after_a_newer_one_is_not_news() {
     };
     assert!(is_news(&paid, &at(InvoiceState::Accepted)));
 }
+
+#[tokio::test]
+async fn a_stream_that_went_silent_is_caught_up_by_periodic_lookup() {
+    let fake = FakeLnd::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = LndConfig {
+        stream_recheck: Duration::from_millis(200),
+        ..config_for(&fake, dir.path())
+    };
+    let node = LndNode::connect(config).await.unwrap();
+    let hash = PaymentHash([0x16; 32]);
+    node.create_hold_invoice(&hash, &request(2_000))
+        .await
+        .unwrap();
+    let mut updates = pump(node.subscribe(&hash).await.unwrap());
+    assert_eq!(
+        received(&mut updates).await.unwrap().state,
+        InvoiceState::Open
+    );
+    subscriptions_reach(&fake, 1).await;
+    fake.silence_streams(true);
+    fake.pay(hash.0).unwrap();
+    assert_eq!(
+        received(&mut updates).await.unwrap().state,
+        InvoiceState::Accepted
+    );
+    node.cancel(&hash).await.unwrap();
+    assert_eq!(
+        received(&mut updates).await.unwrap().state,
+        InvoiceState::Canceled
+    );
+    assert_eq!(received(&mut updates).await, None);
+}
