@@ -49,16 +49,17 @@ pub struct LndConfig {
 }
 
 impl LndConfig {
+    /// `macaroon`: a path (`PathBuf`, `&Path`) or a [`Macaroon`].
     pub fn new(
         url: impl Into<String>,
         tls_cert_path: impl Into<PathBuf>,
-        macaroon_path: impl Into<PathBuf>,
+        macaroon: impl Into<Macaroon>,
         network: impl Into<String>,
     ) -> Self {
         Self {
             url: url.into(),
             tls_cert_path: tls_cert_path.into(),
-            macaroon: Macaroon::File(macaroon_path.into()),
+            macaroon: macaroon.into(),
             network: network.into(),
             hold_expiry_delta: 18,
             timeout: Duration::from_secs(10),
@@ -85,6 +86,18 @@ impl std::fmt::Debug for Macaroon {
             Self::File(path) => f.debug_tuple("File").field(path).finish(),
             Self::Value(_) => f.write_str("Value(<redacted>)"),
         }
+    }
+}
+
+impl From<PathBuf> for Macaroon {
+    fn from(path: PathBuf) -> Self {
+        Self::File(path)
+    }
+}
+
+impl From<&std::path::Path> for Macaroon {
+    fn from(path: &std::path::Path) -> Self {
+        Self::File(path.to_path_buf())
     }
 }
 
