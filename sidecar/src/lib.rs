@@ -1,4 +1,5 @@
 //! The lightning-wall sidecar: talks to the Lightning node, runs the deposit lifecycle, serves the
 //! wall's endpoints. Everything stateful lives here; the filter stays stateless.
 
+pub mod config;
 pub mod node;

@@ -89,8 +89,13 @@ pub struct NodeInfo {
 /// Outcome of paying an invoice (rewards).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PaymentOutcome {
-    Succeeded { preimage_hex: String, fee_msat: u64 },
-    Failed { reason: String },
+    Succeeded {
+        preimage_hex: String,
+        fee_msat: u64,
+    },
+    Failed {
+        reason: String,
+    },
     /// The node accepted the payment but its final state is not known yet (stream lost).
     InFlight,
 }
