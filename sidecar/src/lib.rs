@@ -2,4 +2,5 @@
 //! wall's endpoints. Everything stateful lives here; the filter stays stateless.
 
 pub mod config;
+pub mod deposit;
 pub mod node;
