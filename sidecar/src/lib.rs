@@ -4,3 +4,4 @@
 pub mod config;
 pub mod deposit;
 pub mod node;
+pub mod store;
