@@ -25,7 +25,7 @@ test: test-deps lint wasm unit
 ## test-deps: tools the tests need that a fresh machine lacks (pymacaroons for the cross-check)
 test-deps:
 	@python3 -c 'import pymacaroons' 2>/dev/null || \
-	  python3 -m pip install --quiet --disable-pip-version-check 'pymacaroons==0.13.0'
+	  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check 'pymacaroons==0.13.0'
 
 lint: fmt clippy clippy-wasm
 
