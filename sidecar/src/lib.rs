@@ -3,5 +3,7 @@
 
 pub mod config;
 pub mod deposit;
+pub mod metrics;
 pub mod node;
 pub mod store;
+pub mod testing;

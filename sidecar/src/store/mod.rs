@@ -157,4 +157,4 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
