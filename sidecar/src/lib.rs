@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod deposit;
+pub mod keys;
 pub mod metrics;
 pub mod node;
 pub mod store;

@@ -173,7 +173,7 @@ impl RecordingNode {
         Ok(CreatedInvoice {
             payment_hash: hash,
             // Not a valid BOLT11: this double is for engine tests, not for wallets.
-            payment_request: format!("lnbcrt-recording-{}", hex::encode(hash.0)),
+            payment_request: format!("lnbcrt1recording{}", hex::encode(hash.0)),
         })
     }
 }

@@ -63,7 +63,8 @@ CREATE TABLE audit_records (
 CREATE INDEX audit_by_hash ON audit_records (payment_hash);
 
 CREATE TABLE master_keys (
-    id         BIGINT PRIMARY KEY NOT NULL,
+    -- The key id named by tokens' lw_key caveat.
+    id         TEXT PRIMARY KEY NOT NULL,
     key        BYTEA NOT NULL,
     created_at BIGINT NOT NULL
 );

@@ -62,7 +62,8 @@ CREATE TABLE audit_records (
 CREATE INDEX audit_by_hash ON audit_records (payment_hash);
 
 CREATE TABLE master_keys (
-    id         INTEGER PRIMARY KEY NOT NULL,
+    -- The key id named by tokens' lw_key caveat.
+    id         TEXT PRIMARY KEY NOT NULL,
     key        BLOB NOT NULL,
     created_at INTEGER NOT NULL
 );

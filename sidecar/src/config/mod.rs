@@ -161,13 +161,13 @@ pub enum StoreLocation {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeysConfig {
-    /// Master keys as `<id>:<64 hex>` lines. Absent: generated on first run into
-    /// `<data_dir>/keys` (mode 0600).
+    /// Master keys as `<id>:<64 hex>` lines (id: `[A-Za-z0-9._-]{1,32}`). Absent: generated on
+    /// first run into `<data_dir>/keys` (mode 0600), or into the shared PostgreSQL store.
     #[serde(default)]
     pub master: Option<SecretRef>,
-    /// Key id used for new tokens; default the highest id in the ring.
+    /// Key id used for new tokens; default the last key listed (the newest).
     #[serde(default)]
-    pub active_key_id: Option<u32>,
+    pub active_key_id: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

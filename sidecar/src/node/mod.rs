@@ -5,6 +5,8 @@
 //! Semantics follow LND (see `shared/reference/lightning-nodes.md`): settle on OPEN fails, settle
 //! twice and cancel twice succeed, cancel after settle fails, a payment hash is never reused.
 
+pub mod dev;
+
 use std::fmt;
 use std::pin::Pin;
 use std::time::Duration;
@@ -39,6 +41,33 @@ pub enum InvoiceState {
     Accepted,
     Settled,
     Canceled,
+}
+
+impl InvoiceState {
+    /// The name lnd uses on the wire and in its docs (`"ACCEPTED"`).
+    pub fn as_lnd_str(self) -> &'static str {
+        match self {
+            Self::Open => "OPEN",
+            Self::Accepted => "ACCEPTED",
+            Self::Settled => "SETTLED",
+            Self::Canceled => "CANCELED",
+        }
+    }
+
+    pub fn from_lnd_str(name: &str) -> Option<Self> {
+        match name {
+            "OPEN" => Some(Self::Open),
+            "ACCEPTED" => Some(Self::Accepted),
+            "SETTLED" => Some(Self::Settled),
+            "CANCELED" => Some(Self::Canceled),
+            _ => None,
+        }
+    }
+
+    /// SETTLED and CANCELED never change again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Settled | Self::Canceled)
+    }
 }
 
 /// What to invoice.

@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, bytes32, dispatch, to_i64, to_u32, to_u64};
+use super::{Store, StoreError, bytes32, dispatch, to_i64, to_u64};
 use crate::deposit::{DepositState, Timestamp, TokenId, Trigger};
 use crate::node::PaymentHash;
 
@@ -157,16 +157,16 @@ impl Store {
         })
     }
 
-    /// Master keys shared by replicas, `(id, key)` by id.
-    pub async fn master_keys(&self) -> Result<Vec<(u32, [u8; 32])>, StoreError> {
+    /// Master keys shared by replicas, `(id, key)`, oldest first.
+    pub async fn master_keys(&self) -> Result<Vec<(String, [u8; 32])>, StoreError> {
         dispatch!(self, p => {
-            let rows = sqlx::query("SELECT id, key FROM master_keys ORDER BY id")
+            let rows = sqlx::query("SELECT id, key FROM master_keys ORDER BY created_at, id")
                 .fetch_all(p)
                 .await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
                 out.push((
-                    to_u32(row.try_get("id")?, "master_keys", "id")?,
+                    row.try_get("id")?,
                     bytes32(row.try_get("key")?, "master_keys", "key")?,
                 ));
             }
@@ -177,7 +177,7 @@ impl Store {
     /// Adds a key unless the id exists (replicas racing to create the first key agree on one).
     pub async fn add_master_key_if_absent(
         &self,
-        id: u32,
+        id: &str,
         key: &[u8; 32],
         now: Timestamp,
     ) -> Result<(), StoreError> {
@@ -185,7 +185,7 @@ impl Store {
         dispatch!(self, p => sqlx::query(
             "INSERT INTO master_keys (id, key, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (id) DO NOTHING")
-            .bind(i64::from(id))
+            .bind(id)
             .bind(key.to_vec())
             .bind(now_i)
             .execute(p)

@@ -404,20 +404,20 @@ async fn concurrent_claims_have_exactly_one_winner(store: Store) {
 on_both_stores!(master_keys_are_added_once_per_id);
 async fn master_keys_are_added_once_per_id(store: Store) {
     store
-        .add_master_key_if_absent(1, &[1; 32], Timestamp(1))
+        .add_master_key_if_absent("k1", &[1; 32], Timestamp(1))
         .await
         .unwrap();
     store
-        .add_master_key_if_absent(1, &[9; 32], Timestamp(2))
+        .add_master_key_if_absent("k1", &[9; 32], Timestamp(2))
         .await
         .unwrap();
     store
-        .add_master_key_if_absent(2, &[2; 32], Timestamp(3))
+        .add_master_key_if_absent("k2", &[2; 32], Timestamp(3))
         .await
         .unwrap();
     assert_eq!(
         store.master_keys().await.unwrap(),
-        [(1, [1; 32]), (2, [2; 32])]
+        [("k1".to_string(), [1; 32]), ("k2".to_string(), [2; 32])]
     );
 }
 

@@ -1,0 +1,427 @@
+//! FakeLnd's REST endpoints (test double of lnd's grpc-gateway): the macaroon check, the invoice
+//! calls, the NDJSON streams. Behaviour and messages follow `shared/reference/lightning-nodes.md`;
+//! nothing here may be more lenient than lnd, or the client's bugs would pass unnoticed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, Request, State as AxumState};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::Shared;
+use crate::state::{
+    DEFAULT_CLTV_EXPIRY, DEFAULT_EXPIRY, LndError, NewInvoice, OutgoingPayment, State,
+};
+use crate::wire::{self, b64};
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/getinfo", get(get_info))
+        .route("/v1/invoices", post(add_invoice))
+        .route("/v1/invoice/{r_hash_str}", get(lookup_v1))
+        .route("/v2/invoices/hodl", post(add_hold_invoice))
+        .route("/v2/invoices/settle", post(settle))
+        .route("/v2/invoices/cancel", post(cancel))
+        .route("/v2/invoices/lookup", get(lookup_v2))
+        .route("/v2/invoices/subscribe/{r_hash}", get(subscribe_single))
+        .route("/v2/router/send", post(send_payment))
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            check_macaroon,
+        ))
+        .with_state(shared)
+}
+
+struct Answer(Result<Value, LndError>);
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        match self.0 {
+            Ok(body) => axum::Json(body).into_response(),
+            Err(error) => lnd_error(&error),
+        }
+    }
+}
+
+fn lnd_error(error: &LndError) -> Response {
+    let status = StatusCode::from_u16(wire::http_status(error.code))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(wire::error_body(error))).into_response()
+}
+
+/// lnd checks the macaroon on every call, streams included (`Grpc-Metadata-macaroon`, hex).
+async fn check_macaroon(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    shared.log_request(&format!("{} {}", request.method(), request.uri().path()));
+    let presented: Vec<&HeaderValue> = request
+        .headers()
+        .get_all("grpc-metadata-macaroon")
+        .iter()
+        .collect();
+    let verdict = match presented.as_slice() {
+        [one] => match one.to_str().ok().and_then(|h| hex::decode(h).ok()) {
+            Some(bytes) if bytes == shared.macaroon => Ok(()),
+            Some(_) => Err(LndError::unknown(
+                "verification failed: signature mismatch after caveat verification",
+            )),
+            None => Err(LndError::unknown(
+                "unable to decode macaroon: encoding/hex: invalid byte",
+            )),
+        },
+        other => Err(LndError::unknown(format!(
+            "expected 1 macaroon, got {}",
+            other.len()
+        ))),
+    };
+    match verdict {
+        Ok(()) => next.run(request).await,
+        Err(error) => lnd_error(&error),
+    }
+}
+
+async fn get_info(AxumState(shared): AxumState<Arc<Shared>>) -> Answer {
+    let db = shared.db();
+    Answer(Ok(json!({
+        "version": "0.18.5-beta fake-lnd test double",
+        "commit_hash": "",
+        "identity_pubkey": db.pubkey_hex(),
+        "alias": "fake-lnd",
+        "color": "#3399ff",
+        "num_pending_channels": 0,
+        "num_active_channels": 1,
+        "num_inactive_channels": 0,
+        "num_peers": 1,
+        "block_height": db.height,
+        "block_hash": hex::encode(Sha256::digest(db.height.to_be_bytes())),
+        "best_header_timestamp": db.now().as_secs().to_string(),
+        "synced_to_chain": true,
+        "synced_to_graph": true,
+        "testnet": db.network == "testnet",
+        "chains": [{"chain": "bitcoin", "network": db.network}],
+        "uris": [],
+        "features": {},
+        "require_htlc_interceptor": false,
+        "store_final_htlc_resolutions": false,
+    })))
+}
+
+fn amount_msat(value: u64, value_msat: u64) -> Result<u64, LndError> {
+    // lnrpc.UnmarshallAmt.
+    match (value, value_msat) {
+        (0, msat) => Ok(msat),
+        (sat, 0) => Ok(sat.saturating_mul(1000)),
+        _ => Err(LndError::unknown(
+            "sat and msat arguments are mutually exclusive",
+        )),
+    }
+}
+
+fn or_default(value: u64, default: u64) -> u64 {
+    if value == 0 { default } else { value }
+}
+
+async fn add_invoice(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Answer {
+    Answer((|| {
+        let req: wire::AddInvoiceRequest = wire::parse_body(&body)?;
+        let preimage: [u8; 32] = if req.r_preimage.is_empty() {
+            rand::random()
+        } else {
+            req.r_preimage.as_slice().try_into().map_err(|_| {
+                LndError::unknown(format!(
+                    "invalid preimage length of {}, want 32",
+                    req.r_preimage.len()
+                ))
+            })?
+        };
+        let hash: [u8; 32] = Sha256::digest(preimage).into();
+        let mut db = shared.db();
+        let invoice = db.add(NewInvoice {
+            hash,
+            preimage: Some(preimage),
+            memo: req.memo,
+            value_msat: amount_msat(req.value, req.value_msat)?,
+            expiry: or_default(req.expiry, DEFAULT_EXPIRY),
+            cltv_expiry: or_default(req.cltv_expiry, DEFAULT_CLTV_EXPIRY),
+            private: req.private,
+            description_hash: req.description_hash,
+        })?;
+        Ok(json!({
+            "r_hash": b64(&invoice.hash),
+            "payment_request": invoice.payment_request,
+            "add_index": invoice.add_index.to_string(),
+            "payment_addr": b64(&invoice.payment_addr),
+        }))
+    })())
+}
+
+async fn add_hold_invoice(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Answer {
+    Answer((|| {
+        let req: wire::AddHoldInvoiceRequest = wire::parse_body(&body)?;
+        let hash = wire::hash32(&req.hash)?;
+        let mut db = shared.db();
+        let invoice = db.add(NewInvoice {
+            hash,
+            preimage: None,
+            memo: req.memo,
+            value_msat: amount_msat(req.value, req.value_msat)?,
+            expiry: or_default(req.expiry, DEFAULT_EXPIRY),
+            cltv_expiry: or_default(req.cltv_expiry, DEFAULT_CLTV_EXPIRY),
+            private: req.private,
+            description_hash: req.description_hash,
+        })?;
+        Ok(json!({
+            "payment_request": invoice.payment_request,
+            "add_index": invoice.add_index.to_string(),
+            "payment_addr": b64(&invoice.payment_addr),
+        }))
+    })())
+}
+
+async fn settle(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Answer {
+    let result = (|| {
+        let req: wire::SettleRequest = wire::parse_body(&body)?;
+        let preimage = req.preimage.as_slice().try_into().map_err(|_| {
+            LndError::unknown(format!(
+                "invalid preimage length of {}, want 32",
+                req.preimage.len()
+            ))
+        })?;
+        shared.db().settle(preimage)
+    })();
+    Answer(result.map(|changed| {
+        shared.announce(&changed);
+        json!({})
+    }))
+}
+
+async fn cancel(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Answer {
+    let result = (|| {
+        let req: wire::CancelRequest = wire::parse_body(&body)?;
+        let hash = wire::hash32(&req.payment_hash)?;
+        shared.db().cancel(hash)
+    })();
+    Answer(result.map(|changed| {
+        shared.announce(&changed);
+        json!({})
+    }))
+}
+
+fn lookup(shared: &Shared, hash: &[u8; 32]) -> Result<Value, LndError> {
+    let mut db = shared.db();
+    let changed = db.sweep();
+    let answer = db.get(hash).map(wire::invoice_json);
+    drop(db);
+    shared.announce(&changed);
+    answer
+}
+
+/// `GET /v2/invoices/lookup?payment_hash=`: the query is form-decoded first (`+` becomes a
+/// space), so only base64url survives — the pitfall the client must avoid.
+async fn lookup_v2(AxumState(shared): AxumState<Arc<Shared>>, RawQuery(query): RawQuery) -> Answer {
+    Answer((|| {
+        let query = query.unwrap_or_default();
+        let mut hash_text = None;
+        for (key, value) in form_urlencoded_pairs(&query) {
+            match key.as_str() {
+                "payment_hash" => hash_text = Some(value),
+                "lookup_modifier" => {}
+                other => {
+                    return Err(LndError::invalid(format!(
+                        "failed to populate field: no field {other:?} found in LookupInvoiceMsg"
+                    )));
+                }
+            }
+        }
+        let text = hash_text.unwrap_or_default();
+        let bytes = wire::decode_base64(&text).ok_or_else(|| {
+            LndError::invalid(format!(
+                "payment_hash: invalid base64 {text:?}: illegal base64 data"
+            ))
+        })?;
+        lookup(&shared, &wire::hash32(&bytes)?)
+    })())
+}
+
+async fn lookup_v1(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(r_hash_str): Path<String>,
+) -> Answer {
+    Answer((|| {
+        let bytes = hex::decode(&r_hash_str)
+            .map_err(|e| LndError::unknown(format!("unable to decode hex: {e}")))?;
+        lookup(&shared, &wire::hash32(&bytes)?)
+    })())
+}
+
+fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (form_decode(key), form_decode(value))
+        })
+        .collect()
+}
+
+/// application/x-www-form-urlencoded decoding, as Go's url.ParseQuery does it.
+fn form_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => match bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(decoded) => {
+                    out.push(decoded);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn ndjson_line(value: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(value).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+fn stream_response(body: Body) -> Response {
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// SubscribeSingleInvoice: the current state first (if the invoice exists; lnd waits for an
+/// unknown hash), every change after, closed after SETTLED or CANCELED. `drop_streams` cuts
+/// the connection mid-way, without a final chunk, as a dying proxy or lnd would.
+async fn subscribe_single(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(r_hash): Path<String>,
+) -> Response {
+    let hash = match wire::decode_base64(&r_hash)
+        .ok_or_else(|| LndError::invalid(format!("r_hash: illegal base64 data {r_hash:?}")))
+        .and_then(|b| wire::hash32(&b))
+    {
+        Ok(hash) => hash,
+        Err(error) => return lnd_error(&error),
+    };
+    let mut changes = shared.changes.subscribe();
+    let mut kill = shared.kill_streams.subscribe();
+    let stream = async_stream::stream! {
+        let mut last: Option<(State, u64)> = None;
+        loop {
+            let current = {
+                let mut db = shared.db();
+                let changed = db.sweep();
+                let invoice = db.get(&hash).ok().cloned();
+                drop(db);
+                shared.announce(&changed);
+                invoice
+            };
+            if let Some(invoice) = current {
+                let key = (invoice.state, invoice.amt_paid_msat);
+                if last != Some(key) {
+                    last = Some(key);
+                    yield Ok::<Bytes, std::io::Error>(ndjson_line(&json!({"result": wire::invoice_json(&invoice)})));
+                    if invoice.state.is_final() {
+                        return;
+                    }
+                }
+            }
+            tokio::select! {
+                changed = changes.recv() => {
+                    if matches!(changed, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                        return;
+                    }
+                }
+                _ = kill.changed() => {
+                    yield Err(std::io::Error::other("fake-lnd: stream dropped by the test"));
+                    return;
+                }
+            }
+        }
+    };
+    stream_response(Body::from_stream(stream))
+}
+
+/// SendPaymentV2: pays invoices of simulated remote nodes whose preimage the test registered
+/// (`FakeLnd::add_remote_preimage`); anything else fails with NO_ROUTE.
+async fn send_payment(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
+    let prepared = (|| {
+        let req: wire::SendPaymentRequest = wire::parse_body(&body)?;
+        if req.timeout_seconds <= 0 {
+            return Err(LndError::invalid("timeout_seconds must be specified"));
+        }
+        let invoice: lightning_invoice::Bolt11Invoice = req
+            .payment_request
+            .parse()
+            .map_err(|e| LndError::unknown(format!("invalid payment request: {e}")))?;
+        use bitcoin::hashes::Hash;
+        let hash = invoice.payment_hash().to_byte_array();
+        let mut db = shared.db();
+        if db.payments.get(&hash).is_some_and(|p| p.preimage.is_some()) {
+            return Err(LndError {
+                code: 6,
+                message: "invoice is already paid".to_owned(),
+            });
+        }
+        let index = db.payments.len() as u64 + 1;
+        let payment = OutgoingPayment {
+            hash,
+            preimage: db.remote_preimages.get(&hash).copied(),
+            value_msat: invoice.amount_milli_satoshis().unwrap_or(req.amt_msat),
+            payment_request: req.payment_request.clone(),
+            creation_date: db.now().as_secs(),
+            index,
+        };
+        db.payments.insert(hash, payment.clone());
+        Ok((payment, req.no_inflight_updates))
+    })();
+    let (payment, no_inflight) = match prepared {
+        Ok(ok) => ok,
+        Err(error) => return lnd_error(&error),
+    };
+    let mut lines = Vec::new();
+    if !no_inflight {
+        lines.push(
+            json!({"result": wire::payment_json(&payment, "IN_FLIGHT", "FAILURE_REASON_NONE")}),
+        );
+    }
+    let last = if payment.preimage.is_some() {
+        wire::payment_json(&payment, "SUCCEEDED", "FAILURE_REASON_NONE")
+    } else {
+        wire::payment_json(&payment, "FAILED", "FAILURE_REASON_NO_ROUTE")
+    };
+    lines.push(json!({"result": last}));
+    let stream = async_stream::stream! {
+        for line in lines {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            yield Ok::<Bytes, std::io::Error>(ndjson_line(&line));
+        }
+    };
+    stream_response(Body::from_stream(stream))
+}

@@ -1,0 +1,530 @@
+//! `dev`: an embedded development Lightning node for demos and tests. It issues real, signed
+//! regtest BOLT11 invoices, follows lnd's invoice and hold-invoice rules on a simulated chain, and
+//! is "paid" only through [`DevNode::simulate_payment`]. It moves no real money and must never be
+//! presented as anything but a development backend.
+
+mod chain;
+mod node_key;
+mod rules;
+mod store;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bitcoin::hashes::Hash;
+use lightning_invoice::{Bolt11Invoice, Currency};
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
+
+pub use chain::{Clock, ManualClock, SystemClock};
+pub use node_key::NodeKeyError;
+pub use rules::{DevPayment, PayRefused};
+pub use store::StoreError;
+
+use chain::Chain;
+use node_key::{InvoiceSpec, NodeKey};
+use rules::DevInvoice;
+use store::DevStore;
+
+use super::{
+    CreatedInvoice, InvoiceRequest, InvoiceStatus, InvoiceUpdates, Node, NodeError, NodeInfo,
+    PaymentHash, PaymentOutcome, Preimage,
+};
+
+/// lnd's default final CLTV delta for invoices (`cltv_expiry` 80).
+pub const DEFAULT_CLTV_EXPIRY: u32 = 80;
+/// lnd v0.21 refuses a `cltv_expiry` below 24 (`routing.MinCLTVDelta`).
+pub const MIN_CLTV_EXPIRY: u32 = 24;
+/// lnd's default invoice expiry when none is given (`expiry` 86400 s).
+pub const DEFAULT_INVOICE_EXPIRY: Duration = Duration::from_secs(86_400);
+/// lnd v0.21's `holdexpirydelta`.
+pub const DEFAULT_HOLD_EXPIRY_DELTA: u32 = 18;
+
+/// How the dev node is set up; the sidecar's YAML `node: {backend: dev, ...}` maps onto it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DevNodeConfig {
+    /// Holds `dev-node.key` (mode 0600) and `dev-node.sqlite`; created if missing.
+    pub data_dir: PathBuf,
+    /// Simulated time between blocks (bitcoin's target: 600 s).
+    pub block_interval: Duration,
+    /// Height of the simulated chain when the data dir is first created.
+    pub start_height: u32,
+    /// Blocks before the lowest HTLC expiry at which a held invoice is auto-canceled.
+    pub hold_expiry_delta: u32,
+    /// How often expiry and auto-cancel are applied in the background; `None` = only when
+    /// [`DevNode::sweep`] is called (tests that drive time by hand).
+    pub sweep_interval: Option<Duration>,
+}
+
+impl DevNodeConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            block_interval: Duration::from_secs(600),
+            start_height: 1_000,
+            hold_expiry_delta: DEFAULT_HOLD_EXPIRY_DELTA,
+            sweep_interval: Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevNodeError {
+    #[error("creating the dev node data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Key(#[from] NodeKeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why [`DevNode::simulate_payment`] did not pay.
+#[derive(Debug, thiserror::Error)]
+pub enum DevPayError {
+    #[error("not a BOLT11 invoice: {0}")]
+    Malformed(String),
+    #[error("the invoice is for {0}, the dev node runs on regtest")]
+    WrongNetwork(String),
+    #[error("the invoice was not issued by this dev node")]
+    UnknownInvoice,
+    #[error(transparent)]
+    Refused(#[from] PayRefused),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The embedded development node. Cheap to clone; all clones share one state.
+#[derive(Clone)]
+pub struct DevNode {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: DevNodeConfig,
+    clock: Arc<dyn Clock>,
+    key: NodeKey,
+    store: DevStore,
+    chain: Mutex<Chain>,
+    /// Serialises read-modify-write of invoices (one process owns the dev node's database).
+    writes: tokio::sync::Mutex<()>,
+    /// Hash of every invoice that changed, for subscribers.
+    changes: broadcast::Sender<PaymentHash>,
+}
+
+impl std::fmt::Debug for DevNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevNode")
+            .field("data_dir", &self.inner.config.data_dir)
+            .field("key", &self.inner.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DevNode {
+    /// Opens (or creates) the dev node in `config.data_dir`, on the machine's clock.
+    pub async fn open(config: DevNodeConfig) -> Result<Self, DevNodeError> {
+        Self::open_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn open_with_clock(
+        config: DevNodeConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, DevNodeError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| DevNodeError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let key = NodeKey::load_or_create(&config.data_dir)?;
+        let store = DevStore::open(&config.data_dir).await?;
+        let chain = store
+            .chain(clock.now().as_secs(), config.start_height)
+            .await?;
+        let (changes, _) = broadcast::channel(4096);
+        let node = Self {
+            inner: Arc::new(Inner {
+                config,
+                clock,
+                key,
+                store,
+                chain: Mutex::new(chain),
+                writes: tokio::sync::Mutex::new(()),
+                changes,
+            }),
+        };
+        tracing::warn!(
+            data_dir = %node.inner.config.data_dir.display(),
+            pubkey = %node.inner.key.public_key(),
+            height = node.height(),
+            "lightning node backend `dev`: a DEVELOPMENT node that moves no real money; \
+             its regtest invoices can only be paid with `lightning-wall dev pay`. \
+             Never use it in production."
+        );
+        if let Some(every) = node.inner.config.sweep_interval {
+            tokio::spawn(sweep_forever(Arc::downgrade(&node.inner), every));
+        }
+        Ok(node)
+    }
+
+    /// The node's public key (hex), the payee of its invoices.
+    pub fn pubkey(&self) -> String {
+        self.inner.key.public_key().to_string()
+    }
+
+    /// The simulated block height now.
+    pub fn height(&self) -> u32 {
+        let chain = *self.inner.chain.lock().unwrap_or_else(|e| e.into_inner());
+        chain.height_at(self.now_unix(), self.inner.config.block_interval)
+    }
+
+    /// Mines `blocks` simulated blocks at once (persisted), then applies auto-cancel.
+    pub async fn advance_blocks(&self, blocks: u32) -> Result<(), DevNodeError> {
+        {
+            let _writing = self.inner.writes.lock().await;
+            self.inner.store.add_blocks(blocks).await?;
+            let mut chain = self.inner.chain.lock().unwrap_or_else(|e| e.into_inner());
+            chain.extra_blocks = chain.extra_blocks.saturating_add(blocks);
+        }
+        self.sweep().await?;
+        Ok(())
+    }
+
+    /// Applies what time has done (expiry of OPEN invoices, auto-cancel of held ones) to every
+    /// live invoice; returns how many changed. Runs in the background every `sweep_interval`.
+    pub async fn sweep(&self) -> Result<usize, DevNodeError> {
+        let _writing = self.inner.writes.lock().await;
+        let (now, height) = (self.now_unix(), self.height());
+        let mut changed = 0;
+        for invoice in self.inner.store.live().await? {
+            if let Some(next) =
+                rules::time_passes(&invoice, now, height, self.inner.config.hold_expiry_delta)
+            {
+                self.persist(&next).await?;
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// The payer's side, for `lightning-wall dev pay` and the dev-only endpoint: pays `bolt11`
+    /// in full. A normal invoice settles (the preimage is the proof of payment); a hold invoice
+    /// becomes ACCEPTED and its HTLC is held until settle, cancel or auto-cancel.
+    pub async fn simulate_payment(&self, bolt11: &str) -> Result<DevPayment, DevPayError> {
+        let invoice = self.own_invoice(bolt11)?;
+        let hash = PaymentHash(invoice.payment_hash().to_byte_array());
+        let _writing = self.inner.writes.lock().await;
+        let current = self
+            .load_locked(&hash)
+            .await?
+            .ok_or(DevPayError::UnknownInvoice)?;
+        let (paid, payment) = rules::pay(&current, self.now_unix(), self.height())?;
+        self.persist(&paid).await?;
+        tracing::info!(payment_hash = %hex::encode(hash.0), ?payment, "dev node: simulated payment");
+        Ok(payment)
+    }
+
+    fn own_invoice(&self, bolt11: &str) -> Result<Bolt11Invoice, DevPayError> {
+        let invoice: Bolt11Invoice = bolt11
+            .trim()
+            .parse()
+            .map_err(|e| DevPayError::Malformed(format!("{e}")))?;
+        if invoice.currency() != Currency::Regtest {
+            return Err(DevPayError::WrongNetwork(format!(
+                "{:?}",
+                invoice.currency()
+            )));
+        }
+        if !self.inner.key.signed(&invoice) {
+            return Err(DevPayError::UnknownInvoice);
+        }
+        Ok(invoice)
+    }
+
+    fn now_unix(&self) -> u64 {
+        self.inner.clock.now().as_secs()
+    }
+
+    /// Reads an invoice with what time has done to it applied (and persisted). Caller holds
+    /// `writes`.
+    async fn load_locked(&self, hash: &PaymentHash) -> Result<Option<DevInvoice>, StoreError> {
+        let Some(invoice) = self.inner.store.get(hash).await? else {
+            return Ok(None);
+        };
+        let delta = self.inner.config.hold_expiry_delta;
+        match rules::time_passes(&invoice, self.now_unix(), self.height(), delta) {
+            Some(next) => {
+                self.persist(&next).await?;
+                Ok(Some(next))
+            }
+            None => Ok(Some(invoice)),
+        }
+    }
+
+    /// Persists a changed invoice, then tells subscribers (persist before announcing).
+    async fn persist(&self, invoice: &DevInvoice) -> Result<(), StoreError> {
+        self.inner.store.update(invoice).await?;
+        // No receiver is not an error: nobody is subscribed.
+        let _ = self.inner.changes.send(invoice.payment_hash);
+        Ok(())
+    }
+
+    async fn current(&self, hash: &PaymentHash) -> Result<DevInvoice, NodeError> {
+        let invoice = self.inner.store.get(hash).await.map_err(unavailable)?;
+        let invoice = invoice.ok_or(NodeError::NotFound)?;
+        let delta = self.inner.config.hold_expiry_delta;
+        if rules::time_passes(&invoice, self.now_unix(), self.height(), delta).is_none() {
+            return Ok(invoice);
+        }
+        let _writing = self.inner.writes.lock().await;
+        self.load_locked(hash)
+            .await
+            .map_err(unavailable)?
+            .ok_or(NodeError::NotFound)
+    }
+
+    /// Applies `rule` to the invoice under the write lock and persists what it returns.
+    async fn change(
+        &self,
+        hash: &PaymentHash,
+        rule: impl FnOnce(&DevInvoice) -> Result<rules::Change, NodeError>,
+    ) -> Result<(), NodeError> {
+        let _writing = self.inner.writes.lock().await;
+        let current = self
+            .load_locked(hash)
+            .await
+            .map_err(unavailable)?
+            .ok_or(NodeError::NotFound)?;
+        if let Some(next) = rule(&current)? {
+            self.persist(&next).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn create(
+        &self,
+        hash: PaymentHash,
+        preimage: Option<Preimage>,
+        request: &InvoiceRequest,
+    ) -> Result<CreatedInvoice, NodeError> {
+        let cltv_expiry = request.cltv_expiry.unwrap_or(DEFAULT_CLTV_EXPIRY);
+        if cltv_expiry < MIN_CLTV_EXPIRY {
+            // lnd's wording (invoicesrpc/addinvoice.go).
+            return Err(NodeError::Rejected(format!(
+                "CLTV delta of {cltv_expiry} is too low, minimum is {MIN_CLTV_EXPIRY}"
+            )));
+        }
+        let expiry = if request.expiry.is_zero() {
+            DEFAULT_INVOICE_EXPIRY
+        } else {
+            request.expiry
+        };
+        let now = self.inner.clock.now();
+        let payment_request = self
+            .inner
+            .key
+            .sign_invoice(&InvoiceSpec {
+                payment_hash: hash,
+                amount_msat: request.amount_msat,
+                memo: &request.memo,
+                created_at: now,
+                expiry,
+                cltv_expiry,
+            })
+            .map_err(NodeError::Rejected)?;
+        let invoice = DevInvoice {
+            payment_hash: hash,
+            preimage,
+            is_hold: preimage.is_none(),
+            state: super::InvoiceState::Open,
+            amount_msat: request.amount_msat,
+            amount_paid_msat: 0,
+            memo: request.memo.clone(),
+            created_at: now.as_secs(),
+            expiry,
+            cltv_expiry,
+            payment_request: payment_request.clone(),
+            htlc_expiry_height: None,
+            accept_height: None,
+        };
+        if !self
+            .inner
+            .store
+            .insert(&invoice)
+            .await
+            .map_err(unavailable)?
+        {
+            return Err(NodeError::AlreadyExists);
+        }
+        Ok(CreatedInvoice {
+            payment_hash: hash,
+            payment_request,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Node for DevNode {
+    async fn info(&self) -> Result<NodeInfo, NodeError> {
+        self.inner.store.ping().await.map_err(unavailable)?;
+        Ok(NodeInfo {
+            pubkey: self.pubkey(),
+            network: "regtest".to_owned(),
+            block_height: self.height(),
+            hold_expiry_delta: self.inner.config.hold_expiry_delta,
+            synced_to_chain: true,
+        })
+    }
+
+    async fn create_invoice(
+        &self,
+        preimage: &Preimage,
+        request: &InvoiceRequest,
+    ) -> Result<CreatedInvoice, NodeError> {
+        let hash = PaymentHash(Sha256::digest(preimage.0).into());
+        self.create(hash, Some(*preimage), request).await
+    }
+
+    async fn create_hold_invoice(
+        &self,
+        hash: &PaymentHash,
+        request: &InvoiceRequest,
+    ) -> Result<CreatedInvoice, NodeError> {
+        self.create(*hash, None, request).await
+    }
+
+    async fn settle(&self, preimage: &Preimage) -> Result<(), NodeError> {
+        let hash = PaymentHash(Sha256::digest(preimage.0).into());
+        self.change(&hash, |invoice| rules::settle(invoice, preimage))
+            .await
+    }
+
+    async fn cancel(&self, hash: &PaymentHash) -> Result<(), NodeError> {
+        self.change(hash, rules::cancel).await
+    }
+
+    async fn lookup(&self, hash: &PaymentHash) -> Result<InvoiceStatus, NodeError> {
+        Ok(self.current(hash).await?.status())
+    }
+
+    async fn subscribe(&self, hash: &PaymentHash) -> Result<InvoiceUpdates, NodeError> {
+        // Listen before reading, so a change between the read and the first wait is not missed.
+        let mut changes = self.inner.changes.subscribe();
+        let first = self.current(hash).await?.status();
+        let node = self.clone();
+        let hash = *hash;
+        Ok(Box::pin(async_stream::stream! {
+            let mut last = first.clone();
+            yield Ok(first);
+            while !last.state.is_final() {
+                match changes.recv().await {
+                    Ok(changed) if changed != hash => continue,
+                    // Lagged: some change may have been ours; re-read to be sure.
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+                match node.current(&hash).await {
+                    Ok(invoice) => {
+                        let status = invoice.status();
+                        if !same_status(&status, &last) {
+                            last = status.clone();
+                            yield Ok(status);
+                        }
+                    }
+                    Err(e) => {
+                        yield Err(e);
+                        return;
+                    }
+                }
+            }
+        }))
+    }
+
+    async fn pay(&self, bolt11: &str, _max_fee_msat: u64) -> Result<PaymentOutcome, NodeError> {
+        // One of our own invoices: pay it for real (as another node would).
+        match self.simulate_payment(bolt11).await {
+            Ok(DevPayment::Settled { preimage }) => {
+                return Ok(PaymentOutcome::Succeeded {
+                    preimage_hex: hex::encode(preimage.0),
+                    fee_msat: 0,
+                });
+            }
+            Ok(DevPayment::Held { .. }) => return Ok(PaymentOutcome::InFlight),
+            Err(DevPayError::UnknownInvoice) => {}
+            Err(DevPayError::Refused(PayRefused::AlreadyPaid)) => {
+                return Err(NodeError::Rejected("invoice is already paid".to_owned()));
+            }
+            Err(DevPayError::Store(e)) => return Err(unavailable(e)),
+            Err(e) => {
+                return Ok(PaymentOutcome::Failed {
+                    reason: e.to_string(),
+                });
+            }
+        }
+        // Another wallet's regtest invoice: there is no network to route through, so the dev
+        // node records the payment as made. It cannot learn that wallet's preimage, so the
+        // outcome carries none (an empty `preimage_hex`).
+        let invoice: Bolt11Invoice = match bolt11.trim().parse() {
+            Ok(invoice) => invoice,
+            Err(e) => {
+                return Ok(PaymentOutcome::Failed {
+                    reason: format!("{e}"),
+                });
+            }
+        };
+        let Some(amount_msat) = invoice.amount_milli_satoshis() else {
+            return Ok(PaymentOutcome::Failed {
+                reason: PayRefused::Amountless.to_string(),
+            });
+        };
+        if invoice.would_expire(self.inner.clock.now()) {
+            return Ok(PaymentOutcome::Failed {
+                reason: PayRefused::Expired.to_string(),
+            });
+        }
+        let hash = PaymentHash(invoice.payment_hash().to_byte_array());
+        let fresh = self
+            .inner
+            .store
+            .record_payment(&hash, bolt11.trim(), amount_msat, self.now_unix())
+            .await
+            .map_err(unavailable)?;
+        if !fresh {
+            // lnd's SendPaymentV2 refuses a second payment of a paid invoice.
+            return Err(NodeError::Rejected("invoice is already paid".to_owned()));
+        }
+        tracing::info!(payment_hash = %hex::encode(hash.0), amount_msat, "dev node: simulated outgoing payment");
+        Ok(PaymentOutcome::Succeeded {
+            preimage_hex: String::new(),
+            fee_msat: 0,
+        })
+    }
+}
+
+fn same_status(a: &InvoiceStatus, b: &InvoiceStatus) -> bool {
+    a.state == b.state
+        && a.amount_paid_msat == b.amount_paid_msat
+        && a.htlc_expiry_height == b.htlc_expiry_height
+}
+
+fn unavailable(e: StoreError) -> NodeError {
+    NodeError::Unavailable(e.to_string())
+}
+
+async fn sweep_forever(node: Weak<Inner>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        // The node was dropped: stop.
+        let Some(inner) = node.upgrade() else { return };
+        if let Err(e) = (DevNode { inner }).sweep().await {
+            tracing::warn!(error = %e, "dev node: sweeping expired invoices failed; retrying");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

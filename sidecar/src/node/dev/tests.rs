@@ -1,0 +1,336 @@
+//! The dev node end to end on a real SQLite file: payments, expiry, auto-cancel, restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use super::*;
+use crate::node::InvoiceState;
+
+fn config(dir: &std::path::Path) -> DevNodeConfig {
+    DevNodeConfig {
+        sweep_interval: None,
+        ..DevNodeConfig::new(dir)
+    }
+}
+
+fn request(amount_msat: u64) -> InvoiceRequest {
+    InvoiceRequest {
+        amount_msat,
+        memo: "lightning-wall deposit".to_owned(),
+        expiry: Duration::from_secs(600),
+        cltv_expiry: Some(144),
+    }
+}
+
+async fn open(dir: &std::path::Path) -> (DevNode, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::starting_now());
+    let node = DevNode::open_with_clock(config(dir), clock.clone())
+        .await
+        .unwrap();
+    (node, clock)
+}
+
+/// The next streamed state; a missing update fails the test instead of hanging it.
+async fn next_update(updates: &mut crate::node::InvoiceUpdates) -> InvoiceStatus {
+    tokio::time::timeout(Duration::from_secs(5), updates.next())
+        .await
+        .expect("no update within 5 s")
+        .expect("the stream ended early")
+        .expect("the stream yielded an error")
+}
+
+async fn stream_ended(updates: &mut crate::node::InvoiceUpdates) -> bool {
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), updates.next()).await,
+        Ok(None)
+    )
+}
+
+fn hash_of(preimage: &Preimage) -> PaymentHash {
+    PaymentHash(Sha256::digest(preimage.0).into())
+}
+
+#[tokio::test]
+async fn paying_a_normal_invoice_settles_it_and_reveals_the_preimage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = open(dir.path()).await;
+    let preimage = Preimage([5; 32]);
+    let created = node
+        .create_invoice(&preimage, &request(1_000))
+        .await
+        .unwrap();
+    assert!(created.payment_request.starts_with("lnbcrt10n1"));
+    assert_eq!(created.payment_hash, hash_of(&preimage));
+    let paid = node
+        .simulate_payment(&created.payment_request)
+        .await
+        .unwrap();
+    assert_eq!(paid, DevPayment::Settled { preimage });
+    let status = node.lookup(&created.payment_hash).await.unwrap();
+    assert_eq!(status.state, InvoiceState::Settled);
+    assert_eq!(status.amount_paid_msat, 1_000);
+    assert!(matches!(
+        node.simulate_payment(&created.payment_request).await,
+        Err(DevPayError::Refused(PayRefused::AlreadyPaid))
+    ));
+}
+
+#[tokio::test]
+async fn held_payment_and_chain_height_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = PaymentHash([8; 32]);
+    let (node, clock) = open(dir.path()).await;
+    let created = node
+        .create_hold_invoice(&hash, &request(2_000))
+        .await
+        .unwrap();
+    node.advance_blocks(3).await.unwrap();
+    let height = node.height();
+    let DevPayment::Held { htlc_expiry_height } = node
+        .simulate_payment(&created.payment_request)
+        .await
+        .unwrap()
+    else {
+        panic!("a hold invoice must be held");
+    };
+    assert_eq!(htlc_expiry_height, height + 144);
+    let pubkey = node.pubkey();
+    drop(node);
+
+    let reopened = DevNode::open_with_clock(config(dir.path()), clock)
+        .await
+        .unwrap();
+    assert_eq!(reopened.pubkey(), pubkey, "the node key is kept");
+    assert_eq!(reopened.height(), height, "mined blocks are kept");
+    let status = reopened.lookup(&hash).await.unwrap();
+    assert_eq!(status.state, InvoiceState::Accepted);
+    assert_eq!(status.htlc_expiry_height, Some(htlc_expiry_height));
+    reopened.settle(&Preimage([1; 32])).await.unwrap_err();
+}
+
+#[tokio::test]
+async fn height_follows_the_clock_at_the_block_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, clock) = open(dir.path()).await;
+    let start = node.height();
+    clock.advance(Duration::from_secs(599));
+    assert_eq!(node.height(), start);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(node.height(), start + 1);
+    clock.advance(Duration::from_secs(6_000));
+    assert_eq!(node.info().await.unwrap().block_height, start + 11);
+}
+
+#[tokio::test]
+async fn held_invoice_is_auto_canceled_hold_expiry_delta_blocks_before_the_htlc_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = open(dir.path()).await;
+    let hash = PaymentHash([9; 32]);
+    let created = node
+        .create_hold_invoice(&hash, &request(2_000))
+        .await
+        .unwrap();
+    node.simulate_payment(&created.payment_request)
+        .await
+        .unwrap();
+    let mut updates = node.subscribe(&hash).await.unwrap();
+    assert_eq!(
+        next_update(&mut updates).await.state,
+        InvoiceState::Accepted
+    );
+    // 144-block HTLC, delta 18: still held after 125 blocks, canceled at 126.
+    node.advance_blocks(125).await.unwrap();
+    assert_eq!(
+        node.lookup(&hash).await.unwrap().state,
+        InvoiceState::Accepted
+    );
+    node.advance_blocks(1).await.unwrap();
+    let last = next_update(&mut updates).await;
+    assert_eq!(last.state, InvoiceState::Canceled);
+    assert!(
+        stream_ended(&mut updates).await,
+        "the stream ends after a final state"
+    );
+}
+
+#[tokio::test]
+async fn unpaid_invoice_expires_and_can_no_longer_be_paid() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, clock) = open(dir.path()).await;
+    let created = node
+        .create_hold_invoice(&PaymentHash([4; 32]), &request(2_000))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(600));
+    assert!(matches!(
+        node.simulate_payment(&created.payment_request).await,
+        Err(DevPayError::Refused(PayRefused::Expired))
+    ));
+    assert_eq!(
+        node.sweep().await.unwrap(),
+        0,
+        "expired on the payer's touch already"
+    );
+    assert_eq!(
+        node.lookup(&created.payment_hash).await.unwrap().state,
+        InvoiceState::Canceled
+    );
+}
+
+#[tokio::test]
+async fn sweep_expires_open_invoices_in_the_background_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, clock) = open(dir.path()).await;
+    let hash = PaymentHash([6; 32]);
+    node.create_hold_invoice(&hash, &request(2_000))
+        .await
+        .unwrap();
+    let mut updates = node.subscribe(&hash).await.unwrap();
+    assert_eq!(next_update(&mut updates).await.state, InvoiceState::Open);
+    clock.advance(Duration::from_secs(599));
+    assert_eq!(node.sweep().await.unwrap(), 0);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(node.sweep().await.unwrap(), 1);
+    assert_eq!(
+        next_update(&mut updates).await.state,
+        InvoiceState::Canceled
+    );
+    assert!(stream_ended(&mut updates).await);
+}
+
+#[tokio::test]
+async fn payer_refuses_invoices_of_other_nodes_and_networks_and_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = open(dir.path()).await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let (other, _) = open(other_dir.path()).await;
+    let foreign = other
+        .create_hold_invoice(&PaymentHash([2; 32]), &request(1_000))
+        .await
+        .unwrap();
+    // Same hash on our node: the payer still refuses the other node's invoice.
+    node.create_hold_invoice(&PaymentHash([2; 32]), &request(1_000))
+        .await
+        .unwrap();
+    assert!(matches!(
+        node.simulate_payment(&foreign.payment_request).await,
+        Err(DevPayError::UnknownInvoice)
+    ));
+    assert!(matches!(
+        node.simulate_payment("lnbcrt1garbage").await,
+        Err(DevPayError::Malformed(_))
+    ));
+    let mainnet = mainnet_invoice();
+    assert!(matches!(
+        node.simulate_payment(&mainnet).await,
+        Err(DevPayError::WrongNetwork(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_hash_is_never_reused_even_after_cancel() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = open(dir.path()).await;
+    let hash = PaymentHash([3; 32]);
+    node.create_hold_invoice(&hash, &request(1_000))
+        .await
+        .unwrap();
+    node.cancel(&hash).await.unwrap();
+    assert!(matches!(
+        node.create_hold_invoice(&hash, &request(1_000)).await,
+        Err(NodeError::AlreadyExists)
+    ));
+}
+
+#[tokio::test]
+async fn cltv_expiry_below_lnds_minimum_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = open(dir.path()).await;
+    let too_low = InvoiceRequest {
+        cltv_expiry: Some(MIN_CLTV_EXPIRY - 1),
+        ..request(1_000)
+    };
+    assert!(matches!(
+        node.create_hold_invoice(&PaymentHash([1; 32]), &too_low)
+            .await,
+        Err(NodeError::Rejected(_))
+    ));
+}
+
+#[tokio::test]
+async fn pay_settles_own_invoices_and_refuses_to_pay_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = open(dir.path()).await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let (wallet, _) = open(other_dir.path()).await;
+    let own = node
+        .create_invoice(&Preimage([11; 32]), &request(1_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        node.pay(&own.payment_request, 10).await.unwrap(),
+        PaymentOutcome::Succeeded {
+            preimage_hex: hex::encode([11; 32]),
+            fee_msat: 0
+        }
+    );
+    let reward = wallet
+        .create_invoice(&Preimage([12; 32]), &request(500))
+        .await
+        .unwrap();
+    assert!(matches!(
+        node.pay(&reward.payment_request, 10).await.unwrap(),
+        PaymentOutcome::Succeeded { .. }
+    ));
+    assert!(matches!(
+        node.pay(&reward.payment_request, 10).await,
+        Err(NodeError::Rejected(_))
+    ));
+}
+
+#[tokio::test]
+async fn background_sweeper_cancels_expired_invoices_without_being_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::starting_now());
+    let node = DevNode::open_with_clock(
+        DevNodeConfig {
+            sweep_interval: Some(Duration::from_millis(20)),
+            ..DevNodeConfig::new(dir.path())
+        },
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    let hash = PaymentHash([13; 32]);
+    node.create_hold_invoice(&hash, &request(1_000))
+        .await
+        .unwrap();
+    let mut updates = node.subscribe(&hash).await.unwrap();
+    next_update(&mut updates).await;
+    clock.advance(Duration::from_secs(601));
+    let last = tokio::time::timeout(Duration::from_secs(5), updates.next())
+        .await
+        .expect("the sweeper must cancel within a few ticks")
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.state, InvoiceState::Canceled);
+}
+
+fn mainnet_invoice() -> String {
+    use bitcoin::hashes::sha256;
+    use bitcoin::secp256k1::{Secp256k1, SecretKey};
+    use lightning_invoice::{InvoiceBuilder, PaymentSecret};
+    let key = SecretKey::from_slice(&[0x42; 32]).unwrap();
+    InvoiceBuilder::new(Currency::Bitcoin)
+        .description("mainnet".to_owned())
+        .payment_hash(sha256::Hash::from_byte_array([1; 32]))
+        .payment_secret(PaymentSecret([2; 32]))
+        .current_timestamp()
+        .min_final_cltv_expiry_delta(144)
+        .amount_milli_satoshis(1_000)
+        .build_signed(|m| Secp256k1::new().sign_ecdsa_recoverable(m, &key))
+        .unwrap()
+        .to_string()
+}
