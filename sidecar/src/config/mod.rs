@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use secret::{SecretError, SecretRef};
+pub use secret::{SecretBytes, SecretError, SecretRef};
 
 /// One problem in the configuration: where it is and what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
