@@ -73,10 +73,7 @@ pub async fn open_node(config: &Config) -> anyhow::Result<(Arc<dyn Node>, Option
             let node = DevNode::open(dev_config)
                 .await
                 .context("opening the development node")?;
-            tracing::warn!(
-                "node backend is `dev`: an embedded DEVELOPMENT node with no real money; \
-                 never use it in production"
-            );
+            // DevNode::open announces itself as a development backend in the log.
             Ok((Arc::new(node.clone()), Some(node)))
         }
         NodeBackend::Lnd => {
