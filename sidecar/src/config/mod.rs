@@ -484,13 +484,45 @@ impl Config {
             source,
         })?;
         let mut config = Config::parse(&text)?;
-        if config.data_dir.is_relative()
-            && let Some(dir) = path.parent()
-        {
-            config.data_dir = dir.join(&config.data_dir);
+        if let Some(dir) = path.parent() {
+            config.resolve_relative_paths(dir);
         }
         config.validate()?;
         Ok(config)
+    }
+
+    /// Relative paths in the file (data dir, secret files, lnd's cert) are relative to the
+    /// file's directory, so the config works from any working directory.
+    fn resolve_relative_paths(&mut self, dir: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        let fix_secret = |s: &mut SecretRef| {
+            if let Some(p) = s.file.as_mut()
+                && p.is_relative()
+            {
+                *p = dir.join(&*p);
+            }
+        };
+        fix(&mut self.data_dir);
+        if let Some(lnd) = self.node.lnd.as_mut() {
+            fix(&mut lnd.tls_cert_file);
+            fix_secret(&mut lnd.macaroon);
+        }
+        if let Some(password) = self.store.password.as_mut() {
+            fix_secret(password);
+        }
+        if let Some(master) = self.keys.master.as_mut() {
+            fix_secret(master);
+        }
+        if let Some(token) = self.listeners.internal.token.as_mut() {
+            fix_secret(token);
+        }
+        if let Some(admin) = self.listeners.admin.as_mut() {
+            fix_secret(&mut admin.token);
+        }
     }
 
     /// Every semantic problem at once; `Ok` means the sidecar can start with this file (secrets
