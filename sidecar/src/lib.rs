@@ -1,4 +1,12 @@
 //! The lightning-wall sidecar: talks to the Lightning node, runs the deposit lifecycle, serves the
 //! wall's endpoints. Everything stateful lives here; the filter stays stateless.
 
+pub mod api;
+pub mod config;
+pub mod deposit;
+pub mod keys;
+pub mod metrics;
 pub mod node;
+pub mod serve;
+pub mod store;
+pub mod testing;

@@ -1,0 +1,262 @@
+//! The operator API (admin listener, bearer token always required): list and inspect deposits
+//! with their audit records, refund, forfeit, revoke. Forfeit by hand is recorded with trigger
+//! `admin` like every other decision.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::check_bearer;
+use super::error::{ApiError, body_error, parse_json};
+use crate::deposit::engine::Stepped;
+use crate::deposit::machine::{Event, Outcome};
+use crate::deposit::{DepositState, Timestamp, TokenId, Trigger};
+use crate::node::PaymentHash;
+use crate::store::{AuditRecord, DepositFilter, StoredDeposit};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/v1/deposits", get(list))
+        .route("/admin/v1/deposits/{payment_hash}", get(show))
+        .route("/admin/v1/deposits/{payment_hash}/refund", post(refund))
+        .route("/admin/v1/deposits/{payment_hash}/forfeit", post(forfeit))
+        .route("/admin/v1/revoke", post(revoke))
+        .route("/admin/v1/audit", get(audit))
+}
+
+fn authorise(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match state.admin_token.as_deref() {
+        Some(token) => check_bearer(headers, Some(token)),
+        // Never open: no token configured means no admin API.
+        None => Err(ApiError::unauthorized(
+            "the admin API has no token configured",
+        )),
+    }
+}
+
+pub fn deposit_json(s: &StoredDeposit) -> Value {
+    let d = &s.deposit;
+    json!({
+        "payment_hash": hex::encode(d.payment_hash.0),
+        "token_id": d.token_id.to_string(),
+        "route_id": d.route_id,
+        "client_prefix": d.client_prefix,
+        "amount_sat": d.amount_msat / 1000,
+        "state": d.state.as_str(),
+        "created_at": d.created_at.0,
+        "invoice_expires_at": d.invoice_expires_at.0,
+        "held_at": d.hold.map(|h| h.held_at.0),
+        "last_activity_at": d.hold.map(|h| h.last_activity_at.0),
+        "deadline_at": d.hold.map(|h| h.deadline_at.0),
+        "htlc_expiry_height": d.hold.and_then(|h| h.htlc_expiry_height),
+        "ended_at": d.resolution.map(|r| r.at.0),
+        "trigger": d.resolution.map(|r| r.trigger.as_str()),
+        "pending_action": d.pending.map(|a| a.as_str()),
+        "action_attempts": s.action_attempts,
+        "invoice": s.payment_request,
+    })
+}
+
+fn audit_json(a: &AuditRecord) -> Value {
+    json!({
+        "payment_hash": hex::encode(a.payment_hash.0),
+        "route_id": a.route_id,
+        "client_prefix": a.client_prefix,
+        "outcome": a.outcome.as_str(),
+        "trigger": a.trigger.as_str(),
+        "amount_sat": a.amount_msat / 1000,
+        "at": a.at.0,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+    route: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&state, &headers)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", format!("query: {e}")))?;
+    let deposit_state = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(DepositState::parse(s).ok_or_else(|| {
+            ApiError::bad_request(
+                "bad_query",
+                format!("state must be one of awaiting_payment, held, refunded, forfeited, expired (got {s:?})"),
+            )
+        })?),
+    };
+    let deposits = state
+        .engine
+        .store()
+        .list_deposits(&DepositFilter {
+            state: deposit_state,
+            route_id: q.route,
+            limit: q.limit.unwrap_or(100),
+        })
+        .await?;
+    Ok(Json(
+        json!({"deposits": deposits.iter().map(deposit_json).collect::<Vec<_>>()}),
+    ))
+}
+
+fn parse_hash(text: &str) -> Result<PaymentHash, ApiError> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text, &mut bytes).map_err(|_| {
+        ApiError::bad_request("bad_payment_hash", "payment_hash must be 64 hex characters")
+    })?;
+    Ok(PaymentHash(bytes))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(hash): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&state, &headers)?;
+    let hash = parse_hash(&hash)?;
+    let stored = state
+        .engine
+        .store()
+        .deposit(&hash)
+        .await?
+        .ok_or_else(|| ApiError::not_found("deposit_not_found", "no such deposit"))?;
+    let audit = state.engine.store().audit_records(Some(&hash), 100).await?;
+    let mut body = deposit_json(&stored);
+    body["audit"] = json!(audit.iter().map(audit_json).collect::<Vec<_>>());
+    Ok(Json(body))
+}
+
+async fn decide(
+    state: AppState,
+    headers: HeaderMap,
+    hash: String,
+    outcome: Outcome,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&state, &headers)?;
+    let hash = parse_hash(&hash)?;
+    let stepped = state
+        .engine
+        .event(
+            &hash,
+            Event::Verdict {
+                outcome,
+                trigger: Trigger::Admin,
+            },
+        )
+        .await?;
+    match stepped {
+        Stepped::Changed(d) => Ok(Json(json!({"state": d.state.as_str(), "changed": true}))),
+        Stepped::Unchanged(d, why) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            if d.state.is_final() {
+                "deposit_finished"
+            } else {
+                "deposit_not_held"
+            },
+            format!("nothing done: {why}"),
+        )),
+    }
+}
+
+async fn refund(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(hash): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    decide(state, headers, hash, Outcome::Refund).await
+}
+
+async fn forfeit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(hash): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    decide(state, headers, hash, Outcome::Forfeit).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    token_id: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&state, &headers)?;
+    let body = body.map_err(body_error)?;
+    let request: RevokeRequest = parse_json(&body)?;
+    let mut id = [0u8; 32];
+    hex::decode_to_slice(&request.token_id, &mut id)
+        .map_err(|_| ApiError::bad_request("bad_token_id", "token_id must be 64 hex characters"))?;
+    let reason = request.reason.unwrap_or_else(|| "admin".into());
+    if reason.len() > 200 {
+        return Err(ApiError::bad_request(
+            "bad_reason",
+            "reason: at most 200 characters",
+        ));
+    }
+    let token = TokenId(id);
+    // A held deposit's token: refund it too (a revoked visitor must get the money back).
+    if let Some(d) = state.engine.store().deposit_by_token(&token).await?
+        && d.deposit.state == DepositState::Held
+    {
+        state
+            .engine
+            .event(
+                &d.deposit.payment_hash,
+                Event::Verdict {
+                    outcome: Outcome::Refund,
+                    trigger: Trigger::Admin,
+                },
+            )
+            .await?;
+    }
+    let seq = state
+        .engine
+        .store()
+        .revoke(&token, &reason, Timestamp::now())
+        .await?;
+    Ok(Json(json!({"token_id": token.to_string(), "seq": seq})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<u32>,
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&state, &headers)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", format!("query: {e}")))?;
+    let records = state
+        .engine
+        .store()
+        .audit_records(None, q.limit.unwrap_or(100))
+        .await?;
+    Ok(Json(
+        json!({"audit": records.iter().map(audit_json).collect::<Vec<_>>()}),
+    ))
+}

@@ -1,0 +1,136 @@
+//! The one HTTP error type: a status and a stable, documented `code` (docs/internal-api.md), with
+//! a message for humans. Messages never carry secrets, tokens or credentials.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::deposit::engine::EngineError;
+use crate::node::NodeError;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Seconds for `Retry-After` (503, 429).
+    pub retry_after: Option<u32>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn retry_after(mut self, seconds: u32) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let mut response = (self.status, body).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        tracing::error!(error = %e, "store error");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the sidecar's database is unavailable",
+        )
+        .retry_after(5)
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> ApiError {
+        match e {
+            EngineError::Store(e) => e.into(),
+            EngineError::Node(NodeError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "node unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "node_unavailable",
+                    "the Lightning node is unavailable",
+                )
+                .retry_after(5)
+            }
+            EngineError::Node(e) => {
+                tracing::error!(error = %e, "node refused a request");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "node_error",
+                    "the Lightning node refused the request",
+                )
+            }
+            EngineError::LimitReached { scope, .. } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "deposit_limit_reached",
+                format!("too many open deposits {scope}; try again later"),
+            )
+            .retry_after(30),
+            EngineError::NotFound => ApiError::not_found("deposit_not_found", "no such deposit"),
+            EngineError::Random | EngineError::Contended => {
+                tracing::error!(error = %e, "engine error");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "temporarily unable to serve; try again",
+                )
+                .retry_after(1)
+            }
+        }
+    }
+}
+
+/// Parses a JSON body, refusing unknown fields (types use `deny_unknown_fields`).
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("invalid JSON body: {e}")))
+}
+
+/// Turns a body extraction failure (too large, unreadable) into the JSON error form.
+pub fn body_error(rejection: axum::extract::rejection::BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the request body is too large",
+        )
+    } else {
+        ApiError::bad_request("unreadable_body", "the request body could not be read")
+    }
+}

@@ -1,0 +1,402 @@
+//! The filter's API (internal listener; optional bearer token): mint a challenge, bootstrap
+//! (policy and key material), sync (revocations since a sequence number, policy version), and
+//! event batches (activity, verdicts). The contract is docs/internal-api.md. Key material leaves
+//! only through bootstrap, on this listener.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::{check_bearer, client_prefix};
+use super::error::{ApiError, body_error, parse_json};
+use super::policy::SERVICE;
+use crate::config::Mode;
+use crate::deposit::engine::NewDeposit;
+use crate::deposit::machine::{Event, Outcome};
+use crate::deposit::{Timestamp, TokenId, Trigger};
+use crate::metrics::ErrorLabel;
+use crate::node::dev::DevPayment;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/challenge", post(challenge))
+        .route("/v1/bootstrap", get(bootstrap))
+        .route("/v1/sync", get(sync))
+        .route("/v1/events", post(events))
+        .route("/v1/dev/pay", post(dev_pay))
+}
+
+fn authorise(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    check_bearer(headers, state.internal_token.as_deref())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChallengeRequest {
+    route_id: String,
+    /// The visitor's address as Envoy saw it (for the mint rate and the per-network cap).
+    client_ip: IpAddr,
+}
+
+#[derive(Serialize)]
+struct ChallengeResponse {
+    mode: Mode,
+    route_id: String,
+    macaroon: String,
+    invoice: String,
+    payment_hash: String,
+    token_id: String,
+    amount_sat: u64,
+    /// Unix seconds after which the invoice can no longer be paid.
+    invoice_expires_at: u64,
+    /// Unix seconds the token is valid until (exclusive).
+    valid_until: u64,
+    /// Ready-made `WWW-Authenticate` values: LSAT first, then L402.
+    www_authenticate: [String; 2],
+}
+
+async fn challenge(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ChallengeResponse>, ApiError> {
+    authorise(&state, &headers)?;
+    let body = body.map_err(body_error)?;
+    let request: ChallengeRequest = parse_json(&body)?;
+    let route = state.config.route(&request.route_id).ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_route",
+            format!("no route with id {:?}", request.route_id),
+        )
+    })?;
+    let refuse = |kind: &'static str| {
+        state
+            .metrics
+            .challenges_refused
+            .get_or_create(&ErrorLabel { kind })
+            .inc();
+    };
+    if route.mode == Mode::Free {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "route_is_free",
+            format!("route {:?} is free: nothing to pay", route.id),
+        ));
+    }
+    if let Err(wait) = state.mint_limiter.take(request.client_ip, Instant::now()) {
+        refuse("mint_rate");
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "mint_rate_limited",
+            "too many challenges for this client; slow down",
+        )
+        .retry_after(wait));
+    }
+    let now = Timestamp::now();
+    let amount_msat = route.amount_sat().saturating_mul(1000);
+    let valid_until = now.plus(route.token_lifetime).0;
+    let memo = format!("lightning-wall: {}", route.id);
+    let (payment_hash, token_id, invoice, invoice_expires_at, mode) = match route.mode {
+        Mode::Pay => {
+            let invoice = state
+                .engine
+                .create_pay_invoice(amount_msat, memo, now)
+                .await
+                .inspect_err(|_| refuse("node"))?;
+            let token_id = TokenId(random_token_id()?);
+            (
+                invoice.payment_hash,
+                token_id,
+                invoice.payment_request,
+                invoice.expires_at,
+                l402::Mode::Pay,
+            )
+        }
+        Mode::Deposit | Mode::Free => {
+            let Some(policy) = &route.deposit else {
+                return Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "deposit route without a deposit policy",
+                ));
+            };
+            let opened = state
+                .engine
+                .open_deposit(
+                    NewDeposit {
+                        route_id: route.id.clone(),
+                        client_prefix: client_prefix(request.client_ip),
+                        amount_msat,
+                        idle_timeout: policy.idle_timeout,
+                        session_cap: policy.session_cap,
+                        memo,
+                    },
+                    now,
+                )
+                .await
+                .inspect_err(|_| refuse("deposit"))?;
+            (
+                opened.deposit.payment_hash,
+                opened.deposit.token_id,
+                opened.payment_request,
+                opened.expires_at,
+                l402::Mode::Deposit,
+            )
+        }
+    };
+    let methods: Vec<&str> = route.matcher.methods.iter().map(String::as_str).collect();
+    let spec = l402::TokenSpec {
+        service: SERVICE,
+        mode,
+        route: &route.id,
+        methods: &methods,
+        valid_until,
+        payment_hash: l402::PaymentHash(payment_hash.0),
+        token_id: l402::TokenId(token_id.0),
+    };
+    let macaroon = state
+        .keys
+        .ring
+        .mint(&state.keys.active, &spec)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let challenge = l402::Challenge::new(&macaroon, &invoice).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "node_error",
+            format!("the node's invoice: {e}"),
+        )
+    })?;
+    Ok(Json(ChallengeResponse {
+        mode: route.mode,
+        route_id: route.id.clone(),
+        macaroon: challenge.macaroon_base64().to_owned(),
+        www_authenticate: challenge.header_values(),
+        invoice,
+        payment_hash: hex::encode(payment_hash.0),
+        token_id: hex::encode(token_id.0),
+        amount_sat: route.amount_sat(),
+        invoice_expires_at: invoice_expires_at.0,
+        valid_until,
+    }))
+}
+
+fn random_token_id() -> Result<[u8; 32], ApiError> {
+    use rand::TryRngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.try_fill_bytes(&mut bytes).map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "no randomness available",
+        )
+    })?;
+    Ok(bytes)
+}
+
+async fn bootstrap(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&state, &headers)?;
+    let keys: Vec<Value> = state
+        .keys
+        .ring
+        .entries()
+        .map(|e| json!({"id": e.id().as_str(), "master_key": e.master().expose_secret_hex()}))
+        .collect();
+    let revocation_seq = state.engine.store().revocation_head().await?;
+    Ok(Json(json!({
+        "policy": &*state.policy,
+        "keys": keys,
+        "active_key_id": state.keys.active,
+        "revocation_seq": revocation_seq,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncQuery {
+    #[serde(default)]
+    since: u64,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+async fn sync(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<SyncQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&state, &headers)?;
+    let Query(query) =
+        query.map_err(|e| ApiError::bad_request("bad_query", format!("query: {e}")))?;
+    let limit = query.limit.unwrap_or(1000).clamp(1, 10_000);
+    let revocations = state
+        .engine
+        .store()
+        .revocations_since(query.since, limit.saturating_add(1))
+        .await?;
+    let more = revocations.len() > limit as usize;
+    let items: Vec<Value> = revocations
+        .iter()
+        .take(limit as usize)
+        .map(|r| json!({"seq": r.seq, "token_id": r.token_id.to_string()}))
+        .collect();
+    let next_since = revocations
+        .get(..(limit as usize).min(revocations.len()))
+        .and_then(<[_]>::last)
+        .map_or(query.since, |r| r.seq);
+    Ok(Json(json!({
+        "policy_version": state.policy.version,
+        "revocations": items,
+        "next_since": next_since,
+        "more": more,
+    })))
+}
+
+/// One event from the filter. Unknown types or fields reject the whole batch (400), so a
+/// filter/sidecar version mismatch is loud rather than silently dropping verdicts.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum FilterEvent {
+    /// Requests were served with this token (resets the idle timer).
+    Activity { token_id: String },
+    /// A forfeit or refund decided by the filter (trap path, rate limit, error storm) or taken
+    /// from the upstream's `x-lightning-wall-verdict` response header.
+    Verdict {
+        token_id: String,
+        verdict: VerdictKind,
+        trigger: VerdictTrigger,
+    },
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum VerdictKind {
+    Forfeit,
+    Refund,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum VerdictTrigger {
+    TrapPath,
+    RateLimit,
+    ErrorStorm,
+    Upstream,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventBatch {
+    events: Vec<FilterEvent>,
+}
+
+const MAX_EVENTS: usize = 1000;
+
+async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&state, &headers)?;
+    let body = body.map_err(body_error)?;
+    let batch: EventBatch = parse_json(&body)?;
+    if batch.events.len() > MAX_EVENTS {
+        return Err(ApiError::bad_request(
+            "too_many_events",
+            format!("at most {MAX_EVENTS} events per batch"),
+        ));
+    }
+    // Validate the whole batch before applying any of it: nothing changes on bad input.
+    let mut parsed = Vec::with_capacity(batch.events.len());
+    for (i, event) in batch.events.iter().enumerate() {
+        let (token, event) = match event {
+            FilterEvent::Activity { token_id } => (token_id, Event::Activity),
+            FilterEvent::Verdict {
+                token_id,
+                verdict,
+                trigger,
+            } => (
+                token_id,
+                Event::Verdict {
+                    outcome: match verdict {
+                        VerdictKind::Forfeit => Outcome::Forfeit,
+                        VerdictKind::Refund => Outcome::Refund,
+                    },
+                    trigger: match trigger {
+                        VerdictTrigger::TrapPath => Trigger::TrapPath,
+                        VerdictTrigger::RateLimit => Trigger::RateLimit,
+                        VerdictTrigger::ErrorStorm => Trigger::ErrorStorm,
+                        VerdictTrigger::Upstream => Trigger::Upstream,
+                    },
+                },
+            ),
+        };
+        let mut id = [0u8; 32];
+        hex::decode_to_slice(token, &mut id).map_err(|_| {
+            ApiError::bad_request(
+                "bad_token_id",
+                format!("events[{i}].token_id: must be 64 hex characters"),
+            )
+        })?;
+        parsed.push((TokenId(id), event));
+    }
+    let mut results = Vec::with_capacity(parsed.len());
+    for (token, event) in parsed {
+        let result = match state.engine.event_by_token(&token, event).await {
+            Ok(crate::deposit::engine::Stepped::Changed(d)) => {
+                json!({"result": "applied", "state": d.state.as_str()})
+            }
+            Ok(crate::deposit::engine::Stepped::Unchanged(d, _)) => {
+                json!({"result": "unchanged", "state": d.state.as_str()})
+            }
+            Err(crate::deposit::engine::EngineError::NotFound) => {
+                json!({"result": "unknown_token"})
+            }
+            Err(e) => return Err(e.into()),
+        };
+        results.push(result);
+    }
+    Ok(Json(json!({"results": results})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevPayRequest {
+    invoice: String,
+}
+
+/// DEVELOPMENT ONLY: pays an invoice of the embedded dev node. Absent (404) with any other
+/// backend.
+async fn dev_pay(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(dev) = &state.dev_node else {
+        return Err(ApiError::not_found(
+            "not_found",
+            "no such endpoint (the dev node is not in use)",
+        ));
+    };
+    authorise(&state, &headers)?;
+    let body = body.map_err(body_error)?;
+    let request: DevPayRequest = parse_json(&body)?;
+    match dev.simulate_payment(&request.invoice).await {
+        Ok(DevPayment::Settled { preimage }) => Ok(Json(
+            json!({"status": "settled", "preimage": hex::encode(preimage.0)}),
+        )),
+        Ok(DevPayment::Held { .. }) => Ok(Json(json!({"status": "held"}))),
+        Err(e) => Err(ApiError::bad_request("payment_refused", e.to_string())),
+    }
+}

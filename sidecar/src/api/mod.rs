@@ -1,0 +1,198 @@
+//! HTTP: the internal API for the filter (`internal`), the public wall endpoints (`wall`), the
+//! operator API (`admin`), each on its own listener, plus health, readiness and metrics. Handlers
+//! are thin: parse, authorise, call the engine or the store, answer JSON. Every error is
+//! `{"error": {"code", "message"}}` with a documented code (docs/internal-api.md).
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod internal;
+pub mod policy;
+pub mod wall;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::config::{Config, Rate, SecretBytes};
+use crate::deposit::engine::Engine;
+use crate::keys::Keys;
+use crate::metrics::Metrics;
+use crate::node::dev::DevNode;
+
+/// Largest request body accepted anywhere (event batches are the biggest).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Everything a handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub config: Arc<Config>,
+    pub keys: Arc<Keys>,
+    pub metrics: Arc<Metrics>,
+    pub internal_token: Option<Arc<SecretBytes>>,
+    pub admin_token: Option<Arc<SecretBytes>>,
+    pub mint_limiter: Arc<MintLimiter>,
+    pub policy: Arc<policy::FilterPolicy>,
+    /// The development node, when `node.backend: dev` (enables the dev-only pay endpoint).
+    pub dev_node: Option<DevNode>,
+}
+
+impl AppState {
+    pub fn new(
+        engine: Engine,
+        config: Arc<Config>,
+        keys: Keys,
+        metrics: Arc<Metrics>,
+        internal_token: Option<SecretBytes>,
+        admin_token: Option<SecretBytes>,
+        dev_node: Option<DevNode>,
+    ) -> AppState {
+        let policy = Arc::new(policy::FilterPolicy::of(&config));
+        AppState {
+            mint_limiter: Arc::new(MintLimiter::new(config.limits.challenge_mint_rate)),
+            engine,
+            config,
+            keys: Arc::new(keys),
+            metrics,
+            internal_token: internal_token.map(Arc::new),
+            admin_token: admin_token.map(Arc::new),
+            policy,
+            dev_node,
+        }
+    }
+}
+
+/// Internal listener: the filter's API, health, readiness, metrics, and the dev-only pay
+/// endpoint when the node is the development node.
+pub fn internal_router(state: AppState) -> Router {
+    Router::new()
+        .merge(internal::routes())
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Public listener: the wall endpoints Envoy routes to us.
+pub fn public_router(state: AppState) -> Router {
+    Router::new()
+        .merge(wall::routes())
+        .route("/healthz", get(healthz))
+        .layer(DefaultBodyLimit::max(16 * 1024))
+        .with_state(state)
+}
+
+/// Admin listener: always behind the admin token.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .merge(admin::routes())
+        .layer(DefaultBodyLimit::max(16 * 1024))
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Ready when the store answers and the node answers.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let store = state.engine.store().ping().await.is_ok();
+    let node = state.engine.node().info().await.is_ok();
+    let status = if store && node {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({"store": store, "node": node})),
+    )
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    if let Ok(counts) = state.engine.store().count_by_state().await {
+        state.metrics.set_deposit_counts(&counts);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+/// Challenge minting rate per client IP: a token bucket each, in this replica's memory (a
+/// visitor spraying replicas gets at most replicas x rate).
+pub struct MintLimiter {
+    rate: Rate,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl MintLimiter {
+    pub fn new(rate: Rate) -> MintLimiter {
+        MintLimiter {
+            rate,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `ip`; `Err(seconds)` until the next one when empty.
+    pub fn take(&self, ip: IpAddr, now: Instant) -> Result<(), u32> {
+        let capacity = f64::from(self.rate.requests);
+        let per_second = capacity / self.rate.per.as_secs_f64().max(0.001);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() > 100_000 {
+            // Forget clients whose bucket is full again anyway.
+            let full_after = self.rate.per;
+            buckets.retain(|_, (_, at)| now.duration_since(*at) < full_after);
+        }
+        let (tokens, at) = buckets.entry(ip).or_insert((capacity, now));
+        let refilled = (*tokens + now.duration_since(*at).as_secs_f64() * per_second).min(capacity);
+        *at = now;
+        if refilled >= 1.0 {
+            *tokens = refilled - 1.0;
+            Ok(())
+        } else {
+            *tokens = refilled;
+            let wait = ((1.0 - refilled) / per_second).ceil();
+            Err(if wait.is_finite() && wait >= 1.0 {
+                wait.min(3600.0) as u32
+            } else {
+                1
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_mint_limiter_allows_a_burst_then_refills() {
+        let limiter = MintLimiter::new(Rate {
+            requests: 2,
+            per: Duration::from_secs(10),
+        });
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        let t0 = Instant::now();
+        assert!(limiter.take(ip, t0).is_ok());
+        assert!(limiter.take(ip, t0).is_ok());
+        assert_eq!(limiter.take(ip, t0), Err(5));
+        assert!(limiter.take(other, t0).is_ok(), "per IP");
+        assert!(limiter.take(ip, t0 + Duration::from_secs(5)).is_ok());
+    }
+}

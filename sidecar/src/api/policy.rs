@@ -1,0 +1,104 @@
+//! The filter's view of the config: routes and their policies in a stable JSON shape, and a
+//! version (hash of that shape) so the filter notices a change on its next sync.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, FailureMode, Mode, PathMatch};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FilterPolicy {
+    pub version: String,
+    pub service: &'static str,
+    pub routes: Vec<FilterRoute>,
+    pub challenge_mint_rate: RateJson,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FilterRoute {
+    pub id: String,
+    #[serde(rename = "match")]
+    pub matcher: MatchJson,
+    pub mode: Mode,
+    pub failure_mode: FailureMode,
+    pub amount_sat: u64,
+    pub token_lifetime_s: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deposit: Option<DepositJson>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MatchJson {
+    pub host: Option<String>,
+    /// `{"exact": "/p"}`, `{"prefix": "/p/"}`, `{"regex": "^/p$"}` or null (any path).
+    pub path: Option<PathMatch>,
+    pub methods: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct RateJson {
+    pub requests: u32,
+    pub per_s: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DepositJson {
+    pub idle_timeout_s: u64,
+    pub session_cap_s: u64,
+    pub rate_limit: Option<RateJson>,
+    pub trap_paths: Vec<String>,
+    pub error_storm: Option<ErrorStormJson>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct ErrorStormJson {
+    pub errors: u32,
+    pub within_s: u64,
+}
+
+/// The `services=` name in every token.
+pub const SERVICE: &str = "lightning-wall";
+
+impl FilterPolicy {
+    pub fn of(config: &Config) -> FilterPolicy {
+        let rate = |r: crate::config::Rate| RateJson {
+            requests: r.requests,
+            per_s: r.per.as_secs(),
+        };
+        let routes: Vec<FilterRoute> = config
+            .routes
+            .iter()
+            .map(|r| FilterRoute {
+                id: r.id.clone(),
+                matcher: MatchJson {
+                    host: r.matcher.host.clone(),
+                    path: r.matcher.path.clone(),
+                    methods: r.matcher.methods.clone(),
+                },
+                mode: r.mode,
+                failure_mode: r.failure_mode,
+                amount_sat: r.amount_sat(),
+                token_lifetime_s: r.token_lifetime.as_secs(),
+                deposit: r.deposit.as_ref().map(|d| DepositJson {
+                    idle_timeout_s: d.idle_timeout.as_secs(),
+                    session_cap_s: d.session_cap.as_secs(),
+                    rate_limit: d.rate_limit.map(rate),
+                    trap_paths: d.trap_paths.clone(),
+                    error_storm: d.error_storm.map(|e| ErrorStormJson {
+                        errors: e.errors,
+                        within_s: e.within.as_secs(),
+                    }),
+                }),
+            })
+            .collect();
+        let mint = rate(config.limits.challenge_mint_rate);
+        let canonical = serde_json::to_vec(&(&routes, mint)).unwrap_or_default();
+        let version = hex::encode(&Sha256::digest(&canonical)[..8]);
+        FilterPolicy {
+            version,
+            service: SERVICE,
+            routes,
+            challenge_mint_rate: mint,
+        }
+    }
+}

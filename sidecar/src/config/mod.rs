@@ -1,0 +1,573 @@
+//! `lightning-wall.yaml`: the operator's single source of truth (node, store, keys, listeners,
+//! routes, limits). Parsing is strict (unknown fields are errors, so a typo never silently
+//! disables a protection) and validation reports every problem with its field path and the fix.
+//! Secrets are never read inline from this file: only through `file:` or `env:` references.
+
+mod duration;
+mod secret;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use secret::{SecretBytes, SecretError, SecretRef};
+
+/// One problem in the configuration: where it is and what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Field path, e.g. `routes[2].deposit.amount_sat`.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The YAML did not match the schema (unknown field, wrong type, bad duration…).
+    #[error("{0}")]
+    Parse(ConfigIssue),
+    /// The YAML parsed but some values are not acceptable; every issue is listed.
+    #[error("{} problem(s) in the configuration:\n{}", .0.len(), list(.0))]
+    Invalid(Vec<ConfigIssue>),
+}
+
+fn list(issues: &[ConfigIssue]) -> String {
+    issues
+        .iter()
+        .map(|i| format!("  - {i}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl ConfigError {
+    /// Every issue, whatever the stage that found it.
+    pub fn issues(&self) -> Vec<ConfigIssue> {
+        match self {
+            ConfigError::Read { path, source } => vec![ConfigIssue {
+                path: String::new(),
+                message: format!("reading {}: {source}", path.display()),
+            }],
+            ConfigError::Parse(issue) => vec![issue.clone()],
+            ConfigError::Invalid(issues) => issues.clone(),
+        }
+    }
+}
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where generated keys, the SQLite database and the dev node's key live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    pub node: NodeConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub keys: KeysConfig,
+    #[serde(default)]
+    pub listeners: ListenersConfig,
+    #[serde(default)]
+    pub deposits: DepositsConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeBackend {
+    /// Embedded development node: real BOLT11, fake money. Never for production.
+    Dev,
+    Lnd,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub backend: NodeBackend,
+    /// Required when `backend: lnd`.
+    #[serde(default)]
+    pub lnd: Option<LndConfig>,
+    /// Options of the development node.
+    #[serde(default)]
+    pub dev: Option<DevNodeConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LndConfig {
+    /// `https://host:8080`: lnd's REST listener.
+    pub rest_url: String,
+    /// lnd's `tls.cert`, pinned byte-for-byte.
+    pub tls_cert_file: PathBuf,
+    /// The macaroon (binary file or hex in an env var) with `invoices:read invoices:write
+    /// info:read`.
+    pub macaroon: SecretRef,
+    /// Refuse to start when lnd reports another network.
+    pub network: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevNodeConfig {
+    /// Simulated block interval of the development node's chain.
+    #[serde(default, with = "duration::option")]
+    pub block_interval: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite:<path>` (default `sqlite:<data_dir>/lightning-wall.db`) or
+    /// `postgres://user@host:port/db` (no password here: use `password`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The PostgreSQL password, from a file or an environment variable.
+    #[serde(default)]
+    pub password: Option<SecretRef>,
+}
+
+/// Where the store is, once defaults are applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreLocation {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Master keys as `<id>:<64 hex>` lines (id: `[A-Za-z0-9._-]{1,32}`). Absent: generated on
+    /// first run into `<data_dir>/keys` (mode 0600), or into the shared PostgreSQL store.
+    #[serde(default)]
+    pub master: Option<SecretRef>,
+    /// Key id used for new tokens; default the last key listed (the newest).
+    #[serde(default)]
+    pub active_key_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenersConfig {
+    /// For the filter only (mint, bootstrap, sync, events). Loopback unless a token is set.
+    #[serde(default = "default_internal")]
+    pub internal: InternalListener,
+    /// Wall endpoints under `/.well-known/lightning-wall/`, routed by Envoy.
+    #[serde(default = "default_public")]
+    pub public: Listener,
+    /// Operator API; disabled when absent. Always requires a bearer token.
+    #[serde(default)]
+    pub admin: Option<AdminListener>,
+}
+
+impl Default for ListenersConfig {
+    fn default() -> Self {
+        ListenersConfig {
+            internal: default_internal(),
+            public: default_public(),
+            admin: None,
+        }
+    }
+}
+
+fn default_internal() -> InternalListener {
+    InternalListener {
+        bind: SocketAddr::from(([127, 0, 0, 1], 8081)),
+        token: None,
+    }
+}
+
+fn default_public() -> Listener {
+    Listener {
+        bind: SocketAddr::from(([127, 0, 0, 1], 8082)),
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    pub bind: SocketAddr,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InternalListener {
+    pub bind: SocketAddr,
+    /// Bearer token the filter must send; required when `bind` is not loopback.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminListener {
+    pub bind: SocketAddr,
+    pub token: SecretRef,
+}
+
+/// How deposits are invoiced and how long they may be held.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepositsConfig {
+    /// BOLT11 expiry of deposit invoices: time to pay.
+    #[serde(default = "default_invoice_expiry", with = "duration")]
+    pub invoice_expiry: Duration,
+    /// Final CLTV delta asked for hold invoices (blocks).
+    #[serde(default = "default_cltv_expiry")]
+    pub cltv_expiry: u32,
+    /// Blocks kept between our own refund and the node's auto-cancel.
+    #[serde(default = "default_safety_margin_blocks")]
+    pub safety_margin_blocks: u32,
+    /// Assumed time per block when turning the HTLC expiry into a wall-clock deadline. Shorter
+    /// than the 10-minute average on purpose: blocks come early often.
+    #[serde(default = "default_block_interval", with = "duration")]
+    pub assumed_block_interval: Duration,
+    /// How often the reconciler looks at every unfinished deposit.
+    #[serde(default = "default_reconcile_interval", with = "duration")]
+    pub reconcile_interval: Duration,
+}
+
+impl Default for DepositsConfig {
+    fn default() -> Self {
+        DepositsConfig {
+            invoice_expiry: default_invoice_expiry(),
+            cltv_expiry: default_cltv_expiry(),
+            safety_margin_blocks: default_safety_margin_blocks(),
+            assumed_block_interval: default_block_interval(),
+            reconcile_interval: default_reconcile_interval(),
+        }
+    }
+}
+
+fn default_invoice_expiry() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_cltv_expiry() -> u32 {
+    144
+}
+fn default_safety_margin_blocks() -> u32 {
+    6
+}
+fn default_block_interval() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_reconcile_interval() -> Duration {
+    Duration::from_secs(30)
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Held deposits at once, all clients.
+    #[serde(default = "default_max_held")]
+    pub max_held_deposits: u32,
+    /// Held deposits at once per client prefix (IPv4 /24, IPv6 /48).
+    #[serde(default = "default_max_held_per_prefix")]
+    pub max_held_deposits_per_prefix: u32,
+    /// Bounds every route's amount must respect.
+    #[serde(default)]
+    pub amount_sat: AmountBounds,
+    /// Challenges one client IP may mint.
+    #[serde(default = "default_mint_rate")]
+    pub challenge_mint_rate: Rate,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_held_deposits: default_max_held(),
+            max_held_deposits_per_prefix: default_max_held_per_prefix(),
+            amount_sat: AmountBounds::default(),
+            challenge_mint_rate: default_mint_rate(),
+        }
+    }
+}
+
+fn default_max_held() -> u32 {
+    10_000
+}
+fn default_max_held_per_prefix() -> u32 {
+    4
+}
+fn default_mint_rate() -> Rate {
+    Rate {
+        requests: 10,
+        per: Duration::from_secs(60),
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AmountBounds {
+    pub min: u64,
+    pub max: u64,
+}
+
+impl Default for AmountBounds {
+    fn default() -> Self {
+        AmountBounds {
+            min: 1,
+            max: 1_000_000,
+        }
+    }
+}
+
+/// `requests` per `per`.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    pub requests: u32,
+    #[serde(with = "duration")]
+    pub per: Duration,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Free,
+    Pay,
+    Deposit,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Free => "free",
+            Mode::Pay => "pay",
+            Mode::Deposit => "deposit",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureMode {
+    /// Sidecar unreachable: new visitors get 503 (existing tokens keep working).
+    #[default]
+    Closed,
+    /// Sidecar unreachable: requests pass without a challenge.
+    Open,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Stable name, bound into tokens (`[a-z0-9_-]`, at most 32).
+    pub id: String,
+    #[serde(rename = "match")]
+    pub matcher: RouteMatch,
+    pub mode: Mode,
+    #[serde(default)]
+    pub failure_mode: FailureMode,
+    /// How long a token stays valid (pay: access period; deposit: upper bound of the session).
+    #[serde(default = "default_token_lifetime", with = "duration")]
+    pub token_lifetime: Duration,
+    #[serde(default)]
+    pub pay: Option<PayPolicy>,
+    #[serde(default)]
+    pub deposit: Option<DepositPolicy>,
+}
+
+fn default_token_lifetime() -> Duration {
+    Duration::from_secs(3600)
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatch {
+    /// Exact `Host`/`:authority` (without port); any host when absent.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// `{exact: /p}`, `{prefix: /p/}` or `{regex: "^/p/[0-9]+$"}`.
+    #[serde(default, with = "serde_yaml_ng::with::singleton_map")]
+    pub path: Option<PathMatch>,
+    /// Upper-case methods; any method when absent or empty.
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum PathMatch {
+    Exact(String),
+    Prefix(String),
+    Regex(String),
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayPolicy {
+    pub amount_sat: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepositPolicy {
+    pub amount_sat: u64,
+    /// No request for this long: refund.
+    #[serde(default = "default_idle_timeout", with = "duration")]
+    pub idle_timeout: Duration,
+    /// Held this long in total: refund, whatever the activity.
+    #[serde(default = "default_session_cap", with = "duration")]
+    pub session_cap: Duration,
+    /// Per-token request rate above which the deposit is forfeited.
+    #[serde(default)]
+    pub rate_limit: Option<Rate>,
+    /// Path prefixes no honest visitor requests (hidden links): one request forfeits.
+    #[serde(default)]
+    pub trap_paths: Vec<String>,
+    /// Upstream 4xx/5xx answers per token that count as probing.
+    #[serde(default)]
+    pub error_storm: Option<ErrorStorm>,
+}
+
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_session_cap() -> Duration {
+    Duration::from_secs(3600)
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorStorm {
+    pub errors: u32,
+    #[serde(with = "duration")]
+    pub within: Duration,
+}
+
+impl Config {
+    /// Parses YAML text; does not validate values (see [`Config::validate`]).
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            let inner = e.into_inner().to_string();
+            // serde_yaml_ng already prefixes some messages with the path.
+            let message = inner
+                .strip_prefix(&format!("{path}: "))
+                .map_or(inner.clone(), str::to_owned);
+            ConfigError::Parse(ConfigIssue { path, message })
+        })
+    }
+
+    /// Reads, parses and validates a file. Relative `data_dir` is taken from the config file's
+    /// directory, so the same file works from any working directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Config::parse(&text)?;
+        if let Some(dir) = path.parent() {
+            config.resolve_relative_paths(dir);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Relative paths in the file (data dir, secret files, lnd's cert) are relative to the
+    /// file's directory, so the config works from any working directory.
+    fn resolve_relative_paths(&mut self, dir: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        let fix_secret = |s: &mut SecretRef| {
+            if let Some(p) = s.file.as_mut()
+                && p.is_relative()
+            {
+                *p = dir.join(&*p);
+            }
+        };
+        fix(&mut self.data_dir);
+        if let Some(lnd) = self.node.lnd.as_mut() {
+            fix(&mut lnd.tls_cert_file);
+            fix_secret(&mut lnd.macaroon);
+        }
+        if let Some(password) = self.store.password.as_mut() {
+            fix_secret(password);
+        }
+        if let Some(master) = self.keys.master.as_mut() {
+            fix_secret(master);
+        }
+        if let Some(token) = self.listeners.internal.token.as_mut() {
+            fix_secret(token);
+        }
+        if let Some(admin) = self.listeners.admin.as_mut() {
+            fix_secret(&mut admin.token);
+        }
+    }
+
+    /// Every semantic problem at once; `Ok` means the sidecar can start with this file (secrets
+    /// are resolved later, when used).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let issues = validate::validate(self);
+        if issues.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(issues))
+        }
+    }
+
+    pub fn store_location(&self) -> StoreLocation {
+        match &self.store.url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                StoreLocation::Postgres(url.clone())
+            }
+            Some(url) => {
+                let path = PathBuf::from(url.trim_start_matches("sqlite:"));
+                if path.is_relative() {
+                    StoreLocation::Sqlite(self.data_dir.join(path))
+                } else {
+                    StoreLocation::Sqlite(path)
+                }
+            }
+            None => StoreLocation::Sqlite(self.data_dir.join("lightning-wall.db")),
+        }
+    }
+
+    pub fn route(&self, id: &str) -> Option<&RouteConfig> {
+        self.routes.iter().find(|r| r.id == id)
+    }
+}
+
+impl RouteConfig {
+    /// Amount the route charges, in satoshis (0 for free routes).
+    pub fn amount_sat(&self) -> u64 {
+        match self.mode {
+            Mode::Free => 0,
+            Mode::Pay => self.pay.as_ref().map_or(0, |p| p.amount_sat),
+            Mode::Deposit => self.deposit.as_ref().map_or(0, |d| d.amount_sat),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,214 @@
+use std::path::Path;
+
+use super::*;
+
+const MINIMAL: &str = "
+node: { backend: dev }
+routes:
+  - id: wall
+    match: { path: { prefix: / } }
+    mode: deposit
+    deposit: { amount_sat: 1000 }
+";
+
+fn issues_of(yaml: &str) -> Vec<String> {
+    match Config::parse(yaml).and_then(|c| c.validate().map(|()| c)) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.issues().iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn the_documented_example_validates() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/lightning-wall.yaml");
+    let config = Config::load(&path).unwrap();
+    assert_eq!(config.routes.len(), 3);
+    assert_eq!(config.route("articles").unwrap().amount_sat(), 1000);
+    assert!(
+        matches!(config.store_location(), StoreLocation::Sqlite(p) if p.ends_with("data/lightning-wall.db"))
+    );
+}
+
+#[test]
+fn a_minimal_config_gets_safe_defaults() {
+    let config = Config::parse(MINIMAL).unwrap();
+    config.validate().unwrap();
+    assert!(config.listeners.internal.bind.ip().is_loopback());
+    assert!(config.listeners.admin.is_none());
+    let d = config.routes[0].deposit.as_ref().unwrap();
+    assert_eq!(d.idle_timeout, Duration::from_secs(300));
+    assert_eq!(config.routes[0].failure_mode, FailureMode::Closed);
+}
+
+#[test]
+fn an_amount_out_of_bounds_names_the_field_and_the_range() {
+    let yaml = MINIMAL.replace("amount_sat: 1000", "amount_sat: 0");
+    assert_eq!(
+        issues_of(&yaml),
+        ["routes[0].deposit.amount_sat: must be between 1 and 1000000 (got 0)"]
+    );
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let yaml = "
+node: { backend: lnd }
+limits: { max_held_deposits: 0 }
+routes:
+  - id: Bad Id
+    match: { path: { prefix: nope }, methods: [get] }
+    mode: pay
+  - id: d
+    match: {}
+    mode: deposit
+    deposit: { amount_sat: 5000000, idle_timeout: 2h, session_cap: 1h, trap_paths: [x] }
+";
+    let issues = issues_of(yaml);
+    for expected in [
+        "node.lnd: required",
+        "limits.max_held_deposits: must be at least 1",
+        "routes[0].id: must be 1-32 characters",
+        "routes[0].match.path.prefix: must start with '/'",
+        "routes[0].match.methods[0]: must be an upper-case HTTP method",
+        "routes[0].pay: required with mode: pay",
+        "routes[1].deposit.amount_sat: must be between 1 and 1000000 (got 5000000)",
+        "routes[1].deposit.idle_timeout: must not exceed session_cap",
+        "routes[1].deposit.trap_paths[0]: must start with '/'",
+        // max_per_prefix 4 > global 0 is not reported separately: global 0 is the root cause.
+    ] {
+        assert!(
+            issues.iter().any(|i| i.starts_with(expected)),
+            "missing {expected:?} in {issues:#?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_fields_are_errors_with_their_path() {
+    let yaml = MINIMAL.replace("amount_sat: 1000", "amount_sat: 1000, idle_timout: 5m");
+    let issues = issues_of(&yaml);
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert!(issues[0].starts_with("routes[0].deposit"), "{issues:?}");
+    assert!(
+        issues[0].contains("unknown field `idle_timout`"),
+        "{issues:?}"
+    );
+}
+
+#[test]
+fn a_bare_number_is_not_a_duration() {
+    let yaml = MINIMAL.replace("amount_sat: 1000", "amount_sat: 1000, idle_timeout: 300");
+    let issues = issues_of(&yaml);
+    assert!(
+        issues[0].starts_with("routes[0].deposit.idle_timeout"),
+        "{issues:?}"
+    );
+    assert!(issues[0].contains("\"5m\""), "{issues:?}");
+}
+
+#[test]
+fn a_password_in_the_postgres_url_is_refused() {
+    let yaml = format!("{MINIMAL}store: {{ url: 'postgres://lw:hunter2@db/lw' }}\n");
+    let issues = issues_of(&yaml);
+    assert_eq!(issues.len(), 1);
+    assert!(issues[0].starts_with("store.url: must not contain a password"));
+    assert!(
+        !issues[0].contains("hunter2"),
+        "the secret must not be echoed"
+    );
+}
+
+#[test]
+fn secrets_need_exactly_one_source() {
+    let yaml = format!(
+        "{MINIMAL}listeners: {{ admin: {{ bind: '127.0.0.1:9000', token: {{ file: /a, env: B }} }} }}\n"
+    );
+    assert_eq!(
+        issues_of(&yaml),
+        ["listeners.admin.token: set only one of `file` or `env`"]
+    );
+    let yaml =
+        format!("{MINIMAL}listeners: {{ admin: {{ bind: '127.0.0.1:9000', token: {{}} }} }}\n");
+    assert_eq!(
+        issues_of(&yaml),
+        ["listeners.admin.token: set `file: <path>` or `env: <VARIABLE>`"]
+    );
+}
+
+#[test]
+fn an_inline_secret_value_is_not_accepted() {
+    let yaml =
+        format!("{MINIMAL}listeners: {{ admin: {{ bind: '127.0.0.1:9000', token: s3cret }} }}\n");
+    let issues = issues_of(&yaml);
+    assert_eq!(issues.len(), 1);
+    assert!(issues[0].starts_with("listeners.admin.token"), "{issues:?}");
+}
+
+#[test]
+fn an_internal_listener_off_loopback_needs_a_token() {
+    let yaml = format!("{MINIMAL}listeners: {{ internal: {{ bind: '0.0.0.0:8081' }} }}\n");
+    let issues = issues_of(&yaml);
+    assert_eq!(issues.len(), 1);
+    assert!(issues[0].starts_with("listeners.internal.token: required"));
+}
+
+#[test]
+fn a_session_cap_longer_than_the_hold_window_is_refused() {
+    // (144 - 18 - 6) blocks x 1m = 2h < 3h.
+    let yaml = MINIMAL.replace("amount_sat: 1000", "amount_sat: 1000, session_cap: 3h")
+        + "deposits: { assumed_block_interval: 1m }\n";
+    let issues = issues_of(&yaml);
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert!(
+        issues[0].starts_with("routes[0].deposit.session_cap: is longer than a hold can last (2h")
+    );
+}
+
+#[test]
+fn duplicate_route_ids_and_bad_regexes_are_reported() {
+    let yaml = "
+node: { backend: dev }
+routes:
+  - { id: a, match: { path: { regex: '(' } }, mode: free }
+  - { id: a, match: {}, mode: pay, pay: { amount_sat: 10 }, deposit: { amount_sat: 10 } }
+";
+    let issues = issues_of(yaml);
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.starts_with("routes[0].match.path.regex: does not compile"))
+    );
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.starts_with("routes[1].id: \"a\" is used by an earlier route"))
+    );
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.starts_with("routes[1].deposit: only allowed with mode: deposit"))
+    );
+}
+
+#[test]
+fn secret_refs_read_files_and_env_and_never_print_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "abc123\n").unwrap();
+    let by_file = SecretRef {
+        file: Some(file),
+        env: None,
+    };
+    let value = by_file.read_text().unwrap();
+    assert_eq!(value.0, b"abc123");
+    assert!(!format!("{value:?}").contains("abc123"));
+    let missing = SecretRef {
+        file: None,
+        env: Some("LW_TEST_SURELY_UNSET_VAR".into()),
+    };
+    let err = missing.read_text().unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "environment variable LW_TEST_SURELY_UNSET_VAR is not set"
+    );
+}

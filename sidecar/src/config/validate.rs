@@ -1,0 +1,485 @@
+//! Semantic checks of a parsed [`Config`]: every issue is collected (an operator fixes the file
+//! once, not once per error) and each names the field path and what to write instead.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::{Config, ConfigIssue, Mode, NodeBackend, PathMatch, Rate, RouteConfig, SecretRef};
+
+/// lnd's auto-cancel margin (`holdexpirydelta`, 18 blocks in v0.21): the config check assumes
+/// the larger value; the engine uses the node's real one.
+const ASSUMED_HOLD_EXPIRY_DELTA: u32 = 18;
+/// lnd refuses `cltv_expiry` below 24 for hold invoices (v0.21).
+const MIN_CLTV_EXPIRY: u32 = 24;
+/// LDK senders cap the total CLTV at 1008 blocks; a larger final delta makes payments fail.
+const MAX_CLTV_EXPIRY: u32 = 1008;
+
+#[derive(Default)]
+struct Issues(Vec<ConfigIssue>);
+
+impl Issues {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigIssue {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn secret(&mut self, path: &str, secret: &SecretRef) {
+        if let Some(problem) = secret.shape_issue() {
+            self.push(path, problem);
+        }
+    }
+
+    fn rate(&mut self, path: &str, rate: &Rate) {
+        if rate.requests == 0 {
+            self.push(
+                format!("{path}.requests"),
+                "must be at least 1 (remove the limit instead of setting 0)",
+            );
+        }
+        if rate.per < Duration::from_secs(1) {
+            self.push(format!("{path}.per"), "must be at least 1s");
+        }
+    }
+
+    fn between(&mut self, path: String, value: u64, min: u64, max: u64) {
+        if value < min || value > max {
+            self.push(
+                path,
+                format!("must be between {min} and {max} (got {value})"),
+            );
+        }
+    }
+}
+
+pub(super) fn validate(config: &Config) -> Vec<ConfigIssue> {
+    let mut issues = Issues::default();
+    if config.data_dir.as_os_str().is_empty() {
+        issues.push("data_dir", "must name a directory (default ./data)");
+    }
+    node(config, &mut issues);
+    store(config, &mut issues);
+    if let Some(master) = &config.keys.master {
+        issues.secret("keys.master", master);
+    }
+    listeners(config, &mut issues);
+    deposits(config, &mut issues);
+    limits(config, &mut issues);
+    routes(config, &mut issues);
+    issues.0
+}
+
+fn node(config: &Config, issues: &mut Issues) {
+    match config.node.backend {
+        NodeBackend::Lnd => match &config.node.lnd {
+            None => issues.push(
+                "node.lnd",
+                "required when node.backend is lnd (rest_url, tls_cert_file, macaroon, network)",
+            ),
+            Some(lnd) => {
+                if !lnd.rest_url.starts_with("https://") {
+                    issues.push(
+                        "node.lnd.rest_url",
+                        format!(
+                            "must start with https:// (lnd's REST listener is TLS; got {:?})",
+                            lnd.rest_url
+                        ),
+                    );
+                }
+                issues.secret("node.lnd.macaroon", &lnd.macaroon);
+                const NETWORKS: [&str; 5] = ["mainnet", "testnet", "signet", "regtest", "simnet"];
+                if !NETWORKS.contains(&lnd.network.as_str()) {
+                    issues.push(
+                        "node.lnd.network",
+                        format!(
+                            "must be one of {} (got {:?})",
+                            NETWORKS.join(", "),
+                            lnd.network
+                        ),
+                    );
+                }
+            }
+        },
+        NodeBackend::Dev => {
+            if let Some(dev) = &config.node.dev
+                && dev.block_interval.is_some_and(|d| d.is_zero())
+            {
+                issues.push("node.dev.block_interval", "must be longer than 0s");
+            }
+        }
+    }
+}
+
+fn store(config: &Config, issues: &mut Issues) {
+    let Some(url) = &config.store.url else {
+        if config.store.password.is_some() {
+            issues.push(
+                "store.password",
+                "only used with a postgres:// url; remove it or set store.url",
+            );
+        }
+        return;
+    };
+    let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    if postgres {
+        // userinfo is between "://" and the first "@" before the path.
+        let rest = url.split_once("://").map_or("", |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or("");
+        if let Some((userinfo, _)) = authority.rsplit_once('@')
+            && userinfo.contains(':')
+        {
+            issues.push(
+                "store.url",
+                "must not contain a password; move it to store.password (file: or env:)",
+            );
+        }
+        if url.contains("password=") {
+            issues.push(
+                "store.url",
+                "must not contain a password parameter; use store.password (file: or env:)",
+            );
+        }
+        if let Some(password) = &config.store.password {
+            issues.secret("store.password", password);
+        }
+    } else if let Some(path) = url.strip_prefix("sqlite:") {
+        if path.trim().is_empty() {
+            issues.push(
+                "store.url",
+                "sqlite: needs a path, e.g. sqlite:lightning-wall.db",
+            );
+        }
+        if config.store.password.is_some() {
+            issues.push(
+                "store.password",
+                "only used with a postgres:// url; remove it",
+            );
+        }
+    } else {
+        issues.push(
+            "store.url",
+            format!("must start with sqlite: or postgres:// (got {url:?})"),
+        );
+    }
+}
+
+fn listeners(config: &Config, issues: &mut Issues) {
+    let l = &config.listeners;
+    if let Some(token) = &l.internal.token {
+        issues.secret("listeners.internal.token", token);
+    } else if !l.internal.bind.ip().is_loopback() {
+        issues.push(
+            "listeners.internal.token",
+            format!(
+                "required when listeners.internal.bind is not loopback (got {}): the internal \
+                 API mints invoices and hands out key material",
+                l.internal.bind
+            ),
+        );
+    }
+    let mut binds = vec![
+        ("listeners.internal.bind", l.internal.bind),
+        ("listeners.public.bind", l.public.bind),
+    ];
+    if let Some(admin) = &l.admin {
+        issues.secret("listeners.admin.token", &admin.token);
+        binds.push(("listeners.admin.bind", admin.bind));
+    }
+    let mut seen = HashSet::new();
+    for (path, addr) in binds {
+        if addr.port() != 0 && !seen.insert(addr) {
+            issues.push(path, format!("{addr} is already used by another listener"));
+        }
+    }
+}
+
+fn deposits(config: &Config, issues: &mut Issues) {
+    let d = &config.deposits;
+    if d.invoice_expiry < Duration::from_secs(60) || d.invoice_expiry > Duration::from_secs(86_400)
+    {
+        issues.push(
+            "deposits.invoice_expiry",
+            format!(
+                "must be between 1m and 24h (got {})",
+                humantime::format_duration(d.invoice_expiry)
+            ),
+        );
+    }
+    issues.between(
+        "deposits.cltv_expiry".into(),
+        d.cltv_expiry.into(),
+        MIN_CLTV_EXPIRY.into(),
+        MAX_CLTV_EXPIRY.into(),
+    );
+    if d.safety_margin_blocks == 0 {
+        issues.push(
+            "deposits.safety_margin_blocks",
+            "must be at least 1: refunding at the node's own auto-cancel height races it",
+        );
+    }
+    if d.assumed_block_interval < Duration::from_secs(1) {
+        issues.push("deposits.assumed_block_interval", "must be at least 1s");
+    }
+    if d.reconcile_interval < Duration::from_secs(1) {
+        issues.push("deposits.reconcile_interval", "must be at least 1s");
+    }
+}
+
+fn limits(config: &Config, issues: &mut Issues) {
+    let l = &config.limits;
+    if l.max_held_deposits == 0 {
+        issues.push("limits.max_held_deposits", "must be at least 1");
+    }
+    if l.max_held_deposits_per_prefix == 0 {
+        issues.push("limits.max_held_deposits_per_prefix", "must be at least 1");
+    } else if l.max_held_deposits_per_prefix > l.max_held_deposits {
+        issues.push(
+            "limits.max_held_deposits_per_prefix",
+            format!(
+                "must not exceed limits.max_held_deposits ({}), got {}",
+                l.max_held_deposits, l.max_held_deposits_per_prefix
+            ),
+        );
+    }
+    if l.amount_sat.min == 0 {
+        issues.push("limits.amount_sat.min", "must be at least 1");
+    }
+    if l.amount_sat.min > l.amount_sat.max {
+        issues.push(
+            "limits.amount_sat.max",
+            format!(
+                "must be at least limits.amount_sat.min ({}), got {}",
+                l.amount_sat.min, l.amount_sat.max
+            ),
+        );
+    }
+    // 21M BTC in sat: anything above cannot be an amount.
+    if l.amount_sat.max > 2_100_000_000_000_000 {
+        issues.push("limits.amount_sat.max", "is more than all bitcoin");
+    }
+    issues.rate("limits.challenge_mint_rate", &l.challenge_mint_rate);
+}
+
+fn routes(config: &Config, issues: &mut Issues) {
+    if config.routes.is_empty() {
+        issues.push("routes", "add at least one route (id, match, mode)");
+    }
+    let mut ids = HashSet::new();
+    for (i, route) in config.routes.iter().enumerate() {
+        let at = format!("routes[{i}]");
+        if !valid_route_id(&route.id) {
+            issues.push(
+                format!("{at}.id"),
+                format!(
+                    "must be 1-32 characters of a-z, 0-9, '_' or '-' (got {:?})",
+                    route.id
+                ),
+            );
+        } else if !ids.insert(route.id.as_str()) {
+            issues.push(
+                format!("{at}.id"),
+                format!(
+                    "{:?} is used by an earlier route; ids must be unique",
+                    route.id
+                ),
+            );
+        }
+        route_match(route, &at, issues);
+        route_policy(config, route, &at, issues);
+    }
+}
+
+pub(crate) fn valid_route_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn route_match(route: &RouteConfig, at: &str, issues: &mut Issues) {
+    let m = &route.matcher;
+    if let Some(host) = &m.host {
+        let ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        if !ok {
+            issues.push(
+                format!("{at}.match.host"),
+                format!("must be a lower-case host name without scheme or port (got {host:?})"),
+            );
+        }
+    }
+    match &m.path {
+        Some(PathMatch::Exact(p)) | Some(PathMatch::Prefix(p)) if !p.starts_with('/') => {
+            let kind = if matches!(m.path, Some(PathMatch::Exact(_))) {
+                "exact"
+            } else {
+                "prefix"
+            };
+            issues.push(
+                format!("{at}.match.path.{kind}"),
+                format!("must start with '/' (got {p:?})"),
+            );
+        }
+        Some(PathMatch::Regex(r)) => {
+            // The filter compiles the same pattern; bound its size so a route cannot make it
+            // build a huge automaton in every worker.
+            if let Err(e) = regex::RegexBuilder::new(r).size_limit(1 << 16).build() {
+                issues.push(
+                    format!("{at}.match.path.regex"),
+                    format!("does not compile: {e}"),
+                );
+            }
+        }
+        _ => {}
+    }
+    for (j, method) in m.methods.iter().enumerate() {
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+            issues.push(
+                format!("{at}.match.methods[{j}]"),
+                format!("must be an upper-case HTTP method such as GET (got {method:?})"),
+            );
+        }
+    }
+}
+
+fn route_policy(config: &Config, route: &RouteConfig, at: &str, issues: &mut Issues) {
+    let bounds = config.limits.amount_sat;
+    if route.token_lifetime < Duration::from_secs(1)
+        || route.token_lifetime > Duration::from_secs(366 * 86_400)
+    {
+        issues.push(
+            format!("{at}.token_lifetime"),
+            "must be between 1s and 366 days",
+        );
+    }
+    match route.mode {
+        Mode::Free => {
+            if route.pay.is_some() {
+                issues.push(
+                    format!("{at}.pay"),
+                    "only allowed with mode: pay; remove it",
+                );
+            }
+            if route.deposit.is_some() {
+                issues.push(
+                    format!("{at}.deposit"),
+                    "only allowed with mode: deposit; remove it",
+                );
+            }
+        }
+        Mode::Pay => {
+            if route.deposit.is_some() {
+                issues.push(
+                    format!("{at}.deposit"),
+                    "only allowed with mode: deposit; remove it",
+                );
+            }
+            match &route.pay {
+                None => issues.push(format!("{at}.pay"), "required with mode: pay (amount_sat)"),
+                Some(pay) => issues.between(
+                    format!("{at}.pay.amount_sat"),
+                    pay.amount_sat,
+                    bounds.min,
+                    bounds.max,
+                ),
+            }
+        }
+        Mode::Deposit => {
+            if route.pay.is_some() {
+                issues.push(
+                    format!("{at}.pay"),
+                    "only allowed with mode: pay; remove it",
+                );
+            }
+            match &route.deposit {
+                None => issues.push(
+                    format!("{at}.deposit"),
+                    "required with mode: deposit (amount_sat, idle_timeout, session_cap)",
+                ),
+                Some(deposit) => deposit_policy(config, deposit, at, issues),
+            }
+        }
+    }
+}
+
+fn deposit_policy(config: &Config, deposit: &super::DepositPolicy, at: &str, issues: &mut Issues) {
+    let bounds = config.limits.amount_sat;
+    issues.between(
+        format!("{at}.deposit.amount_sat"),
+        deposit.amount_sat,
+        bounds.min,
+        bounds.max,
+    );
+    if deposit.idle_timeout < Duration::from_secs(1) {
+        issues.push(format!("{at}.deposit.idle_timeout"), "must be at least 1s");
+    }
+    if deposit.idle_timeout > deposit.session_cap {
+        issues.push(
+            format!("{at}.deposit.idle_timeout"),
+            format!(
+                "must not exceed session_cap ({})",
+                humantime::format_duration(deposit.session_cap)
+            ),
+        );
+    }
+    // A hold occupies an HTLC slot on every hop (jamming): the design keeps holds to minutes,
+    // a day at the very most.
+    if deposit.session_cap < Duration::from_secs(1)
+        || deposit.session_cap > Duration::from_secs(86_400)
+    {
+        issues.push(
+            format!("{at}.deposit.session_cap"),
+            "must be between 1s and 24h",
+        );
+    } else {
+        let d = &config.deposits;
+        let usable_blocks = d
+            .cltv_expiry
+            .saturating_sub(ASSUMED_HOLD_EXPIRY_DELTA)
+            .saturating_sub(d.safety_margin_blocks);
+        let window = d.assumed_block_interval.saturating_mul(usable_blocks);
+        if deposit.session_cap > window {
+            issues.push(
+                format!("{at}.deposit.session_cap"),
+                format!(
+                    "is longer than a hold can last ({} = (deposits.cltv_expiry {} - node \
+                     auto-cancel margin {} - deposits.safety_margin_blocks {}) x \
+                     deposits.assumed_block_interval); lower it or raise deposits.cltv_expiry",
+                    humantime::format_duration(window),
+                    d.cltv_expiry,
+                    ASSUMED_HOLD_EXPIRY_DELTA,
+                    d.safety_margin_blocks
+                ),
+            );
+        }
+    }
+    if let Some(rate) = &deposit.rate_limit {
+        issues.rate(&format!("{at}.deposit.rate_limit"), rate);
+    }
+    for (j, trap) in deposit.trap_paths.iter().enumerate() {
+        if !trap.starts_with('/') {
+            issues.push(
+                format!("{at}.deposit.trap_paths[{j}]"),
+                format!("must start with '/' (got {trap:?})"),
+            );
+        }
+    }
+    if let Some(storm) = &deposit.error_storm {
+        if storm.errors == 0 {
+            issues.push(
+                format!("{at}.deposit.error_storm.errors"),
+                "must be at least 1 (remove error_storm to disable it)",
+            );
+        }
+        if storm.within < Duration::from_secs(1) {
+            issues.push(
+                format!("{at}.deposit.error_storm.within"),
+                "must be at least 1s",
+            );
+        }
+    }
+}

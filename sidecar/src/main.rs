@@ -1,0 +1,347 @@
+//! `lightning-wall`: the sidecar binary. `serve` runs it; the other commands check a config,
+//! pay a dev-node invoice, decode a token, and drive the admin API.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use lightning_wall::config::Config;
+use serde_json::Value;
+
+#[derive(Parser)]
+#[command(
+    name = "lightning-wall",
+    version,
+    about = "Lightning Network wall sidecar"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the sidecar.
+    Serve {
+        #[arg(long, default_value = "lightning-wall.yaml")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and list every problem.
+    CheckConfig {
+        #[arg(long, default_value = "lightning-wall.yaml")]
+        config: PathBuf,
+    },
+    /// Development node only.
+    Dev {
+        #[command(subcommand)]
+        command: DevCommand,
+    },
+    /// Tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// The operator API (needs `listeners.admin` and its token).
+    Admin {
+        #[command(flatten)]
+        target: AdminTarget,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DevCommand {
+    /// Pay an invoice of the embedded development node (prints JSON).
+    Pay {
+        bolt11: String,
+        /// Read the sidecar's internal address and token from this config.
+        #[arg(long, conflicts_with = "sidecar")]
+        config: Option<PathBuf>,
+        /// The sidecar's internal listener (default: the one `make demo` starts).
+        #[arg(long)]
+        sidecar: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Decode a credential (`L402 <b64>:<hex>`, a cookie value or a macaroon) without verifying.
+    Inspect { credential: String },
+}
+
+#[derive(clap::Args)]
+struct AdminTarget {
+    /// Read the admin address and token from this config.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Admin listener URL, e.g. http://127.0.0.1:8083.
+    #[arg(long, global = true)]
+    url: Option<String>,
+    /// Admin token (prefer LW_ADMIN_TOKEN or --config).
+    #[arg(long, env = "LW_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// List deposits, newest first.
+    List {
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        route: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// One deposit with its audit records.
+    Show { payment_hash: String },
+    /// Refund a held deposit now.
+    Refund { payment_hash: String },
+    /// Forfeit (settle) a held deposit.
+    Forfeit { payment_hash: String },
+    /// Revoke a token (and refund its deposit if held).
+    Revoke {
+        token_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+const DEFAULT_SIDECAR: &str = "http://127.0.0.1:8081";
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Serve { config } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .init();
+            let config = Config::load(&config)
+                .with_context(|| format!("configuration {}", config.display()))?;
+            let running = lightning_wall::serve::start(config).await?;
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            running.shutdown().await;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { config: path } => match Config::load(&path) {
+            Ok(config) => {
+                println!(
+                    "{}: ok ({} routes, node {:?}, store {:?})",
+                    path.display(),
+                    config.routes.len(),
+                    config.node.backend,
+                    config.store_location()
+                );
+                Ok(std::process::ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                Ok(std::process::ExitCode::FAILURE)
+            }
+        },
+        Command::Dev {
+            command:
+                DevCommand::Pay {
+                    bolt11,
+                    config,
+                    sidecar,
+                },
+        } => {
+            let (url, token) = match (config, sidecar) {
+                (Some(path), _) => {
+                    let config = Config::load(&path)?;
+                    let token = match &config.listeners.internal.token {
+                        Some(t) => Some(String::from_utf8(t.read_text()?.0)?),
+                        None => None,
+                    };
+                    (format!("http://{}", config.listeners.internal.bind), token)
+                }
+                (None, Some(url)) => (url, None),
+                (None, None) => (DEFAULT_SIDECAR.to_owned(), None),
+            };
+            let body = serde_json::json!({"invoice": bolt11});
+            let answer = call(
+                reqwest::Method::POST,
+                &format!("{url}/v1/dev/pay"),
+                token.as_deref(),
+                Some(body),
+            )
+            .await?;
+            println!("{answer}");
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Token {
+            command: TokenCommand::Inspect { credential },
+        } => {
+            let inspection = l402::inspect(&credential).context("decoding the credential")?;
+            let identifier = match &inspection.identifier {
+                Ok(id) => serde_json::json!({
+                    "payment_hash": id.payment_hash.to_hex(),
+                    "token_id": id.token_id.to_hex(),
+                }),
+                Err(e) => serde_json::json!({"error": e.to_string()}),
+            };
+            let caveats: Vec<Value> = inspection
+                .caveats
+                .iter()
+                .map(|c| match &c.meaning {
+                    Some(Ok(m)) => serde_json::json!({"caveat": c.text, "meaning": m}),
+                    Some(Err(e)) => serde_json::json!({"caveat": c.text, "error": e.to_string()}),
+                    None => serde_json::json!({"caveat": c.text}),
+                })
+                .collect();
+            let out = serde_json::json!({
+                "location": inspection.location,
+                "identifier": identifier,
+                "caveats": caveats,
+                "macaroons": inspection.macaroons,
+                "has_proof": inspection.has_proof,
+                "verified": false,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Admin { target, command } => {
+            let (url, token) = admin_target(target)?;
+            let (method, path, body) = match command {
+                AdminCommand::List {
+                    state,
+                    route,
+                    limit,
+                } => {
+                    let mut q = format!("/admin/v1/deposits?limit={limit}");
+                    if let Some(s) = state {
+                        q.push_str(&format!("&state={s}"));
+                    }
+                    if let Some(r) = route {
+                        q.push_str(&format!("&route={r}"));
+                    }
+                    (reqwest::Method::GET, q, None)
+                }
+                AdminCommand::Show { payment_hash } => (
+                    reqwest::Method::GET,
+                    format!("/admin/v1/deposits/{payment_hash}"),
+                    None,
+                ),
+                AdminCommand::Refund { payment_hash } => (
+                    reqwest::Method::POST,
+                    format!("/admin/v1/deposits/{payment_hash}/refund"),
+                    None,
+                ),
+                AdminCommand::Forfeit { payment_hash } => (
+                    reqwest::Method::POST,
+                    format!("/admin/v1/deposits/{payment_hash}/forfeit"),
+                    None,
+                ),
+                AdminCommand::Revoke { token_id, reason } => (
+                    reqwest::Method::POST,
+                    "/admin/v1/revoke".to_owned(),
+                    Some(serde_json::json!({"token_id": token_id, "reason": reason})),
+                ),
+            };
+            let answer = call(method, &format!("{url}{path}"), Some(&token), body).await?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn admin_target(target: AdminTarget) -> anyhow::Result<(String, String)> {
+    let from_config = match &target.config {
+        Some(path) => {
+            let config = Config::load(path)?;
+            let Some(admin) = config.listeners.admin else {
+                bail!("{}: listeners.admin is not configured", path.display());
+            };
+            let token = String::from_utf8(admin.token.read_text()?.0)?;
+            Some((format!("http://{}", admin.bind), token))
+        }
+        None => None,
+    };
+    let url = target
+        .url
+        .or_else(|| from_config.as_ref().map(|(u, _)| u.clone()))
+        .context("give --config or --url")?;
+    let token = target
+        .token
+        .or_else(|| from_config.map(|(_, t)| t))
+        .context("give --config, --token or LW_ADMIN_TOKEN")?;
+    Ok((url, token))
+}
+
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let client = reqwest::Client::new();
+    let mut request = client.request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("reaching the sidecar at {url}"))?;
+    let status = response.status();
+    let value: Value = response
+        .json()
+        .await
+        .context("reading the sidecar's answer")?;
+    if !status.is_success() {
+        bail!("{status}: {value}");
+    }
+    Ok(value)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

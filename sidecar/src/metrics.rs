@@ -1,0 +1,135 @@
+//! Prometheus metrics (`/metrics`): challenges minted, deposit outcomes, node call latency and
+//! errors, deposits by state (read from the store at scrape time, so every replica reports the
+//! shared truth). Labels are bounded sets (modes, states, triggers, calls): never a token or IP.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::deposit::DepositState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabel {
+    pub mode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+    pub trigger: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabel {
+    pub call: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabel {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub challenges: Family<ModeLabel, Counter>,
+    pub challenges_refused: Family<ErrorLabel, Counter>,
+    pub deposit_outcomes: Family<OutcomeLabel, Counter>,
+    pub node_call_seconds: Family<CallLabel, Histogram>,
+    pub errors: Family<ErrorLabel, Counter>,
+    pub deposits: Family<StateLabel, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("lightning_wall");
+        let challenges = Family::<ModeLabel, Counter>::default();
+        registry.register(
+            "challenges",
+            "Challenges (invoice + macaroon) minted",
+            challenges.clone(),
+        );
+        let challenges_refused = Family::<ErrorLabel, Counter>::default();
+        registry.register(
+            "challenges_refused",
+            "Challenges refused by a limit or an unavailable node",
+            challenges_refused.clone(),
+        );
+        let deposit_outcomes = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "deposit_outcomes",
+            "Deposits ended, by outcome and trigger",
+            deposit_outcomes.clone(),
+        );
+        let node_call_seconds = Family::<CallLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 14))
+        });
+        registry.register(
+            "node_call_seconds",
+            "Latency of calls to the Lightning node",
+            node_call_seconds.clone(),
+        );
+        let errors = Family::<ErrorLabel, Counter>::default();
+        registry.register("errors", "Errors by kind", errors.clone());
+        let deposits = Family::<StateLabel, Gauge>::default();
+        registry.register("deposits", "Deposits by state", deposits.clone());
+        Metrics {
+            registry,
+            challenges,
+            challenges_refused,
+            deposit_outcomes,
+            node_call_seconds,
+            errors,
+            deposits,
+        }
+    }
+
+    pub fn observe_node_call(&self, call: &'static str, took: Duration) {
+        self.node_call_seconds
+            .get_or_create(&CallLabel { call })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn error(&self, kind: &'static str) {
+        self.errors.get_or_create(&ErrorLabel { kind }).inc();
+    }
+
+    pub fn set_deposit_counts(&self, counts: &[(DepositState, u64)]) {
+        for state in DepositState::ALL {
+            let n = counts
+                .iter()
+                .find(|(s, _)| *s == state)
+                .map_or(0, |(_, n)| *n);
+            self.deposits
+                .get_or_create(&StateLabel {
+                    state: state.as_str(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            // Writing into a String cannot fail; keep the scrape alive regardless.
+            out.clear();
+        }
+        out
+    }
+}

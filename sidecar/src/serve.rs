@@ -1,0 +1,205 @@
+//! Wiring for `lightning-wall serve`: store, node, keys, engine, start-up reconcile, the three
+//! listeners, graceful shutdown. Also used by the HTTP tests to run the real thing on loopback.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{self, AppState};
+use crate::config::{Config, NodeBackend, StoreLocation};
+use crate::deposit::engine::{Engine, EngineSettings};
+use crate::metrics::Metrics;
+use crate::node::Node;
+use crate::node::dev::{DevNode, DevNodeConfig};
+use crate::store::Store;
+
+/// A running sidecar: its bound addresses and a handle to stop it.
+pub struct Running {
+    pub internal: SocketAddr,
+    pub public: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    pub engine: Engine,
+    pub dev_node: Option<DevNode>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, stops the engine loops.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    match config.store_location() {
+        StoreLocation::Sqlite(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            Store::open_sqlite(&path)
+                .await
+                .with_context(|| format!("opening SQLite store {}", path.display()))
+        }
+        StoreLocation::Postgres(url) => {
+            let password = match &config.store.password {
+                Some(secret) => Some(
+                    String::from_utf8(secret.read_text().context("store.password")?.0)
+                        .context("store.password is not UTF-8")?,
+                ),
+                None => None,
+            };
+            Store::open_postgres(&url, password.as_deref())
+                .await
+                .context("connecting to PostgreSQL (store.url)")
+        }
+    }
+}
+
+pub async fn open_node(config: &Config) -> anyhow::Result<(Arc<dyn Node>, Option<DevNode>)> {
+    match config.node.backend {
+        NodeBackend::Dev => {
+            let mut dev_config = DevNodeConfig::new(config.data_dir.join("dev-node"));
+            if let Some(interval) = config.node.dev.as_ref().and_then(|d| d.block_interval) {
+                dev_config.block_interval = interval;
+            }
+            let node = DevNode::open(dev_config)
+                .await
+                .context("opening the development node")?;
+            // DevNode::open announces itself as a development backend in the log.
+            Ok((Arc::new(node.clone()), Some(node)))
+        }
+        NodeBackend::Lnd => {
+            bail!(
+                "node.backend: lnd is not available in this build yet (the lnd REST backend is \
+                 being written); use backend: dev for now"
+            )
+        }
+    }
+}
+
+fn replica_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "sidecar".into());
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        hex::encode(rand::random::<[u8; 4]>())
+    )
+}
+
+/// Opens everything, reconciles, binds the listeners and serves until [`Running::shutdown`].
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let config = Arc::new(config);
+    let store = open_store(&config).await?;
+    let (node, dev_node) = open_node(&config).await?;
+    let keys = crate::keys::load(&config, &store)
+        .await
+        .context("loading the master keys")?;
+    tracing::info!(key_ids = ?keys.ring, active = %keys.active, "key ring loaded");
+    let internal_token = match &config.listeners.internal.token {
+        Some(secret) => Some(secret.read_text().context("listeners.internal.token")?),
+        None => None,
+    };
+    let admin_token = match &config.listeners.admin {
+        Some(admin) => Some(admin.token.read_text().context("listeners.admin.token")?),
+        None => None,
+    };
+    let metrics = Arc::new(Metrics::new());
+    let engine = Engine::new(
+        store,
+        node,
+        EngineSettings::from_config(&config, replica_id()),
+        metrics.clone(),
+    );
+    // Finish what a previous run decided before taking new work.
+    let report = engine.reconcile().await.context("start-up reconcile")?;
+    tracing::info!(
+        examined = report.examined,
+        node_errors = report.node_errors,
+        "start-up reconcile done"
+    );
+
+    let state = AppState::new(
+        engine.clone(),
+        config.clone(),
+        keys,
+        metrics,
+        internal_token,
+        admin_token,
+        dev_node.clone(),
+    );
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(engine.clone().run(stopped.clone())));
+
+    let bind = |addr: SocketAddr, what: &'static str| async move {
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the {what} listener on {addr}"))
+    };
+    let internal = bind(config.listeners.internal.bind, "internal").await?;
+    let public = bind(config.listeners.public.bind, "public").await?;
+    let admin = match &config.listeners.admin {
+        Some(a) => Some(bind(a.bind, "admin").await?),
+        None => None,
+    };
+    let internal_addr = internal.local_addr()?;
+    let public_addr = public.local_addr()?;
+    let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
+
+    let serve =
+        |listener: TcpListener, router: axum::Router, mut stopped: watch::Receiver<bool>| {
+            tokio::spawn(async move {
+                let result = axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.changed().await;
+                })
+                .await;
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "listener failed");
+                }
+            })
+        };
+    tasks.push(serve(
+        internal,
+        api::internal_router(state.clone()),
+        stopped.clone(),
+    ));
+    tasks.push(serve(
+        public,
+        api::public_router(state.clone()),
+        stopped.clone(),
+    ));
+    if let Some(admin) = admin {
+        tasks.push(serve(
+            admin,
+            api::admin_router(state.clone()),
+            stopped.clone(),
+        ));
+    }
+    tracing::info!(%internal_addr, %public_addr, ?admin_addr, "lightning-wall sidecar serving");
+    Ok(Running {
+        internal: internal_addr,
+        public: public_addr,
+        admin: admin_addr,
+        engine,
+        dev_node,
+        stop,
+        tasks,
+    })
+}

@@ -1,0 +1,487 @@
+//! The deposits table: insert (preimage first), compare-and-swap transitions that write the
+//! revocations and audit records of the same decision in one database transaction, timer and
+//! pending-action scans, and leases that let exactly one replica act on a deposit at a time.
+
+use std::time::Duration;
+
+use sqlx::Row;
+
+use super::{Store, StoreError, bytes32, dispatch, is_unique_violation, to_i64, to_u32, to_u64};
+use crate::deposit::machine::{Action, Transition, next_due};
+use crate::deposit::{
+    Deposit, DepositState, DepositTiming, Hold, NodeAction, Resolution, Timestamp, TokenId, Trigger,
+};
+use crate::node::{PaymentHash, Preimage};
+
+/// A deposit with what only the store knows about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredDeposit {
+    pub deposit: Deposit,
+    /// BOLT11; `None` while the node has not created the invoice yet.
+    pub payment_request: Option<String>,
+    pub version: i64,
+    pub action_attempts: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Applied {
+        version: i64,
+    },
+    /// Someone else wrote the deposit since it was read: read again and re-decide.
+    Stale,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DepositFilter {
+    pub state: Option<DepositState>,
+    pub route_id: Option<String>,
+    /// Newest first; at most this many (capped at 1000).
+    pub limit: u32,
+}
+
+const COLUMNS: &str = "payment_hash, token_id, payment_request, route_id, client_prefix, \
+    amount_msat, state, created_at, invoice_expires_at, idle_timeout_s, session_cap_s, \
+    safety_margin_blocks, block_interval_s, held_at, last_activity_at, htlc_expiry_height, \
+    hold_expiry_delta, deadline_at, resolved_at, resolution_trigger, pending_action, \
+    action_attempts, version";
+
+const LIVE: &str = "('awaiting_payment', 'held')";
+
+fn from_row<R>(row: &R) -> Result<StoredDeposit, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    const T: &str = "deposits";
+    let corrupt = |problem: String| StoreError::Corrupt { table: T, problem };
+    let i = |name: &str| -> Result<i64, StoreError> { Ok(row.try_get::<i64, _>(name)?) };
+    let oi = |name: &str| -> Result<Option<i64>, StoreError> {
+        Ok(row.try_get::<Option<i64>, _>(name)?)
+    };
+    let ts =
+        |name: &str| -> Result<Timestamp, StoreError> { Ok(Timestamp(to_u64(i(name)?, T, name)?)) };
+    let ots = |name: &str| -> Result<Option<Timestamp>, StoreError> {
+        oi(name)?
+            .map(|v| to_u64(v, T, name).map(Timestamp))
+            .transpose()
+    };
+    let secs = |name: &str| -> Result<Duration, StoreError> {
+        Ok(Duration::from_secs(to_u64(i(name)?, T, name)?))
+    };
+
+    let state_text: String = row.try_get("state")?;
+    let state = DepositState::parse(&state_text)
+        .ok_or_else(|| corrupt(format!("unknown state {state_text:?}")))?;
+    let hold = match (
+        ots("held_at")?,
+        ots("last_activity_at")?,
+        ots("deadline_at")?,
+    ) {
+        (Some(held_at), Some(last_activity_at), Some(deadline_at)) => Some(Hold {
+            held_at,
+            last_activity_at,
+            htlc_expiry_height: oi("htlc_expiry_height")?
+                .map(|h| to_u32(h, T, "htlc_expiry_height"))
+                .transpose()?,
+            hold_expiry_delta: to_u32(
+                oi("hold_expiry_delta")?.unwrap_or(0),
+                T,
+                "hold_expiry_delta",
+            )?,
+            deadline_at,
+        }),
+        _ => None,
+    };
+    let resolution = match (
+        ots("resolved_at")?,
+        row.try_get::<Option<String>, _>("resolution_trigger")?,
+    ) {
+        (Some(at), Some(trigger)) => Some(Resolution {
+            at,
+            trigger: Trigger::parse(&trigger)
+                .ok_or_else(|| corrupt(format!("unknown trigger {trigger:?}")))?,
+        }),
+        _ => None,
+    };
+    let pending = match row.try_get::<Option<String>, _>("pending_action")? {
+        None => None,
+        Some(a) => {
+            Some(NodeAction::parse(&a).ok_or_else(|| corrupt(format!("unknown action {a:?}")))?)
+        }
+    };
+    Ok(StoredDeposit {
+        deposit: Deposit {
+            payment_hash: PaymentHash(bytes32(row.try_get("payment_hash")?, T, "payment_hash")?),
+            token_id: TokenId(bytes32(row.try_get("token_id")?, T, "token_id")?),
+            route_id: row.try_get("route_id")?,
+            client_prefix: row.try_get("client_prefix")?,
+            amount_msat: to_u64(i("amount_msat")?, T, "amount_msat")?,
+            state,
+            created_at: ts("created_at")?,
+            invoice_expires_at: ts("invoice_expires_at")?,
+            timing: DepositTiming {
+                idle_timeout: secs("idle_timeout_s")?,
+                session_cap: secs("session_cap_s")?,
+                safety_margin_blocks: to_u32(
+                    i("safety_margin_blocks")?,
+                    T,
+                    "safety_margin_blocks",
+                )?,
+                assumed_block_interval: secs("block_interval_s")?,
+            },
+            hold,
+            resolution,
+            pending,
+        },
+        payment_request: row.try_get("payment_request")?,
+        version: i("version")?,
+        action_attempts: to_u32(i("action_attempts")?, T, "action_attempts")?,
+    })
+}
+
+fn opt_ts(t: Option<Timestamp>) -> Result<Option<i64>, StoreError> {
+    t.map(|t| to_i64(t.0, "timestamp")).transpose()
+}
+
+/// The mutable columns of a deposit, in the order the UPDATE binds them ($1..$13).
+struct Mutable {
+    state: &'static str,
+    held_at: Option<i64>,
+    last_activity_at: Option<i64>,
+    htlc_expiry_height: Option<i64>,
+    hold_expiry_delta: Option<i64>,
+    deadline_at: Option<i64>,
+    resolved_at: Option<i64>,
+    resolution_trigger: Option<&'static str>,
+    pending_action: Option<&'static str>,
+    next_due_at: Option<i64>,
+}
+
+impl Mutable {
+    fn of(d: &Deposit) -> Result<Mutable, StoreError> {
+        Ok(Mutable {
+            state: d.state.as_str(),
+            held_at: opt_ts(d.hold.map(|h| h.held_at))?,
+            last_activity_at: opt_ts(d.hold.map(|h| h.last_activity_at))?,
+            htlc_expiry_height: d.hold.and_then(|h| h.htlc_expiry_height).map(i64::from),
+            hold_expiry_delta: d.hold.map(|h| i64::from(h.hold_expiry_delta)),
+            deadline_at: opt_ts(d.hold.map(|h| h.deadline_at))?,
+            resolved_at: opt_ts(d.resolution.map(|r| r.at))?,
+            resolution_trigger: d.resolution.map(|r| r.trigger.as_str()),
+            pending_action: d.pending.map(NodeAction::as_str),
+            next_due_at: opt_ts(next_due(d))?,
+        })
+    }
+}
+
+impl Store {
+    /// Stores a new deposit and its preimage. Must return before the invoice is created on the
+    /// node, let alone handed out.
+    pub async fn insert_deposit(&self, d: &Deposit, preimage: &Preimage) -> Result<(), StoreError> {
+        let m = Mutable::of(d)?;
+        let sql = "INSERT INTO deposits (payment_hash, token_id, preimage, route_id, client_prefix, \
+             amount_msat, state, created_at, invoice_expires_at, idle_timeout_s, session_cap_s, \
+             safety_margin_blocks, block_interval_s, next_due_at, pending_action, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1)";
+        let result = dispatch!(self, p => sqlx::query(sql)
+            .bind(d.payment_hash.0.to_vec())
+            .bind(d.token_id.0.to_vec())
+            .bind(preimage.0.to_vec())
+            .bind(&d.route_id)
+            .bind(&d.client_prefix)
+            .bind(to_i64(d.amount_msat, "amount_msat")?)
+            .bind(m.state)
+            .bind(to_i64(d.created_at.0, "created_at")?)
+            .bind(to_i64(d.invoice_expires_at.0, "invoice_expires_at")?)
+            .bind(to_i64(d.timing.idle_timeout.as_secs(), "idle_timeout")?)
+            .bind(to_i64(d.timing.session_cap.as_secs(), "session_cap")?)
+            .bind(i64::from(d.timing.safety_margin_blocks))
+            .bind(to_i64(d.timing.assumed_block_interval.as_secs(), "block_interval")?)
+            .bind(m.next_due_at)
+            .bind(m.pending_action)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()));
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records the BOLT11 once the node created the invoice.
+    pub async fn set_payment_request(
+        &self,
+        hash: &PaymentHash,
+        payment_request: &str,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, p => sqlx::query(
+            "UPDATE deposits SET payment_request = $1 WHERE payment_hash = $2")
+            .bind(payment_request)
+            .bind(hash.0.to_vec())
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn deposit(&self, hash: &PaymentHash) -> Result<Option<StoredDeposit>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM deposits WHERE payment_hash = $1");
+        dispatch!(self, p => {
+            let row = sqlx::query(&sql).bind(hash.0.to_vec()).fetch_optional(p).await?;
+            row.as_ref().map(from_row).transpose()
+        })
+    }
+
+    pub async fn deposit_by_token(
+        &self,
+        token: &TokenId,
+    ) -> Result<Option<StoredDeposit>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM deposits WHERE token_id = $1");
+        dispatch!(self, p => {
+            let row = sqlx::query(&sql).bind(token.0.to_vec()).fetch_optional(p).await?;
+            row.as_ref().map(from_row).transpose()
+        })
+    }
+
+    /// The preimage, only for settling a forfeit. Never log it.
+    pub async fn preimage(&self, hash: &PaymentHash) -> Result<Option<Preimage>, StoreError> {
+        dispatch!(self, p => {
+            let row = sqlx::query("SELECT preimage FROM deposits WHERE payment_hash = $1")
+                .bind(hash.0.to_vec())
+                .fetch_optional(p)
+                .await?;
+            match row {
+                None => Ok(None),
+                Some(row) => Ok(Some(Preimage(bytes32(row.try_get("preimage")?, "deposits", "preimage")?))),
+            }
+        })
+    }
+
+    /// Writes a transition if the deposit is still at `read_version`, together with the
+    /// revocations and the audit record it carries, atomically. Node actions are not performed
+    /// here: they are now pending on the row, for the engine (or, after a crash, the reconciler).
+    pub async fn apply(
+        &self,
+        read_version: i64,
+        t: &Transition,
+        now: Timestamp,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let d = &t.next;
+        let m = Mutable::of(d)?;
+        let now_i = to_i64(now.0, "now")?;
+        dispatch!(self, p => {
+            let mut tx = p.begin().await?;
+            let updated = sqlx::query(
+                "UPDATE deposits SET state = $1, held_at = $2, last_activity_at = $3, \
+                 htlc_expiry_height = $4, hold_expiry_delta = $5, deadline_at = $6, \
+                 resolved_at = $7, resolution_trigger = $8, pending_action = $9, \
+                 next_due_at = $10, version = version + 1, \
+                 action_attempts = CASE WHEN $9 IS NULL THEN 0 ELSE action_attempts END \
+                 WHERE payment_hash = $11 AND version = $12")
+                .bind(m.state)
+                .bind(m.held_at)
+                .bind(m.last_activity_at)
+                .bind(m.htlc_expiry_height)
+                .bind(m.hold_expiry_delta)
+                .bind(m.deadline_at)
+                .bind(m.resolved_at)
+                .bind(m.resolution_trigger)
+                .bind(m.pending_action)
+                .bind(m.next_due_at)
+                .bind(d.payment_hash.0.to_vec())
+                .bind(read_version)
+                .execute(&mut *tx)
+                .await?;
+            if updated.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(ApplyOutcome::Stale);
+            }
+            for action in &t.actions {
+                if let Action::Revoke(token) = action {
+                    let reason = d.resolution.map_or("deposit_ended", |r| r.trigger.as_str());
+                    if let Some(lock) = self.revocation_lock() {
+                        sqlx::query(lock).execute(&mut *tx).await?;
+                    }
+                    sqlx::query(super::ledger::INSERT_REVOCATION)
+                        .bind(token.0.to_vec())
+                        .bind(reason)
+                        .bind(now_i)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            if let Some(audit) = &t.audit {
+                sqlx::query(
+                    "INSERT INTO audit_records (payment_hash, route_id, client_prefix, outcome, \
+                     trigger, amount_msat, at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind(d.payment_hash.0.to_vec())
+                    .bind(&d.route_id)
+                    .bind(&d.client_prefix)
+                    .bind(audit.outcome.as_str())
+                    .bind(audit.trigger.as_str())
+                    .bind(to_i64(d.amount_msat, "amount_msat")?)
+                    .bind(to_i64(audit.at.0, "at")?)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(ApplyOutcome::Applied { version: read_version + 1 })
+        })
+    }
+
+    pub async fn list_deposits(
+        &self,
+        filter: &DepositFilter,
+    ) -> Result<Vec<StoredDeposit>, StoreError> {
+        let limit = i64::from(filter.limit.clamp(1, 1000));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM deposits WHERE ($1 IS NULL OR state = $1) \
+             AND ($2 IS NULL OR route_id = $2) ORDER BY created_at DESC, payment_hash LIMIT $3"
+        );
+        let state = filter.state.map(DepositState::as_str);
+        dispatch!(self, p => {
+            let rows = sqlx::query(&sql)
+                .bind(state)
+                .bind(filter.route_id.as_deref())
+                .bind(limit)
+                .fetch_all(p)
+                .await?;
+            rows.iter().map(from_row).collect()
+        })
+    }
+
+    /// Deposits whose timer is due at `now`.
+    pub async fn due_deposits(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<StoredDeposit>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM deposits WHERE next_due_at IS NOT NULL AND next_due_at <= $1 \
+             ORDER BY next_due_at LIMIT $2"
+        );
+        let now_i = to_i64(now.0, "now")?;
+        dispatch!(self, p => {
+            let rows = sqlx::query(&sql).bind(now_i).bind(i64::from(limit)).fetch_all(p).await?;
+            rows.iter().map(from_row).collect()
+        })
+    }
+
+    /// Deposits with a node action decided but not confirmed, whose lease is free.
+    pub async fn pending_deposits(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<StoredDeposit>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM deposits WHERE pending_action IS NOT NULL \
+             AND (lease_until IS NULL OR lease_until < $1) ORDER BY created_at LIMIT $2"
+        );
+        let now_i = to_i64(now.0, "now")?;
+        dispatch!(self, p => {
+            let rows = sqlx::query(&sql).bind(now_i).bind(i64::from(limit)).fetch_all(p).await?;
+            rows.iter().map(from_row).collect()
+        })
+    }
+
+    /// Every deposit not settled for good: live states or a pending action. The reconciler
+    /// compares each with the node.
+    pub async fn unfinished_deposits(&self) -> Result<Vec<StoredDeposit>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM deposits WHERE state IN {LIVE} OR pending_action IS NOT NULL"
+        );
+        dispatch!(self, p => {
+            let rows = sqlx::query(&sql).fetch_all(p).await?;
+            rows.iter().map(from_row).collect()
+        })
+    }
+
+    /// Live deposits (awaiting payment or held): all, and those of one client prefix.
+    pub async fn live_deposit_counts(&self, client_prefix: &str) -> Result<(u64, u64), StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) AS total, \
+             COALESCE(SUM(CASE WHEN client_prefix = $1 THEN 1 ELSE 0 END), 0) AS prefix \
+             FROM deposits WHERE state IN {LIVE}"
+        );
+        dispatch!(self, p => {
+            let row = sqlx::query(&sql).bind(client_prefix).fetch_one(p).await?;
+            let total: i64 = row.try_get("total")?;
+            let prefix: i64 = row.try_get("prefix")?;
+            Ok((to_u64(total, "deposits", "count")?, to_u64(prefix, "deposits", "count")?))
+        })
+    }
+
+    pub async fn count_by_state(&self) -> Result<Vec<(DepositState, u64)>, StoreError> {
+        dispatch!(self, p => {
+            let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM deposits GROUP BY state")
+                .fetch_all(p)
+                .await?;
+            let mut out = Vec::new();
+            for row in rows {
+                let state: String = row.try_get("state")?;
+                let n: i64 = row.try_get("n")?;
+                if let Some(s) = DepositState::parse(&state) {
+                    out.push((s, to_u64(n, "deposits", "count")?));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Takes (or renews) the right to act on the node for this deposit until `now + lease`.
+    /// True for exactly one caller while the lease runs, whatever the number of replicas.
+    pub async fn claim(
+        &self,
+        hash: &PaymentHash,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let now_i = to_i64(now.0, "now")?;
+        let until = to_i64(now.plus(lease).0, "lease_until")?;
+        let done = dispatch!(self, p => sqlx::query(
+            "UPDATE deposits SET lease_owner = $1, lease_until = $2 WHERE payment_hash = $3 \
+             AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $4)")
+            .bind(owner)
+            .bind(until)
+            .bind(hash.0.to_vec())
+            .bind(now_i)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    pub async fn release(&self, hash: &PaymentHash, owner: &str) -> Result<(), StoreError> {
+        dispatch!(self, p => sqlx::query(
+            "UPDATE deposits SET lease_owner = NULL, lease_until = NULL \
+             WHERE payment_hash = $1 AND lease_owner = $2")
+            .bind(hash.0.to_vec())
+            .bind(owner)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Counts a failed attempt at the pending action (for backoff and alerts).
+    pub async fn record_action_attempt(&self, hash: &PaymentHash) -> Result<u32, StoreError> {
+        dispatch!(self, p => {
+            let row = sqlx::query(
+                "UPDATE deposits SET action_attempts = action_attempts + 1 \
+                 WHERE payment_hash = $1 RETURNING action_attempts")
+                .bind(hash.0.to_vec())
+                .fetch_optional(p)
+                .await?;
+            match row {
+                None => Ok(0),
+                Some(row) => to_u32(row.try_get("action_attempts")?, "deposits", "action_attempts"),
+            }
+        })
+    }
+}

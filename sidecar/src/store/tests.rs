@@ -1,0 +1,450 @@
+//! The store suite: every test runs on SQLite and on PostgreSQL (a fresh schema per test at
+//! `LW_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`). PostgreSQL being
+//! down fails the tests: a skipped half of the suite would prove nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::deposit::machine::{Event, Outcome, step};
+use crate::deposit::{
+    Deposit, DepositState, DepositTiming, NodeAction, Timestamp, TokenId, Trigger,
+};
+use crate::node::{PaymentHash, Preimage};
+
+pub(crate) mod fixtures {
+    use super::*;
+
+    pub async fn sqlite() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("lw.db")).await.unwrap();
+        (store, dir)
+    }
+
+    pub fn postgres_url() -> String {
+        std::env::var("LW_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    }
+
+    /// A new schema, so parallel tests and earlier runs never see each other's rows.
+    pub async fn postgres_schema() -> String {
+        let schema = format!("lw_test_{}", hex::encode(rand::random::<[u8; 8]>()));
+        let admin = sqlx::PgPool::connect(&postgres_url())
+            .await
+            .expect("PostgreSQL must be running at LW_TEST_POSTGRES_URL for the store suite");
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        schema
+    }
+
+    pub async fn postgres_in(schema: &str) -> Store {
+        let options = postgres_url()
+            .parse::<sqlx::postgres::PgConnectOptions>()
+            .unwrap()
+            .options([("search_path", schema)]);
+        Store::open_postgres_with(options).await.unwrap()
+    }
+
+    pub fn deposit(n: u8, prefix: &str) -> (Deposit, Preimage) {
+        let preimage = Preimage([n; 32]);
+        let hash = {
+            use sha2::Digest;
+            PaymentHash(sha2::Sha256::digest(preimage.0).into())
+        };
+        let d = Deposit {
+            payment_hash: hash,
+            token_id: TokenId([n.wrapping_add(100); 32]),
+            route_id: "articles".into(),
+            client_prefix: prefix.into(),
+            amount_msat: 1_000_000,
+            state: DepositState::AwaitingPayment,
+            created_at: Timestamp(1_000 + u64::from(n)),
+            invoice_expires_at: Timestamp(1_600),
+            timing: DepositTiming {
+                idle_timeout: Duration::from_secs(300),
+                session_cap: Duration::from_secs(3600),
+                safety_margin_blocks: 6,
+                assumed_block_interval: Duration::from_secs(300),
+            },
+            hold: None,
+            resolution: None,
+            pending: None,
+        };
+        (d, preimage)
+    }
+
+    pub fn accepted() -> Event {
+        Event::NodeAccepted {
+            amount_paid_msat: 1_000_000,
+            htlc_expiry_height: Some(1_144),
+            block_height: 1_000,
+            hold_expiry_delta: 18,
+        }
+    }
+}
+
+use fixtures::{accepted, deposit};
+
+/// Declares `$name` as a test on both backends.
+macro_rules! on_both_stores {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let (store, _dir) = super::fixtures::sqlite().await;
+                super::$name(store).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                let schema = super::fixtures::postgres_schema().await;
+                let store = super::fixtures::postgres_in(&schema).await;
+                super::$name(store).await;
+            }
+        }
+    };
+}
+
+async fn apply_event(store: &Store, hash: &PaymentHash, event: Event, now: u64) -> StoredDeposit {
+    let current = store.deposit(hash).await.unwrap().unwrap();
+    let t = step(&current.deposit, event, Timestamp(now)).unwrap();
+    let outcome = store
+        .apply(current.version, &t, Timestamp(now))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, ApplyOutcome::Applied { .. }));
+    store.deposit(hash).await.unwrap().unwrap()
+}
+
+on_both_stores!(a_deposit_and_its_preimage_read_back_exactly);
+async fn a_deposit_and_its_preimage_read_back_exactly(store: Store) {
+    let (d, preimage) = deposit(1, "203.0.113.0/24");
+    store.insert_deposit(&d, &preimage).await.unwrap();
+    let stored = store.deposit(&d.payment_hash).await.unwrap().unwrap();
+    assert_eq!(stored.deposit, d);
+    assert_eq!(stored.payment_request, None);
+    assert_eq!(stored.version, 1);
+    assert_eq!(
+        store.preimage(&d.payment_hash).await.unwrap(),
+        Some(preimage)
+    );
+    store
+        .set_payment_request(&d.payment_hash, "lnbcrt1…")
+        .await
+        .unwrap();
+    let by_token = store.deposit_by_token(&d.token_id).await.unwrap().unwrap();
+    assert_eq!(by_token.payment_request.as_deref(), Some("lnbcrt1…"));
+    // Held, with every hold field, survives the round trip too.
+    let held = apply_event(&store, &d.payment_hash, accepted(), 1_010).await;
+    assert_eq!(held.deposit.state, DepositState::Held);
+    assert_eq!(
+        held.deposit,
+        step(&d, accepted(), Timestamp(1_010)).unwrap().next
+    );
+    assert_eq!(held.version, 2);
+}
+
+on_both_stores!(a_hash_or_token_is_never_stored_twice);
+async fn a_hash_or_token_is_never_stored_twice(store: Store) {
+    let (d, preimage) = deposit(2, "203.0.113.0/24");
+    store.insert_deposit(&d, &preimage).await.unwrap();
+    let err = store.insert_deposit(&d, &preimage).await.unwrap_err();
+    assert!(matches!(err, StoreError::Duplicate), "{err:?}");
+    let (mut other, p2) = deposit(3, "203.0.113.0/24");
+    other.token_id = d.token_id;
+    assert!(matches!(
+        store.insert_deposit(&other, &p2).await,
+        Err(StoreError::Duplicate)
+    ));
+}
+
+on_both_stores!(a_transition_decided_on_a_stale_read_is_refused);
+async fn a_transition_decided_on_a_stale_read_is_refused(store: Store) {
+    let (d, preimage) = deposit(4, "203.0.113.0/24");
+    store.insert_deposit(&d, &preimage).await.unwrap();
+    let read = store.deposit(&d.payment_hash).await.unwrap().unwrap();
+    let held = step(&read.deposit, accepted(), Timestamp(1_010)).unwrap();
+    let expired = step(
+        &read.deposit,
+        Event::Tick { block_height: None },
+        Timestamp(1_700),
+    )
+    .unwrap();
+    assert_eq!(
+        store
+            .apply(read.version, &held, Timestamp(1_010))
+            .await
+            .unwrap(),
+        ApplyOutcome::Applied { version: 2 }
+    );
+    // The second writer decided on version 1: refused, nothing written.
+    assert_eq!(
+        store
+            .apply(read.version, &expired, Timestamp(1_700))
+            .await
+            .unwrap(),
+        ApplyOutcome::Stale
+    );
+    let now = store.deposit(&d.payment_hash).await.unwrap().unwrap();
+    assert_eq!(now.deposit.state, DepositState::Held);
+    assert!(
+        store
+            .audit_records(Some(&d.payment_hash), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+on_both_stores!(a_forfeit_writes_revocation_audit_and_pending_settle_together);
+async fn a_forfeit_writes_revocation_audit_and_pending_settle_together(store: Store) {
+    let (d, preimage) = deposit(5, "198.51.100.0/24");
+    store.insert_deposit(&d, &preimage).await.unwrap();
+    apply_event(&store, &d.payment_hash, accepted(), 1_010).await;
+    let head = store.revocation_head().await.unwrap();
+    let verdict = Event::Verdict {
+        outcome: Outcome::Forfeit,
+        trigger: Trigger::TrapPath,
+    };
+    let forfeited = apply_event(&store, &d.payment_hash, verdict, 1_020).await;
+    assert_eq!(forfeited.deposit.pending, Some(NodeAction::Settle));
+    let revs = store.revocations_since(head, 10).await.unwrap();
+    assert_eq!(revs.len(), 1);
+    assert_eq!(revs[0].token_id, d.token_id);
+    assert_eq!(revs[0].reason, "trap_path");
+    assert!(store.is_revoked(&d.token_id).await.unwrap());
+    let audit = store
+        .audit_records(Some(&d.payment_hash), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        audit,
+        [AuditRecord {
+            payment_hash: d.payment_hash,
+            route_id: "articles".into(),
+            client_prefix: "198.51.100.0/24".into(),
+            outcome: DepositState::Forfeited,
+            trigger: Trigger::TrapPath,
+            amount_msat: 1_000_000,
+            at: Timestamp(1_020),
+        }]
+    );
+    assert_eq!(
+        store
+            .pending_deposits(Timestamp(1_021), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let done = apply_event(
+        &store,
+        &d.payment_hash,
+        Event::ActionPerformed(NodeAction::Settle),
+        1_022,
+    )
+    .await;
+    assert_eq!(done.deposit.pending, None);
+    assert!(
+        store
+            .pending_deposits(Timestamp(1_023), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+on_both_stores!(revocation_sequence_numbers_only_grow_and_revoking_twice_keeps_the_first);
+async fn revocation_sequence_numbers_only_grow_and_revoking_twice_keeps_the_first(store: Store) {
+    let a = store
+        .revoke(&TokenId([1; 32]), "admin", Timestamp(5))
+        .await
+        .unwrap();
+    let b = store
+        .revoke(&TokenId([2; 32]), "admin", Timestamp(6))
+        .await
+        .unwrap();
+    assert!(b > a);
+    assert_eq!(
+        store
+            .revoke(&TokenId([1; 32]), "again", Timestamp(7))
+            .await
+            .unwrap(),
+        a
+    );
+    let all = store.revocations_since(0, 100).await.unwrap();
+    assert_eq!(all.iter().map(|r| r.seq).collect::<Vec<_>>(), [a, b]);
+    assert_eq!(store.revocations_since(a, 100).await.unwrap().len(), 1);
+    assert_eq!(store.revocation_head().await.unwrap(), b);
+}
+
+on_both_stores!(timers_and_live_counts_are_found_by_scans);
+async fn timers_and_live_counts_are_found_by_scans(store: Store) {
+    for n in 10..14 {
+        let prefix = if n < 13 {
+            "203.0.113.0/24"
+        } else {
+            "2001:db8:1::/48"
+        };
+        let (d, p) = deposit(n, prefix);
+        store.insert_deposit(&d, &p).await.unwrap();
+    }
+    assert_eq!(
+        store.live_deposit_counts("203.0.113.0/24").await.unwrap(),
+        (4, 3)
+    );
+    assert_eq!(
+        store.live_deposit_counts("192.0.2.0/24").await.unwrap(),
+        (4, 0)
+    );
+    assert!(
+        store
+            .due_deposits(Timestamp(1_599), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .due_deposits(Timestamp(1_600), 100)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    let (d, _) = deposit(10, "");
+    let expired = apply_event(
+        &store,
+        &d.payment_hash,
+        Event::Tick { block_height: None },
+        1_600,
+    )
+    .await;
+    assert_eq!(expired.deposit.state, DepositState::Expired);
+    assert_eq!(
+        store.live_deposit_counts("203.0.113.0/24").await.unwrap(),
+        (3, 2)
+    );
+    assert_eq!(
+        store
+            .due_deposits(Timestamp(1_600), 100)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        store.unfinished_deposits().await.unwrap().len(),
+        4,
+        "3 live + 1 pending cancel"
+    );
+    let counts = store.count_by_state().await.unwrap();
+    assert!(counts.contains(&(DepositState::AwaitingPayment, 3)));
+    assert!(counts.contains(&(DepositState::Expired, 1)));
+}
+
+on_both_stores!(only_one_replica_holds_the_lease_until_it_expires);
+async fn only_one_replica_holds_the_lease_until_it_expires(store: Store) {
+    let (d, p) = deposit(20, "203.0.113.0/24");
+    store.insert_deposit(&d, &p).await.unwrap();
+    let h = &d.payment_hash;
+    let lease = Duration::from_secs(30);
+    assert!(store.claim(h, "a", Timestamp(100), lease).await.unwrap());
+    assert!(!store.claim(h, "b", Timestamp(110), lease).await.unwrap());
+    assert!(
+        store.claim(h, "a", Timestamp(110), lease).await.unwrap(),
+        "renewal"
+    );
+    assert!(!store.claim(h, "b", Timestamp(140), lease).await.unwrap());
+    assert!(
+        store.claim(h, "b", Timestamp(141), lease).await.unwrap(),
+        "expired lease"
+    );
+    store.release(h, "a").await.unwrap();
+    assert!(
+        !store.claim(h, "a", Timestamp(142), lease).await.unwrap(),
+        "a no longer owns it"
+    );
+    store.release(h, "b").await.unwrap();
+    assert!(store.claim(h, "a", Timestamp(143), lease).await.unwrap());
+}
+
+on_both_stores!(concurrent_claims_have_exactly_one_winner);
+async fn concurrent_claims_have_exactly_one_winner(store: Store) {
+    let store = Arc::new(store);
+    for n in 30..35u8 {
+        let (d, p) = deposit(n, "203.0.113.0/24");
+        store.insert_deposit(&d, &p).await.unwrap();
+        let mut tasks = Vec::new();
+        for owner in 0..8 {
+            let store = store.clone();
+            let hash = d.payment_hash;
+            tasks.push(tokio::spawn(async move {
+                store
+                    .claim(
+                        &hash,
+                        &format!("replica-{owner}"),
+                        Timestamp(100),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            winners += usize::from(t.await.unwrap());
+        }
+        assert_eq!(winners, 1, "deposit {n}");
+    }
+}
+
+on_both_stores!(master_keys_are_added_once_per_id);
+async fn master_keys_are_added_once_per_id(store: Store) {
+    store
+        .add_master_key_if_absent("k1", &[1; 32], Timestamp(1))
+        .await
+        .unwrap();
+    store
+        .add_master_key_if_absent("k1", &[9; 32], Timestamp(2))
+        .await
+        .unwrap();
+    store
+        .add_master_key_if_absent("k2", &[2; 32], Timestamp(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.master_keys().await.unwrap(),
+        [("k1".to_string(), [1; 32]), ("k2".to_string(), [2; 32])]
+    );
+}
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode() {
+    let (store, _dir) = fixtures::sqlite().await;
+    let Pool::Sqlite(p) = &store.pool else {
+        unreachable!()
+    };
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(p)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_postgres_see_each_others_writes() {
+    let schema = fixtures::postgres_schema().await;
+    let a = fixtures::postgres_in(&schema).await;
+    let b = fixtures::postgres_in(&schema).await;
+    let (d, p) = deposit(40, "203.0.113.0/24");
+    a.insert_deposit(&d, &p).await.unwrap();
+    assert_eq!(b.preimage(&d.payment_hash).await.unwrap(), Some(p));
+    let seq = b
+        .revoke(&TokenId([7; 32]), "admin", Timestamp(1))
+        .await
+        .unwrap();
+    assert_eq!(a.revocations_since(0, 10).await.unwrap()[0].seq, seq);
+}

@@ -1,0 +1,302 @@
+//! Crash test: the real `lightning-wall serve` process (dev node, SQLite) is killed with SIGKILL
+//! at random moments while many deposit lifecycles run concurrently, and restarted. Afterwards
+//! every deposit must have ended, its node invoice must agree with the decision (refunded or
+//! expired -> CANCELED or never created, forfeited -> SETTLED: never both, never neither), no
+//! preimage may be missing and nothing may still be held or pending.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use lightning_wall::deposit::DepositState;
+use lightning_wall::node::dev::{DevNode, DevNodeConfig};
+use lightning_wall::node::{InvoiceState, Node, NodeError};
+use lightning_wall::store::{DepositFilter, Store};
+use rand::Rng;
+use serde_json::{Value, json};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Sidecar {
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Sidecar {
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_lightning-wall"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap(); // SIGKILL on Unix: no shutdown code runs
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn write_config(dir: &Path, internal: u16, public: u16) -> PathBuf {
+    let path = dir.join("lightning-wall.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+data_dir: ./data
+node: {{ backend: dev }}
+listeners:
+  internal: {{ bind: "127.0.0.1:{internal}" }}
+  public: {{ bind: "127.0.0.1:{public}" }}
+deposits: {{ invoice_expiry: 1m, reconcile_interval: 2s }}
+limits:
+  max_held_deposits_per_prefix: 1000
+  challenge_mint_rate: {{ requests: 10000, per: 1s }}
+routes:
+  - id: wall
+    match: {{ path: {{ prefix: / }} }}
+    mode: deposit
+    deposit: {{ amount_sat: 1000, idle_timeout: 3s, session_cap: 1h }}
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Retries a call until the sidecar answers (it may be dead or restarting); returns the answer.
+async fn call(
+    http: &reqwest::Client,
+    url: &str,
+    auth: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut request = match &body {
+            Some(b) => http.post(url).json(b),
+            None => http.get(url),
+        };
+        if let Some(macaroon) = auth {
+            request = request.header("authorization", format!("L402 {macaroon}:"));
+        }
+        if let Ok(r) = request.timeout(Duration::from_secs(5)).send().await {
+            let status = r.status().as_u16();
+            if let Ok(v) = r.json::<Value>().await
+                && status != 503
+            {
+                return (status, v);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sidecar unreachable for 60 s: {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One visitor: challenge, maybe pay, then leave, get forfeited, or go idle.
+async fn visitor(http: reqwest::Client, internal: String, public: String, n: usize) {
+    let (status, c) = call(
+        &http,
+        &format!("{internal}/v1/challenge"),
+        None,
+        Some(json!({"route_id": "wall", "client_ip": format!("10.0.{}.1", n % 250)})),
+    )
+    .await;
+    assert_eq!(status, 200, "{c}");
+    let macaroon = c["macaroon"].as_str().unwrap().to_owned();
+    let token = c["token_id"].as_str().unwrap().to_owned();
+    match n % 4 {
+        // Never pays, leaves: expired.
+        0 => {
+            call(
+                &http,
+                &format!("{public}/.well-known/lightning-wall/leave"),
+                Some(&macaroon),
+                Some(json!({})),
+            )
+            .await;
+            return;
+        }
+        _ => {
+            // 400 payment_refused on a retry after a crash means it was paid already.
+            call(
+                &http,
+                &format!("{internal}/v1/dev/pay"),
+                None,
+                Some(json!({"invoice": c["invoice"]})),
+            )
+            .await;
+        }
+    }
+    // As a browser does: wait until the deposit is held (and the receipt revealed).
+    let status_url = format!("{public}/.well-known/lightning-wall/deposit?wait=5");
+    loop {
+        let (status, body) = call(&http, &status_url, Some(&macaroon), None).await;
+        assert_eq!(status, 200, "{body}");
+        if body["state"] == "held" {
+            break;
+        }
+        assert_eq!(body["state"], "awaiting_payment", "{body}");
+    }
+    match n % 4 {
+        1 => {
+            call(
+                &http,
+                &format!("{public}/.well-known/lightning-wall/leave"),
+                Some(&macaroon),
+                Some(json!({})),
+            )
+            .await;
+        }
+        2 => {
+            let event = json!({"events": [
+                {"type": "verdict", "token_id": token, "verdict": "forfeit", "trigger": "rate_limit"}
+            ]});
+            call(&http, &format!("{internal}/v1/events"), None, Some(event)).await;
+        }
+        _ => {} // goes idle: refunded by the idle timer
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_at_random_points_loses_nothing_and_never_acts_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (internal_port, public_port) = (free_port(), free_port());
+    let mut sidecar = Sidecar {
+        config: write_config(dir.path(), internal_port, public_port),
+        log: dir.path().join("sidecar.log"),
+        child: None,
+    };
+    sidecar.start();
+    let internal = format!("http://127.0.0.1:{internal_port}");
+    let public = format!("http://127.0.0.1:{public_port}");
+    let http = reqwest::Client::new();
+
+    let visitors = 48;
+    let done = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for n in 0..visitors {
+        let (http, internal, public) = (http.clone(), internal.clone(), public.clone());
+        tasks.push(tokio::spawn(async move {
+            // Spread the arrivals over the crashes.
+            tokio::time::sleep(Duration::from_millis(40 * n as u64)).await;
+            visitor(http, internal, public, n).await;
+        }));
+    }
+    let killer_done = done.clone();
+    let killer = tokio::task::spawn_blocking(move || {
+        let mut rng = rand::rng();
+        let mut kills = 0;
+        while kills < 3 || (!killer_done.load(Ordering::SeqCst) && kills < 8) {
+            std::thread::sleep(Duration::from_millis(rng.random_range(150..700)));
+            sidecar.kill9();
+            kills += 1;
+            std::thread::sleep(Duration::from_millis(rng.random_range(0..200)));
+            sidecar.start();
+        }
+        (sidecar, kills)
+    });
+    for t in tasks {
+        t.await.unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    let (mut sidecar, kills) = killer.await.unwrap();
+    assert!(kills >= 3, "only {kills} kills happened");
+
+    // Let the last run finish everything: idle timers, pending actions, start-up reconcile.
+    let store_path = dir.path().join("data/lightning-wall.db");
+    // Up to the 1-minute invoice expiry of invoices whose challenge answer a crash swallowed.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let store = Store::open_sqlite(&store_path).await.unwrap();
+        let all = store
+            .list_deposits(&DepositFilter {
+                limit: 1000,
+                ..DepositFilter::default()
+            })
+            .await
+            .unwrap();
+        store.close().await;
+        let open = all
+            .iter()
+            .filter(|d| !d.deposit.state.is_final() || d.deposit.pending.is_some())
+            .count();
+        if open == 0 && all.len() >= visitors {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{open} deposits never finished");
+    }
+    sidecar.kill9();
+
+    // Compare every deposit with the node's own record.
+    let store = Store::open_sqlite(&store_path).await.unwrap();
+    let mut dev = DevNodeConfig::new(dir.path().join("data/dev-node"));
+    dev.sweep_interval = None;
+    let node = DevNode::open(dev).await.unwrap();
+    let all = store
+        .list_deposits(&DepositFilter {
+            limit: 1000,
+            ..DepositFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut by_state = std::collections::BTreeMap::new();
+    for d in &all {
+        let hash = d.deposit.payment_hash;
+        assert!(
+            store.preimage(&hash).await.unwrap().is_some(),
+            "preimage lost"
+        );
+        let on_node = match node.lookup(&hash).await {
+            Ok(status) => Some(status.state),
+            Err(NodeError::NotFound) => None,
+            Err(e) => panic!("{e}"),
+        };
+        match d.deposit.state {
+            DepositState::Forfeited => assert_eq!(on_node, Some(InvoiceState::Settled), "{d:?}"),
+            DepositState::Refunded => assert_eq!(on_node, Some(InvoiceState::Canceled), "{d:?}"),
+            // Expired: cancelled, or never created when the crash came between storing the
+            // preimage and creating the invoice.
+            DepositState::Expired => assert!(
+                matches!(on_node, None | Some(InvoiceState::Canceled)),
+                "{d:?} is {on_node:?} on the node"
+            ),
+            other => panic!("deposit still {other:?}"),
+        }
+        *by_state.entry(d.deposit.state.as_str()).or_insert(0) += 1;
+    }
+    eprintln!("{kills} kills, {} deposits: {by_state:?}", all.len());
+    assert!(by_state.get("forfeited").copied().unwrap_or(0) > 0);
+    assert!(by_state.get("refunded").copied().unwrap_or(0) > 0);
+}

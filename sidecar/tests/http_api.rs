@@ -1,0 +1,543 @@
+//! The sidecar over real HTTP on loopback, with the `dev` node (real signed regtest BOLT11) and
+//! SQLite: the filter's API, the wall endpoints, the admin API, and bad input answered with a
+//! 4xx JSON error that changes nothing. Credentials handed out are checked with `l402::verify`
+//! against the key material the bootstrap endpoint serves, as the filter will.
+
+use std::path::Path;
+use std::time::Duration;
+
+use lightning_wall::config::Config;
+use lightning_wall::node::{InvoiceState, Node, PaymentHash};
+use lightning_wall::serve::{Running, start};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const ADMIN_TOKEN: &str = "admin-token-for-tests";
+
+struct Sidecar {
+    running: Running,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+fn config_yaml(dir: &Path) -> String {
+    format!(
+        r#"
+data_dir: {data}
+node: {{ backend: dev }}
+listeners:
+  internal: {{ bind: "127.0.0.1:0" }}
+  public: {{ bind: "127.0.0.1:0" }}
+  admin: {{ bind: "127.0.0.1:0", token: {{ file: {token} }} }}
+limits:
+  challenge_mint_rate: {{ requests: 5, per: 1m }}
+routes:
+  - id: api
+    match: {{ path: {{ prefix: /v1/ }}, methods: [GET] }}
+    mode: pay
+    pay: {{ amount_sat: 21 }}
+  - id: wall
+    match: {{ path: {{ prefix: / }} }}
+    mode: deposit
+    deposit: {{ amount_sat: 1000, idle_timeout: 5m, session_cap: 1h, trap_paths: [/trap] }}
+  - id: open
+    match: {{ path: {{ exact: /free }} }}
+    mode: free
+"#,
+        data = dir.join("data").display(),
+        token = dir.join("admin-token").display(),
+    )
+}
+
+async fn sidecar() -> Sidecar {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin-token"), format!("{ADMIN_TOKEN}\n")).unwrap();
+    let path = dir.path().join("lightning-wall.yaml");
+    std::fs::write(&path, config_yaml(dir.path())).unwrap();
+    let config = Config::load(&path).unwrap();
+    let running = start(config).await.unwrap();
+    Sidecar {
+        running,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+impl Sidecar {
+    fn internal(&self, path: &str) -> String {
+        format!("http://{}{path}", self.running.internal)
+    }
+    fn public(&self, path: &str) -> String {
+        format!(
+            "http://{}/.well-known/lightning-wall{path}",
+            self.running.public
+        )
+    }
+    fn admin(&self, path: &str) -> String {
+        format!("http://{}/admin/v1{path}", self.running.admin.unwrap())
+    }
+
+    async fn post(&self, url: String, body: Value) -> (u16, Value) {
+        let r = self.http.post(url).json(&body).send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    async fn challenge(&self, route: &str, ip: &str) -> Value {
+        let (status, body) = self
+            .post(
+                self.internal("/v1/challenge"),
+                json!({"route_id": route, "client_ip": ip}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    async fn dev_pay(&self, invoice: &str) -> Value {
+        let (status, body) = self
+            .post(self.internal("/v1/dev/pay"), json!({"invoice": invoice}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    async fn status(&self, macaroon: &str, wait: u64) -> (Value, Option<String>) {
+        let r = self
+            .http
+            .get(self.public(&format!("/deposit?wait={wait}")))
+            .header("authorization", format!("L402 {macaroon}:"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let cookie = r
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (r.json().await.unwrap(), cookie)
+    }
+
+    async fn admin_get(&self, path: &str) -> Value {
+        let r = self
+            .http
+            .get(self.admin(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    /// The filter's key ring, from bootstrap.
+    async fn ring(&self) -> l402::KeyRing {
+        let boot: Value = self
+            .http
+            .get(self.internal("/v1/bootstrap"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let keys: Vec<(String, [u8; 32])> = boot["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                let mut key = [0u8; 32];
+                hex::decode_to_slice(k["master_key"].as_str().unwrap(), &mut key).unwrap();
+                (k["id"].as_str().unwrap().to_owned(), key)
+            })
+            .collect();
+        l402::KeyRing::from_keys(keys.iter().map(|(id, k)| (id.as_str(), *k))).unwrap()
+    }
+
+    async fn node_state(&self, payment_hash: &str) -> InvoiceState {
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(payment_hash, &mut hash).unwrap();
+        let node = self.running.dev_node.as_ref().unwrap();
+        node.lookup(&PaymentHash(hash)).await.unwrap().state
+    }
+
+    async fn wait_node_state(&self, payment_hash: &str, want: InvoiceState) {
+        for _ in 0..200 {
+            if self.node_state(payment_hash).await == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("node never reached {want:?}");
+    }
+}
+
+fn verify(
+    ring: &l402::KeyRing,
+    credential: &str,
+    route: &str,
+    mode: l402::Mode,
+) -> Result<l402::VerifiedToken, l402::VerifyError> {
+    let credential = l402::Credential::parse_token(credential.as_bytes()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    l402::verify(
+        ring,
+        &credential,
+        &l402::RequestContext {
+            service: "lightning-wall",
+            now_unix: now,
+            route,
+            method: "GET",
+            mode,
+            capability: None,
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_deposit_is_held_revealed_once_held_and_refunded_on_leave() {
+    let s = sidecar().await;
+    let c = s.challenge("wall", "203.0.113.9").await;
+    assert_eq!(c["mode"], "deposit");
+    let invoice = c["invoice"].as_str().unwrap();
+    assert!(invoice.starts_with("lnbcrt"), "{invoice}");
+    let parsed: lightning_invoice::Bolt11Invoice = invoice.parse().unwrap();
+    assert_eq!(parsed.amount_milli_satoshis(), Some(1_000_000));
+    assert_eq!(
+        hex::encode(parsed.payment_hash().as_ref() as &[u8]),
+        c["payment_hash"]
+    );
+    assert!(
+        c["www_authenticate"][1]
+            .as_str()
+            .unwrap()
+            .starts_with("L402 macaroon=\"")
+    );
+    let macaroon = c["macaroon"].as_str().unwrap();
+
+    // Before payment: no credential, no cookie.
+    let (before, cookie) = s.status(macaroon, 0).await;
+    assert_eq!(before["state"], "awaiting_payment");
+    assert!(before.get("credential").is_none());
+    assert!(cookie.is_none());
+
+    assert_eq!(s.dev_pay(invoice).await, json!({"status": "held"}));
+    let (held, cookie) = s.status(macaroon, 10).await;
+    assert_eq!(held["state"], "held", "{held}");
+    let credential = held["credential"].as_str().unwrap();
+    let cookie = cookie.expect("the wall cookie is set once held");
+    assert!(cookie.starts_with(&format!("lightning-wall={credential};")));
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http on loopback: {cookie}"
+    );
+
+    // The filter accepts it with the bootstrap key material, and only as a deposit token.
+    let ring = s.ring().await;
+    let token = verify(&ring, credential, "wall", l402::Mode::Deposit).unwrap();
+    assert_eq!(token.token_id.to_hex(), c["token_id"]);
+    assert!(verify(&ring, credential, "api", l402::Mode::Pay).is_err());
+
+    // Leave, with the cookie from the same site: refunded, invoice cancelled, token revoked.
+    let r = s
+        .http
+        .post(s.public("/leave"))
+        .header("cookie", format!("lightning-wall={credential}"))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body, json!({"state": "refunded", "changed": true}));
+    s.wait_node_state(c["payment_hash"].as_str().unwrap(), InvoiceState::Canceled)
+        .await;
+    let sync: Value = s
+        .http
+        .get(s.internal("/v1/sync?since=0"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sync["revocations"][0]["token_id"], c["token_id"]);
+    // A second leave changes nothing.
+    let again = s
+        .http
+        .post(s.public("/leave"))
+        .header("authorization", format!("L402 {macaroon}:"))
+        .send()
+        .await
+        .unwrap();
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["changed"], false);
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_forfeit_verdict_from_the_filter_settles_and_is_audited() {
+    let s = sidecar().await;
+    let c = s.challenge("wall", "198.51.100.4").await;
+    s.dev_pay(c["invoice"].as_str().unwrap()).await;
+    let (held, _) = s.status(c["macaroon"].as_str().unwrap(), 10).await;
+    assert_eq!(held["state"], "held");
+    let token = c["token_id"].as_str().unwrap();
+    let (status, body) = s
+        .post(
+            s.internal("/v1/events"),
+            json!({"events": [
+                {"type": "activity", "token_id": token},
+                {"type": "verdict", "token_id": token, "verdict": "forfeit", "trigger": "trap_path"},
+                {"type": "verdict", "token_id": token, "verdict": "refund", "trigger": "upstream"},
+                {"type": "activity", "token_id": "00".repeat(32)},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["results"][1],
+        json!({"result": "applied", "state": "forfeited"})
+    );
+    assert_eq!(
+        body["results"][2]["result"], "unchanged",
+        "late refund changes nothing"
+    );
+    assert_eq!(body["results"][3]["result"], "unknown_token");
+    let hash = c["payment_hash"].as_str().unwrap();
+    s.wait_node_state(hash, InvoiceState::Settled).await;
+    let shown = s.admin_get(&format!("/deposits/{hash}")).await;
+    assert_eq!(shown["state"], "forfeited");
+    assert_eq!(shown["audit"][0]["trigger"], "trap_path");
+    assert_eq!(shown["audit"][0]["client_prefix"], "198.51.100.0/24");
+    assert_eq!(shown["audit"][0]["route_id"], "wall");
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_pay_challenge_is_proven_by_the_preimage() {
+    let s = sidecar().await;
+    let c = s.challenge("api", "192.0.2.1").await;
+    assert_eq!(c["mode"], "pay");
+    let paid = s.dev_pay(c["invoice"].as_str().unwrap()).await;
+    assert_eq!(paid["status"], "settled");
+    let preimage = hex::decode(paid["preimage"].as_str().unwrap()).unwrap();
+    assert_eq!(hex::encode(Sha256::digest(&preimage)), c["payment_hash"]);
+    let ring = s.ring().await;
+    let credential = format!(
+        "{}:{}",
+        c["macaroon"].as_str().unwrap(),
+        hex::encode(&preimage)
+    );
+    verify(&ring, &credential, "api", l402::Mode::Pay).unwrap();
+    let wrong = format!("{}:{}", c["macaroon"].as_str().unwrap(), "00".repeat(32));
+    assert!(verify(&ring, &wrong, "api", l402::Mode::Pay).is_err());
+    s.running.shutdown().await;
+}
+
+async fn error_of(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    (status, body["error"]["code"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_json_error_and_changes_nothing() {
+    let s = sidecar().await;
+    let post_raw = |url: String, body: Vec<u8>| {
+        s.http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let challenge = s.internal("/v1/challenge");
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"{not json".to_vec(), 400, "malformed_json"),
+        (
+            br#"{"route_id":"nope","client_ip":"192.0.2.1"}"#.to_vec(),
+            404,
+            "unknown_route",
+        ),
+        (
+            br#"{"route_id":"open","client_ip":"192.0.2.1"}"#.to_vec(),
+            409,
+            "route_is_free",
+        ),
+        (
+            br#"{"route_id":"wall","client_ip":"not-an-ip"}"#.to_vec(),
+            400,
+            "malformed_json",
+        ),
+        (
+            br#"{"route_id":"wall","client_ip":"192.0.2.1","x":1}"#.to_vec(),
+            400,
+            "malformed_json",
+        ),
+        (vec![b' '; 300 * 1024], 413, "body_too_large"),
+    ];
+    for (body, status, code) in cases {
+        let (got_status, got_code) =
+            error_of(post_raw(challenge.clone(), body).await.unwrap()).await;
+        assert_eq!((got_status, got_code.as_str()), (status, code));
+    }
+    let listed = s.admin_get("/deposits").await;
+    assert_eq!(
+        listed["deposits"].as_array().unwrap().len(),
+        0,
+        "no deposit was opened"
+    );
+
+    // A batch with one bad event is refused whole: the valid forfeit before it is not applied.
+    let c = s.challenge("wall", "203.0.113.50").await;
+    s.dev_pay(c["invoice"].as_str().unwrap()).await;
+    let (held, _) = s.status(c["macaroon"].as_str().unwrap(), 10).await;
+    assert_eq!(held["state"], "held");
+    let batch = json!({"events": [
+        {"type": "verdict", "token_id": c["token_id"], "verdict": "forfeit", "trigger": "trap_path"},
+        {"type": "verdict", "token_id": "xyz", "verdict": "forfeit", "trigger": "trap_path"},
+    ]});
+    let r = s
+        .http
+        .post(s.internal("/v1/events"))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (400, "bad_token_id".into()));
+    let unknown_kind = json!({"events": [{"type": "teleport", "token_id": c["token_id"]}]});
+    let r = s
+        .http
+        .post(s.internal("/v1/events"))
+        .json(&unknown_kind)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (400, "malformed_json".into()));
+    let (still, _) = s.status(c["macaroon"].as_str().unwrap(), 0).await;
+    assert_eq!(still["state"], "held");
+
+    // Wrong, missing or forged credentials.
+    let admin_list = s.admin("/deposits");
+    let r = s.http.get(&admin_list).send().await.unwrap();
+    assert_eq!(error_of(r).await, (401, "unauthorized".into()));
+    let r = s
+        .http
+        .get(&admin_list)
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (401, "unauthorized".into()));
+    let r = s
+        .http
+        .post(s.admin(&format!("/deposits/{}/refund", "ab".repeat(32))))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (404, "deposit_not_found".into()));
+    let r = s.http.get(s.public("/deposit")).send().await.unwrap();
+    assert_eq!(error_of(r).await, (401, "unauthorized".into()));
+    // A macaroon signed by someone else's key.
+    let forged = l402::KeyRing::from_keys([("k1", [9u8; 32])])
+        .unwrap()
+        .mint(
+            "k1",
+            &l402::TokenSpec {
+                service: "lightning-wall",
+                mode: l402::Mode::Deposit,
+                route: "wall",
+                methods: &[],
+                valid_until: u64::MAX / 2,
+                payment_hash: l402::PaymentHash([1; 32]),
+                token_id: l402::TokenId([2; 32]),
+            },
+        )
+        .unwrap();
+    let r = s
+        .http
+        .get(s.public("/deposit"))
+        .header("authorization", format!("L402 {}:", forged.to_base64()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (401, "invalid_credential".into()));
+
+    // A cookie-authenticated leave from another site is refused and refunds nothing.
+    let (held, _) = s.status(c["macaroon"].as_str().unwrap(), 0).await;
+    let credential = held["credential"].as_str().unwrap();
+    let r = s
+        .http
+        .post(s.public("/leave"))
+        .header("cookie", format!("lightning-wall={credential}"))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (403, "cross_site_refused".into()));
+    let (still, _) = s.status(c["macaroon"].as_str().unwrap(), 0).await;
+    assert_eq!(still["state"], "held");
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn challenge_minting_is_rate_limited_per_client_ip() {
+    let s = sidecar().await;
+    for _ in 0..5 {
+        s.challenge("api", "192.0.2.77").await;
+    }
+    let r = s
+        .http
+        .post(s.internal("/v1/challenge"))
+        .json(&json!({"route_id": "api", "client_ip": "192.0.2.77"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("retry-after").is_some());
+    assert_eq!(error_of(r).await, (429, "mint_rate_limited".into()));
+    s.challenge("api", "192.0.2.78").await;
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let s = sidecar().await;
+    s.challenge("api", "192.0.2.5").await;
+    let ready = s.http.get(s.internal("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let metrics = s
+        .http
+        .get(s.internal("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("lightning_wall_challenges_total{mode=\"pay\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lightning_wall_deposits{state=\"held\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lightning_wall_node_call_seconds"),
+        "{metrics}"
+    );
+    let health = s
+        .http
+        .get(format!("http://{}/healthz", s.running.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    s.running.shutdown().await;
+}
