@@ -432,7 +432,14 @@ impl Vm {
         }
         match action {
             Action::Continue => self.body_continued(id, dir),
-            Action::Pause => s.half(dir).phase = Phase::BodyStopped,
+            Action::Pause => {
+                let h = s.half(dir);
+                h.phase = Phase::BodyStopped;
+                // Trailers that already arrived are delivered next, as Envoy's decodeTrailers.
+                if h.has_trailers {
+                    self.call_trailers(id, dir);
+                }
+            }
         }
     }
 
@@ -467,7 +474,9 @@ impl Vm {
             h.phase = Phase::Done;
             return;
         }
-        if h.phase == Phase::Body {
+        // Envoy delivers trailers to a filter that stopped its body with buffering too; if it
+        // lets them continue, the buffered body goes on with them.
+        if matches!(h.phase, Phase::Body | Phase::BodyStopped) {
             self.call_trailers(id, dir);
         }
     }
@@ -500,6 +509,9 @@ impl Vm {
         let Some(s) = self.s(id) else { return };
         let h = s.half(dir);
         h.trailers_visible = false;
+        h.body_visible = false;
+        let body = std::mem::take(&mut h.body);
+        h.passed.body.extend_from_slice(&body);
         h.passed.trailers = h.trailers.clone();
         h.phase = Phase::Done;
     }

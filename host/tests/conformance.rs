@@ -718,3 +718,20 @@ fn call_out_to_a_closed_port_reaches_the_guest_as_envoys_503() {
             .starts_with("upstream connect error")
     );
 }
+
+#[test]
+fn trailers_end_the_request_and_release_a_buffered_body() {
+    let mut host = host_with(common::conformance(), "").build().unwrap();
+    for (path, body) in [("/plain", "abc"), ("/body", "abc")] {
+        let mut req = Request::post(path, body);
+        req.trailers = Some(HeaderMap::from_pairs([("x-trailer", "1")]));
+        let ex = host.send(&req, echo_upstream);
+        let up = ex
+            .upstream_request
+            .unwrap_or_else(|| panic!("{path} never reached upstream"));
+        // /body buffers until end of stream, which only the trailers bring: it never saw it.
+        assert_eq!(up.body, b"abc", "{path}");
+        assert_eq!(up.trailers.get("x-trailer"), Some("1"));
+        assert_eq!(ex.response.unwrap().status(), Some(200));
+    }
+}
