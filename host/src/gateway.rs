@@ -131,6 +131,7 @@ fn build(config: &GatewayConfig, runtime: Option<&Runtime>) -> anyhow::Result<Ga
             clock: Clock::system(),
             clusters: Arc::new(config.clusters.iter().map(|(n, _)| n.clone()).collect()),
             call_time_limit: Duration::from_secs(1),
+            memory_limit: crate::vm::DEFAULT_MEMORY_LIMIT,
         };
         for w in 0..config.workers.max(1) {
             let vm = Vm::start(runtime, w, env.clone())

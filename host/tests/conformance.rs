@@ -735,3 +735,17 @@ fn trailers_end_the_request_and_release_a_buffered_body() {
         assert_eq!(ex.response.unwrap().status(), Some(200));
     }
 }
+
+#[test]
+fn a_guest_that_exhausts_its_memory_limit_traps_instead_of_the_host() {
+    let mut host = host_with(common::conformance(), "")
+        .memory_limit(64 << 20)
+        .build()
+        .unwrap();
+    let ex = host.send(&Request::get("/trap/oom"), no_upstream);
+    assert!(ex.failed);
+    // The SDK's allocator gets no memory and aborts: an `unreachable` trap, not a host failure.
+    let failure = host.logs_containing("VM failed");
+    assert!(failure[0].message.contains("unreachable"), "{failure:?}");
+    assert_eq!(ex.response.unwrap().status(), Some(503));
+}

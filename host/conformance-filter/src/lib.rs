@@ -636,6 +636,14 @@ impl HttpContext for Stream {
                     i = std::hint::black_box(i.wrapping_add(1));
                 }
             }
+            "/trap/oom" => {
+                // Grows memory (touching every page) until the host refuses more.
+                let mut hog: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hog.push(vec![1u8; 1 << 20]);
+                    self.add_http_request_header("x-hog", &hog.len().to_string());
+                }
+            }
             "/response-local-reply" | "/response-body" => Action::Continue,
             _ => {
                 self.add_http_request_header("x-conformance-default", "1");
