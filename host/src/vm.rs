@@ -45,7 +45,7 @@ pub struct VmEnv {
     pub memory_limit: usize,
 }
 
-/// Default guest memory limit (V8 in Envoy caps a wasm memory near 1 GiB as well).
+/// Default guest memory limit: far above what a filter needs, far below what hurts the machine.
 pub const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
 
 /// The store data: everything host functions can see.
