@@ -72,11 +72,22 @@ pub(crate) enum Phase {
 }
 
 /// The part of a request/response that has passed the filter.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Message {
     pub headers: HeaderMap,
     pub body: Vec<u8>,
     pub trailers: HeaderMap,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Bodies shown as text: test failures are read by people.
+        f.debug_struct("Message")
+            .field("headers", &self.headers)
+            .field("body", &String::from_utf8_lossy(&self.body))
+            .field("trailers", &self.trailers)
+            .finish()
+    }
 }
 
 impl Message {
