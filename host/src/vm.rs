@@ -409,6 +409,10 @@ impl Vm {
         std::mem::take(&mut self.store.data_mut().pending_calls)
     }
 
+    pub fn has_queue_ready(&self) -> bool {
+        !self.store.data().queue_ready.is_empty()
+    }
+
     /// Queue notifications for this VM raised by its own guest calls.
     pub fn take_queue_ready(&mut self) -> Vec<(u32, u32)> {
         std::mem::take(&mut self.store.data_mut().queue_ready)
