@@ -391,7 +391,7 @@ impl TestHost {
     /// Delivers queue notifications and answers call-outs of Handler/Url clusters until nothing
     /// is left to do. Every delivery happens here, outside any guest call.
     fn pump(&mut self) {
-        loop {
+        for _ in 0..100_000 {
             let mut progressed = false;
             for w in 0..self.workers.len() {
                 let mut ready = self.workers[w].take_queue_ready();
@@ -417,9 +417,10 @@ impl TestHost {
             }
             self.sync_ticks();
             if !progressed {
-                break;
+                return;
             }
         }
+        panic!("test host: the guest keeps queueing work (queue notifications or call-outs)");
     }
 
     fn http(&mut self, url: &str, req: &CallRequest) -> CallResponse {

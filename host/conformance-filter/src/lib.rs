@@ -385,6 +385,8 @@ impl Stream {
             Some(q) => result_name(&hostcalls::enqueue_shared_queue(q, Some(msg.as_bytes()))),
             None => "unresolved",
         };
+        let last = text(self.get_shared_data("last_dequeued").0);
+        self.add_http_request_header("x-last-dequeued", &last);
         let bad = hostcalls::enqueue_shared_queue(0xdead, Some(b"x"));
         let (mut p, mut n) = (std::ptr::null_mut::<u8>(), 0usize);
         // SAFETY: valid out-pointers; nothing is returned for an unknown token.
