@@ -18,6 +18,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = Credential::from_authorization_values(data.split(|&b| b == b'\n'));
     let _ = Credential::from_cookie_headers(data.split(|&b| b == b'\n'));
+    if let Ok(c) = Credential::from_macaroon_header(data) {
+        assert!(c.proof().is_some());
+    }
     if let Ok(text) = core::str::from_utf8(data) {
         let _ = l402::parse_challenge(text);
         let _ = l402::inspect(text);

@@ -98,6 +98,16 @@ pub enum CredentialError {
     /// last one, which makes the outcome depend on header order; we refuse instead.
     #[error("several Authorization headers carry different L402 credentials")]
     Conflicting,
+    /// A `Macaroon` / `Grpc-Metadata-Macaroon` value that is not hex.
+    #[error("macaroon header is not hex")]
+    BadHex,
+    /// A `Macaroon` / `Grpc-Metadata-Macaroon` value that is not a macaroon we accept.
+    #[error("macaroon header: {0}")]
+    Macaroon(#[from] crate::macaroon::MacaroonError),
+    /// A `Macaroon` header macaroon without a well-formed `preimage=<64 hex>` caveat, or with
+    /// two that differ.
+    #[error("macaroon header has no single preimage=<64 hex> caveat")]
+    PreimageCaveat,
 }
 
 /// A parsed credential: decoded macaroon bytes and the optional proof. The proof is empty for
@@ -216,6 +226,38 @@ impl Credential {
             }
         }
         Ok(found)
+    }
+
+    /// Parses Aperture's gRPC form: `Macaroon: <hex macaroon>` (also sent as
+    /// `Grpc-Metadata-Macaroon`), whose proof is in a `preimage=<64 hex>` caveat the client
+    /// appended (reference/l402-wire.md "Credential"). That caveat is an unknown condition to
+    /// the verifier, so it is skipped there; the chain covers it like any other caveat.
+    pub fn from_macaroon_header(value: &[u8]) -> Result<Self, CredentialError> {
+        let value = trim_ows(value);
+        if value.len() > 2 * MAX_MACAROON_LEN {
+            return Err(CredentialError::TooLong);
+        }
+        let bytes = hex::decode(value).map_err(|_| CredentialError::BadHex)?;
+        let macaroon = crate::macaroon::MacaroonRef::decode(&bytes)?;
+        let mut preimage: Option<[u8; 32]> = None;
+        for caveat in macaroon.caveats() {
+            let Some(hex_text) = caveat.strip_prefix(b"preimage=") else {
+                continue;
+            };
+            let mut found = [0u8; 32];
+            hex::decode_to_slice(hex_text, &mut found)
+                .map_err(|_| CredentialError::PreimageCaveat)?;
+            if preimage.is_some_and(|p| p != found) {
+                return Err(CredentialError::PreimageCaveat);
+            }
+            preimage = Some(found);
+        }
+        let proof = preimage.ok_or(CredentialError::PreimageCaveat)?;
+        Ok(Self {
+            first: bytes,
+            rest: Vec::new(),
+            proof: Some(Proof::from_bytes(proof)),
+        })
     }
 
     /// Finds the `lightning-wall` cookie in `Cookie` header values (RFC 6265 §4.2:
@@ -593,6 +635,44 @@ mod tests {
     }
 
     #[test]
+    fn the_grpc_macaroon_header_carries_the_preimage_in_a_caveat() {
+        let mut m = mac();
+        m.add_first_party_caveat(format!("preimage={PROOF}").as_bytes())
+            .unwrap();
+        let header = format!(" {} ", hex::encode_upper(m.encode()));
+        let c = Credential::from_macaroon_header(header.as_bytes()).unwrap();
+        assert_eq!(c.macaroon(), m.encode());
+        assert_eq!(c.proof().unwrap().expose_secret_hex(), PROOF);
+
+        assert_eq!(
+            Credential::from_macaroon_header(hex::encode(mac().encode()).as_bytes()),
+            Err(CredentialError::PreimageCaveat)
+        );
+        let mut twice = m.clone();
+        twice
+            .add_first_party_caveat(format!("preimage={}", "00".repeat(32)).as_bytes())
+            .unwrap();
+        assert_eq!(
+            Credential::from_macaroon_header(hex::encode(twice.encode()).as_bytes()),
+            Err(CredentialError::PreimageCaveat)
+        );
+        let mut short = mac();
+        short.add_first_party_caveat(b"preimage=abcd").unwrap();
+        assert_eq!(
+            Credential::from_macaroon_header(hex::encode(short.encode()).as_bytes()),
+            Err(CredentialError::PreimageCaveat)
+        );
+        assert_eq!(
+            Credential::from_macaroon_header(b"zz"),
+            Err(CredentialError::BadHex)
+        );
+        assert!(matches!(
+            Credential::from_macaroon_header(b"0102"),
+            Err(CredentialError::Macaroon(_))
+        ));
+    }
+
+    #[test]
     fn debug_output_never_shows_the_credential() {
         let c = Credential::parse_token(token(PROOF).as_bytes()).unwrap();
         let s = format!("{c:?}");
@@ -629,6 +709,7 @@ mod tests {
             let _ = Credential::parse_authorization(&value);
             let _ = Credential::parse_token(&value);
             let _ = Credential::from_cookie_headers([value.as_slice()]);
+            let _ = Credential::from_macaroon_header(&value);
         }
 
         #[test]

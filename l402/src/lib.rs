@@ -9,7 +9,8 @@
 //!
 //! The filter's hot path is [`verify()`] on a [`Credential`] parsed from `Authorization` values
 //! ([`Credential::from_authorization_values`]) or the `lightning-wall` cookie
-//! ([`Credential::from_cookie_headers`]), or [`verify_authorization`] in one call; the sidecar
+//! ([`Credential::from_cookie_headers`]) or Aperture's gRPC `Macaroon` header
+//! ([`Credential::from_macaroon_header`]), or [`verify_authorization`] in one call; the sidecar
 //! mints with
 //! [`KeyRing::mint`], builds challenges with [`Challenge`], receipts with
 //! [`KeyEntry::deposit_receipt`] (or [`deposit_receipt_for`] a presented macaroon) and

@@ -515,6 +515,25 @@ fn the_receipt_is_revealed_only_for_a_genuine_deposit_macaroon() {
 }
 
 #[test]
+fn aperture_grpc_clients_prove_payment_with_a_preimage_caveat() {
+    let ring = ring();
+    let mut mac = ring.mint("cur", &spec(Mode::Pay)).unwrap();
+    mac.add_first_party_caveat(format!("preimage={}", "77".repeat(32)).as_bytes())
+        .unwrap();
+    let header = hex::encode(mac.encode());
+    let credential = Credential::from_macaroon_header(header.as_bytes()).unwrap();
+    assert!(verify(&ring, &credential, &ctx(Mode::Pay)).is_ok());
+
+    let mut wrong = ring.mint("cur", &spec(Mode::Pay)).unwrap();
+    wrong
+        .add_first_party_caveat(format!("preimage={}", "78".repeat(32)).as_bytes())
+        .unwrap();
+    let credential = Credential::from_macaroon_header(hex::encode(wrong.encode()).as_bytes());
+    let err = verify(&ring, &credential.unwrap(), &ctx(Mode::Pay)).unwrap_err();
+    assert_eq!(err.reason(), "bad_proof");
+}
+
+#[test]
 fn the_cookie_value_verifies_like_the_header() {
     let ring = ring();
     let mac = ring.mint("cur", &spec(Mode::Pay)).unwrap();
