@@ -421,6 +421,24 @@ async fn master_keys_are_added_once_per_id(store: Store) {
     );
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn the_sqlite_file_holding_preimages_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lw.db");
+    let store = Store::open_sqlite(&path).await.unwrap();
+    let (d, p) = deposit(50, "203.0.113.0/24");
+    store.insert_deposit(&d, &p).await.unwrap();
+    for file in ["lw.db", "lw.db-wal"] {
+        let mode = std::fs::metadata(dir.path().join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{file}: {mode:o}");
+    }
+}
+
 #[tokio::test]
 async fn sqlite_runs_in_wal_mode() {
     let (store, _dir) = fixtures::sqlite().await;
