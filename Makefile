@@ -8,16 +8,28 @@ FILTER_WASM := $(WASM_DIR)/lightning_wall_filter.wasm
 # Sources that go into the filter's .wasm: rebuild only when one of them changes.
 FILTER_SRCS := $(shell find filter l402 -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 FUZZ_SECONDS ?= 60
+# The host's conformance filter, built for both wasm targets Envoy loads.
+CONFORMANCE_WASM := $(WASM_DIR)/conformance_filter.wasm
+CONFORMANCE_WASM_UNKNOWN := $(WASM_DIR)/conformance_filter_unknown.wasm
+CONFORMANCE_SRCS := $(shell find host/conformance-filter -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit bench fuzz fuzz-smoke clean
+.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit bench bench-gateway fuzz fuzz-smoke clean
 
 all: wasm
 
-## wasm: build the filter (release, size-optimised) to target/wasm/lightning_wall_filter.wasm
-wasm: $(FILTER_WASM)
+## wasm: build the filter (release, size-optimised) to target/wasm/lightning_wall_filter.wasm,
+## and the host's conformance filter (wasm32-wasip1 and wasm32-unknown-unknown)
+wasm: $(FILTER_WASM) $(CONFORMANCE_WASM) $(CONFORMANCE_WASM_UNKNOWN)
 
 $(FILTER_WASM): $(FILTER_SRCS) scripts/build-wasm.sh
 	scripts/build-wasm.sh lightning-wall-filter lightning_wall_filter $@
+
+$(CONFORMANCE_WASM): $(CONFORMANCE_SRCS) scripts/build-wasm.sh
+	scripts/build-wasm.sh lightning-wall-conformance-filter conformance_filter $@
+
+$(CONFORMANCE_WASM_UNKNOWN): $(CONFORMANCE_SRCS) scripts/build-wasm.sh
+	WASM_TARGET=wasm32-unknown-unknown \
+	  scripts/build-wasm.sh lightning-wall-conformance-filter conformance_filter $@
 
 ## test: formatting, clippy (native and wasm), every test
 test: test-deps lint wasm unit
@@ -44,6 +56,10 @@ unit: wasm
 ## bench: criterion benchmarks
 bench:
 	$(CARGO) bench --locked -p l402
+
+## bench-gateway: requests/s through the development gateway, plain vs. the no-op filter (~25 s)
+bench-gateway: wasm
+	scripts/bench-gateway.sh
 
 ## fuzz: run every fuzz target for FUZZ_SECONDS each (nightly + cargo-fuzz, installed if missing)
 fuzz:

@@ -3,6 +3,9 @@
 #
 #   scripts/build-wasm.sh <cargo-package> <lib-name> <output.wasm> [build|clippy]
 #
+# WASM_TARGET selects the target (default wasm32-wasip1; wasm32-unknown-unknown also works: Envoy
+# loads both, and the host's conformance tests run a filter built for each).
+#
 # Toolchain choice, first that works:
 #   1. rustup with the wasm32-wasip1 target installed  -> plain `cargo build --target wasm32-wasip1`
 #   2. Debian's rustc-web + rust-web-src (std sources) -> `-Zbuild-std` with RUSTC_BOOTSTRAP=1,
@@ -15,7 +18,7 @@ package=${1:?package}
 lib=${2:?lib name}
 out=${3:?output path}
 mode=${4:-build}
-target=wasm32-wasip1
+target=${WASM_TARGET:-wasm32-wasip1}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
@@ -26,7 +29,8 @@ have_rustup_target() {
 
 debian_toolchain_ready() {
   [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] && [ -x /usr/bin/wasm-ld ] &&
-    [ -d /usr/lib/rustlib/src/rust/library/std ] && [ -f /usr/lib/wasm32-wasi/libc.a ] &&
+    [ -d /usr/lib/rustlib/src/rust/library/std ] &&
+    { [ "$target" != wasm32-wasip1 ] || [ -f /usr/lib/wasm32-wasi/libc.a ]; } &&
     { [ "$mode" != clippy ] || [ -x /usr/bin/clippy-driver ]; }
 }
 
@@ -53,10 +57,13 @@ else
   echo "build-wasm: toolchain: Debian $(/usr/bin/rustc --version) with -Zbuild-std (no rustup $target target)" >&2
   cargo_cmd=(/usr/bin/cargo)
   extra=(-Zbuild-std=std,panic_abort --ignore-rust-version)
+  # wasip1's std links against wasi-libc; wasm32-unknown-unknown needs no C library.
+  libc_flags=""
+  if [ "$target" = wasm32-wasip1 ]; then libc_flags="-L /usr/lib/wasm32-wasi"; fi
   # Point cargo at Debian's rustc explicitly: otherwise rustup's proxy earlier on PATH is used.
   env_vars=(RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
     CLIPPY_DRIVER=/usr/bin/clippy-driver
-    "RUSTFLAGS=-C linker=wasm-ld -L /usr/lib/wasm32-wasi ${RUSTFLAGS:-}"
+    "RUSTFLAGS=-C linker=wasm-ld $libc_flags ${RUSTFLAGS:-}"
     CARGO_TARGET_DIR="$root/target/wasm-debian")
 fi
 

@@ -342,6 +342,13 @@ async fn subscribe_single(
                 shared.announce(&changed);
                 invoice
             };
+            // Silenced: the connection stays open but nothing more arrives, as when a proxy
+            // between the client and lnd has silently dropped the stream.
+            if last.is_some() && shared.silenced.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = kill.changed().await;
+                yield Err(std::io::Error::other("fake-lnd: stream dropped by the test"));
+                return;
+            }
             if let Some(invoice) = current {
                 let key = (invoice.state, invoice.amt_paid_msat);
                 if last != Some(key) {
@@ -353,14 +360,16 @@ async fn subscribe_single(
                 }
             }
             tokio::select! {
+                // A cut is a cut: it wins over a change that arrives at the same moment.
+                biased;
+                _ = kill.changed() => {
+                    yield Err(std::io::Error::other("fake-lnd: stream dropped by the test"));
+                    return;
+                }
                 changed = changes.recv() => {
                     if matches!(changed, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
                         return;
                     }
-                }
-                _ = kill.changed() => {
-                    yield Err(std::io::Error::other("fake-lnd: stream dropped by the test"));
-                    return;
                 }
             }
         }

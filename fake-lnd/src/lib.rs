@@ -33,6 +33,8 @@ pub struct FakeLndOptions {
     pub block_height: u32,
     /// lnd's `holdexpirydelta` (18 in v0.21).
     pub hold_expiry_delta: u32,
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
 }
 
 impl Default for FakeLndOptions {
@@ -41,6 +43,7 @@ impl Default for FakeLndOptions {
             network: "regtest".to_owned(),
             block_height: 500,
             hold_expiry_delta: 18,
+            port: 0,
         }
     }
 }
@@ -60,6 +63,7 @@ pub(crate) struct Shared {
     macaroon: Vec<u8>,
     changes: broadcast::Sender<[u8; 32]>,
     kill_streams: watch::Sender<u64>,
+    silenced: std::sync::atomic::AtomicBool,
     requests: Mutex<Vec<String>>,
 }
 
@@ -97,7 +101,7 @@ impl FakeLnd {
 
     pub async fn start_with(options: FakeLndOptions) -> std::io::Result<Self> {
         let cert = LndLikeCert::generate().map_err(std::io::Error::other)?;
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
         let (changes, _) = broadcast::channel(4096);
         let (kill_streams, _) = watch::channel(0);
@@ -110,6 +114,7 @@ impl FakeLnd {
             macaroon: rand::random::<[u8; 32]>().to_vec(),
             changes,
             kill_streams,
+            silenced: std::sync::atomic::AtomicBool::new(false),
             requests: Mutex::new(Vec::new()),
         });
         let fake = Self {
@@ -216,6 +221,15 @@ impl FakeLnd {
     /// Cuts every open stream mid-way (no final chunk), as a proxy timeout would.
     pub fn drop_streams(&self) {
         self.shared.kill_streams.send_modify(|n| *n += 1);
+    }
+
+    /// Open streams go quiet without closing (a proxy that dropped them silently; lnd sends no
+    /// keepalives, so the client cannot tell). New streams send their first message, then go
+    /// quiet too. `drop_streams` still cuts them.
+    pub fn silence_streams(&self, silenced: bool) {
+        self.shared
+            .silenced
+            .store(silenced, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Every request seen, as `"<METHOD> <path>"`, oldest first.

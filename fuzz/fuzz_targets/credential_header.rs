@@ -1,4 +1,4 @@
-//! `Authorization` / cookie grammar on arbitrary bytes: never panics; whatever parses
+//! `Authorization` / `Cookie` grammar on arbitrary bytes: never panics; whatever parses
 //! re-serialises to a value that parses to the same credential. Lines are separate header values.
 #![no_main]
 
@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     let _ = Credential::from_authorization_values(data.split(|&b| b == b'\n'));
+    let _ = Credential::from_cookie_headers(data.split(|&b| b == b'\n'));
     if let Ok(text) = core::str::from_utf8(data) {
         let _ = l402::parse_challenge(text);
         let _ = l402::inspect(text);

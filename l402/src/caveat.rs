@@ -313,40 +313,38 @@ impl fmt::Display for Caveat<'_> {
     }
 }
 
-/// Where a condition belongs, decided before its value is looked at.
-enum Scope<'a> {
-    /// A condition this crate parses for the service at hand.
-    Ours { condition: &'a str, value: &'a [u8] },
-    /// Skipped: unknown, or scoped to another service.
-    Foreign,
-}
-
-fn scope<'a>(raw: &'a [u8], service: Option<&str>, index: usize) -> Result<Scope<'a>, CaveatError> {
+/// Splits a caveat we own into condition and value, or `None` for one we skip: unknown, or
+/// scoped to another service. Decided on the bytes of the condition before anything else is
+/// looked at; then the whole caveat is checked to be UTF-8 once.
+fn scope<'a>(
+    raw: &'a [u8],
+    service: Option<&str>,
+    index: usize,
+) -> Result<Option<(&'a str, &'a str)>, CaveatError> {
     let Some(eq) = raw.iter().position(|&b| b == b'=') else {
         if raw.starts_with(NAMESPACE.as_bytes()) {
             return Err(malformed(index, raw));
         }
-        return Ok(Scope::Foreign);
+        return Ok(None);
     };
-    let (condition, value) = raw.split_at(eq);
-    let value = value.get(1..).unwrap_or_default();
-    let Ok(condition) = core::str::from_utf8(condition) else {
-        if raw.starts_with(NAMESPACE.as_bytes()) {
-            return Err(malformed(index, raw));
-        }
-        return Ok(Scope::Foreign);
-    };
-    if condition == SERVICES || condition.starts_with(NAMESPACE) {
-        return Ok(Scope::Ours { condition, value });
+    let condition = raw.get(..eq).unwrap_or_default();
+    let ours = condition == SERVICES.as_bytes()
+        || condition.starts_with(NAMESPACE.as_bytes())
+        || condition
+            .strip_suffix(VALID_UNTIL_SUFFIX.as_bytes())
+            .or_else(|| condition.strip_suffix(CAPABILITIES_SUFFIX.as_bytes()))
+            .is_some_and(|svc| match service {
+                Some(ours) => svc == ours.as_bytes(),
+                None => !svc.is_empty(),
+            });
+    if !ours {
+        return Ok(None);
     }
-    let scoped = condition
-        .strip_suffix(VALID_UNTIL_SUFFIX)
-        .or_else(|| condition.strip_suffix(CAPABILITIES_SUFFIX));
-    match (scoped, service) {
-        (Some(svc), Some(ours)) if svc == ours => Ok(Scope::Ours { condition, value }),
-        (Some(svc), None) if !svc.is_empty() => Ok(Scope::Ours { condition, value }),
-        _ => Ok(Scope::Foreign),
-    }
+    let text = core::str::from_utf8(raw).map_err(|_| malformed(index, raw))?;
+    // `eq` is the offset of an ASCII `=`, so both sides are on character boundaries.
+    let condition = text.get(..eq).unwrap_or_default();
+    let value = text.get(eq + 1..).unwrap_or_default();
+    Ok(Some((condition, value)))
 }
 
 fn malformed(index: usize, condition: &[u8]) -> CaveatError {
@@ -373,11 +371,10 @@ fn malformed(index: usize, condition: &[u8]) -> CaveatError {
 
 fn parse_ours<'a>(
     condition: &'a str,
-    value: &'a [u8],
+    value: &'a str,
     index: usize,
 ) -> Result<Caveat<'a>, CaveatError> {
     let bad = || malformed(index, condition.as_bytes());
-    let value = core::str::from_utf8(value).map_err(|_| bad())?;
     let caveat = match condition {
         SERVICES => Caveat::Services(ServiceList::parse(value).ok_or_else(bad)?),
         MODE => Caveat::Mode(Mode::parse(value).ok_or_else(bad)?),
@@ -432,8 +429,8 @@ impl<'a> Caveat<'a> {
 
     fn parse_at(raw: &'a [u8], index: usize) -> Result<Self, CaveatError> {
         match scope(raw, None, index)? {
-            Scope::Ours { condition, value } => parse_ours(condition, value, index),
-            Scope::Foreign => Ok(Caveat::Unknown(raw)),
+            Some((condition, value)) => parse_ours(condition, value, index),
+            None => Ok(Caveat::Unknown(raw)),
         }
     }
 }
@@ -468,9 +465,8 @@ impl<'a> CaveatSet<'a> {
     ) -> Result<Self, CaveatError> {
         let mut set = Self::default();
         for (index, raw) in caveats.into_iter().enumerate() {
-            let (condition, value) = match scope(raw, Some(service), index)? {
-                Scope::Ours { condition, value } => (condition, value),
-                Scope::Foreign => continue,
+            let Some((condition, value)) = scope(raw, Some(service), index)? else {
+                continue;
             };
             set.apply(parse_ours(condition, value, index)?, index)?;
         }

@@ -1,15 +1,12 @@
 //! The macaroon signature chain (go-macaroon / libmacaroons key derivation, reference/l402-wire.md
 //! "Signature chain"). Signatures are compared only in constant time; nothing here may log.
 
-use hmac::Mac;
-
-use crate::keys::{KeyGenerator, RootKey, hmac_with_short_key};
+use crate::hmac_sha256::hmac_once;
+use crate::keys::{KeyGenerator, RootKey};
 
 /// HMAC-SHA256 keyed with the previous link, over `data`.
 fn link(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
-    let mut mac = hmac_with_short_key(key);
-    mac.update(data);
-    mac.finalize().into_bytes().into()
+    hmac_once(key, data)
 }
 
 /// sig0 = HMAC(HMAC("macaroons-key-generator", root), identifier); sig_i = HMAC(sig_i-1, caveat_i).

@@ -16,6 +16,8 @@ use crate::macaroon::{MAX_MACAROON_LEN, Macaroon};
 pub const MAX_CREDENTIAL_LEN: usize = 8192;
 /// Most macaroons in one credential.
 pub const MAX_MACAROONS: usize = 4;
+/// Name of the cookie that carries the credential for browsers (DESIGN.md "Keys and tokens").
+pub const COOKIE_NAME: &str = "lightning-wall";
 
 /// The authorization scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -204,6 +206,45 @@ impl Credential {
         let mut found: Option<Self> = None;
         for value in values {
             if let Some(credential) = Self::parse_authorization(value)? {
+                match &found {
+                    Some(existing) if *existing != credential => {
+                        return Err(CredentialError::Conflicting);
+                    }
+                    Some(_) => {}
+                    None => found = Some(credential),
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Finds the `lightning-wall` cookie in `Cookie` header values (RFC 6265 §4.2:
+    /// `name=value` pairs separated by `;`, the value optionally in double quotes) and parses
+    /// it. `Ok(None)` without that cookie. The same cookie twice with different values is
+    /// refused as conflicting, as for `Authorization`.
+    pub fn from_cookie_headers<'v>(
+        values: impl IntoIterator<Item = &'v [u8]>,
+    ) -> Result<Option<Self>, CredentialError> {
+        let mut found: Option<Self> = None;
+        for header in values {
+            if header.len() > MAX_CREDENTIAL_LEN {
+                return Err(CredentialError::TooLong);
+            }
+            for pair in header.split(|&b| b == b';') {
+                let pair = trim_ows(pair);
+                let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                    continue;
+                };
+                let (name, value) = pair.split_at(eq);
+                if trim_ows(name) != COOKIE_NAME.as_bytes() {
+                    continue;
+                }
+                let value = trim_ows(value.get(1..).unwrap_or_default());
+                let value = value
+                    .strip_prefix(b"\"")
+                    .and_then(|v| v.strip_suffix(b"\""))
+                    .unwrap_or(value);
+                let credential = Self::parse_token(value)?;
                 match &found {
                     Some(existing) if *existing != credential => {
                         return Err(CredentialError::Conflicting);
@@ -520,6 +561,38 @@ mod tests {
     }
 
     #[test]
+    fn the_wall_cookie_is_found_among_other_cookies() {
+        let value = token(PROOF);
+        let reference = Credential::parse_token(value.as_bytes()).unwrap();
+        for header in [
+            format!("{COOKIE_NAME}={value}"),
+            format!("a=b; {COOKIE_NAME}={value}; c=d"),
+            format!("a=b;{COOKIE_NAME}=\"{value}\""),
+            format!("lightning-wall-x=1; {COOKIE_NAME} = {value} "),
+        ] {
+            let c = Credential::from_cookie_headers([header.as_bytes()]).unwrap();
+            assert_eq!(c, Some(reference.clone()), "{header}");
+        }
+        let none = Credential::from_cookie_headers([b"a=b; other=c; x".as_slice()]);
+        assert_eq!(none, Ok(None));
+        let twice = format!("{COOKIE_NAME}={value}; {COOKIE_NAME}={}", token(""));
+        assert_eq!(
+            Credential::from_cookie_headers([twice.as_bytes()]),
+            Err(CredentialError::Conflicting)
+        );
+        let same_twice = format!("{COOKIE_NAME}={value}");
+        assert!(
+            Credential::from_cookie_headers([same_twice.as_bytes(), same_twice.as_bytes()])
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            Credential::from_cookie_headers([format!("{COOKIE_NAME}=x").as_bytes()]),
+            Err(CredentialError::MissingSeparator)
+        );
+    }
+
+    #[test]
     fn debug_output_never_shows_the_credential() {
         let c = Credential::parse_token(token(PROOF).as_bytes()).unwrap();
         let s = format!("{c:?}");
@@ -555,6 +628,7 @@ mod tests {
         fn parsing_arbitrary_header_values_never_panics(value in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = Credential::parse_authorization(&value);
             let _ = Credential::parse_token(&value);
+            let _ = Credential::from_cookie_headers([value.as_slice()]);
         }
 
         #[test]

@@ -4,14 +4,11 @@
 
 use core::fmt;
 
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
+use crate::hmac_sha256::KeyedHmac;
 use crate::identifier::Identifier;
-
-pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// Constant-time equality of two 32-byte values (`subtle`), compared as four `u64` words: the
 /// byte-wise `[u8]` impl puts an optimisation barrier on every byte, which showed up at a few
@@ -25,22 +22,6 @@ pub(crate) fn ct_eq_32(a: &[u8; 32], b: &[u8; 32]) -> bool {
         equal &= u64::from_ne_bytes(xw).ct_eq(&u64::from_ne_bytes(yw));
     }
     equal.into()
-}
-
-/// HMAC-SHA256 keyed with a key of at most one block (64 bytes), infallibly: RFC 2104 pads a
-/// key shorter than the block size with zeros, so keying with the padded block is the same
-/// function, and `KeyInit::new` takes exactly one block (no `Result` to unwrap).
-///
-/// The padded copy is not wiped: this runs for every link of every chain (the hot path), the
-/// chain's intermediate signatures live in the same stack frames unwiped anyway, and wiping
-/// 64 bytes with volatile stores cost about 10 ns per link. Long-lived keys (master, root)
-/// are wiped by their own types.
-pub(crate) fn hmac_with_short_key(key: &[u8]) -> HmacSha256 {
-    let mut block = [0u8; 64];
-    for (dst, src) in block.iter_mut().zip(key) {
-        *dst = *src;
-    }
-    <HmacSha256 as hmac::digest::KeyInit>::new(&block.into())
 }
 
 /// Longest key id accepted (it travels in every token as the `lw_key` caveat).
@@ -115,7 +96,7 @@ secret_32!(
 impl Preimage {
     /// sha256(preimage), the payment hash the invoice commits to (BOLT 11 `p` field).
     pub fn payment_hash(&self) -> PaymentHash {
-        PaymentHash(Sha256::digest(self.0).into())
+        PaymentHash(crate::hmac_sha256::sha256(&self.0))
     }
 }
 
@@ -220,20 +201,18 @@ pub enum KeyRingError {
 
 /// The `HMAC("macaroons-key-generator", ·)` state, keyed once. go-macaroon and libmacaroons
 /// derive the chain's first key as HMAC-SHA256(key = "macaroons-key-generator", msg = root key)
-/// (reference/l402-wire.md); keying HMAC costs two SHA-256 blocks, so we do it once and clone.
+/// (reference/l402-wire.md); keying HMAC costs two SHA-256 blocks, so we do it once.
 #[derive(Clone)]
-pub(crate) struct KeyGenerator(HmacSha256);
+pub(crate) struct KeyGenerator(KeyedHmac);
 
 impl KeyGenerator {
     pub(crate) fn new() -> Self {
-        Self(hmac_with_short_key(b"macaroons-key-generator"))
+        Self(KeyedHmac::new(b"macaroons-key-generator"))
     }
 
     /// HMAC-SHA256("macaroons-key-generator", root key): the key of the chain's first link.
     pub(crate) fn chain_key(&self, root: &RootKey) -> [u8; 32] {
-        let mut mac = self.0.clone();
-        mac.update(&root.0);
-        mac.finalize().into_bytes().into()
+        self.0.mac(&root.0)
     }
 }
 
@@ -242,7 +221,7 @@ impl KeyGenerator {
 pub struct KeyEntry {
     id: KeyId,
     master: MasterKey,
-    keyed: HmacSha256,
+    keyed: KeyedHmac,
 }
 
 impl fmt::Debug for KeyEntry {
@@ -256,7 +235,7 @@ impl fmt::Debug for KeyEntry {
 
 impl KeyEntry {
     fn new(id: KeyId, master: MasterKey) -> Self {
-        let keyed = hmac_with_short_key(&master.0);
+        let keyed = KeyedHmac::new(&master.0);
         Self { id, master, keyed }
     }
 
@@ -273,10 +252,7 @@ impl KeyEntry {
     /// The token's root key: HMAC-SHA256(master, sha256(identifier)) (DESIGN.md "Keys and
     /// tokens"): every token gets its own key, as L402 requires, and stays verifiable without state.
     pub fn root_key(&self, identifier: &[u8]) -> RootKey {
-        let digest = Sha256::digest(identifier);
-        let mut mac = self.keyed.clone();
-        mac.update(&digest);
-        RootKey(mac.finalize().into_bytes().into())
+        RootKey(self.keyed.mac(&crate::hmac_sha256::sha256(identifier)))
     }
 
     /// The deposit receipt of a token: HMAC-SHA256(master, "deposit" || identifier).
@@ -285,10 +261,7 @@ impl KeyEntry {
     }
 
     pub(crate) fn deposit_receipt_raw(&self, identifier: &[u8]) -> DepositReceipt {
-        let mut mac = self.keyed.clone();
-        mac.update(b"deposit");
-        mac.update(identifier);
-        DepositReceipt(mac.finalize().into_bytes().into())
+        DepositReceipt(self.keyed.mac2(b"deposit", identifier))
     }
 }
 
@@ -370,6 +343,10 @@ impl KeyRing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+
+    type HmacSha256 = Hmac<Sha256>;
 
     #[test]
     fn constant_time_equality_sees_every_byte() {

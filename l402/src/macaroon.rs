@@ -364,7 +364,8 @@ impl<'a> MacaroonRef<'a> {
     }
 }
 
-/// An owned macaroon: what the minter builds, attenuates and encodes.
+/// An owned macaroon: what the minter builds, attenuates and encodes. Its `==` is not
+/// constant-time (it is for tests and tools); verification uses [`Macaroon::verify_signature`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Macaroon {
     location: Option<String>,

@@ -3,12 +3,10 @@
 //! time. It must never report a request-dependent reason (expired, wrong route…) for a token
 //! whose signature has not been verified.
 
-use sha2::{Digest, Sha256};
-
 use crate::caveat::{self, CaveatError, CaveatSet, Mode};
 use crate::credential::{Credential, CredentialError};
 use crate::identifier::{Identifier, IdentifierError};
-use crate::keys::{KeyEntry, KeyRing, PaymentHash, Proof, TokenId};
+use crate::keys::{DepositReceipt, KeyEntry, KeyRing, PaymentHash, Proof, TokenId};
 use crate::macaroon::{MacaroonError, MacaroonRef};
 
 /// What the request asks for, as the filter's route table decided it.
@@ -180,6 +178,31 @@ pub fn verify_authorization<'v>(
     }
 }
 
+/// For the sidecar's deposit status endpoint: the receipt of a presented macaroon, revealed only
+/// if the macaroon is genuine (its chain verifies under the key ring) and is a deposit token
+/// (`lw_mode=deposit`, no widening caveats). Expiry and route are not checked: whether the
+/// deposit is held is the sidecar's question, asked of its own state.
+pub fn deposit_receipt_for(
+    ring: &KeyRing,
+    macaroon: &[u8],
+) -> Result<(Identifier, DepositReceipt), VerifyError> {
+    let macaroon = MacaroonRef::decode(macaroon)?;
+    let (identifier, entry) = check_signature(ring, &macaroon)?;
+    // No service is in scope here: `services` and the unscoped `lw_` conditions are still
+    // checked for malformation and widening.
+    let set = CaveatSet::evaluate(macaroon.caveats(), "")?;
+    match set.mode {
+        Some(Mode::Deposit) => Ok((identifier, entry.deposit_receipt(&identifier))),
+        Some(mode) => Err(VerifyError::WrongMode {
+            token: mode,
+            route: Mode::Deposit,
+        }),
+        None => Err(VerifyError::MissingCaveat {
+            condition: caveat::MODE,
+        }),
+    }
+}
+
 /// Checks the identifier, finds the key named by `lw_key` and verifies the HMAC chain in
 /// constant time. Nothing about the caveats' meaning is looked at.
 pub fn check_signature<'r>(
@@ -218,7 +241,7 @@ pub fn verify_macaroon(
     // as a payment proof.
     let proof_ok = match mode {
         Mode::Pay => {
-            let hash: [u8; 32] = Sha256::digest(proof.expose_secret()).into();
+            let hash = crate::hmac_sha256::sha256(proof.expose_secret());
             crate::keys::ct_eq_32(&hash, identifier.payment_hash.as_bytes())
         }
         Mode::Deposit => crate::keys::ct_eq_32(

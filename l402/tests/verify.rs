@@ -11,7 +11,8 @@
 
 use l402::{
     Credential, Identifier, KeyRing, Macaroon, Mode, PaymentHash, Preimage, Proof, RequestContext,
-    RootKey, TokenId, TokenSpec, VerifyError, format_credential, verify, verify_authorization,
+    RootKey, TokenId, TokenSpec, VerifyError, deposit_receipt_for, format_credential, verify,
+    verify_authorization,
 };
 use proptest::prelude::*;
 
@@ -483,6 +484,37 @@ fn several_authorization_values_must_agree() {
 }
 
 #[test]
+fn the_receipt_is_revealed_only_for_a_genuine_deposit_macaroon() {
+    let ring = ring();
+    let deposit = ring.mint("cur", &spec(Mode::Deposit)).unwrap();
+    let (id, receipt) = deposit_receipt_for(&ring, &deposit.encode()).unwrap();
+    assert_eq!(id.token_id, TokenId([0x33; 32]));
+    assert_eq!(receipt.expose_secret(), &receipt_of(&ring, &deposit));
+
+    let pay = ring.mint("cur", &spec(Mode::Pay)).unwrap();
+    assert_eq!(
+        deposit_receipt_for(&ring, &pay.encode())
+            .unwrap_err()
+            .reason(),
+        "wrong_mode"
+    );
+    let mut tampered = deposit.encode();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    assert_eq!(
+        deposit_receipt_for(&ring, &tampered).unwrap_err(),
+        VerifyError::BadSignature
+    );
+    let (ring2, widened) = attenuated(Mode::Deposit, "lw_mode=pay");
+    assert_eq!(
+        deposit_receipt_for(&ring2, &widened.encode())
+            .unwrap_err()
+            .reason(),
+        "widened_caveat"
+    );
+}
+
+#[test]
 fn the_cookie_value_verifies_like_the_header() {
     let ring = ring();
     let mac = ring.mint("cur", &spec(Mode::Pay)).unwrap();
@@ -520,8 +552,61 @@ fn errors_never_contain_the_credential() {
     let _ = PaymentHash([0; 32]);
 }
 
+/// Caveats a holder might append, narrowing or widening, well-formed or not.
+fn appended_caveat() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (EXPIRY - 5..EXPIRY + 5).prop_map(|t| format!("wall_valid_until={t}")),
+        Just("services=wall:0".to_owned()),
+        Just("services=wall:0,admin:0".to_owned()),
+        Just("services=wall:1".to_owned()),
+        Just("lw_mode=pay".to_owned()),
+        Just("lw_mode=deposit".to_owned()),
+        Just("lw_route=docs".to_owned()),
+        Just("lw_route=admin".to_owned()),
+        Just("lw_methods=GET".to_owned()),
+        Just("lw_methods=POST".to_owned()),
+        Just("lw_methods=GET,HEAD,POST".to_owned()),
+        Just("lw_key=cur".to_owned()),
+        Just("lw_key=old".to_owned()),
+        Just("wall_capabilities=read".to_owned()),
+        Just("other_valid_until=1".to_owned()),
+        "[a-z_]{1,12}=[a-z0-9]{0,6}",
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn appended_caveats_never_widen_a_token(
+        deposit in any::<bool>(),
+        extra in proptest::collection::vec(appended_caveat(), 0..6),
+        now_offset in 0u64..700,
+        post in any::<bool>(),
+        route_admin in any::<bool>(),
+    ) {
+        let mode = if deposit { Mode::Deposit } else { Mode::Pay };
+        let ring = ring();
+        let mut mac = ring.mint("cur", &spec(mode)).unwrap();
+        for c in &extra {
+            mac.add_first_party_caveat(c.as_bytes()).unwrap();
+        }
+        let proof = if deposit { receipt_of(&ring, &mac) } else { [0x77; 32] };
+        let request = RequestContext {
+            now_unix: NOW + now_offset,
+            method: if post { "POST" } else { "GET" },
+            route: if route_admin { "admin" } else { "docs" },
+            ..ctx(mode)
+        };
+        if let Ok(token) = check(&ring, &mac, Some(proof), &request) {
+            // Whatever still verifies is within what was minted.
+            prop_assert_eq!(token.mode, mode);
+            prop_assert_eq!(token.route.as_str(), "docs");
+            prop_assert!(token.valid_until <= EXPIRY);
+            prop_assert!(request.now_unix < EXPIRY);
+            prop_assert_eq!(request.method, "GET");
+        }
+    }
 
     #[test]
     fn a_mutated_credential_never_panics_and_verifies_only_if_equivalent(pos in any::<usize>(), byte in 0x20u8..0x7f) {

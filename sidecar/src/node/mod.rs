@@ -6,6 +6,7 @@
 //! twice and cancel twice succeed, cancel after settle fails, a payment hash is never reused.
 
 pub mod dev;
+pub mod lnd;
 
 use std::fmt;
 use std::pin::Pin;
@@ -89,7 +90,7 @@ pub struct CreatedInvoice {
 }
 
 /// An invoice as looked up or streamed.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvoiceStatus {
     pub payment_hash: PaymentHash,
     pub state: InvoiceState,

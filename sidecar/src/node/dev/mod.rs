@@ -8,6 +8,7 @@ mod node_key;
 mod rules;
 mod store;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use bitcoin::hashes::Hash;
 use lightning_invoice::{Bolt11Invoice, Currency};
 use sha2::{Digest, Sha256};
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 
 pub use chain::{Clock, ManualClock, SystemClock};
 pub use node_key::NodeKeyError;
@@ -28,8 +29,8 @@ use rules::DevInvoice;
 use store::DevStore;
 
 use super::{
-    CreatedInvoice, InvoiceRequest, InvoiceStatus, InvoiceUpdates, Node, NodeError, NodeInfo,
-    PaymentHash, PaymentOutcome, Preimage,
+    CreatedInvoice, InvoiceRequest, InvoiceState, InvoiceStatus, InvoiceUpdates, Node, NodeError,
+    NodeInfo, PaymentHash, PaymentOutcome, Preimage,
 };
 
 /// lnd's default final CLTV delta for invoices (`cltv_expiry` 80).
@@ -55,6 +56,9 @@ pub struct DevNodeConfig {
     /// How often expiry and auto-cancel are applied in the background; `None` = only when
     /// [`DevNode::sweep`] is called (tests that drive time by hand).
     pub sweep_interval: Option<Duration>,
+    /// How often a quiet subscription re-reads its invoice, to see changes made by another
+    /// process sharing the data dir (changes in this process wake it at once).
+    pub subscription_recheck: Duration,
 }
 
 impl DevNodeConfig {
@@ -65,6 +69,7 @@ impl DevNodeConfig {
             start_height: 1_000,
             hold_expiry_delta: DEFAULT_HOLD_EXPIRY_DELTA,
             sweep_interval: Some(Duration::from_secs(1)),
+            subscription_recheck: Duration::from_secs(2),
         }
     }
 }
@@ -97,6 +102,38 @@ pub enum DevPayError {
     Store(#[from] StoreError),
 }
 
+impl DevPayError {
+    /// A stable code for the dev-only HTTP endpoint and `dev pay` output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed_invoice",
+            Self::WrongNetwork(_) => "wrong_network",
+            Self::UnknownInvoice => "unknown_invoice",
+            Self::Refused(PayRefused::Expired) => "invoice_expired",
+            Self::Refused(PayRefused::Canceled) => "invoice_canceled",
+            Self::Refused(PayRefused::AlreadyPaid) => "invoice_already_paid",
+            Self::Refused(PayRefused::Amountless) => "amountless_invoice",
+            Self::Store(_) => "dev_node_unavailable",
+        }
+    }
+}
+
+impl DevPayment {
+    /// What `lightning-wall dev pay` prints: `{"status":"settled","preimage":"<hex>"}` or
+    /// `{"status":"held","htlc_expiry_height":<n>}`. The preimage is the payer's proof of
+    /// payment, so showing it to the payer is the point.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Self::Settled { preimage } => {
+                serde_json::json!({"status": "settled", "preimage": hex::encode(preimage.0)})
+            }
+            Self::Held { htlc_expiry_height } => {
+                serde_json::json!({"status": "held", "htlc_expiry_height": htlc_expiry_height})
+            }
+        }
+    }
+}
+
 /// The embedded development node. Cheap to clone; all clones share one state.
 #[derive(Clone)]
 pub struct DevNode {
@@ -111,8 +148,9 @@ struct Inner {
     chain: Mutex<Chain>,
     /// Serialises read-modify-write of invoices (one process owns the dev node's database).
     writes: tokio::sync::Mutex<()>,
-    /// Hash of every invoice that changed, for subscribers.
-    changes: broadcast::Sender<PaymentHash>,
+    /// A change counter per invoice that someone is subscribed to: a change wakes only that
+    /// invoice's subscribers. Entries go when their last subscriber does.
+    watchers: Mutex<HashMap<PaymentHash, watch::Sender<u64>>>,
 }
 
 impl std::fmt::Debug for DevNode {
@@ -143,7 +181,6 @@ impl DevNode {
         let chain = store
             .chain(clock.now().as_secs(), config.start_height)
             .await?;
-        let (changes, _) = broadcast::channel(4096);
         let node = Self {
             inner: Arc::new(Inner {
                 config,
@@ -152,7 +189,7 @@ impl DevNode {
                 store,
                 chain: Mutex::new(chain),
                 writes: tokio::sync::Mutex::new(()),
-                changes,
+                watchers: Mutex::new(HashMap::new()),
             }),
         };
         tracing::warn!(
@@ -182,28 +219,36 @@ impl DevNode {
 
     /// Mines `blocks` simulated blocks at once (persisted), then applies auto-cancel.
     pub async fn advance_blocks(&self, blocks: u32) -> Result<(), DevNodeError> {
-        {
-            let _writing = self.inner.writes.lock().await;
-            self.inner.store.add_blocks(blocks).await?;
-            let mut chain = self.inner.chain.lock().unwrap_or_else(|e| e.into_inner());
-            chain.extra_blocks = chain.extra_blocks.saturating_add(blocks);
-        }
+        self.inner.store.add_blocks(blocks).await?;
         self.sweep().await?;
         Ok(())
     }
 
     /// Applies what time has done (expiry of OPEN invoices, auto-cancel of held ones) to every
-    /// live invoice; returns how many changed. Runs in the background every `sweep_interval`.
+    /// due invoice; returns how many changed. Runs in the background every `sweep_interval`.
+    /// Also re-reads the chain, which another process sharing the data dir may have mined.
     pub async fn sweep(&self) -> Result<usize, DevNodeError> {
+        let chain = self
+            .inner
+            .store
+            .chain(self.now_unix(), self.inner.config.start_height)
+            .await?;
+        *self.inner.chain.lock().unwrap_or_else(|e| e.into_inner()) = chain;
         let _writing = self.inner.writes.lock().await;
         let (now, height) = (self.now_unix(), self.height());
+        let delta = self.inner.config.hold_expiry_delta;
         let mut changed = 0;
-        for invoice in self.inner.store.live().await? {
-            if let Some(next) =
-                rules::time_passes(&invoice, now, height, self.inner.config.hold_expiry_delta)
-            {
-                self.persist(&next).await?;
-                changed += 1;
+        for invoice in self
+            .inner
+            .store
+            .due(now, height.saturating_add(delta))
+            .await?
+        {
+            if let Some(next) = rules::time_passes(&invoice, now, height, delta) {
+                // Lost to another process: it changed the invoice first, nothing to do.
+                if self.persist(&next, invoice.state).await? {
+                    changed += 1;
+                }
             }
         }
         Ok(changed)
@@ -215,13 +260,13 @@ impl DevNode {
     pub async fn simulate_payment(&self, bolt11: &str) -> Result<DevPayment, DevPayError> {
         let invoice = self.own_invoice(bolt11)?;
         let hash = PaymentHash(invoice.payment_hash().to_byte_array());
-        let _writing = self.inner.writes.lock().await;
-        let current = self
-            .load_locked(&hash)
-            .await?
-            .ok_or(DevPayError::UnknownInvoice)?;
-        let (paid, payment) = rules::pay(&current, self.now_unix(), self.height())?;
-        self.persist(&paid).await?;
+        let payment = self
+            .transition(&hash, |current, now, height| {
+                let current = current.ok_or(DevPayError::UnknownInvoice)?;
+                let (paid, payment) = rules::pay(current, now, height)?;
+                Ok::<_, DevPayError>((Some(paid), payment))
+            })
+            .await?;
         tracing::info!(payment_hash = %hex::encode(hash.0), ?payment, "dev node: simulated payment");
         Ok(payment)
     }
@@ -247,60 +292,109 @@ impl DevNode {
         self.inner.clock.now().as_secs()
     }
 
-    /// Reads an invoice with what time has done to it applied (and persisted). Caller holds
-    /// `writes`.
-    async fn load_locked(&self, hash: &PaymentHash) -> Result<Option<DevInvoice>, StoreError> {
-        let Some(invoice) = self.inner.store.get(hash).await? else {
-            return Ok(None);
-        };
+    /// The one way an invoice changes: read it, apply what time has done, apply `rule`, and
+    /// write the result only if the stored state is still the one read. Another process sharing
+    /// the data dir (two sidecar replicas on one dev node) may have changed it meanwhile: then
+    /// read again and re-apply, so two actions on one invoice never both take effect.
+    async fn transition<T, E: From<StoreError>>(
+        &self,
+        hash: &PaymentHash,
+        rule: impl Fn(Option<&DevInvoice>, u64, u32) -> Result<(rules::Change, T), E>,
+    ) -> Result<T, E> {
+        let _writing = self.inner.writes.lock().await;
         let delta = self.inner.config.hold_expiry_delta;
-        match rules::time_passes(&invoice, self.now_unix(), self.height(), delta) {
-            Some(next) => {
-                self.persist(&next).await?;
-                Ok(Some(next))
+        for _ in 0..MAX_CONFLICTS {
+            let stored = self.inner.store.get(hash).await?;
+            let (now, height) = (self.now_unix(), self.height());
+            let aged = stored
+                .as_ref()
+                .and_then(|invoice| rules::time_passes(invoice, now, height, delta));
+            let (change, answer) = match rule(aged.as_ref().or(stored.as_ref()), now, height) {
+                Ok(outcome) => outcome,
+                Err(refused) => {
+                    // A refusal still records what time did (e.g. an expired invoice).
+                    if let (Some(stored), Some(aged)) = (&stored, &aged) {
+                        self.persist(aged, stored.state).await?;
+                    }
+                    return Err(refused);
+                }
+            };
+            match (change.or(aged), &stored) {
+                (Some(next), Some(stored)) if !self.persist(&next, stored.state).await? => continue,
+                _ => return Ok(answer),
             }
-            None => Ok(Some(invoice)),
         }
+        Err(StoreError::Contended(MAX_CONFLICTS).into())
     }
 
-    /// Persists a changed invoice, then tells subscribers (persist before announcing).
-    async fn persist(&self, invoice: &DevInvoice) -> Result<(), StoreError> {
-        self.inner.store.update(invoice).await?;
-        // No receiver is not an error: nobody is subscribed.
-        let _ = self.inner.changes.send(invoice.payment_hash);
-        Ok(())
+    /// Writes a changed invoice if its stored state is still `expected`, then wakes its
+    /// subscribers (persist before announcing). `Ok(false)`: someone changed it first.
+    async fn persist(
+        &self,
+        invoice: &DevInvoice,
+        expected: InvoiceState,
+    ) -> Result<bool, StoreError> {
+        if !self.inner.store.update(invoice, expected).await? {
+            return Ok(false);
+        }
+        let mut watchers = self
+            .inner
+            .watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(watcher) = watchers.get(&invoice.payment_hash) {
+            if watcher.receiver_count() == 0 {
+                watchers.remove(&invoice.payment_hash);
+            } else {
+                watcher.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+        Ok(true)
     }
 
+    /// The invoice now, with what time has done applied.
     async fn current(&self, hash: &PaymentHash) -> Result<DevInvoice, NodeError> {
-        let invoice = self.inner.store.get(hash).await.map_err(unavailable)?;
+        let invoice = self.inner.store.get(hash).await?;
         let invoice = invoice.ok_or(NodeError::NotFound)?;
         let delta = self.inner.config.hold_expiry_delta;
         if rules::time_passes(&invoice, self.now_unix(), self.height(), delta).is_none() {
             return Ok(invoice);
         }
-        let _writing = self.inner.writes.lock().await;
-        self.load_locked(hash)
-            .await
-            .map_err(unavailable)?
-            .ok_or(NodeError::NotFound)
+        self.transition(hash, |current, _, _| {
+            let current = current.ok_or(NodeError::NotFound)?;
+            Ok((None, current.clone()))
+        })
+        .await
     }
 
-    /// Applies `rule` to the invoice under the write lock and persists what it returns.
+    fn watch(&self, hash: PaymentHash) -> Watch {
+        let mut watchers = self
+            .inner
+            .watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let changes = watchers
+            .entry(hash)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe();
+        Watch {
+            inner: self.inner.clone(),
+            hash,
+            changes,
+        }
+    }
+
+    /// Applies a settle/cancel rule to an existing invoice.
     async fn change(
         &self,
         hash: &PaymentHash,
-        rule: impl FnOnce(&DevInvoice) -> Result<rules::Change, NodeError>,
+        rule: impl Fn(&DevInvoice) -> Result<rules::Change, NodeError>,
     ) -> Result<(), NodeError> {
-        let _writing = self.inner.writes.lock().await;
-        let current = self
-            .load_locked(hash)
-            .await
-            .map_err(unavailable)?
-            .ok_or(NodeError::NotFound)?;
-        if let Some(next) = rule(&current)? {
-            self.persist(&next).await.map_err(unavailable)?;
-        }
-        Ok(())
+        self.transition(hash, |current, _, _| {
+            let current = current.ok_or(NodeError::NotFound)?;
+            Ok((rule(current)?, ()))
+        })
+        .await
     }
 
     async fn create(
@@ -338,7 +432,7 @@ impl DevNode {
             payment_hash: hash,
             preimage,
             is_hold: preimage.is_none(),
-            state: super::InvoiceState::Open,
+            state: InvoiceState::Open,
             amount_msat: request.amount_msat,
             amount_paid_msat: 0,
             memo: request.memo.clone(),
@@ -411,19 +505,20 @@ impl Node for DevNode {
 
     async fn subscribe(&self, hash: &PaymentHash) -> Result<InvoiceUpdates, NodeError> {
         // Listen before reading, so a change between the read and the first wait is not missed.
-        let mut changes = self.inner.changes.subscribe();
+        let mut watch = self.watch(*hash);
         let first = self.current(hash).await?.status();
         let node = self.clone();
         let hash = *hash;
+        let recheck = self.inner.config.subscription_recheck;
         Ok(Box::pin(async_stream::stream! {
             let mut last = first.clone();
             yield Ok(first);
             while !last.state.is_final() {
-                match changes.recv().await {
-                    Ok(changed) if changed != hash => continue,
-                    // Lagged: some change may have been ours; re-read to be sure.
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => return,
+                // Woken by a change in this process, or re-read after `subscription_recheck` for
+                // changes made by another process sharing the data dir.
+                let woken = tokio::time::timeout(recheck, watch.changes.changed()).await;
+                if matches!(woken, Ok(Err(_))) {
+                    return;
                 }
                 match node.current(&hash).await {
                     Ok(invoice) => {
@@ -503,6 +598,30 @@ impl Node for DevNode {
     }
 }
 
+/// A subscriber's receiver; the last one to go removes the invoice's entry.
+struct Watch {
+    inner: Arc<Inner>,
+    hash: PaymentHash,
+    changes: watch::Receiver<u64>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut watchers = self
+            .inner
+            .watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // `self.changes` still counts: one receiver left means it is ours.
+        if watchers
+            .get(&self.hash)
+            .is_some_and(|w| w.receiver_count() <= 1)
+        {
+            watchers.remove(&self.hash);
+        }
+    }
+}
+
 fn same_status(a: &InvoiceStatus, b: &InvoiceStatus) -> bool {
     a.state == b.state
         && a.amount_paid_msat == b.amount_paid_msat
@@ -512,6 +631,15 @@ fn same_status(a: &InvoiceStatus, b: &InvoiceStatus) -> bool {
 fn unavailable(e: StoreError) -> NodeError {
     NodeError::Unavailable(e.to_string())
 }
+
+impl From<StoreError> for NodeError {
+    fn from(e: StoreError) -> Self {
+        unavailable(e)
+    }
+}
+
+/// Attempts before a transition gives up on an invoice that keeps changing under it.
+const MAX_CONFLICTS: usize = 16;
 
 async fn sweep_forever(node: Weak<Inner>, every: Duration) {
     let mut ticks = tokio::time::interval(every);

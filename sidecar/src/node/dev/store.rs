@@ -24,6 +24,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("dev node database holds a malformed row: {0}")]
     Corrupt(String),
+    #[error("an invoice kept changing under {0} attempts to update it")]
+    Contended(usize),
 }
 
 #[derive(Clone, Debug)]
@@ -106,12 +108,17 @@ impl DevStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Writes the mutable fields of an invoice that a rule changed.
-    pub async fn update(&self, invoice: &DevInvoice) -> Result<(), StoreError> {
-        sqlx::query(
+    /// Writes the mutable fields of an invoice that a rule changed, only if its stored state is
+    /// still `expected` (every transition changes the state); `Ok(false)` otherwise.
+    pub async fn update(
+        &self,
+        invoice: &DevInvoice,
+        expected: InvoiceState,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
             "UPDATE dev_invoices SET preimage = ?, state = ?, amount_paid_msat = ?,
                  htlc_expiry_height = ?, accept_height = ?
-             WHERE payment_hash = ?",
+             WHERE payment_hash = ? AND state = ?",
         )
         .bind(invoice.preimage.map(|p| p.0.to_vec()))
         .bind(state_name(invoice.state))
@@ -119,9 +126,10 @@ impl DevStore {
         .bind(invoice.htlc_expiry_height.map(i64::from))
         .bind(invoice.accept_height.map(i64::from))
         .bind(invoice.payment_hash.0.as_slice())
+        .bind(state_name(expected))
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn get(&self, hash: &PaymentHash) -> Result<Option<DevInvoice>, StoreError> {
@@ -132,11 +140,22 @@ impl DevStore {
         row.as_ref().map(invoice_from_row).transpose()
     }
 
-    /// Invoices that time can still change (OPEN or ACCEPTED).
-    pub async fn live(&self) -> Result<Vec<DevInvoice>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM dev_invoices WHERE state IN ('OPEN', 'ACCEPTED')")
-            .fetch_all(&self.pool)
-            .await?;
+    /// Invoices that time may have changed: OPEN ones whose expiry has passed at `now_unix`,
+    /// ACCEPTED ones whose HTLC expiry height is at most `cancel_height` (height + delta).
+    pub async fn due(
+        &self,
+        now_unix: u64,
+        cancel_height: u32,
+    ) -> Result<Vec<DevInvoice>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM dev_invoices WHERE state = 'OPEN' AND created_at + expiry_secs <= ?
+             UNION ALL
+             SELECT * FROM dev_invoices WHERE state = 'ACCEPTED' AND htlc_expiry_height <= ?",
+        )
+        .bind(to_i64(now_unix)?)
+        .bind(i64::from(cancel_height))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(invoice_from_row).collect()
     }
 

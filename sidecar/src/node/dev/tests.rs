@@ -71,10 +71,12 @@ async fn paying_a_normal_invoice_settles_it_and_reveals_the_preimage() {
     let status = node.lookup(&created.payment_hash).await.unwrap();
     assert_eq!(status.state, InvoiceState::Settled);
     assert_eq!(status.amount_paid_msat, 1_000);
+    let again = node.simulate_payment(&created.payment_request).await;
     assert!(matches!(
-        node.simulate_payment(&created.payment_request).await,
+        again,
         Err(DevPayError::Refused(PayRefused::AlreadyPaid))
     ));
+    assert_eq!(again.unwrap_err().code(), "invoice_already_paid");
 }
 
 #[tokio::test]
@@ -96,6 +98,10 @@ async fn held_payment_and_chain_height_survive_a_restart() {
         panic!("a hold invoice must be held");
     };
     assert_eq!(htlc_expiry_height, height + 144);
+    assert_eq!(
+        DevPayment::Held { htlc_expiry_height }.to_json()["status"],
+        "held"
+    );
     let pubkey = node.pubkey();
     drop(node);
 
@@ -333,4 +339,238 @@ fn mainnet_invoice() -> String {
         .build_signed(|m| Secp256k1::new().sign_ecdsa_recoverable(m, &key))
         .unwrap()
         .to_string()
+}
+
+#[tokio::test]
+async fn a_finished_subscription_leaves_no_watcher_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = open(dir.path()).await;
+    let hash = PaymentHash([14; 32]);
+    node.create_hold_invoice(&hash, &request(1_000))
+        .await
+        .unwrap();
+    let first = node.subscribe(&hash).await.unwrap();
+    let mut second = node.subscribe(&hash).await.unwrap();
+    drop(first);
+    assert_eq!(
+        node.inner.watchers.lock().unwrap().len(),
+        1,
+        "one subscriber left"
+    );
+    next_update(&mut second).await;
+    node.cancel(&hash).await.unwrap();
+    assert_eq!(next_update(&mut second).await.state, InvoiceState::Canceled);
+    assert!(stream_ended(&mut second).await);
+    drop(second);
+    assert!(node.inner.watchers.lock().unwrap().is_empty());
+}
+
+/// Throughput of hold-invoice creation (sign + durable insert). Run in release:
+/// `cargo test --release -p lightning-wall dev_node_mints -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a throughput measurement: run in release mode"]
+async fn dev_node_mints_at_least_2000_hold_invoices_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = open(dir.path()).await;
+    let count = 10_000u32;
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..8u32 {
+        let node = node.clone();
+        tasks.spawn(async move {
+            for i in (worker..count).step_by(8) {
+                let mut hash = [0u8; 32];
+                hash[..4].copy_from_slice(&i.to_be_bytes());
+                node.create_hold_invoice(&PaymentHash(hash), &request(1_000))
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    tasks.join_all().await;
+    let per_second = f64::from(count) / started.elapsed().as_secs_f64();
+    println!("dev node: {per_second:.0} hold invoices/s");
+    assert!(per_second >= 2_000.0, "{per_second:.0}/s");
+}
+
+/// Two nodes on one data dir stand for two sidecar processes sharing one dev node.
+async fn open_twice(dir: &std::path::Path) -> (DevNode, DevNode) {
+    let clock = Arc::new(ManualClock::starting_now());
+    let shared = DevNodeConfig {
+        subscription_recheck: Duration::from_millis(50),
+        ..config(dir)
+    };
+    let a = DevNode::open_with_clock(shared.clone(), clock.clone())
+        .await
+        .unwrap();
+    let b = DevNode::open_with_clock(shared, clock).await.unwrap();
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_sharing_a_dev_node_never_both_act_on_one_invoice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = open_twice(dir.path()).await;
+    let mut races = tokio::task::JoinSet::new();
+    for i in 0..40u8 {
+        let preimage = Preimage([i; 32]);
+        let hash = hash_of(&preimage);
+        let created = a.create_hold_invoice(&hash, &request(1_000)).await.unwrap();
+        b.simulate_payment(&created.payment_request).await.unwrap();
+        let (a, b) = (a.clone(), b.clone());
+        races.spawn(async move {
+            let (settled, canceled) = tokio::join!(a.settle(&preimage), b.cancel(&hash));
+            assert!(
+                settled.is_ok() != canceled.is_ok(),
+                "exactly one must win: settle {settled:?}, cancel {canceled:?}"
+            );
+            let expected = if settled.is_ok() {
+                InvoiceState::Settled
+            } else {
+                InvoiceState::Canceled
+            };
+            assert_eq!(a.lookup(&hash).await.unwrap().state, expected);
+            assert_eq!(b.lookup(&hash).await.unwrap().state, expected);
+        });
+    }
+    while let Some(race) = races.join_next().await {
+        race.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_subscriber_sees_changes_made_by_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = open_twice(dir.path()).await;
+    let hash = PaymentHash([15; 32]);
+    let created = a.create_hold_invoice(&hash, &request(1_000)).await.unwrap();
+    let mut updates = a.subscribe(&hash).await.unwrap();
+    assert_eq!(next_update(&mut updates).await.state, InvoiceState::Open);
+    b.simulate_payment(&created.payment_request).await.unwrap();
+    assert_eq!(
+        next_update(&mut updates).await.state,
+        InvoiceState::Accepted
+    );
+    b.advance_blocks(7).await.unwrap();
+    a.sweep().await.unwrap();
+    assert_eq!(
+        a.height(),
+        b.height(),
+        "blocks mined by one are seen by the other"
+    );
+}
+
+const CHILD_DIR: &str = "LIGHTNING_WALL_DEV_NODE_CHILD_DIR";
+
+/// The victim of the kill -9 test below: creates and pays hold invoices forever, printing each
+/// one only after the dev node acknowledged the payment. Does nothing unless started by it.
+#[tokio::test]
+#[ignore = "run only as the child process of held_payments_survive_kill_9"]
+async fn dev_node_child_process() {
+    let Ok(dir) = std::env::var(CHILD_DIR) else {
+        return;
+    };
+    let node = DevNode::open(config(std::path::Path::new(&dir)))
+        .await
+        .unwrap();
+    loop {
+        let hash = PaymentHash(rand::random());
+        let created = node
+            .create_hold_invoice(&hash, &request(1_000))
+            .await
+            .unwrap();
+        node.simulate_payment(&created.payment_request)
+            .await
+            .unwrap();
+        println!("held {}", hex::encode(hash.0));
+    }
+}
+
+#[test]
+fn held_payments_survive_kill_9() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut acknowledged = Vec::new();
+    for round in 0..3 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "node::dev::tests::dev_node_child_process",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CHILD_DIR, dir.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut held_this_round = 0;
+        for line in lines {
+            if let Some(hash) = line.unwrap().strip_prefix("held ") {
+                acknowledged.push(hash.to_owned());
+                held_this_round += 1;
+                // Kill at a different point each round, mid-way through the next payment.
+                if held_this_round == 20 + 17 * round {
+                    break;
+                }
+            }
+        }
+        child.kill().unwrap(); // SIGKILL on Unix: no destructors, no flush.
+        child.wait().unwrap();
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let node = DevNode::open(config(dir.path())).await.unwrap();
+        for hash in &acknowledged {
+            let hash = PaymentHash(hex::decode(hash).unwrap().try_into().unwrap());
+            let status = node.lookup(&hash).await.unwrap();
+            assert_eq!(status.state, InvoiceState::Accepted, "{hash:?} lost");
+            assert!(status.htlc_expiry_height.is_some());
+        }
+        assert_eq!(acknowledged.len(), 20 + 37 + 54);
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_subscribers_each_see_their_own_invoice_change_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = open(dir.path()).await;
+    let mut invoices = Vec::new();
+    let mut waiters = tokio::task::JoinSet::new();
+    for i in 0..1_000u32 {
+        let mut hash = [0u8; 32];
+        hash[..4].copy_from_slice(&i.to_be_bytes());
+        let hash = PaymentHash(hash);
+        let created = node
+            .create_hold_invoice(&hash, &request(1_000))
+            .await
+            .unwrap();
+        let mut updates = node.subscribe(&hash).await.unwrap();
+        assert_eq!(next_update(&mut updates).await.state, InvoiceState::Open);
+        waiters.spawn(async move {
+            let held = tokio::time::timeout(Duration::from_secs(60), updates.next())
+                .await
+                .expect("no update within 60 s")
+                .unwrap()
+                .unwrap();
+            (hash, held)
+        });
+        invoices.push(created);
+    }
+    for created in &invoices {
+        node.simulate_payment(&created.payment_request)
+            .await
+            .unwrap();
+    }
+    let mut seen = 0;
+    while let Some(waiter) = waiters.join_next().await {
+        let (hash, held) = waiter.unwrap();
+        assert_eq!(
+            held.payment_hash, hash,
+            "a subscriber got another invoice's update"
+        );
+        assert_eq!(held.state, InvoiceState::Accepted);
+        seen += 1;
+    }
+    assert_eq!(seen, 1_000);
 }

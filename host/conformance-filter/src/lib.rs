@@ -1,0 +1,728 @@
+//! A proxy-wasm filter that exists only to test the host: each request path selects a scenario
+//! that exercises one group of host functions and reports what the host answered (headers added
+//! to the request, a local reply, logs). It is never deployed; it may panic and trap on purpose
+//! (`/trap/*`), which is how the host's failure policy is tested.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Trace);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}}
+
+// The two ABI functions the Rust SDK never calls; imported directly so the host's versions are
+// exercised too (signatures from the ABI v0.2.1 spec).
+#[link(wasm_import_module = "env")]
+unsafe extern "C" {
+    fn proxy_get_header_map_size(map_type: u32, size: *mut u32) -> u32;
+    fn proxy_get_buffer_status(buffer_type: u32, length: *mut u32, flags: *mut u32) -> u32;
+    // The SDK panics on statuses Envoy legitimately returns for these (NotFound), so the raw
+    // calls are used to observe the status itself.
+    fn proxy_done() -> u32;
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key: *const u8,
+        key_size: usize,
+        value: *mut *mut u8,
+        value_size: *mut usize,
+    ) -> u32;
+    fn proxy_dequeue_shared_queue(token: u32, data: *mut *mut u8, size: *mut usize) -> u32;
+}
+
+/// State shared between the root context and its http contexts (same VM, same thread).
+#[derive(Default)]
+struct Shared {
+    config: RefCell<HashMap<String, String>>,
+    queue: Cell<u32>,
+    requests_metric: Cell<u32>,
+    gauge_metric: Cell<u32>,
+    histogram_metric: Cell<u32>,
+    ticks_metric: Cell<u32>,
+}
+
+#[derive(Default)]
+struct Root {
+    shared: Rc<Shared>,
+}
+
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Ok => "Ok",
+        Status::NotFound => "NotFound",
+        Status::BadArgument => "BadArgument",
+        Status::SerializationFailure => "SerializationFailure",
+        Status::ParseFailure => "ParseFailure",
+        Status::Empty => "Empty",
+        Status::CasMismatch => "CasMismatch",
+        Status::InternalFailure => "InternalFailure",
+        _ => "Other",
+    }
+}
+
+fn result_name<T>(r: &Result<T, Status>) -> &'static str {
+    match r {
+        Ok(_) => "Ok",
+        Err(s) => status_name(*s),
+    }
+}
+
+fn log(level: LogLevel, msg: &str) {
+    let _ = hostcalls::log(level, msg);
+}
+
+fn text(bytes: Option<Vec<u8>>) -> String {
+    bytes.map_or_else(
+        || "<none>".to_string(),
+        |b| String::from_utf8_lossy(&b).into_owned(),
+    )
+}
+
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, n_headers: usize, body: usize, _: usize) {
+        // Root-issued call-outs (from on_tick) land here after set_effective_context(root).
+        let status = self.get_http_call_response_header(":status");
+        let body = self.get_http_call_response_body(0, body);
+        log(
+            LogLevel::Info,
+            &format!(
+                "root call-out {token}: headers={n_headers} status={} body={}",
+                status.unwrap_or_default(),
+                text(body)
+            ),
+        );
+    }
+}
+
+impl RootContext for Root {
+    fn on_vm_start(&mut self, _: usize) -> bool {
+        let vm = text(self.get_vm_configuration());
+        log(LogLevel::Info, &format!("vm_start vm_config={vm}"));
+        true
+    }
+
+    fn on_configure(&mut self, size: usize) -> bool {
+        let raw = text(self.get_plugin_configuration());
+        log(
+            LogLevel::Info,
+            &format!("configure size={size} config={raw}"),
+        );
+        let mut config = HashMap::new();
+        for part in raw.split(';').filter(|p| !p.is_empty()) {
+            if let Some((k, v)) = part.split_once('=') {
+                config.insert(k.trim().to_string(), v.trim().to_string());
+            }
+        }
+        if config.get("fail_configure").is_some_and(|v| v == "1") {
+            log(LogLevel::Error, "configure rejected on purpose");
+            return false;
+        }
+        if let Some(ms) = config.get("tick_ms").and_then(|v| v.parse::<u64>().ok()) {
+            self.set_tick_period(Duration::from_millis(ms));
+        }
+        let s = &self.shared;
+        s.requests_metric.set(
+            hostcalls::define_metric(MetricType::Counter, "conformance_requests").unwrap_or(0),
+        );
+        s.gauge_metric
+            .set(hostcalls::define_metric(MetricType::Gauge, "conformance_gauge").unwrap_or(0));
+        s.histogram_metric.set(
+            hostcalls::define_metric(MetricType::Histogram, "conformance_histogram").unwrap_or(0),
+        );
+        s.ticks_metric
+            .set(hostcalls::define_metric(MetricType::Counter, "conformance_ticks").unwrap_or(0));
+        s.queue.set(self.register_shared_queue("conformance_queue"));
+        // Initialise shared keys here: creating a key is never race-free (the CAS of a missing
+        // key is not checked by Envoy).
+        if self.get_shared_data("counter").0.is_none() {
+            let _ = self.set_shared_data("counter", Some(b"0"), None);
+        }
+        *s.config.borrow_mut() = config;
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let _ = hostcalls::increment_metric(self.shared.ticks_metric.get(), 1);
+        cas_increment("ticks");
+        if self
+            .shared
+            .config
+            .borrow()
+            .get("tick_callout")
+            .is_some_and(|v| v == "1")
+        {
+            let cluster = self
+                .shared
+                .config
+                .borrow()
+                .get("cluster")
+                .cloned()
+                .unwrap_or_default();
+            let r = self.dispatch_http_call(
+                &cluster,
+                vec![
+                    (":method", "GET"),
+                    (":path", "/tick"),
+                    (":authority", "sidecar"),
+                ],
+                None,
+                vec![],
+                Duration::from_secs(1),
+            );
+            log(
+                LogLevel::Info,
+                &format!("tick call-out dispatch: {}", result_name(&r)),
+            );
+        }
+    }
+
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        loop {
+            match self.dequeue_shared_queue(queue_id) {
+                Ok(Some(msg)) => {
+                    let msg = String::from_utf8_lossy(&msg).into_owned();
+                    log(LogLevel::Info, &format!("dequeued {msg}"));
+                    let _ = self.set_shared_data("last_dequeued", Some(msg.as_bytes()), None);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    log(
+                        LogLevel::Error,
+                        &format!("dequeue failed: {}", status_name(e)),
+                    );
+                    break;
+                }
+            }
+        }
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        if self
+            .shared
+            .config
+            .borrow()
+            .get("noop")
+            .is_some_and(|v| v == "1")
+        {
+            return Some(Box::new(Noop));
+        }
+        Some(Box::new(Stream {
+            id: context_id,
+            shared: Rc::clone(&self.shared),
+            path: String::new(),
+            callout_done: false,
+        }))
+    }
+}
+
+/// An http context that makes no host call at all: the baseline for measuring the host's own
+/// per-request cost (`make bench-gateway`).
+struct Noop;
+
+impl Context for Noop {}
+
+impl HttpContext for Noop {}
+
+/// Reads `key`, adds one, writes it back with the CAS it read; retries on a mismatch.
+fn cas_increment(key: &str) -> (u64, u32) {
+    let mut mismatches = 0;
+    loop {
+        let (value, cas) = hostcalls::get_shared_data(key).unwrap_or((None, None));
+        let n: u64 = value
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let next = (n + 1).to_string();
+        match hostcalls::set_shared_data(key, Some(next.as_bytes()), cas) {
+            Ok(()) => return (n + 1, mismatches),
+            Err(Status::CasMismatch) => mismatches += 1,
+            Err(_) => return (0, mismatches),
+        }
+    }
+}
+
+struct Stream {
+    id: u32,
+    shared: Rc<Shared>,
+    path: String,
+    callout_done: bool,
+}
+
+impl Stream {
+    fn cluster(&self) -> String {
+        self.shared
+            .config
+            .borrow()
+            .get("cluster")
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn reply(&self, status: u32, body: &str) {
+        self.send_http_response(
+            status,
+            vec![("content-type", "text/plain")],
+            Some(body.as_bytes()),
+        );
+    }
+
+    fn headers_scenario(&mut self) -> Action {
+        // Client-supplied internal headers must never reach the upstream.
+        let names: Vec<String> = self
+            .get_http_request_headers_bytes()
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| k.starts_with("x-lightning-wall-"))
+            .collect();
+        for name in names {
+            self.remove_http_request_header(&name);
+        }
+        let one = self.get_http_request_header_bytes("x-one");
+        self.add_http_request_header("x-one-seen", &text(one));
+        self.add_http_request_header("x-conformance-added", "yes");
+        self.set_http_request_header("x-conformance-replace", Some("replaced"));
+        self.set_http_request_header("x-conformance-remove", None);
+        let missing = self.get_http_request_header_bytes("x-not-sent");
+        self.add_http_request_header("x-missing", if missing.is_none() { "none" } else { "some" });
+        let mut size = 0u32;
+        // SAFETY: `size` is a valid out-pointer for the duration of the call.
+        let st =
+            unsafe { proxy_get_header_map_size(MapType::HttpRequestHeaders as u32, &mut size) };
+        self.add_http_request_header("x-map-size", &format!("{st}:{size}"));
+        Action::Continue
+    }
+
+    fn properties_scenario(&mut self) -> Action {
+        let mut out = Vec::new();
+        for path in [
+            vec!["source", "address"],
+            vec!["request", "path"],
+            vec!["request", "method"],
+            vec!["request", "host"],
+            vec!["request", "scheme"],
+            vec!["request", "id"],
+            vec!["plugin_root_id"],
+            vec!["plugin_name"],
+            vec!["plugin_vm_id"],
+            vec!["does", "not", "exist"],
+            vec!["custom"],
+        ] {
+            let v = hostcalls::get_property(path.clone());
+            let shown = match &v {
+                Ok(Some(b)) => String::from_utf8_lossy(b).into_owned(),
+                Ok(None) => "<none>".into(),
+                Err(e) => status_name(*e).into(),
+            };
+            out.push(format!("{}={}", path.join("."), shown));
+        }
+        let set = hostcalls::set_property(vec!["custom"], Some(b"value"));
+        let back = text(hostcalls::get_property(vec!["custom"]).ok().flatten());
+        out.push(format!(
+            "set_custom={} custom_after={back}",
+            result_name(&set)
+        ));
+        let size = hostcalls::get_property(vec!["request", "size"])
+            .ok()
+            .flatten();
+        out.push(format!("request.size_len={}", size.map_or(0, |b| b.len())));
+        let headers = hostcalls::get_property(vec!["request", "headers"])
+            .ok()
+            .flatten();
+        out.push(format!(
+            "request.headers_len={}",
+            headers.map_or(0, |b| b.len())
+        ));
+        self.reply(200, &out.join("\n"));
+        Action::Pause
+    }
+
+    fn shared_scenario(&mut self) -> Action {
+        let (n, mismatches) = cas_increment("counter");
+        self.add_http_request_header("x-counter", &n.to_string());
+        self.add_http_request_header("x-cas-mismatches", &mismatches.to_string());
+        Action::Continue
+    }
+
+    fn stale_cas_scenario(&mut self) -> Action {
+        let (_, cas) = self.get_shared_data("counter");
+        let first = self.set_shared_data("counter", Some(b"100"), cas);
+        let second = self.set_shared_data("counter", Some(b"200"), cas);
+        let (value, _) = self.get_shared_data("counter");
+        let missing = self.get_shared_data("never-set");
+        self.reply(
+            200,
+            &format!(
+                "first={} second={} value={} missing={}",
+                result_name(&first),
+                result_name(&second),
+                text(value),
+                if missing.0.is_none() && missing.1.is_none() {
+                    "none"
+                } else {
+                    "some"
+                }
+            ),
+        );
+        Action::Pause
+    }
+
+    fn queue_scenario(&mut self) -> Action {
+        let vm_id = text(hostcalls::get_property(vec!["plugin_vm_id"]).ok().flatten());
+        let resolved = self.resolve_shared_queue(&vm_id, "conformance_queue");
+        let unknown = self.resolve_shared_queue(&vm_id, "no_such_queue");
+        let msg = text(self.get_http_request_header_bytes("x-message"));
+        let enq = match resolved {
+            Some(q) => result_name(&hostcalls::enqueue_shared_queue(q, Some(msg.as_bytes()))),
+            None => "unresolved",
+        };
+        let bad = hostcalls::enqueue_shared_queue(0xdead, Some(b"x"));
+        let (mut p, mut n) = (std::ptr::null_mut::<u8>(), 0usize);
+        // SAFETY: valid out-pointers; nothing is returned for an unknown token.
+        let deq_bad = unsafe { proxy_dequeue_shared_queue(0xdead, &mut p, &mut n) };
+        self.add_http_request_header(
+            "x-queue",
+            &format!(
+                "resolved={} same={} unknown={} enqueue={enq} bad_enqueue={} bad_dequeue={deq_bad}",
+                resolved.is_some(),
+                resolved == Some(self.shared.queue.get()),
+                unknown.is_none(),
+                result_name(&bad),
+            ),
+        );
+        Action::Continue
+    }
+
+    fn metrics_scenario(&mut self) -> Action {
+        let s = &self.shared;
+        let inc = hostcalls::increment_metric(s.requests_metric.get(), 1);
+        let gauge_up = hostcalls::increment_metric(s.gauge_metric.get(), 5);
+        let gauge_down = hostcalls::increment_metric(s.gauge_metric.get(), -2);
+        let rec = hostcalls::record_metric(s.histogram_metric.get(), 42);
+        let counter = hostcalls::get_metric(s.requests_metric.get());
+        let gauge = hostcalls::get_metric(s.gauge_metric.get());
+        let hist = hostcalls::get_metric(s.histogram_metric.get());
+        let unknown = hostcalls::get_metric(0x7fff_fff0);
+        let negative_counter = hostcalls::increment_metric(s.requests_metric.get(), -1);
+        self.reply(
+            200,
+            &format!(
+                "inc={} gauge_up={} gauge_down={} record={} counter={:?} gauge={:?} histogram={} \
+                 unknown={} negative_counter={}",
+                result_name(&inc),
+                result_name(&gauge_up),
+                result_name(&gauge_down),
+                result_name(&rec),
+                counter.ok(),
+                gauge.ok(),
+                result_name(&hist),
+                result_name(&unknown),
+                result_name(&negative_counter),
+            ),
+        );
+        Action::Pause
+    }
+
+    fn misc_scenario(&mut self) -> Action {
+        let now = self
+            .get_current_time()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        // std's clock and hashing go through WASI (clock_time_get, random_get) on wasip1.
+        let std_now = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mut m = HashMap::new();
+        m.insert(1, 2);
+        println!("stdout line from the guest");
+        eprintln!("stderr line from the guest");
+        let level = hostcalls::get_log_level().map_or(99, |l| l as u32);
+        for (l, name) in [
+            (LogLevel::Trace, "trace"),
+            (LogLevel::Debug, "debug"),
+            (LogLevel::Info, "info"),
+            (LogLevel::Warn, "warn"),
+            (LogLevel::Error, "error"),
+            (LogLevel::Critical, "critical"),
+        ] {
+            log(l, &format!("level {name}"));
+        }
+        let foreign = hostcalls::call_foreign_function("no_such_function", Some(b"x"));
+        // SAFETY: no arguments.
+        let done = unsafe { proxy_done() };
+        let effective = hostcalls::set_effective_context(0xfff_fff);
+        let mut len = 0u32;
+        let mut flags = 0u32;
+        // SAFETY: valid out-pointers for the duration of the call.
+        let buf = unsafe {
+            proxy_get_buffer_status(BufferType::PluginConfiguration as u32, &mut len, &mut flags)
+        };
+        let grpc = hostcalls::dispatch_grpc_call(
+            "no_such_cluster",
+            "svc",
+            "Method",
+            vec![],
+            None,
+            Duration::from_secs(1),
+        );
+        let grpc_stream = hostcalls::open_grpc_stream("no_such_cluster", "svc", "Method", vec![]);
+        let grpc_send = hostcalls::send_grpc_stream_message(77, Some(b"m"), false);
+        let grpc_cancel = hostcalls::cancel_grpc_call(77);
+        let grpc_close = hostcalls::close_grpc_stream(77);
+        let grpc_status = hostcalls::get_grpc_status().map(|(c, _)| c);
+        self.reply(
+            200,
+            &format!(
+                "now={} std_now={} log_level={level} foreign={} done={done} effective={} \
+                 buffer_status={buf} grpc_call={} grpc_stream={} grpc_send={} grpc_cancel={} \
+                 grpc_close={} grpc_status={:?}",
+                now > 0,
+                std_now > 0,
+                result_name(&foreign),
+                result_name(&effective),
+                result_name(&grpc),
+                result_name(&grpc_stream),
+                result_name(&grpc_send),
+                result_name(&grpc_cancel),
+                result_name(&grpc_close),
+                grpc_status.ok(),
+            ),
+        );
+        Action::Pause
+    }
+
+    fn callout(&mut self, cluster: &str, with_authority: bool) -> Result<u32, Status> {
+        let mut headers = vec![(":method", "POST"), (":path", "/internal/challenge")];
+        if with_authority {
+            headers.push((":authority", "sidecar"));
+        }
+        headers.push(("x-from", "conformance"));
+        self.dispatch_http_call(
+            cluster,
+            headers,
+            Some(b"callout-body"),
+            vec![],
+            Duration::from_millis(500),
+        )
+    }
+}
+
+impl Context for Stream {
+    fn on_http_call_response(&mut self, token: u32, n_headers: usize, body_size: usize, _: usize) {
+        self.callout_done = true;
+        let status = self
+            .get_http_call_response_header(":status")
+            .unwrap_or_default();
+        let body = text(self.get_http_call_response_body(0, usize::MAX));
+        let body_prefix = text(self.get_http_call_response_body(0, 3));
+        log(
+            LogLevel::Info,
+            &format!(
+                "call-out {token} answered: headers={n_headers} status={status} size={body_size}"
+            ),
+        );
+        if self.path.starts_with("/callout/reply") || n_headers == 0 {
+            let code = if n_headers == 0 { 503 } else { 402 };
+            // Envoy reports why a call-out failed through proxy_get_status.
+            let why = match (n_headers, hostcalls::get_grpc_status()) {
+                (0, Ok((c, m))) => format!(" status={c}:{}", m.unwrap_or_default()),
+                _ => String::new(),
+            };
+            self.send_http_response(
+                code,
+                vec![("www-authenticate", "L402 test"), ("x-callout-body", &body)],
+                Some(format!("paid-content-needed:{body}{why}").as_bytes()),
+            );
+            return;
+        }
+        if self.path.starts_with("/callout/response") {
+            self.set_http_response_header("x-callout-status", Some(&status));
+            self.resume_http_response();
+            return;
+        }
+        self.add_http_request_header("x-callout-status", &status);
+        self.add_http_request_header("x-callout-body", &body);
+        self.add_http_request_header("x-callout-prefix", &body_prefix);
+        self.resume_http_request();
+    }
+}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        self.path = self.get_http_request_header(":path").unwrap_or_default();
+        let _ = hostcalls::increment_metric(self.shared.requests_metric.get(), 1);
+        let path = self.path.clone();
+        match path.as_str() {
+            p if p.starts_with("/headers") => self.headers_scenario(),
+            "/replace-all" => {
+                self.set_http_request_headers(vec![
+                    (":method", "GET"),
+                    (":path", "/replaced"),
+                    (":authority", "example"),
+                    ("x-only", "1"),
+                ]);
+                Action::Continue
+            }
+            "/properties" => self.properties_scenario(),
+            "/shared" => self.shared_scenario(),
+            "/shared/stale-cas" => self.stale_cas_scenario(),
+            "/queue" => self.queue_scenario(),
+            "/metrics" => self.metrics_scenario(),
+            "/misc" => self.misc_scenario(),
+            "/local-reply" => {
+                self.send_http_response(
+                    402,
+                    vec![
+                        ("www-authenticate", "L402 macaroon=\"m\", invoice=\"i\""),
+                        ("x-a", "1"),
+                    ],
+                    Some(b"payment required"),
+                );
+                // Envoy ignores the returned action after a local reply.
+                Action::Continue
+            }
+            "/local-reply/twice" => {
+                self.reply(401, "first");
+                self.reply(403, "second");
+                Action::Pause
+            }
+            "/reset" => {
+                self.reset_http_request();
+                Action::Pause
+            }
+            p if p.starts_with("/callout/unknown-cluster") => {
+                let r = self.callout("no_such_cluster", true);
+                self.reply(500, &format!("dispatch={}", result_name(&r)));
+                Action::Pause
+            }
+            p if p.starts_with("/callout/missing-authority") => {
+                let cluster = self.cluster();
+                let r = self.callout(&cluster, false);
+                self.reply(500, &format!("dispatch={}", result_name(&r)));
+                Action::Pause
+            }
+            p if p.starts_with("/callout/response") => Action::Continue,
+            p if p.starts_with("/callout") => {
+                let cluster = self.cluster();
+                match self.callout(&cluster, true) {
+                    Ok(_) => Action::Pause,
+                    Err(e) => {
+                        self.reply(500, &format!("dispatch={}", status_name(e)));
+                        Action::Pause
+                    }
+                }
+            }
+            "/body" => Action::Continue,
+            "/trap/panic" => panic!("conformance filter panics on purpose"),
+            "/trap/oob" => {
+                // SAFETY: deliberately unsound: reads past the end of linear memory to make the
+                // VM trap (the host must contain it).
+                let v = unsafe { std::ptr::read_volatile(0xffff_fff0usize as *const u8) };
+                self.add_http_request_header("x-unreachable", &v.to_string());
+                Action::Continue
+            }
+            "/trap/loop" => {
+                let mut i: u64 = 0;
+                loop {
+                    i = std::hint::black_box(i.wrapping_add(1));
+                }
+            }
+            "/response-local-reply" | "/response-body" => Action::Continue,
+            _ => {
+                self.add_http_request_header("x-conformance-default", "1");
+                Action::Continue
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        if self.path.starts_with("/callout") && !self.callout_done {
+            // Envoy stops all iteration while the headers callback is paused; a body delivered
+            // before the call-out answered would mean the host broke that rule.
+            log(
+                LogLevel::Critical,
+                "request body delivered while headers were paused",
+            );
+        }
+        if self.path == "/body" {
+            if !end_of_stream {
+                return Action::Pause; // buffer until the whole body is here
+            }
+            let body = self.get_http_request_body(0, size).unwrap_or_default();
+            let mut reversed = body.clone();
+            reversed.reverse();
+            self.set_http_request_body(0, size, &reversed);
+            log(
+                LogLevel::Info,
+                &format!("request body {} bytes", body.len()),
+            );
+        }
+        if self.path.starts_with("/callout") {
+            let body = text(self.get_http_request_body(0, size));
+            log(
+                LogLevel::Info,
+                &format!("request body after call-out: {body}"),
+            );
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        let status = self.get_http_response_header(":status").unwrap_or_default();
+        self.add_http_response_header("x-conformance-response", "yes");
+        self.add_http_response_header("x-seen-status", &status);
+        self.set_http_response_header("x-upstream-secret", None);
+        // Envoy drops the request headers once the request has continued: reading them now
+        // returns BadArgument (which the SDK turns into a panic), so only the raw call is used.
+        let (mut p, mut n) = (std::ptr::null_mut::<u8>(), 0usize);
+        let key = b":path";
+        // SAFETY: valid key and out-pointers for the duration of the call.
+        let late = unsafe {
+            proxy_get_header_map_value(
+                MapType::HttpRequestHeaders as u32,
+                key.as_ptr(),
+                key.len(),
+                &mut p,
+                &mut n,
+            )
+        };
+        self.add_http_response_header("x-late-request-header-status", &late.to_string());
+        if self.path == "/response-local-reply" {
+            self.send_http_response(418, vec![], Some(b"teapot from response phase"));
+            return Action::Pause;
+        }
+        if self.path.starts_with("/callout/response") {
+            let cluster = self.cluster();
+            return match self.callout(&cluster, true) {
+                Ok(_) => Action::Pause,
+                Err(_) => Action::Continue,
+            };
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        if self.path == "/response-body" {
+            if !end_of_stream {
+                return Action::Pause;
+            }
+            let body = self.get_http_response_body(0, size).unwrap_or_default();
+            let upper = body.to_ascii_uppercase();
+            self.set_http_response_body(0, size, &upper);
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        log(LogLevel::Debug, &format!("on_log context {}", self.id));
+    }
+}
