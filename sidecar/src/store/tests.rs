@@ -40,6 +40,16 @@ pub(crate) mod fixtures {
         schema
     }
 
+    /// Removes a test schema (tests that panic leave theirs behind for inspection).
+    pub async fn drop_postgres_schema(schema: &str) {
+        let admin = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+    }
+
     pub async fn postgres_in(schema: &str) -> Store {
         let options = postgres_url()
             .parse::<sqlx::postgres::PgConnectOptions>()
@@ -101,7 +111,9 @@ macro_rules! on_both_stores {
             async fn postgres() {
                 let schema = super::fixtures::postgres_schema().await;
                 let store = super::fixtures::postgres_in(&schema).await;
-                super::$name(store).await;
+                super::$name(store.clone()).await;
+                store.close().await;
+                super::fixtures::drop_postgres_schema(&schema).await;
             }
         }
     };
