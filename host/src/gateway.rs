@@ -131,6 +131,7 @@ fn build(config: &GatewayConfig, runtime: Option<&Runtime>) -> anyhow::Result<Ga
             clock: Clock::system(),
             clusters: Arc::new(config.clusters.iter().map(|(n, _)| n.clone()).collect()),
             call_time_limit: Duration::from_secs(1),
+            memory_limit: crate::vm::DEFAULT_MEMORY_LIMIT,
         };
         for w in 0..config.workers.max(1) {
             let vm = Vm::start(runtime, w, env.clone())
@@ -430,20 +431,20 @@ async fn handle(
 /// After any operation on a worker VM: start the call-outs it dispatched, deliver queue
 /// notifications, and wake the requests waiting on it.
 fn after_op(gw: &Arc<Gateway>, w: usize, vm: &mut Vm) {
-    loop {
-        let mut ready = vm.take_queue_ready();
-        ready.extend(gw.shared.take_inbox(w));
-        if ready.is_empty() {
-            break;
-        }
-        for (ctx, token) in ready {
-            vm.queue_ready(ctx, token);
-        }
+    let mut ready = vm.take_queue_ready();
+    ready.extend(gw.shared.take_inbox(w));
+    for (ctx, token) in ready {
+        vm.queue_ready(ctx, token);
     }
     for call in vm.take_pending_calls() {
         spawn_call(Arc::clone(gw), w, call);
     }
     if let Some(worker) = gw.workers.get(w) {
+        // Notifications raised by those deliveries wait for the worker loop's next turn (like
+        // posts to Envoy's dispatcher), so a guest that re-enqueues forever cannot pin us here.
+        if vm.has_queue_ready() {
+            worker.inbox.notify_one();
+        }
         worker.progress.notify_waiters();
     }
 }

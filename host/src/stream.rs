@@ -72,11 +72,22 @@ pub(crate) enum Phase {
 }
 
 /// The part of a request/response that has passed the filter.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Message {
     pub headers: HeaderMap,
     pub body: Vec<u8>,
     pub trailers: HeaderMap,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Bodies shown as text: test failures are read by people.
+        f.debug_struct("Message")
+            .field("headers", &self.headers)
+            .field("body", &String::from_utf8_lossy(&self.body))
+            .field("trailers", &self.trailers)
+            .finish()
+    }
 }
 
 impl Message {
@@ -432,7 +443,14 @@ impl Vm {
         }
         match action {
             Action::Continue => self.body_continued(id, dir),
-            Action::Pause => s.half(dir).phase = Phase::BodyStopped,
+            Action::Pause => {
+                let h = s.half(dir);
+                h.phase = Phase::BodyStopped;
+                // Trailers that already arrived are delivered next, as Envoy's decodeTrailers.
+                if h.has_trailers {
+                    self.call_trailers(id, dir);
+                }
+            }
         }
     }
 
@@ -467,7 +485,9 @@ impl Vm {
             h.phase = Phase::Done;
             return;
         }
-        if h.phase == Phase::Body {
+        // Envoy delivers trailers to a filter that stopped its body with buffering too; if it
+        // lets them continue, the buffered body goes on with them.
+        if matches!(h.phase, Phase::Body | Phase::BodyStopped) {
             self.call_trailers(id, dir);
         }
     }
@@ -500,6 +520,9 @@ impl Vm {
         let Some(s) = self.s(id) else { return };
         let h = s.half(dir);
         h.trailers_visible = false;
+        h.body_visible = false;
+        let body = std::mem::take(&mut h.body);
+        h.passed.body.extend_from_slice(&body);
         h.passed.trailers = h.trailers.clone();
         h.phase = Phase::Done;
     }

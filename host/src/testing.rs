@@ -55,6 +55,7 @@ pub struct TestHostBuilder {
     clock: Clock,
     clusters: Vec<(String, Cluster)>,
     call_time_limit: Duration,
+    memory_limit: usize,
 }
 
 impl TestHostBuilder {
@@ -69,6 +70,7 @@ impl TestHostBuilder {
             clock: Clock::manual(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
             clusters: Vec::new(),
             call_time_limit: Duration::from_secs(1),
+            memory_limit: crate::vm::DEFAULT_MEMORY_LIMIT,
         }
     }
 
@@ -115,6 +117,12 @@ impl TestHostBuilder {
         self
     }
 
+    /// Most linear memory a guest may grow to (bytes).
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
     /// A cluster answered in-process by `handler`.
     pub fn cluster_handler(
         mut self,
@@ -147,6 +155,7 @@ impl TestHostBuilder {
             clock: self.clock.clone(),
             clusters: Arc::new(self.clusters.iter().map(|(n, _)| n.clone()).collect()),
             call_time_limit: self.call_time_limit,
+            memory_limit: self.memory_limit,
         };
         let mut workers = Vec::with_capacity(self.workers);
         for w in 0..self.workers {
@@ -382,7 +391,7 @@ impl TestHost {
     /// Delivers queue notifications and answers call-outs of Handler/Url clusters until nothing
     /// is left to do. Every delivery happens here, outside any guest call.
     fn pump(&mut self) {
-        loop {
+        for _ in 0..100_000 {
             let mut progressed = false;
             for w in 0..self.workers.len() {
                 let mut ready = self.workers[w].take_queue_ready();
@@ -408,9 +417,10 @@ impl TestHost {
             }
             self.sync_ticks();
             if !progressed {
-                break;
+                return;
             }
         }
+        panic!("test host: the guest keeps queueing work (queue notifications or call-outs)");
     }
 
     fn http(&mut self, url: &str, req: &CallRequest) -> CallResponse {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::{Instance, Memory, Store, TypedFunc};
+use wasmtime::{Instance, Memory, Store, StoreLimits, StoreLimitsBuilder, TypedFunc};
 
 use crate::abi::{Action, LogLevel};
 use crate::callout::{CallResponse, PendingCall};
@@ -40,7 +40,13 @@ pub struct VmEnv {
     pub clusters: Arc<Vec<String>>,
     /// Longest a single guest callback may run before it is trapped.
     pub call_time_limit: Duration,
+    /// Most linear memory a guest may grow to; past it `memory.grow` fails (the Rust SDK then
+    /// aborts, which traps) instead of the guest exhausting the host.
+    pub memory_limit: usize,
 }
+
+/// Default guest memory limit: far above what a filter needs, far below what hurts the machine.
+pub const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
 
 /// The store data: everything host functions can see.
 pub struct VmState {
@@ -69,6 +75,7 @@ pub struct VmState {
     /// Reused buffer for values copied into the guest (no allocation per host call).
     pub(crate) scratch: Vec<u8>,
     pub(crate) failed: bool,
+    limits: StoreLimits,
 }
 
 impl VmState {
@@ -158,6 +165,7 @@ impl Vm {
     pub fn start(runtime: &Runtime, worker: usize, env: VmEnv) -> Result<Vm, HostError> {
         let deadline_ticks =
             (env.call_time_limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        let memory_limit = env.memory_limit;
         let state = VmState {
             worker,
             env,
@@ -178,8 +186,10 @@ impl Vm {
             tick_period: None,
             scratch: Vec::with_capacity(1024),
             failed: false,
+            limits: StoreLimitsBuilder::new().memory_size(memory_limit).build(),
         };
         let mut store = Store::new(&runtime.engine, state);
+        store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(deadline_ticks);
         let inst_err = |reason: String| HostError::Instantiate { worker, reason };
         let instance = runtime
@@ -397,6 +407,10 @@ impl Vm {
     /// Call-outs dispatched since the last call, for the embedder to perform.
     pub fn take_pending_calls(&mut self) -> Vec<PendingCall> {
         std::mem::take(&mut self.store.data_mut().pending_calls)
+    }
+
+    pub fn has_queue_ready(&self) -> bool {
+        !self.store.data().queue_ready.is_empty()
     }
 
     /// Queue notifications for this VM raised by its own guest calls.

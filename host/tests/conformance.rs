@@ -718,3 +718,34 @@ fn call_out_to_a_closed_port_reaches_the_guest_as_envoys_503() {
             .starts_with("upstream connect error")
     );
 }
+
+#[test]
+fn trailers_end_the_request_and_release_a_buffered_body() {
+    let mut host = host_with(common::conformance(), "").build().unwrap();
+    for (path, body) in [("/plain", "abc"), ("/body", "abc")] {
+        let mut req = Request::post(path, body);
+        req.trailers = Some(HeaderMap::from_pairs([("x-trailer", "1")]));
+        let ex = host.send(&req, echo_upstream);
+        let up = ex
+            .upstream_request
+            .unwrap_or_else(|| panic!("{path} never reached upstream"));
+        // /body buffers until end of stream, which only the trailers bring: it never saw it.
+        assert_eq!(up.body, b"abc", "{path}");
+        assert_eq!(up.trailers.get("x-trailer"), Some("1"));
+        assert_eq!(ex.response.unwrap().status(), Some(200));
+    }
+}
+
+#[test]
+fn a_guest_that_exhausts_its_memory_limit_traps_instead_of_the_host() {
+    let mut host = host_with(common::conformance(), "")
+        .memory_limit(64 << 20)
+        .build()
+        .unwrap();
+    let ex = host.send(&Request::get("/trap/oom"), no_upstream);
+    assert!(ex.failed);
+    // The SDK's allocator gets no memory and aborts: an `unreachable` trap, not a host failure.
+    let failure = host.logs_containing("VM failed");
+    assert!(failure[0].message.contains("unreachable"), "{failure:?}");
+    assert_eq!(ex.response.unwrap().status(), Some(503));
+}

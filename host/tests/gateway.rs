@@ -255,3 +255,28 @@ async fn unreachable_upstream_is_a_503_seen_by_the_filter() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     gw.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_messages_cross_worker_threads() {
+    let upstream = echo_server("up").await;
+    let gw = start(upstream, upstream, "", 2).await;
+    // Worker 1 registered the queue last and owns it. Requests alternate 0, 1, 0, …: messages
+    // sent through worker 0 (even i) reach worker 1 only through the cross-thread inbox, and
+    // each request shows the last message dequeued before it ran.
+    let mut delivered_across = false;
+    for i in 0..10 {
+        let msg = format!("m{i}");
+        let (status, _, body) = get(gw.addr, "/queue", &[("x-message", msg.as_str())]).await;
+        assert_eq!(status, 200);
+        assert!(body.contains("enqueue=Ok"), "{body}");
+        delivered_across |= (0..10)
+            .step_by(2)
+            .any(|even| body.contains(&format!("x-last-dequeued: m{even}\n")));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        delivered_across,
+        "no message enqueued on worker 0 was dequeued by worker 1"
+    );
+    gw.stop();
+}

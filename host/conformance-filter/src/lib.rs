@@ -385,6 +385,8 @@ impl Stream {
             Some(q) => result_name(&hostcalls::enqueue_shared_queue(q, Some(msg.as_bytes()))),
             None => "unresolved",
         };
+        let last = text(self.get_shared_data("last_dequeued").0);
+        self.add_http_request_header("x-last-dequeued", &last);
         let bad = hostcalls::enqueue_shared_queue(0xdead, Some(b"x"));
         let (mut p, mut n) = (std::ptr::null_mut::<u8>(), 0usize);
         // SAFETY: valid out-pointers; nothing is returned for an unknown token.
@@ -634,6 +636,14 @@ impl HttpContext for Stream {
                 let mut i: u64 = 0;
                 loop {
                     i = std::hint::black_box(i.wrapping_add(1));
+                }
+            }
+            "/trap/oom" => {
+                // Grows memory (touching every page) until the host refuses more.
+                let mut hog: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hog.push(vec![1u8; 1 << 20]);
+                    self.add_http_request_header("x-hog", &hog.len().to_string());
                 }
             }
             "/response-local-reply" | "/response-body" => Action::Continue,
