@@ -14,6 +14,7 @@ use crate::deposit::engine::{Engine, EngineSettings};
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::node::dev::{DevNode, DevNodeConfig};
+use crate::node::lnd::{LndConfig, LndNode, Macaroon};
 use crate::store::Store;
 
 /// A running sidecar: its bound addresses and a handle to stop it.
@@ -77,10 +78,24 @@ pub async fn open_node(config: &Config) -> anyhow::Result<(Arc<dyn Node>, Option
             Ok((Arc::new(node.clone()), Some(node)))
         }
         NodeBackend::Lnd => {
-            bail!(
-                "node.backend: lnd is not available in this build yet (the lnd REST backend is \
-                 being written); use backend: dev for now"
-            )
+            let Some(lnd) = &config.node.lnd else {
+                bail!("node.lnd: required when node.backend is lnd");
+            };
+            let macaroon = match (&lnd.macaroon.file, &lnd.macaroon.env) {
+                (Some(path), None) => Macaroon::File(path.clone()),
+                _ => Macaroon::Value(lnd.macaroon.read_text().context("node.lnd.macaroon")?.0),
+            };
+            let mut lnd_config = LndConfig::new(
+                lnd.rest_url.clone(),
+                lnd.tls_cert_file.clone(),
+                macaroon,
+                lnd.network.clone(),
+            );
+            lnd_config.hold_expiry_delta = lnd.hold_expiry_delta;
+            let node = LndNode::connect(lnd_config)
+                .await
+                .with_context(|| format!("connecting to lnd at {}", lnd.rest_url))?;
+            Ok((Arc::new(node), None))
         }
     }
 }

@@ -541,3 +541,50 @@ async fn health_readiness_and_metrics_answer() {
     assert_eq!(health.status(), 200);
     s.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_long_poll_waiters_are_all_answered_when_paid() {
+    let s = sidecar().await;
+    let waiters = 1000;
+    let mut challenges = Vec::with_capacity(waiters);
+    for i in 0..waiters {
+        // Distinct client networks: the per-network cap and mint rate are not under test here.
+        let ip = format!("10.{}.{}.1", i / 250, i % 250);
+        challenges.push(s.challenge("wall", &ip).await);
+    }
+    let public = s.public("/deposit?wait=30");
+    let mut polls = Vec::with_capacity(waiters);
+    for c in &challenges {
+        let http = reqwest::Client::new();
+        let url = public.clone();
+        let macaroon = c["macaroon"].as_str().unwrap().to_owned();
+        polls.push(tokio::spawn(async move {
+            let r = http
+                .get(url)
+                .header("authorization", format!("L402 {macaroon}:"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let node = s.running.dev_node.clone().unwrap();
+    for c in &challenges {
+        node.simulate_payment(c["invoice"].as_str().unwrap())
+            .await
+            .unwrap();
+    }
+    for poll in polls {
+        let answer = poll.await.unwrap();
+        assert_eq!(answer["state"], "held", "{answer}");
+        assert!(answer["credential"].is_string());
+    }
+    eprintln!(
+        "{waiters} long-poll waiters answered {:?} after the payments started",
+        started.elapsed()
+    );
+    s.running.shutdown().await;
+}

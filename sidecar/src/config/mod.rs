@@ -129,6 +129,13 @@ pub struct LndConfig {
     pub macaroon: SecretRef,
     /// Refuse to start when lnd reports another network.
     pub network: String,
+    /// lnd's `holdexpirydelta` (18 in v0.21, 12 before); getinfo does not report it.
+    #[serde(default = "default_hold_expiry_delta")]
+    pub hold_expiry_delta: u32,
+}
+
+fn default_hold_expiry_delta() -> u32 {
+    18
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

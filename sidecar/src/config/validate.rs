@@ -88,6 +88,12 @@ fn node(config: &Config, issues: &mut Issues) {
                     );
                 }
                 issues.secret("node.lnd.macaroon", &lnd.macaroon);
+                issues.between(
+                    "node.lnd.hold_expiry_delta".into(),
+                    lnd.hold_expiry_delta.into(),
+                    1,
+                    144,
+                );
                 const NETWORKS: [&str; 5] = ["mainnet", "testnet", "signet", "regtest", "simnet"];
                 if !NETWORKS.contains(&lnd.network.as_str()) {
                     issues.push(

@@ -661,44 +661,73 @@ impl Engine {
     }
 
     /// Runs the sweeper, the reconciler and the chain refresher until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// Separate tasks: a slow reconcile (many deposits, a slow node) must never delay the timers
+    /// that refund idle deposits or beat the HTLC deadline.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let s = self.inner.settings.clone();
-        let mut sweep = tokio::time::interval(s.sweep_interval);
-        let mut reconcile = tokio::time::interval(s.reconcile_interval);
-        let mut chain = tokio::time::interval(Duration::from_secs(30));
-        for timer in [&mut sweep, &mut reconcile, &mut chain] {
-            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        }
-        let mut last_height = self.block_height();
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = sweep.tick() => {
-                    if let Err(e) = self.sweep().await {
-                        self.inner.metrics.error("sweep");
-                        tracing::warn!(error = %e, "sweep failed");
-                    }
+        let sweeper = self
+            .clone()
+            .every(s.sweep_interval, shutdown.clone(), |e| async move {
+                if let Err(err) = e.sweep().await {
+                    e.inner.metrics.error("sweep");
+                    tracing::warn!(error = %err, "sweep failed");
                 }
-                _ = reconcile.tick() => {
-                    match self.reconcile().await {
+            });
+        let reconciler =
+            self.clone()
+                .every(s.reconcile_interval, shutdown.clone(), |e| async move {
+                    match e.reconcile().await {
                         Ok(report) => tracing::debug!(?report, "reconciled"),
-                        Err(e) => {
-                            self.inner.metrics.error("reconcile");
-                            tracing::warn!(error = %e, "reconcile failed");
+                        Err(err) => {
+                            e.inner.metrics.error("reconcile");
+                            tracing::warn!(error = %err, "reconcile failed");
                         }
                     }
+                });
+        let chain = self.every(Duration::from_secs(30), shutdown, |e| async move {
+            e.follow_chain().await;
+        });
+        let _ = tokio::join!(sweeper, reconciler, chain);
+    }
+
+    fn every<F, Fut>(
+        self,
+        period: Duration,
+        mut shutdown: watch::Receiver<bool>,
+        job: F,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        F: Fn(Engine) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        tokio::spawn(async move {
+            let mut timer = tokio::time::interval(period);
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = timer.tick() => job(self.clone()).await,
                 }
-                _ = chain.tick() => {
-                    if self.refresh_chain().await.is_ok() && self.block_height() != last_height {
-                        // Blocks may come faster than assumed: re-check every hold by height.
-                        last_height = self.block_height();
-                        if let Ok(unfinished) = self.inner.store.unfinished_deposits().await {
-                            for d in unfinished.iter().filter(|d| d.deposit.state == DepositState::Held) {
-                                let _ = self.event(&d.deposit.payment_hash, Event::Tick { block_height: last_height }).await;
-                            }
-                        }
-                    }
-                }
+            }
+        })
+    }
+
+    /// Refreshes the block height; when it moved, re-checks every hold against it (blocks may
+    /// come faster than the assumed interval the wall-clock deadline was computed with).
+    async fn follow_chain(&self) {
+        let before = self.block_height();
+        if self.refresh_chain().await.is_err() || self.block_height() == before {
+            return;
+        }
+        let block_height = self.block_height();
+        if let Ok(unfinished) = self.inner.store.unfinished_deposits().await {
+            for d in unfinished
+                .iter()
+                .filter(|d| d.deposit.state == DepositState::Held)
+            {
+                let _ = self
+                    .event(&d.deposit.payment_hash, Event::Tick { block_height })
+                    .await;
             }
         }
     }

@@ -63,6 +63,18 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) a SQLite database in WAL mode and migrates it.
     pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+        // The database holds preimages: create it readable by its owner only (SQLite gives the
+        // -wal and -shm files the database file's permissions).
+        #[cfg(unix)]
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        }
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

@@ -40,6 +40,16 @@ pub(crate) mod fixtures {
         schema
     }
 
+    /// Removes a test schema (tests that panic leave theirs behind for inspection).
+    pub async fn drop_postgres_schema(schema: &str) {
+        let admin = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+    }
+
     pub async fn postgres_in(schema: &str) -> Store {
         let options = postgres_url()
             .parse::<sqlx::postgres::PgConnectOptions>()
@@ -101,7 +111,9 @@ macro_rules! on_both_stores {
             async fn postgres() {
                 let schema = super::fixtures::postgres_schema().await;
                 let store = super::fixtures::postgres_in(&schema).await;
-                super::$name(store).await;
+                super::$name(store.clone()).await;
+                store.close().await;
+                super::fixtures::drop_postgres_schema(&schema).await;
             }
         }
     };
@@ -419,6 +431,24 @@ async fn master_keys_are_added_once_per_id(store: Store) {
         store.master_keys().await.unwrap(),
         [("k1".to_string(), [1; 32]), ("k2".to_string(), [2; 32])]
     );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_sqlite_file_holding_preimages_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lw.db");
+    let store = Store::open_sqlite(&path).await.unwrap();
+    let (d, p) = deposit(50, "203.0.113.0/24");
+    store.insert_deposit(&d, &p).await.unwrap();
+    for file in ["lw.db", "lw.db-wal"] {
+        let mode = std::fs::metadata(dir.path().join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{file}: {mode:o}");
+    }
 }
 
 #[tokio::test]

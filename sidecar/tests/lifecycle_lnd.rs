@@ -1,0 +1,164 @@
+//! Deposit lifecycles through the whole sidecar (`serve` wiring, HTTP, engine, SQLite) with the
+//! `lnd` backend against FakeLnd, the test double of lnd's REST contract: the decisions must
+//! reach lnd as cancel or settle, including across an lnd restart.
+
+use std::time::Duration;
+
+use fake_lnd::FakeLnd;
+use lightning_wall::config::Config;
+use lightning_wall::serve::{Running, start};
+use serde_json::{Value, json};
+
+struct Setup {
+    fake: FakeLnd,
+    running: Running,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(idle_timeout: &str) -> Setup {
+    let fake = FakeLnd::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, macaroon) = fake.write_credentials(dir.path()).unwrap();
+    let path = dir.path().join("lightning-wall.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+node:
+  backend: lnd
+  lnd:
+    rest_url: {url}
+    tls_cert_file: {cert}
+    macaroon: {{ file: {macaroon} }}
+    network: regtest
+listeners:
+  internal: {{ bind: "127.0.0.1:0" }}
+  public: {{ bind: "127.0.0.1:0" }}
+routes:
+  - id: wall
+    match: {{}}
+    mode: deposit
+    deposit: {{ amount_sat: 1000, idle_timeout: {idle_timeout} }}
+"#,
+            url = fake.url(),
+            cert = cert.display(),
+            macaroon = macaroon.display(),
+        ),
+    )
+    .unwrap();
+    let running = start(Config::load(&path).unwrap()).await.unwrap();
+    Setup {
+        fake,
+        running,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+impl Setup {
+    async fn held_deposit(&self, ip: &str) -> Value {
+        let c: Value = self
+            .http
+            .post(format!("http://{}/v1/challenge", self.running.internal))
+            .json(&json!({"route_id": "wall", "client_ip": ip}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        self.fake
+            .pay_request(c["invoice"].as_str().unwrap())
+            .unwrap();
+        let status: Value = self
+            .http
+            .get(format!(
+                "http://{}/.well-known/lightning-wall/deposit?wait=10",
+                self.running.public
+            ))
+            .header(
+                "authorization",
+                format!("L402 {}:", c["macaroon"].as_str().unwrap()),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(status["state"], "held", "{status}");
+        c
+    }
+
+    async fn wait_lnd_state(&self, c: &Value, want: &str) {
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(c["payment_hash"].as_str().unwrap(), &mut hash).unwrap();
+        for _ in 0..400 {
+            if self.fake.invoice(hash).map(|i| i.state) == Some(want) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("lnd never showed {want}: {:?}", self.fake.invoice(hash));
+    }
+}
+
+#[tokio::test]
+async fn leave_cancels_and_forfeit_settles_on_lnd_even_across_an_lnd_restart() {
+    let s = setup("5m").await;
+    let leaving = s.held_deposit("203.0.113.1").await;
+    let abusing = s.held_deposit("198.51.100.1").await;
+    s.fake.restart().await.unwrap(); // held invoices survive an lnd restart
+    let r = s
+        .http
+        .post(format!(
+            "http://{}/.well-known/lightning-wall/leave",
+            s.running.public
+        ))
+        .header(
+            "authorization",
+            format!("L402 {}:", leaving["macaroon"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.wait_lnd_state(&leaving, "CANCELED").await;
+    let events = json!({"events": [{"type": "verdict", "token_id": abusing["token_id"],
+        "verdict": "forfeit", "trigger": "error_storm"}]});
+    let r = s
+        .http
+        .post(format!("http://{}/v1/events", s.running.internal))
+        .json(&events)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.wait_lnd_state(&abusing, "SETTLED").await;
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_idle_deposit_is_cancelled_on_lnd() {
+    let s = setup("1s").await;
+    let c = s.held_deposit("203.0.113.2").await;
+    s.wait_lnd_state(&c, "CANCELED").await;
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_hard_deadline_cancels_before_lnd_would() {
+    let s = setup("5m").await;
+    let c = s.held_deposit("203.0.113.3").await;
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(c["payment_hash"].as_str().unwrap(), &mut hash).unwrap();
+    let expiry = s.fake.invoice(hash).unwrap().htlc_expiry_height.unwrap();
+    // Up to our deadline (expiry - 18 - 6); lnd itself would cancel 6 blocks later.
+    s.fake
+        .advance_blocks(expiry - 18 - 6 - s.fake.block_height());
+    assert_eq!(s.fake.invoice(hash).unwrap().state, "ACCEPTED");
+    s.running.engine.reconcile().await.unwrap();
+    s.wait_lnd_state(&c, "CANCELED").await;
+    s.running.shutdown().await;
+}
