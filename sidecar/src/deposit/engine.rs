@@ -197,8 +197,9 @@ impl Engine {
         self.inner.changes.subscribe()
     }
 
-    /// Opens a deposit: limits, fresh preimage stored durably, then the hold invoice, then a
-    /// watcher. The invoice only leaves this function after the preimage is on disk.
+    /// Opens a deposit: limits, a fresh preimage, the hold invoice on the node, then deposit,
+    /// preimage and invoice stored in one durable commit, then a watcher. The invoice only
+    /// leaves this function after the preimage is on disk.
     pub async fn open_deposit(
         &self,
         new: NewDeposit,
@@ -245,7 +246,13 @@ impl Engine {
             resolution: None,
             pending: None,
         };
-        self.inner.store.insert_deposit(&deposit, &preimage).await?;
+        // Order: node first, then one durable insert of deposit + preimage + BOLT11, then the
+        // answer. Only the hash reaches the node; the BOLT11, the only way to pay, leaves this
+        // function after the commit that holds the preimage, so a paid deposit always has its
+        // preimage. A crash or failed insert in between leaves an OPEN invoice nobody was
+        // given: it cannot be paid and the node expires it (lnd cancels OPEN invoices at
+        // expiry), so nothing is held or owed. Storing first would cost a second commit per
+        // deposit (recording the BOLT11) for no gain in safety.
         let request = InvoiceRequest {
             amount_msat: deposit.amount_msat,
             memo: new.memo,
@@ -261,21 +268,22 @@ impl Engine {
         self.inner
             .metrics
             .observe_node_call("create_hold_invoice", started.elapsed());
-        let created = match created {
-            Ok(created) => created,
-            Err(e) => {
-                // No invoice exists: end the deposit now so it does not count against limits.
-                // (If the node did create it and only the answer was lost, the reconciler's
-                // lookup finds it and the expiry cancels it.)
-                let _ = self.event(&payment_hash, Event::NodeCanceled).await;
-                self.inner.metrics.error("node_create_invoice");
-                return Err(e.into());
-            }
-        };
-        self.inner
+        let created = created.inspect_err(|_| self.inner.metrics.error("node_create_invoice"))?;
+        if let Err(e) = self
+            .inner
             .store
-            .set_payment_request(&payment_hash, &created.payment_request)
-            .await?;
+            .insert_deposit_with_invoice(&deposit, &preimage, Some(&created.payment_request))
+            .await
+        {
+            // Not handed out, so unpayable anyway; cancel now rather than at expiry so the
+            // node does not keep it open (lnd: cancel of an OPEN invoice is allowed).
+            if let Err(cancel) = self.inner.node.cancel(&payment_hash).await {
+                tracing::debug!(payment_hash = ?payment_hash, error = %cancel,
+                    "canceling an invoice whose deposit could not be stored failed; it expires");
+            }
+            self.inner.metrics.error("store_insert");
+            return Err(e.into());
+        }
         self.inner
             .metrics
             .challenges

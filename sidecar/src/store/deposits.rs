@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::Row;
 
-use super::{Store, StoreError, bytes32, dispatch, is_unique_violation, to_i64, to_u32, to_u64};
+use super::{Store, StoreError, bytes32, dispatch, to_i64, to_u32, to_u64};
 use crate::deposit::machine::{Action, Transition, next_due};
 use crate::deposit::{
     Deposit, DepositState, DepositTiming, Hold, NodeAction, Resolution, Timestamp, TokenId, Trigger,
@@ -178,39 +178,106 @@ impl Mutable {
     }
 }
 
-impl Store {
-    /// Stores a new deposit and its preimage. Must return before the invoice is created on the
-    /// node, let alone handed out.
-    pub async fn insert_deposit(&self, d: &Deposit, preimage: &Preimage) -> Result<(), StoreError> {
+/// A new deposit's columns, owned, ready to bind ($1..$16 of [`INSERT`]).
+pub(super) struct NewRow {
+    pub payment_hash: Vec<u8>,
+    pub token_id: Vec<u8>,
+    pub preimage: Vec<u8>,
+    pub route_id: String,
+    pub client_prefix: String,
+    pub amount_msat: i64,
+    pub state: &'static str,
+    pub created_at: i64,
+    pub invoice_expires_at: i64,
+    pub idle_timeout_s: i64,
+    pub session_cap_s: i64,
+    pub safety_margin_blocks: i64,
+    pub block_interval_s: i64,
+    pub next_due_at: Option<i64>,
+    pub pending_action: Option<&'static str>,
+    pub payment_request: Option<String>,
+}
+
+impl NewRow {
+    fn of(
+        d: &Deposit,
+        preimage: &Preimage,
+        payment_request: Option<&str>,
+    ) -> Result<NewRow, StoreError> {
         let m = Mutable::of(d)?;
-        let sql = "INSERT INTO deposits (payment_hash, token_id, preimage, route_id, client_prefix, \
-             amount_msat, state, created_at, invoice_expires_at, idle_timeout_s, session_cap_s, \
-             safety_margin_blocks, block_interval_s, next_due_at, pending_action, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1)";
-        let result = dispatch!(self, p => sqlx::query(sql)
-            .bind(d.payment_hash.0.to_vec())
-            .bind(d.token_id.0.to_vec())
-            .bind(preimage.0.to_vec())
-            .bind(&d.route_id)
-            .bind(&d.client_prefix)
-            .bind(to_i64(d.amount_msat, "amount_msat")?)
-            .bind(m.state)
-            .bind(to_i64(d.created_at.0, "created_at")?)
-            .bind(to_i64(d.invoice_expires_at.0, "invoice_expires_at")?)
-            .bind(to_i64(d.timing.idle_timeout.as_secs(), "idle_timeout")?)
-            .bind(to_i64(d.timing.session_cap.as_secs(), "session_cap")?)
-            .bind(i64::from(d.timing.safety_margin_blocks))
-            .bind(to_i64(d.timing.assumed_block_interval.as_secs(), "block_interval")?)
-            .bind(m.next_due_at)
-            .bind(m.pending_action)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()));
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate),
-            Err(e) => Err(e.into()),
-        }
+        Ok(NewRow {
+            payment_hash: d.payment_hash.0.to_vec(),
+            token_id: d.token_id.0.to_vec(),
+            preimage: preimage.0.to_vec(),
+            route_id: d.route_id.clone(),
+            client_prefix: d.client_prefix.clone(),
+            amount_msat: to_i64(d.amount_msat, "amount_msat")?,
+            state: m.state,
+            created_at: to_i64(d.created_at.0, "created_at")?,
+            invoice_expires_at: to_i64(d.invoice_expires_at.0, "invoice_expires_at")?,
+            idle_timeout_s: to_i64(d.timing.idle_timeout.as_secs(), "idle_timeout")?,
+            session_cap_s: to_i64(d.timing.session_cap.as_secs(), "session_cap")?,
+            safety_margin_blocks: i64::from(d.timing.safety_margin_blocks),
+            block_interval_s: to_i64(d.timing.assumed_block_interval.as_secs(), "block_interval")?,
+            next_due_at: m.next_due_at,
+            pending_action: m.pending_action,
+            payment_request: payment_request.map(str::to_owned),
+        })
+    }
+}
+
+/// `ON CONFLICT DO NOTHING` (no target: either unique column), understood by SQLite and
+/// PostgreSQL alike: a duplicate shows as zero rows affected instead of aborting the
+/// transaction, so one duplicate in a group commit does not fail the other rows.
+pub(super) const INSERT: &str = "INSERT INTO deposits (payment_hash, token_id, preimage, \
+    route_id, client_prefix, amount_msat, state, created_at, invoice_expires_at, idle_timeout_s, \
+    session_cap_s, safety_margin_blocks, block_interval_s, next_due_at, pending_action, \
+    payment_request, version) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 1) \
+    ON CONFLICT DO NOTHING";
+
+/// [`INSERT`] with a [`NewRow`] bound; a macro so it expands for either backend's query type.
+macro_rules! insert_query {
+    ($row:expr) => {{
+        let row: &$crate::store::deposits::NewRow = $row;
+        sqlx::query($crate::store::deposits::INSERT)
+            .bind(&row.payment_hash)
+            .bind(&row.token_id)
+            .bind(&row.preimage)
+            .bind(&row.route_id)
+            .bind(&row.client_prefix)
+            .bind(row.amount_msat)
+            .bind(row.state)
+            .bind(row.created_at)
+            .bind(row.invoice_expires_at)
+            .bind(row.idle_timeout_s)
+            .bind(row.session_cap_s)
+            .bind(row.safety_margin_blocks)
+            .bind(row.block_interval_s)
+            .bind(row.next_due_at)
+            .bind(row.pending_action)
+            .bind(row.payment_request.as_deref())
+    }};
+}
+pub(super) use insert_query;
+
+impl Store {
+    /// Stores a new deposit and its preimage. Must return before the invoice is handed out.
+    pub async fn insert_deposit(&self, d: &Deposit, preimage: &Preimage) -> Result<(), StoreError> {
+        self.insert_deposit_with_invoice(d, preimage, None).await
+    }
+
+    /// Stores a new deposit, its preimage and (when the node already created it) its BOLT11, in
+    /// one durable commit shared with concurrent inserts (group commit). Returns once that
+    /// commit is done: only then may the invoice be handed out.
+    pub async fn insert_deposit_with_invoice(
+        &self,
+        d: &Deposit,
+        preimage: &Preimage,
+        payment_request: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let row = NewRow::of(d, preimage, payment_request)?;
+        self.inserter.insert(row).await
     }
 
     /// Records the BOLT11 once the node created the invoice.

@@ -8,6 +8,7 @@
 //! pools, so there is no generic-bound maze and no second copy of any query.
 
 mod deposits;
+mod group_commit;
 mod ledger;
 
 use std::path::Path;
@@ -36,6 +37,11 @@ pub enum StoreError {
     },
     #[error("a deposit with this payment hash or token id already exists")]
     Duplicate,
+    /// The transaction holding this row and others was rolled back: none of them was stored.
+    #[error("database: a group commit of {rows} new deposits failed: {message}")]
+    BatchFailed { rows: usize, message: String },
+    #[error("the store's writer has stopped (shutting down)")]
+    WriterGone,
 }
 
 #[derive(Clone, Debug)]
@@ -58,6 +64,8 @@ pub(crate) use dispatch;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// New deposits go through one writer task that commits them in batches.
+    inserter: group_commit::Inserter,
 }
 
 impl Store {
@@ -89,9 +97,7 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Store {
-            pool: Pool::Sqlite(pool),
-        })
+        Ok(Store::with_pool(Pool::Sqlite(pool)))
     }
 
     /// Connects to PostgreSQL (`password` from the config's secret reference, if any) and
@@ -113,9 +119,14 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(Store {
-            pool: Pool::Postgres(pool),
-        })
+        Ok(Store::with_pool(Pool::Postgres(pool)))
+    }
+
+    fn with_pool(pool: Pool) -> Store {
+        Store {
+            inserter: group_commit::Inserter::start(pool.clone()),
+            pool,
+        }
     }
 
     pub fn backend(&self) -> &'static str {

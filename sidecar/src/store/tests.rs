@@ -478,3 +478,118 @@ async fn two_replicas_on_one_postgres_see_each_others_writes() {
         .unwrap();
     assert_eq!(a.revocations_since(0, 10).await.unwrap()[0].seq, seq);
 }
+
+on_both_stores!(concurrent_inserts_are_each_committed_and_a_duplicate_fails_alone);
+async fn concurrent_inserts_are_each_committed_and_a_duplicate_fails_alone(store: Store) {
+    // Enough callers at once that the writer batches them (several rows per transaction).
+    let mut tasks = Vec::new();
+    for n in 0..200u8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let (d, p) = deposit(n, "203.0.113.0/24");
+            store.insert_deposit(&d, &p).await
+        }));
+    }
+    // A second insert of deposit 7, racing the first inside the same batches.
+    let dup = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let (d, p) = deposit(7, "203.0.113.0/24");
+            store.insert_deposit(&d, &p).await
+        })
+    };
+    let mut duplicates = 0;
+    for (n, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(()) => {}
+            Err(StoreError::Duplicate) if n == 7 => duplicates += 1,
+            Err(e) => panic!("insert {n}: {e}"),
+        }
+    }
+    match dup.await.unwrap() {
+        Ok(()) => {}
+        Err(StoreError::Duplicate) => duplicates += 1,
+        Err(e) => panic!("second insert of 7: {e}"),
+    }
+    assert_eq!(duplicates, 1, "exactly one of the two inserts of deposit 7 wins");
+    for n in 0..200u8 {
+        let (d, p) = deposit(n, "203.0.113.0/24");
+        let stored = store.deposit(&d.payment_hash).await.unwrap();
+        assert_eq!(stored.map(|s| s.deposit), Some(d.clone()), "deposit {n}");
+        assert_eq!(store.preimage(&d.payment_hash).await.unwrap(), Some(p));
+    }
+}
+
+on_both_stores!(a_deposit_stored_with_its_invoice_reads_back_with_it);
+async fn a_deposit_stored_with_its_invoice_reads_back_with_it(store: Store) {
+    let (d, p) = deposit(1, "203.0.113.0/24");
+    store
+        .insert_deposit_with_invoice(&d, &p, Some("lnbcrt10u1…"))
+        .await
+        .unwrap();
+    let stored = store.deposit(&d.payment_hash).await.unwrap().unwrap();
+    assert_eq!(stored.payment_request.as_deref(), Some("lnbcrt10u1…"));
+    assert_eq!(stored.deposit, d);
+    assert_eq!(store.preimage(&d.payment_hash).await.unwrap(), Some(p));
+}
+
+/// SQLite only: a trigger that rejects one row, and a write lock held from a second connection
+/// so that the rows queue into one batch behind it.
+#[tokio::test]
+async fn a_failed_group_commit_fails_every_caller_in_it_and_stores_none_of_them() {
+    use sqlx::ConnectOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lw.db");
+    let store = Store::open_sqlite(&path).await.unwrap();
+    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER poison BEFORE INSERT ON deposits WHEN NEW.route_id = 'poison' \
+         BEGIN SELECT RAISE(ABORT, 'poisoned row'); END",
+    )
+    .execute(&mut other)
+    .await
+    .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let insert = |n: u8, route: &'static str| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let (mut d, p) = deposit(n, "203.0.113.0/24");
+            d.route_id = route.into();
+            store.insert_deposit(&d, &p).await
+        })
+    };
+    // The first batch (this row alone) starts and waits for the lock...
+    let first = insert(1, "articles");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...while these three queue and become the next batch, one of them poisoned.
+    let rest = [insert(2, "articles"), insert(3, "poison"), insert(4, "articles")];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+
+    first.await.unwrap().unwrap();
+    for t in rest {
+        let err = t.await.unwrap().unwrap_err();
+        assert!(
+            matches!(err, StoreError::BatchFailed { rows: 3, .. }),
+            "{err}"
+        );
+    }
+    for (n, present) in [(1, true), (2, false), (3, false), (4, false)] {
+        let (d, _) = deposit(n, "203.0.113.0/24");
+        assert_eq!(
+            store.deposit(&d.payment_hash).await.unwrap().is_some(),
+            present,
+            "deposit {n}"
+        );
+    }
+    // The writer carries on after a failed batch.
+    let (d, p) = deposit(5, "203.0.113.0/24");
+    store.insert_deposit(&d, &p).await.unwrap();
+}

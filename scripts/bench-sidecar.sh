@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The sidecar's performance targets (issue 8): challenge minting with the dev node + SQLite
+# (pay and deposit routes, >= 2,000/s), 10,000 deposits held at once with RSS <= 100 MB, and
+# 1,000 concurrent long-poll waiters answered. Builds the release binary and the load generator
+# (sidecar/examples/sidecar_bench.rs), starts `lightning-wall serve` on a temp config (dev node,
+# SQLite in a temp data dir), runs the load, prints a results table and the machine load.
+#
+#   scripts/bench-sidecar.sh   # BENCH_SECONDS (3) x BENCH_ROUNDS (3) per minting mode,
+#                              # BENCH_CONNECTIONS (32), BENCH_HELD (10000), BENCH_WAITERS (1000)
+#
+# The machine may be shared with other builds: the load average is printed with the figures,
+# and minting rates are medians of alternating pay/deposit rounds.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+secs=${BENCH_SECONDS:-3}
+rounds=${BENCH_ROUNDS:-3}
+conns=${BENCH_CONNECTIONS:-32}
+held=${BENCH_HELD:-10000}
+waiters=${BENCH_WAITERS:-1000}
+base=${BENCH_PORT:-18400}
+
+cargo build --release --locked -q -p lightning-wall --bin lightning-wall --example sidecar_bench
+bin=target/release/lightning-wall
+load=target/release/examples/sidecar_bench
+
+dir=$(mktemp -d)
+pid=""
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+# Limits wide open: the benchmark measures the sidecar, not its abuse limits.
+cat >"$dir/lightning-wall.yaml" <<YAML
+data_dir: ./data
+node:
+  backend: dev
+listeners:
+  internal: { bind: 127.0.0.1:$base }
+  public: { bind: 127.0.0.1:$((base + 1)) }
+deposits:
+  invoice_expiry: 30m
+limits:
+  max_held_deposits: 1000000
+  max_held_deposits_per_prefix: 1000000
+  challenge_mint_rate: { requests: 1000, per: 1s }
+routes:
+  - id: api
+    match: { path: { prefix: /api/ } }
+    mode: pay
+    token_lifetime: 1h
+    pay: { amount_sat: 100 }
+  - id: articles
+    match: { path: { prefix: /articles/ } }
+    mode: deposit
+    token_lifetime: 1h
+    deposit:
+      amount_sat: 1000
+      idle_timeout: 30m
+      session_cap: 1h
+YAML
+
+RUST_LOG=warn "$bin" serve --config "$dir/lightning-wall.yaml" >"$dir/sidecar.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do
+  curl -fs "http://127.0.0.1:$base/healthz" >/dev/null 2>&1 && break
+  kill -0 "$pid" 2>/dev/null || { cat "$dir/sidecar.log" >&2; exit 1; }
+  sleep 0.1
+done
+
+echo "machine: $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+status=0
+"$load" --internal "http://127.0.0.1:$base" --public "http://127.0.0.1:$((base + 1))" \
+  --pid "$pid" --seconds "$secs" --rounds "$rounds" --concurrency "$conns" \
+  --held "$held" --waiters "$waiters" || status=$?
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$status" -ne 0 ]; then
+  echo "bench-sidecar: failed; sidecar log tail:" >&2
+  tail -20 "$dir/sidecar.log" >&2
+fi
+exit "$status"
