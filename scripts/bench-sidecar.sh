@@ -6,7 +6,8 @@
 # SQLite in a temp data dir), runs the load, prints a results table and the machine load.
 #
 #   scripts/bench-sidecar.sh   # BENCH_SECONDS (3) x BENCH_ROUNDS (3) per minting mode,
-#                              # BENCH_CONNECTIONS (32), BENCH_HELD (10000), BENCH_WAITERS (1000)
+#                              # BENCH_CONNECTIONS (32), BENCH_HELD (10000), BENCH_WAITERS (1000),
+#                              # BENCH_NO_BUILD (skip the release build)
 #
 # The machine may be shared with other builds: the load average is printed with the figures,
 # and minting rates are medians of alternating pay/deposit rounds.
@@ -20,7 +21,10 @@ held=${BENCH_HELD:-10000}
 waiters=${BENCH_WAITERS:-1000}
 base=${BENCH_PORT:-18400}
 
-cargo build --release --locked -q -p lightning-wall --bin lightning-wall --example sidecar_bench
+# BENCH_NO_BUILD=1: use the binaries already in target/release (e.g. while a test build runs).
+if [ -z "${BENCH_NO_BUILD:-}" ]; then
+  cargo build --release --locked -q -p lightning-wall --bin lightning-wall --example sidecar_bench
+fi
 bin=target/release/lightning-wall
 load=target/release/examples/sidecar_bench
 

@@ -505,15 +505,20 @@ impl Engine {
 
     /// Follows one invoice until its deposit needs nothing more from the node. Streams die
     /// silently (no keepalive in lnd's REST streams): after each end, reconcile by lookup.
+    ///
+    /// One such task per live deposit, parked on its stream most of the time: a task's memory
+    /// is its future's largest state, so every call that may run a transition is boxed
+    /// (allocated only while it runs) instead of inlined into the parked future, which would
+    /// otherwise keep the largest transition's state allocated for each of 10,000 deposits.
     async fn follow(&self, hash: PaymentHash) {
         let mut backoff = Duration::from_millis(200);
         loop {
-            match self.inner.node.subscribe(&hash).await {
+            match Box::pin(self.inner.node.subscribe(&hash)).await {
                 Ok(mut updates) => {
                     backoff = Duration::from_millis(200);
                     while let Some(update) = updates.next().await {
                         match update {
-                            Ok(status) => self.on_status(&status).await,
+                            Ok(status) => Box::pin(self.on_status(&status)).await,
                             Err(e) => {
                                 tracing::debug!(payment_hash = ?hash, error = %e, "invoice stream error");
                                 break;
@@ -521,15 +526,15 @@ impl Engine {
                         }
                     }
                 }
-                Err(NodeError::NotFound) => self.on_missing(&hash).await,
+                Err(NodeError::NotFound) => Box::pin(self.on_missing(&hash)).await,
                 Err(e) => tracing::debug!(payment_hash = ?hash, error = %e, "subscribe failed"),
             }
-            match self.inner.node.lookup(&hash).await {
-                Ok(status) => self.on_status(&status).await,
-                Err(NodeError::NotFound) => self.on_missing(&hash).await,
+            match Box::pin(self.inner.node.lookup(&hash)).await {
+                Ok(status) => Box::pin(self.on_status(&status)).await,
+                Err(NodeError::NotFound) => Box::pin(self.on_missing(&hash)).await,
                 Err(e) => tracing::debug!(payment_hash = ?hash, error = %e, "lookup failed"),
             }
-            match self.inner.store.deposit(&hash).await {
+            match Box::pin(self.inner.store.deposit(&hash)).await {
                 Ok(Some(d)) if d.deposit.state.is_final() && d.deposit.pending.is_none() => return,
                 Ok(None) => return,
                 _ => {}
@@ -540,8 +545,18 @@ impl Engine {
     }
 
     async fn on_status(&self, status: &InvoiceStatus) {
-        let event = match status.state {
-            InvoiceState::Open => return,
+        let Some(event) = self.status_event(status).await else {
+            return;
+        };
+        if let Err(e) = self.event(&status.payment_hash, event).await {
+            tracing::warn!(payment_hash = ?status.payment_hash, error = %e, "applying a node update failed");
+        }
+    }
+
+    /// The event a node status means for its deposit (none for OPEN).
+    async fn status_event(&self, status: &InvoiceStatus) -> Option<Event> {
+        Some(match status.state {
+            InvoiceState::Open => return None,
             InvoiceState::Accepted => {
                 let chain = self.chain_view(status).await;
                 Event::NodeAccepted {
@@ -553,10 +568,7 @@ impl Engine {
             }
             InvoiceState::Settled => Event::NodeSettled,
             InvoiceState::Canceled => Event::NodeCanceled,
-        };
-        if let Err(e) = self.event(&status.payment_hash, event).await {
-            tracing::warn!(payment_hash = ?status.payment_hash, error = %e, "applying a node update failed");
-        }
+        })
     }
 
     /// The node has no such invoice: it was never created (crash between storing the preimage
@@ -565,10 +577,8 @@ impl Engine {
         let Ok(Some(stored)) = self.inner.store.deposit(hash).await else {
             return;
         };
-        let event = match (stored.deposit.state, stored.deposit.pending) {
-            (DepositState::AwaitingPayment, _) => Event::NodeCanceled,
-            (_, Some(action)) => Event::ActionImpossible(action),
-            _ => return,
+        let Some(event) = missing_event(&stored.deposit) else {
+            return;
         };
         if let Err(e) = self.apply_event(hash, event).await {
             tracing::warn!(payment_hash = ?hash, error = %e, "recording a missing invoice failed");
@@ -641,31 +651,79 @@ impl Engine {
         let mut report = ReconcileReport::default();
         let _ = self.refresh_chain().await;
         let block_height = self.block_height();
-        for stored in self.inner.store.unfinished_deposits().await? {
-            report.examined += 1;
-            let hash = stored.deposit.payment_hash;
-            match self.inner.node.lookup(&hash).await {
-                Ok(status) => self.on_status(&status).await,
-                Err(NodeError::NotFound) => self.on_missing(&hash).await,
-                Err(e) => {
-                    report.node_errors += 1;
-                    tracing::warn!(payment_hash = ?hash, error = %e, "reconcile lookup failed");
-                }
-            }
-            let _ = self.event(&hash, Event::Tick { block_height }).await;
-            if let Ok(Some(now)) = self.inner.store.deposit(&hash).await {
-                if now.deposit.pending.is_some()
-                    && let Err(e) = self.perform(&hash).await
-                {
-                    report.node_errors += 1;
-                    tracing::warn!(payment_hash = ?hash, error = %e, "reconcile action failed");
-                }
-                if !now.deposit.state.is_final() || now.deposit.pending.is_some() {
-                    self.watch(hash);
-                }
+        let mut after = None;
+        loop {
+            let page = self
+                .inner
+                .store
+                .unfinished_deposits_after(after.as_ref(), PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.deposit.payment_hash);
+            for stored in page {
+                self.reconcile_one(stored, block_height, &mut report).await;
             }
         }
         Ok(report)
+    }
+
+    async fn reconcile_one(
+        &self,
+        stored: StoredDeposit,
+        block_height: Option<u32>,
+        report: &mut ReconcileReport,
+    ) {
+        report.examined += 1;
+        let hash = stored.deposit.payment_hash;
+        // Decide on the row just read and write only what the machine accepts: a deposit
+        // that agrees with the node (the usual case, every period, for every held deposit)
+        // costs one lookup and no store round trip. A change re-reads inside `event`.
+        let mut changed = false;
+        match self.inner.node.lookup(&hash).await {
+            Ok(status) => {
+                if let Some(event) = self.status_event(&status).await
+                    && machine::step(&stored.deposit, event, Timestamp::now()).is_ok()
+                {
+                    changed = true;
+                    if let Err(e) = self.event(&hash, event).await {
+                        tracing::warn!(payment_hash = ?hash, error = %e, "applying a node update failed");
+                    }
+                }
+            }
+            Err(NodeError::NotFound) => {
+                if let Some(event) = missing_event(&stored.deposit) {
+                    changed = true;
+                    if let Err(e) = self.apply_event(&hash, event).await {
+                        tracing::warn!(payment_hash = ?hash, error = %e, "recording a missing invoice failed");
+                    }
+                }
+            }
+            Err(e) => {
+                report.node_errors += 1;
+                tracing::warn!(payment_hash = ?hash, error = %e, "reconcile lookup failed");
+            }
+        }
+        let tick = Event::Tick { block_height };
+        if changed || machine::step(&stored.deposit, tick, Timestamp::now()).is_ok() {
+            changed = true;
+            let _ = self.event(&hash, tick).await;
+        }
+        let now = if changed {
+            self.inner.store.deposit(&hash).await.ok().flatten()
+        } else {
+            Some(stored)
+        };
+        if let Some(now) = now {
+            if now.deposit.pending.is_some()
+                && let Err(e) = self.perform(&hash).await
+            {
+                report.node_errors += 1;
+                tracing::warn!(payment_hash = ?hash, error = %e, "reconcile action failed");
+            }
+            if !now.deposit.state.is_final() || now.deposit.pending.is_some() {
+                self.watch(hash);
+            }
+        }
     }
 
     /// Runs the sweeper, the reconciler and the chain refresher until `shutdown` turns true.
@@ -728,8 +786,16 @@ impl Engine {
             return;
         }
         let block_height = self.block_height();
-        if let Ok(unfinished) = self.inner.store.unfinished_deposits().await {
-            for d in unfinished
+        let mut after = None;
+        while let Ok(page) = self
+            .inner
+            .store
+            .unfinished_deposits_after(after.as_ref(), PAGE)
+            .await
+        {
+            let Some(last) = page.last() else { break };
+            after = Some(last.deposit.payment_hash);
+            for d in page
                 .iter()
                 .filter(|d| d.deposit.state == DepositState::Held)
             {
@@ -742,6 +808,20 @@ impl Engine {
 
     pub async fn deposit(&self, hash: &PaymentHash) -> Result<Option<StoredDeposit>, EngineError> {
         Ok(self.inner.store.deposit(hash).await?)
+    }
+}
+
+/// Unfinished deposits read per page by the reconciler and the chain follower.
+const PAGE: u32 = 500;
+
+/// What "the node has no such invoice" means for a deposit: it was never created (a deposit
+/// stored before its invoice, by an older version) or the node lost it. Either way nothing is
+/// held: an unpaid deposit ends, a pending action cannot be carried out.
+fn missing_event(d: &Deposit) -> Option<Event> {
+    match (d.state, d.pending) {
+        (DepositState::AwaitingPayment, _) => Some(Event::NodeCanceled),
+        (_, Some(action)) => Some(Event::ActionImpossible(action)),
+        _ => None,
     }
 }
 

@@ -142,6 +142,12 @@ impl Store {
         Ok(())
     }
 
+    /// Runs raw SQL (tests that need a failing database, e.g. a trigger).
+    #[cfg(test)]
+    pub(crate) async fn execute_for_test(&self, sql: &str) {
+        dispatch!(self, p => { sqlx::query(sql).execute(p).await.unwrap(); });
+    }
+
     pub async fn close(&self) {
         dispatch!(self, p => p.close().await)
     }

@@ -511,7 +511,10 @@ async fn concurrent_inserts_are_each_committed_and_a_duplicate_fails_alone(store
         Err(StoreError::Duplicate) => duplicates += 1,
         Err(e) => panic!("second insert of 7: {e}"),
     }
-    assert_eq!(duplicates, 1, "exactly one of the two inserts of deposit 7 wins");
+    assert_eq!(
+        duplicates, 1,
+        "exactly one of the two inserts of deposit 7 wins"
+    );
     for n in 0..200u8 {
         let (d, p) = deposit(n, "203.0.113.0/24");
         let stored = store.deposit(&d.payment_hash).await.unwrap();
@@ -569,7 +572,11 @@ async fn a_failed_group_commit_fails_every_caller_in_it_and_stores_none_of_them(
     let first = insert(1, "articles");
     tokio::time::sleep(Duration::from_millis(300)).await;
     // ...while these three queue and become the next batch, one of them poisoned.
-    let rest = [insert(2, "articles"), insert(3, "poison"), insert(4, "articles")];
+    let rest = [
+        insert(2, "articles"),
+        insert(3, "poison"),
+        insert(4, "articles"),
+    ];
     tokio::time::sleep(Duration::from_millis(300)).await;
     sqlx::query("COMMIT").execute(&mut other).await.unwrap();
 
@@ -592,4 +599,40 @@ async fn a_failed_group_commit_fails_every_caller_in_it_and_stores_none_of_them(
     // The writer carries on after a failed batch.
     let (d, p) = deposit(5, "203.0.113.0/24");
     store.insert_deposit(&d, &p).await.unwrap();
+}
+
+on_both_stores!(paging_through_unfinished_deposits_sees_each_exactly_once);
+async fn paging_through_unfinished_deposits_sees_each_exactly_once(store: Store) {
+    for n in 0..25u8 {
+        let (d, p) = deposit(n, "203.0.113.0/24");
+        store.insert_deposit(&d, &p).await.unwrap();
+    }
+    // Two finished ones (expired with nothing pending) must not be listed.
+    for n in [3u8, 11] {
+        let (d, _) = deposit(n, "203.0.113.0/24");
+        let expired = apply_event(&store, &d.payment_hash, Event::NodeCanceled, 2_000).await;
+        assert!(expired.deposit.state.is_final() && expired.deposit.pending.is_none());
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .unfinished_deposits_after(after.as_ref(), 4)
+            .await
+            .unwrap();
+        assert!(page.len() <= 4);
+        let Some(last) = page.last() else { break };
+        after = Some(last.deposit.payment_hash);
+        seen.extend(page.into_iter().map(|s| s.deposit.payment_hash));
+    }
+    let mut expected: Vec<PaymentHash> = store
+        .unfinished_deposits()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.deposit.payment_hash)
+        .collect();
+    expected.sort_by_key(|h| h.0);
+    assert_eq!(expected.len(), 23);
+    assert_eq!(seen, expected, "in hash order, each once");
 }

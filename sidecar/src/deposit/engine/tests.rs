@@ -113,7 +113,25 @@ async fn held(h: &Harness) -> PaymentHash {
 }
 
 #[tokio::test]
-async fn the_preimage_is_stored_before_the_invoice_exists() {
+async fn an_invoice_is_handed_out_only_with_its_preimage_stored() {
+    let h = harness(settings("a")).await;
+    let opened = h
+        .engine
+        .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
+        .await
+        .unwrap();
+    let hash = opened.deposit.payment_hash;
+    let stored = h.engine.store().deposit(&hash).await.unwrap().unwrap();
+    assert_eq!(
+        stored.payment_request.as_deref(),
+        Some(opened.payment_request.as_str())
+    );
+    let preimage = h.engine.store().preimage(&hash).await.unwrap().unwrap();
+    assert_eq!(PaymentHash(Sha256::digest(preimage.0).into()), hash);
+}
+
+#[tokio::test]
+async fn a_node_that_cannot_create_the_invoice_leaves_nothing_behind() {
     let h = harness(settings("a")).await;
     h.node.set_unavailable(true);
     let err = h
@@ -122,15 +140,42 @@ async fn the_preimage_is_stored_before_the_invoice_exists() {
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::Node(NodeError::Unavailable(_))));
-    let [call] = h.node.calls()[..] else {
+    let [Call::CreateHold(hash)] = h.node.calls()[..] else {
         panic!("{:?}", h.node.calls())
     };
-    let Call::CreateHold(hash) = call else {
-        panic!("{call:?}")
+    assert!(h.engine.store().deposit(&hash).await.unwrap().is_none());
+    assert_eq!(
+        h.engine
+            .store()
+            .live_deposit_counts("203.0.113.0/24")
+            .await
+            .unwrap(),
+        (0, 0)
+    );
+}
+
+#[tokio::test]
+async fn an_invoice_whose_deposit_cannot_be_stored_is_canceled_and_never_handed_out() {
+    let h = harness(settings("a")).await;
+    h.engine
+        .store()
+        .execute_for_test(
+            "CREATE TRIGGER refuse BEFORE INSERT ON deposits \
+             BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+        )
+        .await;
+    let err = h
+        .engine
+        .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Store(_)), "{err}");
+    let [Call::CreateHold(hash), Call::Cancel(canceled)] = h.node.calls()[..] else {
+        panic!("{:?}", h.node.calls())
     };
-    // The row (with its preimage) was written first, and is closed since no invoice exists.
-    assert!(h.engine.store().preimage(&hash).await.unwrap().is_some());
-    assert_eq!(state_of(&h.engine, &hash).await, DepositState::Expired);
+    assert_eq!(hash, canceled);
+    assert_eq!(h.node.state(&hash), Some(InvoiceState::Canceled));
+    assert!(h.engine.store().deposit(&hash).await.unwrap().is_none());
 }
 
 #[tokio::test]

@@ -520,7 +520,9 @@ impl Node for DevNode {
                 if matches!(woken, Ok(Err(_))) {
                     return;
                 }
-                match node.current(&hash).await {
+                // Boxed: the stream of every watched invoice stays parked here, and an inlined
+                // read (a transition when time has passed) would stay allocated with it.
+                match Box::pin(node.current(&hash)).await {
                     Ok(invoice) => {
                         let status = invoice.status();
                         if !same_status(&status, &last) {
