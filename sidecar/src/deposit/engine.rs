@@ -137,7 +137,19 @@ struct Inner {
     /// Earliest next try of a failed node action, by deposit.
     retry_at: Mutex<HashMap<PaymentHash, Instant>>,
     changes: broadcast::Sender<PaymentHash>,
+    /// The last count of live deposits, for the global limit (see `live_total`).
+    live: Mutex<Option<LiveCount>>,
 }
+
+#[derive(Clone, Copy, Debug)]
+struct LiveCount {
+    counted: u64,
+    at: Instant,
+    opened_since: u64,
+}
+
+/// How long a count of live deposits is reused for the global limit.
+const LIVE_COUNT_FOR: Duration = Duration::from_millis(250);
 
 #[derive(Clone)]
 pub struct Engine {
@@ -176,6 +188,7 @@ impl Engine {
                 acting: Mutex::new(HashSet::new()),
                 retry_at: Mutex::new(HashMap::new()),
                 changes,
+                live: Mutex::new(None),
             }),
         }
     }
@@ -206,10 +219,11 @@ impl Engine {
         now: Timestamp,
     ) -> Result<OpenedDeposit, EngineError> {
         let s = &self.inner.settings;
-        let (live, live_in_prefix) = self
+        let live = self.live_total().await?;
+        let live_in_prefix = self
             .inner
             .store
-            .live_deposit_counts(&new.client_prefix)
+            .live_deposit_count_in(&new.client_prefix)
             .await?;
         if live >= u64::from(s.max_live_deposits) {
             return Err(EngineError::LimitReached {
@@ -284,6 +298,9 @@ impl Engine {
             self.inner.metrics.error("store_insert");
             return Err(e.into());
         }
+        if let Some(count) = lock(&self.inner.live).as_mut() {
+            count.opened_since += 1;
+        }
         self.inner
             .metrics
             .challenges
@@ -295,6 +312,29 @@ impl Engine {
             deposit,
             payment_request: created.payment_request,
         })
+    }
+
+    /// Live deposits in total, for the global limit. Counting walks an index of every live
+    /// deposit (0.45 ms at 12,000 on SQLite), too much for every mint at thousands a second,
+    /// so the count is reused for [`LIVE_COUNT_FOR`] plus the deposits this replica opened
+    /// since. Deposits that ended meanwhile are still counted, so a single replica never
+    /// exceeds the limit; other replicas' openings show up within `LIVE_COUNT_FOR`, the same
+    /// order of slack as the race between counting and inserting that any count-then-insert
+    /// limit has under concurrent mints.
+    async fn live_total(&self) -> Result<u64, EngineError> {
+        if let Some(c) = *lock(&self.inner.live)
+            && c.at.elapsed() < LIVE_COUNT_FOR
+        {
+            return Ok(c.counted + c.opened_since);
+        }
+        let at = Instant::now();
+        let counted = self.inner.store.live_deposit_count().await?;
+        *lock(&self.inner.live) = Some(LiveCount {
+            counted,
+            at,
+            opened_since: 0,
+        });
+        Ok(counted)
     }
 
     /// A normal invoice for a pay route. Nothing is stored: the preimage goes to the node,

@@ -514,6 +514,27 @@ impl Store {
         })
     }
 
+    /// Live deposits (awaiting payment or held) in total: a walk of the index, so callers on a
+    /// hot path cache it (see the engine's `LiveCount`).
+    pub async fn live_deposit_count(&self) -> Result<u64, StoreError> {
+        let sql = format!("SELECT COUNT(*) AS n FROM deposits WHERE state IN {LIVE}");
+        dispatch!(self, p => {
+            let row = sqlx::query(&sql).fetch_one(p).await?;
+            to_u64(row.try_get("n")?, "deposits", "count")
+        })
+    }
+
+    /// Live deposits of one client prefix: an index seek, cheap on every mint.
+    pub async fn live_deposit_count_in(&self, client_prefix: &str) -> Result<u64, StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM deposits WHERE state IN {LIVE} AND client_prefix = $1"
+        );
+        dispatch!(self, p => {
+            let row = sqlx::query(&sql).bind(client_prefix).fetch_one(p).await?;
+            to_u64(row.try_get("n")?, "deposits", "count")
+        })
+    }
+
     pub async fn count_by_state(&self) -> Result<Vec<(DepositState, u64)>, StoreError> {
         dispatch!(self, p => {
             let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM deposits GROUP BY state")

@@ -447,6 +447,44 @@ async fn live_deposits_are_capped_per_client_network() {
 }
 
 #[tokio::test]
+async fn the_global_limit_holds_while_the_live_count_is_reused_and_frees_up_after() {
+    let mut s = settings("a");
+    s.max_live_deposits = 5;
+    s.max_live_deposits_per_prefix = 5;
+    let h = harness(s).await;
+    // Opened back to back: the count is read once and this replica's openings are added.
+    let mut opened = Vec::new();
+    for n in 0..5 {
+        let prefix = format!("198.51.{n}.0/24");
+        opened.push(
+            h.engine
+                .open_deposit(new_deposit(&prefix), Timestamp::now())
+                .await
+                .unwrap(),
+        );
+    }
+    let err = h
+        .engine
+        .open_deposit(new_deposit("192.0.2.0/24"), Timestamp::now())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::LimitReached { max: 5, .. }),
+        "{err}"
+    );
+    // One ends: its place is free once the count is read again.
+    h.engine
+        .event(&opened[0].deposit.payment_hash, Event::NodeCanceled)
+        .await
+        .unwrap();
+    tokio::time::sleep(LIVE_COUNT_FOR + Duration::from_millis(50)).await;
+    h.engine
+        .open_deposit(new_deposit("192.0.2.0/24"), Timestamp::now())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn two_replicas_on_one_postgres_never_act_twice_on_a_deposit() {
     let schema = fixtures::postgres_schema().await;
     let node = RecordingNode::new();

@@ -443,6 +443,10 @@ impl DevNode {
             htlc_expiry_height: None,
             accept_height: None,
         };
+        // Writers queue here rather than in SQLite: a connection that finds the database
+        // locked sleeps in SQLite's busy handler (milliseconds), which under concurrent
+        // minting cost more than the inserts themselves.
+        let _writing = self.inner.writes.lock().await;
         if !self
             .inner
             .store
