@@ -13,7 +13,7 @@ CONFORMANCE_WASM := $(WASM_DIR)/conformance_filter.wasm
 CONFORMANCE_WASM_UNKNOWN := $(WASM_DIR)/conformance_filter_unknown.wasm
 CONFORMANCE_SRCS := $(shell find host/conformance-filter -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit bench bench-gateway fuzz fuzz-smoke clean
+.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit bench bench-gateway bench-sidecar fuzz fuzz-smoke clean
 
 all: wasm
 
@@ -53,9 +53,15 @@ clippy-wasm:
 unit: wasm
 	$(CARGO) test --locked --workspace
 
-## bench: criterion benchmarks
+## bench: criterion benchmarks, then the sidecar's targets
 bench:
 	$(CARGO) bench --locked -p l402
+	$(MAKE) bench-sidecar
+
+## bench-sidecar: challenge minting rate (pay, deposit), 10,000 held deposits' RSS, 1,000
+## long-poll waiters, against `lightning-wall serve` with the dev node and SQLite (~1 min)
+bench-sidecar:
+	scripts/bench-sidecar.sh
 
 ## bench-gateway: requests/s through the development gateway, plain vs. the no-op filter (~25 s)
 bench-gateway: wasm

@@ -81,7 +81,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let (pay_rate, dep_rate) = (median(&mut pay_rates), median(&mut dep_rates));
 
-    // Top up to `held` deposits, then pay them all.
+    // Top up to `held` deposits, then pay them all. The script runs this phase on a fresh
+    // sidecar (`--rounds 0`), so exactly `held` deposits are live when RSS is read.
     let started = Instant::now();
     if minted.len() < a.held {
         let more = mint_count(&ctx, &a.deposit_route, a.held - minted.len()).await?;
@@ -107,7 +108,11 @@ async fn main() -> anyhow::Result<()> {
     let rss_held = rss(a.pid)?;
 
     // Long-poll waiters: park them, then pay each deposit.
-    let waiters = mint_count(&ctx, &a.deposit_route, a.waiters).await?;
+    let waiters = if a.waiters > 0 {
+        mint_count(&ctx, &a.deposit_route, a.waiters).await?
+    } else {
+        Vec::new()
+    };
     let answered = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     let poll_url = format!("{}/.well-known/lightning-wall/deposit?wait=60", a.public);
@@ -136,7 +141,9 @@ async fn main() -> anyhow::Result<()> {
             started.elapsed()
         }));
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    if a.waiters > 0 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     let rss_waiting = rss(a.pid)?;
     let pay_started = Instant::now();
     pay_all(&ctx, waiters.into_iter().map(|m| m.invoice).collect()).await?;
@@ -149,27 +156,33 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("| measure | result |");
     println!("|---|---|");
-    println!(
-        "| pay challenges minted | {pay_rate:.0}/s median of {} x {} s ({pay_err} errors, {} connections) |",
-        a.rounds, a.seconds, a.concurrency
-    );
-    println!(
-        "| deposit challenges minted | {dep_rate:.0}/s median of {} x {} s ({dep_err} errors, {} connections) |",
-        a.rounds, a.seconds, a.concurrency
-    );
-    println!(
-        "| deposits driven to held | {} of {} (top-up {:.1} s, paid in {pay_secs:.1} s, all held after {all_held:.1} s) |",
-        held_now - held_before,
-        a.held,
-        top_up.as_secs_f64()
-    );
-    println!("| sidecar RSS with them held | {rss_held} |");
-    println!(
-        "| long-poll waiters answered `held` | {} of {} (parked RSS {rss_waiting}; all answered {:.1} s after paying began) |",
-        answered.load(Ordering::Relaxed),
-        a.waiters,
-        waiters_done.as_secs_f64()
-    );
+    if a.rounds > 0 {
+        println!(
+            "| pay challenges minted | {pay_rate:.0}/s median of {} x {} s ({pay_err} errors, {} connections) |",
+            a.rounds, a.seconds, a.concurrency
+        );
+        println!(
+            "| deposit challenges minted | {dep_rate:.0}/s median of {} x {} s ({dep_err} errors, {} connections) |",
+            a.rounds, a.seconds, a.concurrency
+        );
+    }
+    if a.held > 0 {
+        println!(
+            "| deposits driven to held | {} of {} (minted in {:.1} s, paid in {pay_secs:.1} s, all held after {all_held:.1} s) |",
+            held_now - held_before,
+            a.held,
+            top_up.as_secs_f64()
+        );
+        println!("| sidecar RSS with them held | {rss_held} |");
+    }
+    if a.waiters > 0 {
+        println!(
+            "| long-poll waiters answered `held` | {} of {} (RSS with them parked: {rss_waiting}; all answered {:.1} s after paying began) |",
+            answered.load(Ordering::Relaxed),
+            a.waiters,
+            waiters_done.as_secs_f64()
+        );
+    }
     if held_now < target || answered.load(Ordering::Relaxed) < a.waiters as u64 {
         bail!("not every deposit reached held or not every waiter was answered");
     }

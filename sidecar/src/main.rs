@@ -110,7 +110,26 @@ enum AdminCommand {
 
 const DEFAULT_SIDECAR: &str = "http://127.0.0.1:8081";
 
+/// glibc gives threads that allocate their own heaps ("arenas", up to 8 per core), and each
+/// keeps the memory freed in it. The sidecar's threads (tokio workers, and one per SQLite
+/// connection in sqlx) made 10,000 held deposits cost 115 MB RSS with the default and 69 MB
+/// with two arenas (`make bench-sidecar`). An explicit `MALLOC_ARENA_MAX` wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt(3) only sets an allocator tuning parameter (thread-safe, any time);
+        // M_ARENA_MAX is a glibc parameter, and this is a glibc target.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
 fn main() -> std::process::ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
