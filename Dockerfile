@@ -6,7 +6,9 @@
 # The build command is the Makefile's `sidecar-release` target (scripts/validate-configs.sh
 # checks that they stay the same, that every COPY source exists and the image runs as non-root).
 
-# The workspace's rust-version (Cargo.toml); pin by digest for reproducible builds.
+# The workspace's rust-version (Cargo.toml). Debian 12 (bookworm) on purpose: the binary links
+# against glibc, and the runtime image below is Debian 12's; a newer builder glibc would not run
+# there. Pin by digest for reproducible builds.
 FROM docker.io/library/rust:1.95-slim-bookworm AS build
 WORKDIR /src
 # Every workspace member must be present for cargo to load the workspace, even those not built.

@@ -439,6 +439,11 @@ def _mutations() -> list[tuple[str, Mutation]]:
         cm, text = configmap_text(i.kubernetes[native], "lightning-wall.yaml")
         cm["data"]["lightning-wall.yaml"] = text.replace("amount_sat: 1000\n", "amount_sat: 0\n")
 
+    def internal_listener_exposed_without_token(i: Inputs) -> None:
+        docs = i.kubernetes["examples/kubernetes/gateway-sidecar.yaml"]
+        cm, text = configmap_text(docs, "lightning-wall.yaml")
+        cm["data"]["lightning-wall.yaml"] = text.replace("token: { env: LW_INTERNAL_TOKEN }", "")
+
     def k8s_unknown_kind(i: Inputs) -> None:
         i.kubernetes[native].append({"apiVersion": "example.com/v1", "kind": "Wall", "metadata": {"name": "x"}})
 
@@ -478,6 +483,7 @@ def _mutations() -> list[tuple[str, Mutation]]:
         fail_open_wasm, key_material_in_plugin_config, sidecar_cluster_missing,
         timeout_out_of_range, route_to_missing_cluster, k8s_misspelt_security_context,
         k8s_wrong_type, k8s_embedded_envoy_broken, k8s_embedded_sidecar_config_broken,
+        internal_listener_exposed_without_token,
         k8s_unknown_kind, istio_envoy_spelling, istio_plain_cluster_name,
         eg_image_type_without_image, eg_patched_cluster_broken, httproute_bad_match_type,
         dockerfile_missing_source, dockerfile_runs_as_root, wasm_image_not_single_layer,
