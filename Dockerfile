@@ -4,7 +4,8 @@
 #   docker build -t ghcr.io/lightning-wall/lightning-wall:0.1.0 .
 #
 # The build command is the Makefile's `sidecar-release` target (scripts/validate-configs.sh
-# checks that they stay the same, that every COPY source exists and the image runs as non-root).
+# checks that they stay the same, that every COPY source exists, the image runs as non-root
+# and hadolint finds nothing).
 
 # The workspace's rust-version (Cargo.toml). Debian 12 (bookworm) on purpose: the binary links
 # against glibc, and the runtime image below is Debian 12's; a newer builder glibc would not run

@@ -14,8 +14,8 @@ What is checked (docs/deployment.md "How the files are validated" says what is n
   in scripts/schemas/ (transcribed from upstream, cited there); the plugin configuration inside
   WasmPlugin/EnvoyExtensionPolicy; Envoy resources inside EnvoyPatchPolicy; every ConfigMap's
   `lightning-wall.yaml` and examples/lightning-wall.yaml by `lightning-wall check-config`.
-- Dockerfile and deploy/wasm-image/Containerfile: parsed (the `dockerfile` package wraps
-  BuildKit's own parser); base images pinned, the sidecar image runs as non-root, every COPY
+- Dockerfile and deploy/wasm-image/Containerfile: linted by hadolint (every finding fails) and
+  parsed (the `dockerfile` package wraps BuildKit's own parser); base images pinned, the sidecar image runs as non-root, every COPY
   source exists, every workspace member is copied, and the build commands are the Makefile's.
 Then a set of deliberately broken copies must each be rejected (negative tests).
 """
@@ -315,7 +315,14 @@ DOCKERFILES = {
 }
 
 
+HADOLINT = Path(sys.executable).parent / "hadolint"
+
+
 def check_dockerfile_text(text: str, where: str, report: Report, options: dict) -> None:
+    lint = subprocess.run([str(HADOLINT), "--no-color", "-"], input=text, capture_output=True, text=True)
+    if lint.returncode != 0:
+        findings = [line.removeprefix("-:") for line in (lint.stdout + lint.stderr).splitlines() if line.strip()]
+        report.error(where, "hadolint: " + "; ".join(findings))
     try:
         commands = dockerfile.parse_string(text)
     except dockerfile.GoParseError as e:
@@ -475,6 +482,10 @@ def _mutations() -> list[tuple[str, Mutation]]:
     def wasm_image_not_single_layer(i: Inputs) -> None:
         i.dockerfiles["deploy/wasm-image/Containerfile"] += "COPY README.md /README.md\n"
 
+    def dockerfile_lint_finding(i: Inputs) -> None:
+        i.dockerfiles["Dockerfile"] = i.dockerfiles["Dockerfile"].replace(
+            "WORKDIR /src\n", "RUN mkdir /src && cd /src\n", 1)
+
     def sidecar_example_broken(i: Inputs) -> None:
         i.sidecar_configs["examples/lightning-wall.yaml"] += "\nunknown_section: {}\n"
 
@@ -486,7 +497,8 @@ def _mutations() -> list[tuple[str, Mutation]]:
         internal_listener_exposed_without_token,
         k8s_unknown_kind, istio_envoy_spelling, istio_plain_cluster_name,
         eg_image_type_without_image, eg_patched_cluster_broken, httproute_bad_match_type,
-        dockerfile_missing_source, dockerfile_runs_as_root, wasm_image_not_single_layer,
+        dockerfile_missing_source, dockerfile_runs_as_root, dockerfile_lint_finding,
+        wasm_image_not_single_layer,
         sidecar_example_broken,
     )]
 
