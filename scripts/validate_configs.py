@@ -431,6 +431,16 @@ def _mutations() -> list[tuple[str, Mutation]]:
     def route_to_missing_cluster(i: Inputs) -> None:
         hcm(i.envoy[prod])["route_config"]["virtual_hosts"][0]["routes"][-1]["route"]["cluster"] = "upstream"
 
+    def admin_exposed(i: Inputs) -> None:
+        i.envoy[prod]["admin"]["address"]["socket_address"]["address"] = "0.0.0.0"
+
+    def router_not_last(i: Inputs) -> None:
+        hcm(i.envoy[prod])["http_filters"].reverse()
+
+    def wall_filter_removed(i: Inputs) -> None:
+        config = hcm(i.envoy["envoy/envoy.yaml"])
+        config["http_filters"] = [f for f in config["http_filters"] if f["name"] != WASM_FILTER]
+
     def k8s_misspelt_security_context(i: Inputs) -> None:
         deploy = find(i.kubernetes[native], "Deployment")
         deploy["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFileSystem"] = True
@@ -453,6 +463,9 @@ def _mutations() -> list[tuple[str, Mutation]]:
 
     def k8s_unknown_kind(i: Inputs) -> None:
         i.kubernetes[native].append({"apiVersion": "example.com/v1", "kind": "Wall", "metadata": {"name": "x"}})
+
+    def crd_without_name(i: Inputs) -> None:
+        del find(i.kubernetes["examples/kubernetes/envoy-gateway.yaml"], "EnvoyPatchPolicy")["metadata"]["name"]
 
     def istio_envoy_spelling(i: Inputs) -> None:
         find(i.kubernetes["examples/kubernetes/istio-wasmplugin.yaml"], "WasmPlugin")["spec"]["failStrategy"] = "FAIL_CLOSED"
@@ -482,6 +495,19 @@ def _mutations() -> list[tuple[str, Mutation]]:
     def wasm_image_not_single_layer(i: Inputs) -> None:
         i.dockerfiles["deploy/wasm-image/Containerfile"] += "COPY README.md /README.md\n"
 
+    def dockerfile_member_not_copied(i: Inputs) -> None:
+        i.dockerfiles["Dockerfile"] = i.dockerfiles["Dockerfile"].replace("COPY fake-lnd fake-lnd\n", "")
+
+    def dockerfile_build_command_differs(i: Inputs) -> None:
+        i.dockerfiles["Dockerfile"] = i.dockerfiles["Dockerfile"].replace("--locked --release", "--release")
+
+    def dockerfile_unpinned_base(i: Inputs) -> None:
+        i.dockerfiles["Dockerfile"] = re.sub(r"rust:[^ ]+ AS build", "rust AS build", i.dockerfiles["Dockerfile"])
+
+    def wasm_image_wrong_file_name(i: Inputs) -> None:
+        text = i.dockerfiles["deploy/wasm-image/Containerfile"]
+        i.dockerfiles["deploy/wasm-image/Containerfile"] = text.replace(" /plugin.wasm\n", " /filter.wasm\n")
+
     def dockerfile_lint_finding(i: Inputs) -> None:
         i.dockerfiles["Dockerfile"] = i.dockerfiles["Dockerfile"].replace(
             "WORKDIR /src\n", "RUN mkdir /src && cd /src\n", 1)
@@ -492,13 +518,15 @@ def _mutations() -> list[tuple[str, Mutation]]:
     return [(f.__name__, f) for f in (
         misspelt_hcm_field, unknown_cluster_enum, bad_duration, unknown_field_inside_any,
         fail_open_wasm, key_material_in_plugin_config, sidecar_cluster_missing,
-        timeout_out_of_range, route_to_missing_cluster, k8s_misspelt_security_context,
+        timeout_out_of_range, route_to_missing_cluster, admin_exposed, router_not_last,
+        wall_filter_removed, k8s_misspelt_security_context,
         k8s_wrong_type, k8s_embedded_envoy_broken, k8s_embedded_sidecar_config_broken,
         internal_listener_exposed_without_token,
-        k8s_unknown_kind, istio_envoy_spelling, istio_plain_cluster_name,
+        k8s_unknown_kind, crd_without_name, istio_envoy_spelling, istio_plain_cluster_name,
         eg_image_type_without_image, eg_patched_cluster_broken, httproute_bad_match_type,
-        dockerfile_missing_source, dockerfile_runs_as_root, dockerfile_lint_finding,
-        wasm_image_not_single_layer,
+        dockerfile_missing_source, dockerfile_runs_as_root, dockerfile_member_not_copied,
+        dockerfile_build_command_differs, dockerfile_unpinned_base, dockerfile_lint_finding,
+        wasm_image_not_single_layer, wasm_image_wrong_file_name,
         sidecar_example_broken,
     )]
 
