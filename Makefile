@@ -13,7 +13,7 @@ CONFORMANCE_WASM := $(WASM_DIR)/conformance_filter.wasm
 CONFORMANCE_WASM_UNKNOWN := $(WASM_DIR)/conformance_filter_unknown.wasm
 CONFORMANCE_SRCS := $(shell find host/conformance-filter -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit bench bench-gateway bench-sidecar fuzz fuzz-smoke clean
+.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit validate-configs sidecar-release bench bench-gateway bench-sidecar fuzz fuzz-smoke clean
 
 all: wasm
 
@@ -31,8 +31,8 @@ $(CONFORMANCE_WASM_UNKNOWN): $(CONFORMANCE_SRCS) scripts/build-wasm.sh
 	WASM_TARGET=wasm32-unknown-unknown \
 	  scripts/build-wasm.sh lightning-wall-conformance-filter conformance_filter $@
 
-## test: formatting, clippy (native and wasm), every test
-test: test-deps lint wasm unit
+## test: formatting, clippy (native and wasm), every test, the deployment files
+test: test-deps lint wasm unit validate-configs
 
 ## test-deps: tools the tests need that a fresh machine lacks (pymacaroons for the cross-check)
 test-deps:
@@ -52,6 +52,16 @@ clippy-wasm:
 
 unit: wasm
 	$(CARGO) test --locked --workspace
+
+## validate-configs: envoy/, examples/kubernetes/ and the Dockerfiles against Envoy's and
+## Kubernetes' schemas (pinned validators from PyPI, installed into target/validate-venv)
+validate-configs:
+	$(CARGO) build --locked -p lightning-wall --bin lightning-wall
+	LW_BIN=target/debug/lightning-wall scripts/validate-configs.sh
+
+## sidecar-release: the sidecar binary exactly as the Dockerfile builds it
+sidecar-release:
+	$(CARGO) build --locked --release -p lightning-wall --bin lightning-wall
 
 ## bench: criterion benchmarks, then the sidecar's targets
 bench:
