@@ -162,3 +162,118 @@ async fn the_hard_deadline_cancels_before_lnd_would() {
     s.wait_lnd_state(&c, "CANCELED").await;
     s.running.shutdown().await;
 }
+
+impl Setup {
+    async fn challenge(&self, ip: &str) -> Value {
+        self.http
+            .post(format!("http://{}/v1/challenge", self.running.internal))
+            .json(&json!({"route_id": "wall", "client_ip": ip}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn status(&self, c: &Value) -> Value {
+        self.http
+            .get(format!(
+                "http://{}/.well-known/lightning-wall/deposit",
+                self.running.public
+            ))
+            .header(
+                "authorization",
+                format!("L402 {}:", c["macaroon"].as_str().unwrap()),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn events(&self, events: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("http://{}/v1/events", self.running.internal))
+            .json(&json!({ "events": events }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    fn calls_to(&self, path: &str) -> usize {
+        self.fake
+            .requests()
+            .iter()
+            .filter(|line| line.ends_with(path))
+            .count()
+    }
+}
+
+#[tokio::test]
+async fn an_unpaid_invoice_that_lnd_expires_ends_expired_and_cannot_be_paid() {
+    let s = setup("5m").await;
+    let c = s.challenge("203.0.113.4").await;
+    assert_eq!(s.status(&c).await["state"], "awaiting_payment");
+    // lnd cancels an OPEN invoice once its BOLT11 expiry has passed.
+    s.fake.advance_time(Duration::from_secs(601));
+    s.wait_lnd_state(&c, "CANCELED").await;
+    let mut ended = Value::Null;
+    for _ in 0..400 {
+        ended = s.status(&c).await;
+        if ended["state"] == "expired" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(ended["state"], "expired", "{ended}");
+    assert!(ended.get("credential").is_none(), "{ended}");
+    assert!(s.fake.pay_request(c["invoice"].as_str().unwrap()).is_err());
+    assert_eq!(s.calls_to("/v2/invoices/settle"), 0);
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn duplicate_and_late_verdicts_change_nothing_on_lnd() {
+    let s = setup("5m").await;
+    let c = s.held_deposit("203.0.113.5").await;
+    let forfeit = json!({"type": "verdict", "token_id": c["token_id"],
+        "verdict": "forfeit", "trigger": "trap_path"});
+    let first = s.events(json!([forfeit])).await;
+    assert_eq!(first["results"][0]["result"], "applied", "{first}");
+    s.wait_lnd_state(&c, "SETTLED").await;
+    let refund = json!({"type": "verdict", "token_id": c["token_id"],
+        "verdict": "refund", "trigger": "upstream"});
+    let activity = json!({"type": "activity", "token_id": c["token_id"]});
+    let late = s.events(json!([forfeit, refund, activity])).await;
+    for result in late["results"].as_array().unwrap() {
+        assert_eq!(result["result"], "unchanged", "{late}");
+        assert_eq!(result["state"], "forfeited", "{late}");
+    }
+    // A leave after the forfeit is late too: no cancel reaches lnd, the money stays settled.
+    let r = s
+        .http
+        .post(format!(
+            "http://{}/.well-known/lightning-wall/leave",
+            s.running.public
+        ))
+        .header(
+            "authorization",
+            format!("L402 {}:", c["macaroon"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let left: Value = r.json().await.unwrap();
+    assert_eq!(left["changed"], false, "{left}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.wait_lnd_state(&c, "SETTLED").await;
+    assert_eq!(s.calls_to("/v2/invoices/settle"), 1);
+    assert_eq!(s.calls_to("/v2/invoices/cancel"), 0);
+    s.running.shutdown().await;
+}
