@@ -15,7 +15,9 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 
 use crate::engine::challenge::{self, ChallengeCall, Outcome};
 use crate::engine::config::PluginConfig;
-use crate::engine::decision::{self, Decision, Grant, RequestFacts, UpstreamVerdict};
+use crate::engine::decision::{
+    self, CREDENTIAL_HEADER, Decision, Grant, PendingGrant, RequestFacts, UpstreamVerdict,
+};
 use crate::engine::host::{Host, Level, Metric, SharedValue, SharedWriteError};
 use crate::engine::policy::{FailureMode, Policy};
 use crate::engine::reply::Reply;
@@ -115,6 +117,17 @@ struct Worker {
 type SharedWorker = Rc<RefCell<Worker>>;
 
 fn dispatch(config: &PluginConfig, method: &str, path: &str, body: Option<&[u8]>) -> Option<u32> {
+    dispatch_to(&config.sidecar_cluster, config, method, path, body, None)
+}
+
+fn dispatch_to(
+    cluster: &str,
+    config: &PluginConfig,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    authorization: Option<&str>,
+) -> Option<u32> {
     let bearer = config.bearer_token.as_ref().map(|t| format!("Bearer {t}"));
     let mut headers = vec![
         (":method", method),
@@ -124,17 +137,14 @@ fn dispatch(config: &PluginConfig, method: &str, path: &str, body: Option<&[u8]>
     if body.is_some() {
         headers.push(("content-type", "application/json"));
     }
-    if let Some(b) = bearer.as_deref() {
-        headers.push(("authorization", b));
+    // The bearer token is for the internal listener only; the wall cluster gets the visitor's
+    // empty-proof credential instead.
+    match (authorization, bearer.as_deref()) {
+        (Some(a), _) => headers.push(("authorization", a)),
+        (None, Some(b)) => headers.push(("authorization", b)),
+        (None, None) => {}
     }
-    hostcalls::dispatch_http_call(
-        &config.sidecar_cluster,
-        headers,
-        body,
-        vec![],
-        config.timeout,
-    )
-    .ok()
+    hostcalls::dispatch_http_call(cluster, headers, body, vec![], config.timeout).ok()
 }
 
 fn call_response_status() -> Option<u16> {
@@ -263,6 +273,8 @@ impl RootContext for WallRoot {
             host: self.host.clone(),
             grant: None,
             challenge: None,
+            confirm: None,
+            credential_out: None,
         }))
     }
 }
@@ -278,6 +290,10 @@ struct WallRequest {
     host: WasmHost,
     grant: Option<Grant>,
     challenge: Option<PendingChallenge>,
+    /// A held-deposit confirmation in flight: call-out token and the grant it becomes.
+    confirm: Option<(u32, PendingGrant)>,
+    /// The full credential to return to a client that presented an empty proof.
+    credential_out: Option<String>,
 }
 
 fn utf8(v: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -323,8 +339,85 @@ impl WallRequest {
     }
 }
 
+impl WallRequest {
+    /// Sets the upstream headers of an allowed request and remembers the grant.
+    fn allow(&mut self, grant: Grant) {
+        let _ = hostcalls::set_map_value(
+            MapType::HttpRequestHeaders,
+            "x-lightning-wall-token",
+            Some(&grant.token_hex),
+        );
+        let _ = hostcalls::set_map_value(
+            MapType::HttpRequestHeaders,
+            "x-lightning-wall-mode",
+            Some(grant.mode.as_str()),
+        );
+        self.grant = Some(grant);
+    }
+
+    /// The sidecar answered whether an empty-proof deposit is held.
+    fn on_held_answer(&mut self, pending: PendingGrant, body_size: usize) {
+        let held =
+            decision::held_from_status(call_response_status(), &call_response_body(body_size));
+        let Ok(mut w) = self.worker.try_borrow_mut() else {
+            self.unavailable(FailureMode::Closed);
+            return;
+        };
+        let policy = w.policy.clone();
+        let failure_mode = policy
+            .as_ref()
+            .and_then(|p| p.routes.get(pending.grant.route))
+            .map_or(FailureMode::Closed, |r| r.failure_mode);
+        match held {
+            Some(true) => {
+                decision::cache_held(&self.host, &pending.grant.token_hex);
+                let d = decision::admit(
+                    policy.as_deref(),
+                    pending.grant,
+                    pending.trap,
+                    &self.host,
+                    &mut w.outbox,
+                );
+                drop(w);
+                match d {
+                    Decision::Allow(grant) => {
+                        self.allow(grant);
+                        self.credential_out = Some(pending.credential);
+                        let _ = hostcalls::resume_http_request();
+                    }
+                    Decision::Reply(reply) => send_reply(&reply),
+                    _ => {
+                        self.unavailable(FailureMode::Closed);
+                    }
+                }
+            }
+            Some(false) => {
+                drop(w);
+                self.host.count(Metric::Denied("deposit_not_held"));
+                send_reply(&Reply::error(
+                    401,
+                    "deposit_not_held",
+                    "the deposit is not held: pay the invoice or request a new challenge",
+                ));
+            }
+            None => {
+                drop(w);
+                if self.unavailable(failure_mode) == Action::Continue {
+                    let _ = hostcalls::resume_http_request();
+                }
+            }
+        }
+    }
+}
+
 impl Context for WallRequest {
     fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
+        if let Some((t, pending)) = self.confirm.take() {
+            if t == token {
+                self.on_held_answer(pending, body_size);
+            }
+            return;
+        }
         let Some(pending) = self.challenge.take().filter(|p| p.token == token) else {
             return;
         };
@@ -426,18 +519,41 @@ impl HttpContext for WallRequest {
         match decision {
             Decision::Pass => Action::Continue,
             Decision::Allow(grant) => {
-                let _ = hostcalls::set_map_value(
-                    MapType::HttpRequestHeaders,
-                    "x-lightning-wall-token",
-                    Some(&grant.token_hex),
-                );
-                let _ = hostcalls::set_map_value(
-                    MapType::HttpRequestHeaders,
-                    "x-lightning-wall-mode",
-                    Some(grant.mode.as_str()),
-                );
-                self.grant = Some(grant);
+                self.allow(grant);
                 Action::Continue
+            }
+            Decision::ConfirmHeld(pending) => {
+                let Some(cluster) = config.wall_cluster.as_deref() else {
+                    self.host.count(Metric::Denied("proof_missing"));
+                    send_reply(&Reply::error(
+                        401,
+                        "proof_missing",
+                        "no proof yet: fetch the credential from /.well-known/lightning-wall/deposit",
+                    ));
+                    return Action::Pause;
+                };
+                let macaroon = pending.credential.split(':').next().unwrap_or_default();
+                let auth = format!("L402 {macaroon}:");
+                match dispatch_to(
+                    cluster,
+                    &config,
+                    "GET",
+                    "/.well-known/lightning-wall/deposit",
+                    None,
+                    Some(&auth),
+                ) {
+                    Some(token) => {
+                        self.confirm = Some((token, pending));
+                        Action::Pause
+                    }
+                    None => {
+                        let mode = policy
+                            .as_ref()
+                            .and_then(|p| p.routes.get(pending.grant.route))
+                            .map_or(FailureMode::Closed, |r| r.failure_mode);
+                        self.unavailable(mode)
+                    }
+                }
             }
             Decision::Reply(reply) => {
                 send_reply(&reply);
@@ -484,6 +600,18 @@ impl HttpContext for WallRequest {
         }
         if reward.is_some() {
             let _ = hostcalls::remove_map_value(MapType::HttpResponseHeaders, REWARD_HEADER);
+        }
+        if let Some(credential) = self.credential_out.take() {
+            let _ = hostcalls::set_map_value(
+                MapType::HttpResponseHeaders,
+                CREDENTIAL_HEADER,
+                Some(&credential),
+            );
+            let _ = hostcalls::set_map_value(
+                MapType::HttpResponseHeaders,
+                "cache-control",
+                Some("no-store"),
+            );
         }
         let Some(grant) = self.grant.as_ref() else {
             return Action::Continue;

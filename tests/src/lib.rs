@@ -20,8 +20,10 @@ use serde_json::{Value, json};
 
 pub use lightning_wall_host::testing;
 
-/// The Envoy cluster name the filter calls.
+/// The Envoy cluster name the filter calls (the sidecar's internal listener).
 pub const CLUSTER: &str = "lightning_wall_sidecar";
+/// The cluster of the sidecar's public listener (wall endpoints).
+pub const WALL_CLUSTER: &str = "lightning_wall_public";
 
 /// Routes used by every test: a pay API, a free health check, a deposit wall on the rest.
 fn config_yaml(data: &str, internal: u16, public: u16, mint_per_min: u32) -> String {
@@ -119,10 +121,13 @@ impl Wall {
             internal: format!("http://127.0.0.1:{internal}"),
             public: format!("http://127.0.0.1:{public}"),
             host: TestHost::builder(filter_runtime())
-                .configuration(format!(r#"{{"sidecar_cluster": "{CLUSTER}"}}"#))
+                .configuration(format!(
+                    r#"{{"sidecar_cluster": "{CLUSTER}", "wall_cluster": "{WALL_CLUSTER}"}}"#
+                ))
                 .workers(workers)
                 .start_time(SystemTime::now())
                 .cluster_url(CLUSTER, &format!("http://127.0.0.1:{internal}"))
+                .cluster_url(WALL_CLUSTER, &format!("http://127.0.0.1:{public}"))
                 // Before start_sidecar: the first bootstrap fails, the tick retries it.
                 .build()
                 .expect("the host starts the filter"),

@@ -105,3 +105,42 @@ fn deposit_flow_hold_access_leave_refund_and_refused_within_one_tick() {
     );
     assert!(ex.upstream_request.is_none());
 }
+
+#[test]
+fn an_empty_proof_deposit_credential_is_accepted_once_held_and_gets_the_full_credential() {
+    let mut wall = Wall::start(2);
+    let challenge = wall.challenge("/home");
+    let macaroon = challenge["macaroon"].as_str().unwrap();
+    let auth = format!("L402 {macaroon}:");
+    let ex = wall.send(&Request::get("/home").header("authorization", &auth));
+    assert_eq!(status(&ex), Some(401), "not paid yet");
+    assert_eq!(
+        header(&ex, "x-lightning-wall-reason"),
+        Some("deposit_not_held")
+    );
+
+    wall.dev_pay(challenge["invoice"].as_str().unwrap());
+    let held = wall.deposit_status(macaroon);
+    assert_eq!(held["state"], "held");
+    let ex = wall.send(&Request::get("/home").header("authorization", &auth));
+    assert_eq!(status(&ex), Some(200));
+    assert_eq!(
+        header(&ex, "x-lightning-wall-credential"),
+        held["credential"].as_str(),
+        "the response carries the full credential"
+    );
+    let token = challenge["token_id"].as_str().unwrap();
+    assert!(wall.host.shared_data(&format!("lw.held.{token}")).is_some());
+    // The other worker uses the cached confirmation.
+    let ex = wall.send(&Request::get("/home").header("authorization", &auth));
+    assert_eq!(status(&ex), Some(200));
+
+    wall.leave(held["credential"].as_str().unwrap());
+    wall.tick();
+    let ex = wall.send(&Request::get("/home").header("authorization", &auth));
+    assert_eq!(
+        status(&ex),
+        Some(402),
+        "refunded: the cached confirmation is void"
+    );
+}

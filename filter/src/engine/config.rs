@@ -25,6 +25,10 @@ pub struct PluginConfig {
     pub retry_after_s: u32,
     /// Bearer token for the sidecar's internal listener (`listeners.internal.token`).
     pub bearer_token: Option<String>,
+    /// Envoy cluster of the sidecar's public listener (the one `/.well-known/lightning-wall/`
+    /// is routed to). When set, a deposit credential with an empty proof is accepted once the
+    /// deposit status endpoint confirms the deposit is held; when absent it gets 401.
+    pub wall_cluster: Option<String>,
 }
 
 impl core::fmt::Debug for PluginConfig {
@@ -76,6 +80,8 @@ struct RawConfig {
     retry_after_s: Option<u32>,
     #[serde(default)]
     bearer_token: Option<String>,
+    #[serde(default)]
+    wall_cluster: Option<String>,
 }
 
 fn invalid(field: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -142,6 +148,14 @@ impl PluginConfig {
                 "must be non-empty visible ASCII (no spaces or control characters)",
             ));
         }
+        if let Some(c) = &raw.wall_cluster
+            && !is_header_safe(c)
+        {
+            return Err(invalid(
+                "wall_cluster",
+                "must be a non-empty cluster name without spaces",
+            ));
+        }
         let failure_mode = match raw.failure_mode.as_deref() {
             None | Some("closed") => FailureMode::Closed,
             Some("open") => FailureMode::Open,
@@ -155,6 +169,7 @@ impl PluginConfig {
             failure_mode,
             retry_after_s: u32::try_from(retry_after_s).unwrap_or(5),
             bearer_token: raw.bearer_token,
+            wall_cluster: raw.wall_cluster,
         })
     }
 }

@@ -82,6 +82,38 @@ pub enum Decision {
     Challenge(ChallengeNeeded),
     /// Answer locally.
     Reply(Reply),
+    /// A deposit credential with an empty proof: ask the sidecar whether the deposit is held
+    /// (one call-out, then cached), then [`admit`] it.
+    ConfirmHeld(PendingGrant),
+}
+
+/// A verified deposit token waiting for the sidecar to confirm that its deposit is held.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingGrant {
+    /// The grant it becomes.
+    pub grant: Grant,
+    /// Whether the request's path is one of the route's trap paths.
+    pub trap: bool,
+    /// The full credential (`<macaroon>:<receipt hex>`) to hand back to the client.
+    pub credential: String,
+}
+
+/// Response header carrying the full credential after an empty-proof deposit was confirmed.
+pub const CREDENTIAL_HEADER: &str = "x-lightning-wall-credential";
+
+fn held_key(token_hex: &str) -> String {
+    format!("lw.held.{token_hex}")
+}
+
+/// Whether a confirmation that this token's deposit is held is cached (shared by workers).
+pub fn held_cached(host: &dyn Host, token_hex: &str) -> bool {
+    !host.shared_get(&held_key(token_hex)).bytes.is_empty()
+}
+
+/// Caches the sidecar's confirmation. A later refund or forfeit revokes the token, and the
+/// revocation is checked before this cache, so the cache never outlives the deposit.
+pub fn cache_held(host: &dyn Host, token_hex: &str) {
+    let _ = host.shared_set(&held_key(token_hex), b"1", None);
 }
 
 fn header_host(url: &[u8]) -> Option<&[u8]> {
@@ -149,6 +181,7 @@ fn static_reason(reason: &str) -> &'static str {
         "cross_site_refused",
         "rate_limited",
         "unavailable",
+        "deposit_not_held",
     ];
     KNOWN
         .iter()
@@ -218,15 +251,36 @@ pub fn decide(
         Ok(t) => t,
         Err(VerifyError::Expired { .. }) => return challenge(route, facts),
         Err(_) if source == Source::Cookie => return challenge(route, facts),
-        Err(e @ VerifyError::ProofMissing { .. }) => {
-            return refuse(
-                host,
-                Reply::error(
-                    401,
-                    e.reason(),
-                    "no proof yet: fetch the credential from /.well-known/lightning-wall/deposit",
-                ),
-            );
+        Err(VerifyError::ProofMissing {
+            token_id,
+            mode: l402::Mode::Deposit,
+            ..
+        }) => {
+            let token_hex = token_id.to_hex();
+            if revocations::is_revoked(host, &token_hex) {
+                return challenge(route, facts);
+            }
+            let Ok((_, receipt)) = l402::deposit_receipt_for(&policy.keys, credential.macaroon())
+            else {
+                return refuse(host, Reply::error(401, "malformed", "credential refused"));
+            };
+            let Ok(macaroon) = l402::Macaroon::decode(credential.macaroon()) else {
+                return refuse(host, Reply::error(401, "malformed", "credential refused"));
+            };
+            let pending = PendingGrant {
+                grant: Grant {
+                    token_hex,
+                    mode: route.mode,
+                    route: index,
+                    cross_site: is_cross_site(facts),
+                },
+                trap: route.is_trap(path),
+                credential: l402::format_credential(&macaroon, Some(receipt.expose_secret())),
+            };
+            if held_cached(host, &pending.grant.token_hex) {
+                return admit(Some(policy), pending.grant, pending.trap, host, outbox);
+            }
+            return Decision::ConfirmHeld(pending);
         }
         Err(e) => return refuse(host, Reply::error(401, e.reason(), "credential refused")),
     };
@@ -236,16 +290,38 @@ pub fn decide(
         // way back in.
         return challenge(route, facts);
     }
-    let cross_site = is_cross_site(facts);
-    if let Some(rules) = route.deposit.as_ref() {
-        if route.is_trap(path) {
+    let grant = Grant {
+        token_hex,
+        mode: route.mode,
+        route: index,
+        cross_site: is_cross_site(facts),
+    };
+    admit(Some(policy), grant, route.is_trap(path), host, outbox)
+}
+
+/// Applies the deposit rules (trap path, per-token rate limit) to a verified, unrevoked token
+/// and reports activity; pay tokens are simply allowed.
+pub fn admit(
+    policy: Option<&Policy>,
+    grant: Grant,
+    trap: bool,
+    host: &dyn Host,
+    outbox: &mut Outbox,
+) -> Decision {
+    let rules = policy
+        .and_then(|p| p.routes.get(grant.route))
+        .and_then(|r| r.deposit.as_ref());
+    if let Some(rules) = rules {
+        let (token_hex, cross_site) = (grant.token_hex.as_str(), grant.cross_site);
+        let now = host.now_unix();
+        if trap {
             if cross_site {
                 return refuse(
                     host,
                     Reply::error(403, "cross_site_refused", "cross-site request refused"),
                 );
             }
-            forfeit(host, outbox, &token_hex, Trigger::TrapPath);
+            forfeit(host, outbox, token_hex, Trigger::TrapPath);
             return refuse(host, Reply::error(403, "forfeited", "deposit forfeited"));
         }
         if let Some(rate) = rules.rate_limit {
@@ -264,19 +340,33 @@ pub fn decide(
                             .retry_after(limits::seconds_left(rate, now)),
                     );
                 }
-                forfeit(host, outbox, &token_hex, Trigger::RateLimit);
+                forfeit(host, outbox, token_hex, Trigger::RateLimit);
                 return refuse(host, Reply::error(429, "forfeited", "deposit forfeited"));
             }
         }
-        outbox.activity(&token_hex);
+        outbox.activity(token_hex);
     }
     host.count(Metric::Allowed);
-    Decision::Allow(Grant {
-        token_hex,
-        mode: route.mode,
-        route: index,
-        cross_site,
-    })
+    Decision::Allow(grant)
+}
+
+/// The sidecar's answer to "is this deposit held?" (`GET /.well-known/lightning-wall/deposit`
+/// with the empty-proof credential): `Some(true)` held, `Some(false)` not (awaiting payment or
+/// ended), `None` could not tell (call failed, garbage).
+pub fn held_from_status(status: Option<u16>, body: &[u8]) -> Option<bool> {
+    #[derive(serde::Deserialize)]
+    struct Status {
+        state: String,
+    }
+    match status {
+        Some(200) => {
+            let s: Status = serde_json::from_slice(body).ok()?;
+            Some(s.state == "held")
+        }
+        // The sidecar knows no such deposit, or refuses the macaroon.
+        Some(401 | 404) => Some(false),
+        _ => None,
+    }
 }
 
 /// The filter's own per-IP pre-limit on challenge minting (shared by all workers), checked

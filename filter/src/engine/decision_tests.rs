@@ -203,14 +203,55 @@ fn a_revoked_token_is_challenged_again_even_with_a_valid_proof() {
 }
 
 #[test]
-fn a_deposit_credential_without_proof_is_refused_until_the_receipt_is_fetched() {
+fn a_deposit_credential_without_proof_waits_for_the_sidecar_then_is_cached() {
     let h = MemoryHost::at(NOW);
     let mut o = Outbox::default();
-    let cred = credential(Mode::Deposit, "wall", 4, NOW + 60);
-    let (mac, _) = cred.split_once(':').unwrap();
+    let full = credential(Mode::Deposit, "wall", 4, NOW + 60);
+    let (mac, _) = full.split_once(':').unwrap();
     let auth = format!("L402 {mac}:");
-    let d = run(&h, &mut o, &facts("GET", "/", Some(&auth)));
+    let Decision::ConfirmHeld(p) = run(&h, &mut o, &facts("GET", "/", Some(&auth))) else {
+        panic!()
+    };
+    assert_eq!(p.credential, full, "the filter derives the receipt itself");
+    assert_eq!(p.grant.token_hex, hex(4));
+    cache_held(&h, &hex(4));
+    assert!(matches!(
+        run(&h, &mut o, &facts("GET", "/", Some(&auth))),
+        Decision::Allow(_)
+    ));
+    // Revoked (refunded) since: a fresh challenge, whatever the cache says.
+    revocations::revoke(&h, &hex(4));
+    assert!(matches!(
+        run(&h, &mut o, &facts("GET", "/", Some(&auth))),
+        Decision::Challenge(_)
+    ));
+}
+
+#[test]
+fn a_pay_credential_without_proof_is_refused() {
+    let h = MemoryHost::at(NOW);
+    let mut o = Outbox::default();
+    let full = credential(Mode::Pay, "api", 4, NOW + 60);
+    let (mac, _) = full.split_once(':').unwrap();
+    let auth = format!("L402 {mac}:");
+    let d = run(&h, &mut o, &facts("GET", "/v1/x", Some(&auth)));
     assert_eq!(status(&d), Some((401, Some("proof_missing"))));
+}
+
+#[test]
+fn only_a_held_status_confirms_a_deposit() {
+    assert_eq!(
+        held_from_status(Some(200), br#"{"state":"held","x":1}"#),
+        Some(true)
+    );
+    assert_eq!(
+        held_from_status(Some(200), br#"{"state":"awaiting_payment"}"#),
+        Some(false)
+    );
+    assert_eq!(held_from_status(Some(404), b""), Some(false));
+    assert_eq!(held_from_status(Some(200), b"{"), None);
+    assert_eq!(held_from_status(Some(503), b""), None);
+    assert_eq!(held_from_status(None, b""), None);
 }
 
 #[test]
