@@ -13,7 +13,7 @@ CONFORMANCE_WASM := $(WASM_DIR)/conformance_filter.wasm
 CONFORMANCE_WASM_UNKNOWN := $(WASM_DIR)/conformance_filter_unknown.wasm
 CONFORMANCE_SRCS := $(shell find host/conformance-filter -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit bench bench-gateway fuzz fuzz-smoke clean
+.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit bench bench-filter bench-gateway fuzz fuzz-smoke clean
 
 all: wasm
 
@@ -56,6 +56,10 @@ unit: wasm
 ## bench: criterion benchmarks
 bench:
 	$(CARGO) bench --locked -p l402
+
+## bench-filter: per-request cost of the filter in the host against the no-op filter (~30 s)
+bench-filter: wasm
+	$(CARGO) bench --locked -p lightning-wall-e2e --bench filter
 
 ## bench-gateway: requests/s through the development gateway, plain vs. the no-op filter (~25 s)
 bench-gateway: wasm
