@@ -59,7 +59,7 @@ bench:
 
 ## bench-filter: per-request cost of the filter in the host against the no-op filter (~30 s)
 bench-filter: wasm
-	$(CARGO) bench --locked -p lightning-wall-e2e --bench filter
+	$(CARGO) bench --locked -p lightning-wall-filter --bench request
 
 ## bench-gateway: requests/s through the development gateway, plain vs. the no-op filter (~25 s)
 bench-gateway: wasm

@@ -505,6 +505,8 @@ impl HttpContext for WallRequest {
             return self.unavailable(FailureMode::Closed);
         };
         let policy = w.policy.clone();
+        // The last sync failed: do not make every new visitor wait for a call-out timeout.
+        let sidecar_down = w.sync.bootstrapped() && !w.sync.reachable;
         let Some(config) = w.config.clone() else {
             return self.unavailable(FailureMode::Closed);
         };
@@ -560,6 +562,9 @@ impl HttpContext for WallRequest {
                 Action::Pause
             }
             Decision::Challenge(c) => {
+                if sidecar_down {
+                    return self.unavailable(c.failure_mode);
+                }
                 if let Some(reply) =
                     decision::mint_limited(policy.as_deref(), &c.client_ip, &self.host)
                 {

@@ -63,6 +63,7 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
     v
 }
 
+const VALID_SYNC: &str = r#"{"policy_version":"v1","revocations":[],"next_since":0,"more":false}"#;
 const MASTER: &str = "4242424242424242424242424242424242424242424242424242424242424242";
 
 fn bootstrap() -> String {
@@ -77,7 +78,7 @@ fn bootstrap() -> String {
 
 fn garbage_answers(corpus: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let mut rng = Rng(0x5eed);
-    let valid_sync = br#"{"policy_version":"v1","revocations":[],"next_since":0,"more":false}"#;
+    let valid_sync = VALID_SYNC.as_bytes();
     let valid_challenge = format!(
         r#"{{"mode":"deposit","route_id":"wall","macaroon":"AgEO","invoice":"lnbcrt1","payment_hash":"{h}","token_id":"{h}","amount_sat":1,"invoice_expires_at":1,"valid_until":2,"www_authenticate":["L402 macaroon=\"AgEO\", invoice=\"lnbcrt1\""]}}"#,
         h = "ab".repeat(32)
@@ -90,7 +91,7 @@ fn garbage_answers(corpus: &[Vec<u8>]) -> Vec<Vec<u8>> {
     out.push(br#"{"policy_version":"v1","revocations":[{"seq":1,"token_id":"zz"}],"next_since":1,"more":true}"#.to_vec());
     out.push(br#"{"policy_version":"v1","revocations":[],"next_since":18446744073709551615,"more":true}"#.to_vec());
     for base in [
-        &valid_sync[..],
+        valid_sync,
         valid_challenge.as_bytes(),
         bootstrap().as_bytes(),
     ] {
@@ -172,7 +173,8 @@ fn garbage_sidecar_answers_never_trap_the_vm() {
     // (0 = reset), so every answer reaches bootstrap, sync, events and challenge handling.
     const STATUSES: [u16; 7] = [200, 200, 429, 503, 404, 0, 200];
     let counters: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
-    let (a, c) = (answers.clone(), counters.clone());
+    let phase2 = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (a, c, p2) = (answers.clone(), counters.clone(), phase2.clone());
     let mut host = TestHost::builder(filter_runtime())
         .configuration(r#"{"sidecar_cluster": "sidecar"}"#)
         .workers(2)
@@ -183,6 +185,14 @@ fn garbage_sidecar_answers_never_trap_the_vm() {
                 "/v1/challenge" => 2,
                 _ => 3,
             };
+            // Phase 2: bootstrap and sync answer well, so the filter (reachable) makes
+            // challenges, and the garbage goes to the challenge handling.
+            if p2.load(Ordering::Relaxed) && kind != 2 {
+                return match kind {
+                    0 => CallResponse::new(200, &[], bootstrap()),
+                    _ => CallResponse::new(200, &[], VALID_SYNC),
+                };
+            }
             let k = c[kind].fetch_add(1, Ordering::Relaxed);
             let body = a[k % a.len()].clone();
             match STATUSES[(k / a.len()) % STATUSES.len()] {
@@ -192,9 +202,10 @@ fn garbage_sidecar_answers_never_trap_the_vm() {
         })
         .build()
         .unwrap();
-    let next = &counters[2];
+    // Sync answers drive the loop: challenges are only made while the last sync succeeded.
+    let syncs = &counters[3];
     let mut seen = std::collections::BTreeSet::new();
-    while next.load(Ordering::Relaxed) < answers.len() * STATUSES.len() {
+    let round = |host: &mut TestHost, seen: &mut std::collections::BTreeSet<_>| {
         host.advance(Duration::from_secs(1));
         for path in ["/v1/x", "/page"] {
             let ex = host.send(
@@ -204,7 +215,19 @@ fn garbage_sidecar_answers_never_trap_the_vm() {
             assert!(!ex.failed);
             seen.insert(ex.response.and_then(|r| r.status()));
         }
-        assert_alive(&host);
+        assert_alive(host);
+    };
+    let target = answers.len() * STATUSES.len();
+    let mut rounds = 0;
+    while syncs.load(Ordering::Relaxed) < target && rounds < 10_000 {
+        rounds += 1;
+        round(&mut host, &mut seen);
+    }
+    phase2.store(true, Ordering::Relaxed);
+    rounds = 0;
+    while counters[2].load(Ordering::Relaxed) < target && rounds < 10_000 {
+        rounds += 1;
+        round(&mut host, &mut seen);
     }
     // Some answers were good enough to act on (a policy, a 402), most were not.
     for want in [200, 402, 429, 503] {

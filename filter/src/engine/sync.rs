@@ -353,7 +353,15 @@ impl SyncState {
             return Err(format!("sync answer refused: revocations[{bad}].token_id"));
         }
         if answer.next_since < self.since {
-            return Err("sync answer refused: next_since went backwards".into());
+            // The sidecar's sequence restarted (a new store): follow it rather than refuse
+            // every answer from now on. Revocations already recorded stay recorded.
+            host.log(
+                Level::Warn,
+                format_args!(
+                    "lightning-wall: revocation sequence went back from {} to {}; following it",
+                    self.since, answer.next_since
+                ),
+            );
         }
         for r in &answer.revocations {
             let id = r.token_id.to_ascii_lowercase();
@@ -423,6 +431,21 @@ mod tests {
         let d = s.on_answer(CallKind::Sync, Some(200), body.as_bytes(), &h, &mut o);
         assert!(revocations::is_revoked(&h, &id));
         assert_eq!(d.follow_up.unwrap().path, "/v1/sync?since=7");
+    }
+
+    #[test]
+    fn a_sequence_that_restarts_is_followed_not_refused_forever() {
+        let h = MemoryHost::at(0);
+        let mut o = Outbox::default();
+        let mut s = bootstrapped(&h, &mut o);
+        s.on_tick(&mut o);
+        let high = br#"{"policy_version":"v1","revocations":[],"next_since":900,"more":false}"#;
+        s.on_answer(CallKind::Sync, Some(200), high, &h, &mut o);
+        assert_eq!(s.on_tick(&mut o)[0].path, "/v1/sync?since=900");
+        let low = br#"{"policy_version":"v1","revocations":[],"next_since":3,"more":false}"#;
+        s.on_answer(CallKind::Sync, Some(200), low, &h, &mut o);
+        assert!(s.reachable);
+        assert_eq!(s.on_tick(&mut o)[0].path, "/v1/sync?since=3");
     }
 
     #[test]

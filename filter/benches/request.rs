@@ -12,6 +12,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use lightning_wall_host::testing::{Request, TestHost, echo_upstream, wasm_file};
 use lightning_wall_host::{CallResponse, LogLevel, Runtime};
 
+/// The bootstrap below serves this key as `"42" * 32` in hex.
 const MASTER: [u8; 32] = [0x42; 32];
 
 fn bootstrap() -> String {
@@ -20,7 +21,7 @@ fn bootstrap() -> String {
 "routes":[{{"id":"health","match":{{"host":null,"path":{{"exact":"/healthz"}},"methods":[]}},"mode":"free","failure_mode":"closed","amount_sat":0,"token_lifetime_s":3600}},
 {{"id":"api","match":{{"host":null,"path":{{"prefix":"/v1/"}},"methods":["GET"]}},"mode":"pay","failure_mode":"closed","amount_sat":21,"token_lifetime_s":3600}}]}},
 "keys":[{{"id":"k1","master_key":"{}"}}],"active_key_id":"k1","revocation_seq":0}}"#,
-        hex::encode(MASTER)
+        "42".repeat(32)
     )
 }
 
