@@ -13,7 +13,7 @@ CONFORMANCE_WASM := $(WASM_DIR)/conformance_filter.wasm
 CONFORMANCE_WASM_UNKNOWN := $(WASM_DIR)/conformance_filter_unknown.wasm
 CONFORMANCE_SRCS := $(shell find host/conformance-filter -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit validate-configs sidecar-release bench bench-gateway bench-sidecar fuzz fuzz-smoke clean
+.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit validate-configs sidecar-release bench bench-filter bench-gateway bench-sidecar fuzz fuzz-smoke clean
 
 all: wasm
 
@@ -72,6 +72,10 @@ bench:
 ## long-poll waiters, against `lightning-wall serve` with the dev node and SQLite (~1 min)
 bench-sidecar:
 	scripts/bench-sidecar.sh
+
+## bench-filter: per-request cost of the filter in the host against the no-op filter (~30 s)
+bench-filter: wasm
+	$(CARGO) bench --locked -p lightning-wall-filter --bench request
 
 ## bench-gateway: requests/s through the development gateway, plain vs. the no-op filter (~25 s)
 bench-gateway: wasm

@@ -30,13 +30,10 @@ fn the_project_filter_loads_and_answers_without_failing_the_vm() {
     let ex = host.send(&Request::get("/"), echo_upstream);
     assert!(!ex.failed, "the filter's VM failed: {:?}", host.logs());
     let resp = ex.response.expect("the client got an answer");
-    if !host
-        .logs_containing("enforcement not implemented yet")
-        .is_empty()
-    {
-        // The placeholder filter refuses everything with a local 503.
-        assert_eq!(resp.status(), Some(503));
-        assert_eq!(ex.local_reply.map(|r| r.status), Some(503));
-        assert!(ex.upstream_request.is_none());
-    }
+    // Before its first bootstrap (here: never, the sidecar is unreachable) the filter fails
+    // closed by default: 503 with Retry-After, nothing reaches the upstream.
+    assert_eq!(resp.status(), Some(503));
+    assert_eq!(ex.local_reply.map(|r| r.status), Some(503));
+    assert!(ex.upstream_request.is_none());
+    assert!(resp.headers.get("retry-after").is_some());
 }

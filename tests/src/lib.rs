@@ -1,1 +1,307 @@
-//! End-to-end tests live in tests/tests/; this crate has no library code of its own.
+//! The end-to-end harness: the real sidecar (library, dev node, SQLite) on loopback in its own
+//! tokio runtime, and the built `lightning_wall_filter.wasm` in the proxy-wasm test host with
+//! the sidecar's internal listener as its call-out cluster. Tests in `tests/tests/` drive
+//! requests through the filter and act as the visitor's wallet and browser. Test support code:
+//! a failed setup step panics with what went wrong.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use lightning_wall::config::Config;
+use lightning_wall::node::{InvoiceState, Node, PaymentHash};
+use lightning_wall::serve::{Running, start};
+use lightning_wall_host::Runtime;
+use lightning_wall_host::stream::Message;
+use lightning_wall_host::testing::{Exchange, Request, TestHost, echo_upstream, wasm_file};
+use serde_json::{Value, json};
+
+pub use lightning_wall_host::testing;
+
+/// The Envoy cluster name the filter calls (the sidecar's internal listener).
+pub const CLUSTER: &str = "lightning_wall_sidecar";
+/// The cluster of the sidecar's public listener (wall endpoints).
+pub const WALL_CLUSTER: &str = "lightning_wall_public";
+
+/// Routes used by every test: a pay API, a free health check, a deposit wall on the rest.
+fn config_yaml(data: &str, internal: u16, public: u16, mint_per_min: u32) -> String {
+    format!(
+        r#"
+data_dir: {data}
+node: {{ backend: dev }}
+listeners:
+  internal: {{ bind: "127.0.0.1:{internal}" }}
+  public: {{ bind: "127.0.0.1:{public}" }}
+limits:
+  challenge_mint_rate: {{ requests: {mint_per_min}, per: 1m }}
+routes:
+  - id: health
+    match: {{ path: {{ exact: /healthz }} }}
+    mode: free
+  - id: api
+    match: {{ path: {{ prefix: /v1/ }}, methods: [GET] }}
+    mode: pay
+    pay: {{ amount_sat: 21 }}
+  - id: open-api
+    match: {{ path: {{ prefix: /open/ }} }}
+    mode: pay
+    failure_mode: open
+    pay: {{ amount_sat: 5 }}
+  - id: wall
+    match: {{ path: {{ prefix: / }} }}
+    mode: deposit
+    deposit:
+      amount_sat: 1000
+      idle_timeout: 5m
+      session_cap: 1h
+      trap_paths: [/wp-login.php]
+      rate_limit: {{ requests: 20, per: 1m }}
+      error_storm: {{ errors: 5, within: 1m }}
+"#
+    )
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// One sidecar and one host with the filter.
+pub struct Wall {
+    rt: tokio::runtime::Runtime,
+    sidecar: Option<Running>,
+    config_path: PathBuf,
+    internal: String,
+    public: String,
+    pub host: TestHost,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// The filter module, loaded once per test binary.
+pub fn filter_runtime() -> Arc<Runtime> {
+    static RUNTIME: std::sync::OnceLock<Arc<Runtime>> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            let path = wasm_file("lightning_wall_filter.wasm").unwrap_or_else(|e| panic!("{e}"));
+            Arc::new(Runtime::from_file(&path).expect("the filter .wasm loads"))
+        })
+        .clone()
+}
+
+impl Wall {
+    /// Starts the sidecar and a host with `workers` worker VMs (bootstrapped on return).
+    pub fn start(workers: usize) -> Wall {
+        Wall::start_with(workers, 1000)
+    }
+
+    /// As [`Wall::start`], with the sidecar's challenge mint rate per client IP per minute.
+    pub fn start_with(workers: usize, mint_per_min: u32) -> Wall {
+        let dir = tempfile::tempdir().unwrap();
+        let (internal, public) = (free_port(), free_port());
+        let config_path = dir.path().join("lightning-wall.yaml");
+        let data = dir.path().join("data");
+        std::fs::write(
+            &config_path,
+            config_yaml(&data.display().to_string(), internal, public, mint_per_min),
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut wall = Wall {
+            sidecar: None,
+            config_path,
+            internal: format!("http://127.0.0.1:{internal}"),
+            public: format!("http://127.0.0.1:{public}"),
+            host: TestHost::builder(filter_runtime())
+                .configuration(format!(
+                    r#"{{"sidecar_cluster": "{CLUSTER}", "wall_cluster": "{WALL_CLUSTER}"}}"#
+                ))
+                .workers(workers)
+                .start_time(SystemTime::now())
+                .cluster_url(CLUSTER, &format!("http://127.0.0.1:{internal}"))
+                .cluster_url(WALL_CLUSTER, &format!("http://127.0.0.1:{public}"))
+                // Before start_sidecar: the first bootstrap fails, the tick retries it.
+                .build()
+                .expect("the host starts the filter"),
+            rt,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        };
+        wall.start_sidecar();
+        wall.tick();
+        wall
+    }
+
+    /// Starts (or restarts) the sidecar on the same ports, store and dev node.
+    pub fn start_sidecar(&mut self) {
+        assert!(self.sidecar.is_none(), "sidecar already running");
+        let config = Config::load(&self.config_path).expect("the test config is valid");
+        let running = self.rt.block_on(start(config)).expect("the sidecar starts");
+        self.sidecar = Some(running);
+    }
+
+    /// Stops the sidecar (in-flight requests finish; then its ports refuse connections).
+    pub fn stop_sidecar(&mut self) {
+        if let Some(running) = self.sidecar.take() {
+            self.rt.block_on(running.shutdown());
+        }
+    }
+
+    /// One sync period: fires every worker's tick (bootstrap, sync, events).
+    pub fn tick(&mut self) {
+        self.host.advance(Duration::from_millis(1000));
+    }
+
+    /// Sends a request through the filter; the upstream echoes it.
+    pub fn send(&mut self, req: &Request) -> Exchange {
+        self.host.send(req, echo_upstream)
+    }
+
+    /// Sends a request; `upstream` answers it if the filter forwards it.
+    pub fn send_with(
+        &mut self,
+        req: &Request,
+        upstream: impl FnOnce(&Message) -> Message,
+    ) -> Exchange {
+        self.host.send(req, upstream)
+    }
+
+    fn post(&self, url: String, body: Value) -> (u16, Value) {
+        self.rt.block_on(async {
+            let r = self.http.post(url).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+        })
+    }
+
+    /// The dev node pays `invoice` (a hold invoice ends up held, a normal one settled).
+    pub fn dev_pay(&self, invoice: &str) -> Value {
+        let (status, body) = self.post(
+            format!("{}/v1/dev/pay", self.internal),
+            json!({"invoice": invoice}),
+        );
+        assert_eq!(status, 200, "dev pay: {body}");
+        body
+    }
+
+    /// The deposit status endpoint, as the wall page polls it (empty-proof macaroon).
+    pub fn deposit_status(&self, macaroon: &str) -> Value {
+        self.rt.block_on(async {
+            let r = self
+                .http
+                .get(format!(
+                    "{}/.well-known/lightning-wall/deposit?wait=5",
+                    self.public
+                ))
+                .header("authorization", format!("L402 {macaroon}:"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json().await.unwrap()
+        })
+    }
+
+    /// The visitor leaves: the hold invoice is cancelled.
+    pub fn leave(&self, credential: &str) -> Value {
+        self.rt.block_on(async {
+            let r = self
+                .http
+                .post(format!("{}/.well-known/lightning-wall/leave", self.public))
+                .header("authorization", format!("L402 {credential}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json().await.unwrap()
+        })
+    }
+
+    /// The sidecar's Prometheus text.
+    pub fn sidecar_metrics(&self) -> String {
+        self.rt.block_on(async {
+            let r = self
+                .http
+                .get(format!("{}/metrics", self.internal))
+                .send()
+                .await
+                .unwrap();
+            r.text().await.unwrap()
+        })
+    }
+
+    /// The invoice's state on the dev node.
+    pub fn node_state(&self, payment_hash: &str) -> InvoiceState {
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(payment_hash, &mut hash).unwrap();
+        let node = self
+            .sidecar
+            .as_ref()
+            .and_then(|s| s.dev_node.clone())
+            .expect("sidecar running with the dev node");
+        self.rt
+            .block_on(node.lookup(&PaymentHash(hash)))
+            .unwrap()
+            .state
+    }
+
+    /// Waits (real time, up to 5 s) until the invoice reaches `want`.
+    pub fn wait_node_state(&self, payment_hash: &str, want: InvoiceState) {
+        for _ in 0..200 {
+            if self.node_state(payment_hash) == want {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!(
+            "invoice never reached {want:?} (is {:?})",
+            self.node_state(payment_hash)
+        );
+    }
+
+    /// A 402 challenge for `path` (JSON body), as an API client gets it.
+    pub fn challenge(&mut self, path: &str) -> Value {
+        let ex = self.send(&Request::get(path).header("accept", "application/json"));
+        let resp = ex.response.expect("an answer");
+        assert_eq!(
+            resp.status(),
+            Some(402),
+            "{:?}",
+            String::from_utf8_lossy(&resp.body)
+        );
+        serde_json::from_slice(&resp.body).unwrap()
+    }
+
+    /// Challenge, pay the hold invoice, fetch the credential: a visitor with a held deposit.
+    pub fn held_deposit(&mut self, path: &str) -> (String, Value) {
+        let challenge = self.challenge(path);
+        let paid = self.dev_pay(challenge["invoice"].as_str().unwrap());
+        assert_eq!(paid["status"], "held");
+        let status = self.deposit_status(challenge["macaroon"].as_str().unwrap());
+        assert_eq!(status["state"], "held", "{status}");
+        (status["credential"].as_str().unwrap().to_owned(), challenge)
+    }
+}
+
+impl Drop for Wall {
+    fn drop(&mut self) {
+        self.stop_sidecar();
+    }
+}
+
+/// A response's status.
+pub fn status(ex: &Exchange) -> Option<u16> {
+    ex.response.as_ref().and_then(|r| r.status())
+}
+
+/// A response header.
+pub fn header<'a>(ex: &'a Exchange, name: &str) -> Option<&'a str> {
+    ex.response.as_ref().and_then(|r| r.headers.get(name))
+}

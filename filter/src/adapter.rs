@@ -1,0 +1,639 @@
+//! The thin proxy-wasm layer: reads headers (as bytes) and properties, hands them to the
+//! [`engine`](crate::engine), and carries out what it decides (forward, local reply, call-out).
+//! It must never decide anything itself and never call an SDK method that panics on a host
+//! status (the `Context`/`HttpContext` convenience getters do): only `hostcalls` with results.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+use std::time::UNIX_EPOCH;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
+
+use crate::engine::challenge::{self, ChallengeCall, Outcome};
+use crate::engine::config::PluginConfig;
+use crate::engine::decision::{
+    self, CREDENTIAL_HEADER, Decision, Grant, PendingGrant, RequestFacts, UpstreamVerdict,
+};
+use crate::engine::host::{Host, Level, Metric, SharedValue, SharedWriteError};
+use crate::engine::policy::{FailureMode, Policy};
+use crate::engine::reply::Reply;
+use crate::engine::sync::{Call, CallKind, Outbox, SyncState};
+
+proxy_wasm::main! {{
+    // set_log_level installs the SDK's panic hook, which unwraps the log call; ours replaces it.
+    proxy_wasm::set_log_level(LogLevel::Info);
+    std::panic::set_hook(Box::new(|info| {
+        let _ = hostcalls::log(LogLevel::Critical, &format!("lightning-wall filter panicked: {info}"));
+    }));
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(WallRoot::new()) });
+}}
+
+/// Prefix of the headers the filter owns: stripped from requests (clients must not forge them)
+/// and set by the filter for the upstream.
+const OWN_HEADER_PREFIX: &str = "x-lightning-wall-";
+const VERDICT_HEADER: &str = "x-lightning-wall-verdict";
+const REWARD_HEADER: &str = "x-lightning-wall-reward";
+
+/// The host as the engine sees it, over proxy-wasm host calls.
+#[derive(Clone, Default)]
+struct WasmHost {
+    metric_ids: Rc<RefCell<HashMap<String, u32>>>,
+}
+
+impl Host for WasmHost {
+    fn now_unix(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs())
+    }
+
+    fn shared_get(&self, key: &str) -> SharedValue {
+        match hostcalls::get_shared_data(key) {
+            Ok((bytes, cas)) => SharedValue {
+                bytes: bytes.unwrap_or_default(),
+                cas,
+            },
+            Err(_) => SharedValue::default(),
+        }
+    }
+
+    fn shared_set(
+        &self,
+        key: &str,
+        value: &[u8],
+        cas: Option<u32>,
+    ) -> Result<(), SharedWriteError> {
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(()),
+            Err(Status::CasMismatch) => Err(SharedWriteError::CasMismatch),
+            Err(_) => Err(SharedWriteError::Failed),
+        }
+    }
+
+    fn count(&self, metric: Metric) {
+        let name = metric.name();
+        let Ok(mut ids) = self.metric_ids.try_borrow_mut() else {
+            return;
+        };
+        let id = match ids.get(&name) {
+            Some(id) => *id,
+            None => match hostcalls::define_metric(MetricType::Counter, &name) {
+                Ok(id) => {
+                    ids.insert(name, id);
+                    id
+                }
+                Err(_) => return,
+            },
+        };
+        let _ = hostcalls::increment_metric(id, 1);
+    }
+
+    fn log(&self, level: Level, message: fmt::Arguments<'_>) {
+        let level = match level {
+            Level::Error => LogLevel::Error,
+            Level::Warn => LogLevel::Warn,
+            Level::Info => LogLevel::Info,
+            Level::Debug => LogLevel::Debug,
+        };
+        let _ = hostcalls::log(level, &message.to_string());
+    }
+}
+
+/// One worker VM's state, shared by its root context and its HTTP contexts.
+struct Worker {
+    config: Option<PluginConfig>,
+    policy: Option<Rc<Policy>>,
+    sync: SyncState,
+    outbox: Outbox,
+    /// Root call-outs in flight, by token.
+    calls: HashMap<u32, CallKind>,
+}
+
+type SharedWorker = Rc<RefCell<Worker>>;
+
+fn dispatch(config: &PluginConfig, method: &str, path: &str, body: Option<&[u8]>) -> Option<u32> {
+    dispatch_to(&config.sidecar_cluster, config, method, path, body, None)
+}
+
+fn dispatch_to(
+    cluster: &str,
+    config: &PluginConfig,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    authorization: Option<&str>,
+) -> Option<u32> {
+    let bearer = config.bearer_token.as_ref().map(|t| format!("Bearer {t}"));
+    let mut headers = vec![
+        (":method", method),
+        (":path", path),
+        (":authority", config.sidecar_authority.as_str()),
+    ];
+    if body.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
+    // The bearer token is for the internal listener only; the wall cluster gets the visitor's
+    // empty-proof credential instead.
+    match (authorization, bearer.as_deref()) {
+        (Some(a), _) => headers.push(("authorization", a)),
+        (None, Some(b)) => headers.push(("authorization", b)),
+        (None, None) => {}
+    }
+    hostcalls::dispatch_http_call(cluster, headers, body, vec![], config.timeout).ok()
+}
+
+fn call_response_status() -> Option<u16> {
+    hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+        .ok()
+        .flatten()
+        .and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok())
+}
+
+fn call_response_body(size: usize) -> Vec<u8> {
+    hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, size)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+struct WallRoot {
+    worker: SharedWorker,
+    host: WasmHost,
+}
+
+impl WallRoot {
+    fn new() -> WallRoot {
+        WallRoot {
+            worker: Rc::new(RefCell::new(Worker {
+                config: None,
+                policy: None,
+                sync: SyncState::new(),
+                outbox: Outbox::default(),
+                calls: HashMap::new(),
+            })),
+            host: WasmHost::default(),
+        }
+    }
+
+    fn issue(&self, w: &mut Worker, calls: Vec<Call>) {
+        let Some(config) = w.config.clone() else {
+            return;
+        };
+        for call in calls {
+            match dispatch(&config, call.method, &call.path, call.body.as_deref()) {
+                Some(token) => {
+                    w.calls.insert(token, call.kind);
+                }
+                None => {
+                    let Worker { sync, outbox, .. } = w;
+                    sync.dispatch_failed(call.kind, &self.host, outbox);
+                }
+            }
+        }
+    }
+
+    fn tick(&self) {
+        let Ok(mut w) = self.worker.try_borrow_mut() else {
+            return;
+        };
+        if w.config.is_none() {
+            return;
+        }
+        let calls = {
+            let Worker { sync, outbox, .. } = &mut *w;
+            sync.on_tick(outbox)
+        };
+        self.issue(&mut w, calls);
+    }
+}
+
+impl Context for WallRoot {
+    fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
+        let Ok(mut w) = self.worker.try_borrow_mut() else {
+            return;
+        };
+        let Some(kind) = w.calls.remove(&token) else {
+            return;
+        };
+        let status = call_response_status();
+        let body = call_response_body(body_size);
+        let digest = {
+            let Worker { sync, outbox, .. } = &mut *w;
+            sync.on_answer(kind, status, &body, &self.host, outbox)
+        };
+        if let Some(policy) = digest.policy {
+            w.policy = Some(Rc::new(policy));
+        }
+        if let Some(call) = digest.follow_up {
+            self.issue(&mut w, vec![call]);
+        }
+    }
+}
+
+impl RootContext for WallRoot {
+    fn on_configure(&mut self, _: usize) -> bool {
+        let raw = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let config = match PluginConfig::parse(&raw) {
+            Ok(c) => c,
+            Err(e) => {
+                // The error names the field; it never echoes the bearer token's value.
+                let _ = hostcalls::log(LogLevel::Error, &format!("lightning-wall: {e}"));
+                return false;
+            }
+        };
+        let _ = hostcalls::set_tick_period(config.sync_period);
+        match self.worker.try_borrow_mut() {
+            Ok(mut w) => w.config = Some(config),
+            Err(_) => return false,
+        }
+        // Bootstrap now rather than a tick later; the tick retries if this fails.
+        self.tick();
+        true
+    }
+
+    fn on_tick(&mut self) {
+        self.tick();
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+
+    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(WallRequest {
+            worker: self.worker.clone(),
+            host: self.host.clone(),
+            grant: None,
+            challenge: None,
+            confirm: None,
+            credential_out: None,
+        }))
+    }
+}
+
+struct PendingChallenge {
+    token: u32,
+    wants_html: bool,
+    failure_mode: FailureMode,
+}
+
+struct WallRequest {
+    worker: SharedWorker,
+    host: WasmHost,
+    grant: Option<Grant>,
+    challenge: Option<PendingChallenge>,
+    /// A held-deposit confirmation in flight: call-out token and the grant it becomes.
+    confirm: Option<(u32, PendingGrant)>,
+    /// The full credential to return to a client that presented an empty proof.
+    credential_out: Option<String>,
+}
+
+fn utf8(v: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(v)
+}
+
+/// `source.address` is `ip:port` or `[v6]:port`.
+fn client_ip() -> Option<String> {
+    let addr = hostcalls::get_property(vec!["source", "address"]).ok()??;
+    let addr = String::from_utf8(addr).ok()?;
+    let ip = match addr.rsplit_once(':') {
+        Some((ip, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !ip.ends_with(':') => ip,
+        _ => addr.as_str(),
+    };
+    Some(ip.trim_start_matches('[').trim_end_matches(']').to_owned())
+}
+
+fn send_reply(reply: &Reply) {
+    let headers: Vec<(&str, &str)> = reply
+        .headers
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    let _ = hostcalls::send_http_response(reply.status, headers, Some(&reply.body));
+}
+
+impl WallRequest {
+    fn unavailable(&self, failure_mode: FailureMode) -> Action {
+        let retry = self
+            .worker
+            .try_borrow()
+            .ok()
+            .and_then(|w| w.config.as_ref().map(|c| c.retry_after_s))
+            .unwrap_or(5);
+        match failure_mode {
+            FailureMode::Open => Action::Continue,
+            FailureMode::Closed => {
+                self.host.count(Metric::Denied("unavailable"));
+                send_reply(&Reply::unavailable(retry));
+                Action::Pause
+            }
+        }
+    }
+}
+
+impl WallRequest {
+    /// Sets the upstream headers of an allowed request and remembers the grant.
+    fn allow(&mut self, grant: Grant) {
+        let _ = hostcalls::set_map_value(
+            MapType::HttpRequestHeaders,
+            "x-lightning-wall-token",
+            Some(&grant.token_hex),
+        );
+        let _ = hostcalls::set_map_value(
+            MapType::HttpRequestHeaders,
+            "x-lightning-wall-mode",
+            Some(grant.mode.as_str()),
+        );
+        self.grant = Some(grant);
+    }
+
+    /// The sidecar answered whether an empty-proof deposit is held.
+    fn on_held_answer(&mut self, pending: PendingGrant, body_size: usize) {
+        let held =
+            decision::held_from_status(call_response_status(), &call_response_body(body_size));
+        let Ok(mut w) = self.worker.try_borrow_mut() else {
+            self.unavailable(FailureMode::Closed);
+            return;
+        };
+        let policy = w.policy.clone();
+        let failure_mode = policy
+            .as_ref()
+            .and_then(|p| p.routes.get(pending.grant.route))
+            .map_or(FailureMode::Closed, |r| r.failure_mode);
+        match held {
+            Some(true) => {
+                decision::cache_held(&self.host, &pending.grant.token_hex);
+                let d = decision::admit(
+                    policy.as_deref(),
+                    pending.grant,
+                    pending.trap,
+                    &self.host,
+                    &mut w.outbox,
+                );
+                drop(w);
+                match d {
+                    Decision::Allow(grant) => {
+                        self.allow(grant);
+                        self.credential_out = Some(pending.credential);
+                        let _ = hostcalls::resume_http_request();
+                    }
+                    Decision::Reply(reply) => send_reply(&reply),
+                    _ => {
+                        self.unavailable(FailureMode::Closed);
+                    }
+                }
+            }
+            Some(false) => {
+                drop(w);
+                self.host.count(Metric::Denied("deposit_not_held"));
+                send_reply(&Reply::error(
+                    401,
+                    "deposit_not_held",
+                    "the deposit is not held: pay the invoice or request a new challenge",
+                ));
+            }
+            None => {
+                drop(w);
+                if self.unavailable(failure_mode) == Action::Continue {
+                    let _ = hostcalls::resume_http_request();
+                }
+            }
+        }
+    }
+}
+
+impl Context for WallRequest {
+    fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
+        if let Some((t, pending)) = self.confirm.take() {
+            if t == token {
+                self.on_held_answer(pending, body_size);
+            }
+            return;
+        }
+        let Some(pending) = self.challenge.take().filter(|p| p.token == token) else {
+            return;
+        };
+        let status = call_response_status();
+        let retry_after =
+            hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, "retry-after")
+                .ok()
+                .flatten();
+        let body = call_response_body(body_size);
+        let retry_s = self
+            .worker
+            .try_borrow()
+            .ok()
+            .and_then(|w| w.config.as_ref().map(|c| c.retry_after_s))
+            .unwrap_or(5);
+        let outcome = challenge::outcome(
+            status,
+            retry_after
+                .as_deref()
+                .and_then(|r| std::str::from_utf8(r).ok()),
+            &body,
+            pending.wants_html,
+            pending.failure_mode,
+            retry_s,
+        );
+        match outcome {
+            Outcome::Reply(reply) => {
+                match reply.status {
+                    402 => self.host.count(Metric::Challenges),
+                    503 => {
+                        self.host.count(Metric::Denied("unavailable"));
+                        self.host.log(
+                            Level::Warn,
+                            format_args!("lightning-wall: challenge failed (status {status:?})"),
+                        );
+                    }
+                    _ => self.host.count(Metric::Denied("rate_limited")),
+                }
+                send_reply(&reply);
+            }
+            Outcome::Pass => {
+                let _ = hostcalls::resume_http_request();
+            }
+        }
+    }
+}
+
+impl HttpContext for WallRequest {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        for (name, _) in &headers {
+            if name.starts_with(OWN_HEADER_PREFIX) {
+                let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+            }
+        }
+        let one = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.as_slice())
+        };
+        let all = |n: &str| -> Vec<&[u8]> {
+            headers
+                .iter()
+                .filter(|(k, _)| k == n)
+                .map(|(_, v)| v.as_slice())
+                .collect()
+        };
+        let method = utf8(one(":method").unwrap_or_default());
+        let path = utf8(one(":path").unwrap_or_default());
+        let authority = utf8(one(":authority").unwrap_or_default());
+        let ip = client_ip();
+        let facts = RequestFacts {
+            method: &method,
+            path: &path,
+            authority: &authority,
+            authorization: all("authorization"),
+            cookies: all("cookie"),
+            sec_fetch_site: one("sec-fetch-site"),
+            origin: one("origin"),
+            referer: one("referer"),
+            client_ip: ip.as_deref(),
+        };
+        let Ok(mut w) = self.worker.try_borrow_mut() else {
+            return self.unavailable(FailureMode::Closed);
+        };
+        let policy = w.policy.clone();
+        // The last sync failed: do not make every new visitor wait for a call-out timeout.
+        let sidecar_down = w.sync.bootstrapped() && !w.sync.reachable;
+        let Some(config) = w.config.clone() else {
+            return self.unavailable(FailureMode::Closed);
+        };
+        let decision = decision::decide(
+            policy.as_deref(),
+            &config,
+            &facts,
+            &self.host,
+            &mut w.outbox,
+        );
+        drop(w);
+        match decision {
+            Decision::Pass => Action::Continue,
+            Decision::Allow(grant) => {
+                self.allow(grant);
+                Action::Continue
+            }
+            Decision::ConfirmHeld(pending) => {
+                let Some(cluster) = config.wall_cluster.as_deref() else {
+                    self.host.count(Metric::Denied("proof_missing"));
+                    send_reply(&Reply::error(
+                        401,
+                        "proof_missing",
+                        "no proof yet: fetch the credential from /.well-known/lightning-wall/deposit",
+                    ));
+                    return Action::Pause;
+                };
+                let macaroon = pending.credential.split(':').next().unwrap_or_default();
+                let auth = format!("L402 {macaroon}:");
+                match dispatch_to(
+                    cluster,
+                    &config,
+                    "GET",
+                    "/.well-known/lightning-wall/deposit",
+                    None,
+                    Some(&auth),
+                ) {
+                    Some(token) => {
+                        self.confirm = Some((token, pending));
+                        Action::Pause
+                    }
+                    None => {
+                        let mode = policy
+                            .as_ref()
+                            .and_then(|p| p.routes.get(pending.grant.route))
+                            .map_or(FailureMode::Closed, |r| r.failure_mode);
+                        self.unavailable(mode)
+                    }
+                }
+            }
+            Decision::Reply(reply) => {
+                send_reply(&reply);
+                Action::Pause
+            }
+            Decision::Challenge(c) => {
+                if sidecar_down {
+                    return self.unavailable(c.failure_mode);
+                }
+                if let Some(reply) =
+                    decision::mint_limited(policy.as_deref(), &c.client_ip, &self.host)
+                {
+                    send_reply(&reply);
+                    return Action::Pause;
+                }
+                let body = serde_json::to_vec(&ChallengeCall {
+                    route_id: &c.route_id,
+                    client_ip: &c.client_ip,
+                })
+                .unwrap_or_default();
+                match dispatch(&config, "POST", "/v1/challenge", Some(&body)) {
+                    Some(token) => {
+                        self.challenge = Some(PendingChallenge {
+                            token,
+                            wants_html: challenge::wants_html(one("accept")),
+                            failure_mode: c.failure_mode,
+                        });
+                        Action::Pause
+                    }
+                    None => self.unavailable(c.failure_mode),
+                }
+            }
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        let get = |n: &str| {
+            hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, n)
+                .ok()
+                .flatten()
+        };
+        let verdict = get(VERDICT_HEADER);
+        let reward = get(REWARD_HEADER);
+        // Verdicts are for the filter only: never let them reach the client.
+        if verdict.is_some() {
+            let _ = hostcalls::remove_map_value(MapType::HttpResponseHeaders, VERDICT_HEADER);
+        }
+        if reward.is_some() {
+            let _ = hostcalls::remove_map_value(MapType::HttpResponseHeaders, REWARD_HEADER);
+        }
+        if let Some(credential) = self.credential_out.take() {
+            let _ = hostcalls::set_map_value(
+                MapType::HttpResponseHeaders,
+                CREDENTIAL_HEADER,
+                Some(&credential),
+            );
+            let _ = hostcalls::set_map_value(
+                MapType::HttpResponseHeaders,
+                "cache-control",
+                Some("no-store"),
+            );
+        }
+        let Some(grant) = self.grant.as_ref() else {
+            return Action::Continue;
+        };
+        let status = get(":status").and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok());
+        let upstream = UpstreamVerdict::parse(verdict.as_deref(), reward.as_deref());
+        if let Ok(mut w) = self.worker.try_borrow_mut() {
+            let policy = w.policy.clone();
+            decision::on_response(
+                policy.as_deref(),
+                grant,
+                status,
+                upstream,
+                &self.host,
+                &mut w.outbox,
+            );
+        }
+        Action::Continue
+    }
+}

@@ -1,0 +1,336 @@
+//! Turning the sidecar's `POST /v1/challenge` answer into the 402 the client sees:
+//! `WWW-Authenticate` (LSAT then L402), `Cache-Control: no-store`, and a JSON body for API
+//! clients or an HTML page for browsers. The answer is untrusted input: anything that could
+//! break a header or the page is refused, and a refused answer is treated as "sidecar down".
+
+use serde::{Deserialize, Serialize};
+
+use super::policy::FailureMode;
+use super::reply::Reply;
+
+/// Where the sidecar's public wall endpoints are routed (docs/internal-api.md).
+pub const WALL_PREFIX: &str = "/.well-known/lightning-wall/";
+const STATUS_URL: &str = "/.well-known/lightning-wall/deposit";
+const LEAVE_URL: &str = "/.well-known/lightning-wall/leave";
+
+/// The request body of `POST /v1/challenge`.
+#[derive(Serialize)]
+pub struct ChallengeCall<'a> {
+    /// Route id.
+    pub route_id: &'a str,
+    /// Client IP text.
+    pub client_ip: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    mode: String,
+    route_id: String,
+    macaroon: String,
+    invoice: String,
+    payment_hash: String,
+    token_id: String,
+    amount_sat: u64,
+    invoice_expires_at: u64,
+    valid_until: u64,
+    www_authenticate: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    mode: &'a str,
+    route_id: &'a str,
+    amount_sat: u64,
+    invoice: &'a str,
+    macaroon: &'a str,
+    payment_hash: &'a str,
+    token_id: &'a str,
+    expires_at: u64,
+    valid_until: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_url: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leave_url: Option<&'static str>,
+}
+
+/// What the filter does with the answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Send this reply (402, 429, or 503).
+    Reply(Reply),
+    /// Fail open: let the request through unprotected.
+    Pass,
+}
+
+fn printable(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
+fn alnum(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+fn base64ish(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 8192
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
+}
+
+fn hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn valid(a: &Answer) -> bool {
+    matches!(a.mode.as_str(), "pay" | "deposit")
+        && printable(&a.route_id, 128)
+        && base64ish(&a.macaroon)
+        && alnum(&a.invoice, 7089)
+        && hex64(&a.payment_hash)
+        && hex64(&a.token_id)
+        && !a.www_authenticate.is_empty()
+        && a.www_authenticate.len() <= 4
+        && a.www_authenticate.iter().all(|h| printable(h, 16_384))
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn html_page(a: &Answer) -> Vec<u8> {
+    let invoice = html_escape(&a.invoice);
+    let macaroon = html_escape(&a.macaroon);
+    let what = if a.mode == "deposit" {
+        format!(
+            "Pay a refundable deposit of {} sats to continue. It comes back when you leave.",
+            a.amount_sat
+        )
+    } else {
+        format!("Pay {} sats to continue.", a.amount_sat)
+    };
+    // The script polls the status endpoint (same origin, so the Strict cookie is sent and a
+    // visitor who already holds a deposit continues at once), then reloads with the cookie set.
+    format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>Payment required</title></head>
+<body><h1>Payment required</h1><p>{what}</p>
+<p><a id="pay" href="lightning:{invoice}">Open in wallet</a></p>
+<pre id="invoice" style="white-space:pre-wrap;word-break:break-all">{invoice}</pre>
+<button id="webln" hidden>Pay with WebLN</button>
+<script>
+(function(){{var mac="{macaroon}",mode="{mode}",inv="{invoice}";
+if(window.webln){{var b=document.getElementById("webln");b.hidden=false;b.onclick=function(){{window.webln.enable().then(function(){{return window.webln.sendPayment(inv)}}).then(function(r){{if(mode==="pay"){{document.cookie="lightning-wall="+mac+":"+r.preimage+"; path=/; SameSite=Strict";location.reload()}}}})}}}}
+if(mode!=="deposit")return;
+function poll(){{fetch("{status}?wait=25",{{headers:{{"Authorization":"L402 "+mac+":"}},credentials:"same-origin"}}).then(function(r){{return r.json()}}).then(function(s){{if(s.state==="held"){{location.reload()}}else if(s.state==="awaiting_payment"){{poll()}}}}).catch(function(){{setTimeout(poll,2000)}})}}
+poll();}})();
+</script></body></html>
+"#,
+        mode = if a.mode == "deposit" { "deposit" } else { "pay" },
+        status = STATUS_URL,
+    )
+    .into_bytes()
+}
+
+/// Builds the reply for a challenge answer. `status` is `None` when the call failed.
+pub fn outcome(
+    status: Option<u16>,
+    retry_after: Option<&str>,
+    body: &[u8],
+    wants_html: bool,
+    failure_mode: FailureMode,
+    retry_after_s: u32,
+) -> Outcome {
+    let unavailable = || match failure_mode {
+        FailureMode::Closed => Outcome::Reply(Reply::unavailable(retry_after_s)),
+        FailureMode::Open => Outcome::Pass,
+    };
+    match status {
+        Some(200) => {}
+        Some(429) => {
+            let wait = retry_after
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(u64::from(retry_after_s))
+                .min(3600);
+            return Outcome::Reply(
+                Reply::error(429, "rate_limited", "too many challenges; retry later")
+                    .retry_after(wait),
+            );
+        }
+        _ => return unavailable(),
+    }
+    let Ok(a) = serde_json::from_slice::<Answer>(body) else {
+        return unavailable();
+    };
+    if !valid(&a) {
+        return unavailable();
+    }
+    let deposit = a.mode == "deposit";
+    let mut headers: Vec<(&'static str, String)> = a
+        .www_authenticate
+        .iter()
+        .map(|h| ("www-authenticate", h.clone()))
+        .collect();
+    headers.push(("cache-control", "no-store".into()));
+    let body = if wants_html {
+        headers.push(("content-type", "text/html; charset=utf-8".into()));
+        html_page(&a)
+    } else {
+        headers.push(("content-type", "application/json".into()));
+        serde_json::to_vec(&Body {
+            mode: &a.mode,
+            route_id: &a.route_id,
+            amount_sat: a.amount_sat,
+            invoice: &a.invoice,
+            macaroon: &a.macaroon,
+            payment_hash: &a.payment_hash,
+            token_id: &a.token_id,
+            expires_at: a.invoice_expires_at,
+            valid_until: a.valid_until,
+            status_url: deposit.then_some(STATUS_URL),
+            leave_url: deposit.then_some(LEAVE_URL),
+        })
+        .unwrap_or_default()
+    };
+    Outcome::Reply(Reply {
+        status: 402,
+        headers,
+        body,
+    })
+}
+
+/// Whether the client prefers an HTML page (a browser navigating).
+pub fn wants_html(accept: Option<&[u8]>) -> bool {
+    accept.is_some_and(|a| a.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(mode: &str) -> String {
+        format!(
+            r#"{{"mode":"{mode}","route_id":"wall","macaroon":"AgEO+/=","invoice":"lnbcrt10u1pabc","payment_hash":"{h}","token_id":"{h}","amount_sat":1000,"invoice_expires_at":5,"valid_until":9,"www_authenticate":["LSAT macaroon=\"AgEO+/=\", invoice=\"lnbcrt10u1pabc\"","L402 macaroon=\"AgEO+/=\", invoice=\"lnbcrt10u1pabc\""]}}"#,
+            h = "0a".repeat(32)
+        )
+    }
+
+    #[test]
+    fn a_deposit_challenge_is_a_402_with_both_schemes_lsat_first_and_the_wall_urls() {
+        let Outcome::Reply(r) = outcome(
+            Some(200),
+            None,
+            answer("deposit").as_bytes(),
+            false,
+            FailureMode::Closed,
+            5,
+        ) else {
+            panic!("no reply")
+        };
+        assert_eq!(r.status, 402);
+        let www: Vec<_> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| *k == "www-authenticate")
+            .collect();
+        assert!(www[0].1.starts_with("LSAT "));
+        assert!(www[1].1.starts_with("L402 "));
+        assert!(r.headers.contains(&("cache-control", "no-store".into())));
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["mode"], "deposit");
+        assert_eq!(body["amount_sat"], 1000);
+        assert_eq!(body["status_url"], STATUS_URL);
+        assert_eq!(body["leave_url"], LEAVE_URL);
+        assert_eq!(body["expires_at"], 5);
+    }
+
+    #[test]
+    fn browsers_get_an_html_page_and_pay_routes_have_no_wall_urls() {
+        let Outcome::Reply(r) = outcome(
+            Some(200),
+            None,
+            answer("pay").as_bytes(),
+            true,
+            FailureMode::Closed,
+            5,
+        ) else {
+            panic!("no reply")
+        };
+        assert!(
+            r.headers
+                .contains(&("content-type", "text/html; charset=utf-8".into()))
+        );
+        let page = String::from_utf8(r.body).unwrap();
+        assert!(page.contains("lnbcrt10u1pabc"));
+        let Outcome::Reply(r) = outcome(
+            Some(200),
+            None,
+            answer("pay").as_bytes(),
+            false,
+            FailureMode::Closed,
+            5,
+        ) else {
+            panic!("no reply")
+        };
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(body.get("status_url").is_none());
+        assert!(wants_html(Some(b"text/html,application/xhtml+xml")));
+        assert!(!wants_html(Some(b"application/json")));
+    }
+
+    #[test]
+    fn a_sidecar_failure_follows_the_route_failure_mode() {
+        for status in [None, Some(503), Some(500), Some(404), Some(200)] {
+            let closed = outcome(status, None, b"{}", false, FailureMode::Closed, 7);
+            let Outcome::Reply(r) = closed else { panic!() };
+            assert_eq!(r.status, 503);
+            assert!(r.headers.contains(&("retry-after", "7".into())));
+            assert_eq!(
+                outcome(status, None, b"{}", false, FailureMode::Open, 7),
+                Outcome::Pass
+            );
+        }
+    }
+
+    #[test]
+    fn the_sidecar_mint_limit_becomes_a_429_with_its_retry_after() {
+        let Outcome::Reply(r) = outcome(Some(429), Some("42"), b"", false, FailureMode::Open, 7)
+        else {
+            panic!()
+        };
+        assert_eq!(r.status, 429);
+        assert!(r.headers.contains(&("retry-after", "42".into())));
+    }
+
+    #[test]
+    fn an_answer_that_could_break_a_header_or_the_page_is_refused() {
+        for (from, to) in [
+            ("L402 macaroon", "L402\r\nset-cookie: x\r\n macaroon"),
+            ("lnbcrt10u1pabc\",\"payment", "lnbc<script>\",\"payment"),
+            ("\"mode\":\"deposit\"", "\"mode\":\"free\""),
+        ] {
+            let bad = answer("deposit").replacen(from, to, 1);
+            assert_ne!(bad, answer("deposit"), "{from}");
+            let Outcome::Reply(r) = outcome(
+                Some(200),
+                None,
+                bad.as_bytes(),
+                false,
+                FailureMode::Closed,
+                5,
+            ) else {
+                panic!()
+            };
+            assert_eq!(r.status, 503, "{to}");
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! The per-request decision: route, credential, verification (no call-out), revocation, and the
+//! deposit rules (trap paths, per-token rate limits, error storms, upstream verdicts). Pure
+//! apart from the [`Host`] trait. It must never forfeit a deposit because of a request a third
+//! party could have caused (DESIGN.md: cross-site requests are refused, never punished).
+
+use l402::{Credential, RequestContext, VerifyError};
+
+use super::challenge::WALL_PREFIX;
+use super::config::PluginConfig;
+use super::host::{Host, Level, Metric};
+use super::limits::{self, Count};
+use super::policy::{FailureMode, Policy, RouteMode};
+use super::reply::Reply;
+use super::revocations;
+use super::routes::{self, Route};
+use super::sync::{Outbox, Trigger, Verdict};
+
+/// What the engine needs to know about a request (header values as raw bytes).
+#[derive(Debug, Default)]
+pub struct RequestFacts<'a> {
+    /// `:method`.
+    pub method: &'a str,
+    /// `:path` (with query).
+    pub path: &'a str,
+    /// `:authority`.
+    pub authority: &'a str,
+    /// Every `authorization` value.
+    pub authorization: Vec<&'a [u8]>,
+    /// Every `cookie` value.
+    pub cookies: Vec<&'a [u8]>,
+    /// `sec-fetch-site`.
+    pub sec_fetch_site: Option<&'a [u8]>,
+    /// `origin`.
+    pub origin: Option<&'a [u8]>,
+    /// `referer`.
+    pub referer: Option<&'a [u8]>,
+    /// The downstream address Envoy saw, without port.
+    pub client_ip: Option<&'a str>,
+}
+
+/// Where the credential came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `Authorization: L402|LSAT …`.
+    Header,
+    /// The `lightning-wall` cookie.
+    Cookie,
+}
+
+/// A request allowed with a valid credential.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// Token id, lowercase hex (sent upstream as `x-lightning-wall-token`).
+    pub token_hex: String,
+    /// The route's mode.
+    pub mode: RouteMode,
+    /// Index of the matched route in the policy.
+    pub route: usize,
+    /// Whether a third party could have caused this request (never punished).
+    pub cross_site: bool,
+}
+
+/// A challenge to mint through the sidecar.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChallengeNeeded {
+    /// Route id.
+    pub route_id: String,
+    /// Client IP for the sidecar's own limits.
+    pub client_ip: String,
+    /// The route's failure mode if the sidecar cannot mint.
+    pub failure_mode: FailureMode,
+}
+
+/// What to do with a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Forward without protection (free route, no route, wall endpoint, fail-open).
+    Pass,
+    /// Forward with the token's headers.
+    Allow(Grant),
+    /// Mint a challenge (one call-out) and answer 402.
+    Challenge(ChallengeNeeded),
+    /// Answer locally.
+    Reply(Reply),
+    /// A deposit credential with an empty proof: ask the sidecar whether the deposit is held
+    /// (one call-out, then cached), then [`admit`] it.
+    ConfirmHeld(PendingGrant),
+}
+
+/// A verified deposit token waiting for the sidecar to confirm that its deposit is held.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingGrant {
+    /// The grant it becomes.
+    pub grant: Grant,
+    /// Whether the request's path is one of the route's trap paths.
+    pub trap: bool,
+    /// The full credential (`<macaroon>:<receipt hex>`) to hand back to the client.
+    pub credential: String,
+}
+
+/// Response header carrying the full credential after an empty-proof deposit was confirmed.
+pub const CREDENTIAL_HEADER: &str = "x-lightning-wall-credential";
+
+fn held_key(token_hex: &str) -> String {
+    format!("lw.held.{token_hex}")
+}
+
+/// Whether a confirmation that this token's deposit is held is cached (shared by workers).
+pub fn held_cached(host: &dyn Host, token_hex: &str) -> bool {
+    !host.shared_get(&held_key(token_hex)).bytes.is_empty()
+}
+
+/// Caches the sidecar's confirmation. A later refund or forfeit revokes the token, and the
+/// revocation is checked before this cache, so the cache never outlives the deposit.
+pub fn cache_held(host: &dyn Host, token_hex: &str) {
+    let _ = host.shared_set(&held_key(token_hex), b"1", None);
+}
+
+fn header_host(url: &[u8]) -> Option<&[u8]> {
+    let rest = url.split(|&b| b == b':').next().map(|s| s.len())?;
+    let after = url.get(rest..)?.strip_prefix(b"://")?;
+    let end = after
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(after.len());
+    after.get(..end)
+}
+
+/// Whether the request may have been caused by another site: `Sec-Fetch-Site: cross-site`, or,
+/// when the browser sent no `Sec-Fetch-Site`, an `Origin`/`Referer` naming another host.
+pub fn is_cross_site(facts: &RequestFacts<'_>) -> bool {
+    if let Some(site) = facts.sec_fetch_site {
+        return !matches!(site, b"same-origin" | b"same-site" | b"none");
+    }
+    let foreign = |v: &[u8]| match header_host(v) {
+        Some(h) => !h.eq_ignore_ascii_case(facts.authority.as_bytes()),
+        // `Origin: null` (sandboxed or privacy-sensitive contexts) or garbage: not ours.
+        None => true,
+    };
+    facts.origin.is_some_and(foreign) || facts.referer.is_some_and(foreign)
+}
+
+/// Revokes a deposit token here and now and tells the sidecar to settle it.
+pub fn forfeit(host: &dyn Host, outbox: &mut Outbox, token_hex: &str, trigger: Trigger) {
+    revocations::revoke(host, token_hex);
+    outbox.verdict(token_hex, Verdict::Forfeit, trigger);
+    host.count(Metric::Forfeits);
+    host.log(
+        Level::Info,
+        format_args!("lightning-wall: deposit of token {token_hex} forfeited ({trigger:?})"),
+    );
+}
+
+fn refuse(host: &dyn Host, reply: Reply) -> Decision {
+    if let Some(reason) = reply.reason() {
+        host.count(Metric::Denied(static_reason(reason)));
+    }
+    Decision::Reply(reply)
+}
+
+/// Metric names must be `'static`; reasons we emit are from a fixed set.
+fn static_reason(reason: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "malformed",
+        "conflicting_credentials",
+        "unknown_version",
+        "missing_caveat",
+        "unknown_key",
+        "bad_signature",
+        "malformed_caveat",
+        "widened_caveat",
+        "wrong_service",
+        "expired",
+        "wrong_mode",
+        "wrong_route",
+        "wrong_method",
+        "missing_capability",
+        "proof_missing",
+        "bad_proof",
+        "forfeited",
+        "cross_site_refused",
+        "rate_limited",
+        "unavailable",
+        "deposit_not_held",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == reason)
+        .copied()
+        .unwrap_or("other")
+}
+
+fn challenge(route: &Route, facts: &RequestFacts<'_>) -> Decision {
+    Decision::Challenge(ChallengeNeeded {
+        route_id: route.id.clone(),
+        client_ip: facts.client_ip.unwrap_or("0.0.0.0").to_owned(),
+        failure_mode: route.failure_mode,
+    })
+}
+
+/// Decides a request. `policy` is `None` until the first bootstrap.
+pub fn decide(
+    policy: Option<&Policy>,
+    config: &PluginConfig,
+    facts: &RequestFacts<'_>,
+    host: &dyn Host,
+    outbox: &mut Outbox,
+) -> Decision {
+    let path = routes::path_only(facts.path);
+    if path.starts_with(WALL_PREFIX) {
+        // The sidecar's public endpoints, routed by Envoy: they authenticate by themselves.
+        return Decision::Pass;
+    }
+    let Some(policy) = policy else {
+        return match config.failure_mode {
+            FailureMode::Open => Decision::Pass,
+            FailureMode::Closed => refuse(host, Reply::unavailable(config.retry_after_s)),
+        };
+    };
+    let Some((index, route)) = routes::find(&policy.routes, facts.authority, path, facts.method)
+    else {
+        return Decision::Pass;
+    };
+    let Some(token_mode) = route.mode.token_mode() else {
+        return Decision::Pass;
+    };
+    let (credential, source) =
+        match Credential::from_authorization_values(facts.authorization.iter().copied()) {
+            Ok(Some(c)) => (c, Source::Header),
+            Ok(None) => match Credential::from_cookie_headers(facts.cookies.iter().copied()) {
+                Ok(Some(c)) => (c, Source::Cookie),
+                // No cookie, or one we cannot read (stale, mangled by a proxy): a fresh challenge
+                // lets a browser recover, where a 401 would lock it out.
+                Ok(None) | Err(_) => return challenge(route, facts),
+            },
+            Err(e) => {
+                let e = VerifyError::from(e);
+                return refuse(host, Reply::error(401, e.reason(), "credential refused"));
+            }
+        };
+    let now = host.now_unix();
+    let ctx = RequestContext {
+        service: &policy.service,
+        now_unix: now,
+        route: &route.id,
+        method: facts.method,
+        mode: token_mode,
+        capability: None,
+    };
+    let token = match l402::verify(&policy.keys, &credential, &ctx) {
+        Ok(t) => t,
+        Err(VerifyError::Expired { .. }) => return challenge(route, facts),
+        Err(_) if source == Source::Cookie => return challenge(route, facts),
+        Err(VerifyError::ProofMissing {
+            token_id,
+            mode: l402::Mode::Deposit,
+            ..
+        }) => {
+            let token_hex = token_id.to_hex();
+            if revocations::is_revoked(host, &token_hex) {
+                return challenge(route, facts);
+            }
+            let Ok((_, receipt)) = l402::deposit_receipt_for(&policy.keys, credential.macaroon())
+            else {
+                return refuse(host, Reply::error(401, "malformed", "credential refused"));
+            };
+            let Ok(macaroon) = l402::Macaroon::decode(credential.macaroon()) else {
+                return refuse(host, Reply::error(401, "malformed", "credential refused"));
+            };
+            let pending = PendingGrant {
+                grant: Grant {
+                    token_hex,
+                    mode: route.mode,
+                    route: index,
+                    cross_site: is_cross_site(facts),
+                },
+                trap: route.is_trap(path),
+                credential: l402::format_credential(&macaroon, Some(receipt.expose_secret())),
+            };
+            if held_cached(host, &pending.grant.token_hex) {
+                return admit(Some(policy), pending.grant, pending.trap, host, outbox);
+            }
+            return Decision::ConfirmHeld(pending);
+        }
+        Err(e) => return refuse(host, Reply::error(401, e.reason(), "credential refused")),
+    };
+    let token_hex = token.token_id.to_hex();
+    if revocations::is_revoked(host, &token_hex) {
+        // Refunded, forfeited or revoked by an operator: a fresh 402 (a new deposit) is the
+        // way back in.
+        return challenge(route, facts);
+    }
+    let grant = Grant {
+        token_hex,
+        mode: route.mode,
+        route: index,
+        cross_site: is_cross_site(facts),
+    };
+    admit(Some(policy), grant, route.is_trap(path), host, outbox)
+}
+
+/// Applies the deposit rules (trap path, per-token rate limit) to a verified, unrevoked token
+/// and reports activity; pay tokens are simply allowed.
+pub fn admit(
+    policy: Option<&Policy>,
+    grant: Grant,
+    trap: bool,
+    host: &dyn Host,
+    outbox: &mut Outbox,
+) -> Decision {
+    let rules = policy
+        .and_then(|p| p.routes.get(grant.route))
+        .and_then(|r| r.deposit.as_ref());
+    if let Some(rules) = rules {
+        let (token_hex, cross_site) = (grant.token_hex.as_str(), grant.cross_site);
+        let now = host.now_unix();
+        if trap {
+            if cross_site {
+                return refuse(
+                    host,
+                    Reply::error(403, "cross_site_refused", "cross-site request refused"),
+                );
+            }
+            forfeit(host, outbox, token_hex, Trigger::TrapPath);
+            return refuse(host, Reply::error(403, "forfeited", "deposit forfeited"));
+        }
+        if let Some(rate) = rules.rate_limit {
+            // Cross-site requests count apart: a hostile page can then only get its own
+            // requests limited, never push the visitor's count over the forfeit line.
+            let key = if cross_site {
+                format!("lw.rlx.{token_hex}")
+            } else {
+                format!("lw.rl.{token_hex}")
+            };
+            if let Count::Exceeded(_) = limits::hit(host, &key, rate, now) {
+                if cross_site {
+                    return refuse(
+                        host,
+                        Reply::error(429, "rate_limited", "too many requests")
+                            .retry_after(limits::seconds_left(rate, now)),
+                    );
+                }
+                forfeit(host, outbox, token_hex, Trigger::RateLimit);
+                return refuse(host, Reply::error(429, "forfeited", "deposit forfeited"));
+            }
+        }
+        outbox.activity(token_hex);
+    }
+    host.count(Metric::Allowed);
+    Decision::Allow(grant)
+}
+
+/// The sidecar's answer to "is this deposit held?" (`GET /.well-known/lightning-wall/deposit`
+/// with the empty-proof credential): `Some(true)` held, `Some(false)` not (awaiting payment or
+/// ended), `None` could not tell (call failed, garbage).
+pub fn held_from_status(status: Option<u16>, body: &[u8]) -> Option<bool> {
+    #[derive(serde::Deserialize)]
+    struct Status {
+        state: String,
+    }
+    match status {
+        Some(200) => {
+            let s: Status = serde_json::from_slice(body).ok()?;
+            Some(s.state == "held")
+        }
+        // The sidecar knows no such deposit, or refuses the macaroon.
+        Some(401 | 404) => Some(false),
+        _ => None,
+    }
+}
+
+/// The filter's own per-IP pre-limit on challenge minting (shared by all workers), checked
+/// before the call-out. `Some(reply)` when the client must wait.
+pub fn mint_limited(policy: Option<&Policy>, client_ip: &str, host: &dyn Host) -> Option<Reply> {
+    let rate = policy?.challenge_mint_rate;
+    let now = host.now_unix();
+    match limits::hit(host, &format!("lw.mint.{client_ip}"), rate, now) {
+        Count::Exceeded(_) => {
+            let reply = Reply::error(429, "rate_limited", "too many challenges; retry later")
+                .retry_after(limits::seconds_left(rate, now));
+            host.count(Metric::Denied("rate_limited"));
+            Some(reply)
+        }
+        Count::Within(_) | Count::Unknown => None,
+    }
+}
+
+/// What the upstream's response said about the token, read from its headers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamVerdict {
+    /// `x-lightning-wall-verdict`: forfeit or refund (anything else is ignored).
+    pub verdict: Option<Verdict>,
+    /// `x-lightning-wall-reward`, satoshis.
+    pub reward_sat: Option<u64>,
+}
+
+impl UpstreamVerdict {
+    /// Parses the two headers (values as sent by the upstream).
+    pub fn parse(verdict: Option<&[u8]>, reward: Option<&[u8]>) -> UpstreamVerdict {
+        let verdict = match verdict.map(<[u8]>::trim_ascii) {
+            Some(v) if v.eq_ignore_ascii_case(b"forfeit") => Some(Verdict::Forfeit),
+            Some(v) if v.eq_ignore_ascii_case(b"refund") => Some(Verdict::Refund),
+            _ => None,
+        };
+        let reward_sat = reward
+            .and_then(|r| core::str::from_utf8(r.trim_ascii()).ok())
+            .and_then(|r| r.parse().ok());
+        UpstreamVerdict {
+            verdict,
+            reward_sat,
+        }
+    }
+}
+
+/// The response phase for an allowed deposit request: the upstream's verdict and error storms.
+pub fn on_response(
+    policy: Option<&Policy>,
+    grant: &Grant,
+    status: Option<u16>,
+    upstream: UpstreamVerdict,
+    host: &dyn Host,
+    outbox: &mut Outbox,
+) {
+    if grant.mode != RouteMode::Deposit {
+        return;
+    }
+    match upstream.verdict {
+        Some(Verdict::Forfeit) if grant.cross_site => {
+            host.log(
+                Level::Warn,
+                format_args!("lightning-wall: upstream forfeit of a cross-site request ignored"),
+            );
+        }
+        Some(Verdict::Forfeit) => {
+            forfeit(host, outbox, &grant.token_hex, Trigger::Upstream);
+            return;
+        }
+        Some(Verdict::Refund) => {
+            revocations::revoke(host, &grant.token_hex);
+            outbox.verdict(&grant.token_hex, Verdict::Refund, Trigger::Upstream);
+            host.count(Metric::Refunds);
+            return;
+        }
+        None => {}
+    }
+    let Some(rule) = policy
+        .and_then(|p| p.routes.get(grant.route))
+        .and_then(|r| r.deposit.as_ref())
+        .and_then(|d| d.error_storm)
+    else {
+        return;
+    };
+    if grant.cross_site || !status.is_some_and(|s| (400..500).contains(&s)) {
+        return;
+    }
+    let key = format!("lw.es.{}", grant.token_hex);
+    if let Count::Exceeded(_) = limits::hit(host, &key, rule, host.now_unix()) {
+        forfeit(host, outbox, &grant.token_hex, Trigger::ErrorStorm);
+    }
+}
+
+#[cfg(test)]
+#[path = "decision_tests.rs"]
+mod tests;

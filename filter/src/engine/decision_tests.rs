@@ -1,0 +1,395 @@
+//! Rules of the per-request decision, on tokens minted with the real key ring.
+use super::*;
+use crate::engine::host::memory::MemoryHost;
+use crate::engine::policy::tests::bootstrap_json;
+use l402::{KeyRing, Mode, Preimage, TokenId, TokenSpec};
+
+const NOW: u64 = 1_800_000_000;
+
+fn policy() -> Policy {
+    Policy::from_bootstrap(bootstrap_json().as_bytes()).unwrap()
+}
+
+fn config(mode: &str) -> PluginConfig {
+    PluginConfig::parse(format!(r#"{{"sidecar_cluster":"lw","failure_mode":"{mode}"}}"#).as_bytes())
+        .unwrap()
+}
+
+fn ring() -> KeyRing {
+    KeyRing::from_keys([("k1", [0x42; 32])]).unwrap()
+}
+
+/// A credential string `mac:proof` for a token with id `[id; 32]`.
+fn credential(mode: Mode, route: &str, id: u8, valid_until: u64) -> String {
+    let ring = ring();
+    let preimage = Preimage::from_bytes([id; 32]);
+    let mac = ring
+        .mint(
+            "k1",
+            &TokenSpec {
+                service: "lightning-wall",
+                mode,
+                route,
+                methods: &[],
+                valid_until,
+                payment_hash: preimage.payment_hash(),
+                token_id: TokenId([id; 32]),
+            },
+        )
+        .unwrap();
+    match mode {
+        Mode::Pay => l402::format_credential(&mac, Some(preimage.expose_secret())),
+        Mode::Deposit => {
+            let (_, receipt) = l402::deposit_receipt_for(&ring, &mac.encode()).unwrap();
+            l402::format_credential(&mac, Some(receipt.expose_secret()))
+        }
+    }
+}
+
+fn facts<'a>(method: &'a str, path: &'a str, auth: Option<&'a str>) -> RequestFacts<'a> {
+    RequestFacts {
+        method,
+        path,
+        authority: "site.example",
+        authorization: auth.map(str::as_bytes).into_iter().collect(),
+        client_ip: Some("203.0.113.9"),
+        ..RequestFacts::default()
+    }
+}
+
+fn run(h: &MemoryHost, o: &mut Outbox, f: &RequestFacts<'_>) -> Decision {
+    decide(Some(&policy()), &config("closed"), f, h, o)
+}
+
+fn status(d: &Decision) -> Option<(u32, Option<&str>)> {
+    match d {
+        Decision::Reply(r) => Some((r.status, r.reason())),
+        _ => None,
+    }
+}
+
+fn hex(id: u8) -> String {
+    format!("{id:02x}").repeat(32)
+}
+
+#[test]
+fn free_routes_unmatched_paths_and_wall_endpoints_pass() {
+    let h = MemoryHost::at(NOW);
+    let mut o = Outbox::default();
+    assert_eq!(
+        run(&h, &mut o, &facts("GET", "/healthz", None)),
+        Decision::Pass
+    );
+    assert_eq!(
+        run(
+            &h,
+            &mut o,
+            &facts("GET", "/.well-known/lightning-wall/deposit", None)
+        ),
+        Decision::Pass
+    );
+}
+
+#[test]
+fn before_bootstrap_protected_requests_follow_the_plugin_failure_mode() {
+    let h = MemoryHost::at(NOW);
+    let mut o = Outbox::default();
+    let f = facts("GET", "/v1/x", None);
+    let closed = decide(None, &config("closed"), &f, &h, &mut o);
+    assert_eq!(status(&closed), Some((503, Some("unavailable"))));
+    assert_eq!(
+        decide(None, &config("open"), &f, &h, &mut o),
+        Decision::Pass
+    );
+}
+
+#[test]
+fn no_credential_means_a_challenge_for_the_matched_route() {
+    let h = MemoryHost::at(NOW);
+    let mut o = Outbox::default();
+    let Decision::Challenge(c) = run(&h, &mut o, &facts("GET", "/v1/x", None)) else {
+        panic!()
+    };
+    assert_eq!(c.route_id, "api");
+    assert_eq!(c.client_ip, "203.0.113.9");
+    assert_eq!(c.failure_mode, FailureMode::Open);
+}
+
+#[test]
+fn a_paid_credential_is_allowed_with_no_call_out_under_either_scheme() {
+    let h = MemoryHost::at(NOW);
+    let mut o = Outbox::default();
+    let cred = credential(Mode::Pay, "api", 1, NOW + 60);
+    for scheme in ["L402", "LSAT"] {
+        let auth = format!("{scheme} {cred}");
+        let Decision::Allow(g) = run(&h, &mut o, &facts("GET", "/v1/x?q=1", Some(&auth))) else {
+            panic!()
+        };
+        assert_eq!(g.token_hex, hex(1));
+        assert_eq!(g.mode, RouteMode::Pay);
+    }
+    assert_eq!(h.metric(Metric::Allowed), 2);
+    assert!(o.is_empty(), "pay tokens produce no events");
+}
+
+#[test]
+fn a_wrong_preimage_is_refused_with_a_machine_readable_reason() {
+    let h = MemoryHost::at(NOW);
+    let mut o = Outbox::default();
+    let cred = credential(Mode::Pay, "api", 1, NOW + 60);
+    let (mac, _) = cred.split_once(':').unwrap();
+    let auth = format!("L402 {mac}:{}", "00".repeat(32));
+    let d = run(&h, &mut o, &facts("GET", "/v1/x", Some(&auth)));
+    assert_eq!(status(&d), Some((401, Some("bad_proof"))));
+    let d = run(&h, &mut o, &facts("GET", "/v1/x", Some("L402 garbage")));
+    assert_eq!(status(&d), Some((401, Some("malformed"))));
+    assert_eq!(h.metric(Metric::Denied("bad_proof")), 1);
+}
+
+#[test]
+fn a_token_for_another_route_is_refused_and_an_expired_one_is_challenged_again() {
+    let h = MemoryHost::at(NOW);
+    let mut o = Outbox::default();
+    let other = format!("L402 {}", credential(Mode::Pay, "other", 1, NOW + 60));
+    let d = run(&h, &mut o, &facts("GET", "/v1/x", Some(&other)));
+    assert_eq!(status(&d), Some((401, Some("wrong_route"))));
+    let expired = format!("L402 {}", credential(Mode::Pay, "api", 1, NOW));
+    assert!(matches!(
+        run(&h, &mut o, &facts("GET", "/v1/x", Some(&expired))),
+        Decision::Challenge(_)
+    ));
+}
+
+#[test]
+fn a_deposit_receipt_in_the_cookie_is_allowed_and_its_activity_reported() {
+    let h = MemoryHost::at(NOW);
+    let mut o = Outbox::default();
+    let cookie = format!(
+        "a=b; lightning-wall={}",
+        credential(Mode::Deposit, "wall", 2, NOW + 60)
+    );
+    let mut f = facts("GET", "/page", None);
+    f.cookies = vec![cookie.as_bytes()];
+    let Decision::Allow(g) = run(&h, &mut o, &f) else {
+        panic!()
+    };
+    assert_eq!(g.mode, RouteMode::Deposit);
+    assert!(!o.is_empty());
+}
+
+#[test]
+fn a_garbage_cookie_gets_a_fresh_challenge_not_a_lockout() {
+    let h = MemoryHost::at(NOW);
+    let mut o = Outbox::default();
+    let mut f = facts("GET", "/page", None);
+    f.cookies = vec![b"lightning-wall=%%%:zz"];
+    assert!(matches!(run(&h, &mut o, &f), Decision::Challenge(_)));
+}
+
+#[test]
+fn a_revoked_token_is_challenged_again_even_with_a_valid_proof() {
+    let h = MemoryHost::at(NOW);
+    let mut o = Outbox::default();
+    let auth = format!("L402 {}", credential(Mode::Deposit, "wall", 3, NOW + 60));
+    assert!(matches!(
+        run(&h, &mut o, &facts("GET", "/", Some(&auth))),
+        Decision::Allow(_)
+    ));
+    revocations::revoke(&h, &hex(3));
+    assert!(matches!(
+        run(&h, &mut o, &facts("GET", "/", Some(&auth))),
+        Decision::Challenge(_)
+    ));
+}
+
+#[test]
+fn a_deposit_credential_without_proof_waits_for_the_sidecar_then_is_cached() {
+    let h = MemoryHost::at(NOW);
+    let mut o = Outbox::default();
+    let full = credential(Mode::Deposit, "wall", 4, NOW + 60);
+    let (mac, _) = full.split_once(':').unwrap();
+    let auth = format!("L402 {mac}:");
+    let Decision::ConfirmHeld(p) = run(&h, &mut o, &facts("GET", "/", Some(&auth))) else {
+        panic!()
+    };
+    assert_eq!(p.credential, full, "the filter derives the receipt itself");
+    assert_eq!(p.grant.token_hex, hex(4));
+    cache_held(&h, &hex(4));
+    assert!(matches!(
+        run(&h, &mut o, &facts("GET", "/", Some(&auth))),
+        Decision::Allow(_)
+    ));
+    // Revoked (refunded) since: a fresh challenge, whatever the cache says.
+    revocations::revoke(&h, &hex(4));
+    assert!(matches!(
+        run(&h, &mut o, &facts("GET", "/", Some(&auth))),
+        Decision::Challenge(_)
+    ));
+}
+
+#[test]
+fn a_pay_credential_without_proof_is_refused() {
+    let h = MemoryHost::at(NOW);
+    let mut o = Outbox::default();
+    let full = credential(Mode::Pay, "api", 4, NOW + 60);
+    let (mac, _) = full.split_once(':').unwrap();
+    let auth = format!("L402 {mac}:");
+    let d = run(&h, &mut o, &facts("GET", "/v1/x", Some(&auth)));
+    assert_eq!(status(&d), Some((401, Some("proof_missing"))));
+}
+
+#[test]
+fn only_a_held_status_confirms_a_deposit() {
+    assert_eq!(
+        held_from_status(Some(200), br#"{"state":"held","x":1}"#),
+        Some(true)
+    );
+    assert_eq!(
+        held_from_status(Some(200), br#"{"state":"awaiting_payment"}"#),
+        Some(false)
+    );
+    assert_eq!(held_from_status(Some(404), b""), Some(false));
+    assert_eq!(held_from_status(Some(200), b"{"), None);
+    assert_eq!(held_from_status(Some(503), b""), None);
+    assert_eq!(held_from_status(None, b""), None);
+}
+
+#[test]
+fn a_trap_path_forfeits_the_deposit_at_once() {
+    let h = MemoryHost::at(NOW);
+    let mut o = Outbox::default();
+    let auth = format!("L402 {}", credential(Mode::Deposit, "wall", 5, NOW + 60));
+    let d = run(&h, &mut o, &facts("GET", "/trap?x", Some(&auth)));
+    assert_eq!(status(&d), Some((403, Some("forfeited"))));
+    assert!(revocations::is_revoked(&h, &hex(5)));
+    assert_eq!(h.metric(Metric::Forfeits), 1);
+    // The very next request with the same credential is no longer served.
+    assert!(matches!(
+        run(&h, &mut o, &facts("GET", "/", Some(&auth))),
+        Decision::Challenge(_)
+    ));
+}
+
+#[test]
+fn a_cross_site_trap_request_is_refused_but_never_forfeits() {
+    let h = MemoryHost::at(NOW);
+    let mut o = Outbox::default();
+    let auth = format!("L402 {}", credential(Mode::Deposit, "wall", 6, NOW + 60));
+    let mut f = facts("GET", "/trap", Some(&auth));
+    f.sec_fetch_site = Some(b"cross-site");
+    let d = run(&h, &mut o, &f);
+    assert_eq!(status(&d), Some((403, Some("cross_site_refused"))));
+    assert!(!revocations::is_revoked(&h, &hex(6)));
+    assert!(o.is_empty());
+    // Without Sec-Fetch-Site, a foreign Origin or Referer marks it cross-site too.
+    let mut f = facts("GET", "/trap", Some(&auth));
+    f.referer = Some(b"https://evil.example/page");
+    assert_eq!(
+        status(&run(&h, &mut o, &f)),
+        Some((403, Some("cross_site_refused")))
+    );
+    let mut f = facts("GET", "/trap", Some(&auth));
+    f.origin = Some(b"null");
+    assert_eq!(
+        status(&run(&h, &mut o, &f)),
+        Some((403, Some("cross_site_refused")))
+    );
+    assert!(!revocations::is_revoked(&h, &hex(6)));
+}
+
+#[test]
+fn same_origin_evidence_is_not_cross_site() {
+    let mut f = facts("GET", "/", None);
+    f.origin = Some(b"https://site.example");
+    f.referer = Some(b"https://SITE.example/a?b");
+    assert!(!is_cross_site(&f));
+    f.sec_fetch_site = Some(b"same-origin");
+    f.origin = Some(b"https://evil.example");
+    assert!(!is_cross_site(&f), "Sec-Fetch-Site wins when present");
+}
+
+#[test]
+fn exceeding_the_token_rate_limit_forfeits_but_cross_site_requests_only_get_429() {
+    let h = MemoryHost::at(NOW);
+    let mut o = Outbox::default();
+    let auth = format!("L402 {}", credential(Mode::Deposit, "wall", 7, NOW + 60));
+    let mut cross = facts("GET", "/", Some(&auth));
+    cross.sec_fetch_site = Some(b"cross-site");
+    for _ in 0..5 {
+        assert!(matches!(run(&h, &mut o, &cross), Decision::Allow(_)));
+    }
+    assert_eq!(
+        status(&run(&h, &mut o, &cross)),
+        Some((429, Some("rate_limited")))
+    );
+    assert!(!revocations::is_revoked(&h, &hex(7)));
+    // Cross-site requests did not use up the visitor's own budget (limit 5 per 60 s).
+    for _ in 0..5 {
+        assert!(matches!(
+            run(&h, &mut o, &facts("GET", "/", Some(&auth))),
+            Decision::Allow(_)
+        ));
+    }
+    let d = run(&h, &mut o, &facts("GET", "/", Some(&auth)));
+    assert_eq!(status(&d), Some((429, Some("forfeited"))));
+    assert!(revocations::is_revoked(&h, &hex(7)));
+}
+
+#[test]
+fn upstream_verdicts_and_error_storms_end_the_deposit() {
+    let p = policy();
+    let h = MemoryHost::at(NOW);
+    let mut o = Outbox::default();
+    let grant = |id: u8, cross_site| Grant {
+        token_hex: hex(id),
+        mode: RouteMode::Deposit,
+        route: 2,
+        cross_site,
+    };
+    let forfeit = UpstreamVerdict::parse(Some(b" Forfeit "), Some(b"5"));
+    assert_eq!(forfeit.reward_sat, Some(5));
+    on_response(Some(&p), &grant(8, true), Some(200), forfeit, &h, &mut o);
+    assert!(
+        !revocations::is_revoked(&h, &hex(8)),
+        "cross-site: never punished"
+    );
+    on_response(Some(&p), &grant(8, false), Some(200), forfeit, &h, &mut o);
+    assert!(revocations::is_revoked(&h, &hex(8)));
+    let refund = UpstreamVerdict::parse(Some(b"refund"), None);
+    on_response(Some(&p), &grant(9, false), Some(200), refund, &h, &mut o);
+    assert!(revocations::is_revoked(&h, &hex(9)));
+    assert_eq!(h.metric(Metric::Refunds), 1);
+    // Error storm: 3 errors per 60 s allowed, the 4th forfeits; cross-site errors do not count.
+    let none = UpstreamVerdict::default();
+    for _ in 0..10 {
+        on_response(Some(&p), &grant(10, true), Some(404), none, &h, &mut o);
+    }
+    for _ in 0..3 {
+        on_response(Some(&p), &grant(10, false), Some(404), none, &h, &mut o);
+        on_response(Some(&p), &grant(10, false), Some(500), none, &h, &mut o);
+    }
+    assert!(!revocations::is_revoked(&h, &hex(10)));
+    on_response(Some(&p), &grant(10, false), Some(403), none, &h, &mut o);
+    assert!(revocations::is_revoked(&h, &hex(10)));
+    assert_eq!(h.metric(Metric::Forfeits), 2);
+}
+
+#[test]
+fn unknown_verdicts_are_ignored() {
+    assert_eq!(
+        UpstreamVerdict::parse(Some(b"maybe"), Some(b"-1")),
+        UpstreamVerdict::default()
+    );
+}
+
+#[test]
+fn the_mint_pre_limit_is_per_client_ip() {
+    let p = policy();
+    let h = MemoryHost::at(NOW);
+    for _ in 0..3 {
+        assert!(mint_limited(Some(&p), "203.0.113.9", &h).is_none());
+    }
+    let r = mint_limited(Some(&p), "203.0.113.9", &h).unwrap();
+    assert_eq!(r.status, 429);
+    assert!(mint_limited(Some(&p), "203.0.113.10", &h).is_none());
+}

@@ -1,0 +1,16 @@
+//! The filter's decision engine: configuration, policy, routes, verification, limits and the
+//! sidecar sync, with no proxy-wasm dependency. Everything reaches the host through [`Host`],
+//! so all of it is unit-tested natively; the adapter only moves bytes.
+
+pub mod challenge;
+pub mod config;
+pub mod decision;
+pub mod host;
+pub mod limits;
+pub mod policy;
+pub mod reply;
+pub mod revocations;
+pub mod routes;
+pub mod sync;
+
+pub use host::{Host, Level, Metric};

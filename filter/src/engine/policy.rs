@@ -1,0 +1,354 @@
+//! The policy and key material the sidecar serves at bootstrap (`GET /v1/bootstrap`,
+//! docs/internal-api.md), parsed and validated into what the engine uses. A bad answer is
+//! refused as a whole (the previous policy stays): it must never half-apply.
+
+use serde::Deserialize;
+
+use super::routes::{DepositRules, PathMatch, Rate, Route};
+
+/// What a route asks of visitors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteMode {
+    /// No credential needed.
+    Free,
+    /// L402: the preimage proves payment.
+    Pay,
+    /// A held hold-invoice; the receipt proves it.
+    Deposit,
+}
+
+impl RouteMode {
+    /// The token mode this route requires (`None` for free routes).
+    pub fn token_mode(self) -> Option<l402::Mode> {
+        match self {
+            RouteMode::Free => None,
+            RouteMode::Pay => Some(l402::Mode::Pay),
+            RouteMode::Deposit => Some(l402::Mode::Deposit),
+        }
+    }
+
+    /// As sent upstream in `x-lightning-wall-mode`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteMode::Free => "free",
+            RouteMode::Pay => "pay",
+            RouteMode::Deposit => "deposit",
+        }
+    }
+}
+
+/// What happens to protected requests when the sidecar cannot be asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureMode {
+    /// 503 with `Retry-After`.
+    Closed,
+    /// Let the request through unprotected.
+    Open,
+}
+
+/// Everything the filter needs to decide alone.
+pub struct Policy {
+    /// Opaque version; a different one in a sync answer means "bootstrap again".
+    pub version: String,
+    /// Service name in the tokens' `services` caveat.
+    pub service: String,
+    /// Challenge minting per client IP, enforced by the filter before calling the sidecar.
+    pub challenge_mint_rate: Rate,
+    /// Routes in config order.
+    pub routes: Vec<Route>,
+    /// Master keys that may have signed a live token.
+    pub keys: l402::KeyRing,
+}
+
+impl core::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // KeyRing's Debug lists key ids only; keep it that way here too.
+        f.debug_struct("Policy")
+            .field("version", &self.version)
+            .field("routes", &self.routes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a bootstrap answer was refused. Never contains key material.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// Not the documented JSON.
+    #[error("bootstrap answer is not the documented JSON: {0}")]
+    Json(String),
+    /// A route's regex does not compile here.
+    #[error("policy.routes[{index}].match.path.regex does not compile")]
+    BadRegex {
+        /// Route index.
+        index: usize,
+    },
+    /// A field is out of bounds.
+    #[error("{field}: {problem}")]
+    Invalid {
+        /// Where.
+        field: String,
+        /// What.
+        problem: &'static str,
+    },
+    /// A key is not 64 hex characters or its id is not a valid key id.
+    #[error("keys[{index}] is not a valid key")]
+    BadKey {
+        /// Key index.
+        index: usize,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawBootstrap {
+    policy: RawPolicy,
+    keys: Vec<RawKey>,
+    #[allow(dead_code)]
+    active_key_id: String,
+    #[allow(dead_code)]
+    revocation_seq: u64,
+}
+
+#[derive(Deserialize)]
+struct RawPolicy {
+    version: String,
+    service: String,
+    challenge_mint_rate: RawRate,
+    routes: Vec<RawRoute>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+struct RawRate {
+    requests: u32,
+    per_s: u64,
+}
+
+#[derive(Deserialize)]
+struct RawErrorStorm {
+    errors: u32,
+    within_s: u64,
+}
+
+#[derive(Deserialize)]
+struct RawRoute {
+    id: String,
+    #[serde(rename = "match")]
+    matcher: RawMatch,
+    mode: RouteMode,
+    failure_mode: FailureMode,
+    amount_sat: u64,
+    #[allow(dead_code)]
+    token_lifetime_s: u64,
+    #[serde(default)]
+    deposit: Option<RawDeposit>,
+}
+
+#[derive(Deserialize)]
+struct RawMatch {
+    host: Option<String>,
+    path: Option<RawPath>,
+    methods: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawPath {
+    Exact(String),
+    Prefix(String),
+    Regex(String),
+}
+
+#[derive(Deserialize)]
+struct RawDeposit {
+    #[allow(dead_code)]
+    idle_timeout_s: u64,
+    #[allow(dead_code)]
+    session_cap_s: u64,
+    rate_limit: Option<RawRate>,
+    trap_paths: Vec<String>,
+    error_storm: Option<RawErrorStorm>,
+}
+
+#[derive(Deserialize)]
+struct RawKey {
+    id: String,
+    master_key: String,
+}
+
+fn rate(field: String, r: RawRate) -> Result<Rate, PolicyError> {
+    if r.per_s == 0 {
+        return Err(PolicyError::Invalid {
+            field,
+            problem: "per_s must be at least 1",
+        });
+    }
+    Ok(Rate {
+        requests: r.requests,
+        per_s: r.per_s,
+    })
+}
+
+fn decode_key(hex_key: &str) -> Option<[u8; 32]> {
+    let bytes = hex_key.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let [hi, lo] = pair else { return None };
+        let hi = (*hi as char).to_digit(16)?;
+        let lo = (*lo as char).to_digit(16)?;
+        *o = u8::try_from(hi * 16 + lo).ok()?;
+    }
+    Some(out)
+}
+
+/// Largest regex program we compile: keeps a hostile or careless pattern from eating the VM.
+const REGEX_SIZE_LIMIT: usize = 1 << 16;
+
+impl Policy {
+    /// Parses a bootstrap answer body.
+    pub fn from_bootstrap(body: &[u8]) -> Result<Policy, PolicyError> {
+        let raw: RawBootstrap =
+            serde_json::from_slice(body).map_err(|e| PolicyError::Json(e.to_string()))?;
+        let mut routes = Vec::with_capacity(raw.policy.routes.len());
+        for (index, r) in raw.policy.routes.into_iter().enumerate() {
+            let path = match r.matcher.path {
+                None => PathMatch::Any,
+                Some(RawPath::Exact(p)) => PathMatch::Exact(p),
+                Some(RawPath::Prefix(p)) => PathMatch::Prefix(p),
+                Some(RawPath::Regex(re)) => PathMatch::Regex(
+                    regex_lite::RegexBuilder::new(&re)
+                        .size_limit(REGEX_SIZE_LIMIT)
+                        .build()
+                        .map_err(|_| PolicyError::BadRegex { index })?,
+                ),
+            };
+            let deposit = match (r.mode, r.deposit) {
+                (RouteMode::Deposit, Some(d)) => Some(DepositRules {
+                    rate_limit: d
+                        .rate_limit
+                        .map(|x| rate(format!("policy.routes[{index}].deposit.rate_limit"), x))
+                        .transpose()?,
+                    trap_paths: d.trap_paths,
+                    error_storm: d
+                        .error_storm
+                        .map(|e| {
+                            rate(
+                                format!("policy.routes[{index}].deposit.error_storm"),
+                                RawRate {
+                                    requests: e.errors,
+                                    per_s: e.within_s,
+                                },
+                            )
+                        })
+                        .transpose()?,
+                }),
+                (RouteMode::Deposit, None) => {
+                    return Err(PolicyError::Invalid {
+                        field: format!("policy.routes[{index}].deposit"),
+                        problem: "a deposit route needs its deposit rules",
+                    });
+                }
+                (_, _) => None,
+            };
+            routes.push(Route {
+                id: r.id,
+                host: r.matcher.host.map(|h| h.to_ascii_lowercase()),
+                path,
+                methods: r.matcher.methods,
+                mode: r.mode,
+                failure_mode: r.failure_mode,
+                amount_sat: r.amount_sat,
+                deposit,
+            });
+        }
+        let mut keys = l402::KeyRing::new();
+        for (index, k) in raw.keys.iter().enumerate() {
+            let master = decode_key(&k.master_key).ok_or(PolicyError::BadKey { index })?;
+            let id = l402::KeyId::new(&k.id).map_err(|_| PolicyError::BadKey { index })?;
+            keys.insert(id, l402::MasterKey::from_bytes(master))
+                .map_err(|_| PolicyError::BadKey { index })?;
+        }
+        Ok(Policy {
+            version: raw.policy.version,
+            service: raw.policy.service,
+            challenge_mint_rate: rate(
+                "policy.challenge_mint_rate".into(),
+                raw.policy.challenge_mint_rate,
+            )?,
+            routes,
+            keys,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) const MASTER_HEX: &str =
+        "4242424242424242424242424242424242424242424242424242424242424242";
+
+    pub(crate) fn bootstrap_json() -> String {
+        format!(
+            r#"{{
+  "policy": {{
+    "version": "v1", "service": "lightning-wall",
+    "challenge_mint_rate": {{"requests": 3, "per_s": 60}},
+    "routes": [
+      {{"id": "health", "match": {{"host": null, "path": {{"exact": "/healthz"}}, "methods": []}},
+        "mode": "free", "failure_mode": "closed", "amount_sat": 0, "token_lifetime_s": 3600}},
+      {{"id": "api", "match": {{"host": null, "path": {{"prefix": "/v1/"}}, "methods": ["GET"]}},
+        "mode": "pay", "failure_mode": "open", "amount_sat": 21, "token_lifetime_s": 3600}},
+      {{"id": "wall", "match": {{"host": null, "path": {{"prefix": "/"}}, "methods": []}},
+        "mode": "deposit", "failure_mode": "closed", "amount_sat": 1000, "token_lifetime_s": 3600,
+        "deposit": {{"idle_timeout_s": 300, "session_cap_s": 3600,
+          "rate_limit": {{"requests": 5, "per_s": 60}}, "trap_paths": ["/trap"],
+          "error_storm": {{"errors": 3, "within_s": 60}}}}}}
+    ]
+  }},
+  "keys": [{{"id": "k1", "master_key": "{MASTER_HEX}"}}],
+  "active_key_id": "k1",
+  "revocation_seq": 0
+}}"#
+        )
+    }
+
+    #[test]
+    fn the_documented_bootstrap_answer_parses() {
+        let p = Policy::from_bootstrap(bootstrap_json().as_bytes()).unwrap();
+        assert_eq!(p.version, "v1");
+        assert_eq!(p.routes.len(), 3);
+        assert_eq!(p.keys.len(), 1);
+        let wall = p.routes.get(2).unwrap();
+        assert!(wall.is_trap("/trap"));
+        assert_eq!(
+            wall.deposit.as_ref().unwrap().error_storm.unwrap().requests,
+            3
+        );
+    }
+
+    #[test]
+    fn a_bad_answer_is_refused_whole_and_never_echoes_key_material() {
+        let bad_key = bootstrap_json().replace(MASTER_HEX, &"zz".repeat(32));
+        let err = Policy::from_bootstrap(bad_key.as_bytes()).unwrap_err();
+        assert_eq!(err, PolicyError::BadKey { index: 0 });
+        let bad_re = bootstrap_json().replace(r#"{"exact": "/healthz"}"#, r#"{"regex": "("}"#);
+        assert_eq!(
+            Policy::from_bootstrap(bad_re.as_bytes()).unwrap_err(),
+            PolicyError::BadRegex { index: 0 }
+        );
+        let zero = bootstrap_json().replace(r#""per_s": 60}}, "trap"#, r#""per_s": 0}}, "trap"#);
+        let zero = zero.replace(r#""per_s": 60}, "trap"#, r#""per_s": 0}, "trap"#);
+        assert!(matches!(
+            Policy::from_bootstrap(zero.as_bytes()),
+            Err(PolicyError::Invalid { .. })
+        ));
+        for garbage in [&b""[..], b"{}", b"[]", b"null", b"{\"policy\": 1}"] {
+            let err = Policy::from_bootstrap(garbage).unwrap_err().to_string();
+            assert!(!err.contains(MASTER_HEX));
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Local replies the filter sends instead of forwarding: 401 (with a machine-readable reason),
+//! 403/429 (forfeits and refusals), 503 (sidecar unavailable). Bodies are the same JSON error
+//! shape as the sidecar's (`{"error": {"code", "message"}}`); nothing secret goes in them.
+
+use serde::Serialize;
+
+/// Response header carrying the stable reason of a refusal.
+pub const REASON_HEADER: &str = "x-lightning-wall-reason";
+
+/// A local reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u32,
+    /// Headers (lowercase names).
+    pub headers: Vec<(&'static str, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl Reply {
+    /// A JSON error reply with `reason` in the body and the reason header.
+    pub fn error(status: u32, reason: &str, message: &str) -> Reply {
+        let body = serde_json::to_vec(&ErrorBody {
+            error: ErrorDetail {
+                code: reason,
+                message,
+            },
+        })
+        .unwrap_or_default();
+        Reply {
+            status,
+            headers: vec![
+                ("content-type", "application/json".into()),
+                ("cache-control", "no-store".into()),
+                (REASON_HEADER, reason.into()),
+            ],
+            body,
+        }
+    }
+
+    /// Adds `Retry-After`.
+    pub fn retry_after(mut self, seconds: u64) -> Reply {
+        self.headers.push(("retry-after", seconds.to_string()));
+        self
+    }
+
+    /// 503: the sidecar cannot be asked and the route fails closed.
+    pub fn unavailable(retry_after_s: u32) -> Reply {
+        Reply::error(
+            503,
+            "unavailable",
+            "the payment service is unavailable; retry later",
+        )
+        .retry_after(u64::from(retry_after_s))
+    }
+
+    /// The reply's reason header value, if any.
+    pub fn reason(&self) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == REASON_HEADER)
+            .map(|(_, v)| v.as_str())
+    }
+}

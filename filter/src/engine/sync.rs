@@ -1,0 +1,513 @@
+//! The filter's side of the sidecar contract (docs/internal-api.md): bootstrap once, then every
+//! tick `GET /v1/sync` (revocations, policy version) and `POST /v1/events` (activity, verdicts).
+//! A state machine with no I/O: it says which call to make and digests answers. A failed call
+//! changes nothing but the reachability flag, and events are never lost to one (they are queued
+//! again); a garbage answer is a failed call.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::host::{Host, Level, Metric};
+use super::policy::Policy;
+use super::revocations;
+
+/// Most events per batch (the sidecar refuses more than 1000).
+pub const MAX_BATCH: usize = 1000;
+/// Most verdicts kept while the sidecar is unreachable; beyond that the oldest are dropped (the
+/// token is revoked locally anyway, and the sidecar's idle timeout refunds what it never hears).
+const MAX_QUEUED_VERDICTS: usize = 10_000;
+/// Most distinct tokens with pending activity.
+const MAX_QUEUED_ACTIVITY: usize = 10_000;
+
+/// What to do with a deposit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Settle: the site keeps the deposit.
+    Forfeit,
+    /// Cancel: the money goes back.
+    Refund,
+}
+
+/// What decided a verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// A request to one of the route's trap paths.
+    TrapPath,
+    /// The token's request rate exceeded the route's limit.
+    RateLimit,
+    /// Too many 4xx answers from the upstream in a window.
+    ErrorStorm,
+    /// `x-lightning-wall-verdict` in the upstream's response.
+    Upstream,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Event {
+    Activity {
+        token_id: String,
+    },
+    Verdict {
+        token_id: String,
+        verdict: Verdict,
+        trigger: Trigger,
+    },
+}
+
+#[derive(Serialize)]
+struct EventBatch<'a> {
+    events: &'a [Event],
+}
+
+/// Events waiting for the next tick.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    activity: BTreeSet<String>,
+    verdicts: Vec<Event>,
+}
+
+impl Outbox {
+    /// Notes that a deposit token served a request (one event per token per batch).
+    pub fn activity(&mut self, token_hex: &str) {
+        if self.activity.len() < MAX_QUEUED_ACTIVITY || self.activity.contains(token_hex) {
+            self.activity.insert(token_hex.to_owned());
+        }
+    }
+
+    /// Queues a verdict for the sidecar.
+    pub fn verdict(&mut self, token_hex: &str, verdict: Verdict, trigger: Trigger) {
+        if self.verdicts.len() >= MAX_QUEUED_VERDICTS {
+            self.verdicts.remove(0);
+        }
+        self.verdicts.push(Event::Verdict {
+            token_id: token_hex.to_owned(),
+            verdict,
+            trigger,
+        });
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.activity.is_empty() && self.verdicts.is_empty()
+    }
+
+    /// Takes up to [`MAX_BATCH`] events, verdicts first.
+    fn take_batch(&mut self) -> Vec<Event> {
+        let n = self.verdicts.len().min(MAX_BATCH);
+        let mut batch: Vec<Event> = self.verdicts.drain(..n).collect();
+        while batch.len() < MAX_BATCH {
+            let Some(token_id) = self.activity.pop_first() else {
+                break;
+            };
+            batch.push(Event::Activity { token_id });
+        }
+        batch
+    }
+
+    fn put_back(&mut self, batch: Vec<Event>) {
+        let mut verdicts = Vec::new();
+        for e in batch {
+            match e {
+                Event::Activity { token_id } => {
+                    self.activity.insert(token_id);
+                }
+                v @ Event::Verdict { .. } => verdicts.push(v),
+            }
+        }
+        verdicts.append(&mut self.verdicts);
+        self.verdicts = verdicts;
+        if self.verdicts.len() > MAX_QUEUED_VERDICTS {
+            let extra = self.verdicts.len() - MAX_QUEUED_VERDICTS;
+            self.verdicts.drain(..extra);
+        }
+    }
+}
+
+/// Which call an answer belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallKind {
+    /// `GET /v1/bootstrap`.
+    Bootstrap,
+    /// `GET /v1/sync`.
+    Sync,
+    /// `POST /v1/events`.
+    Events,
+}
+
+/// A call the adapter must dispatch to the sidecar cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    /// Which one.
+    pub kind: CallKind,
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// Path and query.
+    pub path: String,
+    /// JSON body (POST only).
+    pub body: Option<Vec<u8>>,
+}
+
+#[derive(Deserialize)]
+struct SyncAnswer {
+    policy_version: String,
+    revocations: Vec<Revocation>,
+    next_since: u64,
+    more: bool,
+}
+
+#[derive(Deserialize)]
+struct Revocation {
+    #[allow(dead_code)]
+    seq: u64,
+    token_id: String,
+}
+
+/// What an answer changed.
+#[derive(Debug, Default)]
+pub struct Digest {
+    /// A new policy to install.
+    pub policy: Option<Policy>,
+    /// A call to make at once (a sync with `more: true`, or a bootstrap on a version change).
+    pub follow_up: Option<Call>,
+}
+
+/// The sync state of one worker VM.
+#[derive(Debug, Default)]
+pub struct SyncState {
+    version: Option<String>,
+    needs_bootstrap: bool,
+    since: u64,
+    bootstrap_in_flight: bool,
+    sync_in_flight: bool,
+    events_in_flight: Option<Vec<Event>>,
+    /// Whether the last call to the sidecar succeeded.
+    pub reachable: bool,
+}
+
+fn is_token_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl SyncState {
+    /// A worker that has not bootstrapped yet.
+    pub fn new() -> SyncState {
+        SyncState {
+            needs_bootstrap: true,
+            ..SyncState::default()
+        }
+    }
+
+    /// Whether a policy is installed.
+    pub fn bootstrapped(&self) -> bool {
+        self.version.is_some()
+    }
+
+    fn bootstrap_call(&mut self) -> Call {
+        self.bootstrap_in_flight = true;
+        Call {
+            kind: CallKind::Bootstrap,
+            method: "GET",
+            path: "/v1/bootstrap".into(),
+            body: None,
+        }
+    }
+
+    fn sync_call(&mut self) -> Call {
+        self.sync_in_flight = true;
+        Call {
+            kind: CallKind::Sync,
+            method: "GET",
+            path: format!("/v1/sync?since={}", self.since),
+            body: None,
+        }
+    }
+
+    /// The calls due at a tick (none while the same kind is still in flight).
+    pub fn on_tick(&mut self, outbox: &mut Outbox) -> Vec<Call> {
+        let mut calls = Vec::new();
+        if self.needs_bootstrap || self.version.is_none() {
+            if !self.bootstrap_in_flight {
+                calls.push(self.bootstrap_call());
+            }
+            // Revocations and events still flow while (re)bootstrapping: tokens keep verifying
+            // under the old keys, and a forfeit must not wait for a policy change.
+            if self.version.is_none() {
+                return calls;
+            }
+        }
+        if !self.sync_in_flight {
+            calls.push(self.sync_call());
+        }
+        if self.events_in_flight.is_none() && !outbox.is_empty() {
+            let batch = outbox.take_batch();
+            let body = serde_json::to_vec(&EventBatch { events: &batch }).unwrap_or_default();
+            self.events_in_flight = Some(batch);
+            calls.push(Call {
+                kind: CallKind::Events,
+                method: "POST",
+                path: "/v1/events".into(),
+                body: Some(body),
+            });
+        }
+        calls
+    }
+
+    /// The adapter could not dispatch a call (unknown cluster…): as if it failed.
+    pub fn dispatch_failed(&mut self, kind: CallKind, host: &dyn Host, outbox: &mut Outbox) {
+        self.on_answer(kind, None, &[], host, outbox);
+    }
+
+    /// Digests an answer: `status` is `None` for a reset/failed call.
+    pub fn on_answer(
+        &mut self,
+        kind: CallKind,
+        status: Option<u16>,
+        body: &[u8],
+        host: &dyn Host,
+        outbox: &mut Outbox,
+    ) -> Digest {
+        let ok = status == Some(200);
+        let digest = match kind {
+            CallKind::Bootstrap => {
+                self.bootstrap_in_flight = false;
+                match ok.then(|| Policy::from_bootstrap(body)) {
+                    Some(Ok(policy)) => {
+                        host.log(
+                            Level::Info,
+                            format_args!(
+                                "lightning-wall: policy {} installed ({} routes, {} keys)",
+                                policy.version,
+                                policy.routes.len(),
+                                policy.keys.len()
+                            ),
+                        );
+                        self.version = Some(policy.version.clone());
+                        self.needs_bootstrap = false;
+                        Ok(Digest {
+                            policy: Some(policy),
+                            follow_up: None,
+                        })
+                    }
+                    Some(Err(e)) => Err(format!("bootstrap refused: {e}")),
+                    None => Err(format!("bootstrap failed (status {status:?})")),
+                }
+            }
+            CallKind::Sync => {
+                self.sync_in_flight = false;
+                self.digest_sync(ok, status, body, host)
+            }
+            CallKind::Events => {
+                let batch = self.events_in_flight.take().unwrap_or_default();
+                if ok {
+                    Ok(Digest::default())
+                } else if matches!(status, Some(400 | 413)) {
+                    // The sidecar refuses the whole batch: resending it would fail forever.
+                    host.log(
+                        Level::Error,
+                        format_args!(
+                            "lightning-wall: sidecar refused an event batch of {} (status {status:?}); dropped",
+                            batch.len()
+                        ),
+                    );
+                    Ok(Digest::default())
+                } else {
+                    outbox.put_back(batch);
+                    Err(format!("events failed (status {status:?})"))
+                }
+            }
+        };
+        match digest {
+            Ok(d) => {
+                self.reachable = true;
+                d
+            }
+            Err(message) => {
+                self.reachable = false;
+                host.count(Metric::SyncFailures);
+                host.log(Level::Warn, format_args!("lightning-wall: {message}"));
+                Digest::default()
+            }
+        }
+    }
+
+    fn digest_sync(
+        &mut self,
+        ok: bool,
+        status: Option<u16>,
+        body: &[u8],
+        host: &dyn Host,
+    ) -> Result<Digest, String> {
+        if !ok {
+            return Err(format!("sync failed (status {status:?})"));
+        }
+        let answer: SyncAnswer =
+            serde_json::from_slice(body).map_err(|e| format!("sync answer refused: {e}"))?;
+        if let Some(bad) = answer
+            .revocations
+            .iter()
+            .position(|r| !is_token_hex(&r.token_id))
+        {
+            return Err(format!("sync answer refused: revocations[{bad}].token_id"));
+        }
+        if answer.next_since < self.since {
+            // The sidecar's sequence restarted (a new store): follow it rather than refuse
+            // every answer from now on. Revocations already recorded stay recorded.
+            host.log(
+                Level::Warn,
+                format_args!(
+                    "lightning-wall: revocation sequence went back from {} to {}; following it",
+                    self.since, answer.next_since
+                ),
+            );
+        }
+        for r in &answer.revocations {
+            let id = r.token_id.to_ascii_lowercase();
+            if !revocations::revoke(host, &id) {
+                // Do not advance past a revocation we could not record.
+                return Err("could not record a revocation in shared data".into());
+            }
+        }
+        self.since = answer.next_since;
+        let mut digest = Digest::default();
+        if self.version.as_deref() != Some(answer.policy_version.as_str()) {
+            self.needs_bootstrap = true;
+            if !self.bootstrap_in_flight {
+                digest.follow_up = Some(self.bootstrap_call());
+            }
+        } else if answer.more {
+            digest.follow_up = Some(self.sync_call());
+        }
+        Ok(digest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::host::memory::MemoryHost;
+    use crate::engine::policy::tests::bootstrap_json;
+
+    fn bootstrapped(h: &MemoryHost, o: &mut Outbox) -> SyncState {
+        let mut s = SyncState::new();
+        let calls = s.on_tick(o);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].path, "/v1/bootstrap");
+        let d = s.on_answer(
+            CallKind::Bootstrap,
+            Some(200),
+            bootstrap_json().as_bytes(),
+            h,
+            o,
+        );
+        assert!(d.policy.is_some());
+        s
+    }
+
+    #[test]
+    fn a_fresh_worker_bootstraps_first_and_then_syncs_from_zero() {
+        let h = MemoryHost::at(0);
+        let mut o = Outbox::default();
+        let mut s = bootstrapped(&h, &mut o);
+        let calls = s.on_tick(&mut o);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].path, "/v1/sync?since=0");
+        // Still in flight: the next tick does not pile up another one.
+        assert!(s.on_tick(&mut o).is_empty());
+    }
+
+    #[test]
+    fn revocations_from_sync_land_in_shared_data_and_the_cursor_moves() {
+        let h = MemoryHost::at(0);
+        let mut o = Outbox::default();
+        let mut s = bootstrapped(&h, &mut o);
+        s.on_tick(&mut o);
+        let id = "ab".repeat(32);
+        let body = format!(
+            r#"{{"policy_version":"v1","revocations":[{{"seq":7,"token_id":"{id}"}}],"next_since":7,"more":true}}"#
+        );
+        let d = s.on_answer(CallKind::Sync, Some(200), body.as_bytes(), &h, &mut o);
+        assert!(revocations::is_revoked(&h, &id));
+        assert_eq!(d.follow_up.unwrap().path, "/v1/sync?since=7");
+    }
+
+    #[test]
+    fn a_sequence_that_restarts_is_followed_not_refused_forever() {
+        let h = MemoryHost::at(0);
+        let mut o = Outbox::default();
+        let mut s = bootstrapped(&h, &mut o);
+        s.on_tick(&mut o);
+        let high = br#"{"policy_version":"v1","revocations":[],"next_since":900,"more":false}"#;
+        s.on_answer(CallKind::Sync, Some(200), high, &h, &mut o);
+        assert_eq!(s.on_tick(&mut o)[0].path, "/v1/sync?since=900");
+        let low = br#"{"policy_version":"v1","revocations":[],"next_since":3,"more":false}"#;
+        s.on_answer(CallKind::Sync, Some(200), low, &h, &mut o);
+        assert!(s.reachable);
+        assert_eq!(s.on_tick(&mut o)[0].path, "/v1/sync?since=3");
+    }
+
+    #[test]
+    fn a_new_policy_version_triggers_a_bootstrap() {
+        let h = MemoryHost::at(0);
+        let mut o = Outbox::default();
+        let mut s = bootstrapped(&h, &mut o);
+        s.on_tick(&mut o);
+        let body = br#"{"policy_version":"v2","revocations":[],"next_since":0,"more":false}"#;
+        let d = s.on_answer(CallKind::Sync, Some(200), body, &h, &mut o);
+        assert_eq!(d.follow_up.unwrap().kind, CallKind::Bootstrap);
+    }
+
+    #[test]
+    fn garbage_sync_answers_are_failures_that_change_nothing() {
+        let h = MemoryHost::at(0);
+        let mut o = Outbox::default();
+        let mut s = bootstrapped(&h, &mut o);
+        for body in [
+            &br#"{"policy_version":"v1","revocations":[{"seq":1,"token_id":"../x"}],"next_since":1,"more":false}"#[..],
+            b"{",
+            b"",
+        ] {
+            s.on_tick(&mut o);
+            s.on_answer(CallKind::Sync, Some(200), body, &h, &mut o);
+        }
+        assert!(!s.reachable);
+        assert!(h.metric(Metric::SyncFailures) >= 2);
+        assert_eq!(s.on_tick(&mut o)[0].path, "/v1/sync?since=0");
+    }
+
+    #[test]
+    fn events_survive_a_failed_call_and_go_in_the_next_batch() {
+        let h = MemoryHost::at(0);
+        let mut o = Outbox::default();
+        let mut s = bootstrapped(&h, &mut o);
+        let t = "cd".repeat(32);
+        o.activity(&t);
+        o.activity(&t);
+        o.verdict(&t, Verdict::Forfeit, Trigger::TrapPath);
+        let calls = s.on_tick(&mut o);
+        let events = calls.iter().find(|c| c.kind == CallKind::Events).unwrap();
+        let json = String::from_utf8(events.body.clone().unwrap()).unwrap();
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"events":[{{"type":"verdict","token_id":"{t}","verdict":"forfeit","trigger":"trap_path"}},{{"type":"activity","token_id":"{t}"}}]}}"#
+            )
+        );
+        s.on_answer(CallKind::Events, None, b"", &h, &mut o);
+        assert!(!o.is_empty());
+        s.on_answer(CallKind::Sync, Some(503), b"", &h, &mut o);
+        let again = s.on_tick(&mut o);
+        let events2 = again.iter().find(|c| c.kind == CallKind::Events).unwrap();
+        assert_eq!(events2.body, events.body);
+        s.on_answer(
+            CallKind::Events,
+            Some(200),
+            br#"{"results":[]}"#,
+            &h,
+            &mut o,
+        );
+        assert!(o.is_empty());
+    }
+}

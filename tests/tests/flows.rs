@@ -1,0 +1,146 @@
+//! The pay and deposit flows end to end: the real `.wasm` in the host, the real sidecar on
+//! loopback with the `dev` node (real signed BOLT11, real hold invoices) and SQLite.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use lightning_wall::node::InvoiceState;
+use lightning_wall_e2e::testing::Request;
+use lightning_wall_e2e::{Wall, header, status};
+
+#[test]
+fn pay_flow_challenge_pay_then_access_with_the_preimage() {
+    let mut wall = Wall::start(1);
+    let ex = wall.send(&Request::get("/v1/data").header("accept", "application/json"));
+    assert_eq!(status(&ex), Some(402));
+    assert!(ex.upstream_request.is_none());
+    let resp = ex.response.as_ref().unwrap();
+    let www: Vec<&str> = resp
+        .headers
+        .get_all("www-authenticate")
+        .into_iter()
+        .map(|v| std::str::from_utf8(v).unwrap())
+        .collect();
+    assert_eq!(www.len(), 2, "{www:?}");
+    assert!(www[0].starts_with("LSAT macaroon="));
+    assert!(www[1].starts_with("L402 macaroon="));
+    assert_eq!(header(&ex, "cache-control"), Some("no-store"));
+    let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(body["mode"], "pay");
+    assert_eq!(body["amount_sat"], 21);
+    assert!(body["invoice"].as_str().unwrap().starts_with("lnbcrt"));
+
+    let paid = wall.dev_pay(body["invoice"].as_str().unwrap());
+    assert_eq!(paid["status"], "settled");
+    let credential = format!(
+        "L402 {}:{}",
+        body["macaroon"].as_str().unwrap(),
+        paid["preimage"].as_str().unwrap()
+    );
+    let ex = wall.send(
+        &Request::get("/v1/data")
+            .header("authorization", &credential)
+            .header("x-lightning-wall-token", "forged")
+            .header("x-lightning-wall-verdict", "refund"),
+    );
+    assert_eq!(status(&ex), Some(200));
+    let up = ex.upstream_request.unwrap();
+    assert_eq!(
+        up.headers.get("x-lightning-wall-token"),
+        body["token_id"].as_str()
+    );
+    assert_eq!(up.headers.get("x-lightning-wall-mode"), Some("pay"));
+    assert!(
+        up.headers.get("x-lightning-wall-verdict").is_none(),
+        "client verdicts are stripped"
+    );
+    assert_eq!(up.headers.get_all("x-lightning-wall-token").len(), 1);
+
+    // A wrong preimage: 401 with the reason.
+    let bad = format!(
+        "L402 {}:{}",
+        body["macaroon"].as_str().unwrap(),
+        "00".repeat(32)
+    );
+    let ex = wall.send(&Request::get("/v1/data").header("authorization", &bad));
+    assert_eq!(status(&ex), Some(401));
+    assert_eq!(header(&ex, "x-lightning-wall-reason"), Some("bad_proof"));
+    assert!(
+        wall.host
+            .logs()
+            .iter()
+            .all(|l| !l.message.contains(paid["preimage"].as_str().unwrap()))
+    );
+}
+
+#[test]
+fn deposit_flow_hold_access_leave_refund_and_refused_within_one_tick() {
+    let mut wall = Wall::start(1);
+    let (credential, challenge) = wall.held_deposit("/articles/1");
+    let hash = challenge["payment_hash"].as_str().unwrap().to_owned();
+    assert_eq!(
+        challenge["status_url"],
+        "/.well-known/lightning-wall/deposit"
+    );
+    assert_eq!(wall.node_state(&hash), InvoiceState::Accepted);
+
+    let auth = format!("L402 {credential}");
+    let ex = wall.send(&Request::get("/articles/1").header("authorization", &auth));
+    assert_eq!(status(&ex), Some(200));
+    let up = ex.upstream_request.unwrap();
+    assert_eq!(up.headers.get("x-lightning-wall-mode"), Some("deposit"));
+    // The browser's way: the cookie.
+    let ex = wall.send(
+        &Request::get("/articles/2").header("cookie", format!("lightning-wall={credential}")),
+    );
+    assert_eq!(status(&ex), Some(200));
+
+    let left = wall.leave(&credential);
+    assert_eq!(left["state"], "refunded");
+    wall.wait_node_state(&hash, InvoiceState::Canceled);
+    wall.tick();
+    let ex = wall.send(&Request::get("/articles/1").header("authorization", &auth));
+    assert_eq!(
+        status(&ex),
+        Some(402),
+        "a refunded deposit's credential opens nothing"
+    );
+    assert!(ex.upstream_request.is_none());
+}
+
+#[test]
+fn an_empty_proof_deposit_credential_is_accepted_once_held_and_gets_the_full_credential() {
+    let mut wall = Wall::start(2);
+    let challenge = wall.challenge("/home");
+    let macaroon = challenge["macaroon"].as_str().unwrap();
+    let auth = format!("L402 {macaroon}:");
+    let ex = wall.send(&Request::get("/home").header("authorization", &auth));
+    assert_eq!(status(&ex), Some(401), "not paid yet");
+    assert_eq!(
+        header(&ex, "x-lightning-wall-reason"),
+        Some("deposit_not_held")
+    );
+
+    wall.dev_pay(challenge["invoice"].as_str().unwrap());
+    let held = wall.deposit_status(macaroon);
+    assert_eq!(held["state"], "held");
+    let ex = wall.send(&Request::get("/home").header("authorization", &auth));
+    assert_eq!(status(&ex), Some(200));
+    assert_eq!(
+        header(&ex, "x-lightning-wall-credential"),
+        held["credential"].as_str(),
+        "the response carries the full credential"
+    );
+    let token = challenge["token_id"].as_str().unwrap();
+    assert!(wall.host.shared_data(&format!("lw.held.{token}")).is_some());
+    // The other worker uses the cached confirmation.
+    let ex = wall.send(&Request::get("/home").header("authorization", &auth));
+    assert_eq!(status(&ex), Some(200));
+
+    wall.leave(held["credential"].as_str().unwrap());
+    wall.tick();
+    let ex = wall.send(&Request::get("/home").header("authorization", &auth));
+    assert_eq!(
+        status(&ex),
+        Some(402),
+        "refunded: the cached confirmation is void"
+    );
+}
