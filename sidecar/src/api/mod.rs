@@ -55,7 +55,7 @@ impl AppState {
         admin_token: Option<SecretBytes>,
         dev_node: Option<DevNode>,
     ) -> AppState {
-        let policy = Arc::new(policy::FilterPolicy::of(&config));
+        let policy = Arc::new(policy::FilterPolicy::of(&config, &keys));
         AppState {
             mint_limiter: Arc::new(MintLimiter::new(config.limits.challenge_mint_rate)),
             engine,

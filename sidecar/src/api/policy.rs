@@ -1,10 +1,12 @@
 //! The filter's view of the config: routes and their policies in a stable JSON shape, and a
-//! version (hash of that shape) so the filter notices a change on its next sync.
+//! version (hash of that shape and of the key ring) so the filter notices a change on its next
+//! sync — a rotated key included, or tokens minted under it would fail as `unknown_key`.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, FailureMode, Mode, PathMatch};
+use crate::keys::Keys;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct FilterPolicy {
@@ -60,7 +62,7 @@ pub struct ErrorStormJson {
 pub const SERVICE: &str = "lightning-wall";
 
 impl FilterPolicy {
-    pub fn of(config: &Config) -> FilterPolicy {
+    pub fn of(config: &Config, keys: &Keys) -> FilterPolicy {
         let rate = |r: crate::config::Rate| RateJson {
             requests: r.requests,
             per_s: r.per.as_secs(),
@@ -93,12 +95,50 @@ impl FilterPolicy {
             .collect();
         let mint = rate(config.limits.challenge_mint_rate);
         let canonical = serde_json::to_vec(&(&routes, mint)).unwrap_or_default();
-        let version = hex::encode(&Sha256::digest(&canonical)[..8]);
+        let mut hasher = Sha256::new();
+        hasher.update(&canonical);
+        // The key material itself goes into the hash (a replaced key under an old id must reach
+        // the filter too); 8 bytes of SHA-256 over 256-bit random keys reveal nothing usable.
+        hasher.update(b"\0keys\0");
+        for entry in keys.ring.entries() {
+            hasher.update(entry.id().as_str().as_bytes());
+            hasher.update(b"\0");
+            hasher.update(entry.master().expose_secret_hex().as_bytes());
+            hasher.update(b"\0");
+        }
+        hasher.update(keys.active.as_bytes());
+        let version = hex::encode(&hasher.finalize()[..8]);
         FilterPolicy {
             version,
             service: SERVICE,
             routes,
             challenge_mint_rate: mint,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::build;
+
+    fn config() -> Config {
+        Config::parse(
+            "node: { backend: dev }\nroutes:\n  - id: api\n    match: { path: { prefix: /api/ } }\n    mode: pay\n    pay: { amount_sat: 10 }\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_policy_version_changes_when_a_key_is_added_or_replaced() {
+        let config = config();
+        let one = build(vec![("k1".into(), [1; 32])], None).unwrap();
+        let same = build(vec![("k1".into(), [1; 32])], None).unwrap();
+        let rotated = build(vec![("k1".into(), [1; 32]), ("k2".into(), [2; 32])], None).unwrap();
+        let replaced = build(vec![("k1".into(), [3; 32])], None).unwrap();
+        let v = |keys: &Keys| FilterPolicy::of(&config, keys).version;
+        assert_eq!(v(&one), v(&same));
+        assert_ne!(v(&one), v(&rotated));
+        assert_ne!(v(&one), v(&replaced));
     }
 }
