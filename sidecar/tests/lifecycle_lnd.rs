@@ -110,19 +110,7 @@ async fn leave_cancels_and_forfeit_settles_on_lnd_even_across_an_lnd_restart() {
     let leaving = s.held_deposit("203.0.113.1").await;
     let abusing = s.held_deposit("198.51.100.1").await;
     s.fake.restart().await.unwrap(); // held invoices survive an lnd restart
-    let r = s
-        .http
-        .post(format!(
-            "http://{}/.well-known/lightning-wall/leave",
-            s.running.public
-        ))
-        .header(
-            "authorization",
-            format!("L402 {}:", leaving["macaroon"].as_str().unwrap()),
-        )
-        .send()
-        .await
-        .unwrap();
+    let r = s.leave(&leaving).await;
     assert_eq!(r.status(), 200);
     s.wait_lnd_state(&leaving, "CANCELED").await;
     let events = json!({"events": [{"type": "verdict", "token_id": abusing["token_id"],
@@ -206,6 +194,21 @@ impl Setup {
         r.json().await.unwrap()
     }
 
+    async fn leave(&self, c: &Value) -> reqwest::Response {
+        self.http
+            .post(format!(
+                "http://{}/.well-known/lightning-wall/leave",
+                self.running.public
+            ))
+            .header(
+                "authorization",
+                format!("L402 {}:", c["macaroon"].as_str().unwrap()),
+            )
+            .send()
+            .await
+            .unwrap()
+    }
+
     fn calls_to(&self, path: &str) -> usize {
         self.fake
             .requests()
@@ -256,19 +259,7 @@ async fn duplicate_and_late_verdicts_change_nothing_on_lnd() {
         assert_eq!(result["state"], "forfeited", "{late}");
     }
     // A leave after the forfeit is late too: no cancel reaches lnd, the money stays settled.
-    let r = s
-        .http
-        .post(format!(
-            "http://{}/.well-known/lightning-wall/leave",
-            s.running.public
-        ))
-        .header(
-            "authorization",
-            format!("L402 {}:", c["macaroon"].as_str().unwrap()),
-        )
-        .send()
-        .await
-        .unwrap();
+    let r = s.leave(&c).await;
     let left: Value = r.json().await.unwrap();
     assert_eq!(left["changed"], false, "{left}");
     tokio::time::sleep(Duration::from_millis(200)).await;
