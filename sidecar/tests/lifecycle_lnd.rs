@@ -58,16 +58,7 @@ routes:
 
 impl Setup {
     async fn held_deposit(&self, ip: &str) -> Value {
-        let c: Value = self
-            .http
-            .post(format!("http://{}/v1/challenge", self.running.internal))
-            .json(&json!({"route_id": "wall", "client_ip": ip}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let c = self.challenge(ip).await;
         self.fake
             .pay_request(c["invoice"].as_str().unwrap())
             .unwrap();
