@@ -17,7 +17,8 @@ use sha2::{Digest, Sha256};
 
 use crate::Shared;
 use crate::state::{
-    DEFAULT_CLTV_EXPIRY, DEFAULT_EXPIRY, LndError, NewInvoice, OutgoingPayment, State,
+    ALREADY_PAID, DEFAULT_CLTV_EXPIRY, DEFAULT_EXPIRY, LndError, NewInvoice, OutgoingPayment,
+    PAYMENT_IN_FLIGHT, PAYMENT_NOT_INITIATED, PaymentStatus, State,
 };
 use crate::wire::{self, b64};
 
@@ -32,6 +33,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v2/invoices/lookup", get(lookup_v2))
         .route("/v2/invoices/subscribe/{r_hash}", get(subscribe_single))
         .route("/v2/router/send", post(send_payment))
+        .route("/v2/router/track/{payment_hash}", get(track_payment))
         .layer(middleware::from_fn_with_state(
             shared.clone(),
             check_macaroon,
@@ -378,8 +380,12 @@ async fn subscribe_single(
 }
 
 /// SendPaymentV2: pays invoices of simulated remote nodes whose preimage the test registered
-/// (`FakeLnd::add_remote_preimage`); anything else fails with NO_ROUTE.
+/// (`FakeLnd::add_remote_preimage`); anything else fails with NO_ROUTE. Under
+/// `PaymentBehaviour::Hold` the payment stays IN_FLIGHT until the test ends it. Like lnd, a
+/// second send for a hash that succeeded or is in flight is refused (AlreadyExists); after a
+/// failure it is a new attempt.
 async fn send_payment(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
+    let behaviour = shared.payment_behaviour();
     let prepared = (|| {
         let req: wire::SendPaymentRequest = wire::parse_body(&body)?;
         if req.timeout_seconds <= 0 {
@@ -392,44 +398,121 @@ async fn send_payment(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) ->
         use bitcoin::hashes::Hash;
         let hash = invoice.payment_hash().to_byte_array();
         let mut db = shared.db();
-        if db.payments.get(&hash).is_some_and(|p| p.preimage.is_some()) {
-            return Err(LndError {
-                code: 6,
-                message: "invoice is already paid".to_owned(),
-            });
-        }
+        let attempts = match db.payments.get(&hash) {
+            Some(p) if p.status == PaymentStatus::Succeeded => {
+                return Err(LndError {
+                    code: 6,
+                    message: ALREADY_PAID.to_owned(),
+                });
+            }
+            Some(p) if p.status == PaymentStatus::InFlight => {
+                return Err(LndError {
+                    code: 6,
+                    message: PAYMENT_IN_FLIGHT.to_owned(),
+                });
+            }
+            Some(p) => p.attempts + 1,
+            None => 1,
+        };
+        let preimage = db.remote_preimages.get(&hash).copied();
+        let status = match (behaviour, preimage) {
+            (crate::PaymentBehaviour::Hold, _) => PaymentStatus::InFlight,
+            (crate::PaymentBehaviour::Immediate, Some(_)) => PaymentStatus::Succeeded,
+            (crate::PaymentBehaviour::Immediate, None) => {
+                PaymentStatus::Failed("FAILURE_REASON_NO_ROUTE")
+            }
+        };
         let index = db.payments.len() as u64 + 1;
         let payment = OutgoingPayment {
             hash,
-            preimage: db.remote_preimages.get(&hash).copied(),
+            preimage,
             value_msat: invoice.amount_milli_satoshis().unwrap_or(req.amt_msat),
             payment_request: req.payment_request.clone(),
             creation_date: db.now().as_secs(),
             index,
+            status,
+            attempts,
         };
-        db.payments.insert(hash, payment.clone());
-        Ok((payment, req.no_inflight_updates))
+        db.payments.insert(hash, payment);
+        Ok((hash, req.no_inflight_updates))
     })();
-    let (payment, no_inflight) = match prepared {
+    let (hash, no_inflight) = match prepared {
         Ok(ok) => ok,
         Err(error) => return lnd_error(&error),
     };
-    let mut lines = Vec::new();
-    if !no_inflight {
-        lines.push(
-            json!({"result": wire::payment_json(&payment, "IN_FLIGHT", "FAILURE_REASON_NONE")}),
-        );
-    }
-    let last = if payment.preimage.is_some() {
-        wire::payment_json(&payment, "SUCCEEDED", "FAILURE_REASON_NONE")
-    } else {
-        wire::payment_json(&payment, "FAILED", "FAILURE_REASON_NO_ROUTE")
+    shared.announce(&[hash]);
+    let lose = shared
+        .lose_send_streams
+        .load(std::sync::atomic::Ordering::SeqCst);
+    payment_stream(shared, hash, no_inflight, lose)
+}
+
+/// TrackPaymentV2: the payment's current state, then its final one; refused for a hash this
+/// node never sent.
+async fn track_payment(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(payment_hash): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let hash = match wire::decode_base64(&payment_hash)
+        .ok_or_else(|| {
+            LndError::invalid(format!(
+                "payment_hash: illegal base64 data {payment_hash:?}"
+            ))
+        })
+        .and_then(|b| wire::hash32(&b))
+    {
+        Ok(hash) => hash,
+        Err(error) => return lnd_error(&error),
     };
-    lines.push(json!({"result": last}));
+    if !shared.db().payments.contains_key(&hash) {
+        return lnd_error(&LndError {
+            code: 5,
+            message: PAYMENT_NOT_INITIATED.to_owned(),
+        });
+    }
+    let no_inflight = form_urlencoded_pairs(query.as_deref().unwrap_or(""))
+        .iter()
+        .any(|(k, v)| k == "no_inflight_updates" && v == "true");
+    payment_stream(shared, hash, no_inflight, false)
+}
+
+/// A payment's NDJSON stream: IN_FLIGHT (unless `no_inflight`), then the final state, then the
+/// end. `lose` cuts the connection before the final state, as a dying proxy would; the payment
+/// itself goes on.
+fn payment_stream(shared: Arc<Shared>, hash: [u8; 32], no_inflight: bool, lose: bool) -> Response {
+    let mut changes = shared.changes.subscribe();
+    let mut kill = shared.kill_streams.subscribe();
     let stream = async_stream::stream! {
-        for line in lines {
+        let mut sent_in_flight = false;
+        loop {
+            let Some(payment) = shared.db().payments.get(&hash).cloned() else { return };
             tokio::time::sleep(Duration::from_millis(5)).await;
-            yield Ok::<Bytes, std::io::Error>(ndjson_line(&line));
+            if lose && (payment.status.is_final() || sent_in_flight || no_inflight) {
+                yield Err(std::io::Error::other("fake-lnd: payment stream lost by the test"));
+                return;
+            }
+            if payment.status.is_final() {
+                yield Ok::<Bytes, std::io::Error>(ndjson_line(&json!({"result": wire::payment_json(&payment)})));
+                return;
+            }
+            if !no_inflight && !sent_in_flight {
+                sent_in_flight = true;
+                yield Ok(ndjson_line(&json!({"result": wire::payment_json(&payment)})));
+                continue;
+            }
+            tokio::select! {
+                biased;
+                _ = kill.changed() => {
+                    yield Err(std::io::Error::other("fake-lnd: stream dropped by the test"));
+                    return;
+                }
+                changed = changes.recv() => {
+                    if matches!(changed, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                        return;
+                    }
+                }
+            }
         }
     };
     stream_response(Body::from_stream(stream))

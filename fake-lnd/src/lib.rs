@@ -58,6 +58,25 @@ pub struct FakeInvoiceView {
     pub preimage: Option<[u8; 32]>,
 }
 
+/// How SendPaymentV2 ends payments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PaymentBehaviour {
+    /// At once: SUCCEEDED when the payee's preimage was registered, else FAILED (NO_ROUTE).
+    #[default]
+    Immediate,
+    /// IN_FLIGHT until the test calls [`FakeLnd::settle_payment`] or [`FakeLnd::fail_payment`].
+    Hold,
+}
+
+/// An outgoing payment as FakeLnd holds it, for assertions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FakePaymentView {
+    /// `IN_FLIGHT`, `SUCCEEDED` or `FAILED`.
+    pub status: &'static str,
+    /// SendPaymentV2 calls accepted for this hash.
+    pub attempts: u32,
+}
+
 pub(crate) struct Shared {
     db: Mutex<Db>,
     macaroon: Vec<u8>,
@@ -65,6 +84,8 @@ pub(crate) struct Shared {
     kill_streams: watch::Sender<u64>,
     silenced: std::sync::atomic::AtomicBool,
     requests: Mutex<Vec<String>>,
+    payment_behaviour: Mutex<PaymentBehaviour>,
+    lose_send_streams: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -76,6 +97,13 @@ impl Shared {
         for hash in hashes {
             let _ = self.changes.send(*hash);
         }
+    }
+
+    fn payment_behaviour(&self) -> PaymentBehaviour {
+        *self
+            .payment_behaviour
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn log_request(&self, line: &str) {
@@ -116,6 +144,8 @@ impl FakeLnd {
             kill_streams,
             silenced: std::sync::atomic::AtomicBool::new(false),
             requests: Mutex::new(Vec::new()),
+            payment_behaviour: Mutex::new(PaymentBehaviour::default()),
+            lose_send_streams: std::sync::atomic::AtomicBool::new(false),
         });
         let fake = Self {
             shared,
@@ -216,6 +246,67 @@ impl FakeLnd {
         use sha2::Digest;
         let hash: [u8; 32] = sha2::Sha256::digest(preimage).into();
         self.shared.db().remote_preimages.insert(hash, preimage);
+    }
+
+    /// How SendPaymentV2 ends the payments it starts from now on.
+    pub fn set_payment_behaviour(&self, behaviour: PaymentBehaviour) {
+        *self
+            .shared
+            .payment_behaviour
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = behaviour;
+    }
+
+    /// SendPaymentV2 streams are cut before the payment's final state (after IN_FLIGHT, if
+    /// sent); the payment itself goes on and TrackPaymentV2 reports it.
+    pub fn lose_send_streams(&self, lose: bool) {
+        self.shared
+            .lose_send_streams
+            .store(lose, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Ends an IN_FLIGHT payment as SUCCEEDED (its payee's preimage must be registered).
+    pub fn settle_payment(&self, payment_hash: [u8; 32]) -> Result<(), String> {
+        {
+            let mut db = self.shared.db();
+            let preimage = db.remote_preimages.get(&payment_hash).copied();
+            let payment = db
+                .payments
+                .get_mut(&payment_hash)
+                .filter(|p| p.status == state::PaymentStatus::InFlight)
+                .ok_or("no payment in flight with this hash")?;
+            payment.preimage = Some(preimage.ok_or("the payee's preimage is not registered")?);
+            payment.status = state::PaymentStatus::Succeeded;
+        }
+        self.shared.announce(&[payment_hash]);
+        Ok(())
+    }
+
+    /// Ends an IN_FLIGHT payment as FAILED with lnd's `failure_reason` (e.g.
+    /// `FAILURE_REASON_NO_ROUTE`, `FAILURE_REASON_TIMEOUT`).
+    pub fn fail_payment(&self, payment_hash: [u8; 32], reason: &'static str) -> Result<(), String> {
+        {
+            let mut db = self.shared.db();
+            let payment = db
+                .payments
+                .get_mut(&payment_hash)
+                .filter(|p| p.status == state::PaymentStatus::InFlight)
+                .ok_or("no payment in flight with this hash")?;
+            payment.status = state::PaymentStatus::Failed(reason);
+        }
+        self.shared.announce(&[payment_hash]);
+        Ok(())
+    }
+
+    pub fn payment(&self, payment_hash: [u8; 32]) -> Option<FakePaymentView> {
+        self.shared
+            .db()
+            .payments
+            .get(&payment_hash)
+            .map(|p| FakePaymentView {
+                status: p.status.name(),
+                attempts: p.attempts,
+            })
     }
 
     /// Cuts every open stream mid-way (no final chunk), as a proxy timeout would.

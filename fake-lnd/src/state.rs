@@ -143,7 +143,45 @@ pub struct OutgoingPayment {
     pub payment_request: String,
     pub creation_date: u64,
     pub index: u64,
+    pub status: PaymentStatus,
+    /// SendPaymentV2 calls lnd accepted for this hash (a retry after FAILED is a new attempt).
+    pub attempts: u32,
 }
+
+/// lnd's `Payment.status` with its `failure_reason`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PaymentStatus {
+    InFlight,
+    Succeeded,
+    Failed(&'static str),
+}
+
+impl PaymentStatus {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PaymentStatus::InFlight => "IN_FLIGHT",
+            PaymentStatus::Succeeded => "SUCCEEDED",
+            PaymentStatus::Failed(_) => "FAILED",
+        }
+    }
+
+    pub fn failure_reason(&self) -> &'static str {
+        match self {
+            PaymentStatus::Failed(reason) => reason,
+            _ => "FAILURE_REASON_NONE",
+        }
+    }
+
+    pub fn is_final(&self) -> bool {
+        !matches!(self, PaymentStatus::InFlight)
+    }
+}
+
+// lnd's payment errors (channeldb/payments: ErrAlreadyPaid, ErrPaymentInFlight,
+// ErrPaymentNotInitiated).
+pub const ALREADY_PAID: &str = "invoice is already paid";
+pub const PAYMENT_IN_FLIGHT: &str = "payment is in transition";
+pub const PAYMENT_NOT_INITIATED: &str = "payment isn't initiated";
 
 impl Db {
     pub fn new(network: &str, height: u32, hold_expiry_delta: u32) -> Self {

@@ -234,13 +234,19 @@ pub fn invoice_json(invoice: &Invoice) -> Value {
     })
 }
 
-pub fn payment_json(payment: &OutgoingPayment, status: &str, failure_reason: &str) -> Value {
+pub fn payment_json(payment: &OutgoingPayment) -> Value {
+    let status = payment.status.name();
+    let failure_reason = payment.status.failure_reason();
+    let preimage = match payment.status {
+        crate::state::PaymentStatus::Succeeded => payment.preimage,
+        _ => None,
+    };
     json!({
         "payment_hash": hex::encode(payment.hash),
         "value": (payment.value_msat / 1000).to_string(),
         "creation_date": payment.creation_date.to_string(),
         "fee": "0",
-        "payment_preimage": payment.preimage.map(hex::encode)
+        "payment_preimage": preimage.map(hex::encode)
             .unwrap_or_else(|| "0".repeat(64)),
         "value_sat": (payment.value_msat / 1000).to_string(),
         "value_msat": payment.value_msat.to_string(),

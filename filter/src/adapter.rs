@@ -16,7 +16,8 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 use crate::engine::challenge::{self, ChallengeCall, Outcome};
 use crate::engine::config::PluginConfig;
 use crate::engine::decision::{
-    self, CREDENTIAL_HEADER, Decision, Grant, PendingGrant, RequestFacts, UpstreamVerdict,
+    self, CREDENTIAL_HEADER, Decision, Grant, PendingGrant, RequestFacts, UpstreamReward,
+    UpstreamVerdict,
 };
 use crate::engine::host::{Host, Level, Metric, SharedValue, SharedWriteError};
 use crate::engine::policy::{FailureMode, Policy};
@@ -37,6 +38,7 @@ proxy_wasm::main! {{
 const OWN_HEADER_PREFIX: &str = "x-lightning-wall-";
 const VERDICT_HEADER: &str = "x-lightning-wall-verdict";
 const REWARD_HEADER: &str = "x-lightning-wall-reward";
+const REWARD_ID_HEADER: &str = "x-lightning-wall-reward-id";
 
 /// The host as the engine sees it, over proxy-wasm host calls.
 #[derive(Clone, Default)]
@@ -599,12 +601,22 @@ impl HttpContext for WallRequest {
         };
         let verdict = get(VERDICT_HEADER);
         let reward = get(REWARD_HEADER);
-        // Verdicts are for the filter only: never let them reach the client.
-        if verdict.is_some() {
-            let _ = hostcalls::remove_map_value(MapType::HttpResponseHeaders, VERDICT_HEADER);
+        let reward_id = get(REWARD_ID_HEADER);
+        // Verdicts and rewards are for the filter only: never let them reach the client.
+        for (name, present) in [
+            (VERDICT_HEADER, verdict.is_some()),
+            (REWARD_HEADER, reward.is_some()),
+            (REWARD_ID_HEADER, reward_id.is_some()),
+        ] {
+            if present {
+                let _ = hostcalls::remove_map_value(MapType::HttpResponseHeaders, name);
+            }
         }
-        if reward.is_some() {
-            let _ = hostcalls::remove_map_value(MapType::HttpResponseHeaders, REWARD_HEADER);
+        let reward = UpstreamReward::parse(reward.as_deref(), reward_id.as_deref());
+        if reward != UpstreamReward::Absent
+            && let Ok(mut w) = self.worker.try_borrow_mut()
+        {
+            decision::on_reward(self.grant.as_ref(), &reward, &self.host, &mut w.outbox);
         }
         if let Some(credential) = self.credential_out.take() {
             let _ = hostcalls::set_map_value(
@@ -622,7 +634,7 @@ impl HttpContext for WallRequest {
             return Action::Continue;
         };
         let status = get(":status").and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok());
-        let upstream = UpstreamVerdict::parse(verdict.as_deref(), reward.as_deref());
+        let upstream = UpstreamVerdict::parse(verdict.as_deref());
         if let Ok(mut w) = self.worker.try_borrow_mut() {
             let policy = w.policy.clone();
             decision::on_response(

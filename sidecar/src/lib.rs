@@ -7,6 +7,7 @@ pub mod deposit;
 pub mod keys;
 pub mod metrics;
 pub mod node;
+pub mod rewards;
 pub mod serve;
 pub mod store;
 pub mod testing;

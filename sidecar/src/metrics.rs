@@ -35,6 +35,11 @@ pub struct ErrorLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
     pub state: &'static str,
 }
@@ -47,6 +52,12 @@ pub struct Metrics {
     pub node_call_seconds: Family<CallLabel, Histogram>,
     pub errors: Family<ErrorLabel, Counter>,
     pub deposits: Family<StateLabel, Gauge>,
+    /// Reward events by result: `credited`, `duplicate` or the refusal code.
+    pub reward_credits: Family<ResultLabel, Counter>,
+    pub reward_credited_msat: Counter,
+    /// Payout steps: `started`, `succeeded`, `failed`, `unknown` (outcome left to tracking).
+    pub reward_payouts: Family<ResultLabel, Counter>,
+    pub reward_paid_msat: Counter,
 }
 
 impl Default for Metrics {
@@ -88,6 +99,30 @@ impl Metrics {
         registry.register("errors", "Errors by kind", errors.clone());
         let deposits = Family::<StateLabel, Gauge>::default();
         registry.register("deposits", "Deposits by state", deposits.clone());
+        let reward_credits = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "reward_credits",
+            "Reward events from the upstream, by result",
+            reward_credits.clone(),
+        );
+        let reward_credited_msat = Counter::default();
+        registry.register(
+            "reward_credited_msat",
+            "Rewards credited to visitors' balances",
+            reward_credited_msat.clone(),
+        );
+        let reward_payouts = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "reward_payouts",
+            "Reward payouts, by step and outcome",
+            reward_payouts.clone(),
+        );
+        let reward_paid_msat = Counter::default();
+        registry.register(
+            "reward_paid_msat",
+            "Rewards paid out (succeeded payouts)",
+            reward_paid_msat.clone(),
+        );
         Metrics {
             registry,
             challenges,
@@ -96,7 +131,23 @@ impl Metrics {
             node_call_seconds,
             errors,
             deposits,
+            reward_credits,
+            reward_credited_msat,
+            reward_payouts,
+            reward_paid_msat,
         }
+    }
+
+    pub fn reward_credit(&self, result: &'static str) {
+        self.reward_credits
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    pub fn reward_payout(&self, result: &'static str) {
+        self.reward_payouts
+            .get_or_create(&ResultLabel { result })
+            .inc();
     }
 
     pub fn observe_node_call(&self, call: &'static str, took: Duration) {

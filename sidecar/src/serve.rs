@@ -160,9 +160,24 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         admin_token,
         dev_node.clone(),
     );
+    // Reward payouts whose outcome a previous run never learnt: track them before new claims.
+    let payouts = state.payouts.clone();
+    let report = payouts
+        .reconcile()
+        .await
+        .context("start-up reconcile of reward payouts")?;
+    tracing::info!(
+        examined = report.examined,
+        resolved = report.resolved,
+        node_errors = report.node_errors,
+        "start-up reward payout reconcile done"
+    );
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(engine.clone().run(stopped.clone())));
+    tasks.push(tokio::spawn(
+        payouts.run(config.deposits.reconcile_interval, stopped.clone()),
+    ));
 
     let bind = |addr: SocketAddr, what: &'static str| async move {
         TcpListener::bind(addr)

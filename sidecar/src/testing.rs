@@ -288,6 +288,10 @@ impl Node for RecordingNode {
             "RecordingNode does not pay invoices".into(),
         ))
     }
+
+    async fn track_payment(&self, _hash: &PaymentHash) -> Result<PaymentOutcome, NodeError> {
+        Err(NodeError::NotFound)
+    }
 }
 
 /// How long tests wait for something asynchronous before failing.

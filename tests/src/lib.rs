@@ -36,6 +36,11 @@ listeners:
   public: {{ bind: "127.0.0.1:{public}" }}
 limits:
   challenge_mint_rate: {{ requests: {mint_per_min}, per: 1m }}
+rewards:
+  enabled: true
+  max_per_reward_sat: 100
+  max_per_token_sat: 150
+  withdraw_max_sat: 1000
 routes:
   - id: health
     match: {{ path: {{ exact: /healthz }} }}
@@ -221,6 +226,28 @@ impl Wall {
                 .unwrap();
             assert_eq!(r.status(), 200);
             r.json().await.unwrap()
+        })
+    }
+
+    /// Runs a future on the harness's runtime (the sidecar's).
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// The public listener's base URL (`http://127.0.0.1:<port>`), as a wallet reaches it.
+    pub fn public_url(&self) -> &str {
+        &self.public
+    }
+
+    /// GETs `url` with an optional `Authorization` value; status and JSON body.
+    pub fn get_json(&self, url: &str, authorization: Option<&str>) -> (u16, Value) {
+        self.rt.block_on(async {
+            let mut request = self.http.get(url);
+            if let Some(auth) = authorization {
+                request = request.header("authorization", auth);
+            }
+            let r = request.send().await.unwrap();
+            (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
         })
     }
 

@@ -390,26 +390,95 @@ pub fn mint_limited(policy: Option<&Policy>, client_ip: &str, host: &dyn Host) -
 pub struct UpstreamVerdict {
     /// `x-lightning-wall-verdict`: forfeit or refund (anything else is ignored).
     pub verdict: Option<Verdict>,
-    /// `x-lightning-wall-reward`, satoshis.
-    pub reward_sat: Option<u64>,
 }
 
 impl UpstreamVerdict {
-    /// Parses the two headers (values as sent by the upstream).
-    pub fn parse(verdict: Option<&[u8]>, reward: Option<&[u8]>) -> UpstreamVerdict {
+    /// Parses the verdict header (value as sent by the upstream).
+    pub fn parse(verdict: Option<&[u8]>) -> UpstreamVerdict {
         let verdict = match verdict.map(<[u8]>::trim_ascii) {
             Some(v) if v.eq_ignore_ascii_case(b"forfeit") => Some(Verdict::Forfeit),
             Some(v) if v.eq_ignore_ascii_case(b"refund") => Some(Verdict::Refund),
             _ => None,
         };
-        let reward_sat = reward
-            .and_then(|r| core::str::from_utf8(r.trim_ascii()).ok())
-            .and_then(|r| r.parse().ok());
-        UpstreamVerdict {
-            verdict,
-            reward_sat,
+        UpstreamVerdict { verdict }
+    }
+}
+
+/// Largest reward accepted from a header: all bitcoin in satoshis (the sidecar applies the
+/// operator's real limits; this only keeps msat arithmetic in range).
+const MAX_REWARD_SAT: u64 = 2_100_000_000_000_000;
+/// Longest `x-lightning-wall-reward-id`.
+const MAX_REWARD_ID: usize = 64;
+
+/// `x-lightning-wall-reward: <sats>` with `x-lightning-wall-reward-id: <id>` from the upstream.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum UpstreamReward {
+    /// Neither header.
+    #[default]
+    Absent,
+    /// Both, well formed.
+    Grant {
+        /// Satoshis, at least 1.
+        sats: u64,
+        /// The upstream's idempotency key: 1-64 of `[A-Za-z0-9._:-]`.
+        id: String,
+    },
+    /// A reward without an id (no idempotency, so no payment), an id without a reward, or a
+    /// value that is not well formed.
+    Malformed,
+}
+
+impl UpstreamReward {
+    /// Parses the two headers (values as sent by the upstream).
+    pub fn parse(sats: Option<&[u8]>, id: Option<&[u8]>) -> UpstreamReward {
+        let (sats, id) = match (sats, id) {
+            (None, None) => return UpstreamReward::Absent,
+            (Some(sats), Some(id)) => (sats.trim_ascii(), id.trim_ascii()),
+            _ => return UpstreamReward::Malformed,
+        };
+        let sats = (!sats.is_empty() && sats.iter().all(u8::is_ascii_digit))
+            .then(|| core::str::from_utf8(sats).ok()?.parse::<u64>().ok())
+            .flatten()
+            .filter(|s| (1..=MAX_REWARD_SAT).contains(s));
+        let id_ok = !id.is_empty()
+            && id.len() <= MAX_REWARD_ID
+            && id
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+        match (sats, id_ok, core::str::from_utf8(id)) {
+            (Some(sats), true, Ok(id)) => UpstreamReward::Grant {
+                sats,
+                id: id.to_owned(),
+            },
+            _ => UpstreamReward::Malformed,
         }
     }
+}
+
+/// The response phase for any request: a well-formed reward on the response to a request with
+/// a valid credential (`grant`) is queued for the sidecar; any other reward is dropped, counted
+/// and logged without its values.
+pub fn on_reward(
+    grant: Option<&Grant>,
+    reward: &UpstreamReward,
+    host: &dyn Host,
+    outbox: &mut Outbox,
+) {
+    let why = match (reward, grant) {
+        (UpstreamReward::Absent, _) => return,
+        (UpstreamReward::Grant { sats, id }, Some(grant)) => {
+            outbox.reward(&grant.token_hex, *sats, id);
+            host.count(Metric::Rewards);
+            return;
+        }
+        (UpstreamReward::Grant { .. }, None) => "the request carried no valid credential",
+        (UpstreamReward::Malformed, _) => "malformed or without a reward id",
+    };
+    host.count(Metric::RewardsDropped);
+    host.log(
+        Level::Warn,
+        format_args!("lightning-wall: upstream reward dropped: {why}"),
+    );
 }
 
 /// The response phase for an allowed deposit request: the upstream's verdict and error storms.

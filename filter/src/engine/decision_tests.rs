@@ -346,8 +346,7 @@ fn upstream_verdicts_and_error_storms_end_the_deposit() {
         route: 2,
         cross_site,
     };
-    let forfeit = UpstreamVerdict::parse(Some(b" Forfeit "), Some(b"5"));
-    assert_eq!(forfeit.reward_sat, Some(5));
+    let forfeit = UpstreamVerdict::parse(Some(b" Forfeit "));
     on_response(Some(&p), &grant(8, true), Some(200), forfeit, &h, &mut o);
     assert!(
         !revocations::is_revoked(&h, &hex(8)),
@@ -355,7 +354,7 @@ fn upstream_verdicts_and_error_storms_end_the_deposit() {
     );
     on_response(Some(&p), &grant(8, false), Some(200), forfeit, &h, &mut o);
     assert!(revocations::is_revoked(&h, &hex(8)));
-    let refund = UpstreamVerdict::parse(Some(b"refund"), None);
+    let refund = UpstreamVerdict::parse(Some(b"refund"));
     on_response(Some(&p), &grant(9, false), Some(200), refund, &h, &mut o);
     assert!(revocations::is_revoked(&h, &hex(9)));
     assert_eq!(h.metric(Metric::Refunds), 1);
@@ -377,9 +376,81 @@ fn upstream_verdicts_and_error_storms_end_the_deposit() {
 #[test]
 fn unknown_verdicts_are_ignored() {
     assert_eq!(
-        UpstreamVerdict::parse(Some(b"maybe"), Some(b"-1")),
+        UpstreamVerdict::parse(Some(b"maybe")),
         UpstreamVerdict::default()
     );
+}
+
+#[test]
+fn a_reward_needs_a_well_formed_amount_and_id() {
+    let grant = |sats, id: &str| UpstreamReward::Grant {
+        sats,
+        id: id.to_owned(),
+    };
+    assert_eq!(UpstreamReward::parse(None, None), UpstreamReward::Absent);
+    assert_eq!(
+        UpstreamReward::parse(Some(b" 21 "), Some(b"review-7:a.b_c")),
+        grant(21, "review-7:a.b_c")
+    );
+    let id64 = "x".repeat(64);
+    assert_eq!(
+        UpstreamReward::parse(Some(b"1"), Some(id64.as_bytes())),
+        grant(1, &id64)
+    );
+    for (sats, id) in [
+        (Some(&b"21"[..]), None),
+        (None, Some(&b"r1"[..])),
+        (Some(b"0"), Some(b"r1")),
+        (Some(b"-1"), Some(b"r1")),
+        (Some(b"+5"), Some(b"r1")),
+        (Some(b"1.5"), Some(b"r1")),
+        (Some(b"99999999999999999999999"), Some(b"r1")),
+        (Some(b"2100000000000001"), Some(b"r1")),
+        (Some(b""), Some(b"r1")),
+        (Some(b"5"), Some(b"")),
+        (Some(b"5"), Some(b"has space")),
+        (Some(b"5"), Some(b"slash/no")),
+        (Some(b"5"), Some("\u{e9}".as_bytes())),
+        (Some(b"5"), Some("x".repeat(65).as_bytes())),
+    ] {
+        assert_eq!(
+            UpstreamReward::parse(sats, id),
+            UpstreamReward::Malformed,
+            "{sats:?} {id:?}"
+        );
+    }
+}
+
+#[test]
+fn rewards_are_queued_only_for_a_valid_credential_and_dropped_otherwise() {
+    let h = MemoryHost::at(NOW);
+    let mut o = Outbox::default();
+    let pay = Grant {
+        token_hex: hex(3),
+        mode: RouteMode::Pay,
+        route: 0,
+        cross_site: false,
+    };
+    let good = UpstreamReward::Grant {
+        sats: 21,
+        id: "review-1".into(),
+    };
+    on_reward(Some(&pay), &good, &h, &mut o);
+    on_reward(Some(&pay), &UpstreamReward::Absent, &h, &mut o);
+    assert_eq!(h.metric(Metric::Rewards), 1);
+    on_reward(None, &good, &h, &mut o);
+    on_reward(Some(&pay), &UpstreamReward::Malformed, &h, &mut o);
+    assert_eq!(h.metric(Metric::Rewards), 1);
+    assert_eq!(h.metric(Metric::RewardsDropped), 2);
+    let logs = h.logs.borrow();
+    assert_eq!(logs.len(), 2);
+    assert!(
+        logs.iter()
+            .all(|l| !l.contains("review-1") && !l.contains("21")),
+        "{logs:?}"
+    );
+    drop(logs);
+    assert!(!o.is_empty(), "the good reward is queued");
 }
 
 #[test]

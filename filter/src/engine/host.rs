@@ -19,6 +19,10 @@ pub enum Metric {
     Refunds,
     /// Bootstrap, sync or event calls to the sidecar that failed.
     SyncFailures,
+    /// Upstream rewards queued for the sidecar.
+    Rewards,
+    /// Upstream reward headers dropped (malformed, no id, or no valid credential).
+    RewardsDropped,
 }
 
 impl Metric {
@@ -31,6 +35,8 @@ impl Metric {
             Metric::Forfeits => "lightning_wall.forfeits".into(),
             Metric::Refunds => "lightning_wall.refunds".into(),
             Metric::SyncFailures => "lightning_wall.sync_failures".into(),
+            Metric::Rewards => "lightning_wall.rewards".into(),
+            Metric::RewardsDropped => "lightning_wall.rewards_dropped".into(),
         }
     }
 }

@@ -55,6 +55,12 @@ enum Event {
         verdict: Verdict,
         trigger: Trigger,
     },
+    /// An upstream reward; the sidecar credits it once per (token, reward id).
+    Reward {
+        token_id: String,
+        sats: u64,
+        reward_id: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -89,6 +95,18 @@ impl Outbox {
         });
     }
 
+    /// Queues an upstream reward (kept like verdicts: never dropped by a failed call).
+    pub fn reward(&mut self, token_hex: &str, sats: u64, reward_id: &str) {
+        if self.verdicts.len() >= MAX_QUEUED_VERDICTS {
+            self.verdicts.remove(0);
+        }
+        self.verdicts.push(Event::Reward {
+            token_id: token_hex.to_owned(),
+            sats,
+            reward_id: reward_id.to_owned(),
+        });
+    }
+
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
         self.activity.is_empty() && self.verdicts.is_empty()
@@ -114,7 +132,7 @@ impl Outbox {
                 Event::Activity { token_id } => {
                     self.activity.insert(token_id);
                 }
-                v @ Event::Verdict { .. } => verdicts.push(v),
+                kept @ (Event::Verdict { .. } | Event::Reward { .. }) => verdicts.push(kept),
             }
         }
         verdicts.append(&mut self.verdicts);
@@ -486,13 +504,14 @@ mod tests {
         o.activity(&t);
         o.activity(&t);
         o.verdict(&t, Verdict::Forfeit, Trigger::TrapPath);
+        o.reward(&t, 21, "review-1");
         let calls = s.on_tick(&mut o);
         let events = calls.iter().find(|c| c.kind == CallKind::Events).unwrap();
         let json = String::from_utf8(events.body.clone().unwrap()).unwrap();
         assert_eq!(
             json,
             format!(
-                r#"{{"events":[{{"type":"verdict","token_id":"{t}","verdict":"forfeit","trigger":"trap_path"}},{{"type":"activity","token_id":"{t}"}}]}}"#
+                r#"{{"events":[{{"type":"verdict","token_id":"{t}","verdict":"forfeit","trigger":"trap_path"}},{{"type":"reward","token_id":"{t}","sats":21,"reward_id":"review-1"}},{{"type":"activity","token_id":"{t}"}}]}}"#
             )
         );
         s.on_answer(CallKind::Events, None, b"", &h, &mut o);

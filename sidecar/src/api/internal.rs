@@ -25,6 +25,8 @@ use crate::deposit::machine::{Event, Outcome};
 use crate::deposit::{Timestamp, TokenId, Trigger};
 use crate::metrics::ErrorLabel;
 use crate::node::dev::DevPayment;
+use crate::rewards::{Limits, RewardId};
+use crate::store::CreditOutcome;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -277,6 +279,13 @@ enum FilterEvent {
         verdict: VerdictKind,
         trigger: VerdictTrigger,
     },
+    /// A reward granted by the upstream (`x-lightning-wall-reward` and `-reward-id` on its
+    /// response to a request with a valid credential); credited once per (token, reward id).
+    Reward {
+        token_id: String,
+        sats: u64,
+        reward_id: String,
+    },
 }
 
 #[derive(Clone, Copy, Deserialize)]
@@ -321,14 +330,38 @@ async fn events(
     let mut parsed = Vec::with_capacity(batch.events.len());
     for (i, event) in batch.events.iter().enumerate() {
         let (token, event) = match event {
-            FilterEvent::Activity { token_id } => (token_id, Event::Activity),
+            FilterEvent::Activity { token_id } => (token_id, Parsed::Deposit(Event::Activity)),
+            FilterEvent::Reward {
+                token_id,
+                sats,
+                reward_id,
+            } => {
+                let reward_id = RewardId::parse(reward_id).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "bad_reward_id",
+                        format!(
+                            "events[{i}].reward_id: must be 1-64 characters of A-Z a-z 0-9 . _ : -"
+                        ),
+                    )
+                })?;
+                let amount_msat = sats.checked_mul(1000).ok_or_else(|| {
+                    ApiError::bad_request("bad_reward", format!("events[{i}].sats: too large"))
+                })?;
+                (
+                    token_id,
+                    Parsed::Reward {
+                        reward_id,
+                        amount_msat,
+                    },
+                )
+            }
             FilterEvent::Verdict {
                 token_id,
                 verdict,
                 trigger,
             } => (
                 token_id,
-                Event::Verdict {
+                Parsed::Deposit(Event::Verdict {
                     outcome: match verdict {
                         VerdictKind::Forfeit => Outcome::Forfeit,
                         VerdictKind::Refund => Outcome::Refund,
@@ -339,7 +372,7 @@ async fn events(
                         VerdictTrigger::ErrorStorm => Trigger::ErrorStorm,
                         VerdictTrigger::Upstream => Trigger::Upstream,
                     },
-                },
+                }),
             ),
         };
         let mut id = [0u8; 32];
@@ -352,7 +385,18 @@ async fn events(
         parsed.push((TokenId(id), event));
     }
     let mut results = Vec::with_capacity(parsed.len());
+    let limits = Limits::from(&state.config.rewards);
     for (token, event) in parsed {
+        let event = match event {
+            Parsed::Deposit(event) => event,
+            Parsed::Reward {
+                reward_id,
+                amount_msat,
+            } => {
+                results.push(credit(&state, &limits, &token, &reward_id, amount_msat).await?);
+                continue;
+            }
+        };
         let result = match state.engine.event_by_token(&token, event).await {
             Ok(crate::deposit::engine::Stepped::Changed(d)) => {
                 json!({"result": "applied", "state": d.state.as_str()})
@@ -368,6 +412,54 @@ async fn events(
         results.push(result);
     }
     Ok(Json(json!({"results": results})))
+}
+
+/// A validated event.
+enum Parsed {
+    Deposit(Event),
+    Reward {
+        reward_id: RewardId,
+        amount_msat: u64,
+    },
+}
+
+/// Credits a reward; the result says what happened and, when refused, why.
+async fn credit(
+    state: &AppState,
+    limits: &Limits,
+    token: &TokenId,
+    reward_id: &RewardId,
+    amount_msat: u64,
+) -> Result<Value, ApiError> {
+    let outcome = state
+        .engine
+        .store()
+        .credit_reward(token, reward_id, amount_msat, limits, Timestamp::now())
+        .await?;
+    Ok(match outcome {
+        CreditOutcome::Credited { balance_msat } => {
+            state.metrics.reward_credit("credited");
+            state.metrics.reward_credited_msat.inc_by(amount_msat);
+            tracing::info!(token_id = %token, reward_id = %reward_id, amount_msat, "reward credited");
+            json!({"result": "credited", "balance_sat": balance_msat / 1000})
+        }
+        CreditOutcome::Refused(refusal) => {
+            state.metrics.reward_credit(refusal.as_str());
+            tracing::info!(token_id = %token, reward_id = %reward_id, amount_msat, reason = refusal.as_str(), "reward refused");
+            json!({"result": "refused", "reason": refusal.as_str()})
+        }
+        CreditOutcome::Duplicate {
+            credited_msat,
+            refusal,
+        } => {
+            state.metrics.reward_credit("duplicate");
+            json!({
+                "result": "duplicate",
+                "credited_sat": credited_msat / 1000,
+                "reason": refusal.map(|r| r.as_str()),
+            })
+        }
+    })
 }
 
 #[derive(Deserialize)]

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod internal;
 pub mod policy;
+pub mod rewards;
 pub mod wall;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use crate::deposit::engine::Engine;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::node::dev::DevNode;
+use crate::rewards::payouts::Payouts;
 
 /// Largest request body accepted anywhere (event batches are the biggest).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -43,6 +45,8 @@ pub struct AppState {
     pub policy: Arc<policy::FilterPolicy>,
     /// The development node, when `node.backend: dev` (enables the dev-only pay endpoint).
     pub dev_node: Option<DevNode>,
+    /// Sends reward payouts (and tracks them when their outcome is unknown).
+    pub payouts: Payouts,
 }
 
 impl AppState {
@@ -56,7 +60,13 @@ impl AppState {
         dev_node: Option<DevNode>,
     ) -> AppState {
         let policy = Arc::new(policy::FilterPolicy::of(&config, &keys));
+        let payouts = Payouts::new(
+            engine.store().clone(),
+            engine.node().clone(),
+            metrics.clone(),
+        );
         AppState {
+            payouts,
             mint_limiter: Arc::new(MintLimiter::new(config.limits.challenge_mint_rate)),
             engine,
             config,
@@ -86,6 +96,7 @@ pub fn internal_router(state: AppState) -> Router {
 pub fn public_router(state: AppState) -> Router {
     Router::new()
         .merge(wall::routes())
+        .merge(rewards::routes())
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(state)

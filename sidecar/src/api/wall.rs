@@ -1,6 +1,6 @@
 //! Public wall endpoints under `/.well-known/lightning-wall/` (public listener, routed by Envoy):
 //! deposit status (long-poll; reveals the credential and sets the cookie once held) and leave
-//! (refund now). Both require the deposit's macaroon, checked against our key ring. A third party
+//! (refund now; reports any unclaimed reward). Rewards are claimed in `rewards`. Both require the deposit's macaroon, checked against our key ring. A third party
 //! must never be able to cost a visitor their deposit: nothing here can forfeit, and a
 //! cookie-authenticated leave is refused when the request is cross-site.
 
@@ -48,7 +48,7 @@ struct Caller {
     presented: Presented,
 }
 
-fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+pub(super) fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -246,10 +246,15 @@ async fn leave(State(state): State<AppState>, headers: HeaderMap) -> Result<Resp
     if let Some(c) = cookie("", secure_cookie(&headers), Some(0)) {
         response_headers.insert(header::SET_COOKIE, c);
     }
-    Ok((
-        StatusCode::OK,
-        response_headers,
-        Json(json!({"state": d.state.as_str(), "changed": changed})),
-    )
-        .into_response())
+    let mut body = json!({"state": d.state.as_str(), "changed": changed});
+    // The cookie goes, but an unclaimed reward stays the visitor's: say how much, and hand
+    // out an LNURL to claim it with right away (the credential keeps working for claiming).
+    let account = state.engine.store().reward_account(&d.token_id).await?;
+    body["reward_balance_sat"] = json!(account.balance_msat() / 1000);
+    if let Some((lnurl, _)) =
+        super::rewards::new_lnurl(&state, &headers, &d.token_id, &account).await?
+    {
+        body["reward_lnurl"] = json!(lnurl);
+    }
+    Ok((StatusCode::OK, response_headers, Json(body)).into_response())
 }

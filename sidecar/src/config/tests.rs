@@ -212,3 +212,36 @@ fn secret_refs_read_files_and_env_and_never_print_the_value() {
         "environment variable LW_TEST_SURELY_UNSET_VAR is not set"
     );
 }
+
+#[test]
+fn rewards_are_off_by_default_and_their_limits_are_checked() {
+    let config = Config::parse(MINIMAL).unwrap();
+    assert!(!config.rewards.enabled, "the kill switch starts off");
+    let yaml = format!(
+        "{MINIMAL}rewards:
+  enabled: true
+  max_per_reward_sat: 500
+  max_per_token_sat: 100
+  max_per_day_sat: 0
+  withdraw_min_sat: 50
+  withdraw_max_sat: 10
+  public_url: https://site.example/rewards
+"
+    );
+    assert_eq!(
+        issues_of(&yaml),
+        [
+            "rewards.max_per_day_sat: must be between 1 and 2100000000000000 (got 0)",
+            "rewards.max_per_reward_sat: must not exceed rewards.max_per_token_sat (100), got 500",
+            "rewards.withdraw_max_sat: must be at least rewards.withdraw_min_sat (50), got 10",
+            "rewards.public_url: must be an origin like https://site.example, without a path \
+             (got \"https://site.example/rewards\")",
+        ]
+    );
+    let typo = format!("{MINIMAL}rewards: {{ enabled: true, max_per_rewrd_sat: 5 }}\n");
+    assert!(
+        issues_of(&typo)[0].starts_with("rewards: unknown field `max_per_rewrd_sat`"),
+        "{:?}",
+        issues_of(&typo)
+    );
+}

@@ -67,7 +67,71 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigIssue> {
     deposits(config, &mut issues);
     limits(config, &mut issues);
     routes(config, &mut issues);
+    rewards(config, &mut issues);
     issues.0
+}
+
+fn rewards(config: &Config, issues: &mut Issues) {
+    let r = &config.rewards;
+    // 21M BTC in sat: no limit can sensibly be above it, and msat values must fit an i64.
+    const ALL_SAT: u64 = 2_100_000_000_000_000;
+    for (field, value) in [
+        ("max_per_reward_sat", r.max_per_reward_sat),
+        ("max_per_token_sat", r.max_per_token_sat),
+        ("max_per_day_sat", r.max_per_day_sat),
+        ("withdraw_min_sat", r.withdraw_min_sat),
+        ("withdraw_max_sat", r.withdraw_max_sat),
+    ] {
+        issues.between(format!("rewards.{field}"), value, 1, ALL_SAT);
+    }
+    if r.max_per_reward_sat > r.max_per_token_sat {
+        issues.push(
+            "rewards.max_per_reward_sat",
+            format!(
+                "must not exceed rewards.max_per_token_sat ({}), got {}",
+                r.max_per_token_sat, r.max_per_reward_sat
+            ),
+        );
+    }
+    if r.withdraw_min_sat > r.withdraw_max_sat {
+        issues.push(
+            "rewards.withdraw_max_sat",
+            format!(
+                "must be at least rewards.withdraw_min_sat ({}), got {}",
+                r.withdraw_min_sat, r.withdraw_max_sat
+            ),
+        );
+    }
+    issues.between("rewards.fee_limit_ppm".into(), r.fee_limit_ppm, 0, 100_000);
+    issues.between(
+        "rewards.fee_limit_min_sat".into(),
+        r.fee_limit_min_sat,
+        0,
+        100_000,
+    );
+    if r.lnurl_lifetime < Duration::from_secs(30) || r.lnurl_lifetime > Duration::from_secs(86_400)
+    {
+        issues.push(
+            "rewards.lnurl_lifetime",
+            format!(
+                "must be between 30s and 24h (got {})",
+                humantime::format_duration(r.lnurl_lifetime)
+            ),
+        );
+    }
+    if let Some(url) = &r.public_url {
+        let origin = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"));
+        if origin.is_none_or(|o| o.is_empty() || o.contains('/') || o.contains('?')) {
+            issues.push(
+                "rewards.public_url",
+                format!(
+                    "must be an origin like https://site.example, without a path (got {url:?})"
+                ),
+            );
+        }
+    }
 }
 
 fn node(config: &Config, issues: &mut Issues) {

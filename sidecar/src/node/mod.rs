@@ -173,5 +173,11 @@ pub trait Node: Send + Sync {
     /// The invoice's current state first, then each change; ends after SETTLED or CANCELED.
     /// May end early (dropped stream): callers reconcile with `lookup`.
     async fn subscribe(&self, hash: &PaymentHash) -> Result<InvoiceUpdates, NodeError>;
+    /// Pays `bolt11` spending at most `max_fee_msat` in routing fees. `InFlight` (or an
+    /// `Unavailable` error) means the outcome is unknown: ask [`Node::track_payment`] later,
+    /// never pay again.
     async fn pay(&self, bolt11: &str, max_fee_msat: u64) -> Result<PaymentOutcome, NodeError>;
+    /// The state of a payment this node sent, by its hash, without waiting for it to end;
+    /// `NotFound` when the node never started one.
+    async fn track_payment(&self, hash: &PaymentHash) -> Result<PaymentOutcome, NodeError>;
 }

@@ -10,6 +10,7 @@
 mod deposits;
 mod group_commit;
 mod ledger;
+mod rewards;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -22,6 +23,10 @@ use sqlx::sqlite::{
 
 pub use deposits::{ApplyOutcome, DepositFilter, StoredDeposit};
 pub use ledger::{AuditRecord, Revocation};
+pub use rewards::{
+    ClaimRefusal, CreditOutcome, NewPayout, Payout, PayoutResult, PayoutState, RewardAccount,
+    RewardAuditRecord,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -636,3 +636,5 @@ async fn paging_through_unfinished_deposits_sees_each_exactly_once(store: Store)
     assert_eq!(expected.len(), 23);
     assert_eq!(seen, expected, "in hash order, each once");
 }
+
+mod rewards;

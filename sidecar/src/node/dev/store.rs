@@ -159,6 +159,15 @@ impl DevStore {
         rows.iter().map(invoice_from_row).collect()
     }
 
+    /// Whether an outgoing payment of this hash was recorded.
+    pub async fn payment_recorded(&self, hash: &PaymentHash) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 AS one FROM dev_payments WHERE payment_hash = ?")
+            .bind(hash.0.as_slice())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// Records an outgoing payment; `Ok(false)` when this invoice was already paid.
     pub async fn record_payment(
         &self,

@@ -571,28 +571,60 @@ impl Node for LndNode {
         }
         let mut payments = std::pin::pin!(ndjson::<wire::Payment>(response));
         while let Some(update) = payments.next().await {
-            let payment = match update {
-                Ok(payment) => payment,
+            match update {
+                Ok(payment) => {
+                    if let Some(outcome) = final_outcome(payment) {
+                        return Ok(outcome);
+                    }
+                }
                 // The payment was handed to lnd; only its outcome is unknown.
                 Err(NodeError::Unavailable(_)) => return Ok(PaymentOutcome::InFlight),
                 Err(e) => return Err(e),
-            };
-            match payment.status.as_str() {
-                "SUCCEEDED" => {
-                    return Ok(PaymentOutcome::Succeeded {
-                        preimage_hex: payment.payment_preimage,
-                        fee_msat: payment.fee_msat,
-                    });
-                }
-                "FAILED" => {
-                    return Ok(PaymentOutcome::Failed {
-                        reason: payment.failure_reason,
-                    });
-                }
-                _ => {}
             }
         }
         Ok(PaymentOutcome::InFlight)
+    }
+
+    async fn track_payment(&self, hash: &PaymentHash) -> Result<PaymentOutcome, NodeError> {
+        // Without no_inflight_updates lnd sends the current state first, so one line answers.
+        let path = format!("/v2/router/track/{}", wire::url_bytes(&hash.0));
+        let timeout = self.inner.config.timeout;
+        let first = tokio::time::timeout(timeout, async {
+            let response = self
+                .request(Method::GET, &path)
+                .send()
+                .await
+                .map_err(transport)?;
+            let status = response.status();
+            if !status.is_success() {
+                let bytes = response.bytes().await.map_err(transport)?;
+                return Err(wire::map_error(status.as_u16(), &bytes));
+            }
+            let mut payments = std::pin::pin!(ndjson::<wire::Payment>(response));
+            payments.next().await.unwrap_or_else(|| {
+                Err(NodeError::Unavailable(
+                    "lnd: the payment stream ended before its first message".to_owned(),
+                ))
+            })
+        })
+        .await
+        .map_err(|_| NodeError::Unavailable("lnd: tracking the payment timed out".to_owned()))??;
+        Ok(final_outcome(first).unwrap_or(PaymentOutcome::InFlight))
+    }
+}
+
+/// A payment message's outcome when it is final (`SUCCEEDED`, `FAILED`); `None` while in
+/// flight (`IN_FLIGHT`, and `INITIATED` since lnd 0.18).
+fn final_outcome(payment: wire::Payment) -> Option<PaymentOutcome> {
+    match payment.status.as_str() {
+        "SUCCEEDED" => Some(PaymentOutcome::Succeeded {
+            preimage_hex: payment.payment_preimage,
+            fee_msat: payment.fee_msat,
+        }),
+        "FAILED" => Some(PaymentOutcome::Failed {
+            reason: payment.failure_reason,
+        }),
+        _ => None,
     }
 }
 

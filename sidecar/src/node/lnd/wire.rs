@@ -202,7 +202,11 @@ pub fn map_error(http_status: u16, body: &[u8]) -> NodeError {
 pub fn map_lnd_error(http_status: u16, error: &LndErrorBody) -> NodeError {
     let message: String = error.message.chars().take(300).collect();
     let has = |needle: &str| message.contains(needle);
-    if has("unable to locate invoice") || has("there are no existing invoices") {
+    // "payment isn't initiated": TrackPaymentV2 for a hash this node never sent.
+    if has("unable to locate invoice")
+        || has("there are no existing invoices")
+        || has("payment isn't initiated")
+    {
         NodeError::NotFound
     } else if has("invoice with payment hash already exists") {
         NodeError::AlreadyExists
