@@ -397,22 +397,24 @@ fn a_reward_needs_a_well_formed_amount_and_id() {
         UpstreamReward::parse(Some(b"1"), Some(id64.as_bytes())),
         grant(1, &id64)
     );
+    let long = "x".repeat(65);
     for (sats, id) in [
-        (Some(&b"21"[..]), None),
-        (None, Some(&b"r1"[..])),
-        (Some(b"0"), Some(b"r1")),
-        (Some(b"-1"), Some(b"r1")),
-        (Some(b"+5"), Some(b"r1")),
-        (Some(b"1.5"), Some(b"r1")),
-        (Some(b"99999999999999999999999"), Some(b"r1")),
-        (Some(b"2100000000000001"), Some(b"r1")),
-        (Some(b""), Some(b"r1")),
-        (Some(b"5"), Some(b"")),
-        (Some(b"5"), Some(b"has space")),
-        (Some(b"5"), Some(b"slash/no")),
-        (Some(b"5"), Some("\u{e9}".as_bytes())),
-        (Some(b"5"), Some("x".repeat(65).as_bytes())),
+        (Some("21"), None),
+        (None, Some("r1")),
+        (Some("0"), Some("r1")),
+        (Some("-1"), Some("r1")),
+        (Some("+5"), Some("r1")),
+        (Some("1.5"), Some("r1")),
+        (Some("99999999999999999999999"), Some("r1")),
+        (Some("2100000000000001"), Some("r1")),
+        (Some(""), Some("r1")),
+        (Some("5"), Some("")),
+        (Some("5"), Some("has space")),
+        (Some("5"), Some("slash/no")),
+        (Some("5"), Some("\u{e9}")),
+        (Some("5"), Some(long.as_str())),
     ] {
+        let (sats, id) = (sats.map(str::as_bytes), id.map(str::as_bytes));
         assert_eq!(
             UpstreamReward::parse(sats, id),
             UpstreamReward::Malformed,
