@@ -240,7 +240,7 @@ fn rewards_are_off_by_default_and_their_limits_are_checked() {
     );
     let typo = format!("{MINIMAL}rewards: {{ enabled: true, max_per_rewrd_sat: 5 }}\n");
     assert!(
-        issues_of(&typo)[0].starts_with("rewards: unknown field `max_per_rewrd_sat`"),
+        issues_of(&typo)[0].starts_with("rewards.max_per_rewrd_sat: rewards: unknown field"),
         "{:?}",
         issues_of(&typo)
     );

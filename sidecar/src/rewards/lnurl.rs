@@ -17,7 +17,7 @@ pub fn encode(url: &str) -> Option<String> {
 /// The URL inside an LNURL (either case).
 pub fn decode(lnurl: &str) -> Option<String> {
     let (hrp, data) = bech32::decode(lnurl).ok()?;
-    if hrp.as_str() != "lnurl" {
+    if !hrp.as_str().eq_ignore_ascii_case("lnurl") {
         return None;
     }
     String::from_utf8(data).ok()

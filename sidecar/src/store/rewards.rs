@@ -313,7 +313,7 @@ impl Store {
             "INSERT INTO reward_withdrawals (k1_hash, token_id, created_at, expires_at, used_at) \
              VALUES ($1, $2, $3, $4, NULL)")
             .bind(k1_hash.to_vec()).bind(token.0.to_vec()).bind(now_i).bind(expires)
-            .execute(p).await)?;
+            .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 

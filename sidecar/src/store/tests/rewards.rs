@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::fixtures;
 use crate::deposit::{Timestamp, TokenId};
 use crate::node::PaymentHash;
 use crate::rewards::{Limits, Refusal, RewardId};
