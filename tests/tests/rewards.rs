@@ -205,7 +205,7 @@ fn a_review_reward_is_claimed_over_lnurl_withdraw_once_and_replays_credit_nothin
 #[test]
 fn a_visitor_who_leaves_is_refunded_and_can_still_claim_the_reward() {
     let mut wall = Wall::start(1);
-    let (credential, challenge) = wall.held_deposit("/home");
+    let (credential, _) = wall.held_deposit("/home");
     let auth = format!("L402 {credential}");
     wall.send_with(
         &Request::post("/survey", "answers").header("authorization", &auth),
@@ -227,7 +227,6 @@ fn a_visitor_who_leaves_is_refunded_and_can_still_claim_the_reward() {
     let ok = callback(&wall, &request, &wallet.invoice(&wall, 25_000));
     assert_eq!(ok["status"], "OK", "{ok}");
     wait_balance(&wall, &auth, 0);
-    let _ = challenge;
 }
 
 #[test]

@@ -2,12 +2,6 @@
 //! `bech32` crate enforces BIP-173's 90 characters only for segwit addresses). QR codes use the
 //! upper-case form, which fits the QR alphanumeric mode.
 
-/// `LNURL1…` for QR codes; `None` only if the URL is beyond bech32's 1023-character code length.
-pub fn encode_upper(url: &str) -> Option<String> {
-    let hrp = bech32::Hrp::parse("lnurl").ok()?;
-    bech32::encode_upper::<bech32::Bech32>(hrp, url.as_bytes()).ok()
-}
-
 /// `lnurl1…`, the form for links and JSON.
 pub fn encode(url: &str) -> Option<String> {
     let hrp = bech32::Hrp::parse("lnurl").ok()?;
@@ -49,8 +43,7 @@ mod tests {
         let lower = encode(&url).unwrap();
         assert!(lower.starts_with("lnurl1"));
         assert_eq!(decode(&lower).as_deref(), Some(url.as_str()));
-        let upper = encode_upper(&url).unwrap();
-        assert_eq!(upper, lower.to_uppercase());
+        let upper = lower.to_uppercase();
         assert_eq!(decode(&upper).as_deref(), Some(url.as_str()));
         assert_eq!(decode("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"), None);
     }
