@@ -254,7 +254,11 @@ async fn a_deposit_is_held_revealed_once_held_and_refunded_on_leave() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body, json!({"state": "refunded", "changed": true}));
+    // No reward was granted (and rewards are off): nothing to claim, no LNURL.
+    assert_eq!(
+        body,
+        json!({"state": "refunded", "changed": true, "reward_balance_sat": 0})
+    );
     s.wait_node_state(c["payment_hash"].as_str().unwrap(), InvoiceState::Canceled)
         .await;
     let sync: Value = s
