@@ -248,6 +248,23 @@ fn pay_tokens_earn_rewards_and_requests_without_a_credential_do_not() {
     assert_eq!(header(&ex, "x-lightning-wall-reward"), None);
     wall.tick();
     assert_eq!(rewards(&wall, &auth)["balance_sat"], 7);
+    // A browser gets the page with the LNURL's QR code.
+    let page = wall.block_on(async {
+        let r = reqwest::Client::new()
+            .get(format!("{}{REWARDS}", wall.public_url()))
+            .header("authorization", &auth)
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+        r.text().await.unwrap()
+    });
+    assert!(page.contains("<strong>7 sat</strong>"), "{page}");
+    assert!(
+        page.contains("<svg") && page.contains("href=\"lightning:lnurl1"),
+        "{page}"
+    );
     // The macaroon alone (no preimage) does not open the balance.
     let macaroon_only = format!("L402 {}:", challenge["macaroon"].as_str().unwrap());
     let (code, _) = wall.get_json(
