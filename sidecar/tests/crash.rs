@@ -3,18 +3,23 @@
 //! every deposit must have ended, its node invoice must agree with the decision (refunded or
 //! expired -> CANCELED or never created, forfeited -> SETTLED: never both, never neither), no
 //! preimage may be missing and nothing may still be held or pending.
+//!
+//! Scaled by environment (CI keeps the small default): `LW_CRASH_KILLS` (exact number of
+//! SIGKILLs, default 5), `LW_CRASH_LIFECYCLES` (minimum number of deposits, default 48; visitors
+//! keep arriving until the last kill), `LW_CRASH_STORE=postgres` (a fresh database next to
+//! `LW_TEST_POSTGRES_URL` instead of SQLite). `make fault` runs 1,000 kills.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lightning_wall::deposit::DepositState;
 use lightning_wall::node::dev::{DevNode, DevNodeConfig};
-use lightning_wall::node::{InvoiceState, Node, NodeError};
-use lightning_wall::store::{DepositFilter, Store};
+use lightning_wall::node::{InvoiceState, Node, NodeError, PaymentHash};
+use lightning_wall::store::Store;
 use rand::Rng;
 use serde_json::{Value, json};
 
@@ -64,13 +69,102 @@ impl Drop for Sidecar {
     }
 }
 
-fn write_config(dir: &Path, internal: u16, public: u16) -> PathBuf {
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name}={v} is not a number"))
+        })
+        .unwrap_or(default)
+}
+
+/// Where the sidecar keeps its deposits; the test reads them back directly.
+enum StoreAt {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl StoreAt {
+    /// SQLite in the data dir, or a fresh PostgreSQL database (`LW_CRASH_STORE=postgres`).
+    async fn choose(dir: &Path) -> StoreAt {
+        if std::env::var("LW_CRASH_STORE").as_deref() != Ok("postgres") {
+            return StoreAt::Sqlite(dir.join("data/lightning-wall.db"));
+        }
+        let admin_url = std::env::var("LW_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!("lw_crash_{}", hex::encode(rand::random::<[u8; 6]>()));
+        let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let (server, _) = admin_url.rsplit_once('/').unwrap();
+        StoreAt::Postgres(format!("{server}/{name}"))
+    }
+
+    fn config_line(&self) -> String {
+        match self {
+            StoreAt::Sqlite(_) => String::new(),
+            StoreAt::Postgres(url) => format!("store: {{ url: \"{url}\" }}"),
+        }
+    }
+
+    async fn open(&self) -> Store {
+        match self {
+            StoreAt::Sqlite(path) => Store::open_sqlite(path).await.unwrap(),
+            StoreAt::Postgres(url) => Store::open_postgres(url, None).await.unwrap(),
+        }
+    }
+
+    /// Every deposit's hash (the store's own listing stops at 1,000).
+    async fn hashes(&self) -> Vec<PaymentHash> {
+        let query = "SELECT payment_hash FROM deposits";
+        let rows: Vec<Vec<u8>> = match self {
+            StoreAt::Sqlite(path) => {
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display()))
+                    .await
+                    .unwrap();
+                let rows = sqlx::query_scalar(query).fetch_all(&pool).await.unwrap();
+                pool.close().await;
+                rows
+            }
+            StoreAt::Postgres(url) => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                let rows = sqlx::query_scalar(query).fetch_all(&pool).await.unwrap();
+                pool.close().await;
+                rows
+            }
+        };
+        rows.into_iter()
+            .map(|h| PaymentHash(h.try_into().unwrap()))
+            .collect()
+    }
+
+    /// Deposits not yet final or with a node action still to perform.
+    async fn open_count(&self) -> usize {
+        let store = self.open().await;
+        let mut open = 0;
+        for hash in self.hashes().await {
+            let d = store.deposit(&hash).await.unwrap().unwrap();
+            if !d.deposit.state.is_final() || d.deposit.pending.is_some() {
+                open += 1;
+            }
+        }
+        store.close().await;
+        open
+    }
+}
+
+fn write_config(dir: &Path, internal: u16, public: u16, store: &StoreAt) -> PathBuf {
     let path = dir.join("lightning-wall.yaml");
     std::fs::write(
         &path,
         format!(
             r#"
 data_dir: ./data
+{store}
 node: {{ backend: dev }}
 listeners:
   internal: {{ bind: "127.0.0.1:{internal}" }}
@@ -84,7 +178,8 @@ routes:
     match: {{ path: {{ prefix: / }} }}
     mode: deposit
     deposit: {{ amount_sat: 1000, idle_timeout: 3s, session_cap: 1h }}
-"#
+"#,
+            store = store.config_line(),
         ),
     )
     .unwrap();
@@ -190,10 +285,14 @@ async fn visitor(http: reqwest::Client, internal: String, public: String, n: usi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_at_random_points_loses_nothing_and_never_acts_twice() {
+    let planned_kills = env_usize("LW_CRASH_KILLS", 5);
+    let min_lifecycles = env_usize("LW_CRASH_LIFECYCLES", 48);
+    let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
+    let store_at = StoreAt::choose(dir.path()).await;
     let (internal_port, public_port) = (free_port(), free_port());
     let mut sidecar = Sidecar {
-        config: write_config(dir.path(), internal_port, public_port),
+        config: write_config(dir.path(), internal_port, public_port, &store_at),
         log: dir.path().join("sidecar.log"),
         child: None,
     };
@@ -202,57 +301,50 @@ async fn kill_9_at_random_points_loses_nothing_and_never_acts_twice() {
     let public = format!("http://127.0.0.1:{public_port}");
     let http = reqwest::Client::new();
 
-    let visitors = 48;
-    let done = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for n in 0..visitors {
-        let (http, internal, public) = (http.clone(), internal.clone(), public.clone());
-        tasks.push(tokio::spawn(async move {
-            // Spread the arrivals over the crashes.
-            tokio::time::sleep(Duration::from_millis(40 * n as u64)).await;
-            visitor(http, internal, public, n).await;
-        }));
-    }
-    let killer_done = done.clone();
+    let killer_done = Arc::new(AtomicBool::new(false));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let done = killer_done.clone();
     let killer = tokio::task::spawn_blocking(move || {
         let mut rng = rand::rng();
-        let mut kills = 0;
-        while kills < 3 || (!killer_done.load(Ordering::SeqCst) && kills < 8) {
+        for _ in 0..planned_kills {
             std::thread::sleep(Duration::from_millis(rng.random_range(150..700)));
             sidecar.kill9();
-            kills += 1;
             std::thread::sleep(Duration::from_millis(rng.random_range(0..200)));
             sidecar.start();
         }
-        (sidecar, kills)
+        done.store(true, Ordering::SeqCst);
+        sidecar
     });
+    // Visitors keep arriving (at most 32 at a time) until the last kill and the minimum count.
+    let slots = Arc::new(tokio::sync::Semaphore::new(32));
+    let mut tasks = Vec::new();
+    let mut n = 0;
+    while n < min_lifecycles || !killer_done.load(Ordering::SeqCst) {
+        let slot = slots.clone().acquire_owned().await.unwrap();
+        let (http, internal, public) = (http.clone(), internal.clone(), public.clone());
+        let finished = finished.clone();
+        tasks.push(tokio::spawn(async move {
+            visitor(http, internal, public, n).await;
+            finished.fetch_add(1, Ordering::SeqCst);
+            drop(slot);
+        }));
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let visitors = n;
     for t in tasks {
         t.await.unwrap();
     }
-    done.store(true, Ordering::SeqCst);
-    let (mut sidecar, kills) = killer.await.unwrap();
-    assert!(kills >= 3, "only {kills} kills happened");
+    let mut sidecar = killer.await.unwrap();
+    assert_eq!(finished.load(Ordering::SeqCst), visitors);
 
     // Let the last run finish everything: idle timers, pending actions, start-up reconcile.
-    let store_path = dir.path().join("data/lightning-wall.db");
     // Up to the 1-minute invoice expiry of invoices whose challenge answer a crash swallowed.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let store = Store::open_sqlite(&store_path).await.unwrap();
-        let all = store
-            .list_deposits(&DepositFilter {
-                limit: 1000,
-                ..DepositFilter::default()
-            })
-            .await
-            .unwrap();
-        store.close().await;
-        let open = all
-            .iter()
-            .filter(|d| !d.deposit.state.is_final() || d.deposit.pending.is_some())
-            .count();
-        if open == 0 && all.len() >= visitors {
+        let open = store_at.open_count().await;
+        if open == 0 && store_at.hashes().await.len() >= visitors {
             break;
         }
         assert!(Instant::now() < deadline, "{open} deposits never finished");
@@ -260,25 +352,19 @@ async fn kill_9_at_random_points_loses_nothing_and_never_acts_twice() {
     sidecar.kill9();
 
     // Compare every deposit with the node's own record.
-    let store = Store::open_sqlite(&store_path).await.unwrap();
+    let store = store_at.open().await;
     let mut dev = DevNodeConfig::new(dir.path().join("data/dev-node"));
     dev.sweep_interval = None;
     let node = DevNode::open(dev).await.unwrap();
-    let all = store
-        .list_deposits(&DepositFilter {
-            limit: 1000,
-            ..DepositFilter::default()
-        })
-        .await
-        .unwrap();
+    let hashes = store_at.hashes().await;
     let mut by_state = std::collections::BTreeMap::new();
-    for d in &all {
-        let hash = d.deposit.payment_hash;
+    for hash in &hashes {
+        let d = store.deposit(hash).await.unwrap().unwrap();
         assert!(
-            store.preimage(&hash).await.unwrap().is_some(),
+            store.preimage(hash).await.unwrap().is_some(),
             "preimage lost"
         );
-        let on_node = match node.lookup(&hash).await {
+        let on_node = match node.lookup(hash).await {
             Ok(status) => Some(status.state),
             Err(NodeError::NotFound) => None,
             Err(e) => panic!("{e}"),
@@ -294,9 +380,17 @@ async fn kill_9_at_random_points_loses_nothing_and_never_acts_twice() {
             ),
             other => panic!("deposit still {other:?}"),
         }
+        assert!(d.deposit.pending.is_none(), "{d:?}");
         *by_state.entry(d.deposit.state.as_str()).or_insert(0) += 1;
     }
-    eprintln!("{kills} kills, {} deposits: {by_state:?}", all.len());
+    store.close().await;
+    eprintln!(
+        "crash test ({}): {planned_kills} kills, {visitors} visitors, {} deposits: {by_state:?} in {:.0?}",
+        store.backend(),
+        hashes.len(),
+        started.elapsed()
+    );
     assert!(by_state.get("forfeited").copied().unwrap_or(0) > 0);
     assert!(by_state.get("refunded").copied().unwrap_or(0) > 0);
+    assert!(by_state.get("expired").copied().unwrap_or(0) > 0);
 }
