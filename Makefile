@@ -86,17 +86,17 @@ fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 ## fault: the long fault runs: 1,000 SIGKILLs of the sidecar across deposit lifecycles on
-## SQLite (~15 min; FAULT_KILLS to change), then the same test on PostgreSQL with 100 kills
-## (LW_TEST_POSTGRES_URL), then every fault and security test (docs/reliability.md)
+## SQLite, then on PostgreSQL (LW_TEST_POSTGRES_URL), ~10 min each (FAULT_KILLS,
+## FAULT_PG_KILLS), then every fault and security test (docs/reliability.md)
 FAULT_KILLS ?= 1000
-FAULT_PG_KILLS ?= 100
+FAULT_PG_KILLS ?= 1000
 fault: wasm
 	LW_CRASH_KILLS=$(FAULT_KILLS) LW_CRASH_LIFECYCLES=1000 \
 	  $(CARGO) test --locked -p lightning-wall --test crash -- --nocapture
-	LW_CRASH_STORE=postgres LW_CRASH_KILLS=$(FAULT_PG_KILLS) \
+	LW_CRASH_STORE=postgres LW_CRASH_KILLS=$(FAULT_PG_KILLS) LW_CRASH_LIFECYCLES=1000 \
 	  $(CARGO) test --locked -p lightning-wall --test crash -- --nocapture
 	$(CARGO) test --locked -p lightning-wall --test faults_lnd --test postgres_restart --test clock_jumps
-	$(CARGO) test --locked -p lightning-wall-e2e --test resilience --test security
+	$(CARGO) test --locked -p lightning-wall-e2e --test faults --test resilience --test security
 
 clean:
 	$(CARGO) clean

@@ -82,7 +82,8 @@ fn env_usize(name: &str, default: usize) -> usize {
 /// Where the sidecar keeps its deposits; the test reads them back directly.
 enum StoreAt {
     Sqlite(PathBuf),
-    Postgres(String),
+    /// The database's URL, and the server's admin URL (to drop it afterwards).
+    Postgres(String, String),
 }
 
 impl StoreAt {
@@ -101,20 +102,20 @@ impl StoreAt {
             .unwrap();
         admin.close().await;
         let (server, _) = admin_url.rsplit_once('/').unwrap();
-        StoreAt::Postgres(format!("{server}/{name}"))
+        StoreAt::Postgres(format!("{server}/{name}"), admin_url.clone())
     }
 
     fn config_line(&self) -> String {
         match self {
             StoreAt::Sqlite(_) => String::new(),
-            StoreAt::Postgres(url) => format!("store: {{ url: \"{url}\" }}"),
+            StoreAt::Postgres(url, _) => format!("store: {{ url: \"{url}\" }}"),
         }
     }
 
     async fn open(&self) -> Store {
         match self {
             StoreAt::Sqlite(path) => Store::open_sqlite(path).await.unwrap(),
-            StoreAt::Postgres(url) => Store::open_postgres(url, None).await.unwrap(),
+            StoreAt::Postgres(url, _) => Store::open_postgres(url, None).await.unwrap(),
         }
     }
 
@@ -130,7 +131,7 @@ impl StoreAt {
                 pool.close().await;
                 rows
             }
-            StoreAt::Postgres(url) => {
+            StoreAt::Postgres(url, _) => {
                 let pool = sqlx::PgPool::connect(url).await.unwrap();
                 let rows = sqlx::query_scalar(query).fetch_all(&pool).await.unwrap();
                 pool.close().await;
@@ -140,6 +141,19 @@ impl StoreAt {
         rows.into_iter()
             .map(|h| PaymentHash(h.try_into().unwrap()))
             .collect()
+    }
+
+    /// Drops the test's PostgreSQL database (kept when the test fails, for inspection).
+    async fn remove(&self) {
+        if let StoreAt::Postgres(url, admin_url) = self {
+            let (_, name) = url.rsplit_once('/').unwrap();
+            let admin = sqlx::PgPool::connect(admin_url).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+        }
     }
 
     /// Deposits not yet final or with a node action still to perform.
@@ -398,4 +412,5 @@ async fn kill_9_at_random_points_loses_nothing_and_never_acts_twice() {
     assert!(by_state.get("forfeited").copied().unwrap_or(0) > 0);
     assert!(by_state.get("refunded").copied().unwrap_or(0) > 0);
     assert!(by_state.get("expired").copied().unwrap_or(0) > 0);
+    store_at.remove().await;
 }

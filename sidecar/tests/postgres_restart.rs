@@ -4,7 +4,7 @@
 //! recovery on start) and started again. During the outage every answer must be a clean 5xx
 //! with a JSON error; afterwards every deposit must resolve and agree with the node.
 //!
-//! Needs PostgreSQL's server binaries (`LW_TEST_PG_BIN`, default `/usr/lib/postgresql/15/bin`);
+//! Needs PostgreSQL's server binaries (`LW_TEST_PG_BIN`, default `pg_config --bindir`);
 //! as root, the server runs as the `postgres` user (it refuses to run as root).
 
 use std::net::TcpListener;
@@ -40,9 +40,13 @@ struct PrivatePostgres {
 
 impl PrivatePostgres {
     fn init() -> PrivatePostgres {
-        let bin = PathBuf::from(
-            std::env::var("LW_TEST_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into()),
-        );
+        let bin = PathBuf::from(std::env::var("LW_TEST_PG_BIN").unwrap_or_else(|_| {
+            Command::new("pg_config")
+                .arg("--bindir")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into())
+        }));
         assert!(
             bin.join("initdb").exists(),
             "PostgreSQL server binaries not found in {} (set LW_TEST_PG_BIN)",
