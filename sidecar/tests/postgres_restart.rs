@@ -208,7 +208,7 @@ async fn visitor(
     let macaroon = c["macaroon"].as_str().unwrap().to_owned();
     let token = c["token_id"].as_str().unwrap().to_owned();
     let empty_proof = format!("{macaroon}:");
-    if n % 4 == 0 {
+    if n.is_multiple_of(4) {
         // Never pays, leaves: expired.
         let leave = format!("{public}/.well-known/lightning-wall/leave");
         call(&http, &seen, &leave, Some(&empty_proof), Some(json!({}))).await;
