@@ -47,8 +47,9 @@ impl Sidecar {
         let child = Command::new(env!("CARGO_BIN_EXE_lightning-wall"))
             .args(["serve", "--config"])
             .arg(&self.config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            // Everything the binary logs, scanned for secrets at the end.
+            .env("RUST_LOG", "debug")
+            .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
@@ -168,6 +169,34 @@ impl StoreAt {
         }
         store.close().await;
         open
+    }
+}
+
+/// No preimage or master key (32 bytes each) in the binary's logs, as hex or base64. Every
+/// 64- and 43-character window of the log's words is looked up in a set of the secrets' forms.
+fn assert_no_secret_logged(log: &Path, secrets: &[Vec<u8>]) {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let mut forms = std::collections::HashSet::new();
+    for secret in secrets {
+        assert_eq!(secret.len(), 32);
+        forms.insert(hex::encode(secret));
+        forms.insert(hex::encode_upper(secret));
+        forms.insert(STANDARD_NO_PAD.encode(secret));
+        forms.insert(URL_SAFE_NO_PAD.encode(secret));
+    }
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(text.contains("lightning_wall"), "the log caught nothing");
+    let words = text.split(|c: char| !(c.is_ascii_alphanumeric() || "+/_-".contains(c)));
+    for word in words.filter(|w| w.len() >= 43) {
+        for len in [43, 64] {
+            for at in 0..word.len().saturating_sub(len - 1) {
+                assert!(
+                    !forms.contains(&word[at..at + len]),
+                    "a secret appears in the sidecar's log"
+                );
+            }
+        }
     }
 }
 
@@ -377,12 +406,11 @@ async fn kill_9_at_random_points_loses_nothing_and_never_acts_twice() {
     let node = DevNode::open(dev).await.unwrap();
     let hashes = store_at.hashes().await;
     let mut by_state = std::collections::BTreeMap::new();
+    let mut secrets = Vec::new();
     for hash in &hashes {
         let d = store.deposit(hash).await.unwrap().unwrap();
-        assert!(
-            store.preimage(hash).await.unwrap().is_some(),
-            "preimage lost"
-        );
+        let preimage = store.preimage(hash).await.unwrap().expect("preimage lost");
+        secrets.push(preimage.0.to_vec());
         let on_node = match node.lookup(hash).await {
             Ok(status) => Some(status.state),
             Err(NodeError::NotFound) => None,
@@ -403,6 +431,15 @@ async fn kill_9_at_random_points_loses_nothing_and_never_acts_twice() {
         *by_state.entry(d.deposit.state.as_str()).or_insert(0) += 1;
     }
     store.close().await;
+    if let Ok(keys) = std::fs::read_to_string(dir.path().join("data/keys")) {
+        for line in keys
+            .lines()
+            .filter(|l| l.contains(':') && !l.starts_with('#'))
+        {
+            secrets.push(hex::decode(line.trim().split_once(':').unwrap().1).unwrap());
+        }
+    }
+    assert_no_secret_logged(&sidecar.log, &secrets);
     eprintln!(
         "crash test ({}): {planned_kills} kills, {visitors} visitors, {} deposits: {by_state:?} in {:.0?}",
         store.backend(),
