@@ -13,7 +13,7 @@ CONFORMANCE_WASM := $(WASM_DIR)/conformance_filter.wasm
 CONFORMANCE_WASM_UNKNOWN := $(WASM_DIR)/conformance_filter_unknown.wasm
 CONFORMANCE_SRCS := $(shell find host/conformance-filter -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit validate-configs sidecar-release bench bench-filter bench-gateway bench-sidecar fuzz fuzz-smoke clean
+.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit validate-configs sidecar-release bench bench-filter bench-gateway bench-sidecar fuzz fuzz-smoke fault clean
 
 all: wasm
 
@@ -61,7 +61,7 @@ validate-configs:
 
 ## sidecar-release: the sidecar binary exactly as the Dockerfile builds it
 sidecar-release:
-	$(CARGO) build --locked --release -p lightning-wall --bin lightning-wall
+	$(CARGO) build --locked -p lightning-wall --bin lightning-wall
 
 ## bench: criterion benchmarks, then the sidecar's targets
 bench:
@@ -84,6 +84,19 @@ bench-gateway: wasm
 ## fuzz: run every fuzz target for FUZZ_SECONDS each (nightly + cargo-fuzz, installed if missing)
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## fault: the long fault runs: 1,000 SIGKILLs of the sidecar across deposit lifecycles on
+## SQLite, then on PostgreSQL (LW_TEST_POSTGRES_URL), ~10 min each (FAULT_KILLS,
+## FAULT_PG_KILLS), then every fault and security test (docs/reliability.md)
+FAULT_KILLS ?= 1000
+FAULT_PG_KILLS ?= 1000
+fault: wasm
+	LW_CRASH_KILLS=$(FAULT_KILLS) LW_CRASH_LIFECYCLES=1000 \
+	  $(CARGO) test --locked -p lightning-wall --test crash -- --nocapture
+	LW_CRASH_STORE=postgres LW_CRASH_KILLS=$(FAULT_PG_KILLS) LW_CRASH_LIFECYCLES=1000 \
+	  $(CARGO) test --locked -p lightning-wall --test crash -- --nocapture
+	$(CARGO) test --locked -p lightning-wall --test faults_lnd --test postgres_restart --test clock_jumps
+	$(CARGO) test --locked -p lightning-wall-e2e --test faults --test resilience --test security
 
 clean:
 	$(CARGO) clean

@@ -2,6 +2,7 @@
 //! wall's endpoints. Everything stateful lives here; the filter stays stateless.
 
 pub mod api;
+pub mod clock;
 pub mod config;
 pub mod deposit;
 pub mod keys;

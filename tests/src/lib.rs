@@ -26,7 +26,8 @@ pub const CLUSTER: &str = "lightning_wall_sidecar";
 pub const WALL_CLUSTER: &str = "lightning_wall_public";
 
 /// Routes used by every test: a pay API, a free health check, a deposit wall on the rest.
-fn config_yaml(data: &str, internal: u16, public: u16, mint_per_min: u32) -> String {
+fn config_yaml(data: &str, ports: [u16; 3], admin_token_file: &str, mint_per_min: u32) -> String {
+    let [internal, public, admin] = ports;
     format!(
         r#"
 data_dir: {data}
@@ -34,6 +35,7 @@ node: {{ backend: dev }}
 listeners:
   internal: {{ bind: "127.0.0.1:{internal}" }}
   public: {{ bind: "127.0.0.1:{public}" }}
+  admin: {{ bind: "127.0.0.1:{admin}", token: {{ file: {admin_token_file} }} }}
 limits:
   challenge_mint_rate: {{ requests: {mint_per_min}, per: 1m }}
 rewards:
@@ -68,6 +70,16 @@ routes:
     )
 }
 
+/// 32 random bytes, hex (bearer tokens of the test config).
+fn random_hex() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("/dev/urandom");
+    hex::encode(bytes)
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -82,6 +94,9 @@ pub struct Wall {
     config_path: PathBuf,
     internal: String,
     public: String,
+    admin: String,
+    admin_token: String,
+    data: PathBuf,
     pub host: TestHost,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
@@ -107,12 +122,20 @@ impl Wall {
     /// As [`Wall::start`], with the sidecar's challenge mint rate per client IP per minute.
     pub fn start_with(workers: usize, mint_per_min: u32) -> Wall {
         let dir = tempfile::tempdir().unwrap();
-        let (internal, public) = (free_port(), free_port());
+        let (internal, public, admin) = (free_port(), free_port(), free_port());
         let config_path = dir.path().join("lightning-wall.yaml");
         let data = dir.path().join("data");
+        let admin_token = random_hex();
+        let admin_token_file = dir.path().join("admin.token");
+        std::fs::write(&admin_token_file, &admin_token).unwrap();
         std::fs::write(
             &config_path,
-            config_yaml(&data.display().to_string(), internal, public, mint_per_min),
+            config_yaml(
+                &data.display().to_string(),
+                [internal, public, admin],
+                &admin_token_file.display().to_string(),
+                mint_per_min,
+            ),
         )
         .unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -125,6 +148,9 @@ impl Wall {
             config_path,
             internal: format!("http://127.0.0.1:{internal}"),
             public: format!("http://127.0.0.1:{public}"),
+            admin: format!("http://127.0.0.1:{admin}"),
+            admin_token,
+            data,
             host: TestHost::builder(filter_runtime())
                 .configuration(format!(
                     r#"{{"sidecar_cluster": "{CLUSTER}", "wall_cluster": "{WALL_CLUSTER}"}}"#
@@ -158,6 +184,26 @@ impl Wall {
         if let Some(running) = self.sidecar.take() {
             self.rt.block_on(running.shutdown());
         }
+    }
+
+    /// The sidecar's data dir (generated master keys, SQLite, the dev node's key).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data
+    }
+
+    /// `http://127.0.0.1:<port>` of the admin API, and its bearer token.
+    pub fn admin(&self) -> (&str, &str) {
+        (&self.admin, &self.admin_token)
+    }
+
+    /// `http://127.0.0.1:<port>` of the sidecar's public (wall) listener.
+    pub fn public_url(&self) -> &str {
+        &self.public
+    }
+
+    /// Runs a future on the sidecar's runtime (for tests' own HTTP calls).
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
     }
 
     /// One sync period: fires every worker's tick (bootstrap, sync, events).

@@ -22,7 +22,7 @@ use super::policy::SERVICE;
 use crate::config::Mode;
 use crate::deposit::engine::NewDeposit;
 use crate::deposit::machine::{Event, Outcome};
-use crate::deposit::{Timestamp, TokenId, Trigger};
+use crate::deposit::{TokenId, Trigger};
 use crate::metrics::ErrorLabel;
 use crate::node::dev::DevPayment;
 use crate::rewards::{Limits, RewardId};
@@ -103,7 +103,7 @@ async fn challenge(
         )
         .retry_after(wait));
     }
-    let now = Timestamp::now();
+    let now = state.engine.now();
     let amount_msat = route.amount_sat().saturating_mul(1000);
     let valid_until = now.plus(route.token_lifetime).0;
     let memo = format!("lightning-wall: {}", route.id);

@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::machine::{self, Event, Rejected};
 use super::{Deposit, DepositState, DepositTiming, NodeAction, Timestamp, TokenId};
+use crate::clock::{Clock, SystemClock};
 use crate::metrics::{Metrics, ModeLabel, OutcomeLabel};
 use crate::node::{
     InvoiceRequest, InvoiceState, InvoiceStatus, Node, NodeError, PaymentHash, Preimage,
@@ -129,6 +130,8 @@ struct Inner {
     node: Arc<dyn Node>,
     settings: EngineSettings,
     metrics: Arc<Metrics>,
+    /// Wall clock of the deposit timers (tests step it forward and back).
+    clock: Arc<dyn Clock>,
     chain: Mutex<Option<ChainView>>,
     watching: Mutex<HashSet<PaymentHash>>,
     /// Deposits a task of this replica is acting on: the store lease is per replica, so tasks
@@ -176,6 +179,17 @@ impl Engine {
         settings: EngineSettings,
         metrics: Arc<Metrics>,
     ) -> Engine {
+        Engine::with_clock(store, node, settings, metrics, Arc::new(SystemClock))
+    }
+
+    /// As [`Engine::new`], with the timers reading `clock`.
+    pub fn with_clock(
+        store: Store,
+        node: Arc<dyn Node>,
+        settings: EngineSettings,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Engine {
         let (changes, _) = broadcast::channel(4096);
         Engine {
             inner: Arc::new(Inner {
@@ -183,6 +197,7 @@ impl Engine {
                 node,
                 settings,
                 metrics,
+                clock,
                 chain: Mutex::new(None),
                 watching: Mutex::new(HashSet::new()),
                 acting: Mutex::new(HashSet::new()),
@@ -195,6 +210,11 @@ impl Engine {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The wall clock's time as the deposit timers see it.
+    pub fn now(&self) -> Timestamp {
+        Timestamp(self.inner.clock.now().as_secs())
     }
 
     pub fn node(&self) -> &Arc<dyn Node> {
@@ -407,7 +427,7 @@ impl Engine {
                 .deposit(hash)
                 .await?
                 .ok_or(EngineError::NotFound)?;
-            let now = Timestamp::now();
+            let now = self.now();
             let transition = match machine::step(&stored.deposit, event, now) {
                 Ok(t) => t,
                 Err(rejected) => return Ok(Stepped::Unchanged(stored.deposit, rejected)),
@@ -455,7 +475,7 @@ impl Engine {
         if !self
             .inner
             .store
-            .claim(hash, &s.replica_id, Timestamp::now(), s.lease)
+            .claim(hash, &s.replica_id, self.now(), s.lease)
             .await?
         {
             return Ok(()); // another replica is acting on it
@@ -665,7 +685,7 @@ impl Engine {
     /// One pass of timers and retries: ticks every due deposit, retries pending node actions
     /// whose backoff has passed.
     pub async fn sweep(&self) -> Result<(), EngineError> {
-        let now = Timestamp::now();
+        let now = self.now();
         let block_height = self.block_height();
         for stored in self.inner.store.due_deposits(now, 1000).await? {
             let hash = stored.deposit.payment_hash;
@@ -722,7 +742,7 @@ impl Engine {
         match self.inner.node.lookup(&hash).await {
             Ok(status) => {
                 if let Some(event) = self.status_event(&status).await
-                    && machine::step(&stored.deposit, event, Timestamp::now()).is_ok()
+                    && machine::step(&stored.deposit, event, self.now()).is_ok()
                 {
                     changed = true;
                     if let Err(e) = self.event(&hash, event).await {
@@ -744,7 +764,7 @@ impl Engine {
             }
         }
         let tick = Event::Tick { block_height };
-        if changed || machine::step(&stored.deposit, tick, Timestamp::now()).is_ok() {
+        if changed || machine::step(&stored.deposit, tick, self.now()).is_ok() {
             changed = true;
             let _ = self.event(&hash, tick).await;
         }

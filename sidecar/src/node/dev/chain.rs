@@ -2,53 +2,9 @@
 //! clock time from a persisted genesis, plus blocks that tests mine by hand. Pure arithmetic; it
 //! must never go backwards for a given clock.
 
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// Where the dev node reads the time. Tests inject a [`ManualClock`].
-pub trait Clock: Send + Sync + 'static {
-    /// Time since the Unix epoch.
-    fn now(&self) -> Duration;
-}
-
-/// The machine's wall clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Duration {
-        // A clock before 1970 is a broken machine; treat it as the epoch rather than fail.
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-    }
-}
-
-/// A clock that moves only when told to (tests, simulations).
-#[derive(Debug)]
-pub struct ManualClock(Mutex<Duration>);
-
-impl ManualClock {
-    pub fn new(start: Duration) -> Self {
-        Self(Mutex::new(start))
-    }
-
-    /// Starts at the machine's current time, so BOLT11 timestamps look normal.
-    pub fn starting_now() -> Self {
-        Self::new(SystemClock.now())
-    }
-
-    pub fn advance(&self, by: Duration) {
-        let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *now = now.saturating_add(by);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Duration {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+pub use crate::clock::{Clock, ManualClock, SystemClock};
 
 /// The persisted parameters of the simulated chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
