@@ -15,13 +15,15 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 
 use crate::engine::challenge::{self, ChallengeCall, Outcome};
 use crate::engine::config::PluginConfig;
+use crate::engine::health;
 use crate::engine::decision::{
     self, CREDENTIAL_HEADER, Decision, Grant, PendingGrant, RequestFacts, UpstreamVerdict,
 };
 use crate::engine::host::{Host, Level, Metric, SharedValue, SharedWriteError};
-use crate::engine::policy::{FailureMode, Policy};
+use crate::engine::policy::{FailureMode, Policy, RouteMode};
 use crate::engine::reply::Reply;
-use crate::engine::sync::{Call, CallKind, Outbox, SyncState};
+use crate::engine::sync::{Call, CallKind, SyncState};
+use crate::engine::worker::WorkerState;
 
 proxy_wasm::main! {{
     // set_log_level installs the SDK's panic hook, which unwraps the log call; ours replaces it.
@@ -41,7 +43,7 @@ const REWARD_HEADER: &str = "x-lightning-wall-reward";
 /// The host as the engine sees it, over proxy-wasm host calls.
 #[derive(Clone, Default)]
 struct WasmHost {
-    metric_ids: Rc<RefCell<HashMap<String, u32>>>,
+    metric_ids: Rc<RefCell<HashMap<Metric, u32>>>,
 }
 
 impl Host for WasmHost {
@@ -76,15 +78,15 @@ impl Host for WasmHost {
     }
 
     fn count(&self, metric: Metric) {
-        let name = metric.name();
         let Ok(mut ids) = self.metric_ids.try_borrow_mut() else {
             return;
         };
-        let id = match ids.get(&name) {
+        // By the enum, not its name: the name is formatted once, when the metric is defined.
+        let id = match ids.get(&metric) {
             Some(id) => *id,
-            None => match hostcalls::define_metric(MetricType::Counter, &name) {
+            None => match hostcalls::define_metric(MetricType::Counter, &metric.name()) {
                 Ok(id) => {
-                    ids.insert(name, id);
+                    ids.insert(metric, id);
                     id
                 }
                 Err(_) => return,
@@ -106,10 +108,10 @@ impl Host for WasmHost {
 
 /// One worker VM's state, shared by its root context and its HTTP contexts.
 struct Worker {
-    config: Option<PluginConfig>,
+    config: Option<Rc<PluginConfig>>,
     policy: Option<Rc<Policy>>,
     sync: SyncState,
-    outbox: Outbox,
+    state: WorkerState,
     /// Root call-outs in flight, by token.
     calls: HashMap<u32, CallKind>,
 }
@@ -173,7 +175,7 @@ impl WallRoot {
                 config: None,
                 policy: None,
                 sync: SyncState::new(),
-                outbox: Outbox::default(),
+                state: WorkerState::default(),
                 calls: HashMap::new(),
             })),
             host: WasmHost::default(),
@@ -190,8 +192,8 @@ impl WallRoot {
                     w.calls.insert(token, call.kind);
                 }
                 None => {
-                    let Worker { sync, outbox, .. } = w;
-                    sync.dispatch_failed(call.kind, &self.host, outbox);
+                    let Worker { sync, state, .. } = w;
+                    sync.dispatch_failed(call.kind, &self.host, &mut state.outbox);
                 }
             }
         }
@@ -204,9 +206,12 @@ impl WallRoot {
         if w.config.is_none() {
             return;
         }
+        w.state
+            .revocations
+            .refresh(&self.host, self.host.now_unix());
         let calls = {
-            let Worker { sync, outbox, .. } = &mut *w;
-            sync.on_tick(outbox)
+            let Worker { sync, state, .. } = &mut *w;
+            sync.on_tick(&mut state.outbox)
         };
         self.issue(&mut w, calls);
     }
@@ -223,10 +228,18 @@ impl Context for WallRoot {
         let status = call_response_status();
         let body = call_response_body(body_size);
         let digest = {
-            let Worker { sync, outbox, .. } = &mut *w;
-            sync.on_answer(kind, status, &body, &self.host, outbox)
+            let Worker { sync, state, .. } = &mut *w;
+            sync.on_answer(
+                kind,
+                status,
+                &body,
+                &self.host,
+                &mut state.outbox,
+                &mut state.revocations,
+            )
         };
         if let Some(policy) = digest.policy {
+            w.state.installed(&policy);
             w.policy = Some(Rc::new(policy));
         }
         if let Some(call) = digest.follow_up {
@@ -251,7 +264,7 @@ impl RootContext for WallRoot {
         };
         let _ = hostcalls::set_tick_period(config.sync_period);
         match self.worker.try_borrow_mut() {
-            Ok(mut w) => w.config = Some(config),
+            Ok(mut w) => w.config = Some(Rc::new(config)),
             Err(_) => return false,
         }
         // Bootstrap now rather than a tick later; the tick retries if this fails.
@@ -370,13 +383,13 @@ impl WallRequest {
             .map_or(FailureMode::Closed, |r| r.failure_mode);
         match held {
             Some(true) => {
-                decision::cache_held(&self.host, &pending.grant.token_hex);
+                decision::cache_held(&self.host, &pending.grant);
                 let d = decision::admit(
                     policy.as_deref(),
                     pending.grant,
                     pending.trap,
                     &self.host,
-                    &mut w.outbox,
+                    &mut w.state,
                 );
                 drop(w);
                 match d {
@@ -422,6 +435,7 @@ impl Context for WallRequest {
             return;
         };
         let status = call_response_status();
+        health::record(&self.host, !health::no_answer(status));
         let retry_after =
             hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, "retry-after")
                 .ok()
@@ -489,7 +503,6 @@ impl HttpContext for WallRequest {
         let method = utf8(one(":method").unwrap_or_default());
         let path = utf8(one(":path").unwrap_or_default());
         let authority = utf8(one(":authority").unwrap_or_default());
-        let ip = client_ip();
         let facts = RequestFacts {
             method: &method,
             path: &path,
@@ -499,7 +512,6 @@ impl HttpContext for WallRequest {
             sec_fetch_site: one("sec-fetch-site"),
             origin: one("origin"),
             referer: one("referer"),
-            client_ip: ip.as_deref(),
         };
         let Ok(mut w) = self.worker.try_borrow_mut() else {
             return self.unavailable(FailureMode::Closed);
@@ -515,7 +527,7 @@ impl HttpContext for WallRequest {
             &config,
             &facts,
             &self.host,
-            &mut w.outbox,
+            &mut w.state,
         );
         drop(w);
         match decision {
@@ -562,18 +574,19 @@ impl HttpContext for WallRequest {
                 Action::Pause
             }
             Decision::Challenge(c) => {
-                if sidecar_down {
+                if sidecar_down || health::is_down(&self.host) {
                     return self.unavailable(c.failure_mode);
                 }
-                if let Some(reply) =
-                    decision::mint_limited(policy.as_deref(), &c.client_ip, &self.host)
-                {
+                // Read here, not for every request: only a challenge needs the client's address.
+                let ip = client_ip();
+                let ip = ip.as_deref().unwrap_or("0.0.0.0");
+                if let Some(reply) = decision::mint_limited(policy.as_deref(), ip, &self.host) {
                     send_reply(&reply);
                     return Action::Pause;
                 }
                 let body = serde_json::to_vec(&ChallengeCall {
                     route_id: &c.route_id,
-                    client_ip: &c.client_ip,
+                    client_ip: ip,
                 })
                 .unwrap_or_default();
                 match dispatch(&config, "POST", "/v1/challenge", Some(&body)) {
@@ -621,7 +634,12 @@ impl HttpContext for WallRequest {
         let Some(grant) = self.grant.as_ref() else {
             return Action::Continue;
         };
-        let status = get(":status").and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok());
+        // Only deposit grants look at the status (error storms): pay requests skip the read.
+        let status = if grant.mode == RouteMode::Deposit {
+            get(":status").and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok())
+        } else {
+            None
+        };
         let upstream = UpstreamVerdict::parse(verdict.as_deref(), reward.as_deref());
         if let Ok(mut w) = self.worker.try_borrow_mut() {
             let policy = w.policy.clone();
@@ -631,7 +649,7 @@ impl HttpContext for WallRequest {
                 status,
                 upstream,
                 &self.host,
-                &mut w.outbox,
+                &mut w.state,
             );
         }
         Action::Continue
