@@ -89,8 +89,12 @@ case "$mode" in
     built="$dir/$target/wasm/$lib.wasm"
     mkdir -p "$(dirname "$out")"
     if ensure_wasm_opt; then
-      # Features as rustc enabled them (its target_features section), then size passes.
-      wasm-opt -Oz --strip-debug --strip-producers "$built" -o "$built.opt"
+      # The features rustc's wasm32 targets enable by default (rustc writes no feature section
+      # for wasm-opt to read); V8 and wasmtime support them all.
+      wasm-opt -Oz --strip-debug --strip-producers \
+        --enable-sign-ext --enable-mutable-globals --enable-bulk-memory \
+        --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types \
+        "$built" -o "$built.opt"
       built="$built.opt"
     fi
     if ! cmp -s "$built" "$out"; then cp "$built" "$out"; fi
