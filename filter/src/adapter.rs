@@ -15,10 +15,10 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 
 use crate::engine::challenge::{self, ChallengeCall, Outcome};
 use crate::engine::config::PluginConfig;
-use crate::engine::health;
 use crate::engine::decision::{
     self, CREDENTIAL_HEADER, Decision, Grant, PendingGrant, RequestFacts, UpstreamVerdict,
 };
+use crate::engine::health;
 use crate::engine::host::{Host, Level, Metric, SharedValue, SharedWriteError};
 use crate::engine::policy::{FailureMode, Policy, RouteMode};
 use crate::engine::reply::Reply;
@@ -522,13 +522,8 @@ impl HttpContext for WallRequest {
         let Some(config) = w.config.clone() else {
             return self.unavailable(FailureMode::Closed);
         };
-        let decision = decision::decide(
-            policy.as_deref(),
-            &config,
-            &facts,
-            &self.host,
-            &mut w.state,
-        );
+        let decision =
+            decision::decide(policy.as_deref(), &config, &facts, &self.host, &mut w.state);
         drop(w);
         match decision {
             Decision::Pass => Action::Continue,

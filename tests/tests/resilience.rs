@@ -212,7 +212,11 @@ fn a_stalled_sidecar_costs_one_timeout_then_every_worker_applies_the_failure_mod
         let ex = wall.send(&Request::get("/open/x"));
         assert!(ex.upstream_request.is_some());
     }
-    assert_eq!(stalled.accepted(), 1, "no challenge call-out reached the stalled sidecar");
+    assert_eq!(
+        stalled.accepted(),
+        1,
+        "no challenge call-out reached the stalled sidecar"
+    );
     // Issued tokens keep working meanwhile.
     let ex = wall.send(&Request::get("/home").header("authorization", &auth));
     assert_eq!(status(&ex), Some(200));

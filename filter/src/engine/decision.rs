@@ -119,11 +119,7 @@ pub fn held_cached(host: &dyn Host, grant: &Grant) -> bool {
 /// Caches the sidecar's confirmation. A later refund or forfeit revokes the token, and the
 /// revocation is checked before this cache, so the cache never outlives the deposit.
 pub fn cache_held(host: &dyn Host, grant: &Grant) {
-    let _ = host.shared_set(
-        &held_key(&grant.token_id),
-        grant.token_hex.as_bytes(),
-        None,
-    );
+    let _ = host.shared_set(&held_key(&grant.token_id), grant.token_hex.as_bytes(), None);
 }
 
 fn header_host(url: &[u8]) -> Option<&[u8]> {
@@ -152,10 +148,9 @@ pub fn is_cross_site(facts: &RequestFacts<'_>) -> bool {
 
 /// Revokes a token on every worker (here at once) and queues the verdict for the sidecar.
 fn settle(host: &dyn Host, w: &mut WorkerState, grant: &Grant, verdict: Verdict, trigger: Trigger) {
-    let until = grant.valid_until.unwrap_or_else(|| {
-        host.now_unix()
-            .saturating_add(w.revocations.horizon_s())
-    });
+    let until = grant
+        .valid_until
+        .unwrap_or_else(|| host.now_unix().saturating_add(w.revocations.horizon_s()));
     w.revocations.revoke(host, grant.token_id, until);
     w.outbox.verdict(&grant.token_hex, verdict, trigger);
 }
@@ -351,7 +346,8 @@ pub fn decide(
     if let Some((from, bytes)) = key
         && from == source
     {
-        w.verified.insert(from, bytes, facts.method, verified.clone());
+        w.verified
+            .insert(from, bytes, facts.method, verified.clone());
     }
     if w.revocations.contains(&verified.token_id) {
         // Refunded, forfeited or revoked by an operator: a fresh 402 (a new deposit) is the

@@ -413,7 +413,11 @@ fn a_cached_credential_still_answers_to_expiry_method_and_revocation() {
             Decision::Allow(_)
         ));
     }
-    assert_eq!(o.verified.len(), 1, "verified once, then served from the cache");
+    assert_eq!(
+        o.verified.len(),
+        1,
+        "verified once, then served from the cache"
+    );
     let d = run(&h, &mut o, &facts("POST", "/page", Some(&auth)));
     assert_eq!(status(&d), Some((401, Some("wrong_method"))));
     h.now.set(NOW + 60);
@@ -487,7 +491,11 @@ fn a_cookie_beside_another_authorization_scheme_is_not_cached_under_that_header(
     assert!(matches!(run(&h, &mut o, &f), Decision::Allow(_)));
     // The same Basic header without the cookie must not be let through.
     assert!(matches!(
-        run(&h, &mut o, &facts("GET", "/page", Some("Basic dXNlcjpwYXNz"))),
+        run(
+            &h,
+            &mut o,
+            &facts("GET", "/page", Some("Basic dXNlcjpwYXNz"))
+        ),
         Decision::Challenge(_)
     ));
     assert!(o.verified.is_empty());

@@ -133,7 +133,10 @@ pub fn hit(host: &dyn Host, table: Table, owner: u64, rate: Rate, now: u64) -> C
     }
     host.log(
         Level::Warn,
-        format_args!("lightning-wall: could not update a {} counter", table.prefix),
+        format_args!(
+            "lightning-wall: could not update a {} counter",
+            table.prefix
+        ),
     );
     Count::Unknown
 }
@@ -221,7 +224,10 @@ mod tests {
         assert_eq!(hit(&h, T, 17, RATE, 100), Count::Within(2));
         assert_eq!(hit(&h, T, 1, RATE, 100), Count::Within(2));
         assert_eq!(hit(&h, T, 17, RATE, 100), Count::Exceeded(3));
-        assert!(!h.shared_get("t.2").bytes.is_empty(), "17 went to the next slot");
+        assert!(
+            !h.shared_get("t.2").bytes.is_empty(),
+            "17 went to the next slot"
+        );
     }
 
     #[test]

@@ -115,7 +115,10 @@ impl Revocations {
             match host.shared_set(HEAD_KEY, next.as_bytes(), cas) {
                 Ok(()) => {
                     let value = format!("{n},{hex},{valid_until}");
-                    if host.shared_set(&slot_key(n), value.as_bytes(), None).is_err() {
+                    if host
+                        .shared_set(&slot_key(n), value.as_bytes(), None)
+                        .is_err()
+                    {
                         break;
                     }
                     return;
@@ -268,14 +271,22 @@ mod tests {
         r.catch_up(&h);
         r.catch_up(&h);
         r.refresh(&h, 100);
-        h.shared_set("lw.rev.0", format!("0,{},900", "07".repeat(32)).as_bytes(), None)
-            .unwrap();
+        h.shared_set(
+            "lw.rev.0",
+            format!("0,{},900", "07".repeat(32)).as_bytes(),
+            None,
+        )
+        .unwrap();
         r.refresh(&h, 100);
         assert!(r.contains(&id(7)));
         // One never written is skipped after a tick, and later entries still arrive.
         h.shared_set(HEAD_KEY, b"3", None).unwrap();
-        h.shared_set("lw.rev.2", format!("2,{},900", "08".repeat(32)).as_bytes(), None)
-            .unwrap();
+        h.shared_set(
+            "lw.rev.2",
+            format!("2,{},900", "08".repeat(32)).as_bytes(),
+            None,
+        )
+        .unwrap();
         r.refresh(&h, 100);
         r.refresh(&h, 100);
         assert!(r.contains(&id(8)));

@@ -433,7 +433,14 @@ mod tests {
         let body = format!(
             r#"{{"policy_version":"v1","revocations":[{{"seq":7,"token_id":"{id}"}}],"next_since":7,"more":true}}"#
         );
-        let d = s.on_answer(CallKind::Sync, Some(200), body.as_bytes(), &h, &mut o, &mut r);
+        let d = s.on_answer(
+            CallKind::Sync,
+            Some(200),
+            body.as_bytes(),
+            &h,
+            &mut o,
+            &mut r,
+        );
         assert!(r.contains(&[0xab; 32]));
         assert_eq!(d.follow_up.unwrap().path, "/v1/sync?since=7");
     }

@@ -133,13 +133,41 @@ mod tests {
     fn a_hit_needs_the_same_bytes_method_route_mode_and_an_unexpired_token() {
         let mut c = VerifiedCache::default();
         c.insert(H, b"L402 abc:def", "GET", v("api", 100));
-        assert!(c.get(H, b"L402 abc:def", "GET", "api", RouteMode::Pay, 99).is_some());
-        assert!(c.get(H, b"L402 abc:deg", "GET", "api", RouteMode::Pay, 99).is_none());
-        assert!(c.get(H, b"L402 abc:def", "POST", "api", RouteMode::Pay, 99).is_none());
-        assert!(c.get(H, b"L402 abc:def", "GET", "other", RouteMode::Pay, 99).is_none());
-        assert!(c.get(H, b"L402 abc:def", "GET", "api", RouteMode::Deposit, 99).is_none());
-        assert!(c.get(H, b"L402 abc:def", "GET", "api", RouteMode::Pay, 100).is_none());
-        assert!(c.get(Source::Cookie, b"L402 abc:def", "GET", "api", RouteMode::Pay, 99).is_none());
+        assert!(
+            c.get(H, b"L402 abc:def", "GET", "api", RouteMode::Pay, 99)
+                .is_some()
+        );
+        assert!(
+            c.get(H, b"L402 abc:deg", "GET", "api", RouteMode::Pay, 99)
+                .is_none()
+        );
+        assert!(
+            c.get(H, b"L402 abc:def", "POST", "api", RouteMode::Pay, 99)
+                .is_none()
+        );
+        assert!(
+            c.get(H, b"L402 abc:def", "GET", "other", RouteMode::Pay, 99)
+                .is_none()
+        );
+        assert!(
+            c.get(H, b"L402 abc:def", "GET", "api", RouteMode::Deposit, 99)
+                .is_none()
+        );
+        assert!(
+            c.get(H, b"L402 abc:def", "GET", "api", RouteMode::Pay, 100)
+                .is_none()
+        );
+        assert!(
+            c.get(
+                Source::Cookie,
+                b"L402 abc:def",
+                "GET",
+                "api",
+                RouteMode::Pay,
+                99
+            )
+            .is_none()
+        );
     }
 
     #[test]
@@ -151,7 +179,10 @@ mod tests {
         let real = c.key(H, b"real", "GET");
         let entry = c.entries.remove(&real).unwrap();
         c.entries.insert(forged, entry);
-        assert!(c.get(H, b"forged", "GET", "api", RouteMode::Pay, 1).is_none());
+        assert!(
+            c.get(H, b"forged", "GET", "api", RouteMode::Pay, 1)
+                .is_none()
+        );
     }
 
     #[test]
@@ -162,7 +193,10 @@ mod tests {
         }
         assert_eq!(c.len(), CAPACITY);
         let last = (CAPACITY + 99).to_string();
-        assert!(c.get(H, last.as_bytes(), "GET", "api", RouteMode::Pay, 1).is_some());
+        assert!(
+            c.get(H, last.as_bytes(), "GET", "api", RouteMode::Pay, 1)
+                .is_some()
+        );
         c.clear();
         assert!(c.is_empty());
     }
