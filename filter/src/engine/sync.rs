@@ -413,7 +413,6 @@ mod tests {
     fn a_fresh_worker_bootstraps_first_and_then_syncs_from_zero() {
         let h = MemoryHost::at(0);
         let mut o = Outbox::default();
-        let mut r = Revocations::default();
         let mut s = bootstrapped(&h, &mut o);
         let calls = s.on_tick(&mut o);
         assert_eq!(calls.len(), 1);
