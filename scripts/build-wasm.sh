@@ -47,6 +47,20 @@ install_debian_toolchain() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null
 }
 
+# Binaryen's wasm-opt shrinks the filter past what rustc's opt-level "z" reaches (the .wasm must
+# stay under 400,000 bytes). Installed from Debian like the toolchain when missing and we are root.
+ensure_wasm_opt() {
+  command -v wasm-opt >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "build-wasm: installing Debian's binaryen for wasm-opt" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binaryen >/dev/null
+  fi
+  command -v wasm-opt >/dev/null 2>&1 && return 0
+  echo "build-wasm: wasm-opt (binaryen) missing: the .wasm is left as rustc built it, larger" >&2
+  return 1
+}
+
 if have_rustup_target; then
   echo "build-wasm: toolchain: rustup $(rustc --version) with target $target" >&2
   cargo_cmd=(cargo)
@@ -74,6 +88,15 @@ case "$mode" in
     dir=$(env "${env_vars[@]}" sh -c 'echo "${CARGO_TARGET_DIR:-'"$root"'/target}"')
     built="$dir/$target/wasm/$lib.wasm"
     mkdir -p "$(dirname "$out")"
+    if ensure_wasm_opt; then
+      # The features rustc's wasm32 targets enable by default (rustc writes no feature section
+      # for wasm-opt to read); V8 and wasmtime support them all.
+      wasm-opt -Oz --strip-debug --strip-producers \
+        --enable-sign-ext --enable-mutable-globals --enable-bulk-memory \
+        --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types \
+        "$built" -o "$built.opt"
+      built="$built.opt"
+    fi
     if ! cmp -s "$built" "$out"; then cp "$built" "$out"; fi
     touch "$out" # for make: the output is now up to date with its sources
     echo "build-wasm: $out ($(wc -c <"$out") bytes)" >&2

@@ -1,14 +1,15 @@
 //! Per-request cost of the filter in the wasmtime host, against the no-op conformance filter in
 //! the same run (`make bench-filter`; report the ratio, not the absolute figures: the host is
-//! not V8). Scenarios: a valid pay credential (the hot path: parse, MAC chain, caveats,
-//! preimage, revocation lookup), a free route, and the challenge path with the sidecar answered
-//! in-process (no node, no HTTP).
+//! not V8). Scenarios: a valid pay credential seen before (the hot path: the worker's cache of
+//! verified credentials, revocation lookup), a valid pay credential seen for the first time (the
+//! full verification: parse, MAC chain, caveats, preimage), a free route, and the challenge path
+//! with the sidecar answered in-process (no node, no HTTP).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use lightning_wall_host::testing::{Request, TestHost, echo_upstream, wasm_file};
 use lightning_wall_host::{CallResponse, LogLevel, Runtime};
 
@@ -32,9 +33,12 @@ fn challenge_answer() -> String {
     )
 }
 
-fn pay_credential() -> String {
+/// A valid pay credential; `n` makes its token id and preimage distinct.
+fn pay_credential(n: u64) -> String {
     let ring = l402::KeyRing::from_keys([("k1", MASTER)]).unwrap();
-    let preimage = l402::Preimage::from_bytes([7; 32]);
+    let mut secret = [7; 32];
+    secret[..8].copy_from_slice(&n.to_le_bytes());
+    let preimage = l402::Preimage::from_bytes(secret);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -49,7 +53,7 @@ fn pay_credential() -> String {
                 methods: &["GET"],
                 valid_until: now + 86_400,
                 payment_hash: preimage.payment_hash(),
-                token_id: l402::TokenId([9; 32]),
+                token_id: l402::TokenId(secret),
             },
         )
         .unwrap();
@@ -103,13 +107,26 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let paid = Request::get("/v1/data")
         .header("accept", "application/json")
-        .header("authorization", pay_credential());
+        .header("authorization", pay_credential(0));
     assert_eq!(
         host.send(&paid, echo_upstream).response.unwrap().status(),
         Some(200)
     );
     g.bench_function("valid_pay_credential", |b| {
         b.iter(|| assert!(host.send(&paid, echo_upstream).upstream_request.is_some()))
+    });
+    let mut n = 0;
+    g.bench_function("valid_pay_credential_first_seen", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                Request::get("/v1/data")
+                    .header("accept", "application/json")
+                    .header("authorization", pay_credential(n))
+            },
+            |fresh| assert!(host.send(&fresh, echo_upstream).upstream_request.is_some()),
+            BatchSize::SmallInput,
+        )
     });
     let free = Request::get("/healthz").header("accept", "application/json");
     g.bench_function("free_route", |b| {

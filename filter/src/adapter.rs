@@ -19,10 +19,12 @@ use crate::engine::decision::{
     self, CREDENTIAL_HEADER, Decision, Grant, PendingGrant, RequestFacts, UpstreamReward,
     UpstreamVerdict,
 };
+use crate::engine::health;
 use crate::engine::host::{Host, Level, Metric, SharedValue, SharedWriteError};
-use crate::engine::policy::{FailureMode, Policy};
+use crate::engine::policy::{FailureMode, Policy, RouteMode};
 use crate::engine::reply::Reply;
-use crate::engine::sync::{Call, CallKind, Outbox, SyncState};
+use crate::engine::sync::{Call, CallKind, SyncState};
+use crate::engine::worker::WorkerState;
 
 proxy_wasm::main! {{
     // set_log_level installs the SDK's panic hook, which unwraps the log call; ours replaces it.
@@ -43,7 +45,7 @@ const REWARD_ID_HEADER: &str = "x-lightning-wall-reward-id";
 /// The host as the engine sees it, over proxy-wasm host calls.
 #[derive(Clone, Default)]
 struct WasmHost {
-    metric_ids: Rc<RefCell<HashMap<String, u32>>>,
+    metric_ids: Rc<RefCell<HashMap<Metric, u32>>>,
 }
 
 impl Host for WasmHost {
@@ -78,15 +80,15 @@ impl Host for WasmHost {
     }
 
     fn count(&self, metric: Metric) {
-        let name = metric.name();
         let Ok(mut ids) = self.metric_ids.try_borrow_mut() else {
             return;
         };
-        let id = match ids.get(&name) {
+        // By the enum, not its name: the name is formatted once, when the metric is defined.
+        let id = match ids.get(&metric) {
             Some(id) => *id,
-            None => match hostcalls::define_metric(MetricType::Counter, &name) {
+            None => match hostcalls::define_metric(MetricType::Counter, &metric.name()) {
                 Ok(id) => {
-                    ids.insert(name, id);
+                    ids.insert(metric, id);
                     id
                 }
                 Err(_) => return,
@@ -108,10 +110,10 @@ impl Host for WasmHost {
 
 /// One worker VM's state, shared by its root context and its HTTP contexts.
 struct Worker {
-    config: Option<PluginConfig>,
+    config: Option<Rc<PluginConfig>>,
     policy: Option<Rc<Policy>>,
     sync: SyncState,
-    outbox: Outbox,
+    state: WorkerState,
     /// Root call-outs in flight, by token.
     calls: HashMap<u32, CallKind>,
 }
@@ -175,7 +177,7 @@ impl WallRoot {
                 config: None,
                 policy: None,
                 sync: SyncState::new(),
-                outbox: Outbox::default(),
+                state: WorkerState::default(),
                 calls: HashMap::new(),
             })),
             host: WasmHost::default(),
@@ -192,8 +194,8 @@ impl WallRoot {
                     w.calls.insert(token, call.kind);
                 }
                 None => {
-                    let Worker { sync, outbox, .. } = w;
-                    sync.dispatch_failed(call.kind, &self.host, outbox);
+                    let Worker { sync, state, .. } = w;
+                    sync.dispatch_failed(call.kind, &self.host, &mut state.outbox);
                 }
             }
         }
@@ -206,9 +208,12 @@ impl WallRoot {
         if w.config.is_none() {
             return;
         }
+        w.state
+            .revocations
+            .refresh(&self.host, self.host.now_unix());
         let calls = {
-            let Worker { sync, outbox, .. } = &mut *w;
-            sync.on_tick(outbox)
+            let Worker { sync, state, .. } = &mut *w;
+            sync.on_tick(&mut state.outbox)
         };
         self.issue(&mut w, calls);
     }
@@ -225,10 +230,18 @@ impl Context for WallRoot {
         let status = call_response_status();
         let body = call_response_body(body_size);
         let digest = {
-            let Worker { sync, outbox, .. } = &mut *w;
-            sync.on_answer(kind, status, &body, &self.host, outbox)
+            let Worker { sync, state, .. } = &mut *w;
+            sync.on_answer(
+                kind,
+                status,
+                &body,
+                &self.host,
+                &mut state.outbox,
+                &mut state.revocations,
+            )
         };
         if let Some(policy) = digest.policy {
+            w.state.installed(&policy);
             w.policy = Some(Rc::new(policy));
         }
         if let Some(call) = digest.follow_up {
@@ -253,7 +266,7 @@ impl RootContext for WallRoot {
         };
         let _ = hostcalls::set_tick_period(config.sync_period);
         match self.worker.try_borrow_mut() {
-            Ok(mut w) => w.config = Some(config),
+            Ok(mut w) => w.config = Some(Rc::new(config)),
             Err(_) => return false,
         }
         // Bootstrap now rather than a tick later; the tick retries if this fails.
@@ -372,13 +385,13 @@ impl WallRequest {
             .map_or(FailureMode::Closed, |r| r.failure_mode);
         match held {
             Some(true) => {
-                decision::cache_held(&self.host, &pending.grant.token_hex);
+                decision::cache_held(&self.host, &pending.grant);
                 let d = decision::admit(
                     policy.as_deref(),
                     pending.grant,
                     pending.trap,
                     &self.host,
-                    &mut w.outbox,
+                    &mut w.state,
                 );
                 drop(w);
                 match d {
@@ -424,6 +437,7 @@ impl Context for WallRequest {
             return;
         };
         let status = call_response_status();
+        health::record(&self.host, !health::no_answer(status));
         let retry_after =
             hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, "retry-after")
                 .ok()
@@ -491,7 +505,6 @@ impl HttpContext for WallRequest {
         let method = utf8(one(":method").unwrap_or_default());
         let path = utf8(one(":path").unwrap_or_default());
         let authority = utf8(one(":authority").unwrap_or_default());
-        let ip = client_ip();
         let facts = RequestFacts {
             method: &method,
             path: &path,
@@ -501,7 +514,6 @@ impl HttpContext for WallRequest {
             sec_fetch_site: one("sec-fetch-site"),
             origin: one("origin"),
             referer: one("referer"),
-            client_ip: ip.as_deref(),
         };
         let Ok(mut w) = self.worker.try_borrow_mut() else {
             return self.unavailable(FailureMode::Closed);
@@ -512,13 +524,8 @@ impl HttpContext for WallRequest {
         let Some(config) = w.config.clone() else {
             return self.unavailable(FailureMode::Closed);
         };
-        let decision = decision::decide(
-            policy.as_deref(),
-            &config,
-            &facts,
-            &self.host,
-            &mut w.outbox,
-        );
+        let decision =
+            decision::decide(policy.as_deref(), &config, &facts, &self.host, &mut w.state);
         drop(w);
         match decision {
             Decision::Pass => Action::Continue,
@@ -564,18 +571,19 @@ impl HttpContext for WallRequest {
                 Action::Pause
             }
             Decision::Challenge(c) => {
-                if sidecar_down {
+                if sidecar_down || health::is_down(&self.host) {
                     return self.unavailable(c.failure_mode);
                 }
-                if let Some(reply) =
-                    decision::mint_limited(policy.as_deref(), &c.client_ip, &self.host)
-                {
+                // Read here, not for every request: only a challenge needs the client's address.
+                let ip = client_ip();
+                let ip = ip.as_deref().unwrap_or("0.0.0.0");
+                if let Some(reply) = decision::mint_limited(policy.as_deref(), ip, &self.host) {
                     send_reply(&reply);
                     return Action::Pause;
                 }
                 let body = serde_json::to_vec(&ChallengeCall {
                     route_id: &c.route_id,
-                    client_ip: &c.client_ip,
+                    client_ip: ip,
                 })
                 .unwrap_or_default();
                 match dispatch(&config, "POST", "/v1/challenge", Some(&body)) {
@@ -616,7 +624,7 @@ impl HttpContext for WallRequest {
         if reward != UpstreamReward::Absent
             && let Ok(mut w) = self.worker.try_borrow_mut()
         {
-            decision::on_reward(self.grant.as_ref(), &reward, &self.host, &mut w.outbox);
+            decision::on_reward(self.grant.as_ref(), &reward, &self.host, &mut w.state.outbox);
         }
         if let Some(credential) = self.credential_out.take() {
             let _ = hostcalls::set_map_value(
@@ -633,7 +641,12 @@ impl HttpContext for WallRequest {
         let Some(grant) = self.grant.as_ref() else {
             return Action::Continue;
         };
-        let status = get(":status").and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok());
+        // Only deposit grants look at the status (error storms): pay requests skip the read.
+        let status = if grant.mode == RouteMode::Deposit {
+            get(":status").and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok())
+        } else {
+            None
+        };
         let upstream = UpstreamVerdict::parse(verdict.as_deref());
         if let Ok(mut w) = self.worker.try_borrow_mut() {
             let policy = w.policy.clone();
@@ -643,7 +656,7 @@ impl HttpContext for WallRequest {
                 status,
                 upstream,
                 &self.host,
-                &mut w.outbox,
+                &mut w.state,
             );
         }
         Action::Continue

@@ -557,6 +557,17 @@ impl TestHost {
             .map(|(v, _)| v)
     }
 
+    /// Every shared-data key of this plugin's vm_id (Envoy cannot delete them, so tests check
+    /// that a filter keeps their number bounded).
+    pub fn shared_data_keys(&self) -> Vec<String> {
+        self.shared
+            .data
+            .snapshot(&self.env.plugin.vm_id)
+            .into_keys()
+            .map(|k| String::from_utf8_lossy(&k).into_owned())
+            .collect()
+    }
+
     pub fn set_shared_data(&self, key: &str, value: &[u8]) {
         self.shared
             .data

@@ -171,6 +171,12 @@ impl Wall {
         wall
     }
 
+    /// The address (`127.0.0.1:<port>`) of the sidecar's internal listener, the filter's
+    /// call-out cluster: a test can put a listener of its own there while the sidecar is down.
+    pub fn internal_addr(&self) -> &str {
+        self.internal.trim_start_matches("http://")
+    }
+
     /// Starts (or restarts) the sidecar on the same ports, store and dev node.
     pub fn start_sidecar(&mut self) {
         assert!(self.sidecar.is_none(), "sidecar already running");

@@ -135,3 +135,94 @@ fn four_workers_share_the_per_ip_mint_limit() {
         "the filter answered before calling the sidecar: {metrics}"
     );
 }
+
+/// A listener that accepts connections and never answers (a stalled sidecar), counting them.
+struct Stalled {
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Stalled {
+    fn bind(addr: &str) -> Stalled {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind(addr).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (a, s) = (accepted.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !s.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        a.fetch_add(1, Ordering::SeqCst);
+                        held.push(conn);
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        });
+        Stalled {
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_stalled_sidecar_costs_one_timeout_then_every_worker_applies_the_failure_mode_at_once() {
+    use std::time::{Duration, Instant};
+    let mut wall = Wall::start(2);
+    let (credential, _) = wall.held_deposit("/home");
+    let auth = format!("L402 {credential}");
+    wall.stop_sidecar();
+    // Same port, but now it accepts and never answers; no tick yet: the filter does not know.
+    let stalled = Stalled::bind(wall.internal_addr());
+    let t = Instant::now();
+    let ex = wall.send(&Request::get("/home"));
+    assert_eq!(status(&ex), Some(503));
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "the first challenge waited for the call-out timeout"
+    );
+    assert_eq!(stalled.accepted(), 1);
+    // Every worker now answers new visitors at once with the route's failure mode, with no
+    // call-out: fail-closed routes 503, fail-open routes pass.
+    for _ in 0..4 {
+        let t = Instant::now();
+        let ex = wall.send(&Request::get("/home"));
+        assert_eq!(status(&ex), Some(503));
+        assert!(header(&ex, "retry-after").is_some());
+        assert!(t.elapsed() < Duration::from_millis(500), "no timeout paid");
+        let ex = wall.send(&Request::get("/open/x"));
+        assert!(ex.upstream_request.is_some());
+    }
+    assert_eq!(
+        stalled.accepted(),
+        1,
+        "no challenge call-out reached the stalled sidecar"
+    );
+    // Issued tokens keep working meanwhile.
+    let ex = wall.send(&Request::get("/home").header("authorization", &auth));
+    assert_eq!(status(&ex), Some(200));
+    drop(stalled);
+    // Back: the next tick's sync is answered and challenges are minted again.
+    wall.start_sidecar();
+    wall.tick();
+    wall.challenge("/home");
+}

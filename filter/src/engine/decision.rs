@@ -11,9 +11,11 @@ use super::host::{Host, Level, Metric};
 use super::limits::{self, Count};
 use super::policy::{FailureMode, Policy, RouteMode};
 use super::reply::Reply;
-use super::revocations;
+use super::revocations::TokenId;
 use super::routes::{self, Route};
 use super::sync::{Outbox, Trigger, Verdict};
+use super::verified::Verified;
+use super::worker::WorkerState;
 
 /// What the engine needs to know about a request (header values as raw bytes).
 #[derive(Debug, Default)]
@@ -34,12 +36,10 @@ pub struct RequestFacts<'a> {
     pub origin: Option<&'a [u8]>,
     /// `referer`.
     pub referer: Option<&'a [u8]>,
-    /// The downstream address Envoy saw, without port.
-    pub client_ip: Option<&'a str>,
 }
 
 /// Where the credential came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Source {
     /// `Authorization: L402|LSAT …`.
     Header,
@@ -50,8 +50,12 @@ pub enum Source {
 /// A request allowed with a valid credential.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grant {
+    /// Token id.
+    pub token_id: TokenId,
     /// Token id, lowercase hex (sent upstream as `x-lightning-wall-token`).
     pub token_hex: String,
+    /// The token's expiry when known (bounds how long a revocation of it is kept).
+    pub valid_until: Option<u64>,
     /// The route's mode.
     pub mode: RouteMode,
     /// Index of the matched route in the policy.
@@ -65,8 +69,6 @@ pub struct Grant {
 pub struct ChallengeNeeded {
     /// Route id.
     pub route_id: String,
-    /// Client IP for the sidecar's own limits.
-    pub client_ip: String,
     /// The route's failure mode if the sidecar cannot mint.
     pub failure_mode: FailureMode,
 }
@@ -101,19 +103,23 @@ pub struct PendingGrant {
 /// Response header carrying the full credential after an empty-proof deposit was confirmed.
 pub const CREDENTIAL_HEADER: &str = "x-lightning-wall-credential";
 
-fn held_key(token_hex: &str) -> String {
-    format!("lw.held.{token_hex}")
+/// Slots of the held-deposit cache (`lw.held.<slot>`, each naming one token): bounded, and a
+/// token pushed out by another only costs one more call-out.
+pub const HELD_SLOTS: u64 = 4096;
+
+fn held_key(token: &TokenId) -> String {
+    format!("lw.held.{}", limits::token_owner(token) % HELD_SLOTS)
 }
 
 /// Whether a confirmation that this token's deposit is held is cached (shared by workers).
-pub fn held_cached(host: &dyn Host, token_hex: &str) -> bool {
-    !host.shared_get(&held_key(token_hex)).bytes.is_empty()
+pub fn held_cached(host: &dyn Host, grant: &Grant) -> bool {
+    host.shared_get(&held_key(&grant.token_id)).bytes == grant.token_hex.as_bytes()
 }
 
 /// Caches the sidecar's confirmation. A later refund or forfeit revokes the token, and the
 /// revocation is checked before this cache, so the cache never outlives the deposit.
-pub fn cache_held(host: &dyn Host, token_hex: &str) {
-    let _ = host.shared_set(&held_key(token_hex), b"1", None);
+pub fn cache_held(host: &dyn Host, grant: &Grant) {
+    let _ = host.shared_set(&held_key(&grant.token_id), grant.token_hex.as_bytes(), None);
 }
 
 fn header_host(url: &[u8]) -> Option<&[u8]> {
@@ -140,10 +146,19 @@ pub fn is_cross_site(facts: &RequestFacts<'_>) -> bool {
     facts.origin.is_some_and(foreign) || facts.referer.is_some_and(foreign)
 }
 
+/// Revokes a token on every worker (here at once) and queues the verdict for the sidecar.
+fn settle(host: &dyn Host, w: &mut WorkerState, grant: &Grant, verdict: Verdict, trigger: Trigger) {
+    let until = grant
+        .valid_until
+        .unwrap_or_else(|| host.now_unix().saturating_add(w.revocations.horizon_s()));
+    w.revocations.revoke(host, grant.token_id, until);
+    w.outbox.verdict(&grant.token_hex, verdict, trigger);
+}
+
 /// Revokes a deposit token here and now and tells the sidecar to settle it.
-pub fn forfeit(host: &dyn Host, outbox: &mut Outbox, token_hex: &str, trigger: Trigger) {
-    revocations::revoke(host, token_hex);
-    outbox.verdict(token_hex, Verdict::Forfeit, trigger);
+pub fn forfeit(host: &dyn Host, w: &mut WorkerState, grant: &Grant, trigger: Trigger) {
+    settle(host, w, grant, Verdict::Forfeit, trigger);
+    let token_hex = &grant.token_hex;
     host.count(Metric::Forfeits);
     host.log(
         Level::Info,
@@ -190,12 +205,22 @@ fn static_reason(reason: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-fn challenge(route: &Route, facts: &RequestFacts<'_>) -> Decision {
+fn challenge(route: &Route) -> Decision {
     Decision::Challenge(ChallengeNeeded {
         route_id: route.id.clone(),
-        client_ip: facts.client_ip.unwrap_or("0.0.0.0").to_owned(),
         failure_mode: route.failure_mode,
     })
+}
+
+/// The bytes a credential came from when they alone decide it, with where they came from:
+/// the one `Authorization` value, or, with none, the one `Cookie` header. Other shapes (several
+/// values, another scheme beside a cookie) are verified in full every time.
+fn cache_key<'a>(facts: &RequestFacts<'a>) -> Option<(Source, &'a [u8])> {
+    match (facts.authorization.as_slice(), facts.cookies.as_slice()) {
+        ([one], _) => Some((Source::Header, one)),
+        ([], [one]) => Some((Source::Cookie, one)),
+        _ => None,
+    }
 }
 
 /// Decides a request. `policy` is `None` until the first bootstrap.
@@ -204,7 +229,7 @@ pub fn decide(
     config: &PluginConfig,
     facts: &RequestFacts<'_>,
     host: &dyn Host,
-    outbox: &mut Outbox,
+    w: &mut WorkerState,
 ) -> Decision {
     let path = routes::path_only(facts.path);
     if path.starts_with(WALL_PREFIX) {
@@ -224,6 +249,31 @@ pub fn decide(
     let Some(token_mode) = route.mode.token_mode() else {
         return Decision::Pass;
     };
+    let now = host.now_unix();
+    if route.deposit.is_some() {
+        // Deposit tokens are what other workers forfeit or refund: see theirs at once. Pay
+        // tokens are revoked only by the sidecar, which every worker's sync brings each tick.
+        w.revocations.catch_up(host);
+    }
+    let key = cache_key(facts);
+    if let Some((source, bytes)) = key
+        && let Some(v) = w
+            .verified
+            .get(source, bytes, facts.method, &route.id, route.mode, now)
+    {
+        if w.revocations.contains(&v.token_id) {
+            return challenge(route);
+        }
+        let grant = Grant {
+            token_id: v.token_id,
+            token_hex: v.token_hex.clone(),
+            valid_until: Some(v.valid_until),
+            mode: route.mode,
+            route: index,
+            cross_site: is_cross_site(facts),
+        };
+        return admit(Some(policy), grant, route.is_trap(path), host, w);
+    }
     let (credential, source) =
         match Credential::from_authorization_values(facts.authorization.iter().copied()) {
             Ok(Some(c)) => (c, Source::Header),
@@ -231,14 +281,13 @@ pub fn decide(
                 Ok(Some(c)) => (c, Source::Cookie),
                 // No cookie, or one we cannot read (stale, mangled by a proxy): a fresh challenge
                 // lets a browser recover, where a 401 would lock it out.
-                Ok(None) | Err(_) => return challenge(route, facts),
+                Ok(None) | Err(_) => return challenge(route),
             },
             Err(e) => {
                 let e = VerifyError::from(e);
                 return refuse(host, Reply::error(401, e.reason(), "credential refused"));
             }
         };
-    let now = host.now_unix();
     let ctx = RequestContext {
         service: &policy.service,
         now_unix: now,
@@ -249,16 +298,15 @@ pub fn decide(
     };
     let token = match l402::verify(&policy.keys, &credential, &ctx) {
         Ok(t) => t,
-        Err(VerifyError::Expired { .. }) => return challenge(route, facts),
-        Err(_) if source == Source::Cookie => return challenge(route, facts),
+        Err(VerifyError::Expired { .. }) => return challenge(route),
+        Err(_) if source == Source::Cookie => return challenge(route),
         Err(VerifyError::ProofMissing {
             token_id,
             mode: l402::Mode::Deposit,
             ..
         }) => {
-            let token_hex = token_id.to_hex();
-            if revocations::is_revoked(host, &token_hex) {
-                return challenge(route, facts);
+            if w.revocations.contains(&token_id.0) {
+                return challenge(route);
             }
             let Ok((_, receipt)) = l402::deposit_receipt_for(&policy.keys, credential.macaroon())
             else {
@@ -269,7 +317,9 @@ pub fn decide(
             };
             let pending = PendingGrant {
                 grant: Grant {
-                    token_hex,
+                    token_id: token_id.0,
+                    token_hex: token_id.to_hex(),
+                    valid_until: None,
                     mode: route.mode,
                     route: index,
                     cross_site: is_cross_site(facts),
@@ -277,26 +327,42 @@ pub fn decide(
                 trap: route.is_trap(path),
                 credential: l402::format_credential(&macaroon, Some(receipt.expose_secret())),
             };
-            if held_cached(host, &pending.grant.token_hex) {
-                return admit(Some(policy), pending.grant, pending.trap, host, outbox);
+            if held_cached(host, &pending.grant) {
+                return admit(Some(policy), pending.grant, pending.trap, host, w);
             }
             return Decision::ConfirmHeld(pending);
         }
         Err(e) => return refuse(host, Reply::error(401, e.reason(), "credential refused")),
     };
-    let token_hex = token.token_id.to_hex();
-    if revocations::is_revoked(host, &token_hex) {
+    let verified = Verified {
+        token_id: token.token_id.0,
+        token_hex: token.token_id.to_hex(),
+        route: route.id.clone(),
+        mode: route.mode,
+        valid_until: token.valid_until,
+    };
+    // Only bytes that alone produced this credential: with a foreign `Authorization` scheme
+    // beside the cookie, the key would be the header while the credential was the cookie.
+    if let Some((from, bytes)) = key
+        && from == source
+    {
+        w.verified
+            .insert(from, bytes, facts.method, verified.clone());
+    }
+    if w.revocations.contains(&verified.token_id) {
         // Refunded, forfeited or revoked by an operator: a fresh 402 (a new deposit) is the
         // way back in.
-        return challenge(route, facts);
+        return challenge(route);
     }
     let grant = Grant {
-        token_hex,
+        token_id: verified.token_id,
+        token_hex: verified.token_hex,
+        valid_until: Some(verified.valid_until),
         mode: route.mode,
         route: index,
         cross_site: is_cross_site(facts),
     };
-    admit(Some(policy), grant, route.is_trap(path), host, outbox)
+    admit(Some(policy), grant, route.is_trap(path), host, w)
 }
 
 /// Applies the deposit rules (trap path, per-token rate limit) to a verified, unrevoked token
@@ -306,13 +372,13 @@ pub fn admit(
     grant: Grant,
     trap: bool,
     host: &dyn Host,
-    outbox: &mut Outbox,
+    w: &mut WorkerState,
 ) -> Decision {
     let rules = policy
         .and_then(|p| p.routes.get(grant.route))
         .and_then(|r| r.deposit.as_ref());
     if let Some(rules) = rules {
-        let (token_hex, cross_site) = (grant.token_hex.as_str(), grant.cross_site);
+        let cross_site = grant.cross_site;
         let now = host.now_unix();
         if trap {
             if cross_site {
@@ -321,18 +387,19 @@ pub fn admit(
                     Reply::error(403, "cross_site_refused", "cross-site request refused"),
                 );
             }
-            forfeit(host, outbox, token_hex, Trigger::TrapPath);
+            forfeit(host, w, &grant, Trigger::TrapPath);
             return refuse(host, Reply::error(403, "forfeited", "deposit forfeited"));
         }
         if let Some(rate) = rules.rate_limit {
             // Cross-site requests count apart: a hostile page can then only get its own
             // requests limited, never push the visitor's count over the forfeit line.
-            let key = if cross_site {
-                format!("lw.rlx.{token_hex}")
+            let table = if cross_site {
+                limits::CROSS_SITE
             } else {
-                format!("lw.rl.{token_hex}")
+                limits::REQUESTS
             };
-            if let Count::Exceeded(_) = limits::hit(host, &key, rate, now) {
+            let owner = limits::token_owner(&grant.token_id);
+            if let Count::Exceeded(_) = limits::hit(host, table, owner, rate, now) {
                 if cross_site {
                     return refuse(
                         host,
@@ -340,11 +407,11 @@ pub fn admit(
                             .retry_after(limits::seconds_left(rate, now)),
                     );
                 }
-                forfeit(host, outbox, token_hex, Trigger::RateLimit);
+                forfeit(host, w, &grant, Trigger::RateLimit);
                 return refuse(host, Reply::error(429, "forfeited", "deposit forfeited"));
             }
         }
-        outbox.activity(token_hex);
+        w.outbox.activity(&grant.token_hex);
     }
     host.count(Metric::Allowed);
     Decision::Allow(grant)
@@ -374,7 +441,8 @@ pub fn held_from_status(status: Option<u16>, body: &[u8]) -> Option<bool> {
 pub fn mint_limited(policy: Option<&Policy>, client_ip: &str, host: &dyn Host) -> Option<Reply> {
     let rate = policy?.challenge_mint_rate;
     let now = host.now_unix();
-    match limits::hit(host, &format!("lw.mint.{client_ip}"), rate, now) {
+    let owner = limits::ip_owner(host, client_ip)?;
+    match limits::hit(host, limits::MINTS, owner, rate, now) {
         Count::Exceeded(_) => {
             let reply = Reply::error(429, "rate_limited", "too many challenges; retry later")
                 .retry_after(limits::seconds_left(rate, now));
@@ -488,7 +556,7 @@ pub fn on_response(
     status: Option<u16>,
     upstream: UpstreamVerdict,
     host: &dyn Host,
-    outbox: &mut Outbox,
+    w: &mut WorkerState,
 ) {
     if grant.mode != RouteMode::Deposit {
         return;
@@ -501,12 +569,11 @@ pub fn on_response(
             );
         }
         Some(Verdict::Forfeit) => {
-            forfeit(host, outbox, &grant.token_hex, Trigger::Upstream);
+            forfeit(host, w, grant, Trigger::Upstream);
             return;
         }
         Some(Verdict::Refund) => {
-            revocations::revoke(host, &grant.token_hex);
-            outbox.verdict(&grant.token_hex, Verdict::Refund, Trigger::Upstream);
+            settle(host, w, grant, Verdict::Refund, Trigger::Upstream);
             host.count(Metric::Refunds);
             return;
         }
@@ -522,9 +589,9 @@ pub fn on_response(
     if grant.cross_site || !status.is_some_and(|s| (400..500).contains(&s)) {
         return;
     }
-    let key = format!("lw.es.{}", grant.token_hex);
-    if let Count::Exceeded(_) = limits::hit(host, &key, rule, host.now_unix()) {
-        forfeit(host, outbox, &grant.token_hex, Trigger::ErrorStorm);
+    let owner = limits::token_owner(&grant.token_id);
+    if let Count::Exceeded(_) = limits::hit(host, limits::ERRORS, owner, rule, host.now_unix()) {
+        forfeit(host, w, grant, Trigger::ErrorStorm);
     }
 }
 

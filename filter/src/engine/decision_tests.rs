@@ -21,6 +21,11 @@ fn ring() -> KeyRing {
 
 /// A credential string `mac:proof` for a token with id `[id; 32]`.
 fn credential(mode: Mode, route: &str, id: u8, valid_until: u64) -> String {
+    credential_for(mode, route, &[], id, valid_until)
+}
+
+/// The same, bound to `methods`.
+fn credential_for(mode: Mode, route: &str, methods: &[&str], id: u8, valid_until: u64) -> String {
     let ring = ring();
     let preimage = Preimage::from_bytes([id; 32]);
     let mac = ring
@@ -30,7 +35,7 @@ fn credential(mode: Mode, route: &str, id: u8, valid_until: u64) -> String {
                 service: "lightning-wall",
                 mode,
                 route,
-                methods: &[],
+                methods,
                 valid_until,
                 payment_hash: preimage.payment_hash(),
                 token_id: TokenId([id; 32]),
@@ -52,12 +57,11 @@ fn facts<'a>(method: &'a str, path: &'a str, auth: Option<&'a str>) -> RequestFa
         path,
         authority: "site.example",
         authorization: auth.map(str::as_bytes).into_iter().collect(),
-        client_ip: Some("203.0.113.9"),
         ..RequestFacts::default()
     }
 }
 
-fn run(h: &MemoryHost, o: &mut Outbox, f: &RequestFacts<'_>) -> Decision {
+fn run(h: &MemoryHost, o: &mut WorkerState, f: &RequestFacts<'_>) -> Decision {
     decide(Some(&policy()), &config("closed"), f, h, o)
 }
 
@@ -75,7 +79,7 @@ fn hex(id: u8) -> String {
 #[test]
 fn free_routes_unmatched_paths_and_wall_endpoints_pass() {
     let h = MemoryHost::at(NOW);
-    let mut o = Outbox::default();
+    let mut o = WorkerState::default();
     assert_eq!(
         run(&h, &mut o, &facts("GET", "/healthz", None)),
         Decision::Pass
@@ -93,7 +97,7 @@ fn free_routes_unmatched_paths_and_wall_endpoints_pass() {
 #[test]
 fn before_bootstrap_protected_requests_follow_the_plugin_failure_mode() {
     let h = MemoryHost::at(NOW);
-    let mut o = Outbox::default();
+    let mut o = WorkerState::default();
     let f = facts("GET", "/v1/x", None);
     let closed = decide(None, &config("closed"), &f, &h, &mut o);
     assert_eq!(status(&closed), Some((503, Some("unavailable"))));
@@ -106,19 +110,18 @@ fn before_bootstrap_protected_requests_follow_the_plugin_failure_mode() {
 #[test]
 fn no_credential_means_a_challenge_for_the_matched_route() {
     let h = MemoryHost::at(NOW);
-    let mut o = Outbox::default();
+    let mut o = WorkerState::default();
     let Decision::Challenge(c) = run(&h, &mut o, &facts("GET", "/v1/x", None)) else {
         panic!()
     };
     assert_eq!(c.route_id, "api");
-    assert_eq!(c.client_ip, "203.0.113.9");
     assert_eq!(c.failure_mode, FailureMode::Open);
 }
 
 #[test]
 fn a_paid_credential_is_allowed_with_no_call_out_under_either_scheme() {
     let h = MemoryHost::at(NOW);
-    let mut o = Outbox::default();
+    let mut o = WorkerState::default();
     let cred = credential(Mode::Pay, "api", 1, NOW + 60);
     for scheme in ["L402", "LSAT"] {
         let auth = format!("{scheme} {cred}");
@@ -129,13 +132,13 @@ fn a_paid_credential_is_allowed_with_no_call_out_under_either_scheme() {
         assert_eq!(g.mode, RouteMode::Pay);
     }
     assert_eq!(h.metric(Metric::Allowed), 2);
-    assert!(o.is_empty(), "pay tokens produce no events");
+    assert!(o.outbox.is_empty(), "pay tokens produce no events");
 }
 
 #[test]
 fn a_wrong_preimage_is_refused_with_a_machine_readable_reason() {
     let h = MemoryHost::at(NOW);
-    let mut o = Outbox::default();
+    let mut o = WorkerState::default();
     let cred = credential(Mode::Pay, "api", 1, NOW + 60);
     let (mac, _) = cred.split_once(':').unwrap();
     let auth = format!("L402 {mac}:{}", "00".repeat(32));
@@ -149,7 +152,7 @@ fn a_wrong_preimage_is_refused_with_a_machine_readable_reason() {
 #[test]
 fn a_token_for_another_route_is_refused_and_an_expired_one_is_challenged_again() {
     let h = MemoryHost::at(NOW);
-    let mut o = Outbox::default();
+    let mut o = WorkerState::default();
     let other = format!("L402 {}", credential(Mode::Pay, "other", 1, NOW + 60));
     let d = run(&h, &mut o, &facts("GET", "/v1/x", Some(&other)));
     assert_eq!(status(&d), Some((401, Some("wrong_route"))));
@@ -163,7 +166,7 @@ fn a_token_for_another_route_is_refused_and_an_expired_one_is_challenged_again()
 #[test]
 fn a_deposit_receipt_in_the_cookie_is_allowed_and_its_activity_reported() {
     let h = MemoryHost::at(NOW);
-    let mut o = Outbox::default();
+    let mut o = WorkerState::default();
     let cookie = format!(
         "a=b; lightning-wall={}",
         credential(Mode::Deposit, "wall", 2, NOW + 60)
@@ -174,13 +177,13 @@ fn a_deposit_receipt_in_the_cookie_is_allowed_and_its_activity_reported() {
         panic!()
     };
     assert_eq!(g.mode, RouteMode::Deposit);
-    assert!(!o.is_empty());
+    assert!(!o.outbox.is_empty());
 }
 
 #[test]
 fn a_garbage_cookie_gets_a_fresh_challenge_not_a_lockout() {
     let h = MemoryHost::at(NOW);
-    let mut o = Outbox::default();
+    let mut o = WorkerState::default();
     let mut f = facts("GET", "/page", None);
     f.cookies = vec![b"lightning-wall=%%%:zz"];
     assert!(matches!(run(&h, &mut o, &f), Decision::Challenge(_)));
@@ -189,13 +192,13 @@ fn a_garbage_cookie_gets_a_fresh_challenge_not_a_lockout() {
 #[test]
 fn a_revoked_token_is_challenged_again_even_with_a_valid_proof() {
     let h = MemoryHost::at(NOW);
-    let mut o = Outbox::default();
+    let mut o = WorkerState::default();
     let auth = format!("L402 {}", credential(Mode::Deposit, "wall", 3, NOW + 60));
     assert!(matches!(
         run(&h, &mut o, &facts("GET", "/", Some(&auth))),
         Decision::Allow(_)
     ));
-    revocations::revoke(&h, &hex(3));
+    o.revocations.revoke(&h, [3; 32], NOW + 60);
     assert!(matches!(
         run(&h, &mut o, &facts("GET", "/", Some(&auth))),
         Decision::Challenge(_)
@@ -205,7 +208,7 @@ fn a_revoked_token_is_challenged_again_even_with_a_valid_proof() {
 #[test]
 fn a_deposit_credential_without_proof_waits_for_the_sidecar_then_is_cached() {
     let h = MemoryHost::at(NOW);
-    let mut o = Outbox::default();
+    let mut o = WorkerState::default();
     let full = credential(Mode::Deposit, "wall", 4, NOW + 60);
     let (mac, _) = full.split_once(':').unwrap();
     let auth = format!("L402 {mac}:");
@@ -214,13 +217,13 @@ fn a_deposit_credential_without_proof_waits_for_the_sidecar_then_is_cached() {
     };
     assert_eq!(p.credential, full, "the filter derives the receipt itself");
     assert_eq!(p.grant.token_hex, hex(4));
-    cache_held(&h, &hex(4));
+    cache_held(&h, &p.grant);
     assert!(matches!(
         run(&h, &mut o, &facts("GET", "/", Some(&auth))),
         Decision::Allow(_)
     ));
     // Revoked (refunded) since: a fresh challenge, whatever the cache says.
-    revocations::revoke(&h, &hex(4));
+    o.revocations.revoke(&h, [4; 32], NOW + 60);
     assert!(matches!(
         run(&h, &mut o, &facts("GET", "/", Some(&auth))),
         Decision::Challenge(_)
@@ -230,7 +233,7 @@ fn a_deposit_credential_without_proof_waits_for_the_sidecar_then_is_cached() {
 #[test]
 fn a_pay_credential_without_proof_is_refused() {
     let h = MemoryHost::at(NOW);
-    let mut o = Outbox::default();
+    let mut o = WorkerState::default();
     let full = credential(Mode::Pay, "api", 4, NOW + 60);
     let (mac, _) = full.split_once(':').unwrap();
     let auth = format!("L402 {mac}:");
@@ -257,11 +260,11 @@ fn only_a_held_status_confirms_a_deposit() {
 #[test]
 fn a_trap_path_forfeits_the_deposit_at_once() {
     let h = MemoryHost::at(NOW);
-    let mut o = Outbox::default();
+    let mut o = WorkerState::default();
     let auth = format!("L402 {}", credential(Mode::Deposit, "wall", 5, NOW + 60));
     let d = run(&h, &mut o, &facts("GET", "/trap?x", Some(&auth)));
     assert_eq!(status(&d), Some((403, Some("forfeited"))));
-    assert!(revocations::is_revoked(&h, &hex(5)));
+    assert!(o.revocations.contains(&[5; 32]));
     assert_eq!(h.metric(Metric::Forfeits), 1);
     // The very next request with the same credential is no longer served.
     assert!(matches!(
@@ -273,14 +276,14 @@ fn a_trap_path_forfeits_the_deposit_at_once() {
 #[test]
 fn a_cross_site_trap_request_is_refused_but_never_forfeits() {
     let h = MemoryHost::at(NOW);
-    let mut o = Outbox::default();
+    let mut o = WorkerState::default();
     let auth = format!("L402 {}", credential(Mode::Deposit, "wall", 6, NOW + 60));
     let mut f = facts("GET", "/trap", Some(&auth));
     f.sec_fetch_site = Some(b"cross-site");
     let d = run(&h, &mut o, &f);
     assert_eq!(status(&d), Some((403, Some("cross_site_refused"))));
-    assert!(!revocations::is_revoked(&h, &hex(6)));
-    assert!(o.is_empty());
+    assert!(!o.revocations.contains(&[6; 32]));
+    assert!(o.outbox.is_empty());
     // Without Sec-Fetch-Site, a foreign Origin or Referer marks it cross-site too.
     let mut f = facts("GET", "/trap", Some(&auth));
     f.referer = Some(b"https://evil.example/page");
@@ -294,7 +297,7 @@ fn a_cross_site_trap_request_is_refused_but_never_forfeits() {
         status(&run(&h, &mut o, &f)),
         Some((403, Some("cross_site_refused")))
     );
-    assert!(!revocations::is_revoked(&h, &hex(6)));
+    assert!(!o.revocations.contains(&[6; 32]));
 }
 
 #[test]
@@ -311,7 +314,7 @@ fn same_origin_evidence_is_not_cross_site() {
 #[test]
 fn exceeding_the_token_rate_limit_forfeits_but_cross_site_requests_only_get_429() {
     let h = MemoryHost::at(NOW);
-    let mut o = Outbox::default();
+    let mut o = WorkerState::default();
     let auth = format!("L402 {}", credential(Mode::Deposit, "wall", 7, NOW + 60));
     let mut cross = facts("GET", "/", Some(&auth));
     cross.sec_fetch_site = Some(b"cross-site");
@@ -322,7 +325,7 @@ fn exceeding_the_token_rate_limit_forfeits_but_cross_site_requests_only_get_429(
         status(&run(&h, &mut o, &cross)),
         Some((429, Some("rate_limited")))
     );
-    assert!(!revocations::is_revoked(&h, &hex(7)));
+    assert!(!o.revocations.contains(&[7; 32]));
     // Cross-site requests did not use up the visitor's own budget (limit 5 per 60 s).
     for _ in 0..5 {
         assert!(matches!(
@@ -332,16 +335,18 @@ fn exceeding_the_token_rate_limit_forfeits_but_cross_site_requests_only_get_429(
     }
     let d = run(&h, &mut o, &facts("GET", "/", Some(&auth)));
     assert_eq!(status(&d), Some((429, Some("forfeited"))));
-    assert!(revocations::is_revoked(&h, &hex(7)));
+    assert!(o.revocations.contains(&[7; 32]));
 }
 
 #[test]
 fn upstream_verdicts_and_error_storms_end_the_deposit() {
     let p = policy();
     let h = MemoryHost::at(NOW);
-    let mut o = Outbox::default();
+    let mut o = WorkerState::default();
     let grant = |id: u8, cross_site| Grant {
+        token_id: [id; 32],
         token_hex: hex(id),
+        valid_until: Some(NOW + 60),
         mode: RouteMode::Deposit,
         route: 2,
         cross_site,
@@ -349,14 +354,14 @@ fn upstream_verdicts_and_error_storms_end_the_deposit() {
     let forfeit = UpstreamVerdict::parse(Some(b" Forfeit "));
     on_response(Some(&p), &grant(8, true), Some(200), forfeit, &h, &mut o);
     assert!(
-        !revocations::is_revoked(&h, &hex(8)),
+        !o.revocations.contains(&[8; 32]),
         "cross-site: never punished"
     );
     on_response(Some(&p), &grant(8, false), Some(200), forfeit, &h, &mut o);
-    assert!(revocations::is_revoked(&h, &hex(8)));
+    assert!(o.revocations.contains(&[8; 32]));
     let refund = UpstreamVerdict::parse(Some(b"refund"));
     on_response(Some(&p), &grant(9, false), Some(200), refund, &h, &mut o);
-    assert!(revocations::is_revoked(&h, &hex(9)));
+    assert!(o.revocations.contains(&[9; 32]));
     assert_eq!(h.metric(Metric::Refunds), 1);
     // Error storm: 3 errors per 60 s allowed, the 4th forfeits; cross-site errors do not count.
     let none = UpstreamVerdict::default();
@@ -367,9 +372,9 @@ fn upstream_verdicts_and_error_storms_end_the_deposit() {
         on_response(Some(&p), &grant(10, false), Some(404), none, &h, &mut o);
         on_response(Some(&p), &grant(10, false), Some(500), none, &h, &mut o);
     }
-    assert!(!revocations::is_revoked(&h, &hex(10)));
+    assert!(!o.revocations.contains(&[10; 32]));
     on_response(Some(&p), &grant(10, false), Some(403), none, &h, &mut o);
-    assert!(revocations::is_revoked(&h, &hex(10)));
+    assert!(o.revocations.contains(&[10; 32]));
     assert_eq!(h.metric(Metric::Forfeits), 2);
 }
 
@@ -426,9 +431,11 @@ fn a_reward_needs_a_well_formed_amount_and_id() {
 #[test]
 fn rewards_are_queued_only_for_a_valid_credential_and_dropped_otherwise() {
     let h = MemoryHost::at(NOW);
-    let mut o = Outbox::default();
+    let mut o = WorkerState::default();
     let pay = Grant {
+        token_id: [3; 32],
         token_hex: hex(3),
+        valid_until: Some(NOW + 60),
         mode: RouteMode::Pay,
         route: 0,
         cross_site: false,
@@ -437,11 +444,11 @@ fn rewards_are_queued_only_for_a_valid_credential_and_dropped_otherwise() {
         sats: 21,
         id: "review-1".into(),
     };
-    on_reward(Some(&pay), &good, &h, &mut o);
-    on_reward(Some(&pay), &UpstreamReward::Absent, &h, &mut o);
+    on_reward(Some(&pay), &good, &h, &mut o.outbox);
+    on_reward(Some(&pay), &UpstreamReward::Absent, &h, &mut o.outbox);
     assert_eq!(h.metric(Metric::Rewards), 1);
-    on_reward(None, &good, &h, &mut o);
-    on_reward(Some(&pay), &UpstreamReward::Malformed, &h, &mut o);
+    on_reward(None, &good, &h, &mut o.outbox);
+    on_reward(Some(&pay), &UpstreamReward::Malformed, &h, &mut o.outbox);
     assert_eq!(h.metric(Metric::Rewards), 1);
     assert_eq!(h.metric(Metric::RewardsDropped), 2);
     let logs = h.logs.borrow();
@@ -452,7 +459,7 @@ fn rewards_are_queued_only_for_a_valid_credential_and_dropped_otherwise() {
         "{logs:?}"
     );
     drop(logs);
-    assert!(!o.is_empty(), "the good reward is queued");
+    assert!(!o.outbox.is_empty(), "the good reward is queued");
 }
 
 #[test]
@@ -465,4 +472,106 @@ fn the_mint_pre_limit_is_per_client_ip() {
     let r = mint_limited(Some(&p), "203.0.113.9", &h).unwrap();
     assert_eq!(r.status, 429);
     assert!(mint_limited(Some(&p), "203.0.113.10", &h).is_none());
+}
+
+#[test]
+fn a_cached_credential_still_answers_to_expiry_method_and_revocation() {
+    let h = MemoryHost::at(NOW);
+    let mut o = WorkerState::default();
+    let auth = format!(
+        "L402 {}",
+        credential_for(Mode::Deposit, "wall", &["GET"], 11, NOW + 60)
+    );
+    for _ in 0..2 {
+        assert!(matches!(
+            run(&h, &mut o, &facts("GET", "/page", Some(&auth))),
+            Decision::Allow(_)
+        ));
+    }
+    assert_eq!(
+        o.verified.len(),
+        1,
+        "verified once, then served from the cache"
+    );
+    let d = run(&h, &mut o, &facts("POST", "/page", Some(&auth)));
+    assert_eq!(status(&d), Some((401, Some("wrong_method"))));
+    h.now.set(NOW + 60);
+    assert!(matches!(
+        run(&h, &mut o, &facts("GET", "/page", Some(&auth))),
+        Decision::Challenge(_)
+    ));
+    h.now.set(NOW);
+    o.revocations.revoke(&h, [11; 32], NOW + 60);
+    assert!(matches!(
+        run(&h, &mut o, &facts("GET", "/page", Some(&auth))),
+        Decision::Challenge(_)
+    ));
+}
+
+#[test]
+fn a_new_policy_voids_the_cache_so_a_removed_key_stops_verifying() {
+    let h = MemoryHost::at(NOW);
+    let mut o = WorkerState::default();
+    let auth = format!("L402 {}", credential(Mode::Pay, "api", 12, NOW + 60));
+    assert!(matches!(
+        run(&h, &mut o, &facts("GET", "/v1/x", Some(&auth))),
+        Decision::Allow(_)
+    ));
+    let rotated = Policy::from_bootstrap(
+        bootstrap_json()
+            .replace(r#""id":"k1""#, r#""id":"k2""#)
+            .replace(r#""id": "k1""#, r#""id": "k2""#)
+            .as_bytes(),
+    )
+    .unwrap();
+    assert!(rotated.keys.get("k1").is_none());
+    o.installed(&rotated);
+    let d = decide(
+        Some(&rotated),
+        &config("closed"),
+        &facts("GET", "/v1/x", Some(&auth)),
+        &h,
+        &mut o,
+    );
+    assert_eq!(status(&d), Some((401, Some("unknown_key"))));
+}
+
+#[test]
+fn counters_and_the_held_cache_use_a_bounded_set_of_keys() {
+    let h = MemoryHost::at(NOW);
+    let mut o = WorkerState::default();
+    for id in 20..60u8 {
+        let auth = format!("L402 {}", credential(Mode::Deposit, "wall", id, NOW + 60));
+        assert!(matches!(
+            run(&h, &mut o, &facts("GET", "/", Some(&auth))),
+            Decision::Allow(_)
+        ));
+    }
+    assert!(h.keys().iter().all(|k| {
+        let slot = k.rsplit('.').next().unwrap();
+        k.starts_with("lw.rl.") && slot.parse::<u64>().unwrap() < limits::REQUESTS.slots
+    }));
+}
+
+#[test]
+fn a_cookie_beside_another_authorization_scheme_is_not_cached_under_that_header() {
+    let h = MemoryHost::at(NOW);
+    let mut o = WorkerState::default();
+    let cookie = format!(
+        "lightning-wall={}",
+        credential(Mode::Deposit, "wall", 13, NOW + 60)
+    );
+    let mut f = facts("GET", "/page", Some("Basic dXNlcjpwYXNz"));
+    f.cookies = vec![cookie.as_bytes()];
+    assert!(matches!(run(&h, &mut o, &f), Decision::Allow(_)));
+    // The same Basic header without the cookie must not be let through.
+    assert!(matches!(
+        run(
+            &h,
+            &mut o,
+            &facts("GET", "/page", Some("Basic dXNlcjpwYXNz"))
+        ),
+        Decision::Challenge(_)
+    ));
+    assert!(o.verified.is_empty());
 }

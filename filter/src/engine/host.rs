@@ -114,6 +114,9 @@ pub mod memory {
             h.now.set(now);
             h
         }
+        pub fn keys(&self) -> Vec<String> {
+            self.data.borrow().keys().cloned().collect()
+        }
         pub fn metric(&self, m: Metric) -> u64 {
             self.metrics.borrow().get(&m.name()).copied().unwrap_or(0)
         }

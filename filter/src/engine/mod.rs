@@ -5,6 +5,7 @@
 pub mod challenge;
 pub mod config;
 pub mod decision;
+pub mod health;
 pub mod host;
 pub mod limits;
 pub mod policy;
@@ -12,5 +13,7 @@ pub mod reply;
 pub mod revocations;
 pub mod routes;
 pub mod sync;
+pub mod verified;
+pub mod worker;
 
 pub use host::{Host, Level, Metric};

@@ -60,6 +60,8 @@ pub struct Policy {
     pub routes: Vec<Route>,
     /// Master keys that may have signed a live token.
     pub keys: l402::KeyRing,
+    /// The longest a token of this policy lives (token lifetime or deposit session cap).
+    pub max_token_lifetime_s: u64,
 }
 
 impl core::fmt::Debug for Policy {
@@ -138,7 +140,6 @@ struct RawRoute {
     mode: RouteMode,
     failure_mode: FailureMode,
     amount_sat: u64,
-    #[allow(dead_code)]
     token_lifetime_s: u64,
     #[serde(default)]
     deposit: Option<RawDeposit>,
@@ -163,7 +164,6 @@ enum RawPath {
 struct RawDeposit {
     #[allow(dead_code)]
     idle_timeout_s: u64,
-    #[allow(dead_code)]
     session_cap_s: u64,
     rate_limit: Option<RawRate>,
     trap_paths: Vec<String>,
@@ -213,6 +213,16 @@ impl Policy {
         let raw: RawBootstrap =
             serde_json::from_slice(body).map_err(|e| PolicyError::Json(e.to_string()))?;
         let mut routes = Vec::with_capacity(raw.policy.routes.len());
+        let max_token_lifetime_s = raw
+            .policy
+            .routes
+            .iter()
+            .map(|r| {
+                let cap = r.deposit.as_ref().map_or(0, |d| d.session_cap_s);
+                r.token_lifetime_s.max(cap)
+            })
+            .max()
+            .unwrap_or(0);
         for (index, r) in raw.policy.routes.into_iter().enumerate() {
             let path = match r.matcher.path {
                 None => PathMatch::Any,
@@ -280,6 +290,7 @@ impl Policy {
             )?,
             routes,
             keys,
+            max_token_lifetime_s,
         })
     }
 }

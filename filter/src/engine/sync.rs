@@ -8,9 +8,10 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::health;
 use super::host::{Host, Level, Metric};
 use super::policy::Policy;
-use super::revocations;
+use super::revocations::{self, Revocations};
 
 /// Most events per batch (the sidecar refuses more than 1000).
 pub const MAX_BATCH: usize = 1000;
@@ -205,10 +206,6 @@ pub struct SyncState {
     pub reachable: bool,
 }
 
-fn is_token_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 impl SyncState {
     /// A worker that has not bootstrapped yet.
     pub fn new() -> SyncState {
@@ -275,7 +272,8 @@ impl SyncState {
 
     /// The adapter could not dispatch a call (unknown cluster…): as if it failed.
     pub fn dispatch_failed(&mut self, kind: CallKind, host: &dyn Host, outbox: &mut Outbox) {
-        self.on_answer(kind, None, &[], host, outbox);
+        // A failed call carries no revocations: an empty set stands in for the worker's.
+        self.on_answer(kind, None, &[], host, outbox, &mut Revocations::default());
     }
 
     /// Digests an answer: `status` is `None` for a reset/failed call.
@@ -286,6 +284,7 @@ impl SyncState {
         body: &[u8],
         host: &dyn Host,
         outbox: &mut Outbox,
+        revoked: &mut Revocations,
     ) -> Digest {
         let ok = status == Some(200);
         let digest = match kind {
@@ -315,7 +314,7 @@ impl SyncState {
             }
             CallKind::Sync => {
                 self.sync_in_flight = false;
-                self.digest_sync(ok, status, body, host)
+                self.digest_sync(ok, status, body, host, revoked)
             }
             CallKind::Events => {
                 let batch = self.events_in_flight.take().unwrap_or_default();
@@ -337,6 +336,11 @@ impl SyncState {
                 }
             }
         };
+        if ok {
+            health::record(host, true);
+        } else if health::no_answer(status) {
+            health::record(host, false);
+        }
         match digest {
             Ok(d) => {
                 self.reachable = true;
@@ -357,18 +361,19 @@ impl SyncState {
         status: Option<u16>,
         body: &[u8],
         host: &dyn Host,
+        revoked: &mut Revocations,
     ) -> Result<Digest, String> {
         if !ok {
             return Err(format!("sync failed (status {status:?})"));
         }
         let answer: SyncAnswer =
             serde_json::from_slice(body).map_err(|e| format!("sync answer refused: {e}"))?;
-        if let Some(bad) = answer
-            .revocations
-            .iter()
-            .position(|r| !is_token_hex(&r.token_id))
-        {
-            return Err(format!("sync answer refused: revocations[{bad}].token_id"));
+        let mut ids = Vec::with_capacity(answer.revocations.len());
+        for (i, r) in answer.revocations.iter().enumerate() {
+            match revocations::parse_token_hex(&r.token_id) {
+                Some(id) => ids.push(id),
+                None => return Err(format!("sync answer refused: revocations[{i}].token_id")),
+            }
         }
         if answer.next_since < self.since {
             // The sidecar's sequence restarted (a new store): follow it rather than refuse
@@ -381,12 +386,9 @@ impl SyncState {
                 ),
             );
         }
-        for r in &answer.revocations {
-            let id = r.token_id.to_ascii_lowercase();
-            if !revocations::revoke(host, &id) {
-                // Do not advance past a revocation we could not record.
-                return Err("could not record a revocation in shared data".into());
-            }
+        let now = host.now_unix();
+        for id in ids {
+            revoked.learn(id, now);
         }
         self.since = answer.next_since;
         let mut digest = Digest::default();
@@ -419,6 +421,7 @@ mod tests {
             bootstrap_json().as_bytes(),
             h,
             o,
+            &mut Revocations::default(),
         );
         assert!(d.policy.is_some());
         s
@@ -440,14 +443,22 @@ mod tests {
     fn revocations_from_sync_land_in_shared_data_and_the_cursor_moves() {
         let h = MemoryHost::at(0);
         let mut o = Outbox::default();
+        let mut r = Revocations::default();
         let mut s = bootstrapped(&h, &mut o);
         s.on_tick(&mut o);
         let id = "ab".repeat(32);
         let body = format!(
             r#"{{"policy_version":"v1","revocations":[{{"seq":7,"token_id":"{id}"}}],"next_since":7,"more":true}}"#
         );
-        let d = s.on_answer(CallKind::Sync, Some(200), body.as_bytes(), &h, &mut o);
-        assert!(revocations::is_revoked(&h, &id));
+        let d = s.on_answer(
+            CallKind::Sync,
+            Some(200),
+            body.as_bytes(),
+            &h,
+            &mut o,
+            &mut r,
+        );
+        assert!(r.contains(&[0xab; 32]));
         assert_eq!(d.follow_up.unwrap().path, "/v1/sync?since=7");
     }
 
@@ -455,13 +466,14 @@ mod tests {
     fn a_sequence_that_restarts_is_followed_not_refused_forever() {
         let h = MemoryHost::at(0);
         let mut o = Outbox::default();
+        let mut r = Revocations::default();
         let mut s = bootstrapped(&h, &mut o);
         s.on_tick(&mut o);
         let high = br#"{"policy_version":"v1","revocations":[],"next_since":900,"more":false}"#;
-        s.on_answer(CallKind::Sync, Some(200), high, &h, &mut o);
+        s.on_answer(CallKind::Sync, Some(200), high, &h, &mut o, &mut r);
         assert_eq!(s.on_tick(&mut o)[0].path, "/v1/sync?since=900");
         let low = br#"{"policy_version":"v1","revocations":[],"next_since":3,"more":false}"#;
-        s.on_answer(CallKind::Sync, Some(200), low, &h, &mut o);
+        s.on_answer(CallKind::Sync, Some(200), low, &h, &mut o, &mut r);
         assert!(s.reachable);
         assert_eq!(s.on_tick(&mut o)[0].path, "/v1/sync?since=3");
     }
@@ -470,10 +482,11 @@ mod tests {
     fn a_new_policy_version_triggers_a_bootstrap() {
         let h = MemoryHost::at(0);
         let mut o = Outbox::default();
+        let mut r = Revocations::default();
         let mut s = bootstrapped(&h, &mut o);
         s.on_tick(&mut o);
         let body = br#"{"policy_version":"v2","revocations":[],"next_since":0,"more":false}"#;
-        let d = s.on_answer(CallKind::Sync, Some(200), body, &h, &mut o);
+        let d = s.on_answer(CallKind::Sync, Some(200), body, &h, &mut o, &mut r);
         assert_eq!(d.follow_up.unwrap().kind, CallKind::Bootstrap);
     }
 
@@ -481,6 +494,7 @@ mod tests {
     fn garbage_sync_answers_are_failures_that_change_nothing() {
         let h = MemoryHost::at(0);
         let mut o = Outbox::default();
+        let mut r = Revocations::default();
         let mut s = bootstrapped(&h, &mut o);
         for body in [
             &br#"{"policy_version":"v1","revocations":[{"seq":1,"token_id":"../x"}],"next_since":1,"more":false}"#[..],
@@ -488,7 +502,7 @@ mod tests {
             b"",
         ] {
             s.on_tick(&mut o);
-            s.on_answer(CallKind::Sync, Some(200), body, &h, &mut o);
+            s.on_answer(CallKind::Sync, Some(200), body, &h, &mut o, &mut r);
         }
         assert!(!s.reachable);
         assert!(h.metric(Metric::SyncFailures) >= 2);
@@ -499,6 +513,7 @@ mod tests {
     fn events_survive_a_failed_call_and_go_in_the_next_batch() {
         let h = MemoryHost::at(0);
         let mut o = Outbox::default();
+        let mut r = Revocations::default();
         let mut s = bootstrapped(&h, &mut o);
         let t = "cd".repeat(32);
         o.activity(&t);
@@ -514,9 +529,9 @@ mod tests {
                 r#"{{"events":[{{"type":"verdict","token_id":"{t}","verdict":"forfeit","trigger":"trap_path"}},{{"type":"reward","token_id":"{t}","sats":21,"reward_id":"review-1"}},{{"type":"activity","token_id":"{t}"}}]}}"#
             )
         );
-        s.on_answer(CallKind::Events, None, b"", &h, &mut o);
+        s.on_answer(CallKind::Events, None, b"", &h, &mut o, &mut r);
         assert!(!o.is_empty());
-        s.on_answer(CallKind::Sync, Some(503), b"", &h, &mut o);
+        s.on_answer(CallKind::Sync, Some(503), b"", &h, &mut o, &mut r);
         let again = s.on_tick(&mut o);
         let events2 = again.iter().find(|c| c.kind == CallKind::Events).unwrap();
         assert_eq!(events2.body, events.body);
@@ -526,6 +541,7 @@ mod tests {
             br#"{"results":[]}"#,
             &h,
             &mut o,
+            &mut r,
         );
         assert!(o.is_empty());
     }

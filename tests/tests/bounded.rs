@@ -1,0 +1,139 @@
+//! Shared data stays bounded: Envoy cannot delete shared-data keys, so thousands of distinct
+//! client IPs and deposit tokens must land in a fixed set of keys (docs/filter.md "Shared data
+//! keys"). The sidecar here is an in-process TEST DOUBLE answering bootstrap, sync, events and
+//! challenges; tokens are minted with the real key ring.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lightning_wall_e2e::filter_runtime;
+use lightning_wall_e2e::testing::{Request, TestHost, echo_upstream};
+use lightning_wall_host::CallResponse;
+
+const MASTER: [u8; 32] = [0x42; 32];
+/// Slots per counter kind, `lw.rev` ring entries (filter/src/engine/limits.rs, revocations.rs).
+const SLOTS: usize = 8192;
+const RING: usize = 1024;
+
+fn bootstrap() -> String {
+    format!(
+        r#"{{"policy":{{"version":"v1","service":"lightning-wall","challenge_mint_rate":{{"requests":100000,"per_s":60}},
+"routes":[{{"id":"api","match":{{"host":null,"path":{{"prefix":"/v1/"}},"methods":[]}},"mode":"pay","failure_mode":"closed","amount_sat":21,"token_lifetime_s":3600}},
+{{"id":"wall","match":{{"host":null,"path":null,"methods":[]}},"mode":"deposit","failure_mode":"open","amount_sat":1000,"token_lifetime_s":3600,
+"deposit":{{"idle_timeout_s":300,"session_cap_s":3600,"rate_limit":{{"requests":100,"per_s":60}},"trap_paths":["/trap"],"error_storm":{{"errors":100,"within_s":60}}}}}}]}},
+"keys":[{{"id":"k1","master_key":"{}"}}],"active_key_id":"k1","revocation_seq":0}}"#,
+        "42".repeat(32)
+    )
+}
+
+fn challenge_answer() -> String {
+    let h = "ab".repeat(32);
+    format!(
+        r#"{{"mode":"pay","route_id":"api","macaroon":"AgEObGlnaHRuaW5nLXdhbGw=","invoice":"lnbcrt210n1pexample","payment_hash":"{h}","token_id":"{h}","amount_sat":21,"invoice_expires_at":1,"valid_until":2,"www_authenticate":["L402 macaroon=\"AgEObGlnaHRuaW5nLXdhbGw=\", invoice=\"lnbcrt210n1pexample\""]}}"#
+    )
+}
+
+fn deposit_credential(ring: &l402::KeyRing, n: u32) -> String {
+    let mut id = [3; 32];
+    id[..4].copy_from_slice(&n.to_le_bytes());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mac = ring
+        .mint(
+            "k1",
+            &l402::TokenSpec {
+                service: "lightning-wall",
+                mode: l402::Mode::Deposit,
+                route: "wall",
+                methods: &[],
+                valid_until: now + 3600,
+                payment_hash: l402::PaymentHash(id),
+                token_id: l402::TokenId(id),
+            },
+        )
+        .unwrap();
+    let (_, receipt) = l402::deposit_receipt_for(ring, &mac.encode()).unwrap();
+    format!(
+        "L402 {}",
+        l402::format_credential(&mac, Some(receipt.expose_secret()))
+    )
+}
+
+fn count(keys: &[String], prefix: &str) -> usize {
+    keys.iter()
+        .filter(|k| {
+            k.strip_prefix(prefix)
+                .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .count()
+}
+
+#[test]
+fn thousands_of_ips_and_tokens_use_a_bounded_number_of_shared_data_keys() {
+    let boot = bootstrap();
+    let answer = challenge_answer();
+    let mut host = TestHost::builder(filter_runtime())
+        .configuration(r#"{"sidecar_cluster": "sidecar"}"#)
+        .workers(2)
+        .start_time(SystemTime::now())
+        .cluster_handler("sidecar", move |r| match r.path() {
+            "/v1/bootstrap" => CallResponse::new(200, &[], boot.clone()),
+            "/v1/challenge" => CallResponse::new(200, &[], answer.clone()),
+            "/v1/events" => CallResponse::new(200, &[], r#"{"results":[]}"#),
+            _ => CallResponse::new(
+                200,
+                &[],
+                r#"{"policy_version":"v1","revocations":[],"next_since":0,"more":false}"#,
+            ),
+        })
+        .build()
+        .unwrap();
+    host.tick_all();
+
+    // More client IPs than mint slots, all in one window.
+    let ips = SLOTS + 500;
+    for i in 0..ips as u32 {
+        let ip = Ipv4Addr::from(0x0a00_0000 + i);
+        let req = Request::get("/v1/data").from(SocketAddr::from((ip, 40000)));
+        let ex = host.send(&req, echo_upstream);
+        assert_eq!(ex.local_reply.map(|r| r.status), Some(402));
+    }
+    // More deposit tokens than request-counter slots, then more forfeits than ring entries.
+    let ring = l402::KeyRing::from_keys([("k1", MASTER)]).unwrap();
+    let tokens = SLOTS as u32 + 500;
+    for n in 0..tokens {
+        let req = Request::get("/page").header("authorization", deposit_credential(&ring, n));
+        assert!(host.send(&req, echo_upstream).upstream_request.is_some());
+    }
+    for n in 0..(RING as u32 + 200) {
+        let req = Request::get("/trap").header("authorization", deposit_credential(&ring, n));
+        let ex = host.send(&req, echo_upstream);
+        assert_eq!(ex.local_reply.map(|r| r.status), Some(403));
+    }
+    host.tick_all();
+
+    let keys = host.shared_data_keys();
+    let (mint, rl, rev) = (
+        count(&keys, "lw.mint."),
+        count(&keys, "lw.rl."),
+        count(&keys, "lw.rev."),
+    );
+    assert!(mint > SLOTS / 2 && mint <= SLOTS, "lw.mint.*: {mint}");
+    assert!(rl > SLOTS / 2 && rl <= SLOTS, "lw.rl.*: {rl}");
+    assert_eq!(rev, RING, "lw.rev.*: the ring, full");
+    // Everything else is a handful of fixed keys (ring head, IP key, sidecar health).
+    let other = keys.len() - mint - rl - rev;
+    assert!(other <= 8, "unexpected keys: {other} of {}", keys.len());
+    // Forfeits stay refused on both workers though the ring went round: each deposit request
+    // catches up with the ring, so no worker fell a whole round behind.
+    for n in [0, RING as u32 + 199] {
+        for _ in 0..2 {
+            let req = Request::get("/page").header("authorization", deposit_credential(&ring, n));
+            let ex = host.send(&req, echo_upstream);
+            assert_eq!(ex.local_reply.map(|r| r.status), Some(402));
+        }
+    }
+}
