@@ -434,7 +434,7 @@ async fn credit(
     let outcome = state
         .engine
         .store()
-        .credit_reward(token, reward_id, amount_msat, limits, Timestamp::now())
+        .credit_reward(token, reward_id, amount_msat, limits, state.engine.now())
         .await?;
     Ok(match outcome {
         CreditOutcome::Credited { balance_msat } => {
