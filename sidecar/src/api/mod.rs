@@ -9,6 +9,7 @@ pub mod error;
 pub mod internal;
 pub mod policy;
 pub mod wall;
+pub mod wall_page;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -86,6 +87,7 @@ pub fn internal_router(state: AppState) -> Router {
 pub fn public_router(state: AppState) -> Router {
     Router::new()
         .merge(wall::routes())
+        .merge(wall_page::routes())
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(state)
