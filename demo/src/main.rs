@@ -58,6 +58,8 @@ fn router(site: Site) -> Router {
         .route("/members/guestbook", get(guestbook).post(sign_guestbook))
         .route("/members/review", get(review_form).post(review))
         .route("/wp-login.php", get(trap).post(trap))
+        // Browsers ask for it on every page; an empty answer keeps their consoles quiet.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .fallback(not_found)
         .with_state(site)
 }

@@ -117,16 +117,15 @@ fn html_page(a: &Answer) -> Vec<u8> {
     let (title, what) = if deposit {
         (
             "Refundable deposit",
-            "Your wallet shows this payment as pending while you browse. Leave and it is \
-             cancelled: the sats come back. Abuse (spam, probing) forfeits it.",
+            "Your wallet shows it as pending while you browse; leave and it is cancelled, the \
+             sats come back. Abuse forfeits it.",
         )
     } else {
         (
             "Payment required",
-            "This address is an API: pay the invoice, then send \
-             <code>Authorization: L402 &lt;macaroon&gt;:&lt;preimage&gt;</code> (the macaroon \
-             is in the <code>WWW-Authenticate</code> header). In a browser only a WebLN wallet \
-             can finish this for you.",
+            "For API clients: pay, then send <code>Authorization: L402 \
+             &lt;macaroon&gt;:&lt;preimage&gt;</code> (macaroon: <code>WWW-Authenticate</code>). \
+             In a browser only a WebLN wallet can finish this.",
         )
     };
     let invoice = html_escape(&a.invoice);
@@ -137,7 +136,7 @@ fn html_page(a: &Answer) -> Vec<u8> {
 <img class="lw-qr" src="{WALL_PREFIX}qr.svg?invoice={invoice}" alt="QR code of the Lightning invoice" width="288" height="288">
 <p><a class="lw-button" href="lightning:{invoice}">Open in wallet</a><button id="lw-webln" type="button" hidden>Pay with WebLN</button><button id="lw-copy" type="button" hidden>Copy invoice</button></p>
 <label for="lw-invoice">Lightning invoice</label><textarea id="lw-invoice" readonly>{invoice}</textarea>
-<p id="lw-status" class="lw-status" role="status" aria-live="polite"></p><noscript><p>After paying, this page needs JavaScript to continue.</p></noscript>
+<p id="lw-status" class="lw-status" role="status" aria-live="polite"></p><noscript>Continuing after payment needs JavaScript.</noscript>
 </main><script src="{WALL_PREFIX}wall.js"></script></body></html>
 "#,
         mode = if deposit { "deposit" } else { "pay" },
