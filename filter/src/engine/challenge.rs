@@ -117,27 +117,25 @@ fn html_page(a: &Answer) -> Vec<u8> {
     let (title, what) = if deposit {
         (
             "Refundable deposit",
-            "Your wallet shows it as pending while you browse; leave and it is cancelled, the \
-             sats come back. Abuse forfeits it.",
+            "Pending in your wallet while you browse, cancelled (sats back) when you leave. \
+             Abuse forfeits it.",
         )
     } else {
         (
             "Payment required",
-            "For API clients: pay, then send <code>Authorization: L402 \
-             &lt;macaroon&gt;:&lt;preimage&gt;</code> (macaroon: <code>WWW-Authenticate</code>). \
-             In a browser only a WebLN wallet can finish this.",
+            "For API clients: pay, then send Authorization: L402 &lt;macaroon&gt;:&lt;preimage\
+             &gt;. A browser cannot get the preimage unless a WebLN wallet pays.",
         )
     };
     let invoice = html_escape(&a.invoice);
     format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title><link rel="stylesheet" href="{WALL_PREFIX}wall.css"></head>
-<body><main id="lw-wall" data-mode="{mode}" data-macaroon="{macaroon}" data-invoice="{invoice}"><h1>{title}</h1>
-<p class="lw-amount">{amount} sats</p><p>{what}</p>
-<img class="lw-qr" src="{WALL_PREFIX}qr.svg?invoice={invoice}" alt="QR code of the Lightning invoice" width="288" height="288">
-<p><a class="lw-button" href="lightning:{invoice}">Open in wallet</a><button id="lw-webln" type="button" hidden>Pay with WebLN</button><button id="lw-copy" type="button" hidden>Copy invoice</button></p>
-<label for="lw-invoice">Lightning invoice</label><textarea id="lw-invoice" readonly>{invoice}</textarea>
-<p id="lw-status" class="lw-status" role="status" aria-live="polite"></p><noscript>Continuing after payment needs JavaScript.</noscript>
-</main><script src="{WALL_PREFIX}wall.js"></script></body></html>
+        r#"<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title><link rel="stylesheet" href="{WALL_PREFIX}wall.css">
+<main id="lw-wall" data-mode="{mode}" data-macaroon="{macaroon}" data-invoice="{invoice}"><h1>{title}</h1>
+<p class="lw-amount">{amount} sats<p>{what}
+<img class="lw-qr" src="{WALL_PREFIX}qr.svg?invoice={invoice}" alt="QR code of the invoice" width="288" height="288">
+<p><a class="lw-button" href="lightning:{invoice}">Open in wallet</a><button id="lw-webln" hidden>Pay with WebLN</button><button id="lw-copy" hidden>Copy invoice</button>
+<label for="lw-invoice">Invoice</label><textarea id="lw-invoice" readonly>{invoice}</textarea>
+<p id="lw-status" class="lw-status" role="status" aria-live="polite"></p><noscript>Continuing after payment needs JavaScript.</noscript></main><script src="{WALL_PREFIX}wall.js"></script>
 "#,
         mode = if deposit { "deposit" } else { "pay" },
         macaroon = html_escape(&a.macaroon),
@@ -147,7 +145,7 @@ fn html_page(a: &Answer) -> Vec<u8> {
 }
 
 /// Only the sidecar's same-origin assets; nothing may frame the page (clickjacking a payment).
-const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'";
 
 /// Builds the reply for a challenge answer. `status` is `None` when the call failed.
 pub fn outcome(
