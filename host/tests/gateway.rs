@@ -229,7 +229,10 @@ async fn without_a_filter_the_gateway_forwards_plainly() {
     let gw = gateway::start(GatewayConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         upstream: format!("http://{upstream}"),
-        routes: vec![("/.well-known/lightning-wall/".into(), format!("http://{wall}/"))],
+        routes: vec![(
+            "/.well-known/lightning-wall/".into(),
+            format!("http://{wall}/"),
+        )],
         wasm: None,
         plugin: PluginConfig::default(),
         clusters: vec![],
@@ -245,7 +248,10 @@ async fn without_a_filter_the_gateway_forwards_plainly() {
     let (status, routed, body) = get(gw.addr, "/.well-known/lightning-wall/wall.js", &[]).await;
     assert_eq!(status, 200);
     assert_eq!(routed["x-upstream"], "wall");
-    assert!(body.starts_with("GET /.well-known/lightning-wall/wall.js\n"), "{body}");
+    assert!(
+        body.starts_with("GET /.well-known/lightning-wall/wall.js\n"),
+        "{body}"
+    );
     assert!(headers.contains_key("x-upstream-secret"));
     gw.stop();
 }

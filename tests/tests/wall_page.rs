@@ -22,7 +22,10 @@ fn the_html_402_loads_only_sidecar_assets_and_its_qr_code_is_the_invoice() {
     let mut wall = Wall::start(1);
     let ex = wall.send(&Request::get("/articles/1").header("accept", "text/html,*/*;q=0.8"));
     assert_eq!(status(&ex), Some(402));
-    assert_eq!(header(&ex, "content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        header(&ex, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let csp = header(&ex, "content-security-policy").unwrap();
     assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
     let page = String::from_utf8(ex.response.unwrap().body).unwrap();
@@ -34,7 +37,11 @@ fn the_html_402_loads_only_sidecar_assets_and_its_qr_code_is_the_invoice() {
     assert!(page.contains("1000 sats"));
 
     let mut assets: Vec<&str> = attributes(&page, "src");
-    assets.extend(attributes(&page, "href").into_iter().filter(|h| h.starts_with('/')));
+    assets.extend(
+        attributes(&page, "href")
+            .into_iter()
+            .filter(|h| h.starts_with('/')),
+    );
     assert_eq!(assets.len(), 3, "{assets:?}");
     for asset in assets {
         assert!(asset.starts_with("/.well-known/lightning-wall/"), "{asset}");
@@ -48,14 +55,18 @@ fn the_html_402_loads_only_sidecar_assets_and_its_qr_code_is_the_invoice() {
         };
         assert!(content_type.starts_with(want), "{asset}: {content_type}");
         if want == "image/svg+xml" {
-            assert!(asset.ends_with(&invoice), "the QR code is of the page's invoice");
+            assert!(
+                asset.ends_with(&invoice),
+                "the QR code is of the page's invoice"
+            );
             assert!(body.contains("<svg"));
         }
     }
 
     // Anything that is not a signed BOLT11 invoice is refused, not drawn.
     for bad in ["lnbcrt1junk", "%3Cscript%3E", ""] {
-        let (code, _, body) = wall.public_get(&format!("/.well-known/lightning-wall/qr.svg?invoice={bad}"));
+        let (code, _, body) =
+            wall.public_get(&format!("/.well-known/lightning-wall/qr.svg?invoice={bad}"));
         assert_eq!(code, 400, "{bad}: {body}");
         assert!(body.contains("bad_invoice"), "{body}");
     }

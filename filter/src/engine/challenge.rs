@@ -283,7 +283,9 @@ mod tests {
         );
         let page = String::from_utf8(r.body).unwrap();
         assert!(page.contains(r#"href="lightning:lnbcrt10u1pabc""#));
-        assert!(page.contains(r#"src="/.well-known/lightning-wall/qr.svg?invoice=lnbcrt10u1pabc""#));
+        assert!(
+            page.contains(r#"src="/.well-known/lightning-wall/qr.svg?invoice=lnbcrt10u1pabc""#)
+        );
         assert!(page.contains(r#"<script src="/.well-known/lightning-wall/wall.js"></script>"#));
         assert!(!page.contains("<script>"), "no inline script");
         assert!(page.contains("1000 sats"));
