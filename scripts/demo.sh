@@ -164,5 +164,8 @@ EOF
 # Foreground until Ctrl-C, or until one of the processes dies (then stop the others).
 set +e
 wait -n "${pids[@]}"
-echo "demo: a process exited; stopping the others (see target/demo/logs/)." >&2
+status=$?
+# Above 128: killed by a signal, i.e. Ctrl-C reached it too; otherwise it stopped by itself.
+((status > 128)) && exit "$status"
+echo "demo: a process exited ($status); stopping the others (see target/demo/logs/)." >&2
 exit 1
