@@ -20,6 +20,7 @@ COPY host host
 COPY sidecar sidecar
 COPY fake-lnd fake-lnd
 COPY tests tests
+COPY demo demo
 # rustls (ring) and SQLite (bundled by sqlx) are compiled in: the binary needs only glibc and
 # libgcc, which the distroless cc image provides.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -13,7 +13,7 @@ CONFORMANCE_WASM := $(WASM_DIR)/conformance_filter.wasm
 CONFORMANCE_WASM_UNKNOWN := $(WASM_DIR)/conformance_filter_unknown.wasm
 CONFORMANCE_SRCS := $(shell find host/conformance-filter -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit validate-configs sidecar-release bench bench-filter bench-gateway bench-sidecar fuzz fuzz-smoke fault clean
+.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit validate-configs demo demo-check browser-test sidecar-release bench bench-filter bench-gateway bench-sidecar fuzz fuzz-smoke fault clean
 
 all: wasm
 
@@ -31,8 +31,9 @@ $(CONFORMANCE_WASM_UNKNOWN): $(CONFORMANCE_SRCS) scripts/build-wasm.sh
 	WASM_TARGET=wasm32-unknown-unknown \
 	  scripts/build-wasm.sh lightning-wall-conformance-filter conformance_filter $@
 
-## test: formatting, clippy (native and wasm), every test, the deployment files
-test: test-deps lint wasm unit validate-configs
+## test: formatting, clippy (native and wasm), every test, the deployment files, the demo's
+## flows over HTTP and in a headless browser
+test: test-deps lint wasm unit validate-configs demo-check browser-test
 
 ## test-deps: tools the tests need that a fresh machine lacks (pymacaroons for the cross-check)
 test-deps:
@@ -59,9 +60,22 @@ validate-configs:
 	$(CARGO) build --locked -p lightning-wall --bin lightning-wall
 	LW_BIN=target/debug/lightning-wall scripts/validate-configs.sh
 
+## demo: build and run the demo in the foreground: the sidecar (dev node), the demo site and
+## Envoy (or the development gateway) on http://127.0.0.1:8080. Ctrl-C stops it.
+demo:
+	scripts/demo.sh
+
+## demo-check: the demo's pay, deposit, leave, trap and spam flows over HTTP (curl), then stop
+demo-check:
+	scripts/demo.sh --run scripts/demo-check.sh
+
+## browser-test: the wall page in headless Chromium (Debian's chromium + playwright-core)
+browser-test:
+	scripts/browser-test.sh
+
 ## sidecar-release: the sidecar binary exactly as the Dockerfile builds it
 sidecar-release:
-	$(CARGO) build --locked -p lightning-wall --bin lightning-wall
+	$(CARGO) build --locked --release -p lightning-wall --bin lightning-wall
 
 ## bench: criterion benchmarks, then the sidecar's targets
 bench:

@@ -13,7 +13,8 @@ What is checked (docs/deployment.md "How the files are validated" says what is n
   (kubernetes-validate, strict); Istio, Envoy Gateway and Gateway API kinds against the schemas
   in scripts/schemas/ (transcribed from upstream, cited there); the plugin configuration inside
   WasmPlugin/EnvoyExtensionPolicy; Envoy resources inside EnvoyPatchPolicy; every ConfigMap's
-  `lightning-wall.yaml` and examples/lightning-wall.yaml by `lightning-wall check-config`.
+  `lightning-wall.yaml`, examples/lightning-wall.yaml and examples/demo/lightning-wall.yaml by
+  `lightning-wall check-config`.
 - Dockerfile and deploy/wasm-image/Containerfile: linted by hadolint (every finding fails) and
   parsed (the `dockerfile` package wraps BuildKit's own parser); base images pinned, the sidecar image runs as non-root, every COPY
   source exists, every workspace member is copied, and the build commands are the Makefile's.
@@ -352,7 +353,10 @@ class Inputs:
 def read_inputs() -> Inputs:
     envoy = {str(p.relative_to(ROOT)): load_yaml_documents(p)[0] for p in sorted((ROOT / "envoy").glob("*.yaml"))}
     kubernetes = {str(p.relative_to(ROOT)): load_yaml_documents(p) for p in sorted((ROOT / "examples" / "kubernetes").glob("*.yaml"))}
-    sidecar = {"examples/lightning-wall.yaml": (ROOT / "examples" / "lightning-wall.yaml").read_text(encoding="utf-8")}
+    sidecar = {
+        name: (ROOT / name).read_text(encoding="utf-8")
+        for name in ("examples/lightning-wall.yaml", "examples/demo/lightning-wall.yaml")
+    }
     dockerfiles = {name: (ROOT / name).read_text(encoding="utf-8") for name in DOCKERFILES}
     if not envoy or not kubernetes:
         raise SystemExit("validate-configs: no envoy/*.yaml or examples/kubernetes/*.yaml found")

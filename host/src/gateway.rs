@@ -40,6 +40,9 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// Base URL of the upstream (`http://127.0.0.1:3000`).
     pub upstream: String,
+    /// Other upstreams by path prefix, first match wins, before `upstream`: Envoy's route table
+    /// in its simplest form (the demo sends `/.well-known/lightning-wall/` to the sidecar).
+    pub routes: Vec<(String, String)>,
     /// The filter; `None` forwards without one (the baseline for benchmarks).
     pub wasm: Option<PathBuf>,
     pub plugin: PluginConfig,
@@ -61,6 +64,7 @@ struct Gateway {
     next: AtomicUsize,
     client: HttpClient,
     upstream: String,
+    routes: Vec<(String, String)>,
     clusters: HashMap<String, String>,
     shared: Arc<HostShared>,
 }
@@ -148,6 +152,11 @@ fn build(config: &GatewayConfig, runtime: Option<&Runtime>) -> anyhow::Result<Ga
         next: AtomicUsize::new(0),
         client: http_client(),
         upstream: config.upstream.trim_end_matches('/').to_string(),
+        routes: config
+            .routes
+            .iter()
+            .map(|(prefix, url)| (prefix.clone(), url.trim_end_matches('/').to_string()))
+            .collect(),
         clusters: config.clusters.iter().cloned().collect(),
         shared,
     })
@@ -275,9 +284,14 @@ fn to_response(m: &Message) -> hyper::Response<Body> {
 /// router answers with, so the filter sees them in its response callbacks as it would there.
 async fn forward(gw: &Gateway, m: &Message) -> Message {
     let path = m.headers.get(":path").unwrap_or("/");
+    let upstream = gw
+        .routes
+        .iter()
+        .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+        .map_or(&gw.upstream, |(_, url)| url);
     let mut b = hyper::Request::builder()
         .method(m.headers.get(":method").unwrap_or("GET"))
-        .uri(format!("{}{}", gw.upstream, path));
+        .uri(format!("{upstream}{path}"));
     if let Some(a) = m.headers.get_bytes(b":authority") {
         b = b.header(hyper::header::HOST, a);
     }

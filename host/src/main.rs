@@ -57,6 +57,10 @@ struct ServeArgs {
     /// Base URL of the upstream service.
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     upstream: String,
+    /// Another upstream for a path prefix: PREFIX=http://127.0.0.1:PORT (repeatable, first
+    /// match wins), e.g. the sidecar's public wall endpoints as Envoy routes them.
+    #[arg(long = "route", value_name = "PREFIX=URL")]
+    routes: Vec<String>,
     /// A call-out cluster the filter may use: NAME=http://127.0.0.1:PORT (repeatable).
     #[arg(long = "cluster", value_name = "NAME=URL")]
     clusters: Vec<String>,
@@ -105,6 +109,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         clusters.push((name.to_string(), url.to_string()));
     }
+    let mut routes = Vec::new();
+    for r in &args.routes {
+        let (prefix, url) = r
+            .split_once('=')
+            .with_context(|| format!("--route {r:?}: expected /PREFIX=http://HOST:PORT"))?;
+        if !prefix.starts_with('/') || !url.starts_with("http://") {
+            bail!("--route {r:?}: expected /PREFIX=http://HOST:PORT");
+        }
+        routes.push((prefix.to_string(), url.to_string()));
+    }
     let plugin = PluginConfig {
         name: args.root_id.clone(),
         root_id: args.root_id,
@@ -117,6 +131,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = GatewayConfig {
         listen: args.listen,
         upstream: args.upstream,
+        routes,
         wasm: args.wasm,
         plugin,
         clusters,

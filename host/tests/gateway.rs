@@ -96,6 +96,7 @@ async fn start(
             failure_policy: FailurePolicy::FailClosed,
             ..PluginConfig::default()
         },
+        routes: vec![],
         clusters: vec![("sidecar".into(), format!("http://{sidecar}"))],
         workers,
     };
@@ -224,9 +225,14 @@ async fn a_trapped_guest_never_takes_the_gateway_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_filter_the_gateway_forwards_plainly() {
     let upstream = echo_server("up").await;
+    let wall = echo_server("wall").await;
     let gw = gateway::start(GatewayConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         upstream: format!("http://{upstream}"),
+        routes: vec![(
+            "/.well-known/lightning-wall/".into(),
+            format!("http://{wall}/"),
+        )],
         wasm: None,
         plugin: PluginConfig::default(),
         clusters: vec![],
@@ -237,6 +243,15 @@ async fn without_a_filter_the_gateway_forwards_plainly() {
     let (status, headers, body) = get(gw.addr, "/plain?q=1", &[]).await;
     assert_eq!(status, 200);
     assert!(body.starts_with("GET /plain?q=1\n"), "{body}");
+    assert_eq!(headers["x-upstream"], "up");
+    // A prefix route picks its own upstream, with the path unchanged.
+    let (status, routed, body) = get(gw.addr, "/.well-known/lightning-wall/wall.js", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(routed["x-upstream"], "wall");
+    assert!(
+        body.starts_with("GET /.well-known/lightning-wall/wall.js\n"),
+        "{body}"
+    );
     assert!(headers.contains_key("x-upstream-secret"));
     gw.stop();
 }

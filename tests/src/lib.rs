@@ -303,6 +303,47 @@ impl Wall {
         })
     }
 
+    /// A GET on the sidecar's public listener (as Envoy routes `/.well-known/lightning-wall/`):
+    /// status, content type, body.
+    pub fn public_get(&self, path_and_query: &str) -> (u16, String, String) {
+        self.rt.block_on(async {
+            let r = self
+                .http
+                .get(format!("{}{path_and_query}", self.public))
+                .send()
+                .await
+                .unwrap();
+            let content_type = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            (r.status().as_u16(), content_type, r.text().await.unwrap())
+        })
+    }
+
+    /// The dev node's state of an invoice through `GET /v1/dev/invoices/{hash}`: status and
+    /// `state` (`OPEN`, `ACCEPTED`, `SETTLED`, `CANCELED`) or the error code.
+    pub fn dev_invoice_state(&self, payment_hash: &str) -> (u16, String) {
+        self.rt.block_on(async {
+            let r = self
+                .http
+                .get(format!("{}/v1/dev/invoices/{payment_hash}", self.internal))
+                .send()
+                .await
+                .unwrap();
+            let code = r.status().as_u16();
+            let body: Value = r.json().await.unwrap();
+            let text = body["state"]
+                .as_str()
+                .or(body["error"]["code"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            (code, text)
+        })
+    }
+
     /// The sidecar's Prometheus text.
     pub fn sidecar_metrics(&self) -> String {
         self.rt.block_on(async {

@@ -108,38 +108,44 @@ fn html_escape(s: &str) -> String {
     out
 }
 
+/// The browser page: a small shell with the challenge data. Its script, stylesheet and QR code
+/// come from the sidecar under the wall prefix (same origin, `wall_page.rs` there), which keeps
+/// this `.wasm` small and the page free of inline script (see `PAGE_CSP`). Without script the
+/// page still shows the amount, the QR code, the invoice and a `lightning:` link.
 fn html_page(a: &Answer) -> Vec<u8> {
-    let invoice = html_escape(&a.invoice);
-    let macaroon = html_escape(&a.macaroon);
-    let what = if a.mode == "deposit" {
-        format!(
-            "Pay a refundable deposit of {} sats to continue. It comes back when you leave.",
-            a.amount_sat
+    let deposit = a.mode == "deposit";
+    let (title, what) = if deposit {
+        (
+            "Refundable deposit",
+            "Pending in your wallet while you browse, cancelled (sats back) when you leave. \
+             Abuse forfeits it.",
         )
     } else {
-        format!("Pay {} sats to continue.", a.amount_sat)
+        (
+            "Payment required",
+            "For API clients: pay, then send Authorization: L402 &lt;macaroon&gt;:&lt;preimage\
+             &gt;. A browser cannot get the preimage unless a WebLN wallet pays.",
+        )
     };
-    // The script polls the status endpoint (same origin, so the Strict cookie is sent and a
-    // visitor who already holds a deposit continues at once), then reloads with the cookie set.
+    let invoice = html_escape(&a.invoice);
     format!(
-        r#"<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>Payment required</title></head>
-<body><h1>Payment required</h1><p>{what}</p>
-<p><a id="pay" href="lightning:{invoice}">Open in wallet</a></p>
-<pre id="invoice" style="white-space:pre-wrap;word-break:break-all">{invoice}</pre>
-<button id="webln" hidden>Pay with WebLN</button>
-<script>
-(function(){{var mac="{macaroon}",mode="{mode}",inv="{invoice}";
-if(window.webln){{var b=document.getElementById("webln");b.hidden=false;b.onclick=function(){{window.webln.enable().then(function(){{return window.webln.sendPayment(inv)}}).then(function(r){{if(mode==="pay"){{document.cookie="lightning-wall="+mac+":"+r.preimage+"; path=/; SameSite=Strict";location.reload()}}}})}}}}
-if(mode!=="deposit")return;
-function poll(){{fetch("{status}?wait=25",{{headers:{{"Authorization":"L402 "+mac+":"}},credentials:"same-origin"}}).then(function(r){{return r.json()}}).then(function(s){{if(s.state==="held"){{location.reload()}}else if(s.state==="awaiting_payment"){{poll()}}}}).catch(function(){{setTimeout(poll,2000)}})}}
-poll();}})();
-</script></body></html>
+        r#"<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title><link rel="stylesheet" href="{WALL_PREFIX}wall.css">
+<main id="lw-wall" data-mode="{mode}" data-macaroon="{macaroon}" data-invoice="{invoice}"><h1>{title}</h1>
+<p class="lw-amount">{amount} sats<p>{what}
+<img class="lw-qr" src="{WALL_PREFIX}qr.svg?invoice={invoice}" alt="QR code of the invoice" width="288" height="288">
+<p><a class="lw-button" href="lightning:{invoice}">Open in wallet</a><button id="lw-webln" hidden>Pay with WebLN</button><button id="lw-copy" hidden>Copy invoice</button>
+<label for="lw-invoice">Invoice</label><textarea id="lw-invoice" readonly>{invoice}</textarea>
+<p id="lw-status" class="lw-status" role="status" aria-live="polite"></p><noscript>Continuing after payment needs JavaScript.</noscript></main><script src="{WALL_PREFIX}wall.js"></script>
 "#,
-        mode = if a.mode == "deposit" { "deposit" } else { "pay" },
-        status = STATUS_URL,
+        mode = if deposit { "deposit" } else { "pay" },
+        macaroon = html_escape(&a.macaroon),
+        amount = a.amount_sat,
     )
     .into_bytes()
 }
+
+/// Only the sidecar's same-origin assets; nothing may frame the page (clickjacking a payment).
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'";
 
 /// Builds the reply for a challenge answer. `status` is `None` when the call failed.
 pub fn outcome(
@@ -183,6 +189,7 @@ pub fn outcome(
     headers.push(("cache-control", "no-store".into()));
     let body = if wants_html {
         headers.push(("content-type", "text/html; charset=utf-8".into()));
+        headers.push(("content-security-policy", PAGE_CSP.into()));
         html_page(&a)
     } else {
         headers.push(("content-type", "application/json".into()));
@@ -269,8 +276,21 @@ mod tests {
             r.headers
                 .contains(&("content-type", "text/html; charset=utf-8".into()))
         );
+        assert!(
+            r.headers
+                .iter()
+                .any(|(k, v)| *k == "content-security-policy" && v.contains("script-src 'self'"))
+        );
         let page = String::from_utf8(r.body).unwrap();
-        assert!(page.contains("lnbcrt10u1pabc"));
+        assert!(page.contains(r#"href="lightning:lnbcrt10u1pabc""#));
+        assert!(
+            page.contains(r#"src="/.well-known/lightning-wall/qr.svg?invoice=lnbcrt10u1pabc""#)
+        );
+        assert!(page.contains(r#"<script src="/.well-known/lightning-wall/wall.js"></script>"#));
+        assert!(!page.contains("<script>"), "no inline script");
+        assert!(page.contains("1000 sats"));
+        assert!(page.contains(r#"data-mode="pay""#));
+        assert!(page.contains(r#"data-macaroon="AgEO+/=""#));
         let Outcome::Reply(r) = outcome(
             Some(200),
             None,

@@ -113,7 +113,7 @@ async fn list(
     ))
 }
 
-fn parse_hash(text: &str) -> Result<PaymentHash, ApiError> {
+pub(super) fn parse_hash(text: &str) -> Result<PaymentHash, ApiError> {
     let mut bytes = [0u8; 32];
     hex::decode_to_slice(text, &mut bytes).map_err(|_| {
         ApiError::bad_request("bad_payment_hash", "payment_hash must be 64 hex characters")

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -24,6 +24,7 @@ use crate::deposit::engine::NewDeposit;
 use crate::deposit::machine::{Event, Outcome};
 use crate::deposit::{TokenId, Trigger};
 use crate::metrics::ErrorLabel;
+use crate::node::Node as _;
 use crate::node::dev::DevPayment;
 use crate::rewards::{Limits, RewardId};
 use crate::store::CreditOutcome;
@@ -35,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sync", get(sync))
         .route("/v1/events", post(events))
         .route("/v1/dev/pay", post(dev_pay))
+        .route("/v1/dev/invoices/{payment_hash}", get(dev_invoice))
 }
 
 fn authorise(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -490,5 +492,31 @@ async fn dev_pay(
         )),
         Ok(DevPayment::Held { .. }) => Ok(Json(json!({"status": "held"}))),
         Err(e) => Err(ApiError::bad_request("payment_refused", e.to_string())),
+    }
+}
+
+/// DEVELOPMENT ONLY: the dev node's own view of an invoice (`OPEN`, `ACCEPTED`, `SETTLED`,
+/// `CANCELED`, as lnd names them), so demos and tests can see what the visitor's wallet would
+/// see. Absent (404) with any other backend.
+async fn dev_invoice(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(hash): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(dev) = &state.dev_node else {
+        return Err(ApiError::not_found(
+            "not_found",
+            "no such endpoint (the dev node is not in use)",
+        ));
+    };
+    authorise(&state, &headers)?;
+    let hash = super::admin::parse_hash(&hash)?;
+    match dev.lookup(&hash).await {
+        Ok(status) => Ok(Json(json!({"state": status.state.as_lnd_str()}))),
+        Err(crate::node::NodeError::NotFound) => Err(ApiError::not_found(
+            "invoice_not_found",
+            "the dev node has no such invoice",
+        )),
+        Err(e) => Err(crate::deposit::engine::EngineError::Node(e).into()),
     }
 }

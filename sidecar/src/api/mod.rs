@@ -10,6 +10,7 @@ pub mod internal;
 pub mod policy;
 pub mod rewards;
 pub mod wall;
+pub mod wall_page;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -97,6 +98,7 @@ pub fn public_router(state: AppState) -> Router {
     Router::new()
         .merge(wall::routes())
         .merge(rewards::routes())
+        .merge(wall_page::routes())
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(state)

@@ -30,7 +30,11 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(&format!("{PREFIX}/deposit"), get(deposit_status))
-        .route(&format!("{PREFIX}/leave"), post(leave))
+        // GET is the leave page (wall_page.rs), POST the leave action.
+        .route(
+            &format!("{PREFIX}/leave"),
+            post(leave).get(super::wall_page::leave_page),
+        )
 }
 
 /// Where the macaroon came from: cookies are sent by browsers on their own, so they get the

@@ -1,0 +1,196 @@
+//! What the browser wall page loads from the sidecar (public listener, same origin as the site
+//! through Envoy's `/.well-known/lightning-wall/` route): its script and stylesheet, the QR code
+//! of the invoice (rendered here, so the page makes no request to a third party), and the leave
+//! page. The filter's 402 page is a small HTML shell that references these, which keeps the
+//! `.wasm` small and the page free of inline script.
+
+use std::str::FromStr;
+
+use axum::Router;
+use axum::extract::Query;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::ApiError;
+use super::wall::PREFIX;
+
+const WALL_JS: &str = include_str!("wall_page/wall.js");
+const WALL_CSS: &str = include_str!("wall_page/wall.css");
+const LEAVE_HTML: &str = include_str!("wall_page/leave.html");
+
+/// Same-origin script, style, images and fetches only; nothing may frame the page.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// Longest invoice the QR endpoint renders. BOLT11 invoices with a few route hints stay well
+/// under this; a QR code of this many characters is already hard to scan.
+pub const MAX_QR_INVOICE: usize = 2048;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(&format!("{PREFIX}/wall.js"), get(wall_js))
+        .route(&format!("{PREFIX}/wall.css"), get(wall_css))
+        .route(&format!("{PREFIX}/qr.svg"), get(qr_svg))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn wall_js() -> Response {
+    asset("text/javascript; charset=utf-8", WALL_JS)
+}
+
+async fn wall_css() -> Response {
+    asset("text/css; charset=utf-8", WALL_CSS)
+}
+
+/// `GET /.well-known/lightning-wall/leave` (routed in wall.rs next to the POST action).
+pub async fn leave_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        LEAVE_HTML,
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QrQuery {
+    invoice: String,
+}
+
+/// The QR code of `lightning:<invoice>`, as SVG. Only a well-formed, correctly signed BOLT11
+/// invoice of bounded length is rendered, so the endpoint cannot be used to draw arbitrary
+/// content on the site's origin.
+async fn qr_svg(
+    query: Result<Query<QrQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::bad_request("bad_query", format!("query: {e}")))?;
+    let svg = render_qr(&query.invoice)?;
+    let mut response = svg.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("image/svg+xml"),
+    );
+    // An invoice never changes, so its picture can be cached as long as the invoice lives.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=3600"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(response)
+}
+
+fn render_qr(invoice: &str) -> Result<String, ApiError> {
+    let bad = |why: &str| ApiError::bad_request("bad_invoice", format!("invoice: {why}"));
+    if invoice.len() > MAX_QR_INVOICE {
+        return Err(bad("too long"));
+    }
+    lightning_invoice::Bolt11Invoice::from_str(invoice)
+        .map_err(|_| bad("not a valid BOLT11 invoice"))?;
+    // Upper case puts the whole URI in the QR alphanumeric mode (smaller, easier to scan);
+    // BOLT11 and the `lightning:` scheme are case-insensitive (BIP 21 / BOLT 11).
+    let uri = format!("LIGHTNING:{}", invoice.to_ascii_uppercase());
+    let code = qrcode::QrCode::with_error_correction_level(uri.as_bytes(), qrcode::EcLevel::L)
+        .map_err(|_| bad("too long for a QR code"))?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(256, 256)
+        .quiet_zone(true)
+        .build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A correctly signed regtest invoice, as the dev node or lnd issues them.
+    fn signed_invoice() -> String {
+        use bitcoin::hashes::{Hash, sha256};
+        use bitcoin::secp256k1::{Secp256k1, SecretKey};
+        use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
+        let secp = Secp256k1::new();
+        let key = SecretKey::from_slice(&[7; 32]).unwrap();
+        InvoiceBuilder::new(Currency::Regtest)
+            .description("deposit".into())
+            .payment_hash(sha256::Hash::from_byte_array([1; 32]))
+            .payment_secret(PaymentSecret([2; 32]))
+            .duration_since_epoch(std::time::Duration::from_secs(1_767_225_600))
+            .min_final_cltv_expiry_delta(144)
+            .amount_milli_satoshis(1_000_000)
+            .build_signed(|m| secp.sign_ecdsa_recoverable(m, &key))
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn a_signed_invoice_becomes_an_svg_qr_code_and_a_tampered_one_is_refused() {
+        let invoice = signed_invoice();
+        let svg = render_qr(&invoice).unwrap();
+        assert!(svg.contains("<svg"), "{svg}");
+        assert!(svg.contains("<path"), "{svg}");
+        // Changing one character breaks the bech32 checksum (or the signature).
+        let mut tampered = invoice.into_bytes();
+        let last = tampered.len() - 8;
+        tampered[last] = if tampered[last] == b'q' { b'p' } else { b'q' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert_eq!(
+            render_qr(&tampered).map_err(|e| e.code).err(),
+            Some("bad_invoice")
+        );
+    }
+
+    #[test]
+    fn only_bounded_signed_bolt11_invoices_are_drawn() {
+        assert_eq!(
+            render_qr("lnbc1notaninvoice").map_err(|e| e.code).err(),
+            Some("bad_invoice")
+        );
+        assert_eq!(
+            render_qr(&"a".repeat(MAX_QR_INVOICE + 1))
+                .map_err(|e| e.code)
+                .err(),
+            Some("bad_invoice")
+        );
+        assert_eq!(
+            render_qr("<script>alert(1)</script>")
+                .map_err(|e| e.code)
+                .err(),
+            Some("bad_invoice")
+        );
+    }
+
+    #[test]
+    fn the_page_shell_assets_reference_only_the_wall_prefix() {
+        assert!(LEAVE_HTML.contains(&format!("{PREFIX}/wall.js")));
+        assert!(LEAVE_HTML.contains(&format!("{PREFIX}/wall.css")));
+        assert!(!LEAVE_HTML.contains("<script>"), "no inline script (CSP)");
+        assert!(WALL_JS.contains("'/.well-known/lightning-wall/'"));
+    }
+}

@@ -1,0 +1,144 @@
+// lightning-wall: behaviour of the wall page (the filter's 402 for browsers) and of the leave
+// page. Served by the sidecar from the site's own origin, so the pages need no inline script
+// (CSP: script-src 'self') and the SameSite=Strict cookie travels with every call.
+(function () {
+  'use strict';
+  var BASE = '/.well-known/lightning-wall/';
+
+  function $(id) { return document.getElementById(id); }
+
+  function say(el, text, kind) {
+    el.textContent = text;
+    el.className = 'lw-status' + (kind ? ' lw-' + kind : '');
+  }
+
+  function json(response) {
+    return response.json().then(function (body) { return { status: response.status, body: body }; });
+  }
+
+  function status(headers, wait) {
+    return fetch(BASE + 'deposit?wait=' + wait, {
+      headers: headers, credentials: 'same-origin', cache: 'no-store'
+    }).then(json);
+  }
+
+  function copyButton(invoice, live) {
+    var button = $('lw-copy');
+    var box = $('lw-invoice');
+    button.hidden = false;
+    button.addEventListener('click', function () {
+      var done = function () { say(live, 'Invoice copied.'); };
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(invoice).then(done, function () { box.select(); });
+      } else {
+        box.select();
+        if (document.execCommand('copy')) { done(); }
+      }
+    });
+  }
+
+  function weblnButton(wall, live) {
+    if (!window.webln) { return; }
+    var button = $('lw-webln');
+    button.hidden = false;
+    button.addEventListener('click', function () {
+      window.webln.enable().then(function () {
+        return window.webln.sendPayment(wall.dataset.invoice);
+      }).then(function (paid) {
+        if (wall.dataset.mode === 'pay' && /^[0-9a-f]{64}$/i.test(paid.preimage || '')) {
+          // Pay tokens: the wallet handed us the preimage, the proof the filter checks.
+          document.cookie = 'lightning-wall=' + wall.dataset.macaroon + ':' + paid.preimage +
+            '; Path=/; SameSite=Strict' + (location.protocol === 'https:' ? '; Secure' : '');
+          location.reload();
+        }
+      }, function (e) { say(live, 'The wallet did not pay: ' + (e && e.message || e), 'bad'); });
+    });
+  }
+
+  // Deposits: wait for the hold invoice to be held. The status answer then sets the cookie,
+  // and a reload shows the page that was asked for.
+  function awaitDeposit(wall, live) {
+    var auth = { Authorization: 'L402 ' + wall.dataset.macaroon + ':' };
+    var failures = 0;
+    function poll() {
+      status(auth, 25).then(function (r) {
+        failures = 0;
+        var state = r.body && r.body.state;
+        if (r.status === 200 && state === 'held') {
+          say(live, 'Deposit held. Continuing…', 'ok');
+          location.reload();
+        } else if (r.status === 200 && state === 'awaiting_payment') {
+          poll();
+        } else if (state === 'expired') {
+          say(live, 'This invoice expired. Reload the page for a new one.', 'bad');
+        } else {
+          say(live, 'This deposit ended (' + (state || r.status) + '). Reload the page to start again.', 'bad');
+        }
+      }, function () {
+        failures += 1;
+        say(live, 'Connection lost; retrying…');
+        setTimeout(poll, Math.min(30000, 1000 * failures));
+      });
+    }
+    say(live, 'Waiting for your payment…');
+    // A visitor who already holds a deposit (arriving from another site, where the Strict
+    // cookie was not sent) continues at once without paying again.
+    status({}, 0).then(function (r) {
+      if (r.status === 200 && r.body.state === 'held') {
+        location.reload();
+      } else {
+        poll();
+      }
+    }, poll);
+  }
+
+  function wallPage(wall) {
+    var live = $('lw-status');
+    copyButton(wall.dataset.invoice, live);
+    weblnButton(wall, live);
+    if (wall.dataset.mode === 'deposit') {
+      awaitDeposit(wall, live);
+    } else {
+      say(live, '');
+    }
+  }
+
+  function leavePage() {
+    var live = $('lw-status');
+    var form = $('lw-leave-form');
+    form.hidden = true;
+    status({}, 0).then(function (r) {
+      if (r.status === 200 && r.body.state === 'held') {
+        say(live, 'Your deposit of ' + r.body.amount_sat + ' sats is held.');
+        form.hidden = false;
+      } else if (r.status === 200) {
+        say(live, 'No deposit is held (' + r.body.state + ').');
+      } else {
+        say(live, 'This browser holds no deposit for this site.');
+      }
+    }, function () { say(live, 'Could not reach the wall; try again.', 'bad'); });
+    form.addEventListener('submit', function (event) {
+      event.preventDefault();
+      fetch(BASE + 'leave', { method: 'POST', credentials: 'same-origin', cache: 'no-store' })
+        .then(json).then(function (r) {
+          if (r.status !== 200) {
+            say(live, 'Could not leave: ' + ((r.body.error && r.body.error.message) || r.status), 'bad');
+            return;
+          }
+          form.hidden = true;
+          var text = r.body.state === 'refunded'
+            ? 'Deposit refunded: the pending payment in your wallet is cancelled and the sats are back.'
+            : 'Your deposit had already ended (' + r.body.state + ').';
+          if (typeof r.body.reward_balance_sat === 'number' && r.body.reward_balance_sat > 0) {
+            text += ' Rewards earned: ' + r.body.reward_balance_sat + ' sats.';
+          }
+          say(live, text, r.body.state === 'refunded' ? 'ok' : '');
+        }, function () { say(live, 'Could not reach the wall; try again.', 'bad'); });
+    });
+  }
+
+  var wall = $('lw-wall');
+  if (wall) { wallPage(wall); }
+  var leave = $('lw-leave');
+  if (leave) { leavePage(); }
+})();
