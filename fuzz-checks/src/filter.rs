@@ -123,7 +123,7 @@ fn sync(body: &[u8]) {
     let _ = state.on_tick(&mut outbox);
     let _ = state.on_answer(CallKind::Sync, Some(200), body, &host, &mut outbox);
     if state.reachable {
-        let answer: Value = serde_json::from_slice(body).expect("a digested answer is JSON");
+        let answer = lossy_json(body);
         for r in answer["revocations"].as_array().into_iter().flatten() {
             let id = r["token_id"].as_str().expect("token ids are strings");
             assert!(revocations::is_revoked(&host, &id.to_ascii_lowercase()));
@@ -164,10 +164,17 @@ fn challenge_answer(body: &[u8], wants_html: bool) {
     }
 }
 
+/// A body the engine accepted, as a JSON value for the oracle. serde skips the strings of
+/// fields it ignores without checking their UTF-8, so an accepted body may hold invalid UTF-8
+/// there (harmless: nothing reads those bytes); the lossy copy keeps the structure.
+fn lossy_json(body: &[u8]) -> Value {
+    serde_json::from_str(&String::from_utf8_lossy(body)).expect("an accepted body is JSON")
+}
+
 /// "Held" only when the sidecar said exactly that.
 fn deposit_status(body: &[u8]) {
     if held_from_status(Some(200), body) == Some(true) {
-        let answer: Value = serde_json::from_slice(body).expect("parsed once already");
+        let answer = lossy_json(body);
         // serde also reads a struct from a sequence (`["held"]`): positional, but still "held".
         assert!(answer["state"] == "held" || answer[0] == "held", "{answer}");
     }
