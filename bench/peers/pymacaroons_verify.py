@@ -24,6 +24,8 @@ def verifier_for(token, key_id):
     service, route, mode, now = token["service"], token["route"], token["mode"], token["now"]
 
     def check(caveat):
+        if isinstance(caveat, bytes):  # pymacaroons hands binary (V2) caveats over as bytes
+            caveat = caveat.decode()
         name, _, value = caveat.partition("=")
         if name == "services":
             return any(s.strip().split(":")[0] == service for s in value.split(","))
@@ -51,8 +53,8 @@ def verify(token, masters, authorization):
     mac_b64, _, preimage_hex = credential.rpartition(":")
     raw = base64.b64decode(mac_b64 + "=" * (-len(mac_b64) % 4))
     m = Macaroon.deserialize(base64.urlsafe_b64encode(raw).decode().rstrip("="))
-    key_id = next(c.caveat_id[len("lw_key="):] for c in m.first_party_caveats()
-                  if c.caveat_id.startswith("lw_key="))
+    key_id = next(c.caveat_id_bytes[len(b"lw_key="):].decode() for c in m.first_party_caveats()
+                  if c.caveat_id_bytes.startswith(b"lw_key="))
     identifier = m.identifier_bytes
     root = hmac.new(masters[key_id], hashlib.sha256(identifier).digest(), hashlib.sha256).digest()
     verifier_for(token, key_id).verify(m, root)
