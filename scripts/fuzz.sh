@@ -47,6 +47,8 @@ for target in "${targets[@]}"; do
   if nice -n "$nice_n" cargo +nightly fuzz run "$target" "$work" "corpus/$target" -- \
       -max_total_time="$seconds" "${runs[@]}" -print_final_stats=1 >"$log" 2>&1; then
     crashes=0
+  elif grep -q 'libFuzzer: run interrupted' "$log"; then
+    crashes="0 (stopped by hand)"  # SIGINT: libFuzzer prints its stats and exits 72
   else
     crashes=1
     failed+=("$target")
