@@ -18,16 +18,25 @@ pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 section() { echo "bench: $*" >&2; }
 
+sections=${BENCH_SECTIONS:-l402 filter gateway peers sidecar}
+want() { [[ " $sections " == *" $1 "* ]]; }
+
 # Build everything first, so the load figures below are not taken during our own compiles.
-section "building (release, benches)"
-cargo build --locked --release -q -p lightning-wall-host -p lightning-wall \
-  --bin lightning-wall-host --bin lightning-wall --example sidecar_bench
-cargo build --locked --release -q -p l402 --example peer_token
-cargo bench --locked -q -p l402 --bench verify --no-run
-cargo bench --locked -q -p lightning-wall-filter --bench request --no-run
-python3 -c 'import pymacaroons' 2>/dev/null || \
-  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check 'pymacaroons==0.13.0'
-(cd bench/peers && npm ci --silent --no-audit --no-fund)
+section "building (release, benches) for: $sections"
+if [ -z "${BENCH_NO_BUILD:-}" ]; then
+  if want gateway || want sidecar; then
+    cargo build --locked --release -q -p lightning-wall --bin lightning-wall --example sidecar_bench
+  fi
+  if want gateway; then cargo build --locked --release -q -p lightning-wall-host --bin lightning-wall-host; fi
+  if want peers; then cargo build --locked --release -q -p l402 --example peer_token; fi
+  if want l402; then cargo bench --locked -q -p l402 --bench verify --no-run; fi
+  if want filter; then cargo bench --locked -q -p lightning-wall-filter --bench request --no-run; fi
+fi
+if want peers; then
+  python3 -c 'import pymacaroons' 2>/dev/null || \
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check 'pymacaroons==0.13.0'
+  (cd bench/peers && npm ci --silent --no-audit --no-fund)
+fi
 
 started=$(date +%s)
 load_start=$(loadavg)
@@ -47,10 +56,12 @@ load_start=$(loadavg)
   echo "| python / node | $(python3 --version | cut -d' ' -f2) / $(node --version) |"
   echo "| load average at start | $load_start |"
   echo "| load average at end | LOAD_END |"
+  echo "| sections run | $sections |"
   if [ -n "${BENCH_NOTE:-}" ]; then echo "| note | $BENCH_NOTE |"; fi
   echo
 } >"$tmp/head.md"
 
+if want l402; then
 section "l402 criterion"
 cargo bench --locked -q -p l402 --bench verify -- --warm-up-time 1 --measurement-time 3 \
   >"$tmp/l402.log" 2>&1 || { cat "$tmp/l402.log" >&2; exit 1; }
@@ -68,6 +79,10 @@ cargo bench --locked -q -p l402 --bench verify -- --warm-up-time 1 --measurement
   echo
 } >"$tmp/l402.md"
 
+else
+  printf '## l402: verification and parsing against the bare HMAC chain\n\nNot run in this invocation (BENCH_SECTIONS="%s"); `make bench` runs it.\n\n' "$sections" >"$tmp/l402.md"
+fi
+if want filter; then
 section "filter in the host"
 filter_started=$(date +%s)
 cargo bench --locked -q -p lightning-wall-filter --bench request \
@@ -87,6 +102,10 @@ cargo bench --locked -q -p lightning-wall-filter --bench request \
   echo
 } >"$tmp/filter.md"
 
+else
+  printf '## Filter: per-request cost in the wasmtime host against the no-op filter\n\nNot run in this invocation (BENCH_SECTIONS="%s"); `make bench` runs it.\n\n' "$sections" >"$tmp/filter.md"
+fi
+if want gateway; then
 section "gateway throughput"
 BENCH_NO_BUILD=1 scripts/bench-gateway.sh >"$tmp/gateway.log" 2>&1 || { cat "$tmp/gateway.log" >&2; exit 1; }
 {
@@ -106,6 +125,10 @@ BENCH_NO_BUILD=1 scripts/bench-gateway.sh >"$tmp/gateway.log" 2>&1 || { cat "$tm
   echo
 } >"$tmp/gateway.md"
 
+else
+  printf '## Gateway: throughput with and without the filter\n\nNot run in this invocation (BENCH_SECTIONS="%s"); `make bench` runs it.\n\n' "$sections" >"$tmp/gateway.md"
+fi
+if want peers; then
 section "peers"
 token=$(target/release/examples/peer_token 3)
 native=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["verifications_per_second"])' "$token")
@@ -125,7 +148,7 @@ rate() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])["verificati
   echo "SHA-256(identifier))), check the MAC chain with each caveat checked for its meaning"
   echo "(services, expiry, mode, route, key id), check the preimage against the payment hash. Each"
   echo "peer first proves it rejects a wrong preimage. In the peers, the MAC chain is the library's"
-  echo "(pymacaroons: PyNaCl/hashlib HMAC; npm macaroon: sjcl, pure JavaScript); the caveat checks,"
+  echo "(pymacaroons: Python's hmac/hashlib; npm macaroon: sjcl, pure JavaScript); the caveat checks,"
   echo "root key and preimage are the benchmark's own code around it (hashlib / node:crypto)."
   echo
   echo "| implementation | verifications/s | ratio to l402 (native) |"
@@ -137,6 +160,10 @@ rate() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])["verificati
   echo
 } >"$tmp/peers.md"
 
+else
+  printf '## Peers: token verification throughput\n\nNot run in this invocation (BENCH_SECTIONS="%s"); `make bench` runs it.\n\n' "$sections" >"$tmp/peers.md"
+fi
+if want sidecar; then
 section "sidecar (SQLite)"
 BENCH_NO_BUILD=1 scripts/bench-sidecar.sh >"$tmp/sidecar-sqlite.log" 2>&1 || { cat "$tmp/sidecar-sqlite.log" >&2; exit 1; }
 pg_ok=1
@@ -194,6 +221,9 @@ PY
   echo
 } >"$tmp/sidecar.md"
 
+else
+  printf '## Sidecar: challenge minting, 10,000 held deposits, long-poll waiters\n\nNot run in this invocation (BENCH_SECTIONS="%s"); `make bench` runs it.\n\n' "$sections" >"$tmp/sidecar.md"
+fi
 load_end=$(loadavg)
 sed "s/LOAD_END/$load_end/" "$tmp/head.md" >"$out"
 cat "$tmp/l402.md" "$tmp/filter.md" "$tmp/gateway.md" "$tmp/peers.md" "$tmp/sidecar.md" >>"$out"
