@@ -8,6 +8,7 @@ FILTER_WASM := $(WASM_DIR)/lightning_wall_filter.wasm
 # Sources that go into the filter's .wasm: rebuild only when one of them changes.
 FILTER_SRCS := $(shell find filter l402 -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 5
 # The host's conformance filter, built for both wasm targets Envoy loads.
 CONFORMANCE_WASM := $(WASM_DIR)/conformance_filter.wasm
 CONFORMANCE_WASM_UNKNOWN := $(WASM_DIR)/conformance_filter_unknown.wasm
@@ -77,10 +78,11 @@ browser-test:
 sidecar-release:
 	$(CARGO) build --locked --release -p lightning-wall --bin lightning-wall
 
-## bench: criterion benchmarks, then the sidecar's targets
-bench:
-	$(CARGO) bench --locked -p l402
-	$(MAKE) bench-sidecar
+## bench: every benchmark (l402 vs the HMAC floor, the filter in the host vs a no-op filter,
+## gateway throughput, peer macaroon libraries, the sidecar on SQLite and PostgreSQL) written
+## with machine info and commands to bench/RESULTS.md (~10 min; bench/run.sh)
+bench: wasm test-deps
+	bench/run.sh
 
 ## bench-sidecar: challenge minting rate (pay, deposit), 10,000 held deposits' RSS, 1,000
 ## long-poll waiters, against `lightning-wall serve` with the dev node and SQLite (~1 min)
@@ -95,9 +97,15 @@ bench-filter: wasm
 bench-gateway: wasm
 	scripts/bench-gateway.sh
 
-## fuzz: run every fuzz target for FUZZ_SECONDS each (nightly + cargo-fuzz, installed if missing)
+## fuzz: run every fuzz target for FUZZ_SECONDS each (nightly + cargo-fuzz, installed if missing);
+## FUZZ_RUNS=N also stops each after N executions. Prints the rows of fuzz/RESULTS.md.
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## fuzz-smoke: every fuzz target for a few seconds (machines with nightly); `make test` replays
+## the committed corpora on stable (fuzz-checks/tests/corpus.rs)
+fuzz-smoke:
+	scripts/fuzz.sh $(FUZZ_SMOKE_SECONDS)
 
 ## fault: the long fault runs: 1,000 SIGKILLs of the sidecar across deposit lifecycles on
 ## SQLite, then on PostgreSQL (LW_TEST_POSTGRES_URL), ~10 min each (FAULT_KILLS,

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Throughput of the development gateway (lightning-wall-host serve): plain forwarding vs. the
-# same binary running the no-op conformance filter, against a fixed-response upstream, with the
-# built-in closed-loop load generator. Prints requests/s for both and the ratio.
+# Throughput of the development gateway (lightning-wall-host serve) against a fixed-response
+# upstream, with the built-in closed-loop load generator, in four set-ups measured in
+# alternation:
+#   plain        no filter (forwarding only)
+#   noop         the no-op conformance filter (the cost of running any proxy-wasm filter)
+#   wall_paid    the lightning-wall filter, a pay route, every request with a valid credential
+#                (the hot path: parse, MAC chain, caveats, preimage, revocation lookup)
+#   wall_free    the lightning-wall filter, a free route
+# The lightning-wall filter bootstraps from a real sidecar (`lightning-wall serve`, dev node,
+# SQLite in a temp dir); the credential is minted and paid through the sidecar's internal API.
+# Prints requests/s per set-up (median of the rounds) and the ratios.
 #
-#   scripts/bench-gateway.sh    # BENCH_ROUNDS (3) x 2 runs of BENCH_SECONDS (4), BENCH_CONNECTIONS
-#                               # (16), BENCH_WORKERS (2), BENCH_WASM (no-op conformance filter)
+#   scripts/bench-gateway.sh    # BENCH_ROUNDS (3) x 4 set-ups x BENCH_SECONDS (4),
+#                               # BENCH_CONNECTIONS (16), BENCH_WORKERS (2)
 #
-# All processes share this machine's cores (and other builds may be running), so the two modes
-# are measured in alternation and the median of each is compared: the ratio is the figure to
-# read, not the absolute numbers. Needs `make wasm` first (the Makefile target does it).
+# All processes share this machine's cores (and other builds may be running): the ratios are
+# the figures to read, not the absolute numbers. Needs `make wasm` first (the Makefile does it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -16,16 +23,26 @@ secs=${BENCH_SECONDS:-4}
 rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNECTIONS:-16}
 workers=${BENCH_WORKERS:-2}
-wasm=${BENCH_WASM:-target/wasm/conformance_filter.wasm}
-config=${BENCH_PLUGIN_CONFIG:-noop=1}
+noop_wasm=target/wasm/conformance_filter.wasm
+wall_wasm=target/wasm/lightning_wall_filter.wasm
 base=${BENCH_PORT:-18300}
 
-[ -f "$wasm" ] || { echo "bench-gateway: $wasm missing: run make wasm" >&2; exit 1; }
-cargo build --release --locked -q -p lightning-wall-host
+for w in "$noop_wasm" "$wall_wasm"; do
+  [ -f "$w" ] || { echo "bench-gateway: $w missing: run make wasm" >&2; exit 1; }
+done
+if [ -z "${BENCH_NO_BUILD:-}" ]; then
+  cargo build --release --locked -q -p lightning-wall-host -p lightning-wall --bin lightning-wall-host --bin lightning-wall
+fi
 bin=target/release/lightning-wall-host
+sidecar=target/release/lightning-wall
 
+dir=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$dir"
+}
 trap cleanup EXIT
 
 wait_port() {
@@ -37,32 +54,94 @@ wait_port() {
   exit 1
 }
 
-RUST_LOG=error "$bin" bench-upstream --listen "127.0.0.1:$base" & pids+=($!)
-RUST_LOG=error "$bin" serve --listen "127.0.0.1:$((base + 1))" \
-  --upstream "http://127.0.0.1:$base" --workers "$workers" & pids+=($!)
-RUST_LOG=error "$bin" serve --listen "127.0.0.1:$((base + 2))" \
-  --upstream "http://127.0.0.1:$base" --workers "$workers" \
-  --wasm "$wasm" --plugin-config "$config" & pids+=($!)
-for p in "$base" $((base + 1)) $((base + 2)); do wait_port "$p"; done
+upstream=$base plain=$((base + 1)) noop=$((base + 2)) wall=$((base + 3))
+internal=$((base + 4)) public=$((base + 5))
+cat >"$dir/lightning-wall.yaml" <<YAML
+data_dir: ./data
+node: { backend: dev }
+listeners:
+  internal: { bind: 127.0.0.1:$internal }
+  public: { bind: 127.0.0.1:$public }
+limits:
+  challenge_mint_rate: { requests: 1000, per: 1s }
+routes:
+  - id: free
+    match: { path: { prefix: /free } }
+    mode: free
+  - id: api
+    match: { path: { prefix: /api/ } }
+    mode: pay
+    token_lifetime: 24h
+    pay: { amount_sat: 10 }
+YAML
+RUST_LOG=warn "$sidecar" serve --config "$dir/lightning-wall.yaml" >"$dir/sidecar.log" 2>&1 &
+pids+=($!)
+RUST_LOG=error "$bin" bench-upstream --listen "127.0.0.1:$upstream" & pids+=($!)
+RUST_LOG=error "$bin" serve --listen "127.0.0.1:$plain" \
+  --upstream "http://127.0.0.1:$upstream" --workers "$workers" & pids+=($!)
+RUST_LOG=error "$bin" serve --listen "127.0.0.1:$noop" \
+  --upstream "http://127.0.0.1:$upstream" --workers "$workers" \
+  --wasm "$noop_wasm" --plugin-config noop=1 & pids+=($!)
+RUST_LOG=error "$bin" serve --listen "127.0.0.1:$wall" \
+  --upstream "http://127.0.0.1:$upstream" --workers "$workers" --log-level warn \
+  --wasm "$wall_wasm" --plugin-config '{"sidecar_cluster": "sidecar"}' \
+  --cluster "sidecar=http://127.0.0.1:$internal" & pids+=($!)
+for p in "$upstream" "$plain" "$noop" "$wall" "$internal"; do wait_port "$p"; done
 
-run() { "$bin" load --url "http://127.0.0.1:$1/bench" --connections "$conns" --seconds "$secs"; }
-# Warm both paths (connections, JIT-compiled module already loaded) before measuring.
-"$bin" load --url "http://127.0.0.1:$((base + 1))/" --connections 4 --seconds 1 >/dev/null
-"$bin" load --url "http://127.0.0.1:$((base + 2))/" --connections 4 --seconds 1 >/dev/null
-rps() { sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$1"; }
-median() { tr ' ' '\n' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-plain_all=""
-filtered_all=""
-for i in $(seq 1 "$rounds"); do
-  p=$(run $((base + 1)))
-  f=$(run $((base + 2)))
-  echo "round $i: plain $(rps "$p") rps, filtered $(rps "$f") rps"
-  plain_all="$plain_all $(rps "$p")"
-  filtered_all="$filtered_all $(rps "$f")"
+# A paid credential for the pay route: challenge, then the dev node pays the invoice.
+challenge=$(curl -fsS -X POST "http://127.0.0.1:$internal/v1/challenge" \
+  -H 'content-type: application/json' -d '{"route_id": "api", "client_ip": "127.0.0.1"}')
+field() { python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
+macaroon=$(field macaroon <<<"$challenge")
+invoice=$(field invoice <<<"$challenge")
+preimage=$(curl -fsS -X POST "http://127.0.0.1:$internal/v1/dev/pay" \
+  -H 'content-type: application/json' -d "{\"invoice\": \"$invoice\"}" | field preimage)
+auth="authorization: L402 $macaroon:$preimage"
+# The filter bootstraps on its first tick; until then it fails closed.
+for _ in $(seq 1 100); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "$auth" "http://127.0.0.1:$wall/api/x")
+  [ "$code" = 200 ] && break
+  sleep 0.1
 done
-plain=$(echo $plain_all | median)
-filtered=$(echo $filtered_all | median)
-echo "plain forwarding (median):   $plain requests/s"
-echo "with $(basename "$wasm") ($config) (median): $filtered requests/s"
-awk -v a="$filtered" -v b="$plain" \
-  'BEGIN { printf "throughput ratio filtered/plain: %.3f (overhead %.1f%%)\n", a / b, (1 - a / b) * 100 }'
+[ "$code" = 200 ] || { echo "bench-gateway: the filter never let the paid credential through ($code)" >&2; exit 1; }
+unpaid=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$wall/api/x")
+[ "$unpaid" = 402 ] || { echo "bench-gateway: an unpaid request got $unpaid, not 402" >&2; exit 1; }
+
+run() { "$bin" load --connections "$conns" --seconds "$secs" "$@"; }
+rps() { sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$1"; }
+errors() { sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<<"$1"; }
+median() { tr ' ' '\n' | sed '/^$/d' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+declare -A all
+setups=(plain noop wall_paid wall_free)
+measure() {
+  case $1 in
+    plain) run --url "http://127.0.0.1:$plain/api/x" ;;
+    noop) run --url "http://127.0.0.1:$noop/api/x" ;;
+    wall_paid) run --url "http://127.0.0.1:$wall/api/x" --header "$auth" ;;
+    wall_free) run --url "http://127.0.0.1:$wall/free" ;;
+  esac
+}
+# Warm every path (connections, compiled modules) before measuring.
+for s in "${setups[@]}"; do secs=1 measure "$s" >/dev/null; done
+for i in $(seq 1 "$rounds"); do
+  line="round $i:"
+  for s in "${setups[@]}"; do
+    out=$(measure "$s")
+    if [ "$(errors "$out")" != 0 ]; then
+      echo "bench-gateway: $s: $out" >&2
+      exit 1
+    fi
+    all[$s]="${all[$s]:-} $(rps "$out")"
+    line="$line $s $(rps "$out")"
+  done
+  echo "$line requests/s"
+done
+declare -A med
+for s in "${setups[@]}"; do med[$s]=$(echo ${all[$s]} | median); done
+echo
+echo "| set-up | requests/s (median of $rounds x ${secs} s, $conns connections, $workers workers) | ratio to plain | ratio to noop |"
+echo "|---|---:|---:|---:|"
+for s in "${setups[@]}"; do
+  awk -v s="$s" -v r="${med[$s]}" -v p="${med[plain]}" -v n="${med[noop]}" \
+    'BEGIN { printf "| %s | %.0f | %.3f | %.3f |\n", s, r, r / p, r / n }'
+done

@@ -7,7 +7,9 @@
 #
 #   scripts/bench-sidecar.sh   # BENCH_SECONDS (3) x BENCH_ROUNDS (3) per minting mode,
 #                              # BENCH_CONNECTIONS (32), BENCH_HELD (10000), BENCH_WAITERS (1000),
-#                              # BENCH_NO_BUILD (skip the release build)
+#                              # BENCH_NO_BUILD (skip the release build),
+#                              # BENCH_STORE (sqlite, or postgres: a fresh database per phase on
+#                              # BENCH_PG (postgres://postgres@127.0.0.1:5432), dropped after)
 #
 # The machine may be shared with other builds: the load average is printed with the figures,
 # and minting rates are medians of alternating pay/deposit rounds.
@@ -18,6 +20,8 @@ secs=${BENCH_SECONDS:-3}
 rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNECTIONS:-32}
 held=${BENCH_HELD:-10000}
+store=${BENCH_STORE:-sqlite}
+pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 waiters=${BENCH_WAITERS:-1000}
 base=${BENCH_PORT:-18400}
 
@@ -30,8 +34,10 @@ load=target/release/examples/sidecar_bench
 
 dir=$(mktemp -d)
 pid=""
+databases=()
 cleanup() {
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; fi
+  for db in "${databases[@]}"; do psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $db" || true; done
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -39,6 +45,7 @@ trap cleanup EXIT
 # Limits wide open: the benchmark measures the sidecar, not its abuse limits.
 cat >"$dir/config.template" <<YAML
 data_dir: ./data
+STORE
 node:
   backend: dev
 listeners:
@@ -73,7 +80,14 @@ YAML
 # memory is read after several reconcile passes over every live deposit).
 start_sidecar() {
   rm -rf "$dir/data"
-  sed "s/RECONCILE/$1/" "$dir/config.template" >"$dir/lightning-wall.yaml"
+  local store_line=""
+  if [ "$store" = postgres ]; then
+    local db="lw_bench_$$_${#databases[@]}"
+    psql -q "$pg/postgres" -c "CREATE DATABASE $db"
+    databases+=("$db")
+    store_line="store: { url: '$pg/$db' }"
+  fi
+  sed -e "s/RECONCILE/$1/" -e "s|^STORE\$|$store_line|" "$dir/config.template" >"$dir/lightning-wall.yaml"
   RUST_LOG=warn "$bin" serve --config "$dir/lightning-wall.yaml" >"$dir/sidecar.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 200); do
@@ -90,7 +104,7 @@ run_load() {
     --pid "$pid" --seconds "$secs" --concurrency "$conns" "$@"
 }
 
-echo "machine: $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $(nproc) cores, store: $store, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 status=0
 start_sidecar 30s
 echo "== minting (pay and deposit rounds alternate)"

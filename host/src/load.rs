@@ -25,8 +25,25 @@ impl LoadReport {
     }
 }
 
-/// Runs `connections` loops against `url` (`http://host:port/path`) for `duration`.
-pub async fn run(url: &str, connections: usize, duration: Duration) -> anyhow::Result<LoadReport> {
+/// Runs `connections` loops against `url` (`http://host:port/path`) for `duration`, each
+/// request carrying `headers` (e.g. a credential, to load the filter's hot path).
+pub async fn run(
+    url: &str,
+    headers: &[(String, String)],
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<LoadReport> {
+    let headers: Arc<[(hyper::header::HeaderName, hyper::header::HeaderValue)]> = headers
+        .iter()
+        .map(|(n, v)| {
+            Ok::<_, anyhow::Error>((
+                n.parse::<hyper::header::HeaderName>()?,
+                v.parse::<hyper::header::HeaderValue>()?,
+            ))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()
+        .context("a header that HTTP/1.1 cannot carry")?
+        .into();
     let uri: hyper::Uri = url.parse().with_context(|| format!("parsing {url}"))?;
     let authority = uri
         .authority()
@@ -42,7 +59,7 @@ pub async fn run(url: &str, connections: usize, duration: Duration) -> anyhow::R
     let started = Instant::now();
     for _ in 0..connections.max(1) {
         let (stop, ok, errors) = (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&errors));
-        let (authority, path) = (authority.clone(), path.clone());
+        let (authority, path, headers) = (authority.clone(), path.clone(), Arc::clone(&headers));
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let Ok(tcp) = TcpStream::connect(&authority).await else {
@@ -60,9 +77,12 @@ pub async fn run(url: &str, connections: usize, duration: Duration) -> anyhow::R
                 };
                 tokio::spawn(conn);
                 while !stop.load(Ordering::Relaxed) {
-                    let req = hyper::Request::get(path.as_str())
-                        .header(hyper::header::HOST, authority.as_str())
-                        .body(Empty::new());
+                    let mut req = hyper::Request::get(path.as_str())
+                        .header(hyper::header::HOST, authority.as_str());
+                    for (name, value) in headers.iter() {
+                        req = req.header(name.clone(), value.clone());
+                    }
+                    let req = req.body(Empty::new());
                     let Ok(req) = req else { break };
                     match send.send_request(req).await {
                         Ok(resp) => {

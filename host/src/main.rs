@@ -41,6 +41,9 @@ enum Command {
         connections: usize,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// A request header, `NAME: VALUE` (repeatable).
+        #[arg(long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
     },
 }
 
@@ -173,10 +176,23 @@ fn main() -> anyhow::Result<()> {
                 url,
                 connections,
                 seconds,
+                headers,
             } => {
-                let r =
-                    lightning_wall_host::load::run(&url, connections, Duration::from_secs(seconds))
-                        .await?;
+                let headers = headers
+                    .iter()
+                    .map(|h| {
+                        h.split_once(':')
+                            .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+                            .with_context(|| format!("--header {h:?}: expected NAME: VALUE"))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let r = lightning_wall_host::load::run(
+                    &url,
+                    &headers,
+                    connections,
+                    Duration::from_secs(seconds),
+                )
+                .await?;
                 println!(
                     "requests={} errors={} seconds={:.2} rps={:.0}",
                     r.requests,

@@ -211,19 +211,10 @@ async fn bootstrap(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     authorise(&state, &headers)?;
-    let keys: Vec<Value> = state
-        .keys
-        .ring
-        .entries()
-        .map(|e| json!({"id": e.id().as_str(), "master_key": e.master().expose_secret_hex()}))
-        .collect();
     let revocation_seq = state.engine.store().revocation_head().await?;
-    Ok(Json(json!({
-        "policy": &*state.policy,
-        "keys": keys,
-        "active_key_id": state.keys.active,
-        "revocation_seq": revocation_seq,
-    })))
+    Ok(Json(
+        state.policy.bootstrap_body(&state.keys, revocation_seq),
+    ))
 }
 
 #[derive(Deserialize)]

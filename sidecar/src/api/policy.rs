@@ -3,6 +3,7 @@
 //! sync — a rotated key included, or tokens minted under it would fail as `unknown_key`.
 
 use serde::Serialize;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, FailureMode, Mode, PathMatch};
@@ -114,6 +115,22 @@ impl FilterPolicy {
             routes,
             challenge_mint_rate: mint,
         }
+    }
+
+    /// The body of `GET /v1/bootstrap` (docs/internal-api.md): this policy with the key ring.
+    /// Key material leaves the sidecar only through this, on the internal listener.
+    pub fn bootstrap_body(&self, keys: &Keys, revocation_seq: u64) -> Value {
+        let ring: Vec<Value> = keys
+            .ring
+            .entries()
+            .map(|e| json!({"id": e.id().as_str(), "master_key": e.master().expose_secret_hex()}))
+            .collect();
+        json!({
+            "policy": self,
+            "keys": ring,
+            "active_key_id": keys.active,
+            "revocation_seq": revocation_seq,
+        })
     }
 }
 

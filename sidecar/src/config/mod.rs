@@ -573,8 +573,14 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut config = Config::parse(&text)?;
-        if let Some(dir) = path.parent() {
+        Config::from_text(&text, path.parent())
+    }
+
+    /// What [`Config::load`] does once the file is read (and what the fuzz target drives):
+    /// parse, take relative paths from `dir` (the file's directory), validate.
+    pub fn from_text(text: &str, dir: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = Config::parse(text)?;
+        if let Some(dir) = dir {
             config.resolve_relative_paths(dir);
         }
         config.validate()?;

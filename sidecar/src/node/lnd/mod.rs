@@ -3,7 +3,7 @@
 //! state is never missed. It must never log the macaroon or send a field lnd does not document.
 
 mod pinned_cert;
-mod wire;
+pub mod wire;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -248,11 +248,7 @@ impl LndNode {
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(transport)?;
-        if !status.is_success() {
-            return Err(wire::map_error(status.as_u16(), &bytes));
-        }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| NodeError::Rejected(format!("unexpected answer from lnd {path}: {e}")))
+        wire::answer(path, status.as_u16(), &bytes)
     }
 
     /// Opens SubscribeSingleInvoice; the answer is the stream of its NDJSON lines.
@@ -308,24 +304,12 @@ fn ndjson<T: DeserializeOwned + Send + 'static>(
         let mut body = response.bytes_stream();
         let mut buffer: Vec<u8> = Vec::new();
         loop {
-            while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buffer.drain(..=end).collect();
-                let line = line.trim_ascii();
-                if line.is_empty() {
-                    continue;
-                }
-                match serde_json::from_slice::<wire::StreamLine<T>>(line) {
-                    Ok(wire::StreamLine { result: Some(item), .. }) => yield Ok(item),
-                    Ok(wire::StreamLine { error: Some(error), .. }) => {
-                        yield Err(wire::map_lnd_error(200, &error));
-                        return;
-                    }
-                    Ok(_) => {
-                        yield Err(NodeError::Rejected("lnd sent an empty stream message".to_owned()));
-                        return;
-                    }
-                    Err(e) => {
-                        yield Err(NodeError::Rejected(format!("lnd sent a malformed stream line: {e}")));
+            while let Some(line) = wire::take_line(&mut buffer) {
+                match wire::stream_line::<T>(&line) {
+                    None => continue,
+                    Some(Ok(item)) => yield Ok(item),
+                    Some(Err(e)) => {
+                        yield Err(e);
                         return;
                     }
                 }
@@ -376,17 +360,7 @@ fn is_news(next: &InvoiceStatus, last: &InvoiceStatus) -> bool {
 impl Node for LndNode {
     async fn info(&self) -> Result<NodeInfo, NodeError> {
         let info: wire::GetInfo = self.call::<_, ()>(Method::GET, "/v1/getinfo", None).await?;
-        Ok(NodeInfo {
-            pubkey: info.identity_pubkey,
-            network: info
-                .chains
-                .first()
-                .map(|c| c.network.clone())
-                .unwrap_or_default(),
-            block_height: info.block_height,
-            hold_expiry_delta: self.inner.config.hold_expiry_delta,
-            synced_to_chain: info.synced_to_chain,
-        })
+        Ok(wire::node_info(info, self.inner.config.hold_expiry_delta))
     }
 
     async fn create_invoice(
@@ -571,15 +545,14 @@ impl Node for LndNode {
         }
         let mut payments = std::pin::pin!(ndjson::<wire::Payment>(response));
         while let Some(update) = payments.next().await {
-            match update {
-                Ok(payment) => {
-                    if let Some(outcome) = final_outcome(payment) {
-                        return Ok(outcome);
-                    }
-                }
+            let payment = match update {
+                Ok(payment) => payment,
                 // The payment was handed to lnd; only its outcome is unknown.
                 Err(NodeError::Unavailable(_)) => return Ok(PaymentOutcome::InFlight),
                 Err(e) => return Err(e),
+            };
+            if let Some(outcome) = wire::payment_outcome(payment) {
+                return Ok(outcome);
             }
         }
         Ok(PaymentOutcome::InFlight)
@@ -609,22 +582,7 @@ impl Node for LndNode {
         })
         .await
         .map_err(|_| NodeError::Unavailable("lnd: tracking the payment timed out".to_owned()))??;
-        Ok(final_outcome(first).unwrap_or(PaymentOutcome::InFlight))
-    }
-}
-
-/// A payment message's outcome when it is final (`SUCCEEDED`, `FAILED`); `None` while in
-/// flight (`IN_FLIGHT`, and `INITIATED` since lnd 0.18).
-fn final_outcome(payment: wire::Payment) -> Option<PaymentOutcome> {
-    match payment.status.as_str() {
-        "SUCCEEDED" => Some(PaymentOutcome::Succeeded {
-            preimage_hex: payment.payment_preimage,
-            fee_msat: payment.fee_msat,
-        }),
-        "FAILED" => Some(PaymentOutcome::Failed {
-            reason: payment.failure_reason,
-        }),
-        _ => None,
+        Ok(wire::payment_outcome(first).unwrap_or(PaymentOutcome::InFlight))
     }
 }
 

@@ -1,14 +1,17 @@
 //! lnd's REST encoding (grpc-gateway protobuf JSON): request bodies with only documented field
 //! names (lnd rejects unknown ones), int64 as strings, bytes as base64 (base64url with padding in
 //! paths and queries), and the mapping of lnd's error messages to [`NodeError`]. Pure: no I/O.
+//! Public so that the fuzz targets (fuzz/, fuzz-checks/) decode lnd's answers through exactly
+//! the functions the client uses.
 
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::node::{InvoiceState, InvoiceStatus, NodeError, PaymentHash};
+use crate::node::{InvoiceState, InvoiceStatus, NodeError, NodeInfo, PaymentHash, PaymentOutcome};
 
 /// Bytes in a URL path or query: base64url keeping the `=` padding (`/` would split the path,
 /// and `+` would turn into a space in a query).
@@ -263,6 +266,77 @@ pub fn invoice_status(invoice: &Invoice) -> Result<InvoiceStatus, NodeError> {
 
 pub fn decode_hash(text: &str) -> Option<[u8; 32]> {
     decode_bytes(text).and_then(|b| b.try_into().ok())
+}
+
+/// A unary call's answer: an lnd error for a non-2xx status, else the JSON body as `T`.
+pub fn answer<T: DeserializeOwned>(
+    path: &str,
+    http_status: u16,
+    body: &[u8],
+) -> Result<T, NodeError> {
+    if !(200..300).contains(&http_status) {
+        return Err(map_error(http_status, body));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| NodeError::Rejected(format!("unexpected answer from lnd {path}: {e}")))
+}
+
+/// The next complete line of a stream's buffer (without its `\n`), removed from the buffer.
+pub fn take_line(buffer: &mut Vec<u8>) -> Option<Vec<u8>> {
+    let end = buffer.iter().position(|&b| b == b'\n')?;
+    Some(buffer.drain(..=end).collect())
+}
+
+/// One NDJSON line of a stream: `None` for a blank line (skipped), else the item or the error
+/// that ends the stream.
+pub fn stream_line<T: DeserializeOwned>(line: &[u8]) -> Option<Result<T, NodeError>> {
+    let line = line.trim_ascii();
+    if line.is_empty() {
+        return None;
+    }
+    Some(match serde_json::from_slice::<StreamLine<T>>(line) {
+        Ok(StreamLine {
+            result: Some(item), ..
+        }) => Ok(item),
+        Ok(StreamLine {
+            error: Some(error), ..
+        }) => Err(map_lnd_error(200, &error)),
+        Ok(_) => Err(NodeError::Rejected(
+            "lnd sent an empty stream message".to_owned(),
+        )),
+        Err(e) => Err(NodeError::Rejected(format!(
+            "lnd sent a malformed stream line: {e}"
+        ))),
+    })
+}
+
+/// GetInfo into the trait's view; `hold_expiry_delta` comes from the config (getinfo lacks it).
+pub fn node_info(info: GetInfo, hold_expiry_delta: u32) -> NodeInfo {
+    NodeInfo {
+        network: info
+            .chains
+            .first()
+            .map(|c| c.network.clone())
+            .unwrap_or_default(),
+        pubkey: info.identity_pubkey,
+        block_height: info.block_height,
+        hold_expiry_delta,
+        synced_to_chain: info.synced_to_chain,
+    }
+}
+
+/// A SendPaymentV2 update: `Some` once the payment is final, `None` while in flight.
+pub fn payment_outcome(payment: Payment) -> Option<PaymentOutcome> {
+    match payment.status.as_str() {
+        "SUCCEEDED" => Some(PaymentOutcome::Succeeded {
+            preimage_hex: payment.payment_preimage,
+            fee_msat: payment.fee_msat,
+        }),
+        "FAILED" => Some(PaymentOutcome::Failed {
+            reason: payment.failure_reason,
+        }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

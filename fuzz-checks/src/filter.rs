@@ -1,0 +1,201 @@
+//! The filter's outside-facing parsers: its Envoy plugin configuration, and the sidecar's
+//! answers as the engine digests them (bootstrap policy with route regexes and keys, sync,
+//! challenge, deposit status) plus the upstream's verdict headers.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+
+use lightning_wall_filter::engine::challenge::{self, Outcome};
+use lightning_wall_filter::engine::config::PluginConfig;
+use lightning_wall_filter::engine::decision::{UpstreamVerdict, held_from_status};
+use lightning_wall_filter::engine::host::{SharedValue, SharedWriteError};
+use lightning_wall_filter::engine::policy::{FailureMode, Policy};
+use lightning_wall_filter::engine::sync::{CallKind, Outbox, SyncState};
+use lightning_wall_filter::engine::{Host, Level, Metric, revocations, routes};
+use serde_json::Value;
+
+/// The plugin configuration Envoy hands the filter: whatever is accepted has its bounds, and
+/// its `Debug` (what a log line could show) never contains the bearer token.
+pub fn filter_config(data: &[u8]) {
+    let Ok(config) = PluginConfig::parse(data) else {
+        return;
+    };
+    assert!(!config.sidecar_cluster.is_empty());
+    assert!((10..=60_000).contains(&config.timeout.as_millis()));
+    assert!((100..=60_000).contains(&config.sync_period.as_millis()));
+    assert!((1..=3600).contains(&config.retry_after_s));
+    if let Some(token) = &config.bearer_token {
+        // A short token can be part of what Debug always prints (`re` in `retry_after_s`):
+        // only a token that the output without it does not already contain can leak.
+        let without = PluginConfig {
+            bearer_token: None,
+            ..config.clone()
+        };
+        let baseline = format!("{without:?} Some(\"<redacted>\")");
+        if !baseline.contains(token.as_str()) {
+            assert!(!format!("{config:?}").contains(token.as_str()));
+        }
+    }
+}
+
+/// TEST DOUBLE of the filter's host (Envoy's shared data, metrics, logs) in memory: what
+/// `SyncState` needs to record revocations.
+#[derive(Default)]
+struct FuzzHost {
+    data: RefCell<HashMap<String, Vec<u8>>>,
+}
+
+impl Host for FuzzHost {
+    fn now_unix(&self) -> u64 {
+        1_800_000_000
+    }
+    fn shared_get(&self, key: &str) -> SharedValue {
+        SharedValue {
+            bytes: self.data.borrow().get(key).cloned().unwrap_or_default(),
+            cas: None,
+        }
+    }
+    fn shared_set(
+        &self,
+        key: &str,
+        value: &[u8],
+        _cas: Option<u32>,
+    ) -> Result<(), SharedWriteError> {
+        self.data
+            .borrow_mut()
+            .insert(key.to_owned(), value.to_vec());
+        Ok(())
+    }
+    fn count(&self, _metric: Metric) {}
+    fn log(&self, _level: Level, message: fmt::Arguments<'_>) {
+        // Formatting is part of what runs in production; do it.
+        let _ = message.to_string();
+    }
+}
+
+/// A valid bootstrap answer, for the sync target to start from.
+const BOOTSTRAP: &str = r#"{"policy":{"version":"v1","service":"lightning-wall",
+ "challenge_mint_rate":{"requests":3,"per_s":60},
+ "routes":[{"id":"api","match":{"host":null,"path":{"prefix":"/v1/"},"methods":["GET"]},
+  "mode":"pay","failure_mode":"open","amount_sat":21,"token_lifetime_s":3600}]},
+ "keys":[{"id":"k1","master_key":"4242424242424242424242424242424242424242424242424242424242424242"}],
+ "active_key_id":"k1","revocation_seq":0}"#;
+
+/// Byte 0 picks the answer; the rest is its body (or header values):
+/// 0 bootstrap, 1 sync, 2 challenge, 3 deposit status, 4 upstream verdict headers.
+pub fn filter_answers(data: &[u8]) {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    match selector % 5 {
+        0 => bootstrap(body),
+        1 => sync(body),
+        2 => challenge_answer(body, selector & 0x80 != 0),
+        3 => deposit_status(body),
+        _ => upstream_verdict(body),
+    }
+}
+
+/// A policy that installs matches requests without panicking (route regexes included), and its
+/// `Debug` never shows a master key.
+fn bootstrap(body: &[u8]) {
+    let Ok(policy) = Policy::from_bootstrap(body) else {
+        return;
+    };
+    let shown = format!("{policy:?}");
+    for entry in policy.keys.entries() {
+        assert!(!shown.contains(&entry.master().expose_secret_hex()));
+    }
+    let probe = String::from_utf8_lossy(body.get(..body.len().min(256)).unwrap_or_default());
+    for path in ["/", "/v1/x", routes::path_only(&probe)] {
+        for method in ["GET", "POST"] {
+            let _ = routes::find(&policy.routes, "example.com:443", path, method);
+        }
+    }
+}
+
+/// A sync answer that is digested has recorded every revocation it listed.
+fn sync(body: &[u8]) {
+    let host = FuzzHost::default();
+    let mut outbox = Outbox::default();
+    let mut state = SyncState::new();
+    let _ = state.on_tick(&mut outbox);
+    let digest = state.on_answer(
+        CallKind::Bootstrap,
+        Some(200),
+        BOOTSTRAP.as_bytes(),
+        &host,
+        &mut outbox,
+    );
+    assert!(digest.policy.is_some(), "the fixed bootstrap installs");
+    let _ = state.on_tick(&mut outbox);
+    let _ = state.on_answer(CallKind::Sync, Some(200), body, &host, &mut outbox);
+    if state.reachable {
+        let answer = lossy_json(body);
+        for r in answer["revocations"].as_array().into_iter().flatten() {
+            let id = r["token_id"].as_str().expect("token ids are strings");
+            assert!(revocations::is_revoked(&host, &id.to_ascii_lowercase()));
+        }
+    }
+}
+
+/// A challenge answer becomes a 402 with usable headers and a JSON (or HTML) body, or the
+/// failure mode's answer; a 429's `Retry-After` is bounded.
+fn challenge_answer(body: &[u8], wants_html: bool) {
+    match challenge::outcome(Some(200), None, body, wants_html, FailureMode::Closed, 5) {
+        Outcome::Reply(reply) if reply.status == 402 => {
+            assert!(reply.headers.iter().any(|(n, _)| *n == "www-authenticate"));
+            for (_, value) in &reply.headers {
+                assert!(
+                    value.bytes().all(|b| (0x20..0x7f).contains(&b)),
+                    "a header value Envoy would refuse: {value:?}"
+                );
+            }
+            if !wants_html {
+                serde_json::from_slice::<Value>(&reply.body).expect("the 402 body is JSON");
+            }
+        }
+        Outcome::Reply(reply) => assert_eq!(reply.status, 503),
+        Outcome::Pass => panic!("a closed route never passes"),
+    }
+    let retry = String::from_utf8_lossy(body);
+    if let Outcome::Reply(reply) =
+        challenge::outcome(Some(429), Some(&*retry), b"", false, FailureMode::Open, 5)
+    {
+        let wait: u64 = reply
+            .headers
+            .iter()
+            .find(|(n, _)| *n == "retry-after")
+            .and_then(|(_, v)| v.parse().ok())
+            .expect("a 429 carries Retry-After");
+        assert!(wait <= 3600);
+    }
+}
+
+/// A body the engine accepted, as a JSON value for the oracle. serde skips the strings of
+/// fields it ignores without checking their UTF-8, so an accepted body may hold invalid UTF-8
+/// there (harmless: nothing reads those bytes); the lossy copy keeps the structure.
+fn lossy_json(body: &[u8]) -> Value {
+    serde_json::from_str(&String::from_utf8_lossy(body)).expect("an accepted body is JSON")
+}
+
+/// "Held" only when the sidecar said exactly that.
+fn deposit_status(body: &[u8]) {
+    if held_from_status(Some(200), body) == Some(true) {
+        let answer = lossy_json(body);
+        // serde also reads a struct from a sequence (`["held"]`): positional, but still "held".
+        assert!(answer["state"] == "held" || answer[0] == "held", "{answer}");
+    }
+}
+
+/// `x-lightning-wall-verdict` and `x-lightning-wall-reward` (split at the first newline).
+fn upstream_verdict(body: &[u8]) {
+    let mut parts = body.splitn(2, |&b| b == b'\n');
+    let verdict = parts.next();
+    let reward = parts.next();
+    let parsed = UpstreamVerdict::parse(verdict, reward);
+    if parsed.reward_sat.is_some() {
+        assert!(reward.is_some());
+    }
+}
