@@ -624,7 +624,12 @@ impl HttpContext for WallRequest {
         if reward != UpstreamReward::Absent
             && let Ok(mut w) = self.worker.try_borrow_mut()
         {
-            decision::on_reward(self.grant.as_ref(), &reward, &self.host, &mut w.state.outbox);
+            decision::on_reward(
+                self.grant.as_ref(),
+                &reward,
+                &self.host,
+                &mut w.state.outbox,
+            );
         }
         if let Some(credential) = self.credential_out.take() {
             let _ = hostcalls::set_map_value(
