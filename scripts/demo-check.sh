@@ -180,7 +180,19 @@ req POST "$SITE/members/review" -H "Authorization: L402 $cred" \
   --data-urlencode 'review=Clear writing and fair prices, thank you.'
 expect 200 "review"
 [[ -z $(header x-lightning-wall-verdict) ]] || fail "verdict headers never reach the client"
+[[ -z $(header x-lightning-wall-reward) && -z $(header x-lightning-wall-reward-id) ]] ||
+  fail "reward headers never reach the client"
 ok "guestbook entry and review accepted"
+# The review's reward reaches the sidecar with the filter's next event batch (one tick).
+for _ in $(seq 50); do
+  req GET "$WALL/rewards" -H "Authorization: L402 $cred" -H 'Accept: application/json'
+  [[ $code == 200 && $(body .balance_sat) == 21 ]] && break
+  sleep 0.1
+done
+expect 200 "the reviewer's rewards"
+[[ $(body .balance_sat) == 21 ]] || fail "the review's 21 sat reward is credited"
+[[ $(body .lnurl) == lnurl1* ]] || fail "an LNURL-withdraw to claim it"
+ok "review: 21 sats credited, claimable over LNURL-withdraw"
 [[ $(node_state "$hash") == ACCEPTED ]] || fail "honest use must not settle the deposit"
 req POST "$SITE/members/guestbook" -H "Authorization: L402 $cred" \
   --data-urlencode 'message=BUY NOW at http://spam.example'

@@ -8,7 +8,7 @@ use std::fmt;
 
 use lightning_wall_filter::engine::challenge::{self, Outcome};
 use lightning_wall_filter::engine::config::PluginConfig;
-use lightning_wall_filter::engine::decision::{UpstreamVerdict, held_from_status};
+use lightning_wall_filter::engine::decision::{UpstreamReward, UpstreamVerdict, held_from_status};
 use lightning_wall_filter::engine::host::{SharedValue, SharedWriteError};
 use lightning_wall_filter::engine::policy::{FailureMode, Policy};
 use lightning_wall_filter::engine::sync::{CallKind, Outbox, SyncState};
@@ -119,6 +119,7 @@ fn bootstrap(body: &[u8]) {
 fn sync(body: &[u8]) {
     let host = FuzzHost::default();
     let mut outbox = Outbox::default();
+    let mut revoked = revocations::Revocations::default();
     let mut state = SyncState::new();
     let _ = state.on_tick(&mut outbox);
     let digest = state.on_answer(
@@ -127,15 +128,25 @@ fn sync(body: &[u8]) {
         BOOTSTRAP.as_bytes(),
         &host,
         &mut outbox,
+        &mut revoked,
     );
     assert!(digest.policy.is_some(), "the fixed bootstrap installs");
     let _ = state.on_tick(&mut outbox);
-    let _ = state.on_answer(CallKind::Sync, Some(200), body, &host, &mut outbox);
+    let _ = state.on_answer(
+        CallKind::Sync,
+        Some(200),
+        body,
+        &host,
+        &mut outbox,
+        &mut revoked,
+    );
     if state.reachable {
         let answer = lossy_json(body);
         for r in answer["revocations"].as_array().into_iter().flatten() {
             let id = r["token_id"].as_str().expect("token ids are strings");
-            assert!(revocations::is_revoked(&host, &id.to_ascii_lowercase()));
+            let id = revocations::parse_token_hex(&id.to_ascii_lowercase())
+                .expect("a digested revocation names a token id");
+            assert!(revoked.contains(&id));
         }
     }
 }
@@ -189,13 +200,23 @@ fn deposit_status(body: &[u8]) {
     }
 }
 
-/// `x-lightning-wall-verdict` and `x-lightning-wall-reward` (split at the first newline).
+/// `x-lightning-wall-verdict`, `x-lightning-wall-reward` and `x-lightning-wall-reward-id`
+/// (split at newlines): a granted reward came from both reward headers and has a valid id.
 fn upstream_verdict(body: &[u8]) {
-    let mut parts = body.splitn(2, |&b| b == b'\n');
+    let mut parts = body.splitn(3, |&b| b == b'\n');
     let verdict = parts.next();
     let reward = parts.next();
-    let parsed = UpstreamVerdict::parse(verdict, reward);
-    if parsed.reward_sat.is_some() {
-        assert!(reward.is_some());
+    let reward_id = parts.next();
+    let _ = UpstreamVerdict::parse(verdict);
+    if let UpstreamReward::Grant { sats, id } = UpstreamReward::parse(reward, reward_id) {
+        assert!(reward.is_some() && reward_id.is_some());
+        assert!(sats >= 1);
+        assert!(
+            (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".:_-".contains(&b)),
+            "{id:?}"
+        );
     }
 }

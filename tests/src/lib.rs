@@ -281,16 +281,6 @@ impl Wall {
         })
     }
 
-    /// Runs a future on the harness's runtime (the sidecar's).
-    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
-    }
-
-    /// The public listener's base URL (`http://127.0.0.1:<port>`), as a wallet reaches it.
-    pub fn public_url(&self) -> &str {
-        &self.public
-    }
-
     /// GETs `url` with an optional `Authorization` value; status and JSON body.
     pub fn get_json(&self, url: &str, authorization: Option<&str>) -> (u16, Value) {
         self.rt.block_on(async {
