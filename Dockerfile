@@ -21,6 +21,7 @@ COPY sidecar sidecar
 COPY fake-lnd fake-lnd
 COPY tests tests
 COPY demo demo
+COPY fuzz-checks fuzz-checks
 # rustls (ring) and SQLite (bundled by sqlx) are compiled in: the binary needs only glibc and
 # libgcc, which the distroless cc image provides.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
