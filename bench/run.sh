@@ -185,7 +185,8 @@ fi
   echo "1,000 long-poll waiters parked and answered. The baseline of each ratio: the same measure on"
   echo "SQLite in this run."
   echo
-  table() { sed -n '/^| measure/,/^$/p' "$1" | sed -n '/^| /p'; }
+  # The bench prints markdown tables (header, |---| rule, rows), one after the other.
+  table() { awk '/^\| measure/ { if (seen) print ""; seen = 1 } seen && /^\|/ { print }' "$1"; }
   echo "### SQLite"
   echo
   table "$tmp/sidecar-sqlite.log"
