@@ -18,6 +18,7 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 use super::error::ApiError;
 use super::wall::{COOKIE, PREFIX, cookie_value};
+use super::wall_page::svg_qr_code;
 use crate::deposit::{Timestamp, TokenId};
 use crate::rewards::claim::check_invoice;
 use crate::rewards::ledger::{self, Limits};
@@ -204,7 +205,7 @@ async fn balance(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
 /// QR code (upper case: QR alphanumeric mode) and a `lightning:` link.
 fn page(body: &Value, lnurl: Option<&str>) -> String {
     let balance = body["balance_sat"].as_u64().unwrap_or(0);
-    let claim = match lnurl.and_then(|l| Some((l, qr_svg(&l.to_uppercase())?))) {
+    let claim = match lnurl.and_then(|l| Some((l, svg_qr_code(&l.to_uppercase())?))) {
         Some((lnurl, svg)) => format!(
             "<p>Scan with a Lightning wallet to withdraw, or <a href=\"lightning:{lnurl}\">open your wallet</a>.</p>\
              <div class=\"qr\">{svg}</div><p class=\"small\">This code works once and expires in a few minutes; reload for a new one.</p>"
@@ -221,15 +222,6 @@ fn page(body: &Value, lnurl: Option<&str>) -> String {
     )
 }
 
-fn qr_svg(text: &str) -> Option<String> {
-    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
-    Some(
-        code.render::<qrcode::render::svg::Color<'_>>()
-            .min_dimensions(240, 240)
-            .build(),
-    )
-}
-
 /// LUD-03 errors: HTTP 200 with `{"status":"ERROR","reason"}` (wallets read the body).
 fn lnurl_error(reason: impl Into<String>) -> Response {
     let mut response = Json(json!({"status": "ERROR", "reason": reason.into()})).into_response();
@@ -237,6 +229,17 @@ fn lnurl_error(reason: impl Into<String>) -> Response {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// What both LNURL-withdraw steps check first: rewards are on and `k1` is well formed.
+/// The error is the LNURL refusal's reason.
+fn open_lnurl(state: &AppState, k1: &str) -> Result<(Limits, [u8; 32]), &'static str> {
+    let limits = Limits::from(&state.config.rewards);
+    if !limits.enabled {
+        return Err("rewards are paused; try again later");
+    }
+    let k1 = parse_k1(k1).ok_or("k1 must be 64 hex characters")?;
+    Ok((limits, k1))
 }
 
 fn parse_k1(k1: &str) -> Option<[u8; 32]> {
@@ -259,12 +262,9 @@ async fn withdraw_request(
     let Ok(Query(query)) = query else {
         return lnurl_error("malformed query");
     };
-    let limits = Limits::from(&state.config.rewards);
-    if !limits.enabled {
-        return lnurl_error("rewards are paused; try again later");
-    }
-    let Some(k1) = parse_k1(&query.k1) else {
-        return lnurl_error("k1 must be 64 hex characters");
+    let (limits, k1) = match open_lnurl(&state, &query.k1) {
+        Ok(opened) => opened,
+        Err(reason) => return lnurl_error(reason),
     };
     let store = state.engine.store();
     let token = match store
@@ -316,12 +316,9 @@ async fn withdraw_callback(
     let Ok(Query(query)) = query else {
         return lnurl_error("malformed query");
     };
-    let limits = Limits::from(&state.config.rewards);
-    if !limits.enabled {
-        return lnurl_error("rewards are paused; try again later");
-    }
-    let Some(k1) = parse_k1(&query.k1) else {
-        return lnurl_error("k1 must be 64 hex characters");
+    let (limits, k1) = match open_lnurl(&state, &query.k1) {
+        Ok(opened) => opened,
+        Err(reason) => return lnurl_error(reason),
     };
     let k1_hash = k1_hash(&k1);
     let store = state.engine.store();

@@ -117,13 +117,20 @@ fn render_qr(invoice: &str) -> Result<String, ApiError> {
     // Upper case puts the whole URI in the QR alphanumeric mode (smaller, easier to scan);
     // BOLT11 and the `lightning:` scheme are case-insensitive (BIP 21 / BOLT 11).
     let uri = format!("LIGHTNING:{}", invoice.to_ascii_uppercase());
-    let code = qrcode::QrCode::with_error_correction_level(uri.as_bytes(), qrcode::EcLevel::L)
-        .map_err(|_| bad("too long for a QR code"))?;
-    Ok(code
-        .render::<qrcode::render::svg::Color<'_>>()
-        .min_dimensions(256, 256)
-        .quiet_zone(true)
-        .build())
+    svg_qr_code(&uri).ok_or_else(|| bad("too long for a QR code"))
+}
+
+/// `text` as an SVG QR code (low error correction: screens, not print), `None` when too long.
+/// The one QR renderer of the sidecar: wall invoices and rewards LNURLs.
+pub(super) fn svg_qr_code(text: &str) -> Option<String> {
+    let code =
+        qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::L).ok()?;
+    Some(
+        code.render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(256, 256)
+            .quiet_zone(true)
+            .build(),
+    )
 }
 
 #[cfg(test)]
