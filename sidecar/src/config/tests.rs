@@ -191,6 +191,20 @@ routes:
 }
 
 #[test]
+fn a_regex_only_another_engine_accepts_is_refused_like_the_filter_refuses_it() {
+    // Found by the sidecar_config fuzz target: the `regex` crate reads `[az--9-]`, the filter's
+    // regex-lite does not. Accepting it here left every filter without a policy.
+    let yaml = "
+node: { backend: dev }
+routes:
+  - { id: a, match: { path: { regex: '^/articles/[az--9-]+0$' } }, mode: free }
+";
+    let issues = issues_of(yaml);
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert!(issues[0].starts_with("routes[0].match.path.regex: does not compile"));
+}
+
+#[test]
 fn secret_refs_read_files_and_env_and_never_print_the_value() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");

@@ -395,9 +395,12 @@ fn route_match(route: &RouteConfig, at: &str, issues: &mut Issues) {
             );
         }
         Some(PathMatch::Regex(r)) => {
-            // The filter compiles the same pattern; bound its size so a route cannot make it
-            // build a huge automaton in every worker.
-            if let Err(e) = regex::RegexBuilder::new(r).size_limit(1 << 16).build() {
+            // Compiled here exactly as the filter compiles it (same engine, regex-lite, and
+            // the same size limit): a pattern another engine accepts but the filter refuses
+            // would pass this check and then leave every filter without a policy (the
+            // `sidecar_config` fuzz target found `[az--9-]`). The limit keeps a route from
+            // making every worker build a huge automaton.
+            if let Err(e) = regex_lite::RegexBuilder::new(r).size_limit(1 << 16).build() {
                 issues.push(
                     format!("{at}.match.path.regex"),
                     format!("does not compile: {e}"),
