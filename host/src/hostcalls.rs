@@ -62,10 +62,14 @@ fn return_scratch(c: &mut C<'_>, ptr_ptr: i32, size_ptr: i32) -> R {
     let len = c.data().scratch.len();
     let mut addr = 0i32;
     if len > 0 {
-        let Some(malloc) = c.data().malloc.clone() else {
+        // Taken out for the call and put back, not cloned: a TypedFunc clone re-registers its
+        // type with the engine, which cost more than the rest of a short host call.
+        let Some(malloc) = c.data_mut().malloc.take() else {
             return ok(Status::InvalidMemoryAccess);
         };
-        addr = malloc.call(&mut *c, len as i32)?;
+        let called = malloc.call(&mut *c, len as i32);
+        c.data_mut().malloc = Some(malloc);
+        addr = called?;
         if addr == 0 {
             return ok(Status::InvalidMemoryAccess);
         }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstancePre, Linker, Module, OptLevel};
+use wasmtime::{Config, Engine, InstancePre, Linker, Module, OptLevel, ProfilingStrategy};
 
 use crate::error::HostError;
 use crate::vm::VmState;
@@ -38,6 +38,11 @@ impl Runtime {
         // than fuel metering; it is what turns a runaway guest into a trap.
         config.epoch_interruption(true);
         config.cranelift_opt_level(OptLevel::Speed);
+        // `perf record` sees JIT code as anonymous addresses; with LW_WASM_PERFMAP=1 wasmtime
+        // writes /tmp/perf-<pid>.map so `perf report` names the guest's functions.
+        if std::env::var_os("LW_WASM_PERFMAP").is_some_and(|v| v == "1") {
+            config.profiler(ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| HostError::Load(e.to_string()))?;
         let module = Module::new(&engine, wasm).map_err(|e| HostError::Load(e.to_string()))?;
         let abi = module.exports().any(|e| {

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::abi::Action;
 use crate::headers::HeaderMap;
@@ -273,12 +274,8 @@ impl Vm {
         // must see the request as started).
         s.req.phase = Phase::HeadersStopped;
         let n = len_i32(s.req.headers.len());
-        let r = self.call_action3(
-            self.exports.on_request_headers.clone(),
-            id,
-            n,
-            end_stream as i32,
-        );
+        let ex = Arc::clone(&self.exports);
+        let r = self.call_action3(ex.on_request_headers.as_ref(), id, n, end_stream as i32);
         self.after_headers(id, Dir::Request, r);
         self.run_after();
     }
@@ -311,12 +308,8 @@ impl Vm {
         s.resp.headers_visible = true;
         s.resp.phase = Phase::HeadersStopped;
         let n = len_i32(s.resp.headers.len());
-        let r = self.call_action3(
-            self.exports.on_response_headers.clone(),
-            id,
-            n,
-            end_stream as i32,
-        );
+        let ex = Arc::clone(&self.exports);
+        let r = self.call_action3(ex.on_response_headers.as_ref(), id, n, end_stream as i32);
         self.after_headers(id, Dir::Response, r);
         self.run_after();
     }
@@ -338,13 +331,13 @@ impl Vm {
         if !self.store.data().streams.contains_key(&id) {
             return None;
         }
-        if let Some(f) = self.exports.on_log.clone() {
+        if let Some(f) = &Arc::clone(&self.exports).on_log {
             let _ = self.guest(id, |s| f.call(s, id as i32));
         }
-        if let Some(f) = self.exports.on_done.clone() {
+        if let Some(f) = &Arc::clone(&self.exports).on_done {
             let _ = self.guest(id, |s| f.call(s, id as i32));
         }
-        if let Some(f) = self.exports.on_delete.clone() {
+        if let Some(f) = &Arc::clone(&self.exports).on_delete {
             let _ = self.guest(id, |s| f.call(s, id as i32));
         }
         let d = self.store.data_mut();
@@ -428,9 +421,10 @@ impl Vm {
         let h = s.half(dir);
         h.body_visible = true;
         let (size, end) = (len_i32(h.body.len()), h.end && !h.has_trailers);
+        let ex = Arc::clone(&self.exports);
         let f = match dir {
-            Dir::Request => self.exports.on_request_body.clone(),
-            Dir::Response => self.exports.on_response_body.clone(),
+            Dir::Request => ex.on_request_body.as_ref(),
+            Dir::Response => ex.on_response_body.as_ref(),
         };
         let r = self.call_action3(f, id, size, end as i32);
         let Ok(action) = r else {
@@ -497,9 +491,10 @@ impl Vm {
         let h = s.half(dir);
         h.trailers_visible = true;
         let n = len_i32(h.trailers.len());
+        let ex = Arc::clone(&self.exports);
         let f = match dir {
-            Dir::Request => self.exports.on_request_trailers.clone(),
-            Dir::Response => self.exports.on_response_trailers.clone(),
+            Dir::Request => ex.on_request_trailers.as_ref(),
+            Dir::Response => ex.on_response_trailers.as_ref(),
         };
         let r = self.call_action2(f, id, n);
         let Ok(action) = r else {
@@ -591,7 +586,8 @@ impl Vm {
             s.resp.phase = Phase::HeadersStopped;
             let n = len_i32(s.resp.headers.len());
             let end = body.is_empty();
-            let r = self.call_action3(self.exports.on_response_headers.clone(), id, n, end as i32);
+            let ex = Arc::clone(&self.exports);
+            let r = self.call_action3(ex.on_response_headers.as_ref(), id, n, end as i32);
             self.after_headers(id, Dir::Response, r);
             if !body.is_empty() {
                 self.data(id, Dir::Response, &body, true);

@@ -137,7 +137,9 @@ pub(crate) struct Trapped;
 /// One worker VM.
 pub struct Vm {
     pub(crate) store: Store<VmState>,
-    pub(crate) exports: Exports,
+    /// Shared so a callback can be called through a reference while the VM is borrowed:
+    /// cloning a `TypedFunc` re-registers its type with the engine on every call.
+    pub(crate) exports: Arc<Exports>,
     deadline_ticks: u64,
 }
 
@@ -237,7 +239,7 @@ impl Vm {
         let initialize = typed::<(), ()>(&mut store, &instance, "_initialize").map_err(inst_err)?;
         let mut vm = Vm {
             store,
-            exports,
+            exports: Arc::new(exports),
             deadline_ticks,
         };
 
@@ -249,12 +251,12 @@ impl Vm {
             vm.guest(0, |s| init.call(s, ()))
                 .map_err(|_| trapped("_initialize"))?;
         }
-        if let Some(f) = vm.exports.on_context_create.clone() {
+        if let Some(f) = Arc::clone(&vm.exports).on_context_create.as_ref() {
             vm.guest(ROOT_CONTEXT_ID, |s| f.call(s, (ROOT_CONTEXT_ID as i32, 0)))
                 .map_err(|_| trapped("proxy_on_context_create"))?;
         }
         let vm_config_len = vm.store.data().env.plugin.vm_configuration.len() as i32;
-        if let Some(f) = vm.exports.on_vm_start.clone() {
+        if let Some(f) = Arc::clone(&vm.exports).on_vm_start.as_ref() {
             let ok = vm
                 .guest(ROOT_CONTEXT_ID, |s| {
                     f.call(s, (ROOT_CONTEXT_ID as i32, vm_config_len))
@@ -265,7 +267,7 @@ impl Vm {
             }
         }
         let config_len = vm.store.data().env.plugin.configuration.len() as i32;
-        if let Some(f) = vm.exports.on_configure.clone() {
+        if let Some(f) = Arc::clone(&vm.exports).on_configure.as_ref() {
             vm.store.data_mut().in_configure = true;
             let r = vm.guest(ROOT_CONTEXT_ID, |s| {
                 f.call(s, (ROOT_CONTEXT_ID as i32, config_len))
@@ -342,7 +344,7 @@ impl Vm {
     /// Calls a stream callback returning an action.
     pub(crate) fn call_action3(
         &mut self,
-        f: Option<TypedFunc<(i32, i32, i32), i32>>,
+        f: Option<&TypedFunc<(i32, i32, i32), i32>>,
         ctx: u32,
         a: i32,
         b: i32,
@@ -357,7 +359,7 @@ impl Vm {
 
     pub(crate) fn call_action2(
         &mut self,
-        f: Option<TypedFunc<(i32, i32), i32>>,
+        f: Option<&TypedFunc<(i32, i32), i32>>,
         ctx: u32,
         a: i32,
     ) -> Result<Action, Trapped> {
@@ -378,7 +380,8 @@ impl Vm {
             d.streams.insert(id, StreamState::new(info));
             id
         };
-        let created = match self.exports.on_context_create.clone() {
+        let ex = Arc::clone(&self.exports);
+        let created = match &ex.on_context_create {
             Some(f) => self.guest(id, |s| f.call(s, (id as i32, ROOT_CONTEXT_ID as i32))),
             None => Ok(()),
         };
@@ -390,7 +393,8 @@ impl Vm {
 
     /// Fires `proxy_on_tick` on the root context.
     pub fn tick(&mut self) {
-        if let Some(f) = self.exports.on_tick.clone() {
+        let ex = Arc::clone(&self.exports);
+        if let Some(f) = &ex.on_tick {
             let _ = self.guest(ROOT_CONTEXT_ID, |s| f.call(s, ROOT_CONTEXT_ID as i32));
             self.run_after();
         }
@@ -398,7 +402,8 @@ impl Vm {
 
     /// Delivers `proxy_on_queue_ready(context, token)`.
     pub fn queue_ready(&mut self, context: u32, token: u32) {
-        if let Some(f) = self.exports.on_queue_ready.clone() {
+        let ex = Arc::clone(&self.exports);
+        if let Some(f) = &ex.on_queue_ready {
             let _ = self.guest(context, |s| f.call(s, (context as i32, token as i32)));
             self.run_after();
         }
@@ -445,7 +450,8 @@ impl Vm {
             }
             d.call_response = Some(response);
         }
-        if let Some(f) = self.exports.on_http_call_response.clone() {
+        let ex = Arc::clone(&self.exports);
+        if let Some(f) = &ex.on_http_call_response {
             let args = (
                 ROOT_CONTEXT_ID as i32,
                 token as i32,
