@@ -436,8 +436,9 @@ impl TestHost {
 
     // ---- time ----
 
+    // Tick timers run on the monotonic clock, as Envoy's do: a wall-clock step moves none.
     fn sync_ticks(&mut self) {
-        let now = self.clock.now_nanos();
+        let now = self.clock.monotonic_nanos();
         for (w, vm) in self.workers.iter().enumerate() {
             let period = vm.tick_period();
             let slot = &mut self.next_tick[w];
@@ -451,7 +452,7 @@ impl TestHost {
 
     /// Moves the manual clock forward, firing every tick that falls due, in time order.
     pub fn advance(&mut self, by: Duration) {
-        let target = self.clock.now_nanos() + by.as_nanos() as u64;
+        let target = self.clock.monotonic_nanos() + by.as_nanos() as u64;
         loop {
             self.sync_ticks();
             let due = self
@@ -462,7 +463,7 @@ impl TestHost {
                 .filter(|(at, _, _)| *at <= target)
                 .min();
             let Some((at, w, p)) = due else { break };
-            let now = self.clock.now_nanos();
+            let now = self.clock.monotonic_nanos();
             if at > now {
                 self.clock.advance(Duration::from_nanos(at - now));
             }
@@ -470,7 +471,7 @@ impl TestHost {
             self.workers[w].tick();
             self.pump();
         }
-        let now = self.clock.now_nanos();
+        let now = self.clock.monotonic_nanos();
         if target > now {
             self.clock.advance(Duration::from_nanos(target - now));
         }

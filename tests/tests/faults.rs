@@ -1,7 +1,8 @@
 //! Faults end to end (the real `.wasm` in the host, the real sidecar, the dev node): decisions
-//! the filter makes while the sidecar is down reach it once it is back, and the filter's clock
+//! the filter makes while the sidecar is down reach it once it is back, the filter's clock
 //! jumping forward (a host resuming from suspend) expires tokens without breaking the limits'
-//! windows or forfeiting anyone.
+//! windows or forfeiting anyone, and its wall clock stepped back (NTP, an operator) neither
+//! forfeits anyone nor lets a revoked token back in.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
@@ -123,5 +124,50 @@ fn a_forward_jump_of_the_filters_clock_keeps_rate_windows_working_and_forfeits_n
     wall.host.tick_all();
     wall.host.tick_all();
     std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(wall.node_state(&calm_hash), InvoiceState::Accepted);
+}
+
+#[test]
+fn a_backward_step_of_the_filters_wall_clock_forfeits_no_one_and_revives_no_revoked_token() {
+    let mut wall = Wall::start(2);
+    let (busy, busy_challenge) = wall.held_deposit("/home");
+    let (calm, calm_challenge) = wall.held_deposit("/home");
+    let busy_hash = busy_challenge["payment_hash"].as_str().unwrap().to_owned();
+    let calm_hash = calm_challenge["payment_hash"].as_str().unwrap().to_owned();
+    let get = |wall: &mut Wall, credential: &str| {
+        wall.send(&Request::get("/home").header("authorization", format!("L402 {credential}")))
+    };
+
+    // 15 of the 20 allowed per minute, then the wall clock steps back 1 h: the window the
+    // counts belong to is not the current one, so counting starts again (a step back can only
+    // loosen a limit, never push an honest visitor over it); the 21st of the new window still
+    // forfeits.
+    for _ in 0..15 {
+        assert_eq!(status(&get(&mut wall, &busy)), Some(200));
+    }
+    assert!(wall.host.clock().step_wall(-3600));
+    for n in 0..20 {
+        assert_eq!(
+            status(&get(&mut wall, &busy)),
+            Some(200),
+            "request {n} after the step"
+        );
+    }
+    let ex = get(&mut wall, &busy);
+    assert_eq!(header(&ex, "x-lightning-wall-reason"), Some("forfeited"));
+    // Ticks run on the monotonic clock and still carry the verdict to the sidecar.
+    wall.tick();
+    wall.wait_node_state(&busy_hash, InvoiceState::Settled);
+
+    // Another step back: the forfeited token stays revoked on every worker (its revocation is
+    // kept until its expiry, which only moved further away), and the other visitor browses on.
+    assert!(wall.host.clock().step_wall(-3600));
+    wall.host.tick_all();
+    for _ in 0..2 {
+        let ex = get(&mut wall, &busy);
+        assert_eq!(status(&ex), Some(402));
+        assert!(ex.upstream_request.is_none());
+    }
+    assert_eq!(status(&get(&mut wall, &calm)), Some(200));
     assert_eq!(wall.node_state(&calm_hash), InvoiceState::Accepted);
 }

@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
-use super::wall::{COOKIE, PREFIX, cookie_value};
+use super::wall::{PREFIX, invalid_credential, present};
 use super::wall_page::svg_qr_code;
 use crate::deposit::{Timestamp, TokenId};
 use crate::rewards::claim::check_invoice;
@@ -39,53 +39,28 @@ pub fn routes() -> Router<AppState> {
 /// with its proof — the preimage for pay tokens, the deposit receipt for deposit tokens, both
 /// compared in constant time.
 fn owner(state: &AppState, headers: &HeaderMap) -> Result<TokenId, ApiError> {
-    let invalid = |why: &str| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credential",
-            format!("the credential is invalid: {why}"),
-        )
-    };
-    let credential = match headers.get(header::AUTHORIZATION) {
-        Some(value) => l402::Credential::parse_authorization(value.as_bytes())
-            .map_err(|e| invalid(&e.to_string()))?
-            .ok_or_else(|| invalid("not an L402 or LSAT authorization"))?,
-        None => match cookie_value(headers, COOKIE) {
-            Some(value) => l402::Credential::parse_token(value.as_bytes())
-                .map_err(|e| invalid(&e.to_string()))?,
-            None => {
-                return Err(ApiError::unauthorized(
-                    "send the credential: Authorization: L402 <macaroon>:<proof>",
-                ));
-            }
-        },
-    };
-    let mac =
-        l402::MacaroonRef::decode(credential.macaroon()).map_err(|e| invalid(&e.to_string()))?;
-    let (identifier, entry) =
-        l402::check_signature(&state.keys.ring, &mac).map_err(|e| invalid(&e.to_string()))?;
-    let caveats = l402::CaveatSet::evaluate(mac.caveats(), super::policy::SERVICE)
-        .map_err(|e| invalid(&e.to_string()))?;
-    let proof = credential
+    let p = present(
+        state,
+        headers,
+        "send the credential: Authorization: L402 <macaroon>:<proof>",
+    )?;
+    let proof = p
+        .credential
         .proof()
-        .ok_or_else(|| invalid("the proof (preimage or deposit receipt) is missing"))?
+        .ok_or_else(|| invalid_credential("the proof (preimage or deposit receipt) is missing"))?
         .expose_secret();
-    let proof_ok: bool = match caveats.mode {
+    let proof_ok: bool = match p.mode {
         Some(l402::Mode::Pay) => {
             let hash: [u8; 32] = Sha256::digest(proof).into();
-            hash.ct_eq(identifier.payment_hash.as_bytes()).into()
+            hash.ct_eq(p.identifier.payment_hash.as_bytes()).into()
         }
-        Some(l402::Mode::Deposit) => entry
-            .deposit_receipt(&identifier)
-            .expose_secret()
-            .ct_eq(proof)
-            .into(),
+        Some(l402::Mode::Deposit) => p.receipt.expose_secret().ct_eq(proof).into(),
         None => false,
     };
     if !proof_ok {
-        return Err(invalid("the proof does not match"));
+        return Err(invalid_credential("the proof does not match"));
     }
-    Ok(TokenId(*identifier.token_id.as_bytes()))
+    Ok(TokenId(*p.identifier.token_id.as_bytes()))
 }
 
 /// Where wallets reach us: `rewards.public_url`, else the request's host (https unless the

@@ -40,7 +40,7 @@ pub fn routes() -> Router<AppState> {
 /// Where the macaroon came from: cookies are sent by browsers on their own, so they get the
 /// cross-site checks; an `Authorization` header is set deliberately by the caller.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Presented {
+pub(super) enum Presented {
     Header,
     Cookie,
 }
@@ -65,48 +65,79 @@ pub(super) fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h
 
 /// The deposit macaroon from `Authorization: L402 <b64>:[proof]` or the `lightning-wall`
 /// cookie, with a valid signature under one of our keys and `lw_mode=deposit`.
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let invalid = |why: &str| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credential",
-            format!("the deposit macaroon is invalid: {why}"),
-        )
-    };
+/// A credential from the `Authorization` header or, without one, the wall cookie, whose
+/// macaroon carries our key ring's signature and caveats we can read. Its proof is not checked
+/// here: the deposit endpoints accept the empty proof, the rewards endpoint checks it.
+pub(super) struct Presentation {
+    pub credential: l402::Credential,
+    pub presented: Presented,
+    pub macaroon: l402::Macaroon,
+    pub identifier: l402::Identifier,
+    /// What a deposit token's proof must be (the receipt our key derives for it).
+    pub receipt: l402::DepositReceipt,
+    pub mode: Option<l402::Mode>,
+}
+
+/// 401 `invalid_credential` saying why.
+pub(super) fn invalid_credential(why: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credential",
+        format!("the credential is invalid: {why}"),
+    )
+}
+
+/// Reads and checks the caller's credential (see [`Presentation`]); `missing` is the 401
+/// message when there is none.
+pub(super) fn present(
+    state: &AppState,
+    headers: &HeaderMap,
+    missing: &str,
+) -> Result<Presentation, ApiError> {
     let (credential, presented) = match headers.get(header::AUTHORIZATION) {
         Some(value) => (
             l402::Credential::parse_authorization(value.as_bytes())
-                .map_err(|e| invalid(&e.to_string()))?
-                .ok_or_else(|| invalid("not an L402 or LSAT authorization"))?,
+                .map_err(invalid_credential)?
+                .ok_or_else(|| invalid_credential("not an L402 or LSAT authorization"))?,
             Presented::Header,
         ),
         None => match cookie_value(headers, COOKIE) {
             Some(value) => (
-                l402::Credential::parse_token(value.as_bytes())
-                    .map_err(|e| invalid(&e.to_string()))?,
+                l402::Credential::parse_token(value.as_bytes()).map_err(invalid_credential)?,
                 Presented::Cookie,
             ),
-            None => {
-                return Err(ApiError::unauthorized(
-                    "send the deposit macaroon: Authorization: L402 <macaroon>:",
-                ));
-            }
+            None => return Err(ApiError::unauthorized(missing)),
         },
     };
-    let mac =
-        l402::MacaroonRef::decode(credential.macaroon()).map_err(|e| invalid(&e.to_string()))?;
+    let mac = l402::MacaroonRef::decode(credential.macaroon()).map_err(invalid_credential)?;
     let (identifier, entry) =
-        l402::check_signature(&state.keys.ring, &mac).map_err(|e| invalid(&e.to_string()))?;
+        l402::check_signature(&state.keys.ring, &mac).map_err(invalid_credential)?;
     let caveats = l402::CaveatSet::evaluate(mac.caveats(), super::policy::SERVICE)
-        .map_err(|e| invalid(&e.to_string()))?;
-    if caveats.mode != Some(l402::Mode::Deposit) {
-        return Err(invalid("not a deposit token"));
-    }
-    Ok(Caller {
+        .map_err(invalid_credential)?;
+    Ok(Presentation {
         receipt: entry.deposit_receipt(&identifier),
         macaroon: mac.to_owned_macaroon(),
-        identifier,
         presented,
+        identifier,
+        mode: caveats.mode,
+        credential,
+    })
+}
+
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let p = present(
+        state,
+        headers,
+        "send the deposit macaroon: Authorization: L402 <macaroon>:",
+    )?;
+    if p.mode != Some(l402::Mode::Deposit) {
+        return Err(invalid_credential("not a deposit token"));
+    }
+    Ok(Caller {
+        receipt: p.receipt,
+        macaroon: p.macaroon,
+        identifier: p.identifier,
+        presented: p.presented,
     })
 }
 
