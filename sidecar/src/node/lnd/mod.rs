@@ -295,6 +295,20 @@ fn expiry_secs(request: &InvoiceRequest) -> String {
 /// An invoice with many HTLCs is a few kB; anything this large is not lnd talking.
 const MAX_STREAM_LINE: usize = 4 << 20;
 
+/// Sends a router request (`/v2/router/send`, `/v2/router/track/…`) and streams its payment
+/// updates; a refusal before the stream starts is lnd's error.
+async fn payment_stream(
+    request: RequestBuilder,
+) -> Result<impl futures_core::Stream<Item = Result<wire::Payment, NodeError>>, NodeError> {
+    let response = request.send().await.map_err(transport)?;
+    let status = response.status();
+    if !status.is_success() {
+        let bytes = response.bytes().await.map_err(transport)?;
+        return Err(wire::map_error(status.as_u16(), &bytes));
+    }
+    Ok(ndjson::<wire::Payment>(response))
+}
+
 /// Splits a chunked HTTP body into NDJSON lines of `{"result": T}`; an `{"error": …}` line or a
 /// broken body ends the stream with an error.
 fn ndjson<T: DeserializeOwned + Send + 'static>(
@@ -531,19 +545,14 @@ impl Node for LndNode {
             fee_limit_msat: max_fee_msat.to_string(),
             no_inflight_updates: true,
         };
-        let response = self
-            .request(Method::POST, "/v2/router/send")
-            .timeout(timeout + self.inner.config.timeout)
-            .json(&body)
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = response.status();
-        if !status.is_success() {
-            let bytes = response.bytes().await.map_err(transport)?;
-            return Err(wire::map_error(status.as_u16(), &bytes));
-        }
-        let mut payments = std::pin::pin!(ndjson::<wire::Payment>(response));
+        let mut payments = std::pin::pin!(
+            payment_stream(
+                self.request(Method::POST, "/v2/router/send")
+                    .timeout(timeout + self.inner.config.timeout)
+                    .json(&body),
+            )
+            .await?
+        );
         while let Some(update) = payments.next().await {
             let payment = match update {
                 Ok(payment) => payment,
@@ -563,17 +572,8 @@ impl Node for LndNode {
         let path = format!("/v2/router/track/{}", wire::url_bytes(&hash.0));
         let timeout = self.inner.config.timeout;
         let first = tokio::time::timeout(timeout, async {
-            let response = self
-                .request(Method::GET, &path)
-                .send()
-                .await
-                .map_err(transport)?;
-            let status = response.status();
-            if !status.is_success() {
-                let bytes = response.bytes().await.map_err(transport)?;
-                return Err(wire::map_error(status.as_u16(), &bytes));
-            }
-            let mut payments = std::pin::pin!(ndjson::<wire::Payment>(response));
+            let mut payments =
+                std::pin::pin!(payment_stream(self.request(Method::GET, &path)).await?);
             payments.next().await.unwrap_or_else(|| {
                 Err(NodeError::Unavailable(
                     "lnd: the payment stream ended before its first message".to_owned(),
