@@ -216,6 +216,15 @@ impl RootContext for Root {
         {
             return Some(Box::new(Noop));
         }
+        if self
+            .shared
+            .config
+            .borrow()
+            .get("floor")
+            .is_some_and(|v| v == "1")
+        {
+            return Some(Box::new(AbiFloor));
+        }
         Some(Box::new(Stream {
             id: context_id,
             shared: Rc::clone(&self.shared),
@@ -232,6 +241,49 @@ struct Noop;
 impl Context for Noop {}
 
 impl HttpContext for Noop {}
+
+/// An http context that makes exactly the host calls the lightning-wall filter needs on its hot
+/// path (a request with a credential it verified before) and computes nothing: read the request
+/// header map, set the token and mode headers, read the verdict and reward headers of the
+/// response. `make bench-filter` measures it to split the filter's cost into what the ABI costs
+/// any filter doing this job and what the filter's own logic adds.
+struct AbiFloor;
+
+impl Context for AbiFloor {}
+
+impl HttpContext for AbiFloor {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        let _ = hostcalls::get_current_time();
+        let _ = std::hint::black_box(headers);
+        let token = "00".repeat(32);
+        let _ = hostcalls::set_map_value(
+            MapType::HttpRequestHeaders,
+            "x-lightning-wall-token",
+            Some(&token),
+        );
+        let _ = hostcalls::set_map_value(
+            MapType::HttpRequestHeaders,
+            "x-lightning-wall-mode",
+            Some("pay"),
+        );
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        for name in [
+            "x-lightning-wall-verdict",
+            "x-lightning-wall-reward",
+            "x-lightning-wall-reward-id",
+        ] {
+            let _ = std::hint::black_box(hostcalls::get_map_value_bytes(
+                MapType::HttpResponseHeaders,
+                name,
+            ));
+        }
+        Action::Continue
+    }
+}
 
 /// Reads `key`, adds one, writes it back with the CAS it read; retries on a mismatch.
 fn cas_increment(key: &str) -> (u64, u32) {
