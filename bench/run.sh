@@ -92,13 +92,19 @@ cargo bench --locked -q -p lightning-wall-filter --bench request \
   echo
   echo "Command: \`make bench-filter\` (= \`cargo bench --locked -p lightning-wall-filter --bench request\`)."
   echo "Each request goes through the real \`.wasm\` in the project's proxy-wasm host (wasmtime):"
-  echo "\`valid_pay_credential\` is the hot path (parse, MAC chain, caveats, preimage, revocation"
-  echo "lookup), \`free_route\` a route without payment, \`challenge_402_sidecar_in_process\` the"
-  echo "402 path with the sidecar's answer served in-process. Target: hot path ≤ 1.25× the no-op"
-  echo "filter."
+  echo "\`valid_pay_credential\` is the hot path (a credential this worker verified before: cache"
+  echo "lookup, revocation, headers), \`valid_pay_credential_first_seen\` the full verification"
+  echo "(parse, MAC chain, caveats, preimage), \`free_route\` a route without payment,"
+  echo "\`challenge_402_sidecar_in_process\` the 402 path with the sidecar's answer served in-process."
+  echo "Baselines: \`noop_filter\` (no host call) on a request without a credential, as the free and"
+  echo "challenge scenarios send; \`noop_filter_paid_shape\` on the paid scenarios' request (with its"
+  echo "Authorization header); \`abi_floor\` makes exactly the host calls the hot path needs (header"
+  echo "map read, clock, two headers set, three response headers read) and nothing else. Target: hot"
+  echo "path ≤ 1.25× the no-op filter."
   echo
   python3 bench/criterion_medians.py target/criterion "$filter_started" \
-    filter_per_request/noop_filter filter_per_request/
+    filter_per_request/noop_filter,filter_per_request/noop_filter_paid_shape,filter_per_request/abi_floor \
+    filter_per_request/
   echo
 } >"$tmp/filter.md"
 
