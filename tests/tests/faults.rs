@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use lightning_wall::node::InvoiceState;
-use lightning_wall_e2e::testing::Request;
+use lightning_wall_e2e::testing::{Exchange, Request};
 use lightning_wall_e2e::{Wall, header, status};
 use lightning_wall_host::{HeaderMap, Message};
 
@@ -78,16 +78,21 @@ fn decisions_made_while_the_sidecar_is_down_reach_it_when_it_returns() {
     assert_eq!(status(&ex), Some(200));
 }
 
+/// A held deposit on `/home` (rate limit 20 per minute): its credential and payment hash.
+fn held(wall: &mut Wall) -> (String, String) {
+    let (credential, challenge) = wall.held_deposit("/home");
+    let hash = challenge["payment_hash"].as_str().unwrap().to_owned();
+    (credential, hash)
+}
+
+fn get(wall: &mut Wall, credential: &str) -> Exchange {
+    wall.send(&Request::get("/home").header("authorization", format!("L402 {credential}")))
+}
+
 #[test]
 fn a_forward_jump_of_the_filters_clock_keeps_rate_windows_working_and_forfeits_no_one() {
     let mut wall = Wall::start(2);
-    let (busy, busy_challenge) = wall.held_deposit("/home");
-    let (calm, calm_challenge) = wall.held_deposit("/home");
-    let busy_hash = busy_challenge["payment_hash"].as_str().unwrap().to_owned();
-    let calm_hash = calm_challenge["payment_hash"].as_str().unwrap().to_owned();
-    let get = |wall: &mut Wall, credential: &str| {
-        wall.send(&Request::get("/home").header("authorization", format!("L402 {credential}")))
-    };
+    let [(busy, busy_hash), (calm, calm_hash)] = [0, 1].map(|_| held(&mut wall));
 
     // 15 of the 20 allowed per minute, then the clock jumps 61 s (no tick in between): a new
     // window, so 20 more pass — and the 21st of that window still forfeits.
@@ -130,13 +135,7 @@ fn a_forward_jump_of_the_filters_clock_keeps_rate_windows_working_and_forfeits_n
 #[test]
 fn a_backward_step_of_the_filters_wall_clock_forfeits_no_one_and_revives_no_revoked_token() {
     let mut wall = Wall::start(2);
-    let (busy, busy_challenge) = wall.held_deposit("/home");
-    let (calm, calm_challenge) = wall.held_deposit("/home");
-    let busy_hash = busy_challenge["payment_hash"].as_str().unwrap().to_owned();
-    let calm_hash = calm_challenge["payment_hash"].as_str().unwrap().to_owned();
-    let get = |wall: &mut Wall, credential: &str| {
-        wall.send(&Request::get("/home").header("authorization", format!("L402 {credential}")))
-    };
+    let [(busy, busy_hash), (calm, calm_hash)] = [0, 1].map(|_| held(&mut wall));
 
     // 15 of the 20 allowed per minute, then the wall clock steps back 1 h: the window the
     // counts belong to is not the current one, so counting starts again (a step back can only

@@ -207,22 +207,17 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        if self
-            .shared
-            .config
-            .borrow()
-            .get("noop")
-            .is_some_and(|v| v == "1")
-        {
+        let mode = |key: &str| {
+            self.shared
+                .config
+                .borrow()
+                .get(key)
+                .is_some_and(|v| v == "1")
+        };
+        if mode("noop") {
             return Some(Box::new(Noop));
         }
-        if self
-            .shared
-            .config
-            .borrow()
-            .get("floor")
-            .is_some_and(|v| v == "1")
-        {
+        if mode("floor") {
             return Some(Box::new(AbiFloor));
         }
         Some(Box::new(Stream {
