@@ -121,7 +121,9 @@ BENCH_NO_BUILD=1 scripts/bench-gateway.sh >"$tmp/gateway.log" 2>&1 || { cat "$tm
   echo "(\`lightning-wall-host serve\`, hyper + wasmtime) in front of a fixed 200 upstream, loaded by"
   echo "its closed-loop generator (\`lightning-wall-host load\`) on the same 2 cores; set-ups measured"
   echo "in alternation. \`wall_paid\`: every request carries a valid paid credential (minted and paid"
-  echo "through a real sidecar with the dev node); \`wall_free\`: a free route of the same policy."
+  echo "through a real sidecar with the dev node); \`wall_free\`: a free route of the same policy;"
+  echo "\`noop_paid\`: the no-op filter loaded with the same requests as \`wall_paid\` (the same"
+  echo "Authorization header to parse and forward), its baseline in the last column."
   echo
   sed -n '/^| set-up/,$p' "$tmp/gateway.log"
   echo

@@ -4,6 +4,8 @@
 # alternation:
 #   plain        no filter (forwarding only)
 #   noop         the no-op conformance filter (the cost of running any proxy-wasm filter)
+#   noop_paid    the same, every request carrying the paid credential (the baseline for
+#                wall_paid: the same bytes to parse and forward)
 #   wall_paid    the lightning-wall filter, a pay route, every request with a valid credential
 #                (the hot path: parse, MAC chain, caveats, preimage, revocation lookup)
 #   wall_free    the lightning-wall filter, a free route
@@ -112,11 +114,12 @@ rps() { sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$1"; }
 errors() { sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<<"$1"; }
 median() { tr ' ' '\n' | sed '/^$/d' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 declare -A all
-setups=(plain noop wall_paid wall_free)
+setups=(plain noop noop_paid wall_paid wall_free)
 measure() {
   case $1 in
     plain) run --url "http://127.0.0.1:$plain/api/x" ;;
     noop) run --url "http://127.0.0.1:$noop/api/x" ;;
+    noop_paid) run --url "http://127.0.0.1:$noop/api/x" --header "$auth" ;;
     wall_paid) run --url "http://127.0.0.1:$wall/api/x" --header "$auth" ;;
     wall_free) run --url "http://127.0.0.1:$wall/free" ;;
   esac
@@ -139,9 +142,11 @@ done
 declare -A med
 for s in "${setups[@]}"; do med[$s]=$(echo ${all[$s]} | median); done
 echo
-echo "| set-up | requests/s (median of $rounds x ${secs} s, $conns connections, $workers workers) | ratio to plain | ratio to noop |"
-echo "|---|---:|---:|---:|"
+echo "| set-up | requests/s (median of $rounds x ${secs} s, $conns connections, $workers workers) | ratio to plain | ratio to noop | ratio to noop on the same request |"
+echo "|---|---:|---:|---:|---:|"
 for s in "${setups[@]}"; do
-  awk -v s="$s" -v r="${med[$s]}" -v p="${med[plain]}" -v n="${med[noop]}" \
-    'BEGIN { printf "| %s | %.0f | %.3f | %.3f |\n", s, r, r / p, r / n }'
+  same=${med[noop]}
+  case $s in noop_paid | wall_paid) same=${med[noop_paid]} ;; esac
+  awk -v s="$s" -v r="${med[$s]}" -v p="${med[plain]}" -v n="${med[noop]}" -v m="$same" \
+    'BEGIN { printf "| %s | %.0f | %.3f | %.3f | %.3f |\n", s, r, r / p, r / n, r / m }'
 done
