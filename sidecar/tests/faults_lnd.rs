@@ -3,169 +3,16 @@
 //! arrive (they wait, then reach lnd exactly once), and invoice streams cut or silenced while a
 //! payment arrives (the sidecar still sees the deposit held).
 
-use std::time::{Duration, Instant};
+mod support;
 
-use fake_lnd::FakeLnd;
-use lightning_wall::config::Config;
-use lightning_wall::serve::{Running, start};
+use std::time::Duration;
+
 use serde_json::{Value, json};
-
-struct Setup {
-    fake: FakeLnd,
-    running: Running,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-/// A sidecar on FakeLnd whose reconciler runs every `reconcile_interval`.
-async fn setup(reconcile_interval: &str) -> Setup {
-    let fake = FakeLnd::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, macaroon) = fake.write_credentials(dir.path()).unwrap();
-    let path = dir.path().join("lightning-wall.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-data_dir: {data}
-node:
-  backend: lnd
-  lnd:
-    rest_url: {url}
-    tls_cert_file: {cert}
-    macaroon: {{ file: {macaroon} }}
-    network: regtest
-listeners:
-  internal: {{ bind: "127.0.0.1:0" }}
-  public: {{ bind: "127.0.0.1:0" }}
-deposits: {{ reconcile_interval: {reconcile_interval} }}
-routes:
-  - id: wall
-    match: {{}}
-    mode: deposit
-    deposit: {{ amount_sat: 1000, idle_timeout: 5m }}
-"#,
-            data = dir.path().join("data").display(),
-            url = fake.url(),
-            cert = cert.display(),
-            macaroon = macaroon.display(),
-        ),
-    )
-    .unwrap();
-    let running = start(Config::load(&path).unwrap()).await.unwrap();
-    Setup {
-        fake,
-        running,
-        http: reqwest::Client::new(),
-        _dir: dir,
-    }
-}
-
-fn hash_of(c: &Value) -> [u8; 32] {
-    let mut hash = [0u8; 32];
-    hex::decode_to_slice(c["payment_hash"].as_str().unwrap(), &mut hash).unwrap();
-    hash
-}
-
-impl Setup {
-    async fn challenge(&self, ip: &str) -> reqwest::Response {
-        self.http
-            .post(format!("http://{}/v1/challenge", self.running.internal))
-            .json(&json!({"route_id": "wall", "client_ip": ip}))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn challenged(&self, ip: &str) -> Value {
-        let r = self.challenge(ip).await;
-        assert_eq!(r.status(), 200);
-        r.json().await.unwrap()
-    }
-
-    /// The deposit status endpoint, long-polling up to `wait` seconds.
-    async fn status(&self, c: &Value, wait: u64) -> Value {
-        self.http
-            .get(format!(
-                "http://{}/.well-known/lightning-wall/deposit?wait={wait}",
-                self.running.public
-            ))
-            .header(
-                "authorization",
-                format!("L402 {}:", c["macaroon"].as_str().unwrap()),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    /// Polls the status endpoint until the deposit is `want` (at most `within`).
-    async fn wait_state(&self, c: &Value, want: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            let status = self.status(c, 1).await;
-            if status["state"] == want {
-                return;
-            }
-            assert!(Instant::now() < deadline, "never {want}: {status}");
-        }
-    }
-
-    async fn held_deposit(&self, ip: &str) -> Value {
-        let c = self.challenged(ip).await;
-        self.fake
-            .pay_request(c["invoice"].as_str().unwrap())
-            .unwrap();
-        assert_eq!(self.status(&c, 10).await["state"], "held");
-        c
-    }
-
-    async fn wait_lnd_state(&self, c: &Value, want: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if self.fake.invoice(hash_of(c)).map(|i| i.state) == Some(want) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!(
-            "lnd never showed {want}: {:?}",
-            self.fake.invoice(hash_of(c))
-        );
-    }
-
-    fn calls_to(&self, path: &str) -> usize {
-        self.fake
-            .requests()
-            .iter()
-            .filter(|line| line.ends_with(path))
-            .count()
-    }
-
-    /// Subscriptions FakeLnd has seen for this invoice (the sidecar's watcher).
-    fn subscriptions(&self) -> usize {
-        self.fake
-            .requests()
-            .iter()
-            .filter(|line| line.contains("/v2/invoices/subscribe/"))
-            .count()
-    }
-
-    async fn wait_subscriptions(&self, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.subscriptions() < n {
-            assert!(Instant::now() < deadline, "the sidecar never subscribed");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
+use support::{LndSidecar, hash_of};
 
 #[tokio::test]
 async fn decisions_made_while_lnd_is_down_reach_it_exactly_once_when_it_returns() {
-    let s = setup("1s").await;
+    let s = LndSidecar::start("5m", "1s").await;
     let leaving = s.held_deposit("203.0.113.1").await;
     let abusing = s.held_deposit("198.51.100.1").await;
     let unpaid = s.challenged("192.0.2.1").await;
@@ -249,7 +96,7 @@ async fn decisions_made_while_lnd_is_down_reach_it_exactly_once_when_it_returns(
 
 #[tokio::test]
 async fn a_payment_made_while_the_stream_is_cut_is_still_seen() {
-    let s = setup("1h").await;
+    let s = LndSidecar::start("5m", "1h").await;
     let c = s.challenged("203.0.113.2").await;
     s.wait_subscriptions(1).await;
     s.fake.drop_streams();
@@ -261,7 +108,7 @@ async fn a_payment_made_while_the_stream_is_cut_is_still_seen() {
 
 #[tokio::test]
 async fn a_payment_made_while_the_stream_is_silent_is_still_seen_by_reconcile() {
-    let s = setup("1s").await;
+    let s = LndSidecar::start("5m", "1s").await;
     let c = s.challenged("203.0.113.3").await;
     s.wait_subscriptions(1).await;
     // A proxy silently dropped the stream: no error, no more messages (lnd sends no keepalive).
