@@ -1,12 +1,14 @@
 //! The end-to-end harness: the real sidecar (library, dev node, SQLite) on loopback in its own
 //! tokio runtime, and the built `lightning_wall_filter.wasm` in the proxy-wasm test host with
 //! the sidecar's internal listener as its call-out cluster. Tests in `tests/tests/` drive
-//! requests through the filter and act as the visitor's wallet and browser. Test support code:
+//! requests through the filter and act as the visitor's wallet and browser. For kill -9 tests
+//! the sidecar runs in a child process instead ([`Wall::start_killable`]). Test support code:
 //! a failed setup step panics with what went wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -87,10 +89,43 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// How the sidecar runs.
+enum Sidecar {
+    /// In this process, on the harness's runtime: stopped gracefully.
+    InProcess(Running),
+    /// In a child process (this test binary re-executed, see [`serve_if_child`]): killable.
+    Process(Child),
+}
+
+/// The environment variable naming the config a re-executed test binary serves.
+const CHILD_CONFIG: &str = "LW_E2E_SIDECAR_CONFIG";
+
+/// The entry point of the sidecar's child process: when this test binary was re-executed by
+/// [`Wall::start_killable`], serves the sidecar (`lightning_wall::serve::start`, what the
+/// `serve` command runs) until the process is killed; otherwise returns at once. Call it from an
+/// ignored test named as given to `start_killable`.
+pub fn serve_if_child() {
+    let Ok(config) = std::env::var(CHILD_CONFIG) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let config = Config::load(std::path::Path::new(&config)).expect("the test config");
+        let _running = start(config).await.expect("the sidecar starts");
+        std::future::pending::<()>().await;
+    });
+}
+
 /// One sidecar and one host with the filter.
 pub struct Wall {
     rt: tokio::runtime::Runtime,
-    sidecar: Option<Running>,
+    sidecar: Option<Sidecar>,
+    /// The test the child process runs, for a killable sidecar.
+    child_entry: Option<String>,
     config_path: PathBuf,
     internal: String,
     public: String,
@@ -121,6 +156,12 @@ impl Wall {
 
     /// As [`Wall::start`], with the sidecar's challenge mint rate per client IP per minute.
     pub fn start_with(workers: usize, mint_per_min: u32) -> Wall {
+        let mut wall = Wall::start_with_sidecar(workers, mint_per_min, None);
+        wall.tick();
+        wall
+    }
+
+    fn start_with_sidecar(workers: usize, mint_per_min: u32, child_entry: Option<&str>) -> Wall {
         let dir = tempfile::tempdir().unwrap();
         let (internal, public, admin) = (free_port(), free_port(), free_port());
         let config_path = dir.path().join("lightning-wall.yaml");
@@ -145,6 +186,7 @@ impl Wall {
             .unwrap();
         let mut wall = Wall {
             sidecar: None,
+            child_entry: child_entry.map(str::to_owned),
             config_path,
             internal: format!("http://127.0.0.1:{internal}"),
             public: format!("http://127.0.0.1:{public}"),
@@ -167,7 +209,6 @@ impl Wall {
             _dir: dir,
         };
         wall.start_sidecar();
-        wall.tick();
         wall
     }
 
@@ -177,19 +218,65 @@ impl Wall {
         self.internal.trim_start_matches("http://")
     }
 
+    /// As [`Wall::start`], with the sidecar in a child process that [`Wall::kill_sidecar`]
+    /// kills with SIGKILL: this test binary re-executed to run only the ignored test `entry`,
+    /// which calls [`serve_if_child`].
+    pub fn start_killable(workers: usize, entry: &str) -> Wall {
+        let mut wall = Wall::start_with_sidecar(workers, 1000, Some(entry));
+        wall.tick();
+        wall
+    }
+
     /// Starts (or restarts) the sidecar on the same ports, store and dev node.
     pub fn start_sidecar(&mut self) {
         assert!(self.sidecar.is_none(), "sidecar already running");
-        let config = Config::load(&self.config_path).expect("the test config is valid");
-        let running = self.rt.block_on(start(config)).expect("the sidecar starts");
-        self.sidecar = Some(running);
+        let Some(entry) = self.child_entry.clone() else {
+            let config = Config::load(&self.config_path).expect("the test config is valid");
+            let running = self.rt.block_on(start(config)).expect("the sidecar starts");
+            self.sidecar = Some(Sidecar::InProcess(running));
+            return;
+        };
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args([entry.as_str(), "--exact", "--ignored", "--nocapture"])
+            .env(CHILD_CONFIG, &self.config_path)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("the test binary re-executes");
+        self.sidecar = Some(Sidecar::Process(child));
+        // Ready when its internal listener answers.
+        let ready = self.rt.block_on(async {
+            for _ in 0..400 {
+                let url = format!("{}/healthz", self.internal);
+                if self.http.get(&url).send().await.is_ok() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            false
+        });
+        assert!(ready, "the sidecar's child process never listened");
     }
 
-    /// Stops the sidecar (in-flight requests finish; then its ports refuse connections).
+    /// Stops the sidecar: in process, gracefully (in-flight requests finish; then its ports
+    /// refuse connections); in a child process, with SIGKILL.
     pub fn stop_sidecar(&mut self) {
-        if let Some(running) = self.sidecar.take() {
-            self.rt.block_on(running.shutdown());
+        match self.sidecar.take() {
+            Some(Sidecar::InProcess(running)) => self.rt.block_on(running.shutdown()),
+            Some(Sidecar::Process(mut child)) => {
+                child.kill().unwrap(); // SIGKILL on Unix: no shutdown code runs
+                child.wait().unwrap();
+            }
+            None => {}
         }
+    }
+
+    /// SIGKILLs the sidecar of a [`Wall::start_killable`] wall.
+    pub fn kill_sidecar(&mut self) {
+        assert!(
+            matches!(self.sidecar, Some(Sidecar::Process(_))),
+            "kill_sidecar needs a wall from start_killable"
+        );
+        self.stop_sidecar();
     }
 
     /// The sidecar's data dir (generated master keys, SQLite, the dev node's key).
@@ -351,11 +438,21 @@ impl Wall {
     pub fn node_state(&self, payment_hash: &str) -> InvoiceState {
         let mut hash = [0u8; 32];
         hex::decode_to_slice(payment_hash, &mut hash).unwrap();
-        let node = self
-            .sidecar
-            .as_ref()
-            .and_then(|s| s.dev_node.clone())
-            .expect("sidecar running with the dev node");
+        let node = match &self.sidecar {
+            Some(Sidecar::InProcess(running)) => running.dev_node.clone(),
+            // Another process's dev node: ask it over its dev endpoint.
+            Some(Sidecar::Process(_)) => {
+                return match self.dev_invoice_state(payment_hash) {
+                    (200, s) if s == "OPEN" => InvoiceState::Open,
+                    (200, s) if s == "ACCEPTED" => InvoiceState::Accepted,
+                    (200, s) if s == "SETTLED" => InvoiceState::Settled,
+                    (200, s) if s == "CANCELED" => InvoiceState::Canceled,
+                    other => panic!("dev invoice state: {other:?}"),
+                };
+            }
+            None => None,
+        }
+        .expect("sidecar running with the dev node");
         self.rt
             .block_on(node.lookup(&PaymentHash(hash)))
             .unwrap()

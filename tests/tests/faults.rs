@@ -2,7 +2,8 @@
 //! the filter makes while the sidecar is down reach it once it is back, the filter's clock
 //! jumping forward (a host resuming from suspend) expires tokens without breaking the limits'
 //! windows or forfeiting anyone, and its wall clock stepped back (NTP, an operator) neither
-//! forfeits anyone nor lets a revoked token back in.
+//! forfeits anyone nor lets a revoked token back in; and a sidecar killed with SIGKILL (its own
+//! process) loses no decision it acknowledged or the filter queued.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
@@ -169,4 +170,59 @@ fn a_backward_step_of_the_filters_wall_clock_forfeits_no_one_and_revives_no_revo
     }
     assert_eq!(status(&get(&mut wall, &calm)), Some(200));
     assert_eq!(wall.node_state(&calm_hash), InvoiceState::Accepted);
+}
+
+/// Not a test: the entry point of the sidecar's child process in the kill -9 test below (this
+/// binary re-executed with the sidecar's config in the environment; see `Wall::start_killable`).
+#[test]
+#[ignore = "runs only as the sidecar's child process of the kill -9 test"]
+fn sidecar_child_process() {
+    lightning_wall_e2e::serve_if_child();
+}
+
+#[test]
+fn a_sidecar_killed_with_sigkill_loses_no_decision_and_tokens_keep_working() {
+    let mut wall = Wall::start_killable(2, "sidecar_child_process");
+    let [
+        (trapped, trapped_hash),
+        (excused, excused_hash),
+        (browsing, browsing_hash),
+    ] = [0, 1, 2].map(|_| held(&mut wall));
+
+    // A trap path forfeits here and now; the next tick hands the verdict to the sidecar, which
+    // answers once the decision is stored, and is killed the moment it has answered: before or
+    // after it reached the node, the settle must happen exactly once.
+    let ex = wall
+        .send(&Request::get("/wp-login.php").header("authorization", format!("L402 {trapped}")));
+    assert_eq!(header(&ex, "x-lightning-wall-reason"), Some("forfeited"));
+    wall.tick();
+    wall.kill_sidecar();
+
+    // With the sidecar dead: issued tokens keep verifying locally, the forfeited one stays
+    // refused, a new visitor gets the route's failure mode, and a refund verdict is queued.
+    // (A refused token would get a fresh challenge, which needs the sidecar: the failure mode.)
+    assert_eq!(status(&get(&mut wall, &browsing)), Some(200));
+    let ex = get(&mut wall, &trapped);
+    assert_eq!(status(&ex), Some(503));
+    assert!(ex.upstream_request.is_none());
+    let ex = wall.send(&Request::get("/home").header("accept", "application/json"));
+    assert_eq!(status(&ex), Some(503));
+    let ex = wall.send_with(
+        &Request::get("/home").header("authorization", format!("L402 {excused}")),
+        verdict("refund"),
+    );
+    assert_eq!(status(&ex), Some(200));
+    assert!(get(&mut wall, &excused).upstream_request.is_none());
+    wall.tick(); // fails: nothing listens
+
+    // A new process on the same store and dev node: the acknowledged forfeit settles (at once
+    // or by the start-up reconciler), the queued refund cancels, the idle visitor is untouched.
+    wall.start_sidecar();
+    wall.tick();
+    wall.wait_node_state(&trapped_hash, InvoiceState::Settled);
+    wall.wait_node_state(&excused_hash, InvoiceState::Canceled);
+    assert_eq!(wall.node_state(&browsing_hash), InvoiceState::Accepted);
+    assert_eq!(status(&get(&mut wall, &browsing)), Some(200));
+    let ex = wall.send(&Request::get("/home").header("accept", "application/json"));
+    assert_eq!(status(&ex), Some(402));
 }
