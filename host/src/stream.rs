@@ -331,13 +331,14 @@ impl Vm {
         if !self.store.data().streams.contains_key(&id) {
             return None;
         }
-        if let Some(f) = &Arc::clone(&self.exports).on_log {
+        let ex = Arc::clone(&self.exports);
+        if let Some(f) = &ex.on_log {
             let _ = self.guest(id, |s| f.call(s, id as i32));
         }
-        if let Some(f) = &Arc::clone(&self.exports).on_done {
+        if let Some(f) = &ex.on_done {
             let _ = self.guest(id, |s| f.call(s, id as i32));
         }
-        if let Some(f) = &Arc::clone(&self.exports).on_delete {
+        if let Some(f) = &ex.on_delete {
             let _ = self.guest(id, |s| f.call(s, id as i32));
         }
         let d = self.store.data_mut();

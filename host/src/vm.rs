@@ -251,12 +251,13 @@ impl Vm {
             vm.guest(0, |s| init.call(s, ()))
                 .map_err(|_| trapped("_initialize"))?;
         }
-        if let Some(f) = Arc::clone(&vm.exports).on_context_create.as_ref() {
+        let ex = Arc::clone(&vm.exports);
+        if let Some(f) = &ex.on_context_create {
             vm.guest(ROOT_CONTEXT_ID, |s| f.call(s, (ROOT_CONTEXT_ID as i32, 0)))
                 .map_err(|_| trapped("proxy_on_context_create"))?;
         }
         let vm_config_len = vm.store.data().env.plugin.vm_configuration.len() as i32;
-        if let Some(f) = Arc::clone(&vm.exports).on_vm_start.as_ref() {
+        if let Some(f) = &ex.on_vm_start {
             let ok = vm
                 .guest(ROOT_CONTEXT_ID, |s| {
                     f.call(s, (ROOT_CONTEXT_ID as i32, vm_config_len))
@@ -267,7 +268,7 @@ impl Vm {
             }
         }
         let config_len = vm.store.data().env.plugin.configuration.len() as i32;
-        if let Some(f) = Arc::clone(&vm.exports).on_configure.as_ref() {
+        if let Some(f) = &ex.on_configure {
             vm.store.data_mut().in_configure = true;
             let r = vm.guest(ROOT_CONTEXT_ID, |s| {
                 f.call(s, (ROOT_CONTEXT_ID as i32, config_len))

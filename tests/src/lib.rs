@@ -156,9 +156,7 @@ impl Wall {
 
     /// As [`Wall::start`], with the sidecar's challenge mint rate per client IP per minute.
     pub fn start_with(workers: usize, mint_per_min: u32) -> Wall {
-        let mut wall = Wall::start_with_sidecar(workers, mint_per_min, None);
-        wall.tick();
-        wall
+        Wall::start_with_sidecar(workers, mint_per_min, None)
     }
 
     fn start_with_sidecar(workers: usize, mint_per_min: u32, child_entry: Option<&str>) -> Wall {
@@ -209,6 +207,7 @@ impl Wall {
             _dir: dir,
         };
         wall.start_sidecar();
+        wall.tick();
         wall
     }
 
@@ -222,9 +221,7 @@ impl Wall {
     /// kills with SIGKILL: this test binary re-executed to run only the ignored test `entry`,
     /// which calls [`serve_if_child`].
     pub fn start_killable(workers: usize, entry: &str) -> Wall {
-        let mut wall = Wall::start_with_sidecar(workers, 1000, Some(entry));
-        wall.tick();
-        wall
+        Wall::start_with_sidecar(workers, 1000, Some(entry))
     }
 
     /// Starts (or restarts) the sidecar on the same ports, store and dev node.
@@ -442,13 +439,10 @@ impl Wall {
             Some(Sidecar::InProcess(running)) => running.dev_node.clone(),
             // Another process's dev node: ask it over its dev endpoint.
             Some(Sidecar::Process(_)) => {
-                return match self.dev_invoice_state(payment_hash) {
-                    (200, s) if s == "OPEN" => InvoiceState::Open,
-                    (200, s) if s == "ACCEPTED" => InvoiceState::Accepted,
-                    (200, s) if s == "SETTLED" => InvoiceState::Settled,
-                    (200, s) if s == "CANCELED" => InvoiceState::Canceled,
-                    other => panic!("dev invoice state: {other:?}"),
-                };
+                let (code, state) = self.dev_invoice_state(payment_hash);
+                return InvoiceState::from_lnd_str(&state)
+                    .filter(|_| code == 200)
+                    .unwrap_or_else(|| panic!("dev invoice state: {code} {state}"));
             }
             None => None,
         }

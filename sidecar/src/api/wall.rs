@@ -63,8 +63,6 @@ pub(super) fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h
         .map(|(_, v)| v)
 }
 
-/// The deposit macaroon from `Authorization: L402 <b64>:[proof]` or the `lightning-wall`
-/// cookie, with a valid signature under one of our keys and `lw_mode=deposit`.
 /// A credential from the `Authorization` header or, without one, the wall cookie, whose
 /// macaroon carries our key ring's signature and caveats we can read. Its proof is not checked
 /// here: the deposit endpoints accept the empty proof, the rewards endpoint checks it.
@@ -124,6 +122,8 @@ pub(super) fn present(
     })
 }
 
+/// The deposit macaroon from `Authorization: L402 <b64>:[proof]` or the `lightning-wall`
+/// cookie, with a valid signature under one of our keys and `lw_mode=deposit`.
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let p = present(
         state,

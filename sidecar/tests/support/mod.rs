@@ -24,6 +24,11 @@ pub fn hash_of(c: &Value) -> [u8; 32] {
     hash
 }
 
+/// A deposit challenge's macaroon as a credential with the empty proof (`L402 <macaroon>:`).
+fn empty_proof(c: &Value) -> String {
+    format!("L402 {}:", c["macaroon"].as_str().unwrap())
+}
+
 impl LndSidecar {
     /// A sidecar on a fresh FakeLnd with one deposit route, `wall` (1,000 sat), whose deposits
     /// go idle after `idle_timeout` and whose reconciler runs every `reconcile_interval`.
@@ -94,10 +99,7 @@ routes:
                 "http://{}/.well-known/lightning-wall/deposit?wait={wait}",
                 self.running.public
             ))
-            .header(
-                "authorization",
-                format!("L402 {}:", c["macaroon"].as_str().unwrap()),
-            )
+            .header("authorization", empty_proof(c))
             .send()
             .await
             .unwrap()
@@ -148,10 +150,7 @@ routes:
                 "http://{}/.well-known/lightning-wall/leave",
                 self.running.public
             ))
-            .header(
-                "authorization",
-                format!("L402 {}:", c["macaroon"].as_str().unwrap()),
-            )
+            .header("authorization", empty_proof(c))
             .send()
             .await
             .unwrap()
