@@ -1,5 +1,5 @@
 //! FakeLnd's REST endpoints (test double of lnd's grpc-gateway): the macaroon check, the invoice
-//! calls, the NDJSON streams. Behaviour and messages follow `shared/reference/lightning-nodes.md`;
+//! calls, the NDJSON streams. Behaviour and messages follow `docs/lnd-rest.md`;
 //! nothing here may be more lenient than lnd, or the client's bugs would pass unnoticed.
 
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! **FakeLnd — a test double of lnd's REST API**, for lightning-wall's tests only. It is not a
 //! Lightning node: no channels, no chain, no money. It reproduces the wire contract written down
-//! in `shared/reference/lightning-nodes.md` (TLS with a CA-flagged self-signed cert, the
+//! in `docs/lnd-rest.md` (TLS with a CA-flagged self-signed cert, the
 //! `Grpc-Metadata-macaroon` check, protobuf-JSON, lnd's error messages, NDJSON streams) and gives
 //! tests the controls a real lnd cannot: pay an invoice, mine blocks, move time, cut streams,
 //! restart on the same port with the same state, regenerate the TLS cert.

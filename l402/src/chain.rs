@@ -1,4 +1,4 @@
-//! The macaroon signature chain (go-macaroon / libmacaroons key derivation, reference/l402-wire.md
+//! The macaroon signature chain (go-macaroon / libmacaroons key derivation, docs/wire-format.md
 //! "Signature chain"). Signatures are compared only in constant time; nothing here may log.
 
 use crate::hmac_sha256::hmac_once;

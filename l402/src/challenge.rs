@@ -1,5 +1,5 @@
 //! The `WWW-Authenticate` challenge of a 402: `L402 macaroon="<b64>", invoice="<bolt11>"`, the
-//! legacy `LSAT` form, and an optional `, version="0"` (reference/l402-wire.md "Challenge"). It
+//! legacy `LSAT` form, and an optional `, version="0"` (docs/wire-format.md "Challenge"). It
 //! must never emit `token=` alone: most clients in use match only `macaroon=` and `invoice=`.
 
 use crate::credential::Scheme;

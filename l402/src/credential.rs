@@ -1,6 +1,6 @@
 //! The credential a client presents: `Authorization: L402 <b64 macaroon>[,<b64>…]:<hex proof>`
 //! (also `LSAT`), or the `lightning-wall` cookie holding `<b64 macaroon>:<hex proof>`
-//! (reference/l402-wire.md "Credential"). Parsing is total: every input gives a value or a
+//! (docs/wire-format.md "Credential"). Parsing is total: every input gives a value or a
 //! typed error; nothing here may echo credential bytes into an error or a `Debug` string.
 
 use core::fmt;
@@ -16,7 +16,7 @@ use crate::macaroon::{MAX_MACAROON_LEN, Macaroon};
 pub const MAX_CREDENTIAL_LEN: usize = 8192;
 /// Most macaroons in one credential.
 pub const MAX_MACAROONS: usize = 4;
-/// Name of the cookie that carries the credential for browsers (DESIGN.md "Keys and tokens").
+/// Name of the cookie that carries the credential for browsers (docs/credentials.md).
 pub const COOKIE_NAME: &str = "lightning-wall";
 
 /// The authorization scheme.
@@ -230,7 +230,7 @@ impl Credential {
 
     /// Parses Aperture's gRPC form: `Macaroon: <hex macaroon>` (also sent as
     /// `Grpc-Metadata-Macaroon`), whose proof is in a `preimage=<64 hex>` caveat the client
-    /// appended (reference/l402-wire.md "Credential"). That caveat is an unknown condition to
+    /// appended (docs/wire-format.md "Credential"). That caveat is an unknown condition to
     /// the verifier, so it is skipped there; the chain covers it like any other caveat.
     pub fn from_macaroon_header(value: &[u8]) -> Result<Self, CredentialError> {
         let value = trim_ows(value);

@@ -1,5 +1,5 @@
 //! Base64 and hex as L402 uses them: emit standard padded base64 and lowercase hex; accept the
-//! four base64 variants and hex in either case (reference/l402-wire.md "Credential"). Decoding
+//! four base64 variants and hex in either case (docs/wire-format.md "Credential"). Decoding
 //! must stay bounded and canonical (no trailing bits), so one value has one accepted spelling
 //! per alphabet.
 

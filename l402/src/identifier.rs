@@ -1,5 +1,5 @@
 //! The 66-byte L402 macaroon identifier: version (2 bytes, big-endian, 0), payment hash, token id
-//! (reference/l402-wire.md "Identifier"). It must never accept a version it does not know.
+//! (docs/wire-format.md "Identifier"). It must never accept a version it does not know.
 
 use crate::keys::{PaymentHash, TokenId};
 

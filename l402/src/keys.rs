@@ -201,7 +201,7 @@ pub enum KeyRingError {
 
 /// The `HMAC("macaroons-key-generator", ·)` state, keyed once. go-macaroon and libmacaroons
 /// derive the chain's first key as HMAC-SHA256(key = "macaroons-key-generator", msg = root key)
-/// (reference/l402-wire.md); keying HMAC costs two SHA-256 blocks, so we do it once.
+/// (docs/wire-format.md); keying HMAC costs two SHA-256 blocks, so we do it once.
 #[derive(Clone)]
 pub(crate) struct KeyGenerator(KeyedHmac);
 
@@ -249,8 +249,8 @@ impl KeyEntry {
         &self.master
     }
 
-    /// The token's root key: HMAC-SHA256(master, sha256(identifier)) (DESIGN.md "Keys and
-    /// tokens"): every token gets its own key, as L402 requires, and stays verifiable without state.
+    /// The token's root key: HMAC-SHA256(master, sha256(identifier)) (docs/caveats.md "Keys"):
+    /// every token gets its own key, as L402 requires, and stays verifiable without state.
     pub fn root_key(&self, identifier: &[u8]) -> RootKey {
         RootKey(self.keyed.mac(&crate::hmac_sha256::sha256(identifier)))
     }
@@ -407,7 +407,7 @@ mod tests {
 
     #[test]
     fn preimage_hashes_to_the_reference_payment_hash() {
-        // reference/l402-wire.md test vector.
+        // docs/wire-format.md test vector.
         let hash = Preimage::from_bytes([1; 32]).payment_hash();
         assert_eq!(
             hash.to_hex(),

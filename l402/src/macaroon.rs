@@ -1,4 +1,4 @@
-//! Macaroon V2 binary codec (libmacaroons / go-macaroon layout, reference/l402-wire.md) with
+//! Macaroon V2 binary codec (libmacaroons / go-macaroon layout, docs/wire-format.md) with
 //! first-party caveats only. Decoding bounds every length and the total size and rejects
 //! trailing bytes; it must never accept a third-party caveat or panic on any input.
 
@@ -542,7 +542,7 @@ mod tests {
     use crate::keys::{PaymentHash, Preimage, TokenId};
     use proptest::prelude::*;
 
-    /// reference/l402-wire.md "Test vector (checked against pymacaroons)".
+    /// docs/wire-format.md "Test vector (checked against pymacaroons)".
     fn vector_identifier() -> [u8; 66] {
         let hash = Preimage::from_bytes([1; 32]).payment_hash();
         Identifier::new(hash, TokenId([2; 32])).encode()

@@ -1,5 +1,6 @@
 //! The lightning-wall sidecar: talks to the Lightning node, runs the deposit lifecycle, serves the
-//! wall's endpoints. Everything stateful lives here; the filter stays stateless.
+//! wall's endpoints. Everything durable lives here; the filter keeps only
+//! per-worker caches, counters and its copy of the revocation list, all rebuilt from the sidecar.
 
 pub mod api;
 pub mod clock;

@@ -2,7 +2,7 @@
 //!
 //! Backends: `lnd` (REST, production) and `dev` (an embedded development node for demos and
 //! tests). The deposit engine only ever talks to this trait, so it never learns which node it has.
-//! Semantics follow LND (see `shared/reference/lightning-nodes.md`): settle on OPEN fails, settle
+//! Semantics follow LND (see `docs/lnd-rest.md`): settle on OPEN fails, settle
 //! twice and cancel twice succeed, cancel after settle fails, a payment hash is never reused.
 
 pub mod dev;
