@@ -28,8 +28,9 @@ use crate::headers::HeaderMap;
 use crate::plugin::PluginConfig;
 use crate::runtime::Runtime;
 use crate::shared::HostShared;
+use crate::state::VmEnv;
 use crate::stream::{Message, StreamInfo};
-use crate::vm::{Vm, VmEnv};
+use crate::vm::Vm;
 
 /// How long a request may wait on the filter (paused, no progress) before the gateway gives up
 /// with a 504, like Envoy's stream idle timeout.
@@ -135,7 +136,7 @@ fn build(config: &GatewayConfig, runtime: Option<&Runtime>) -> anyhow::Result<Ga
             clock: Clock::system(),
             clusters: Arc::new(config.clusters.iter().map(|(n, _)| n.clone()).collect()),
             call_time_limit: Duration::from_secs(1),
-            memory_limit: crate::vm::DEFAULT_MEMORY_LIMIT,
+            memory_limit: crate::state::DEFAULT_MEMORY_LIMIT,
         };
         for w in 0..config.workers.max(1) {
             let vm = Vm::start(runtime, w, env.clone())

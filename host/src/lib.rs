@@ -2,7 +2,8 @@
 //! development gateway. Production always runs the filter inside Envoy; this host exists so the
 //! filter can be exercised where Envoy cannot be installed, and must never be mistaken for it.
 //!
-//! - [`runtime::Runtime`]: the compiled module; [`vm::Vm`]: one worker's instance.
+//! - [`runtime::Runtime`]: the compiled module; [`vm::Vm`]: one worker's instance, whose store
+//!   data ([`state::VmState`]) and requests ([`stream::StreamState`]) the host functions see.
 //! - [`testing::TestHost`]: a `proxytest`-style API (N workers, manual clock, call-out clusters).
 //! - [`gateway`]: the `lightning-wall-host serve` HTTP/1.1 development gateway.
 
@@ -18,6 +19,7 @@ pub mod plugin;
 mod properties;
 pub mod runtime;
 pub mod shared;
+pub mod state;
 pub mod stream;
 pub mod testing;
 pub mod vm;

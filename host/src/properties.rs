@@ -5,8 +5,8 @@
 
 use crate::abi::{self, Status};
 use crate::headers::HeaderMap;
+use crate::state::{ROOT_CONTEXT_ID, VmState};
 use crate::stream::StreamState;
-use crate::vm::{ROOT_CONTEXT_ID, VmState};
 
 enum Value<'a> {
     Str(&'a [u8]),

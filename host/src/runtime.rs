@@ -11,7 +11,7 @@ use std::time::Duration;
 use wasmtime::{Config, Engine, InstancePre, Linker, Module, OptLevel, ProfilingStrategy};
 
 use crate::error::HostError;
-use crate::vm::VmState;
+use crate::state::VmState;
 
 /// How often the epoch advances; a guest call's time limit is a whole number of these.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);

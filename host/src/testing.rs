@@ -21,8 +21,9 @@ use crate::headers::HeaderMap;
 use crate::plugin::{FailurePolicy, PluginConfig};
 use crate::runtime::Runtime;
 use crate::shared::{HostShared, LogEntry, MetricValue};
+use crate::state::VmEnv;
 use crate::stream::{LocalReply, Message, StreamInfo, StreamState};
-use crate::vm::{Vm, VmEnv};
+use crate::vm::Vm;
 
 /// Where the built `.wasm` files are: `$LIGHTNING_WALL_WASM_DIR` or `<workspace>/target/wasm`.
 pub fn wasm_dir() -> PathBuf {
@@ -70,7 +71,7 @@ impl TestHostBuilder {
             clock: Clock::manual(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
             clusters: Vec::new(),
             call_time_limit: Duration::from_secs(1),
-            memory_limit: crate::vm::DEFAULT_MEMORY_LIMIT,
+            memory_limit: crate::state::DEFAULT_MEMORY_LIMIT,
         }
     }
 

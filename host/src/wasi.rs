@@ -6,7 +6,7 @@
 use wasmtime::{Caller, Linker};
 
 use crate::abi::LogLevel;
-use crate::vm::VmState;
+use crate::state::VmState;
 
 type C<'a> = Caller<'a, VmState>;
 
