@@ -25,7 +25,9 @@ use crate::wire::{self, b64};
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/getinfo", get(get_info))
+        .route("/v1/balance/channels", get(channel_balance))
         .route("/v1/invoices", post(add_invoice))
+        .route("/v1/invoices/subscribe", get(subscribe_all))
         .route("/v1/invoice/{r_hash_str}", get(lookup_v1))
         .route("/v2/invoices/hodl", post(add_hold_invoice))
         .route("/v2/invoices/settle", post(settle))
@@ -117,6 +119,23 @@ async fn get_info(AxumState(shared): AxumState<Arc<Shared>>) -> Answer {
     })))
 }
 
+/// ChannelBalance (lnrpc.ChannelBalanceResponse, every field emitted): FakeLnd has no money, so
+/// every balance is zero. LNbits' LndRestWallet calls it at start-up as its health check.
+async fn channel_balance() -> Answer {
+    let zero = json!({"sat": "0", "msat": "0"});
+    Answer(Ok(json!({
+        "balance": "0",
+        "pending_open_balance": "0",
+        "local_balance": zero,
+        "remote_balance": zero,
+        "unsettled_local_balance": zero,
+        "unsettled_remote_balance": zero,
+        "pending_open_local_balance": zero,
+        "pending_open_remote_balance": zero,
+        "custom_channel_data": "",
+    })))
+}
+
 fn amount_msat(value: u64, value_msat: u64) -> Result<u64, LndError> {
     // lnrpc.UnmarshallAmt.
     match (value, value_msat) {
@@ -157,6 +176,7 @@ async fn add_invoice(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> 
             private: req.private,
             description_hash: req.description_hash,
         })?;
+        shared.announce(&[invoice.hash]);
         Ok(json!({
             "r_hash": b64(&invoice.hash),
             "payment_request": invoice.payment_request,
@@ -181,6 +201,7 @@ async fn add_hold_invoice(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes
             private: req.private,
             description_hash: req.description_hash,
         })?;
+        shared.announce(&[invoice.hash]);
         Ok(json!({
             "payment_request": invoice.payment_request,
             "add_index": invoice.add_index.to_string(),
@@ -315,6 +336,95 @@ fn stream_response(body: Body) -> Response {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// SubscribeInvoices (`GET /v1/invoices/subscribe?add_index=&settle_index=`): first the backlog
+/// (invoices added after a non-zero `add_index`, settled after a non-zero `settle_index`), then
+/// each add and each settle as it happens. Never ACCEPTED or CANCELED: lnd keeps them from
+/// all-invoice subscribers "for backwards compatibility" (invoices/invoiceregistry.go). The
+/// stream never closes by itself; `drop_streams` cuts it.
+async fn subscribe_all(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut sent_add = 0u64;
+    let mut sent_settle = 0u64;
+    for (key, value) in form_urlencoded_pairs(&query.unwrap_or_default()) {
+        let index = match value.parse::<u64>() {
+            Ok(index) => index,
+            Err(_) => {
+                return lnd_error(&LndError::invalid(format!(
+                    "{key}: invalid value for uint64 field: {value:?}"
+                )));
+            }
+        };
+        match key.as_str() {
+            "add_index" => sent_add = index,
+            "settle_index" => sent_settle = index,
+            other => {
+                return lnd_error(&LndError::invalid(format!(
+                    "failed to populate field: no field {other:?} found in InvoiceSubscription"
+                )));
+            }
+        }
+    }
+    // lnd only replays a backlog for an index the client named; 0 means "from now on".
+    {
+        let db = shared.db();
+        if sent_add == 0 {
+            sent_add = db.next_add_index.saturating_sub(1);
+        }
+        if sent_settle == 0 {
+            sent_settle = db.next_settle_index.saturating_sub(1);
+        }
+    }
+    let mut changes = shared.changes.subscribe();
+    let mut kill = shared.kill_streams.subscribe();
+    let stream = async_stream::stream! {
+        loop {
+            let due: Vec<Value> = {
+                let mut db = shared.db();
+                let changed = db.sweep();
+                let mut due: Vec<(u64, u64, Value)> = db
+                    .invoices
+                    .values()
+                    .filter(|i| {
+                        i.add_index > sent_add
+                            || (i.state == State::Settled && i.settle_index > sent_settle)
+                    })
+                    .map(|i| (i.add_index, i.settle_index, wire::invoice_json(i)))
+                    .collect();
+                drop(db);
+                shared.announce(&changed);
+                due.sort_by_key(|(add, settle, _)| (*settle, *add));
+                due.into_iter()
+                    .map(|(add, settle, invoice)| {
+                        sent_add = sent_add.max(add);
+                        if settle > 0 {
+                            sent_settle = sent_settle.max(settle);
+                        }
+                        invoice
+                    })
+                    .collect()
+            };
+            for invoice in due {
+                yield Ok::<Bytes, std::io::Error>(ndjson_line(&json!({"result": invoice})));
+            }
+            tokio::select! {
+                biased;
+                _ = kill.changed() => {
+                    yield Err(std::io::Error::other("fake-lnd: stream dropped by the test"));
+                    return;
+                }
+                changed = changes.recv() => {
+                    if matches!(changed, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    stream_response(Body::from_stream(stream))
 }
 
 /// SubscribeSingleInvoice: the current state first (if the invoice exists; lnd waits for an

@@ -72,7 +72,9 @@ pub fn http_status(code: u16) -> u16 {
     }
 }
 
-// Every documented field is accepted (lnd would), even those the double does not act on.
+// AddInvoice takes a whole `lnrpc.Invoice` (lnrpc/lightning.proto): every field of it is
+// accepted, as lnd does, even the output-only ones it ignores (`r_hash`, `settled`, `state`…;
+// LNbits' LndRestWallet sends `r_hash` with `r_preimage`). The double acts only on the inputs.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
@@ -81,6 +83,40 @@ pub struct AddInvoiceRequest {
     pub memo: String,
     #[serde(default, deserialize_with = "bytes")]
     pub r_preimage: Vec<u8>,
+    #[serde(default, deserialize_with = "bytes")]
+    pub r_hash: Vec<u8>,
+    #[serde(default)]
+    pub settled: bool,
+    #[serde(default, deserialize_with = "int64")]
+    pub creation_date: u64,
+    #[serde(default, deserialize_with = "int64")]
+    pub settle_date: u64,
+    #[serde(default)]
+    pub payment_request: String,
+    #[serde(default, deserialize_with = "int64")]
+    pub add_index: u64,
+    #[serde(default, deserialize_with = "int64")]
+    pub settle_index: u64,
+    #[serde(default, deserialize_with = "int64")]
+    pub amt_paid: u64,
+    #[serde(default, deserialize_with = "int64")]
+    pub amt_paid_sat: u64,
+    #[serde(default, deserialize_with = "int64")]
+    pub amt_paid_msat: u64,
+    #[serde(default)]
+    pub state: Value,
+    #[serde(default)]
+    pub htlcs: Vec<Value>,
+    #[serde(default)]
+    pub features: Value,
+    #[serde(default, deserialize_with = "bytes")]
+    pub payment_addr: Vec<u8>,
+    #[serde(default)]
+    pub amp_invoice_state: Value,
+    #[serde(default)]
+    pub is_blinded: bool,
+    #[serde(default)]
+    pub blinded_path_config: Value,
     #[serde(default, deserialize_with = "int64")]
     pub value: u64,
     #[serde(default, deserialize_with = "int64")]
