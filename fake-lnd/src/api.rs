@@ -266,7 +266,7 @@ async fn lookup_v2(AxumState(shared): AxumState<Arc<Shared>>, RawQuery(query): R
             }
         }
         let text = hash_text.unwrap_or_default();
-        let bytes = wire::decode_base64(&text).ok_or_else(|| {
+        let bytes = wire::decode_url_bytes(&text).ok_or_else(|| {
             LndError::invalid(format!(
                 "payment_hash: invalid base64 {text:?}: illegal base64 data"
             ))
@@ -327,6 +327,35 @@ fn ndjson_line(value: &Value) -> Bytes {
     let mut line = serde_json::to_vec(value).unwrap_or_default();
     line.push(b'\n');
     Bytes::from(line)
+}
+
+/// An error a streaming RPC itself returns (the gateway has parsed the request): grpc-gateway's
+/// ForwardResponseStream writes `{"error": {code, message, details}}`, with the HTTP status mapped
+/// from the code since no message went before it. Request parsing errors stay unary-shaped.
+fn stream_error(error: &LndError) -> Response {
+    let status = StatusCode::from_u16(wire::http_status(error.code))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        axum::Json(json!({"error": wire::error_body(error)})),
+    )
+        .into_response()
+}
+
+/// lnd writes a stream's response head only together with its first message (grpc-gateway's
+/// ForwardResponseStream): a client waiting for the head of a quiet stream sees nothing at all.
+async fn stream_reply<S>(stream: S) -> Response
+where
+    S: futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+{
+    use futures_util::StreamExt;
+    let mut stream = Box::pin(stream);
+    match stream.next().await {
+        Some(first) => stream_response(Body::from_stream(
+            futures_util::stream::iter([first]).chain(stream),
+        )),
+        None => stream_response(Body::empty()),
+    }
 }
 
 fn stream_response(body: Body) -> Response {
@@ -424,7 +453,7 @@ async fn subscribe_all(
             }
         }
     };
-    stream_response(Body::from_stream(stream))
+    stream_reply(stream).await
 }
 
 /// SubscribeSingleInvoice: the current state first (if the invoice exists; lnd waits for an
@@ -434,7 +463,7 @@ async fn subscribe_single(
     AxumState(shared): AxumState<Arc<Shared>>,
     Path(r_hash): Path<String>,
 ) -> Response {
-    let hash = match wire::decode_base64(&r_hash)
+    let hash = match wire::decode_url_bytes(&r_hash)
         .ok_or_else(|| LndError::invalid(format!("r_hash: illegal base64 data {r_hash:?}")))
         .and_then(|b| wire::hash32(&b))
     {
@@ -486,7 +515,7 @@ async fn subscribe_single(
             }
         }
     };
-    stream_response(Body::from_stream(stream))
+    stream_reply(stream).await
 }
 
 /// SendPaymentV2: pays invoices of simulated remote nodes whose preimage the test registered
@@ -496,11 +525,14 @@ async fn subscribe_single(
 /// failure it is a new attempt.
 async fn send_payment(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
     let behaviour = shared.payment_behaviour();
+    let req: wire::SendPaymentRequest = match wire::parse_body(&body) {
+        Ok(req) => req,
+        Err(error) => return lnd_error(&error),
+    };
     let prepared = (|| {
-        let req: wire::SendPaymentRequest = wire::parse_body(&body)?;
-        if req.timeout_seconds <= 0 {
-            return Err(LndError::invalid("timeout_seconds must be specified"));
-        }
+        // `timeout_seconds` 0 (or absent) means lnd's default of 60 s (routerrpc/router.proto,
+        // router_server.go SendPaymentV2); it is not an error. The double resolves payments
+        // without routing, so it has no attempt timeout to apply.
         let invoice: lightning_invoice::Bolt11Invoice = req
             .payment_request
             .parse()
@@ -548,13 +580,13 @@ async fn send_payment(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) ->
     })();
     let (hash, no_inflight) = match prepared {
         Ok(ok) => ok,
-        Err(error) => return lnd_error(&error),
+        Err(error) => return stream_error(&error),
     };
     shared.announce(&[hash]);
     let lose = shared
         .lose_send_streams
         .load(std::sync::atomic::Ordering::SeqCst);
-    payment_stream(shared, hash, no_inflight, lose)
+    payment_stream(shared, hash, no_inflight, lose).await
 }
 
 /// TrackPaymentV2: the payment's current state, then its final one; refused for a hash this
@@ -564,7 +596,7 @@ async fn track_payment(
     Path(payment_hash): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let hash = match wire::decode_base64(&payment_hash)
+    let hash = match wire::decode_url_bytes(&payment_hash)
         .ok_or_else(|| {
             LndError::invalid(format!(
                 "payment_hash: illegal base64 data {payment_hash:?}"
@@ -576,7 +608,7 @@ async fn track_payment(
         Err(error) => return lnd_error(&error),
     };
     if !shared.db().payments.contains_key(&hash) {
-        return lnd_error(&LndError {
+        return stream_error(&LndError {
             code: 5,
             message: PAYMENT_NOT_INITIATED.to_owned(),
         });
@@ -584,13 +616,18 @@ async fn track_payment(
     let no_inflight = form_urlencoded_pairs(query.as_deref().unwrap_or(""))
         .iter()
         .any(|(k, v)| k == "no_inflight_updates" && v == "true");
-    payment_stream(shared, hash, no_inflight, false)
+    payment_stream(shared, hash, no_inflight, false).await
 }
 
 /// A payment's NDJSON stream: IN_FLIGHT (unless `no_inflight`), then the final state, then the
 /// end. `lose` cuts the connection before the final state, as a dying proxy would; the payment
 /// itself goes on.
-fn payment_stream(shared: Arc<Shared>, hash: [u8; 32], no_inflight: bool, lose: bool) -> Response {
+async fn payment_stream(
+    shared: Arc<Shared>,
+    hash: [u8; 32],
+    no_inflight: bool,
+    lose: bool,
+) -> Response {
     let mut changes = shared.changes.subscribe();
     let mut kill = shared.kill_streams.subscribe();
     let stream = async_stream::stream! {
@@ -625,5 +662,5 @@ fn payment_stream(shared: Arc<Shared>, hash: [u8; 32], no_inflight: bool, lose: 
             }
         }
     };
-    stream_response(Body::from_stream(stream))
+    stream_reply(stream).await
 }

@@ -106,6 +106,8 @@ pub const ALREADY_CANCELED: &str = "invoice already canceled";
 
 /// lnd v0.21 `routing.MinCLTVDelta`, default `cltv_expiry` and `holdexpirydelta`.
 pub const MIN_CLTV_DELTA: u64 = 24;
+/// `invoices.MaxFinalCltvDelta` (math.MaxUint16).
+pub const MAX_FINAL_CLTV_DELTA: u64 = 65_535;
 pub const DEFAULT_CLTV_EXPIRY: u64 = 80;
 pub const DEFAULT_EXPIRY: u64 = 86_400;
 
@@ -229,9 +231,16 @@ impl Db {
         if self.invoices.contains_key(&new.hash) {
             return Err(LndError::unknown(DUPLICATE));
         }
+        // lnrpc/invoicesrpc/addinvoice.go, word for word.
+        if new.cltv_expiry > MAX_FINAL_CLTV_DELTA {
+            return Err(LndError::unknown(format!(
+                "CLTV delta of {} is too large, max accepted is: {MAX_FINAL_CLTV_DELTA}",
+                new.cltv_expiry
+            )));
+        }
         if new.cltv_expiry < MIN_CLTV_DELTA {
             return Err(LndError::unknown(format!(
-                "CLTV delta of {} is too low, minimum is {MIN_CLTV_DELTA}",
+                "CLTV delta of {} must be greater than minimum of {MIN_CLTV_DELTA}",
                 new.cltv_expiry
             )));
         }

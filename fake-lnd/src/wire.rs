@@ -34,6 +34,15 @@ pub fn bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         .ok_or_else(|| serde::de::Error::custom(format!("invalid value for bytes field: {text:?}")))
 }
 
+/// bytes in a URL path or query: grpc-gateway's `runtime.Bytes` tries padded standard base64,
+/// then padded URL-safe base64, and nothing else (an unpadded hash is refused, unlike in bodies).
+pub fn decode_url_bytes(text: &str) -> Option<Vec<u8>> {
+    STANDARD
+        .decode(text)
+        .or_else(|_| URL_SAFE.decode(text))
+        .ok()
+}
+
 pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
     [STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD]
         .iter()

@@ -95,7 +95,10 @@ impl Lnbits {
                 .env("LNBITS_BACKEND_WALLET_CLASS", "LndRestWallet")
                 .env("LND_REST_ENDPOINT", fake.url())
                 .env("LND_REST_CERT", &cert)
-                .env("LND_REST_MACAROON", hex::encode(std::fs::read(&macaroon).unwrap()))
+                .env(
+                    "LND_REST_MACAROON",
+                    hex::encode(std::fs::read(&macaroon).unwrap()),
+                )
                 .env("LNBITS_ADMIN_UI", "false")
                 .env("LNBITS_EXTENSIONS_MANIFESTS", "[]")
                 .env("LNBITS_WASM_EXTENSIONS_MANIFESTS", "[]")
@@ -237,7 +240,10 @@ fn fresh() -> ([u8; 32], [u8; 32]) {
 // ---- the scenarios ----
 
 /// LndRestWallet.create_hold_invoice → AddHoldInvoice with `value` in sat and `private: true`.
-async fn a_hold_invoice_from_lnbits_is_an_open_hold_invoice_on_lnd(lnbits: &Lnbits, fake: &FakeLnd) {
+async fn a_hold_invoice_from_lnbits_is_an_open_hold_invoice_on_lnd(
+    lnbits: &Lnbits,
+    fake: &FakeLnd,
+) {
     let wallet = lnbits.wallet("hold-open").await;
     let (_, hash) = fresh();
     let payment = lnbits.hold_invoice(&wallet, &hash, 10).await;
@@ -343,10 +349,7 @@ async fn lnbits_cancels_a_held_invoice_on_lnd_with_the_admin_key(lnbits: &Lnbits
         .await;
     assert_eq!(status, 200, "{answer} {}", log_tail(&lnbits.log));
     assert_eq!(fake.invoice(hash).unwrap().state, "CANCELED");
-    assert_eq!(
-        lnbits.payment_state(&wallet, &hash).await["paid"],
-        false
-    );
+    assert_eq!(lnbits.payment_state(&wallet, &hash).await["paid"], false);
     assert_eq!(
         lnbits.payment_state(&wallet, &hash).await["status"],
         "failed"
@@ -379,7 +382,10 @@ async fn settling_an_unpaid_hold_invoice_is_refused_by_lnd_through_lnbits(
 
 /// A normal invoice: LNbits picks the preimage itself (AddInvoice with its own `r_preimage`),
 /// and learns that it was paid from SubscribeInvoices.
-async fn a_normal_invoice_from_lnbits_is_settled_on_lnd_and_seen_paid(lnbits: &Lnbits, fake: &FakeLnd) {
+async fn a_normal_invoice_from_lnbits_is_settled_on_lnd_and_seen_paid(
+    lnbits: &Lnbits,
+    fake: &FakeLnd,
+) {
     let wallet = lnbits.wallet("normal").await;
     let (status, payment) = lnbits
         .post(
