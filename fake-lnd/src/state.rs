@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bitcoin::hashes::{Hash, sha256};
-use bitcoin::secp256k1::{Secp256k1, SecretKey};
-use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
+use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use lightning_invoice::{
+    Currency, InvoiceBuilder, PaymentSecret, RouteHint, RouteHintHop, RoutingFees,
+};
 use sha2::{Digest, Sha256};
 
 /// lnd's invoice states (`lnrpc.Invoice.InvoiceState`).
@@ -121,6 +123,25 @@ pub struct NewInvoice {
     pub private: bool,
     pub description_hash: Vec<u8>,
 }
+
+/// The route hint of FakeLnd's one pretend private channel.
+pub fn private_channel_hint(secp: &Secp256k1<bitcoin::secp256k1::All>) -> RouteHint {
+    let peer = SecretKey::from_slice(&[0x42; 32]).expect("a valid secret key");
+    RouteHint(vec![RouteHintHop {
+        src_node_id: PublicKey::from_secret_key(secp, &peer),
+        short_channel_id: PRIVATE_CHANNEL_ID,
+        fees: RoutingFees {
+            base_msat: 1_000,
+            proportional_millionths: 1,
+        },
+        cltv_expiry_delta: 40,
+        htlc_minimum_msat: None,
+        htlc_maximum_msat: None,
+    }])
+}
+
+/// The channel FakeLnd's HTLCs arrive on (`chan_id` in invoice HTLCs).
+pub const PRIVATE_CHANNEL_ID: u64 = 128_642_860_515_328;
 
 pub struct Db {
     pub network: String,
@@ -259,6 +280,14 @@ impl Db {
             builder
         };
         let secp = Secp256k1::new();
+        // `private`: lnd adds a route hint for each of its private channels (lightning.proto,
+        // Invoice.private); the double pretends to have one, to a fixed peer, with the channel id
+        // its HTLCs report.
+        let builder = if new.private {
+            builder.private_route(private_channel_hint(&secp))
+        } else {
+            builder
+        };
         let payment_request = builder
             .build_signed(|m| secp.sign_ecdsa_recoverable(m, &self.key))
             .map_err(|e| LndError::unknown(format!("{e}")))?

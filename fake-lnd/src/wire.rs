@@ -227,7 +227,7 @@ pub fn invoice_json(invoice: &Invoice) -> Value {
         .iter()
         .map(|h| {
             json!({
-                "chan_id": "128642860515328",
+                "chan_id": crate::state::PRIVATE_CHANNEL_ID.to_string(),
                 "htlc_index": "0",
                 "amt_msat": h.amt_msat.to_string(),
                 "accept_height": h.accept_height,

@@ -622,6 +622,46 @@ async fn fake_lnd_refuses_standard_base64_in_a_query_and_calls_without_a_macaroo
     assert_eq!(body["message"], "expected 1 macaroon, got 0");
 }
 
+#[tokio::test]
+async fn private_asks_lnd_for_route_hints_to_its_private_channels() {
+    let fake = FakeLnd::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hints = |bolt11: &str| {
+        bolt11
+            .parse::<lightning_invoice::Bolt11Invoice>()
+            .unwrap()
+            .route_hints()
+    };
+    let public = LndNode::connect(config_for(&fake, dir.path()))
+        .await
+        .unwrap();
+    let created = public
+        .create_hold_invoice(&PaymentHash([0x61; 32]), &request(1_000))
+        .await
+        .unwrap();
+    assert!(hints(&created.payment_request).is_empty());
+    assert!(!fake.requests().is_empty());
+    let private = LndNode::connect(LndConfig {
+        private: true,
+        ..config_for(&fake, dir.path())
+    })
+    .await
+    .unwrap();
+    let hold = private
+        .create_hold_invoice(&PaymentHash([0x62; 32]), &request(1_000))
+        .await
+        .unwrap();
+    let normal = private
+        .create_invoice(&Preimage([0x63; 32]), &request(1_000))
+        .await
+        .unwrap();
+    for created in [hold, normal] {
+        let hints = hints(&created.payment_request);
+        assert_eq!(hints.len(), 1, "{}", created.payment_request);
+        assert_eq!(hints[0].0[0].short_channel_id, 128_642_860_515_328);
+    }
+}
+
 /// A plain HTTP client that trusts FakeLnd's pinned certificate, for the fidelity checks below.
 fn raw_client(config: &LndConfig) -> reqwest::Client {
     let tls = pinned_cert::client_config(&config.tls_cert_path).unwrap();
