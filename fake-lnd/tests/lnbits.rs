@@ -406,6 +406,68 @@ async fn a_normal_invoice_from_lnbits_is_settled_on_lnd_and_seen_paid(
     assert_eq!(lnbits.payment_state(&wallet, &hash).await["paid"], true);
 }
 
+/// A BOLT11 invoice of another (simulated) regtest node, for `preimage`'s hash.
+fn outside_invoice(preimage: &[u8; 32], amount_msat: u64) -> String {
+    use bitcoin::hashes::{Hash, sha256};
+    use bitcoin::secp256k1::{Secp256k1, SecretKey};
+    use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
+    let key = SecretKey::from_slice(&rand::random::<[u8; 32]>()).unwrap();
+    let secp = Secp256k1::new();
+    InvoiceBuilder::new(Currency::Regtest)
+        .description("reward".to_owned())
+        .payment_hash(sha256::Hash::hash(preimage))
+        .payment_secret(PaymentSecret(rand::random()))
+        .current_timestamp()
+        .min_final_cltv_expiry_delta(80)
+        .amount_milli_satoshis(amount_msat)
+        .build_signed(|m| secp.sign_ecdsa_recoverable(m, &key))
+        .unwrap()
+        .to_string()
+}
+
+/// Paying out (what rewards need): LNbits pays an outside invoice through SendPaymentV2 with
+/// the admin key, reads the outcome from the stream's one line, and debits the wallet.
+async fn lnbits_pays_an_outside_invoice_through_send_payment_v2(lnbits: &Lnbits, fake: &FakeLnd) {
+    let wallet = lnbits.wallet("payer").await;
+    let (status, funding) = lnbits
+        .post(
+            &wallet.invoice_key,
+            "/api/v1/payments",
+            json!({"out": false, "amount": 20, "unit": "sat", "memo": "funding"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{funding}");
+    fake.pay_request(funding["bolt11"].as_str().unwrap())
+        .unwrap();
+    lnbits.wait_balance(&wallet, 20_000).await;
+    let (preimage, hash) = fresh();
+    fake.add_remote_preimage(preimage);
+    let bolt11 = outside_invoice(&preimage, 5_000);
+    // The invoice key cannot pay: nothing reaches lnd.
+    let (status, _) = lnbits
+        .post(
+            &wallet.invoice_key,
+            "/api/v1/payments",
+            json!({"out": true, "bolt11": bolt11}),
+        )
+        .await;
+    assert!(status == 401 || status == 403, "{status}");
+    assert!(fake.payment(hash).is_none());
+    let (status, paid) = lnbits
+        .post(
+            &wallet.admin_key,
+            "/api/v1/payments",
+            json!({"out": true, "bolt11": bolt11}),
+        )
+        .await;
+    assert_eq!(status, 201, "{paid} {}", log_tail(&lnbits.log));
+    assert_eq!(paid["status"], "success", "{paid}");
+    assert_eq!(paid["preimage"], hex::encode(preimage), "{paid}");
+    let on_lnd = fake.payment(hash).expect("a SendPaymentV2 on lnd");
+    assert_eq!((on_lnd.status, on_lnd.attempts), ("SUCCEEDED", 1));
+    lnbits.wait_balance(&wallet, 15_000).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lnbits_1_6_2_runs_on_fake_lnd_as_its_lnd_rest_funding_source() {
     let fake = FakeLnd::start().await.unwrap();
@@ -417,4 +479,5 @@ async fn lnbits_1_6_2_runs_on_fake_lnd_as_its_lnd_rest_funding_source() {
     lnbits_cancels_a_held_invoice_on_lnd_with_the_admin_key(&lnbits, &fake).await;
     settling_an_unpaid_hold_invoice_is_refused_by_lnd_through_lnbits(&lnbits, &fake).await;
     a_normal_invoice_from_lnbits_is_settled_on_lnd_and_seen_paid(&lnbits, &fake).await;
+    lnbits_pays_an_outside_invoice_through_send_payment_v2(&lnbits, &fake).await;
 }
