@@ -257,7 +257,8 @@ async fn lookup_v2(AxumState(shared): AxumState<Arc<Shared>>, RawQuery(query): R
         for (key, value) in form_urlencoded_pairs(&query) {
             match key.as_str() {
                 "payment_hash" => hash_text = Some(value),
-                "lookup_modifier" => {}
+                // The rest of LookupInvoiceMsg (invoicesrpc/invoices.proto): accepted, unused.
+                "payment_addr" | "set_id" | "lookup_modifier" => {}
                 other => {
                     return Err(LndError::invalid(format!(
                         "failed to populate field: no field {other:?} found in LookupInvoiceMsg"

@@ -189,7 +189,8 @@ pub struct CancelRequest {
     pub payment_hash: Vec<u8>,
 }
 
-/// routerrpc.SendPaymentRequest: the fields the double acts on, the rest accepted and ignored.
+/// routerrpc.SendPaymentRequest (lnrpc/routerrpc/router.proto): every documented field accepted,
+/// as lnd does; the double acts on a few and ignores the rest.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
@@ -218,6 +219,30 @@ pub struct SendPaymentRequest {
     pub outgoing_chan_ids: Vec<Value>,
     #[serde(default)]
     pub time_pref: f64,
+    #[serde(default, deserialize_with = "bytes")]
+    pub dest: Vec<u8>,
+    #[serde(default, deserialize_with = "bytes")]
+    pub payment_hash: Vec<u8>,
+    #[serde(default)]
+    pub final_cltv_delta: i64,
+    #[serde(default)]
+    pub route_hints: Vec<Value>,
+    #[serde(default)]
+    pub dest_custom_records: Value,
+    #[serde(default, deserialize_with = "bytes")]
+    pub last_hop_pubkey: Vec<u8>,
+    #[serde(default)]
+    pub dest_features: Vec<Value>,
+    #[serde(default, deserialize_with = "bytes")]
+    pub payment_addr: Vec<u8>,
+    #[serde(default, deserialize_with = "int64")]
+    pub max_shard_size_msat: u64,
+    #[serde(default)]
+    pub amp: bool,
+    #[serde(default)]
+    pub cancelable: bool,
+    #[serde(default)]
+    pub first_hop_custom_records: Value,
 }
 
 /// mpp amounts as lnd reports them: `value` in whole sats, `value_msat` exact.
