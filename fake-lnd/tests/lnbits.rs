@@ -35,7 +35,8 @@ struct Lnbits {
     _process: KillOnDrop,
 }
 
-/// An LNbits wallet: its id and the two keys LNbits gives every wallet.
+/// An LNbits wallet: the two keys LNbits gives every wallet (invoice key: create and read;
+/// admin key: also settle, cancel and pay).
 struct Wallet {
     invoice_key: String,
     admin_key: String,
