@@ -7,6 +7,7 @@
 //! whole test, each scenario uses its own LNbits wallet.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,11 +19,15 @@ use sha2::{Digest, Sha256};
 /// Long enough for LNbits' invoice listener to see a settle on a busy machine.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// Kills LNbits even when an assertion fails first.
+/// Kills LNbits even when an assertion fails first: its whole process group, since LNbits runs
+/// its server in a child process (`lnbits/server.py`, multiprocessing) that would outlive it.
 struct KillOnDrop(Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -90,6 +95,8 @@ impl Lnbits {
         let process = KillOnDrop(
             Command::new(venv.join("bin/lnbits"))
                 .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                // Its own process group, so that KillOnDrop reaches the server process too.
+                .process_group(0)
                 // LNbits serves its static files relative to the working directory.
                 .current_dir(&site_packages)
                 .env("LNBITS_DATA_FOLDER", &data)
