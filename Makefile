@@ -36,10 +36,12 @@ $(CONFORMANCE_WASM_UNKNOWN): $(CONFORMANCE_SRCS) scripts/build-wasm.sh
 ## flows over HTTP and in a headless browser
 test: test-deps lint wasm unit validate-configs demo-check browser-test
 
-## test-deps: tools the tests need that a fresh machine lacks (pymacaroons for the cross-check)
+## test-deps: tools the tests need that a fresh machine lacks (pymacaroons for the cross-check;
+## the pinned LNbits in target/lnbits-venv for fake-lnd/tests/lnbits.rs, ~90 s once, then cached)
 test-deps:
 	@python3 -c 'import pymacaroons' 2>/dev/null || \
 	  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check 'pymacaroons==0.13.0'
+	@scripts/lnbits-venv.sh >/dev/null
 
 lint: fmt clippy clippy-wasm
 

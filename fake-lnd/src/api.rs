@@ -25,7 +25,9 @@ use crate::wire::{self, b64};
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/getinfo", get(get_info))
+        .route("/v1/balance/channels", get(channel_balance))
         .route("/v1/invoices", post(add_invoice))
+        .route("/v1/invoices/subscribe", get(subscribe_all))
         .route("/v1/invoice/{r_hash_str}", get(lookup_v1))
         .route("/v2/invoices/hodl", post(add_hold_invoice))
         .route("/v2/invoices/settle", post(settle))
@@ -117,6 +119,23 @@ async fn get_info(AxumState(shared): AxumState<Arc<Shared>>) -> Answer {
     })))
 }
 
+/// ChannelBalance (lnrpc.ChannelBalanceResponse, every field emitted): FakeLnd has no money, so
+/// every balance is zero. LNbits' LndRestWallet calls it at start-up as its health check.
+async fn channel_balance() -> Answer {
+    let zero = json!({"sat": "0", "msat": "0"});
+    Answer(Ok(json!({
+        "balance": "0",
+        "pending_open_balance": "0",
+        "local_balance": zero,
+        "remote_balance": zero,
+        "unsettled_local_balance": zero,
+        "unsettled_remote_balance": zero,
+        "pending_open_local_balance": zero,
+        "pending_open_remote_balance": zero,
+        "custom_channel_data": "",
+    })))
+}
+
 fn amount_msat(value: u64, value_msat: u64) -> Result<u64, LndError> {
     // lnrpc.UnmarshallAmt.
     match (value, value_msat) {
@@ -157,6 +176,7 @@ async fn add_invoice(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> 
             private: req.private,
             description_hash: req.description_hash,
         })?;
+        shared.announce(&[invoice.hash]);
         Ok(json!({
             "r_hash": b64(&invoice.hash),
             "payment_request": invoice.payment_request,
@@ -181,6 +201,7 @@ async fn add_hold_invoice(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes
             private: req.private,
             description_hash: req.description_hash,
         })?;
+        shared.announce(&[invoice.hash]);
         Ok(json!({
             "payment_request": invoice.payment_request,
             "add_index": invoice.add_index.to_string(),
@@ -236,7 +257,8 @@ async fn lookup_v2(AxumState(shared): AxumState<Arc<Shared>>, RawQuery(query): R
         for (key, value) in form_urlencoded_pairs(&query) {
             match key.as_str() {
                 "payment_hash" => hash_text = Some(value),
-                "lookup_modifier" => {}
+                // The rest of LookupInvoiceMsg (invoicesrpc/invoices.proto): accepted, unused.
+                "payment_addr" | "set_id" | "lookup_modifier" => {}
                 other => {
                     return Err(LndError::invalid(format!(
                         "failed to populate field: no field {other:?} found in LookupInvoiceMsg"
@@ -245,7 +267,7 @@ async fn lookup_v2(AxumState(shared): AxumState<Arc<Shared>>, RawQuery(query): R
             }
         }
         let text = hash_text.unwrap_or_default();
-        let bytes = wire::decode_base64(&text).ok_or_else(|| {
+        let bytes = wire::decode_url_bytes(&text).ok_or_else(|| {
             LndError::invalid(format!(
                 "payment_hash: invalid base64 {text:?}: illegal base64 data"
             ))
@@ -308,6 +330,35 @@ fn ndjson_line(value: &Value) -> Bytes {
     Bytes::from(line)
 }
 
+/// An error a streaming RPC itself returns (the gateway has parsed the request): grpc-gateway's
+/// ForwardResponseStream writes `{"error": {code, message, details}}`, with the HTTP status mapped
+/// from the code since no message went before it. Request parsing errors stay unary-shaped.
+fn stream_error(error: &LndError) -> Response {
+    let status = StatusCode::from_u16(wire::http_status(error.code))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        axum::Json(json!({"error": wire::error_body(error)})),
+    )
+        .into_response()
+}
+
+/// lnd writes a stream's response head only together with its first message (grpc-gateway's
+/// ForwardResponseStream): a client waiting for the head of a quiet stream sees nothing at all.
+async fn stream_reply<S>(stream: S) -> Response
+where
+    S: futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+{
+    use futures_util::StreamExt;
+    let mut stream = Box::pin(stream);
+    match stream.next().await {
+        Some(first) => stream_response(Body::from_stream(
+            futures_util::stream::iter([first]).chain(stream),
+        )),
+        None => stream_response(Body::empty()),
+    }
+}
+
 fn stream_response(body: Body) -> Response {
     let mut response = Response::new(body);
     response.headers_mut().insert(
@@ -317,6 +368,95 @@ fn stream_response(body: Body) -> Response {
     response
 }
 
+/// SubscribeInvoices (`GET /v1/invoices/subscribe?add_index=&settle_index=`): first the backlog
+/// (invoices added after a non-zero `add_index`, settled after a non-zero `settle_index`), then
+/// each add and each settle as it happens. Never ACCEPTED or CANCELED: lnd keeps them from
+/// all-invoice subscribers "for backwards compatibility" (invoices/invoiceregistry.go). The
+/// stream never closes by itself; `drop_streams` cuts it.
+async fn subscribe_all(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut sent_add = 0u64;
+    let mut sent_settle = 0u64;
+    for (key, value) in form_urlencoded_pairs(&query.unwrap_or_default()) {
+        let index = match value.parse::<u64>() {
+            Ok(index) => index,
+            Err(_) => {
+                return lnd_error(&LndError::invalid(format!(
+                    "{key}: invalid value for uint64 field: {value:?}"
+                )));
+            }
+        };
+        match key.as_str() {
+            "add_index" => sent_add = index,
+            "settle_index" => sent_settle = index,
+            other => {
+                return lnd_error(&LndError::invalid(format!(
+                    "failed to populate field: no field {other:?} found in InvoiceSubscription"
+                )));
+            }
+        }
+    }
+    // lnd only replays a backlog for an index the client named; 0 means "from now on".
+    {
+        let db = shared.db();
+        if sent_add == 0 {
+            sent_add = db.next_add_index.saturating_sub(1);
+        }
+        if sent_settle == 0 {
+            sent_settle = db.next_settle_index.saturating_sub(1);
+        }
+    }
+    let mut changes = shared.changes.subscribe();
+    let mut kill = shared.kill_streams.subscribe();
+    let stream = async_stream::stream! {
+        loop {
+            let due: Vec<Value> = {
+                let mut db = shared.db();
+                let changed = db.sweep();
+                let mut due: Vec<(u64, u64, Value)> = db
+                    .invoices
+                    .values()
+                    .filter(|i| {
+                        i.add_index > sent_add
+                            || (i.state == State::Settled && i.settle_index > sent_settle)
+                    })
+                    .map(|i| (i.add_index, i.settle_index, wire::invoice_json(i)))
+                    .collect();
+                drop(db);
+                shared.announce(&changed);
+                due.sort_by_key(|(add, settle, _)| (*settle, *add));
+                due.into_iter()
+                    .map(|(add, settle, invoice)| {
+                        sent_add = sent_add.max(add);
+                        if settle > 0 {
+                            sent_settle = sent_settle.max(settle);
+                        }
+                        invoice
+                    })
+                    .collect()
+            };
+            for invoice in due {
+                yield Ok::<Bytes, std::io::Error>(ndjson_line(&json!({"result": invoice})));
+            }
+            tokio::select! {
+                biased;
+                _ = kill.changed() => {
+                    yield Err(std::io::Error::other("fake-lnd: stream dropped by the test"));
+                    return;
+                }
+                changed = changes.recv() => {
+                    if matches!(changed, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    stream_reply(stream).await
+}
+
 /// SubscribeSingleInvoice: the current state first (if the invoice exists; lnd waits for an
 /// unknown hash), every change after, closed after SETTLED or CANCELED. `drop_streams` cuts
 /// the connection mid-way, without a final chunk, as a dying proxy or lnd would.
@@ -324,7 +464,7 @@ async fn subscribe_single(
     AxumState(shared): AxumState<Arc<Shared>>,
     Path(r_hash): Path<String>,
 ) -> Response {
-    let hash = match wire::decode_base64(&r_hash)
+    let hash = match wire::decode_url_bytes(&r_hash)
         .ok_or_else(|| LndError::invalid(format!("r_hash: illegal base64 data {r_hash:?}")))
         .and_then(|b| wire::hash32(&b))
     {
@@ -376,7 +516,7 @@ async fn subscribe_single(
             }
         }
     };
-    stream_response(Body::from_stream(stream))
+    stream_reply(stream).await
 }
 
 /// SendPaymentV2: pays invoices of simulated remote nodes whose preimage the test registered
@@ -386,11 +526,14 @@ async fn subscribe_single(
 /// failure it is a new attempt.
 async fn send_payment(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
     let behaviour = shared.payment_behaviour();
+    let req: wire::SendPaymentRequest = match wire::parse_body(&body) {
+        Ok(req) => req,
+        Err(error) => return lnd_error(&error),
+    };
     let prepared = (|| {
-        let req: wire::SendPaymentRequest = wire::parse_body(&body)?;
-        if req.timeout_seconds <= 0 {
-            return Err(LndError::invalid("timeout_seconds must be specified"));
-        }
+        // `timeout_seconds` 0 (or absent) means lnd's default of 60 s (routerrpc/router.proto,
+        // router_server.go SendPaymentV2); it is not an error. The double resolves payments
+        // without routing, so it has no attempt timeout to apply.
         let invoice: lightning_invoice::Bolt11Invoice = req
             .payment_request
             .parse()
@@ -438,13 +581,13 @@ async fn send_payment(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) ->
     })();
     let (hash, no_inflight) = match prepared {
         Ok(ok) => ok,
-        Err(error) => return lnd_error(&error),
+        Err(error) => return stream_error(&error),
     };
     shared.announce(&[hash]);
     let lose = shared
         .lose_send_streams
         .load(std::sync::atomic::Ordering::SeqCst);
-    payment_stream(shared, hash, no_inflight, lose)
+    payment_stream(shared, hash, no_inflight, lose).await
 }
 
 /// TrackPaymentV2: the payment's current state, then its final one; refused for a hash this
@@ -454,7 +597,7 @@ async fn track_payment(
     Path(payment_hash): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let hash = match wire::decode_base64(&payment_hash)
+    let hash = match wire::decode_url_bytes(&payment_hash)
         .ok_or_else(|| {
             LndError::invalid(format!(
                 "payment_hash: illegal base64 data {payment_hash:?}"
@@ -466,7 +609,7 @@ async fn track_payment(
         Err(error) => return lnd_error(&error),
     };
     if !shared.db().payments.contains_key(&hash) {
-        return lnd_error(&LndError {
+        return stream_error(&LndError {
             code: 5,
             message: PAYMENT_NOT_INITIATED.to_owned(),
         });
@@ -474,13 +617,18 @@ async fn track_payment(
     let no_inflight = form_urlencoded_pairs(query.as_deref().unwrap_or(""))
         .iter()
         .any(|(k, v)| k == "no_inflight_updates" && v == "true");
-    payment_stream(shared, hash, no_inflight, false)
+    payment_stream(shared, hash, no_inflight, false).await
 }
 
 /// A payment's NDJSON stream: IN_FLIGHT (unless `no_inflight`), then the final state, then the
 /// end. `lose` cuts the connection before the final state, as a dying proxy would; the payment
 /// itself goes on.
-fn payment_stream(shared: Arc<Shared>, hash: [u8; 32], no_inflight: bool, lose: bool) -> Response {
+async fn payment_stream(
+    shared: Arc<Shared>,
+    hash: [u8; 32],
+    no_inflight: bool,
+    lose: bool,
+) -> Response {
     let mut changes = shared.changes.subscribe();
     let mut kill = shared.kill_streams.subscribe();
     let stream = async_stream::stream! {
@@ -515,5 +663,5 @@ fn payment_stream(shared: Arc<Shared>, hash: [u8; 32], no_inflight: bool, lose: 
             }
         }
     };
-    stream_response(Body::from_stream(stream))
+    stream_reply(stream).await
 }

@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bitcoin::hashes::{Hash, sha256};
-use bitcoin::secp256k1::{Secp256k1, SecretKey};
-use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
+use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use lightning_invoice::{
+    Currency, InvoiceBuilder, PaymentSecret, RouteHint, RouteHintHop, RoutingFees,
+};
 use sha2::{Digest, Sha256};
 
 /// lnd's invoice states (`lnrpc.Invoice.InvoiceState`).
@@ -106,6 +108,8 @@ pub const ALREADY_CANCELED: &str = "invoice already canceled";
 
 /// lnd v0.21 `routing.MinCLTVDelta`, default `cltv_expiry` and `holdexpirydelta`.
 pub const MIN_CLTV_DELTA: u64 = 24;
+/// `invoices.MaxFinalCltvDelta` (math.MaxUint16).
+pub const MAX_FINAL_CLTV_DELTA: u64 = 65_535;
 pub const DEFAULT_CLTV_EXPIRY: u64 = 80;
 pub const DEFAULT_EXPIRY: u64 = 86_400;
 
@@ -119,6 +123,25 @@ pub struct NewInvoice {
     pub private: bool,
     pub description_hash: Vec<u8>,
 }
+
+/// The route hint of FakeLnd's one pretend private channel.
+pub fn private_channel_hint(secp: &Secp256k1<bitcoin::secp256k1::All>) -> RouteHint {
+    let peer = SecretKey::from_slice(&[0x42; 32]).expect("a valid secret key");
+    RouteHint(vec![RouteHintHop {
+        src_node_id: PublicKey::from_secret_key(secp, &peer),
+        short_channel_id: PRIVATE_CHANNEL_ID,
+        fees: RoutingFees {
+            base_msat: 1_000,
+            proportional_millionths: 1,
+        },
+        cltv_expiry_delta: 40,
+        htlc_minimum_msat: None,
+        htlc_maximum_msat: None,
+    }])
+}
+
+/// The channel FakeLnd's HTLCs arrive on (`chan_id` in invoice HTLCs).
+pub const PRIVATE_CHANNEL_ID: u64 = 128_642_860_515_328;
 
 pub struct Db {
     pub network: String,
@@ -229,9 +252,16 @@ impl Db {
         if self.invoices.contains_key(&new.hash) {
             return Err(LndError::unknown(DUPLICATE));
         }
+        // lnrpc/invoicesrpc/addinvoice.go, word for word.
+        if new.cltv_expiry > MAX_FINAL_CLTV_DELTA {
+            return Err(LndError::unknown(format!(
+                "CLTV delta of {} is too large, max accepted is: {MAX_FINAL_CLTV_DELTA}",
+                new.cltv_expiry
+            )));
+        }
         if new.cltv_expiry < MIN_CLTV_DELTA {
             return Err(LndError::unknown(format!(
-                "CLTV delta of {} is too low, minimum is {MIN_CLTV_DELTA}",
+                "CLTV delta of {} must be greater than minimum of {MIN_CLTV_DELTA}",
                 new.cltv_expiry
             )));
         }
@@ -250,6 +280,14 @@ impl Db {
             builder
         };
         let secp = Secp256k1::new();
+        // `private`: lnd adds a route hint for each of its private channels (lightning.proto,
+        // Invoice.private); the double pretends to have one, to a fixed peer, with the channel id
+        // its HTLCs report.
+        let builder = if new.private {
+            builder.private_route(private_channel_hint(&secp))
+        } else {
+            builder
+        };
         let payment_request = builder
             .build_signed(|m| secp.sign_ecdsa_recoverable(m, &self.key))
             .map_err(|e| LndError::unknown(format!("{e}")))?

@@ -34,6 +34,15 @@ pub fn bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         .ok_or_else(|| serde::de::Error::custom(format!("invalid value for bytes field: {text:?}")))
 }
 
+/// bytes in a URL path or query: grpc-gateway's `runtime.Bytes` tries padded standard base64,
+/// then padded URL-safe base64, and nothing else (an unpadded hash is refused, unlike in bodies).
+pub fn decode_url_bytes(text: &str) -> Option<Vec<u8>> {
+    STANDARD
+        .decode(text)
+        .or_else(|_| URL_SAFE.decode(text))
+        .ok()
+}
+
 pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
     [STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD]
         .iter()
@@ -72,7 +81,9 @@ pub fn http_status(code: u16) -> u16 {
     }
 }
 
-// Every documented field is accepted (lnd would), even those the double does not act on.
+// AddInvoice takes a whole `lnrpc.Invoice` (lnrpc/lightning.proto): every field of it is
+// accepted, as lnd does, even the output-only ones it ignores (`r_hash`, `settled`, `state`…;
+// LNbits' LndRestWallet sends `r_hash` with `r_preimage`). The double acts only on the inputs.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
@@ -81,6 +92,40 @@ pub struct AddInvoiceRequest {
     pub memo: String,
     #[serde(default, deserialize_with = "bytes")]
     pub r_preimage: Vec<u8>,
+    #[serde(default, deserialize_with = "bytes")]
+    pub r_hash: Vec<u8>,
+    #[serde(default)]
+    pub settled: bool,
+    #[serde(default, deserialize_with = "int64")]
+    pub creation_date: u64,
+    #[serde(default, deserialize_with = "int64")]
+    pub settle_date: u64,
+    #[serde(default)]
+    pub payment_request: String,
+    #[serde(default, deserialize_with = "int64")]
+    pub add_index: u64,
+    #[serde(default, deserialize_with = "int64")]
+    pub settle_index: u64,
+    #[serde(default, deserialize_with = "int64")]
+    pub amt_paid: u64,
+    #[serde(default, deserialize_with = "int64")]
+    pub amt_paid_sat: u64,
+    #[serde(default, deserialize_with = "int64")]
+    pub amt_paid_msat: u64,
+    #[serde(default)]
+    pub state: Value,
+    #[serde(default)]
+    pub htlcs: Vec<Value>,
+    #[serde(default)]
+    pub features: Value,
+    #[serde(default, deserialize_with = "bytes")]
+    pub payment_addr: Vec<u8>,
+    #[serde(default)]
+    pub amp_invoice_state: Value,
+    #[serde(default)]
+    pub is_blinded: bool,
+    #[serde(default)]
+    pub blinded_path_config: Value,
     #[serde(default, deserialize_with = "int64")]
     pub value: u64,
     #[serde(default, deserialize_with = "int64")]
@@ -144,7 +189,8 @@ pub struct CancelRequest {
     pub payment_hash: Vec<u8>,
 }
 
-/// routerrpc.SendPaymentRequest: the fields the double acts on, the rest accepted and ignored.
+/// routerrpc.SendPaymentRequest (lnrpc/routerrpc/router.proto): every documented field accepted,
+/// as lnd does; the double acts on a few and ignores the rest.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
@@ -173,6 +219,30 @@ pub struct SendPaymentRequest {
     pub outgoing_chan_ids: Vec<Value>,
     #[serde(default)]
     pub time_pref: f64,
+    #[serde(default, deserialize_with = "bytes")]
+    pub dest: Vec<u8>,
+    #[serde(default, deserialize_with = "bytes")]
+    pub payment_hash: Vec<u8>,
+    #[serde(default)]
+    pub final_cltv_delta: i64,
+    #[serde(default)]
+    pub route_hints: Vec<Value>,
+    #[serde(default)]
+    pub dest_custom_records: Value,
+    #[serde(default, deserialize_with = "bytes")]
+    pub last_hop_pubkey: Vec<u8>,
+    #[serde(default)]
+    pub dest_features: Vec<Value>,
+    #[serde(default, deserialize_with = "bytes")]
+    pub payment_addr: Vec<u8>,
+    #[serde(default, deserialize_with = "int64")]
+    pub max_shard_size_msat: u64,
+    #[serde(default)]
+    pub amp: bool,
+    #[serde(default)]
+    pub cancelable: bool,
+    #[serde(default)]
+    pub first_hop_custom_records: Value,
 }
 
 /// mpp amounts as lnd reports them: `value` in whole sats, `value_msat` exact.
@@ -182,7 +252,7 @@ pub fn invoice_json(invoice: &Invoice) -> Value {
         .iter()
         .map(|h| {
             json!({
-                "chan_id": "128642860515328",
+                "chan_id": crate::state::PRIVATE_CHANNEL_ID.to_string(),
                 "htlc_index": "0",
                 "amt_msat": h.amt_msat.to_string(),
                 "accept_height": h.accept_height,

@@ -97,6 +97,7 @@ pub async fn open_node(config: &Config) -> anyhow::Result<(Arc<dyn Node>, Option
                 lnd.network.clone(),
             );
             lnd_config.hold_expiry_delta = lnd.hold_expiry_delta;
+            lnd_config.private = lnd.private;
             let node = LndNode::connect(lnd_config)
                 .await
                 .with_context(|| format!("connecting to lnd at {}", lnd.rest_url))?;

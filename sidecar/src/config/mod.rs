@@ -135,6 +135,10 @@ pub struct LndConfig {
     /// lnd's `holdexpirydelta` (18 in v0.21, 12 before); getinfo does not report it.
     #[serde(default = "default_hold_expiry_delta")]
     pub hold_expiry_delta: u32,
+    /// Route hints to lnd's private channels in every invoice (lnd's `private`): needed when
+    /// lnd has only private channels, or nobody can pay its invoices.
+    #[serde(default)]
+    pub private: bool,
 }
 
 fn default_hold_expiry_delta() -> u32 {

@@ -259,3 +259,35 @@ fn rewards_are_off_by_default_and_their_limits_are_checked() {
         issues_of(&typo)
     );
 }
+
+#[test]
+fn lnd_on_testnet4_with_private_route_hints_validates() {
+    let yaml = |network: &str| {
+        format!(
+            "
+node:
+  backend: lnd
+  lnd:
+    rest_url: https://127.0.0.1:8080
+    tls_cert_file: /lnd/tls.cert
+    macaroon: {{ file: /lnd/lightning-wall.macaroon }}
+    network: {network}
+    private: true
+routes:
+  - {{ id: wall, match: {{ path: {{ prefix: / }} }}, mode: free }}
+"
+        )
+    };
+    assert_eq!(issues_of(&yaml("testnet4")), Vec::<String>::new());
+    let config = Config::parse(&yaml("testnet4")).unwrap();
+    assert!(config.node.lnd.as_ref().unwrap().private);
+    let issues = issues_of(&yaml("testnet5"));
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert!(
+        issues[0].starts_with("node.lnd.network: must be one of mainnet, testnet, testnet4,"),
+        "{issues:?}"
+    );
+    // Off unless asked for.
+    let plain = yaml("mainnet").replace("    private: true\n", "");
+    assert!(!Config::parse(&plain).unwrap().node.lnd.unwrap().private);
+}

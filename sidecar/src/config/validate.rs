@@ -158,7 +158,11 @@ fn node(config: &Config, issues: &mut Issues) {
                     1,
                     144,
                 );
-                const NETWORKS: [&str; 5] = ["mainnet", "testnet", "signet", "regtest", "simnet"];
+                // lnd's getinfo names (lncfg.NormalizeNetwork): testnet3 is `testnet`, the 4th
+                // testnet `testnet4`.
+                const NETWORKS: [&str; 6] = [
+                    "mainnet", "testnet", "testnet4", "signet", "regtest", "simnet",
+                ];
                 if !NETWORKS.contains(&lnd.network.as_str()) {
                     issues.push(
                         "node.lnd.network",

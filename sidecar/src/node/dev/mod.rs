@@ -407,7 +407,7 @@ impl DevNode {
         if cltv_expiry < MIN_CLTV_EXPIRY {
             // lnd's wording (invoicesrpc/addinvoice.go).
             return Err(NodeError::Rejected(format!(
-                "CLTV delta of {cltv_expiry} is too low, minimum is {MIN_CLTV_EXPIRY}"
+                "CLTV delta of {cltv_expiry} must be greater than minimum of {MIN_CLTV_EXPIRY}"
             )));
         }
         let expiry = if request.expiry.is_zero() {

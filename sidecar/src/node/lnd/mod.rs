@@ -32,10 +32,14 @@ pub struct LndConfig {
     pub tls_cert_path: PathBuf,
     /// A macaroon with `invoices:read invoices:write info:read` (+ `offchain:*` for rewards).
     pub macaroon: Macaroon,
-    /// The network lnd must be on (`mainnet`, `testnet`, `signet`, `regtest`, `simnet`).
+    /// The network lnd must be on (`mainnet`, `testnet`, `testnet4`, `signet`, `regtest`,
+    /// `simnet`).
     pub network: String,
     /// lnd's `holdexpirydelta` (18 in v0.21, 12 before): not exposed by getinfo.
     pub hold_expiry_delta: u32,
+    /// Ask lnd for route hints to its private channels in every invoice (lnd's `private`). A
+    /// node whose channels are all private issues invoices nobody can route to without them.
+    pub private: bool,
     /// Bound on every unary call.
     pub timeout: Duration,
     /// While a stream is quiet, look the invoice up this often: lnd sends no keepalives and a
@@ -62,6 +66,7 @@ impl LndConfig {
             macaroon: macaroon.into(),
             network: network.into(),
             hold_expiry_delta: 18,
+            private: false,
             timeout: Duration::from_secs(10),
             stream_recheck: Duration::from_secs(30),
             reconnect_min: Duration::from_millis(250),
@@ -389,6 +394,7 @@ impl Node for LndNode {
             value_msat: request.amount_msat.to_string(),
             expiry: expiry_secs(request),
             cltv_expiry: request.cltv_expiry.map(|c| c.to_string()),
+            private: self.inner.config.private,
         };
         let answer: wire::AddInvoiceAnswer =
             self.call(Method::POST, "/v1/invoices", Some(&body)).await?;
@@ -415,6 +421,7 @@ impl Node for LndNode {
             value_msat: request.amount_msat.to_string(),
             expiry: expiry_secs(request),
             cltv_expiry: request.cltv_expiry.map(|c| c.to_string()),
+            private: self.inner.config.private,
         };
         let answer: wire::AddHoldInvoiceAnswer = self
             .call(Method::POST, "/v2/invoices/hodl", Some(&body))

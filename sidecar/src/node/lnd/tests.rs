@@ -186,7 +186,7 @@ async fn lnds_error_messages_map_to_typed_errors() {
     };
     assert!(matches!(
         node.create_hold_invoice(&PaymentHash([0x79; 32]), &too_low).await,
-        Err(NodeError::Rejected(m)) if m.contains("too low")
+        Err(NodeError::Rejected(m)) if m.contains("CLTV delta of 10 must be greater than minimum of 24")
     ));
 }
 
@@ -620,6 +620,214 @@ async fn fake_lnd_refuses_standard_base64_in_a_query_and_calls_without_a_macaroo
     assert_eq!(response.status(), 500);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["message"], "expected 1 macaroon, got 0");
+}
+
+#[tokio::test]
+async fn private_asks_lnd_for_route_hints_to_its_private_channels() {
+    let fake = FakeLnd::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hints = |bolt11: &str| {
+        bolt11
+            .parse::<lightning_invoice::Bolt11Invoice>()
+            .unwrap()
+            .route_hints()
+    };
+    let public = LndNode::connect(config_for(&fake, dir.path()))
+        .await
+        .unwrap();
+    let created = public
+        .create_hold_invoice(&PaymentHash([0x61; 32]), &request(1_000))
+        .await
+        .unwrap();
+    assert!(hints(&created.payment_request).is_empty());
+    assert!(!fake.requests().is_empty());
+    let private = LndNode::connect(LndConfig {
+        private: true,
+        ..config_for(&fake, dir.path())
+    })
+    .await
+    .unwrap();
+    let hold = private
+        .create_hold_invoice(&PaymentHash([0x62; 32]), &request(1_000))
+        .await
+        .unwrap();
+    let normal = private
+        .create_invoice(&Preimage([0x63; 32]), &request(1_000))
+        .await
+        .unwrap();
+    for created in [hold, normal] {
+        let hints = hints(&created.payment_request);
+        assert_eq!(hints.len(), 1, "{}", created.payment_request);
+        assert_eq!(hints[0].0[0].short_channel_id, 128_642_860_515_328);
+    }
+}
+
+/// A plain HTTP client that trusts FakeLnd's pinned certificate, for the fidelity checks below.
+fn raw_client(config: &LndConfig) -> reqwest::Client {
+    let tls = pinned_cert::client_config(&config.tls_cert_path).unwrap();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn fake_lnd_takes_only_padded_base64_in_a_path_like_lnds_gateway() {
+    // grpc-gateway's runtime.Bytes: padded standard, then padded URL-safe base64; nothing else.
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let Setup {
+        fake,
+        node,
+        config,
+        _dir,
+    } = setup().await;
+    let hash = PaymentHash([0x11; 32]);
+    node.create_hold_invoice(&hash, &request(1_000))
+        .await
+        .unwrap();
+    let client = raw_client(&config);
+    let get = |encoded: String| {
+        client
+            .get(format!("{}/v2/invoices/subscribe/{encoded}", fake.url()))
+            .header("Grpc-Metadata-macaroon", hex::encode(fake.macaroon()))
+            .send()
+    };
+    let unpadded = get(URL_SAFE_NO_PAD.encode(hash.0)).await.unwrap();
+    assert_eq!(unpadded.status(), 400);
+    let padded = get(wire::url_bytes(&hash.0)).await.unwrap();
+    assert_eq!(padded.status(), 200);
+}
+
+#[tokio::test]
+async fn fake_lnd_sends_no_stream_head_before_the_first_message_like_lnd() {
+    // lnd waits silently on a hash it does not know; the head comes with the first message.
+    let Setup {
+        fake,
+        node,
+        config,
+        _dir,
+    } = setup().await;
+    let hash = PaymentHash([0x22; 32]);
+    let client = raw_client(&config);
+    let pending = tokio::spawn(
+        client
+            .get(format!(
+                "{}/v2/invoices/subscribe/{}",
+                fake.url(),
+                wire::url_bytes(&hash.0)
+            ))
+            .header("Grpc-Metadata-macaroon", hex::encode(fake.macaroon()))
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!pending.is_finished(), "a response head before any message");
+    node.create_hold_invoice(&hash, &request(1_000))
+        .await
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .expect("the head with the first message")
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // The stream stays open (OPEN is not final): read only the first message.
+    let mut response = response;
+    let first = tokio::time::timeout(Duration::from_secs(5), response.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let line: serde_json::Value = serde_json::from_slice(first.trim_ascii()).unwrap();
+    assert_eq!(line["result"]["state"], "OPEN", "{line}");
+}
+
+#[tokio::test]
+async fn fake_lnd_wraps_a_streaming_rpcs_error_in_error_like_lnds_gateway() {
+    let Setup {
+        fake, config, _dir, ..
+    } = setup().await;
+    let response = raw_client(&config)
+        .get(format!(
+            "{}/v2/router/track/{}",
+            fake.url(),
+            wire::url_bytes(&[0x33; 32])
+        ))
+        .header("Grpc-Metadata-macaroon", hex::encode(fake.macaroon()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 5, "{body}");
+    assert_eq!(
+        body["error"]["message"], "payment isn't initiated",
+        "{body}"
+    );
+    assert_eq!(body["error"]["details"], serde_json::json!([]), "{body}");
+}
+
+#[tokio::test]
+async fn fake_lnd_takes_timeout_seconds_zero_as_lnds_default() {
+    let Setup {
+        fake,
+        node,
+        config,
+        _dir,
+    } = setup().await;
+    let preimage = Preimage([0x44; 32]);
+    let invoice = node
+        .create_invoice(&preimage, &request(1_000))
+        .await
+        .unwrap();
+    let response = raw_client(&config)
+        .post(format!("{}/v2/router/send", fake.url()))
+        .header("Grpc-Metadata-macaroon", hex::encode(fake.macaroon()))
+        .json(
+            &serde_json::json!({"payment_request": invoice.payment_request,
+            "timeout_seconds": 0, "fee_limit_msat": "1000", "no_inflight_updates": true}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let line: serde_json::Value =
+        serde_json::from_str(response.text().await.unwrap().lines().next().unwrap()).unwrap();
+    // No route to this node's own invoice in the double: a payment outcome, not a refusal.
+    assert_eq!(line["result"]["status"], "FAILED", "{line}");
+}
+
+#[tokio::test]
+async fn fake_lnd_accepts_every_documented_invoice_field_in_add_invoice() {
+    // AddInvoice takes a whole lnrpc.Invoice; LNbits sends the output-only `r_hash`.
+    let Setup {
+        fake, config, _dir, ..
+    } = setup().await;
+    let preimage = [0x55; 32];
+    let hash: [u8; 32] = Sha256::digest(preimage).into();
+    let response = raw_client(&config)
+        .post(format!("{}/v1/invoices", fake.url()))
+        .header("Grpc-Metadata-macaroon", hex::encode(fake.macaroon()))
+        .json(&serde_json::json!({
+            "memo": "all fields", "r_preimage": wire::body_bytes(&preimage),
+            "r_hash": wire::body_bytes(&hash), "value": "1", "settled": false,
+            "creation_date": "0", "settle_date": "0", "payment_request": "", "expiry": "600",
+            "fallback_addr": "", "cltv_expiry": "40", "route_hints": [], "private": true,
+            "add_index": "0", "settle_index": "0", "amt_paid": "0", "amt_paid_sat": "0",
+            "amt_paid_msat": "0", "state": "OPEN", "htlcs": [], "features": {},
+            "is_keysend": false, "payment_addr": "", "is_amp": false, "amp_invoice_state": {},
+            "is_blinded": false, "blinded_path_config": null
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        wire::decode_hash(body["r_hash"].as_str().unwrap()),
+        Some(hash)
+    );
 }
 
 #[test]

@@ -58,6 +58,9 @@ pub struct AddInvoice<'a> {
     pub expiry: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cltv_expiry: Option<String>,
+    /// Route hints for lnd's private channels (lightning.proto `Invoice.private`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
 }
 
 #[derive(Serialize)]
@@ -68,6 +71,9 @@ pub struct AddHoldInvoice<'a> {
     pub expiry: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cltv_expiry: Option<String>,
+    /// Route hints for lnd's private channels (invoices.proto `AddHoldInvoiceRequest.private`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
 }
 
 #[derive(Serialize)]
@@ -429,6 +435,7 @@ mod tests {
             value_msat: 1_000.to_string(),
             expiry: 600.to_string(),
             cltv_expiry: None,
+            private: false,
         })
         .unwrap();
         assert_eq!(
@@ -436,5 +443,16 @@ mod tests {
             serde_json::json!({"memo":"m","hash":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
                                "value_msat":"1000","expiry":"600"})
         );
+        let private = serde_json::to_value(AddHoldInvoice {
+            memo: "m",
+            hash: body_bytes(&[0; 32]),
+            value_msat: 1_000.to_string(),
+            expiry: 600.to_string(),
+            cltv_expiry: Some(144.to_string()),
+            private: true,
+        })
+        .unwrap();
+        assert_eq!(private["private"], true);
+        assert_eq!(private["cltv_expiry"], "144");
     }
 }
