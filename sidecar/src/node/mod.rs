@@ -5,6 +5,7 @@
 //! Semantics follow LND (see `shared/reference/lightning-nodes.md`): settle on OPEN fails, settle
 //! twice and cancel twice succeed, cancel after settle fails, a payment hash is never reused.
 
+pub mod cln;
 pub mod dev;
 pub mod lnd;
 
