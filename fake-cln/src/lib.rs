@@ -28,7 +28,7 @@ mod state;
 mod tls;
 
 mod proto {
-    #![allow(clippy::all, clippy::pedantic)]
+    #![allow(dead_code, clippy::all, clippy::pedantic)]
     pub mod cln {
         tonic::include_proto!("cln");
     }

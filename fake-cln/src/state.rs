@@ -143,7 +143,6 @@ pub enum XpayBehaviour {
 #[derive(Clone, Debug)]
 pub struct StateUpdate {
     pub payment_hash: [u8; 32],
-    pub bolt11: String,
     pub state: HoldState,
 }
 
@@ -327,7 +326,6 @@ impl Db {
         }
         Ok(Some(StateUpdate {
             payment_hash: hash,
-            bolt11: invoice.bolt11.clone(),
             state: HoldState::Paid,
         }))
     }
@@ -350,7 +348,6 @@ impl Db {
         }
         Ok(StateUpdate {
             payment_hash: invoice.payment_hash,
-            bolt11: invoice.bolt11.clone(),
             state: HoldState::Cancelled,
         })
     }
@@ -404,7 +401,6 @@ impl Db {
             invoice.state = HoldState::Accepted;
             return Ok(Some(StateUpdate {
                 payment_hash: invoice.payment_hash,
-                bolt11: invoice.bolt11.clone(),
                 state: HoldState::Accepted,
             }));
         }
