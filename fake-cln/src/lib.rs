@@ -297,8 +297,14 @@ impl FakeCln {
         let hold_routes = tonic::service::Routes::new(proto::hold::hold_server::HoldServer::new(
             services::HoldService(self.shared.clone()),
         ));
-        for (server, listener, routes) in [(&self.node, node, node_routes), (&self.hold, hold, hold_routes)] {
-            let config = server.certs.server_config().map_err(std::io::Error::other)?;
+        for (server, listener, routes) in [
+            (&self.node, node, node_routes),
+            (&self.hold, hold, hold_routes),
+        ] {
+            let config = server
+                .certs
+                .server_config()
+                .map_err(std::io::Error::other)?;
             let task = tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), routes));
             *server.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
         }

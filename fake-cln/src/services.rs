@@ -211,7 +211,9 @@ impl hold::hold_server::Hold for HoldService {
         &self,
         _: Request<tonic::Streaming<hold::OnionMessageResponse>>,
     ) -> Result<Response<Self::OnionMessagesStream>, Status> {
-        Err(Status::unimplemented("FakeCln does not model OnionMessages"))
+        Err(Status::unimplemented(
+            "FakeCln does not model OnionMessages",
+        ))
     }
 }
 
@@ -287,7 +289,11 @@ impl cln::node_server::Node for NodeService {
         let invoices = db
             .cln
             .iter()
-            .filter(|i| r.payment_hash.as_deref().is_none_or(|h| h == i.payment_hash))
+            .filter(|i| {
+                r.payment_hash
+                    .as_deref()
+                    .is_none_or(|h| h == i.payment_hash)
+            })
             .filter(|i| r.label.as_deref().is_none_or(|l| l == i.label))
             .map(|i| {
                 let status = db.cln_status(i);
@@ -331,7 +337,11 @@ impl cln::node_server::Node for NodeService {
             .db()
             .pays
             .iter()
-            .filter(|p| r.payment_hash.as_deref().is_none_or(|h| h == p.payment_hash))
+            .filter(|p| {
+                r.payment_hash
+                    .as_deref()
+                    .is_none_or(|h| h == p.payment_hash)
+            })
             .map(|p| cln::ListpaysPays {
                 payment_hash: p.payment_hash.to_vec(),
                 status: match p.status {

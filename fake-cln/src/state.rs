@@ -279,7 +279,8 @@ impl Db {
             .map_err(|e| format!("could not encode invoice: {e}"))?;
         if self.hold_invoice(&hash).is_some() {
             return Err(
-                "could not save invoice: UNIQUE constraint failed: invoices.payment_hash".to_owned(),
+                "could not save invoice: UNIQUE constraint failed: invoices.payment_hash"
+                    .to_owned(),
             );
         }
         let id = i64::try_from(self.hold.len()).unwrap_or(i64::MAX) + 1;
@@ -366,9 +367,7 @@ impl Db {
         let now = self.now().as_secs();
         let id = self.next_htlc_id;
         self.next_htlc_id += 1;
-        let invoice = self
-            .hold_invoice_mut(hash)
-            .ok_or("not a hold invoice")?;
+        let invoice = self.hold_invoice_mut(hash).ok_or("not a hold invoice")?;
         let mut htlc = Htlc {
             id,
             state: HoldState::Accepted,

@@ -38,15 +38,24 @@ impl PluginCerts {
         let ca_key = KeyPair::generate()?;
         let ca = ca_params.self_signed(&ca_key)?;
 
-        let mut server_params =
-            CertificateParams::new(server_names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())?;
+        let mut server_params = CertificateParams::new(
+            server_names
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect::<Vec<_>>(),
+        )?;
         server_params
             .distinguished_name
             .push(DnType::CommonName, format!("{name} gRPC server"));
         let server_key = KeyPair::generate()?;
         let server = server_params.signed_by(&server_key, &ca, &ca_key)?;
 
-        let mut client_params = CertificateParams::new(server_names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())?;
+        let mut client_params = CertificateParams::new(
+            server_names
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect::<Vec<_>>(),
+        )?;
         client_params
             .distinguished_name
             .push(DnType::CommonName, format!("{name} gRPC client"));
@@ -68,9 +77,10 @@ impl PluginCerts {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
         roots.add(self.ca_der.clone())?;
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.server_key_der.clone()));
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?

@@ -13,8 +13,8 @@ use crate::config::{Config, NodeBackend, StoreLocation};
 use crate::deposit::engine::{Engine, EngineSettings};
 use crate::metrics::Metrics;
 use crate::node::Node;
-use crate::node::dev::{DevNode, DevNodeConfig};
 use crate::node::cln::{ClnConfig, ClnNode, GrpcEndpoint};
+use crate::node::dev::{DevNode, DevNodeConfig};
 use crate::node::lnd::{LndConfig, LndNode, Macaroon};
 use crate::store::Store;
 

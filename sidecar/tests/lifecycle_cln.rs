@@ -27,7 +27,10 @@ async fn leave_cancels_and_forfeit_settles_on_the_plugin_even_across_a_cln_resta
         .await;
     s.wait_plugin_state(&abusing, "paid", PATIENCE).await;
     // The refunded payment cannot be taken after all.
-    assert_eq!(s.fake.hold_invoice(hash_of(&leaving)).unwrap().state, "cancelled");
+    assert_eq!(
+        s.fake.hold_invoice(hash_of(&leaving)).unwrap().state,
+        "cancelled"
+    );
     s.running.shutdown().await;
 }
 
@@ -57,10 +60,16 @@ async fn an_idle_deposit_is_cancelled_on_the_plugin() {
 async fn the_hard_deadline_cancels_before_the_plugin_would() {
     let s = ClnSidecar::start("5m", "30s").await;
     let c = s.held_deposit("203.0.113.3").await;
-    let expiry = s.fake.hold_invoice(hash_of(&c)).unwrap().htlc_expiry_height.unwrap();
+    let expiry = s
+        .fake
+        .hold_invoice(hash_of(&c))
+        .unwrap()
+        .htlc_expiry_height
+        .unwrap();
     let expiry = u32::try_from(expiry).unwrap();
     // Up to our deadline (expiry - 3 - 6); the plugin itself would cancel 6 blocks later.
-    s.fake.advance_blocks(expiry - 3 - 6 - s.fake.block_height());
+    s.fake
+        .advance_blocks(expiry - 3 - 6 - s.fake.block_height());
     assert_eq!(s.fake.hold_invoice(hash_of(&c)).unwrap().state, "accepted");
     s.running.engine.reconcile().await.unwrap();
     s.wait_plugin_state(&c, "cancelled", PATIENCE).await;

@@ -3,14 +3,16 @@
 //! talking to FakeCln (the test double of Core Lightning's and the hold plugin's gRPC). The
 //! deposit engine relies on exactly these rules, so a backend that breaks one cannot ship.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use fake_cln::{FakeCln, FakeClnOptions};
 use fake_lnd::FakeLnd;
 use futures_util::StreamExt;
+use lightning_wall::node::cln::{ClnConfig, ClnNode};
 use lightning_wall::node::dev::{DevNode, DevNodeConfig, ManualClock};
-use lightning_wall::node::cln::{ClnConfig, ClnNode, GrpcEndpoint};
 use lightning_wall::node::lnd::{LndConfig, LndNode};
 use lightning_wall::node::{
     CreatedInvoice, InvoiceRequest, InvoiceState, InvoiceStatus, InvoiceUpdates, Node, NodeError,
@@ -145,24 +147,11 @@ async fn cln() -> ClnHarness {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let credentials = fake.write_credentials(dir.path()).unwrap();
-    let endpoint = |url: &str, files: &fake_cln::ClientFiles, tls_name: &str| GrpcEndpoint {
-        url: url.to_owned(),
-        ca_cert: files.ca.clone(),
-        client_cert: files.client_cert.clone(),
-        client_key: std::fs::read(&files.client_key).unwrap(),
-        tls_name: tls_name.to_owned(),
-    };
     let clock = Arc::new(ManualClock::new(fake.now()));
     let config = ClnConfig {
         hold_expiry_delta: 18,
-        reconnect_min: Duration::from_millis(20),
-        reconnect_max: Duration::from_millis(200),
         clock: clock.clone(),
-        ..ClnConfig::new(
-            endpoint(&credentials.node_url, &credentials.node, "cln"),
-            endpoint(&credentials.hold_url, &credentials.hold, "hold"),
-            "regtest",
-        )
+        ..support::cln::backend_config(&credentials)
     };
     let node = ClnNode::connect(config).await.unwrap();
     ClnHarness {

@@ -277,7 +277,11 @@ fn cln_config(grpc: &str, hold: &str, network: &str) -> String {
 
 #[test]
 fn a_cln_node_with_both_services_validates_with_the_plugins_default_deadline() {
-    let yaml = cln_config("https://127.0.0.1:9736", "https://127.0.0.1:9292", "regtest");
+    let yaml = cln_config(
+        "https://127.0.0.1:9736",
+        "https://127.0.0.1:9292",
+        "regtest",
+    );
     let config = Config::parse(&yaml).unwrap();
     config.validate().unwrap();
     let cln = config.node.cln.unwrap();
@@ -287,7 +291,11 @@ fn a_cln_node_with_both_services_validates_with_the_plugins_default_deadline() {
 
 #[test]
 fn a_cln_url_that_cannot_work_is_refused_with_the_fix() {
-    let issues = issues_of(&cln_config("http://127.0.0.1:9736", "https://cln.example", "regtest"));
+    let issues = issues_of(&cln_config(
+        "http://127.0.0.1:9736",
+        "https://cln.example",
+        "regtest",
+    ));
     assert!(
         issues[0].starts_with("node.cln.grpc.url: must start with https://"),
         "{issues:?}"
@@ -297,19 +305,35 @@ fn a_cln_url_that_cannot_work_is_refused_with_the_fix() {
             && issues[1].contains("9292"),
         "{issues:?}"
     );
-    let same = issues_of(&cln_config("https://10.0.0.5:9736", "https://10.0.0.5:9736/", "regtest"));
+    let same = issues_of(&cln_config(
+        "https://10.0.0.5:9736",
+        "https://10.0.0.5:9736/",
+        "regtest",
+    ));
     assert!(
-        same.iter().any(|i| i.starts_with("node.cln.hold.url: must differ from node.cln.grpc.url")),
+        same.iter()
+            .any(|i| i.starts_with("node.cln.hold.url: must differ from node.cln.grpc.url")),
         "{same:?}"
     );
 }
 
 #[test]
 fn cln_network_bitcoin_is_refused_in_favour_of_mainnet() {
-    let issues = issues_of(&cln_config("https://127.0.0.1:9736", "https://127.0.0.1:9292", "bitcoin"));
+    let issues = issues_of(&cln_config(
+        "https://127.0.0.1:9736",
+        "https://127.0.0.1:9292",
+        "bitcoin",
+    ));
     assert_eq!(issues.len(), 1, "{issues:?}");
-    assert!(issues[0].starts_with("node.cln.network: write mainnet"), "{issues:?}");
-    let issues = issues_of(&cln_config("https://127.0.0.1:9736", "https://127.0.0.1:9292", "testnet4"));
+    assert!(
+        issues[0].starts_with("node.cln.network: write mainnet"),
+        "{issues:?}"
+    );
+    let issues = issues_of(&cln_config(
+        "https://127.0.0.1:9736",
+        "https://127.0.0.1:9292",
+        "testnet4",
+    ));
     assert!(issues.is_empty(), "{issues:?}");
 }
 
@@ -329,5 +353,11 @@ fn the_cln_example_validates() {
     assert_eq!(config.node.backend, NodeBackend::Cln);
     let cln = config.node.cln.unwrap();
     assert_eq!(cln.network, "mainnet");
-    assert!(cln.hold.client_key.file.unwrap().ends_with("hold/client-key.pem"));
+    assert!(
+        cln.hold
+            .client_key
+            .file
+            .unwrap()
+            .ends_with("hold/client-key.pem")
+    );
 }

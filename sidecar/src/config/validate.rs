@@ -190,8 +190,16 @@ fn node(config: &Config, issues: &mut Issues) {
 
 fn cln_node(cln: &super::ClnConfig, issues: &mut Issues) {
     for (name, grpc, port_hint) in [
-        ("grpc", &cln.grpc, "CLN's grpc-port, e.g. https://127.0.0.1:9736"),
-        ("hold", &cln.hold, "the hold plugin's hold-grpc-port, 9292 by default: https://127.0.0.1:9292"),
+        (
+            "grpc",
+            &cln.grpc,
+            "CLN's grpc-port, e.g. https://127.0.0.1:9736",
+        ),
+        (
+            "hold",
+            &cln.hold,
+            "the hold plugin's hold-grpc-port, 9292 by default: https://127.0.0.1:9292",
+        ),
     ] {
         let path = format!("node.cln.{name}");
         if let Err(problem) = grpc_authority(&grpc.url) {
@@ -246,9 +254,7 @@ fn grpc_authority(url: &str) -> Result<&str, &'static str> {
         return Err("must be https://host:port, without a path");
     }
     match authority.rsplit_once(':') {
-        Some((host, port))
-            if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) =>
-        {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
             Ok(authority)
         }
         _ => Err("must name the port"),

@@ -3,12 +3,33 @@
 
 use std::time::{Duration, Instant};
 
-use fake_cln::FakeCln;
+use fake_cln::{Credentials, FakeCln};
+use lightning_wall::node::cln::{ClnConfig, GrpcEndpoint};
 use serde_json::Value;
 
 use super::{Sidecar, hash_of, start_sidecar};
 
 pub type ClnSidecar = Sidecar<FakeCln>;
+
+/// The backend's configuration for FakeCln's credentials (regtest), with fast reconnects.
+pub fn backend_config(c: &Credentials) -> ClnConfig {
+    let endpoint = |url: &str, files: &fake_cln::ClientFiles, tls_name: &str| GrpcEndpoint {
+        url: url.to_owned(),
+        ca_cert: files.ca.clone(),
+        client_cert: files.client_cert.clone(),
+        client_key: std::fs::read(&files.client_key).unwrap(),
+        tls_name: tls_name.to_owned(),
+    };
+    ClnConfig {
+        reconnect_min: Duration::from_millis(20),
+        reconnect_max: Duration::from_millis(200),
+        ..ClnConfig::new(
+            endpoint(&c.node_url, &c.node, "cln"),
+            endpoint(&c.hold_url, &c.hold, "hold"),
+            "regtest",
+        )
+    }
+}
 
 impl ClnSidecar {
     /// A sidecar on a fresh FakeCln (the plugin's default `hold-expiry-deadline`, 3), configured

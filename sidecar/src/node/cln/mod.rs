@@ -177,14 +177,21 @@ fn read(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ClnConnec
 
 /// A lazily connecting channel with mutual TLS; HTTP/2 keepalives find a dead connection (and so
 /// a dead Track stream) within `2 * timeout` even when nothing is sent.
-fn channel(service: &'static str, e: &GrpcEndpoint, timeout: Duration) -> Result<Channel, ClnConnectError> {
+fn channel(
+    service: &'static str,
+    e: &GrpcEndpoint,
+    timeout: Duration,
+) -> Result<Channel, ClnConnectError> {
     let bad = |message: String| ClnConnectError::Endpoint {
         service,
         url: e.url.clone(),
         message,
     };
     let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read("the CA certificate", &e.ca_cert)?))
+        .ca_certificate(Certificate::from_pem(read(
+            "the CA certificate",
+            &e.ca_cert,
+        )?))
         .identity(Identity::from_pem(
             read("the client certificate", &e.client_cert)?,
             &e.client_key,
@@ -212,7 +219,10 @@ impl ClnNode {
         };
         let config = &this.inner.config;
         let version = this
-            .unary("hold", this.inner.hold.clone().get_info(hold::GetInfoRequest {}))
+            .unary(
+                "hold",
+                this.inner.hold.clone().get_info(hold::GetInfoRequest {}),
+            )
             .await
             .map_err(|source| ClnConnectError::Unreachable {
                 service: "the hold plugin",
@@ -220,11 +230,14 @@ impl ClnNode {
                 source,
             })?
             .version;
-        let info = this.info().await.map_err(|source| ClnConnectError::Unreachable {
-            service: "Core Lightning",
-            url: config.node.url.clone(),
-            source,
-        })?;
+        let info = this
+            .info()
+            .await
+            .map_err(|source| ClnConnectError::Unreachable {
+                service: "Core Lightning",
+                url: config.node.url.clone(),
+                source,
+            })?;
         if info.network != config.network {
             return Err(ClnConnectError::NetworkMismatch {
                 url: config.node.url.clone(),
@@ -264,7 +277,9 @@ impl ClnNode {
         let request = hold::ListRequest {
             constraint: Some(hold::list_request::Constraint::PaymentHash(hash.0.to_vec())),
         };
-        let answer = self.unary("hold", self.inner.hold.clone().list(request)).await?;
+        let answer = self
+            .unary("hold", self.inner.hold.clone().list(request))
+            .await?;
         Ok(answer
             .invoices
             .into_iter()
@@ -378,7 +393,10 @@ fn quiet_period(status: &InvoiceStatus, now: Duration, recheck: Duration) -> Dur
 impl Node for ClnNode {
     async fn info(&self) -> Result<NodeInfo, NodeError> {
         let info = self
-            .unary("cln", self.inner.node.clone().getinfo(cln::GetinfoRequest {}))
+            .unary(
+                "cln",
+                self.inner.node.clone().getinfo(cln::GetinfoRequest {}),
+            )
             .await?;
         Ok(NodeInfo {
             pubkey: hex::encode(&info.id),

@@ -52,9 +52,9 @@ pub fn hold_state(state: i32) -> Result<InvoiceState, NodeError> {
 /// What the BOLT11 string says that the plugin's `Invoice` message does not: amount, creation
 /// time and expiry.
 fn decode(bolt11: &str) -> Result<Bolt11Invoice, NodeError> {
-    bolt11
-        .parse()
-        .map_err(|e| NodeError::Rejected(format!("cln: the node returned an unreadable BOLT11: {e}")))
+    bolt11.parse().map_err(|e| {
+        NodeError::Rejected(format!("cln: the node returned an unreadable BOLT11: {e}"))
+    })
 }
 
 /// A hold invoice as the plugin lists it. The amount paid and the HTLC expiry come from the
@@ -151,7 +151,11 @@ pub fn pays_outcome(pays: &[cln::ListpaysPays]) -> Option<PaymentOutcome> {
         let amount = done.amount_msat.as_ref().map_or(0, |a| a.msat);
         let sent = done.amount_sent_msat.as_ref().map_or(0, |a| a.msat);
         return Some(PaymentOutcome::Succeeded {
-            preimage_hex: done.preimage.as_deref().map(hex::encode).unwrap_or_default(),
+            preimage_hex: done
+                .preimage
+                .as_deref()
+                .map(hex::encode)
+                .unwrap_or_default(),
             fee_msat: sent.saturating_sub(amount),
         });
     }

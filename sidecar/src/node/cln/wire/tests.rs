@@ -44,9 +44,15 @@ fn hold_invoice(state: hold::InvoiceState, htlcs: Vec<hold::Htlc>) -> hold::Invo
 fn the_plugins_states_are_lnds() {
     use hold::InvoiceState as H;
     assert_eq!(hold_state(H::Unpaid.into()).unwrap(), InvoiceState::Open);
-    assert_eq!(hold_state(H::Accepted.into()).unwrap(), InvoiceState::Accepted);
+    assert_eq!(
+        hold_state(H::Accepted.into()).unwrap(),
+        InvoiceState::Accepted
+    );
     assert_eq!(hold_state(H::Paid.into()).unwrap(), InvoiceState::Settled);
-    assert_eq!(hold_state(H::Cancelled.into()).unwrap(), InvoiceState::Canceled);
+    assert_eq!(
+        hold_state(H::Cancelled.into()).unwrap(),
+        InvoiceState::Canceled
+    );
     assert!(matches!(hold_state(7), Err(NodeError::Rejected(_))));
 }
 
@@ -85,24 +91,39 @@ fn only_an_accepted_invoice_has_an_htlc_expiry() {
 fn an_open_hold_invoice_expires_at_its_bolt11_expiry_and_nothing_else_does() {
     use hold::InvoiceState as H;
     let open = hold_invoice_status(&hold_invoice(H::Unpaid, vec![])).unwrap();
-    assert!(!hold_invoice_expired(&open, Duration::from_secs(1_700_000_599)));
-    assert!(hold_invoice_expired(&open, Duration::from_secs(1_700_000_600)));
+    assert!(!hold_invoice_expired(
+        &open,
+        Duration::from_secs(1_700_000_599)
+    ));
+    assert!(hold_invoice_expired(
+        &open,
+        Duration::from_secs(1_700_000_600)
+    ));
     let held = hold_invoice_status(&hold_invoice(
         H::Accepted,
         vec![htlc(H::Accepted, 10_000, 250)],
     ))
     .unwrap();
-    assert!(!hold_invoice_expired(&held, Duration::from_secs(1_800_000_000)));
+    assert!(!hold_invoice_expired(
+        &held,
+        Duration::from_secs(1_800_000_000)
+    ));
 }
 
 #[test]
 fn a_malformed_hash_or_bolt11_is_refused() {
     let mut invoice = hold_invoice(hold::InvoiceState::Unpaid, vec![]);
     invoice.payment_hash = vec![3; 31];
-    assert!(matches!(hold_invoice_status(&invoice), Err(NodeError::Rejected(_))));
+    assert!(matches!(
+        hold_invoice_status(&invoice),
+        Err(NodeError::Rejected(_))
+    ));
     let mut invoice = hold_invoice(hold::InvoiceState::Unpaid, vec![]);
     invoice.invoice = "lnbcrt1garbage".to_owned();
-    assert!(matches!(hold_invoice_status(&invoice), Err(NodeError::Rejected(_))));
+    assert!(matches!(
+        hold_invoice_status(&invoice),
+        Err(NodeError::Rejected(_))
+    ));
 }
 
 #[test]
@@ -198,6 +219,9 @@ fn cln_calls_mainnet_bitcoin() {
 #[test]
 fn the_hash_of_an_invoice_to_pay_is_read_from_it() {
     let invoice = bolt11([8; 32], 1_000, 1_700_000_000, 600);
-    assert_eq!(bolt11_hash(&format!(" {invoice}\n")).unwrap(), PaymentHash([8; 32]));
+    assert_eq!(
+        bolt11_hash(&format!(" {invoice}\n")).unwrap(),
+        PaymentHash([8; 32])
+    );
     assert!(bolt11_hash("not an invoice").is_err());
 }
