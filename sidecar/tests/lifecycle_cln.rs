@@ -125,3 +125,50 @@ async fn duplicate_and_late_verdicts_change_nothing_on_the_plugin() {
     assert_eq!(s.calls_to("hold.Cancel"), 0);
     s.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn decisions_made_while_cln_is_down_reach_the_plugin_exactly_once_when_it_returns() {
+    let s = ClnSidecar::start("5m", "1s").await;
+    let leaving = s.held_deposit("203.0.113.7").await;
+    let abusing = s.held_deposit("198.51.100.7").await;
+    let unpaid = s.challenged("192.0.2.7").await;
+
+    s.fake.stop().await;
+    assert_eq!(s.leave(&leaving).await.status(), 200);
+    let applied = s
+        .events(json!([{"type": "verdict", "token_id": abusing["token_id"],
+            "verdict": "forfeit", "trigger": "trap_path"}]))
+        .await;
+    assert_eq!(applied["results"][0]["result"], "applied", "{applied}");
+    assert_eq!(s.status(&leaving, 0).await["state"], "refunded");
+    assert_eq!(s.status(&abusing, 0).await["state"], "forfeited");
+    // A new visitor cannot get an invoice: a clean 503, no panic.
+    let r = s.challenge("192.0.2.8").await;
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "node_unavailable", "{body}");
+    // The unpaid visitor pays while CLN is unreachable from the sidecar.
+    s.fake
+        .pay_request(unpaid["invoice"].as_str().unwrap())
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        s.fake.hold_invoice(hash_of(&leaving)).unwrap().state,
+        "accepted"
+    );
+    assert_eq!(
+        s.fake.hold_invoice(hash_of(&abusing)).unwrap().state,
+        "accepted"
+    );
+
+    s.fake.resume().await.unwrap();
+    let patience = Duration::from_secs(30);
+    s.wait_plugin_state(&leaving, "cancelled", patience).await;
+    s.wait_plugin_state(&abusing, "paid", patience).await;
+    s.wait_state(&unpaid, "held", patience).await;
+    // Further retry and reconcile rounds must not act again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(s.calls_to("hold.Cancel"), 1);
+    assert_eq!(s.calls_to("hold.Settle"), 1);
+    s.running.shutdown().await;
+}

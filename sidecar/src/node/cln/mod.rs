@@ -566,10 +566,7 @@ impl Node for ClnNode {
                 // Normal invoices have no stream: polling them is all there is.
                 let stream = match kind {
                     Kind::Hold => match node.track(&hash).await {
-                        Ok(stream) => {
-                            backoff = config.reconnect_min;
-                            Some(stream)
-                        }
+                        Ok(stream) => Some(stream),
                         Err(e) => {
                             tracing::warn!(payment_hash = %hex::encode(hash.0), error = %e, retry_in = ?backoff, "hold: cannot open the Track stream");
                             None
@@ -582,7 +579,10 @@ impl Node for ClnNode {
                         let quiet = quiet_period(&last, config.clock.now(), config.stream_recheck);
                         let woke = tokio::select! {
                             message = stream.next() => match message {
-                                Some(Ok(_)) => true,
+                                Some(Ok(_)) => {
+                                    backoff = config.reconnect_min;
+                                    true
+                                }
                                 Some(Err(status)) => {
                                     tracing::warn!(payment_hash = %hex::encode(hash.0), error = %status.message(), "hold: Track stream broke; reconnecting");
                                     false
@@ -613,6 +613,10 @@ impl Node for ClnNode {
                             break;
                         }
                     }
+                    // A stream that keeps ending at once (a plugin failing every Track) must not
+                    // become a busy loop of calls.
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(config.reconnect_max);
                 } else {
                     let wait = match kind {
                         Kind::Hold => backoff,
