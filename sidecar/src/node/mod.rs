@@ -151,6 +151,31 @@ pub enum NodeError {
     Rejected(String),
 }
 
+/// Whether `next` is news after `last` in a subscription. Lookups and stream messages
+/// interleave (a message buffered before a reconciling lookup can arrive after it), so a state
+/// that goes backwards (states only move OPEN -> ACCEPTED -> SETTLED/CANCELED) is stale, never
+/// news.
+pub(crate) fn is_news(next: &InvoiceStatus, last: &InvoiceStatus) -> bool {
+    fn rank(state: InvoiceState) -> u8 {
+        match state {
+            InvoiceState::Open => 0,
+            InvoiceState::Accepted => 1,
+            InvoiceState::Settled | InvoiceState::Canceled => 2,
+        }
+    }
+    if last.state.is_final() {
+        return false;
+    }
+    match rank(next.state).cmp(&rank(last.state)) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => {
+            next.amount_paid_msat != last.amount_paid_msat
+                || next.htlc_expiry_height != last.htlc_expiry_height
+        }
+    }
+}
+
 pub type InvoiceUpdates = Pin<Box<dyn Stream<Item = Result<InvoiceStatus, NodeError>> + Send>>;
 
 #[async_trait::async_trait]

@@ -21,7 +21,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 use super::{
     CreatedInvoice, InvoiceRequest, InvoiceState, InvoiceStatus, InvoiceUpdates, Node, NodeError,
-    NodeInfo, PaymentHash, PaymentOutcome, Preimage,
+    NodeInfo, PaymentHash, PaymentOutcome, Preimage, is_news,
 };
 use crate::clock::{Clock, SystemClock};
 use proto::cln::node_client::NodeClient;
@@ -350,29 +350,6 @@ impl ClnNode {
             }),
         )
         .await
-    }
-}
-
-/// Whether `next` is news after `last`: states only move forward (OPEN -> ACCEPTED ->
-/// SETTLED/CANCELED), so a lookup that raced a stream message never moves one back.
-fn is_news(next: &InvoiceStatus, last: &InvoiceStatus) -> bool {
-    fn rank(state: InvoiceState) -> u8 {
-        match state {
-            InvoiceState::Open => 0,
-            InvoiceState::Accepted => 1,
-            InvoiceState::Settled | InvoiceState::Canceled => 2,
-        }
-    }
-    if last.state.is_final() {
-        return false;
-    }
-    match rank(next.state).cmp(&rank(last.state)) {
-        std::cmp::Ordering::Greater => true,
-        std::cmp::Ordering::Less => false,
-        std::cmp::Ordering::Equal => {
-            next.amount_paid_msat != last.amount_paid_msat
-                || next.htlc_expiry_height != last.htlc_expiry_height
-        }
     }
 }
 
@@ -732,17 +709,5 @@ mod tests {
             quiet_period(&held, Duration::from_secs(1_599), recheck),
             recheck
         );
-    }
-
-    #[test]
-    fn a_state_never_moves_back() {
-        let open = status(InvoiceState::Open, 0, 600);
-        let held = status(InvoiceState::Accepted, 0, 600);
-        let settled = status(InvoiceState::Settled, 0, 600);
-        assert!(is_news(&held, &open));
-        assert!(!is_news(&open, &held));
-        assert!(is_news(&settled, &held));
-        assert!(!is_news(&held, &settled));
-        assert!(!is_news(&open, &open));
     }
 }
