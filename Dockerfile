@@ -19,6 +19,7 @@ COPY filter filter
 COPY host host
 COPY sidecar sidecar
 COPY fake-lnd fake-lnd
+COPY fake-cln fake-cln
 COPY tests tests
 COPY demo demo
 COPY fuzz-checks fuzz-checks

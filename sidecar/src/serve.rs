@@ -13,6 +13,7 @@ use crate::config::{Config, NodeBackend, StoreLocation};
 use crate::deposit::engine::{Engine, EngineSettings};
 use crate::metrics::Metrics;
 use crate::node::Node;
+use crate::node::cln::{ClnConfig, ClnNode, GrpcEndpoint};
 use crate::node::dev::{DevNode, DevNodeConfig};
 use crate::node::lnd::{LndConfig, LndNode, Macaroon};
 use crate::store::Store;
@@ -101,6 +102,34 @@ pub async fn open_node(config: &Config) -> anyhow::Result<(Arc<dyn Node>, Option
             let node = LndNode::connect(lnd_config)
                 .await
                 .with_context(|| format!("connecting to lnd at {}", lnd.rest_url))?;
+            Ok((Arc::new(node), None))
+        }
+        NodeBackend::Cln => {
+            let Some(cln) = &config.node.cln else {
+                bail!("node.cln: required when node.backend is cln");
+            };
+            let endpoint = |name: &str, grpc: &crate::config::ClnGrpcConfig, tls_name: &str| {
+                anyhow::Ok(GrpcEndpoint {
+                    url: grpc.url.clone(),
+                    ca_cert: grpc.ca_cert_file.clone(),
+                    client_cert: grpc.client_cert_file.clone(),
+                    client_key: grpc
+                        .client_key
+                        .read_bytes()
+                        .with_context(|| format!("node.cln.{name}.client_key"))?
+                        .0,
+                    tls_name: tls_name.to_owned(),
+                })
+            };
+            let mut cln_config = ClnConfig::new(
+                endpoint("grpc", &cln.grpc, "cln")?,
+                endpoint("hold", &cln.hold, "hold")?,
+                cln.network.clone(),
+            );
+            cln_config.hold_expiry_delta = cln.hold_expiry_delta;
+            let node = ClnNode::connect(cln_config)
+                .await
+                .with_context(|| format!("connecting to Core Lightning at {}", cln.grpc.url))?;
             Ok((Arc::new(node), None))
         }
     }

@@ -1,12 +1,17 @@
-//! The node contract, one rule per function, run against both backends: the `dev` node, and the
-//! `lnd` backend talking to FakeLnd (the test double of lnd's REST API). The deposit engine relies
-//! on exactly these rules, so a backend that breaks one cannot ship.
+//! The node contract, one rule per function, run against every backend: the `dev` node, the
+//! `lnd` backend talking to FakeLnd (the test double of lnd's REST API) and the `cln` backend
+//! talking to FakeCln (the test double of Core Lightning's and the hold plugin's gRPC). The
+//! deposit engine relies on exactly these rules, so a backend that breaks one cannot ship.
+
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use fake_cln::{FakeCln, FakeClnOptions};
 use fake_lnd::FakeLnd;
 use futures_util::StreamExt;
+use lightning_wall::node::cln::{ClnConfig, ClnNode};
 use lightning_wall::node::dev::{DevNode, DevNodeConfig, ManualClock};
 use lightning_wall::node::lnd::{LndConfig, LndNode};
 use lightning_wall::node::{
@@ -103,6 +108,56 @@ async fn lnd() -> LndHarness {
     LndHarness {
         node,
         fake,
+        _dir: dir,
+    }
+}
+
+struct ClnHarness {
+    node: ClnNode,
+    fake: FakeCln,
+    /// The backend's clock, moved with FakeCln's (the backend expires unpaid hold invoices).
+    clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+}
+
+#[async_trait::async_trait]
+impl Harness for ClnHarness {
+    fn node(&self) -> &dyn Node {
+        &self.node
+    }
+    async fn pay(&self, invoice: &CreatedInvoice) {
+        self.fake.pay_request(&invoice.payment_request).unwrap();
+    }
+    async fn advance_time(&self, by: Duration) {
+        self.fake.advance_time(by);
+        self.clock.advance(by);
+    }
+    async fn advance_blocks(&self, blocks: u32) {
+        self.fake.advance_blocks(blocks);
+    }
+}
+
+/// The plugin started with `hold-expiry-deadline=18`, the delta the rules are written for.
+async fn cln() -> ClnHarness {
+    let fake = FakeCln::start_with(FakeClnOptions {
+        expiry_deadline: 18,
+        ..FakeClnOptions::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = fake.write_credentials(dir.path()).unwrap();
+    let clock = Arc::new(ManualClock::new(fake.now()));
+    let config = ClnConfig {
+        hold_expiry_delta: 18,
+        clock: clock.clone(),
+        ..support::cln::backend_config(&credentials)
+    };
+    let node = ClnNode::connect(config).await.unwrap();
+    ClnHarness {
+        node,
+        fake,
+        clock,
         _dir: dir,
     }
 }
@@ -329,6 +384,15 @@ macro_rules! contract {
                 #[tokio::test]
                 async fn $rule() {
                     let harness = super::lnd().await;
+                    super::$rule(&harness).await;
+                }
+            )*
+        }
+        mod cln_on_fake_cln {
+            $(
+                #[tokio::test]
+                async fn $rule() {
+                    let harness = super::cln().await;
                     super::$rule(&harness).await;
                 }
             )*

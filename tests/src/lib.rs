@@ -27,13 +27,22 @@ pub const CLUSTER: &str = "lightning_wall_sidecar";
 /// The cluster of the sidecar's public listener (wall endpoints).
 pub const WALL_CLUSTER: &str = "lightning_wall_public";
 
+/// The node of every test but those of other backends: the development node.
+const DEV_NODE: &str = "node: { backend: dev }";
+
 /// Routes used by every test: a pay API, a free health check, a deposit wall on the rest.
-fn config_yaml(data: &str, ports: [u16; 3], admin_token_file: &str, mint_per_min: u32) -> String {
+fn config_yaml(
+    data: &str,
+    node: &str,
+    ports: [u16; 3],
+    admin_token_file: &str,
+    mint_per_min: u32,
+) -> String {
     let [internal, public, admin] = ports;
     format!(
         r#"
 data_dir: {data}
-node: {{ backend: dev }}
+{node}
 listeners:
   internal: {{ bind: "127.0.0.1:{internal}" }}
   public: {{ bind: "127.0.0.1:{public}" }}
@@ -156,10 +165,21 @@ impl Wall {
 
     /// As [`Wall::start`], with the sidecar's challenge mint rate per client IP per minute.
     pub fn start_with(workers: usize, mint_per_min: u32) -> Wall {
-        Wall::start_with_sidecar(workers, mint_per_min, None)
+        Wall::start_with_sidecar(workers, mint_per_min, None, DEV_NODE)
     }
 
-    fn start_with_sidecar(workers: usize, mint_per_min: u32, child_entry: Option<&str>) -> Wall {
+    /// As [`Wall::start`], on another node backend: `node_yaml` is the config's `node:` section
+    /// (the dev-node helpers, `dev_pay` and `node_state`, do not apply).
+    pub fn start_on_node(workers: usize, node_yaml: &str) -> Wall {
+        Wall::start_with_sidecar(workers, 1000, None, node_yaml)
+    }
+
+    fn start_with_sidecar(
+        workers: usize,
+        mint_per_min: u32,
+        child_entry: Option<&str>,
+        node: &str,
+    ) -> Wall {
         let dir = tempfile::tempdir().unwrap();
         let (internal, public, admin) = (free_port(), free_port(), free_port());
         let config_path = dir.path().join("lightning-wall.yaml");
@@ -171,6 +191,7 @@ impl Wall {
             &config_path,
             config_yaml(
                 &data.display().to_string(),
+                node,
                 [internal, public, admin],
                 &admin_token_file.display().to_string(),
                 mint_per_min,
@@ -221,7 +242,7 @@ impl Wall {
     /// kills with SIGKILL: this test binary re-executed to run only the ignored test `entry`,
     /// which calls [`serve_if_child`].
     pub fn start_killable(workers: usize, entry: &str) -> Wall {
-        Wall::start_with_sidecar(workers, 1000, Some(entry))
+        Wall::start_with_sidecar(workers, 1000, Some(entry), DEV_NODE)
     }
 
     /// Starts (or restarts) the sidecar on the same ports, store and dev node.

@@ -106,6 +106,8 @@ pub enum NodeBackend {
     /// Embedded development node: real BOLT11, fake money. Never for production.
     Dev,
     Lnd,
+    /// Core Lightning with the hold plugin, both over gRPC (docs/node-backends.md).
+    Cln,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -118,6 +120,45 @@ pub struct NodeConfig {
     /// Options of the development node.
     #[serde(default)]
     pub dev: Option<DevNodeConfig>,
+    /// Required when `backend: cln`.
+    #[serde(default)]
+    pub cln: Option<ClnConfig>,
+}
+
+/// Core Lightning: its grpc plugin for node info, normal invoices and payouts, the hold plugin
+/// for hold invoices.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClnConfig {
+    /// CLN's grpc plugin (`grpc-port`), with the certificates it wrote into
+    /// `<lightning-dir>/<network>/`.
+    pub grpc: ClnGrpcConfig,
+    /// The hold plugin (`hold-grpc-port`, 9292 by default), with the certificates it wrote into
+    /// `<lightning-dir>/<network>/hold/`.
+    pub hold: ClnGrpcConfig,
+    /// Refuse to start when CLN reports another network (CLN's `bitcoin` is `mainnet` here).
+    pub network: String,
+    /// The hold plugin's `hold-expiry-deadline` (3 by default).
+    #[serde(default = "default_cln_hold_expiry_delta")]
+    pub hold_expiry_delta: u32,
+}
+
+fn default_cln_hold_expiry_delta() -> u32 {
+    3
+}
+
+/// One gRPC service with mutual TLS.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClnGrpcConfig {
+    /// `https://host:port`.
+    pub url: String,
+    /// `ca.pem`: the CA that signed the server's certificate.
+    pub ca_cert_file: PathBuf,
+    /// `client.pem`.
+    pub client_cert_file: PathBuf,
+    /// `client-key.pem`, from a file or an environment variable.
+    pub client_key: SecretRef,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -610,6 +651,13 @@ impl Config {
         if let Some(lnd) = self.node.lnd.as_mut() {
             fix(&mut lnd.tls_cert_file);
             fix_secret(&mut lnd.macaroon);
+        }
+        if let Some(cln) = self.node.cln.as_mut() {
+            for grpc in [&mut cln.grpc, &mut cln.hold] {
+                fix(&mut grpc.ca_cert_file);
+                fix(&mut grpc.client_cert_file);
+                fix_secret(&mut grpc.client_key);
+            }
         }
         if let Some(password) = self.store.password.as_mut() {
             fix_secret(password);

@@ -291,3 +291,105 @@ routes:
     let plain = yaml("mainnet").replace("    private: true\n", "");
     assert!(!Config::parse(&plain).unwrap().node.lnd.unwrap().private);
 }
+
+/// A `cln` node section; `{grpc}`, `{hold}`, `{network}` are filled in per test.
+fn cln_config(grpc: &str, hold: &str, network: &str) -> String {
+    MINIMAL.replace(
+        "node: { backend: dev }",
+        &format!(
+            "node:
+  backend: cln
+  cln:
+    grpc: {{ url: {grpc:?}, ca_cert_file: cln/ca.pem, client_cert_file: cln/client.pem, client_key: {{ file: cln/client-key.pem }} }}
+    hold: {{ url: {hold:?}, ca_cert_file: hold/ca.pem, client_cert_file: hold/client.pem, client_key: {{ file: hold/client-key.pem }} }}
+    network: {network}"
+        ),
+    )
+}
+
+#[test]
+fn a_cln_node_with_both_services_validates_with_the_plugins_default_deadline() {
+    let yaml = cln_config(
+        "https://127.0.0.1:9736",
+        "https://127.0.0.1:9292",
+        "regtest",
+    );
+    let config = Config::parse(&yaml).unwrap();
+    config.validate().unwrap();
+    let cln = config.node.cln.unwrap();
+    assert_eq!(cln.hold_expiry_delta, 3);
+    assert_eq!(cln.hold.url, "https://127.0.0.1:9292");
+}
+
+#[test]
+fn a_cln_url_that_cannot_work_is_refused_with_the_fix() {
+    let issues = issues_of(&cln_config(
+        "http://127.0.0.1:9736",
+        "https://cln.example",
+        "regtest",
+    ));
+    assert!(
+        issues[0].starts_with("node.cln.grpc.url: must start with https://"),
+        "{issues:?}"
+    );
+    assert!(
+        issues[1].starts_with("node.cln.hold.url: must name the port")
+            && issues[1].contains("9292"),
+        "{issues:?}"
+    );
+    let same = issues_of(&cln_config(
+        "https://10.0.0.5:9736",
+        "https://10.0.0.5:9736/",
+        "regtest",
+    ));
+    assert!(
+        same.iter()
+            .any(|i| i.starts_with("node.cln.hold.url: must differ from node.cln.grpc.url")),
+        "{same:?}"
+    );
+}
+
+#[test]
+fn cln_network_bitcoin_is_refused_in_favour_of_mainnet() {
+    let issues = issues_of(&cln_config(
+        "https://127.0.0.1:9736",
+        "https://127.0.0.1:9292",
+        "bitcoin",
+    ));
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert!(
+        issues[0].starts_with("node.cln.network: write mainnet"),
+        "{issues:?}"
+    );
+    let issues = issues_of(&cln_config(
+        "https://127.0.0.1:9736",
+        "https://127.0.0.1:9292",
+        "testnet4",
+    ));
+    assert!(issues.is_empty(), "{issues:?}");
+}
+
+#[test]
+fn backend_cln_without_its_section_names_what_is_needed() {
+    let yaml = MINIMAL.replace("backend: dev", "backend: cln");
+    assert_eq!(
+        issues_of(&yaml),
+        ["node.cln: required when node.backend is cln (grpc, hold, network)"]
+    );
+}
+
+#[test]
+fn the_cln_example_validates() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/lightning-wall.cln.yaml");
+    let config = Config::load(&path).unwrap();
+    assert_eq!(config.node.backend, NodeBackend::Cln);
+    let cln = config.node.cln.unwrap();
+    assert_eq!(cln.network, "mainnet");
+    assert!(
+        cln.hold
+            .client_key
+            .file
+            .unwrap()
+            .ends_with("hold/client-key.pem")
+    );
+}

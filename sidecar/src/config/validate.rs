@@ -175,6 +175,13 @@ fn node(config: &Config, issues: &mut Issues) {
                 }
             }
         },
+        NodeBackend::Cln => match &config.node.cln {
+            None => issues.push(
+                "node.cln",
+                "required when node.backend is cln (grpc, hold, network)",
+            ),
+            Some(cln) => cln_node(cln, issues),
+        },
         NodeBackend::Dev => {
             if let Some(dev) = &config.node.dev
                 && dev.block_interval.is_some_and(|d| d.is_zero())
@@ -182,6 +189,79 @@ fn node(config: &Config, issues: &mut Issues) {
                 issues.push("node.dev.block_interval", "must be longer than 0s");
             }
         }
+    }
+}
+
+fn cln_node(cln: &super::ClnConfig, issues: &mut Issues) {
+    for (name, grpc, port_hint) in [
+        (
+            "grpc",
+            &cln.grpc,
+            "CLN's grpc-port, e.g. https://127.0.0.1:9736",
+        ),
+        (
+            "hold",
+            &cln.hold,
+            "the hold plugin's hold-grpc-port, 9292 by default: https://127.0.0.1:9292",
+        ),
+    ] {
+        let path = format!("node.cln.{name}");
+        if let Err(problem) = grpc_authority(&grpc.url) {
+            issues.push(
+                format!("{path}.url"),
+                format!("{problem} ({port_hint}; got {:?})", grpc.url),
+            );
+        }
+        issues.secret(&format!("{path}.client_key"), &grpc.client_key);
+    }
+    if let (Ok(a), Ok(b)) = (grpc_authority(&cln.grpc.url), grpc_authority(&cln.hold.url))
+        && a == b
+    {
+        issues.push(
+            "node.cln.hold.url",
+            "must differ from node.cln.grpc.url: the hold plugin serves its own port \
+             (hold-grpc-port, 9292 by default)",
+        );
+    }
+    issues.between(
+        "node.cln.hold_expiry_delta".into(),
+        cln.hold_expiry_delta.into(),
+        1,
+        144,
+    );
+    const NETWORKS: [&str; 5] = ["mainnet", "testnet", "testnet4", "signet", "regtest"];
+    if cln.network == "bitcoin" {
+        issues.push(
+            "node.cln.network",
+            "write mainnet (CLN calls it bitcoin; the sidecar uses one name for every backend)",
+        );
+    } else if !NETWORKS.contains(&cln.network.as_str()) {
+        issues.push(
+            "node.cln.network",
+            format!(
+                "must be one of {} (got {:?})",
+                NETWORKS.join(", "),
+                cln.network
+            ),
+        );
+    }
+}
+
+/// `host:port` of a gRPC URL: both plugins serve TLS only, on a port of their own, so the
+/// scheme is https and the port is explicit (an implied 443 is never theirs).
+fn grpc_authority(url: &str) -> Result<&str, &'static str> {
+    let Some(rest) = url.strip_prefix("https://") else {
+        return Err("must start with https:// (the plugin serves gRPC over TLS only)");
+    };
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() || authority.contains('/') || authority.contains('?') {
+        return Err("must be https://host:port, without a path");
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Ok(authority)
+        }
+        _ => Err("must name the port"),
     }
 }
 

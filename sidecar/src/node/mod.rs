@@ -1,10 +1,12 @@
 //! The Lightning node as the sidecar sees it: invoices, hold invoices, their states, payments.
 //!
-//! Backends: `lnd` (REST, production) and `dev` (an embedded development node for demos and
-//! tests). The deposit engine only ever talks to this trait, so it never learns which node it has.
-//! Semantics follow LND (see `docs/lnd-rest.md`): settle on OPEN fails, settle
+//! Backends: `lnd` (REST, production), `cln` (Core Lightning with the hold plugin, gRPC) and
+//! `dev` (an embedded development node for demos and tests). The deposit engine only ever talks
+//! to this trait, so it never learns which node it has. Semantics follow LND (see
+//! `docs/lnd-rest.md`): settle on OPEN fails, settle
 //! twice and cancel twice succeed, cancel after settle fails, a payment hash is never reused.
 
+pub mod cln;
 pub mod dev;
 pub mod lnd;
 
@@ -148,6 +150,31 @@ pub enum NodeError {
     /// The node understood and refused the request for another reason.
     #[error("node rejected the request: {0}")]
     Rejected(String),
+}
+
+/// Whether `next` is news after `last` in a subscription. Lookups and stream messages
+/// interleave (a message buffered before a reconciling lookup can arrive after it), so a state
+/// that goes backwards (states only move OPEN -> ACCEPTED -> SETTLED/CANCELED) is stale, never
+/// news.
+pub(crate) fn is_news(next: &InvoiceStatus, last: &InvoiceStatus) -> bool {
+    fn rank(state: InvoiceState) -> u8 {
+        match state {
+            InvoiceState::Open => 0,
+            InvoiceState::Accepted => 1,
+            InvoiceState::Settled | InvoiceState::Canceled => 2,
+        }
+    }
+    if last.state.is_final() {
+        return false;
+    }
+    match rank(next.state).cmp(&rank(last.state)) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => {
+            next.amount_paid_msat != last.amount_paid_msat
+                || next.htlc_expiry_height != last.htlc_expiry_height
+        }
+    }
 }
 
 pub type InvoiceUpdates = Pin<Box<dyn Stream<Item = Result<InvoiceStatus, NodeError>> + Send>>;

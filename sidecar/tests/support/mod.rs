@@ -1,7 +1,10 @@
-//! The whole sidecar (`serve` wiring, HTTP, engine, SQLite) with the `lnd` backend against
-//! FakeLnd, the test double of lnd's REST contract, and the HTTP calls the lnd integration
-//! tests make of it (`faults_lnd.rs`, `lifecycle_lnd.rs`).
+//! The whole sidecar (`serve` wiring, HTTP, engine, SQLite) on a node test double — the `lnd`
+//! backend against FakeLnd (the test double of lnd's REST contract), the `cln` backend against
+//! FakeCln (`cln.rs`) — and the HTTP calls the integration tests make of it (`faults_lnd.rs`,
+//! `lifecycle_lnd.rs`, `lifecycle_cln.rs`).
 #![allow(dead_code)] // each test binary uses part of it
+
+pub mod cln;
 
 use std::time::{Duration, Instant};
 
@@ -10,11 +13,53 @@ use lightning_wall::config::Config;
 use lightning_wall::serve::{Running, start};
 use serde_json::{Value, json};
 
-pub struct LndSidecar {
-    pub fake: FakeLnd,
+/// A running sidecar and the node double `F` behind it.
+pub struct Sidecar<F> {
+    pub fake: F,
     pub running: Running,
     pub http: reqwest::Client,
     _dir: tempfile::TempDir,
+}
+
+pub type LndSidecar = Sidecar<FakeLnd>;
+
+/// Starts the sidecar with this `node:` section and one deposit route, `wall` (1,000 sat), whose
+/// deposits go idle after `idle_timeout` and whose reconciler runs every `reconcile_interval`.
+async fn start_sidecar<F>(
+    fake: F,
+    dir: tempfile::TempDir,
+    node_yaml: &str,
+    idle_timeout: &str,
+    reconcile_interval: &str,
+) -> Sidecar<F> {
+    let path = dir.path().join("lightning-wall.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+data_dir: {data}
+{node_yaml}
+listeners:
+  internal: {{ bind: "127.0.0.1:0" }}
+  public: {{ bind: "127.0.0.1:0" }}
+deposits: {{ reconcile_interval: {reconcile_interval} }}
+routes:
+  - id: wall
+    match: {{}}
+    mode: deposit
+    deposit: {{ amount_sat: 1000, idle_timeout: {idle_timeout} }}
+"#,
+            data = dir.path().join("data").display(),
+        ),
+    )
+    .unwrap();
+    let running = start(Config::load(&path).unwrap()).await.unwrap();
+    Sidecar {
+        fake,
+        running,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
 }
 
 /// A payment hash from a challenge answer.
@@ -30,51 +75,79 @@ fn empty_proof(c: &Value) -> String {
 }
 
 impl LndSidecar {
-    /// A sidecar on a fresh FakeLnd with one deposit route, `wall` (1,000 sat), whose deposits
-    /// go idle after `idle_timeout` and whose reconciler runs every `reconcile_interval`.
+    /// A sidecar on a fresh FakeLnd (see [`start_sidecar`]).
     pub async fn start(idle_timeout: &str, reconcile_interval: &str) -> LndSidecar {
         let fake = FakeLnd::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let (cert, macaroon) = fake.write_credentials(dir.path()).unwrap();
-        let path = dir.path().join("lightning-wall.yaml");
-        std::fs::write(
-            &path,
-            format!(
-                r#"
-data_dir: {data}
-node:
+        let node = format!(
+            "node:
   backend: lnd
   lnd:
     rest_url: {url}
     tls_cert_file: {cert}
     macaroon: {{ file: {macaroon} }}
-    network: regtest
-listeners:
-  internal: {{ bind: "127.0.0.1:0" }}
-  public: {{ bind: "127.0.0.1:0" }}
-deposits: {{ reconcile_interval: {reconcile_interval} }}
-routes:
-  - id: wall
-    match: {{}}
-    mode: deposit
-    deposit: {{ amount_sat: 1000, idle_timeout: {idle_timeout} }}
-"#,
-                data = dir.path().join("data").display(),
-                url = fake.url(),
-                cert = cert.display(),
-                macaroon = macaroon.display(),
-            ),
-        )
-        .unwrap();
-        let running = start(Config::load(&path).unwrap()).await.unwrap();
-        LndSidecar {
-            fake,
-            running,
-            http: reqwest::Client::new(),
-            _dir: dir,
-        }
+    network: regtest",
+            url = fake.url(),
+            cert = cert.display(),
+            macaroon = macaroon.display(),
+        );
+        start_sidecar(fake, dir, &node, idle_timeout, reconcile_interval).await
     }
 
+    /// A deposit paid on FakeLnd and reported held by the sidecar: its challenge.
+    pub async fn held_deposit(&self, ip: &str) -> Value {
+        let c = self.challenged(ip).await;
+        self.fake
+            .pay_request(c["invoice"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(self.status(&c, 10).await["state"], "held");
+        c
+    }
+
+    /// Waits until FakeLnd shows the invoice in `want` (at most `within`).
+    pub async fn wait_lnd_state(&self, c: &Value, want: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.fake.invoice(hash_of(c)).map(|i| i.state) == Some(want) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "lnd never showed {want}: {:?}",
+            self.fake.invoice(hash_of(c))
+        );
+    }
+
+    /// Requests FakeLnd has seen whose line ends with `path`.
+    pub fn calls_to(&self, path: &str) -> usize {
+        self.fake
+            .requests()
+            .iter()
+            .filter(|line| line.ends_with(path))
+            .count()
+    }
+
+    /// Invoice subscriptions FakeLnd has seen (the sidecar's watchers).
+    pub fn subscriptions(&self) -> usize {
+        self.fake
+            .requests()
+            .iter()
+            .filter(|line| line.contains("/v2/invoices/subscribe/"))
+            .count()
+    }
+
+    pub async fn wait_subscriptions(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.subscriptions() < n {
+            assert!(Instant::now() < deadline, "the sidecar never subscribed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl<F> Sidecar<F> {
     /// `POST /v1/challenge` for the `wall` route.
     pub async fn challenge(&self, ip: &str) -> reqwest::Response {
         self.http
@@ -120,16 +193,6 @@ routes:
         }
     }
 
-    /// A deposit paid on FakeLnd and reported held by the sidecar: its challenge.
-    pub async fn held_deposit(&self, ip: &str) -> Value {
-        let c = self.challenged(ip).await;
-        self.fake
-            .pay_request(c["invoice"].as_str().unwrap())
-            .unwrap();
-        assert_eq!(self.status(&c, 10).await["state"], "held");
-        c
-    }
-
     /// `POST /v1/events` with these events; must succeed.
     pub async fn events(&self, events: Value) -> Value {
         let r = self
@@ -154,46 +217,5 @@ routes:
             .send()
             .await
             .unwrap()
-    }
-
-    /// Waits until FakeLnd shows the invoice in `want` (at most `within`).
-    pub async fn wait_lnd_state(&self, c: &Value, want: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if self.fake.invoice(hash_of(c)).map(|i| i.state) == Some(want) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!(
-            "lnd never showed {want}: {:?}",
-            self.fake.invoice(hash_of(c))
-        );
-    }
-
-    /// Requests FakeLnd has seen whose line ends with `path`.
-    pub fn calls_to(&self, path: &str) -> usize {
-        self.fake
-            .requests()
-            .iter()
-            .filter(|line| line.ends_with(path))
-            .count()
-    }
-
-    /// Invoice subscriptions FakeLnd has seen (the sidecar's watchers).
-    pub fn subscriptions(&self) -> usize {
-        self.fake
-            .requests()
-            .iter()
-            .filter(|line| line.contains("/v2/invoices/subscribe/"))
-            .count()
-    }
-
-    pub async fn wait_subscriptions(&self, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.subscriptions() < n {
-            assert!(Instant::now() < deadline, "the sidecar never subscribed");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 }

@@ -19,8 +19,8 @@ use sha2::{Digest, Sha256};
 pub use pinned_cert::PinError;
 
 use super::{
-    CreatedInvoice, InvoiceRequest, InvoiceState, InvoiceStatus, InvoiceUpdates, Node, NodeError,
-    NodeInfo, PaymentHash, PaymentOutcome, Preimage,
+    CreatedInvoice, InvoiceRequest, InvoiceStatus, InvoiceUpdates, Node, NodeError, NodeInfo,
+    PaymentHash, PaymentOutcome, Preimage, is_news,
 };
 
 /// How to reach lnd; the sidecar's YAML `node: {backend: lnd, ...}` maps onto it.
@@ -347,30 +347,6 @@ fn ndjson<T: DeserializeOwned + Send + 'static>(
                 }
                 None => return,
             }
-        }
-    }
-}
-
-/// Whether `next` is news after `last`. Lookups and stream messages interleave (a message
-/// buffered before a reconciling lookup can arrive after it), so a state that goes backwards
-/// (lnd's states only move OPEN -> ACCEPTED -> SETTLED/CANCELED) is stale, never news.
-fn is_news(next: &InvoiceStatus, last: &InvoiceStatus) -> bool {
-    fn rank(state: InvoiceState) -> u8 {
-        match state {
-            InvoiceState::Open => 0,
-            InvoiceState::Accepted => 1,
-            InvoiceState::Settled | InvoiceState::Canceled => 2,
-        }
-    }
-    if last.state.is_final() {
-        return false;
-    }
-    match rank(next.state).cmp(&rank(last.state)) {
-        std::cmp::Ordering::Greater => true,
-        std::cmp::Ordering::Less => false,
-        std::cmp::Ordering::Equal => {
-            next.amount_paid_msat != last.amount_paid_msat
-                || next.htlc_expiry_height != last.htlc_expiry_height
         }
     }
 }
