@@ -419,8 +419,7 @@ impl WallRequest {
 
     /// Answers locally, after the sidecar acknowledged any verdict this request decided.
     fn reply_after_verdicts(&mut self, reply: Reply) {
-        if let Err(AfterVerdict::Reply(reply)) =
-            self.send_verdicts_then(AfterVerdict::Reply(reply))
+        if let Err(AfterVerdict::Reply(reply)) = self.send_verdicts_then(AfterVerdict::Reply(reply))
         {
             send_reply(&reply);
         }

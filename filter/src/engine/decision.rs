@@ -459,7 +459,7 @@ fn admit_from(
 /// LNURL for the rewards). A token this filter has revoked (a forfeit decided here, perhaps
 /// not yet known to the sidecar) must not reach them: a forfeit is never outrun by a leave.
 /// Status, the pages and the rewards balance (what the token was owed stays claimable) pass.
-const TOKEN_ACTIONS: &[(&str, &str)] = &[("POST", "/leave")];
+const TOKEN_ACTIONS: &[(&str, &str)] = &[("POST", "leave")];
 
 fn wall_endpoint(
     facts: &RequestFacts<'_>,
@@ -477,21 +477,21 @@ fn wall_endpoint(
     // Which token the sidecar will act for: the `Authorization` credential, else the cookie
     // (as the sidecar reads them). Ambiguous credentials never pass: the sidecar might pick
     // another value than the one checked here.
-    let credential = match Credential::from_authorization_values(facts.authorization.iter().copied())
-    {
-        Ok(Some(c)) => Some(c),
-        Ok(None) => match Credential::from_cookie_headers(facts.cookies.iter().copied()) {
-            Ok(c) => c,
+    let credential =
+        match Credential::from_authorization_values(facts.authorization.iter().copied()) {
+            Ok(Some(c)) => Some(c),
+            Ok(None) => match Credential::from_cookie_headers(facts.cookies.iter().copied()) {
+                Ok(c) => c,
+                Err(e) => {
+                    let e = VerifyError::from(e);
+                    return refuse(host, Reply::error(401, e.reason(), "credential refused"));
+                }
+            },
             Err(e) => {
                 let e = VerifyError::from(e);
                 return refuse(host, Reply::error(401, e.reason(), "credential refused"));
             }
-        },
-        Err(e) => {
-            let e = VerifyError::from(e);
-            return refuse(host, Reply::error(401, e.reason(), "credential refused"));
-        }
-    };
+        };
     let token_id = credential.as_ref().and_then(|c| {
         let mac = l402::MacaroonRef::decode(c.macaroon()).ok()?;
         l402::Identifier::decode(mac.identifier()).ok()

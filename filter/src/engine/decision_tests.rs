@@ -325,7 +325,11 @@ fn a_cookie_request_another_page_could_have_caused_is_refused_and_costs_nothing(
         for site in ["same-site", "cross-site", "bogus"] {
             for path in ["/trap", "/"] {
                 let d = run(&h, &mut o, &cookie_facts(path, &jar, Some(site)));
-                assert_eq!(status(&d), Some((403, Some("cross_site_refused"))), "{site}");
+                assert_eq!(
+                    status(&d),
+                    Some((403, Some("cross_site_refused"))),
+                    "{site}"
+                );
             }
         }
     }
@@ -353,12 +357,15 @@ fn a_trap_link_opened_from_outside_explains_itself_and_other_links_are_served() 
     let h = MemoryHost::at(NOW);
     let mut o = WorkerState::default();
     let jar = cookie(&credential(Mode::Deposit, "wall", 16, NOW + 60));
-    let Decision::Reply(reply) = run(&h, &mut o, &cookie_facts("/trap", &jar, Some("none")))
-    else {
+    let Decision::Reply(reply) = run(&h, &mut o, &cookie_facts("/trap", &jar, Some("none"))) else {
         panic!("the trap is not served")
     };
     assert_eq!((reply.status, reply.reason()), (403, Some("outside_link")));
-    assert!(String::from_utf8(reply.body).unwrap().contains("href=\"/\""));
+    assert!(
+        String::from_utf8(reply.body)
+            .unwrap()
+            .contains("href=\"/\"")
+    );
     assert!(!o.revocations.contains(&[16; 32]));
     assert!(o.outbox.is_empty());
     // A bookmark or a link from a mail to any other page: served, and counted.
@@ -366,7 +373,11 @@ fn a_trap_link_opened_from_outside_explains_itself_and_other_links_are_served() 
     assert!(matches!(d, Decision::Allow(_)), "{d:?}");
     assert!(!o.outbox.is_empty(), "activity reported");
     // The same trap reached from the site itself forfeits.
-    let d = run(&h, &mut o, &cookie_facts("/trap", &jar, Some("same-origin")));
+    let d = run(
+        &h,
+        &mut o,
+        &cookie_facts("/trap", &jar, Some("same-origin")),
+    );
     assert_eq!(status(&d), Some((403, Some("forfeited"))));
 }
 
@@ -430,7 +441,10 @@ fn a_leave_for_a_token_revoked_here_is_refused_before_the_sidecar() {
     let cred = credential(Mode::Deposit, "wall", 18, NOW + 60);
     let auth = format!("L402 {cred}");
     let leave = "/.well-known/lightning-wall/leave";
-    assert_eq!(run(&h, &mut o, &facts("POST", leave, Some(&auth))), Decision::Pass);
+    assert_eq!(
+        run(&h, &mut o, &facts("POST", leave, Some(&auth))),
+        Decision::Pass
+    );
     // The trap forfeits (here, before the sidecar knows): leave no longer reaches it, by
     // header or by cookie, whatever else rides along; status and rewards still do.
     let d = run(&h, &mut o, &facts("POST", "/trap", Some(&auth)));
@@ -438,10 +452,14 @@ fn a_leave_for_a_token_revoked_here_is_refused_before_the_sidecar() {
     let d = run(&h, &mut o, &facts("POST", leave, Some(&auth)));
     assert_eq!(status(&d), Some((403, Some("deposit_ended"))));
     let jar = cookie(&cred);
-    let d = run(&h, &mut o, &RequestFacts {
-        method: "POST",
-        ..cookie_facts(leave, &jar, Some("same-origin"))
-    });
+    let d = run(
+        &h,
+        &mut o,
+        &RequestFacts {
+            method: "POST",
+            ..cookie_facts(leave, &jar, Some("same-origin"))
+        },
+    );
     assert_eq!(status(&d), Some((403, Some("deposit_ended"))));
     // Another worker sees the revocation through shared data.
     let mut other = WorkerState::default();
@@ -456,7 +474,10 @@ fn a_leave_for_a_token_revoked_here_is_refused_before_the_sidecar() {
         "/.well-known/lightning-wall/deposit?wait=5",
         "/.well-known/lightning-wall/rewards",
     ] {
-        assert_eq!(run(&h, &mut o, &facts("GET", path, Some(&auth))), Decision::Pass);
+        assert_eq!(
+            run(&h, &mut o, &facts("GET", path, Some(&auth))),
+            Decision::Pass
+        );
     }
 }
 

@@ -578,7 +578,10 @@ mod tests {
         let t = "ef".repeat(32);
         o.activity(&t);
         o.reward(&t, 5, "r-1");
-        assert!(o.flush().is_none(), "activity and rewards wait for the tick");
+        assert!(
+            o.flush().is_none(),
+            "activity and rewards wait for the tick"
+        );
         o.verdict(&t, Verdict::Forfeit, Trigger::RateLimit);
         let flush = o.flush().unwrap();
         assert_eq!(flush.call.path, "/v1/events");
