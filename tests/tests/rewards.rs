@@ -213,7 +213,7 @@ fn a_visitor_who_leaves_is_refunded_and_can_still_claim_the_reward() {
     );
     wall.tick();
     let left = wall.leave(&credential);
-    assert_eq!(left["state"], "refunded", "{left}");
+    assert_eq!(left["state"], "leaving", "{left}");
     assert_eq!(left["reward_balance_sat"], 25);
     let lnurl = left["reward_lnurl"].as_str().unwrap().to_owned();
     wall.tick();
