@@ -14,122 +14,123 @@ fn wall() -> Wall {
     Wall::start(WORKERS)
 }
 
-fn expect(row: Row, want: Outcome) {
-    println!("{}", attack::table(std::slice::from_ref(&row)));
+/// The money first: the outcome on the node, then (in each test) what the attacker saw.
+fn expect(row: &Row, want: Outcome) {
+    println!("{}", attack::table(std::slice::from_ref(row)));
     assert_eq!(row.outcome, want, "{}: {}", row.strategy, row.got);
 }
 
 #[test]
 fn trap_then_leave_is_forfeited() {
     let row = attack::trap_then_leave(&mut wall());
+    expect(&row, Outcome::Forfeited);
     assert!(row.got.contains("leave 403 deposit_ended"), "{}", row.got);
-    expect(row, Outcome::Forfeited);
 }
 
 #[test]
 fn spam_then_leave_is_forfeited() {
-    expect(attack::spam_then_leave(&mut wall()), Outcome::Forfeited);
+    expect(&attack::spam_then_leave(&mut wall()), Outcome::Forfeited);
 }
 
 #[test]
 fn spam_and_leave_at_the_same_moment_is_forfeited() {
     let row = attack::spam_and_leave_at_once(&mut wall());
+    expect(&row, Outcome::Forfeited);
     // The leave did get through (the spam's verdict was not decided yet): the grace caught it.
     assert!(row.got.contains("leave 200 leaving"), "{}", row.got);
-    expect(row, Outcome::Forfeited);
 }
 
 #[test]
 fn forged_provenance_with_the_authorization_header_is_forfeited() {
     let row = attack::forged_provenance_with_authorization(&mut wall());
+    expect(&row, Outcome::Forfeited);
     assert!(row.got.starts_with("3 of 3 pages served"), "{}", row.got);
-    expect(row, Outcome::Forfeited);
 }
 
 #[test]
 fn forged_provenance_with_the_cookie_is_refused_and_nothing_is_served() {
     let row = attack::forged_provenance_with_cookie(&mut wall());
+    expect(&row, Outcome::Refused);
     assert!(
         row.got.starts_with("0 of 26 requests served"),
         "{}",
         row.got
     );
-    expect(row, Outcome::Refused);
 }
 
 #[test]
 fn a_burst_over_the_rate_limit_on_several_workers_is_forfeited() {
     let row = attack::burst_over_the_rate_limit(&mut wall());
+    expect(&row, Outcome::Forfeited);
     assert!(
         row.got.starts_with("20 of 30 requests served"),
         "{}",
         row.got
     );
-    expect(row, Outcome::Forfeited);
 }
 
 #[test]
 fn an_error_storm_is_forfeited() {
-    expect(attack::error_storm(&mut wall()), Outcome::Forfeited);
+    expect(&attack::error_storm(&mut wall()), Outcome::Forfeited);
 }
 
 #[test]
 fn a_verdict_racing_the_tick_is_forfeited() {
     let row = attack::verdict_racing_the_tick(&mut wall());
+    expect(&row, Outcome::Forfeited);
     assert!(
         row.got.contains("forfeited"),
         "the sidecar knew before any tick: {}",
         row.got
     );
-    expect(row, Outcome::Forfeited);
 }
 
 #[test]
 fn a_forfeited_token_replayed_everywhere_gets_nothing() {
     let row = attack::forfeited_token_replayed(&mut wall(), WORKERS);
+    expect(&row, Outcome::Forfeited);
     assert!(row.got.starts_with("0 of 12 pages served"), "{}", row.got);
     assert!(row.got.contains("leave 403 deposit_ended"), "{}", row.got);
     assert!(row.got.contains("status forfeited"), "{}", row.got);
-    expect(row, Outcome::Forfeited);
 }
 
 #[test]
 fn a_sidecar_restart_between_the_abuse_and_the_leave_is_forfeited() {
     let row = attack::restart_between_abuse_and_leave(&mut wall()).unwrap();
-    expect(row, Outcome::Forfeited);
+    expect(&row, Outcome::Forfeited);
 }
 
 #[test]
 fn an_honest_visitor_browsing_at_a_human_pace_is_refunded() {
     let row = attack::human_pace_browsing(&mut wall());
+    expect(&row, Outcome::Refunded);
     assert!(row.got.starts_with("5 of 5 pages served"), "{}", row.got);
-    expect(row, Outcome::Refunded);
 }
 
 #[test]
 fn a_trap_link_opened_from_a_mail_costs_nothing() {
     let row = attack::trap_link_from_a_mail(&mut wall());
+    expect(&row, Outcome::Refunded);
     assert!(row.got.contains("403 outside_link"), "{}", row.got);
     assert!(row.got.contains("continued: true"), "{}", row.got);
-    expect(row, Outcome::Refunded);
 }
 
 #[test]
 fn a_hostile_page_embedding_the_trap_costs_nothing() {
     let row = attack::hostile_page_embeds_the_trap(&mut wall());
+    expect(&row, Outcome::Refunded);
     assert!(row.got.starts_with("the embed got 402"), "{}", row.got);
-    expect(row, Outcome::Refunded);
 }
 
 #[test]
 fn a_sibling_subdomain_page_costs_nothing() {
     let row = attack::sibling_subdomain_page(&mut wall());
+    expect(&row, Outcome::Refunded);
     assert!(
         row.got.starts_with("0 of 2 served (2 refused)"),
         "{}",
         row.got
     );
-    expect(row, Outcome::Refunded);
 }
 
 /// `make attack`: every strategy against a running `make demo` (LW_ATTACK_URL, default ports of
