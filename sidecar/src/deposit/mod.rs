@@ -226,12 +226,15 @@ pub struct Resolution {
 }
 
 impl Deposit {
-    /// The state as the wall endpoints report it: `leaving` while a held deposit waits out its
-    /// leave grace (the refund is on its way), else the machine's state.
+    /// The state as the wall endpoints report it: `leaving` from the visitor's leave until the
+    /// node confirmed the cancel (the grace, then the cancel itself), so that a page showing
+    /// "refunded" means the wallet has its sats back; else the machine's state.
     pub fn public_state(&self) -> &'static str {
-        match (self.state, self.hold.and_then(|h| h.leaving)) {
-            (DepositState::Held, Some(_)) => "leaving",
-            (state, _) => state.as_str(),
+        let left = self.resolution.is_some_and(|r| r.trigger == Trigger::VisitorLeft);
+        match (self.state, self.hold.and_then(|h| h.leaving), self.pending) {
+            (DepositState::Held, Some(_), _) => "leaving",
+            (DepositState::Refunded, _, Some(NodeAction::Cancel)) if left => "leaving",
+            (state, _, _) => state.as_str(),
         }
     }
 }

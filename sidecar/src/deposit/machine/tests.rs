@@ -406,6 +406,14 @@ fn a_leave_revokes_at_once_and_refunds_only_after_the_grace() {
     let refunded = apply(&d, Event::VisitorLeft, at(101));
     assert_eq!(refunded.next.state, DepositState::Refunded);
     assert_eq!(node_actions(&refunded), vec![NodeAction::Cancel]);
+    // The page says "refunded" only once the node confirmed the cancel.
+    assert_eq!(refunded.next.public_state(), "leaving");
+    let done = apply(
+        &refunded.next,
+        Event::ActionPerformed(NodeAction::Cancel),
+        at(101),
+    );
+    assert_eq!(done.next.public_state(), "refunded");
 }
 
 #[test]
