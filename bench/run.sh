@@ -241,7 +241,7 @@ scripts/demo.sh --run scripts/bench-leave.sh >"$tmp/leave.log" 2>"$tmp/leave.err
   echo
   echo "Command: \`make bench-leave\` (= \`scripts/demo.sh --run scripts/bench-leave.sh\`): 200 honest"
   echo "visitors on the demo stack (sidecar with the dev node and SQLite, the demo site, the filter in"
-  echo "the development gateway), 8 at a time, each takes a deposit, reads a page and leaves; the time"
+  echo "the development gateway), 4 at a time, each takes a deposit, reads a page and leaves; the time"
   echo "from sending \`POST /.well-known/lightning-wall/leave\` to the dev node reporting the hold"
   echo "invoice CANCELED (polled every 10 ms). It includes \`deposits.leave_grace\` (1 s), the window"
   echo "in which a forfeit already decided still wins (docs/reliability.md). Target: p99 ≤ 2 s."
