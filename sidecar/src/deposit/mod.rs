@@ -230,7 +230,9 @@ impl Deposit {
     /// node confirmed the cancel (the grace, then the cancel itself), so that a page showing
     /// "refunded" means the wallet has its sats back; else the machine's state.
     pub fn public_state(&self) -> &'static str {
-        let left = self.resolution.is_some_and(|r| r.trigger == Trigger::VisitorLeft);
+        let left = self
+            .resolution
+            .is_some_and(|r| r.trigger == Trigger::VisitorLeft);
         match (self.state, self.hold.and_then(|h| h.leaving), self.pending) {
             (DepositState::Held, Some(_), _) => "leaving",
             (DepositState::Refunded, _, Some(NodeAction::Cancel)) if left => "leaving",
