@@ -14,7 +14,7 @@ CONFORMANCE_WASM := $(WASM_DIR)/conformance_filter.wasm
 CONFORMANCE_WASM_UNKNOWN := $(WASM_DIR)/conformance_filter_unknown.wasm
 CONFORMANCE_SRCS := $(shell find host/conformance-filter -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit validate-configs demo demo-check browser-test sidecar-release bench bench-filter bench-gateway bench-sidecar fuzz fuzz-smoke fault clean
+.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit validate-configs demo demo-check browser-test sidecar-release bench bench-filter bench-gateway bench-sidecar bench-leave attack fuzz fuzz-smoke fault clean
 
 all: wasm
 
@@ -90,6 +90,21 @@ bench: wasm test-deps
 ## long-poll waiters, against `lightning-wall serve` with the dev node and SQLite (~1 min)
 bench-sidecar:
 	scripts/bench-sidecar.sh
+
+## bench-leave: leave -> hold invoice CANCELED on the node, p50/p99 over 200 honest visitors on
+## the demo stack (includes the 1 s leave grace; ~1 min)
+bench-leave:
+	scripts/demo.sh --run scripts/bench-leave.sh
+
+## attack: the attacker suite's strategies against the demo (starts it, runs them, prints the
+## outcome table of docs/reliability.md); LW_ATTACK_URL=<url> runs them against a demo already up
+attack:
+	@if [ -n "$$LW_ATTACK_URL" ]; then \
+	  $(CARGO) test --locked -p lightning-wall-e2e --test attack attack_the_running_demo -- --ignored --nocapture; \
+	else \
+	  $(CARGO) test --locked -p lightning-wall-e2e --test attack --no-run && \
+	  scripts/demo.sh --run env LW_ATTACK_URL=http://127.0.0.1:8080 $(CARGO) test --locked -p lightning-wall-e2e --test attack attack_the_running_demo -- --ignored --nocapture; \
+	fi
 
 ## bench-filter: per-request cost of the filter in the host against the no-op filter (~30 s)
 bench-filter: wasm

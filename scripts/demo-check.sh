@@ -142,8 +142,8 @@ ok "members area: 200 with the cookie"
 
 req POST "$WALL/leave" -H "Cookie: lightning-wall=$cred" -H 'Sec-Fetch-Site: same-origin'
 expect 200 "leave"
-[[ $(body .state) == refunded && $(body .changed) == true ]] || fail "leave answer"
-ok "leave: refunded"
+[[ $(body .state) == leaving && $(body .changed) == true ]] || fail "leave answer"
+ok "leave: leaving (the refund follows after the leave grace)"
 wait_node_state "$hash" CANCELED "leave"
 [[ $(admin_deposit "$hash" | jq -r '.state + " " + .trigger') == "refunded visitor_left" ]] ||
   fail "admin API: deposit not refunded by visitor_left"

@@ -23,7 +23,7 @@ use crate::engine::health;
 use crate::engine::host::{Host, Level, Metric, SharedValue, SharedWriteError};
 use crate::engine::policy::{FailureMode, Policy, RouteMode};
 use crate::engine::reply::Reply;
-use crate::engine::sync::{Call, CallKind, SyncState};
+use crate::engine::sync::{Call, CallKind, Flush, SyncState};
 use crate::engine::worker::WorkerState;
 
 proxy_wasm::main! {{
@@ -307,6 +307,7 @@ impl RootContext for WallRoot {
             grant: None,
             challenge: None,
             confirm: None,
+            verdict: None,
             credential_out: None,
         }))
     }
@@ -325,8 +326,20 @@ struct WallRequest {
     challenge: Option<PendingChallenge>,
     /// A held-deposit confirmation in flight: call-out token and the grant it becomes.
     confirm: Option<(u32, PendingGrant)>,
+    /// A verdict this request decided, on its way to the sidecar: call-out token, the events,
+    /// and what the request does once the sidecar answered.
+    verdict: Option<(u32, Flush, AfterVerdict)>,
     /// The full credential to return to a client that presented an empty proof.
     credential_out: Option<String>,
+}
+
+/// What a request that decided a verdict does once the sidecar has it: the client learns of
+/// the forfeit (and can try to `leave`) only after the sidecar knows.
+enum AfterVerdict {
+    /// Send this local reply (a forfeit decided on the request).
+    Reply(Reply),
+    /// Let the upstream's response continue (a verdict read from it).
+    ResumeResponse,
 }
 
 fn utf8(v: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -373,6 +386,59 @@ impl WallRequest {
 }
 
 impl WallRequest {
+    /// Dispatches the verdicts this request just decided (`POST /v1/events`) instead of
+    /// leaving them for the tick. True when the call is on its way and `then` waits for its
+    /// answer; false when there was nothing to send or the call could not be made (the events
+    /// are queued again and the tick retries them).
+    fn send_verdicts_then(&mut self, then: AfterVerdict) -> Result<(), AfterVerdict> {
+        let Ok(mut w) = self.worker.try_borrow_mut() else {
+            return Err(then);
+        };
+        let Some(flush) = w.state.outbox.flush() else {
+            return Err(then);
+        };
+        let dispatched = w.config.clone().and_then(|config| {
+            dispatch(
+                &config,
+                flush.call.method,
+                &flush.call.path,
+                flush.call.body.as_deref(),
+            )
+        });
+        match dispatched {
+            Some(token) => {
+                self.verdict = Some((token, flush, then));
+                Ok(())
+            }
+            None => {
+                w.state.outbox.flushed(flush, None, &self.host);
+                Err(then)
+            }
+        }
+    }
+
+    /// Answers locally, after the sidecar acknowledged any verdict this request decided.
+    fn reply_after_verdicts(&mut self, reply: Reply) {
+        if let Err(AfterVerdict::Reply(reply)) = self.send_verdicts_then(AfterVerdict::Reply(reply))
+        {
+            send_reply(&reply);
+        }
+    }
+
+    /// The sidecar answered the verdict call.
+    fn on_verdict_answer(&mut self, flush: Flush, then: AfterVerdict) {
+        let status = call_response_status();
+        if let Ok(mut w) = self.worker.try_borrow_mut() {
+            w.state.outbox.flushed(flush, status, &self.host);
+        }
+        match then {
+            AfterVerdict::Reply(reply) => send_reply(&reply),
+            AfterVerdict::ResumeResponse => {
+                let _ = hostcalls::resume_http_response();
+            }
+        }
+    }
+
     /// Sets the upstream headers of an allowed request and remembers the grant.
     fn allow(&mut self, grant: Grant) {
         let _ = hostcalls::set_map_value(
@@ -418,7 +484,7 @@ impl WallRequest {
                         self.credential_out = Some(pending.credential);
                         let _ = hostcalls::resume_http_request();
                     }
-                    Decision::Reply(reply) => send_reply(&reply),
+                    Decision::Reply(reply) => self.reply_after_verdicts(reply),
                     _ => {
                         self.unavailable(FailureMode::Closed);
                     }
@@ -445,6 +511,14 @@ impl WallRequest {
 
 impl Context for WallRequest {
     fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
+        if let Some((t, flush, then)) = self.verdict.take() {
+            if t == token {
+                self.on_verdict_answer(flush, then);
+            } else {
+                self.verdict = Some((t, flush, then));
+            }
+            return;
+        }
         if let Some((t, pending)) = self.confirm.take() {
             if t == token {
                 self.on_held_answer(pending, body_size);
@@ -530,6 +604,7 @@ impl HttpContext for WallRequest {
             authorization: all("authorization"),
             cookies: all("cookie"),
             sec_fetch_site: one("sec-fetch-site"),
+            sec_fetch_mode: one("sec-fetch-mode"),
             origin: one("origin"),
             referer: one("referer"),
         };
@@ -585,7 +660,7 @@ impl HttpContext for WallRequest {
                 }
             }
             Decision::Reply(reply) => {
-                send_reply(&reply);
+                self.reply_after_verdicts(reply);
                 Action::Pause
             }
             Decision::Challenge(c) => {
@@ -638,17 +713,6 @@ impl HttpContext for WallRequest {
                 let _ = hostcalls::remove_map_value(MapType::HttpResponseHeaders, name);
             }
         }
-        let reward = UpstreamReward::parse(reward.as_deref(), reward_id.as_deref());
-        if reward != UpstreamReward::Absent
-            && let Ok(mut w) = self.worker.try_borrow_mut()
-        {
-            decision::on_reward(
-                self.grant.as_ref(),
-                &reward,
-                &self.host,
-                &mut w.state.outbox,
-            );
-        }
         if let Some(credential) = self.credential_out.take() {
             let _ = hostcalls::set_map_value(
                 MapType::HttpResponseHeaders,
@@ -661,27 +725,44 @@ impl HttpContext for WallRequest {
                 Some("no-store"),
             );
         }
-        let Some(grant) = self.grant.as_ref() else {
-            return Action::Continue;
-        };
-        // Only deposit grants look at the status (error storms): pay requests skip the read.
-        let status = if grant.mode == RouteMode::Deposit {
-            get(":status").and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok())
-        } else {
-            None
-        };
-        let upstream = UpstreamVerdict::parse(verdict.as_deref());
-        if let Ok(mut w) = self.worker.try_borrow_mut() {
-            let policy = w.policy.clone();
-            decision::on_response(
-                policy.as_deref(),
-                grant,
-                status,
-                upstream,
+        // The verdict before the reward: a response that forfeits the deposit earns nothing
+        // (the sidecar refuses rewards for a forfeited deposit, and sees the verdict first).
+        if let Some(grant) = self.grant.as_ref() {
+            // Only deposit grants look at the status (error storms): pay requests skip the read.
+            let status = if grant.mode == RouteMode::Deposit {
+                get(":status").and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok())
+            } else {
+                None
+            };
+            let upstream = UpstreamVerdict::parse(verdict.as_deref());
+            if let Ok(mut w) = self.worker.try_borrow_mut() {
+                let policy = w.policy.clone();
+                decision::on_response(
+                    policy.as_deref(),
+                    grant,
+                    status,
+                    upstream,
+                    &self.host,
+                    &mut w.state,
+                );
+            }
+        }
+        let reward = UpstreamReward::parse(reward.as_deref(), reward_id.as_deref());
+        if reward != UpstreamReward::Absent
+            && let Ok(mut w) = self.worker.try_borrow_mut()
+        {
+            decision::on_reward(
+                self.grant.as_ref(),
+                &reward,
                 &self.host,
-                &mut w.state,
+                &mut w.state.outbox,
             );
         }
-        Action::Continue
+        // A verdict read from this response reaches the sidecar before the client sees the
+        // response (Envoy allows call-outs here; docs/filter.md says which hosts do not).
+        match self.send_verdicts_then(AfterVerdict::ResumeResponse) {
+            Ok(()) => Action::Pause,
+            Err(_) => Action::Continue,
+        }
     }
 }

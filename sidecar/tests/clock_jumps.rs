@@ -39,6 +39,7 @@ async fn harness() -> Harness {
         reconcile_interval: HOUR,
         sweep_interval: Duration::from_millis(100),
         lease: Duration::from_secs(30),
+        leave_grace: Duration::from_secs(1),
         max_live_deposits: 100,
         max_live_deposits_per_prefix: 100,
         replica_id: "clock".into(),

@@ -254,10 +254,15 @@ async fn a_deposit_is_held_revealed_once_held_and_refunded_on_leave() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
-    // No reward was granted (and rewards are off): nothing to claim, no LNURL.
+    // Leaving: revoked now, refunded after the grace. No reward was granted (and rewards are
+    // off): nothing to claim, no LNURL.
+    assert_eq!(body["state"], "leaving", "{body}");
+    assert_eq!(body["changed"], true);
+    assert_eq!(body["reward_balance_sat"], 0);
+    assert!(body.get("reward_lnurl").is_none());
     assert_eq!(
-        body,
-        json!({"state": "refunded", "changed": true, "reward_balance_sat": 0})
+        body["status_credential"],
+        format!("{}:", c["macaroon"].as_str().unwrap())
     );
     s.wait_node_state(c["payment_hash"].as_str().unwrap(), InvoiceState::Canceled)
         .await;

@@ -34,6 +34,7 @@ async fn setup(change: impl FnOnce(&mut EngineSettings)) -> Setup {
         reconcile_interval: Duration::from_secs(3600),
         sweep_interval: Duration::from_millis(100),
         lease: Duration::from_secs(30),
+        leave_grace: Duration::from_secs(1),
         max_live_deposits: 1000,
         max_live_deposits_per_prefix: 1000,
         replica_id: "test".into(),

@@ -22,6 +22,8 @@ use serde_json::{Value, json};
 
 pub use lightning_wall_host::testing;
 
+pub mod attack;
+
 /// The Envoy cluster name the filter calls (the sidecar's internal listener).
 pub const CLUSTER: &str = "lightning_wall_sidecar";
 /// The cluster of the sidecar's public listener (wall endpoints).

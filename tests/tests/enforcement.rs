@@ -1,6 +1,7 @@
 //! Deposit enforcement end to end: trap paths, per-token rate limits, upstream verdicts and
 //! error storms forfeit the deposit (the hold invoice ends SETTLED on the dev node), and a
-//! cross-site request never does. Verdict headers never reach the client.
+//! cookie request another page could have caused never does (refused, not served). Verdict
+//! headers never reach the client. The attacker suite (`attack.rs`) tries every escape.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use lightning_wall::node::InvoiceState;

@@ -140,6 +140,10 @@ fn garbage_credentials_and_cookies_never_trap_the_vm() {
             Request::get("/v1/x").header("authorization", &l402),
             Request::get("/v1/x").header("authorization", input),
             Request::get("/page").header("cookie", &cookie),
+            // The filter reads the credential of a leave itself (revoked tokens never reach it).
+            Request::post("/.well-known/lightning-wall/leave", "")
+                .header("cookie", &cookie)
+                .header("authorization", &l402),
             Request::get("/trap")
                 .header("cookie", input)
                 .header("authorization", &l402)

@@ -213,7 +213,7 @@ fn a_visitor_who_leaves_is_refunded_and_can_still_claim_the_reward() {
     );
     wall.tick();
     let left = wall.leave(&credential);
-    assert_eq!(left["state"], "refunded", "{left}");
+    assert_eq!(left["state"], "leaving", "{left}");
     assert_eq!(left["reward_balance_sat"], 25);
     let lnurl = left["reward_lnurl"].as_str().unwrap().to_owned();
     wall.tick();
@@ -272,4 +272,46 @@ fn pay_tokens_earn_rewards_and_requests_without_a_credential_do_not() {
         Some(&macaroon_only),
     );
     assert_eq!(code, 401);
+}
+
+#[test]
+fn a_forfeited_deposit_earns_nothing_more_but_keeps_what_it_was_owed() {
+    let mut wall = Wall::start(1);
+    let (credential, challenge) = wall.held_deposit("/home");
+    let auth = format!("L402 {credential}");
+    // Earned honestly first: owed, and it stays claimable.
+    wall.send_with(
+        &Request::post("/review", "a fair review").header("authorization", &auth),
+        grants("20", "review-1"),
+    );
+    wall.tick();
+    wait_balance(&wall, &auth, 20);
+    // The spam response carries the site's forfeit verdict and a reward: the verdict goes
+    // first, the reward is refused.
+    wall.send_with(
+        &Request::post("/review", "BUY NOW").header("authorization", &auth),
+        |_| Message {
+            headers: HeaderMap::from_pairs([
+                (":status", "200"),
+                ("x-lightning-wall-verdict", "forfeit"),
+                ("x-lightning-wall-reward", "30"),
+                ("x-lightning-wall-reward-id", "review-2"),
+            ]),
+            body: Vec::new(),
+            trailers: HeaderMap::new(),
+        },
+    );
+    wall.wait_node_state(
+        challenge["payment_hash"].as_str().unwrap(),
+        lightning_wall::node::InvoiceState::Settled,
+    );
+    wall.tick();
+    wall.tick();
+    let body = wait_balance(&wall, &auth, 20);
+    assert_eq!(body["credited_sat"], 20, "{body}");
+    assert!(
+        wall.sidecar_metrics()
+            .contains(r#"result="deposit_forfeited""#),
+        "the refused credit is counted"
+    );
 }

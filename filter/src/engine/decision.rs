@@ -1,7 +1,8 @@
 //! The per-request decision: route, credential, verification (no call-out), revocation, and the
 //! deposit rules (trap paths, per-token rate limits, error storms, upstream verdicts). Pure
-//! apart from the [`Host`] trait. It must never forfeit a deposit because of a request a third
-//! party could have caused (DESIGN.md: cross-site requests are refused, never punished).
+//! apart from the [`Host`] trait. A request a third party could have caused is refused, never
+//! served and never fined; every request that is served counts fully, whatever headers it
+//! carries (docs/filter.md "Provenance").
 
 use l402::{Credential, RequestContext, VerifyError};
 
@@ -32,6 +33,8 @@ pub struct RequestFacts<'a> {
     pub cookies: Vec<&'a [u8]>,
     /// `sec-fetch-site`.
     pub sec_fetch_site: Option<&'a [u8]>,
+    /// `sec-fetch-mode` (`navigate` for a top-level navigation).
+    pub sec_fetch_mode: Option<&'a [u8]>,
     /// `origin`.
     pub origin: Option<&'a [u8]>,
     /// `referer`.
@@ -60,8 +63,6 @@ pub struct Grant {
     pub mode: RouteMode,
     /// Index of the matched route in the policy.
     pub route: usize,
-    /// Whether a third party could have caused this request (never punished).
-    pub cross_site: bool,
 }
 
 /// A challenge to mint through the sidecar.
@@ -132,18 +133,81 @@ fn header_host(url: &[u8]) -> Option<&[u8]> {
     after.get(..end)
 }
 
-/// Whether the request may have been caused by another site: `Sec-Fetch-Site: cross-site`, or,
-/// when the browser sent no `Sec-Fetch-Site`, an `Origin`/`Referer` naming another host.
-pub fn is_cross_site(facts: &RequestFacts<'_>) -> bool {
-    if let Some(site) = facts.sec_fetch_site {
-        return !matches!(site, b"same-origin" | b"same-site" | b"none");
+/// Who could have caused a request that carries a deposit credential, decided from what
+/// browsers do (docs/filter.md "Provenance"): a page on another site can make a browser send a
+/// request, but never with an `Authorization: L402` header (that needs a CORS preflight the
+/// site never grants), and never with our `SameSite=Strict` cookie unless the request is
+/// same-site. Headers a client can forge only ever make a request *refused*, never cheaper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provenance {
+    /// The visitor's own page or program: served, and counted fully.
+    FirstParty,
+    /// A top-level navigation from outside any site (`Sec-Fetch-Site: none`: a typed URL, a
+    /// bookmark, a link opened from a mail or chat app): served like first party, except a
+    /// trap path, which gets an explanation instead (a planted link must not cost anything).
+    OutsideLink,
+    /// Another page could have caused it (same-site sibling, cross-site, `null` or foreign
+    /// `Origin`/`Referer`): refused, not forwarded, not counted, not fined.
+    ThirdParty,
+}
+
+/// The provenance of a request whose credential came from `source`.
+pub fn provenance(source: Source, facts: &RequestFacts<'_>) -> Provenance {
+    if source == Source::Header {
+        return Provenance::FirstParty;
     }
+    if let Some(site) = facts.sec_fetch_site {
+        return match site {
+            b"same-origin" => Provenance::FirstParty,
+            b"none" => Provenance::OutsideLink,
+            // `same-site` (a sibling subdomain gets the Strict cookie), `cross-site` (no
+            // browser sends the Strict cookie then: a forger) and anything unknown.
+            _ => Provenance::ThirdParty,
+        };
+    }
+    // Browsers without Fetch Metadata: any foreign or opaque origin evidence refuses.
     let foreign = |v: &[u8]| match header_host(v) {
         Some(h) => !h.eq_ignore_ascii_case(facts.authority.as_bytes()),
         // `Origin: null` (sandboxed or privacy-sensitive contexts) or garbage: not ours.
         None => true,
     };
-    facts.origin.is_some_and(foreign) || facts.referer.is_some_and(foreign)
+    if facts.origin.is_some_and(foreign) || facts.referer.is_some_and(foreign) {
+        Provenance::ThirdParty
+    } else {
+        Provenance::FirstParty
+    }
+}
+
+/// The answer to a request on a deposit credential that a third party could have caused: a
+/// page with a same-origin link for a top-level navigation (following it is a same-origin
+/// request, which is served), JSON otherwise.
+fn third_party_refused(facts: &RequestFacts<'_>) -> Reply {
+    if facts.sec_fetch_mode == Some(b"navigate") {
+        return Reply::page(
+            403,
+            "cross_site_refused",
+            "Continue on this site",
+            "<p>This page was requested by another site, so it was not opened with your \
+             deposit.</p><p><a href=\"\">Continue here</a></p>",
+        );
+    }
+    Reply::error(
+        403,
+        "cross_site_refused",
+        "request refused: it may have been made by another site",
+    )
+}
+
+/// The answer to a trap path opened from outside any site (a link in a mail or a chat): it
+/// explains itself and costs nothing; a bot learns nothing from it either.
+fn outside_link_refused() -> Reply {
+    Reply::page(
+        403,
+        "outside_link",
+        "This link cannot be opened from outside",
+        "<p>This address cannot be opened from a link outside the site. Nothing was charged.</p>\
+         <p><a href=\"/\">Go to the home page</a></p>",
+    )
 }
 
 /// Revokes a token on every worker (here at once) and queues the verdict for the sidecar.
@@ -194,6 +258,8 @@ fn static_reason(reason: &str) -> &'static str {
         "bad_proof",
         "forfeited",
         "cross_site_refused",
+        "outside_link",
+        "deposit_ended",
         "rate_limited",
         "unavailable",
         "deposit_not_held",
@@ -234,7 +300,7 @@ pub fn decide(
     let path = routes::path_only(facts.path);
     if path.starts_with(WALL_PREFIX) {
         // The sidecar's public endpoints, routed by Envoy: they authenticate by themselves.
-        return Decision::Pass;
+        return wall_endpoint(facts, path, host, w);
     }
     let Some(policy) = policy else {
         return match config.failure_mode {
@@ -270,9 +336,8 @@ pub fn decide(
             valid_until: Some(v.valid_until),
             mode: route.mode,
             route: index,
-            cross_site: is_cross_site(facts),
         };
-        return admit(Some(policy), grant, route.is_trap(path), host, w);
+        return admit_from(policy, route, grant, source, facts, path, host, w);
     }
     let (credential, source) =
         match Credential::from_authorization_values(facts.authorization.iter().copied()) {
@@ -322,8 +387,9 @@ pub fn decide(
                     valid_until: None,
                     mode: route.mode,
                     route: index,
-                    cross_site: is_cross_site(facts),
                 },
+                // Only an `Authorization` header gets here (a cookie without proof is
+                // challenged above): first party by construction.
                 trap: route.is_trap(path),
                 credential: l402::format_credential(&macaroon, Some(receipt.expose_secret())),
             };
@@ -360,9 +426,92 @@ pub fn decide(
         valid_until: Some(verified.valid_until),
         mode: route.mode,
         route: index,
-        cross_site: is_cross_site(facts),
     };
-    admit(Some(policy), grant, route.is_trap(path), host, w)
+    admit_from(policy, route, grant, source, facts, path, host, w)
+}
+
+/// Applies the provenance rule to a deposit route's request before [`admit`] counts it: a
+/// request a third party could have caused is refused here, before anything is counted.
+#[allow(clippy::too_many_arguments)]
+fn admit_from(
+    policy: &Policy,
+    route: &Route,
+    grant: Grant,
+    source: Source,
+    facts: &RequestFacts<'_>,
+    path: &str,
+    host: &dyn Host,
+    w: &mut WorkerState,
+) -> Decision {
+    let trap = route.is_trap(path);
+    if route.deposit.is_some() {
+        match provenance(source, facts) {
+            Provenance::FirstParty => {}
+            Provenance::OutsideLink if !trap => {}
+            Provenance::OutsideLink => return refuse(host, outside_link_refused()),
+            Provenance::ThirdParty => return refuse(host, third_party_refused(facts)),
+        }
+    }
+    admit(Some(policy), grant, trap, host, w)
+}
+
+/// Wall endpoints that act for a token with money at stake: leaving (a refund, and a fresh
+/// LNURL for the rewards). A token this filter has revoked (a forfeit decided here, perhaps
+/// not yet known to the sidecar) must not reach them: a forfeit is never outrun by a leave.
+/// Status, the pages and the rewards balance (what the token was owed stays claimable) pass.
+const TOKEN_ACTIONS: &[(&str, &str)] = &[("POST", "leave")];
+
+fn wall_endpoint(
+    facts: &RequestFacts<'_>,
+    path: &str,
+    host: &dyn Host,
+    w: &mut WorkerState,
+) -> Decision {
+    let action = path.strip_prefix(WALL_PREFIX).unwrap_or_default();
+    if !TOKEN_ACTIONS
+        .iter()
+        .any(|(m, p)| facts.method.eq_ignore_ascii_case(m) && action == *p)
+    {
+        return Decision::Pass;
+    }
+    // Which token the sidecar will act for: the `Authorization` credential, else the cookie
+    // (as the sidecar reads them). Ambiguous credentials never pass: the sidecar might pick
+    // another value than the one checked here.
+    let credential =
+        match Credential::from_authorization_values(facts.authorization.iter().copied()) {
+            Ok(Some(c)) => Some(c),
+            Ok(None) => match Credential::from_cookie_headers(facts.cookies.iter().copied()) {
+                Ok(c) => c,
+                Err(e) => {
+                    let e = VerifyError::from(e);
+                    return refuse(host, Reply::error(401, e.reason(), "credential refused"));
+                }
+            },
+            Err(e) => {
+                let e = VerifyError::from(e);
+                return refuse(host, Reply::error(401, e.reason(), "credential refused"));
+            }
+        };
+    let token_id = credential.as_ref().and_then(|c| {
+        let mac = l402::MacaroonRef::decode(c.macaroon()).ok()?;
+        l402::Identifier::decode(mac.identifier()).ok()
+    });
+    // Not ours to judge (no credential, garbage): the sidecar answers 401.
+    let Some(identifier) = token_id else {
+        return Decision::Pass;
+    };
+    w.revocations.catch_up(host);
+    if w.revocations.contains(identifier.token_id.as_bytes()) {
+        return refuse(
+            host,
+            Reply::error(
+                403,
+                "deposit_ended",
+                "this deposit has ended (forfeited or refunded); its status says which",
+            ),
+        );
+    }
+    Decision::Pass
 }
 
 /// Applies the deposit rules (trap path, per-token rate limit) to a verified, unrevoked token
@@ -378,35 +527,14 @@ pub fn admit(
         .and_then(|p| p.routes.get(grant.route))
         .and_then(|r| r.deposit.as_ref());
     if let Some(rules) = rules {
-        let cross_site = grant.cross_site;
         let now = host.now_unix();
         if trap {
-            if cross_site {
-                return refuse(
-                    host,
-                    Reply::error(403, "cross_site_refused", "cross-site request refused"),
-                );
-            }
             forfeit(host, w, &grant, Trigger::TrapPath);
             return refuse(host, Reply::error(403, "forfeited", "deposit forfeited"));
         }
         if let Some(rate) = rules.rate_limit {
-            // Cross-site requests count apart: a hostile page can then only get its own
-            // requests limited, never push the visitor's count over the forfeit line.
-            let table = if cross_site {
-                limits::CROSS_SITE
-            } else {
-                limits::REQUESTS
-            };
             let owner = limits::token_owner(&grant.token_id);
-            if let Count::Exceeded(_) = limits::hit(host, table, owner, rate, now) {
-                if cross_site {
-                    return refuse(
-                        host,
-                        Reply::error(429, "rate_limited", "too many requests")
-                            .retry_after(limits::seconds_left(rate, now)),
-                    );
-                }
+            if let Count::Exceeded(_) = limits::hit(host, limits::REQUESTS, owner, rate, now) {
                 forfeit(host, w, &grant, Trigger::RateLimit);
                 return refuse(host, Reply::error(429, "forfeited", "deposit forfeited"));
             }
@@ -562,12 +690,6 @@ pub fn on_response(
         return;
     }
     match upstream.verdict {
-        Some(Verdict::Forfeit) if grant.cross_site => {
-            host.log(
-                Level::Warn,
-                format_args!("lightning-wall: upstream forfeit of a cross-site request ignored"),
-            );
-        }
         Some(Verdict::Forfeit) => {
             forfeit(host, w, grant, Trigger::Upstream);
             return;
@@ -586,7 +708,7 @@ pub fn on_response(
     else {
         return;
     };
-    if grant.cross_site || !status.is_some_and(|s| (400..500).contains(&s)) {
+    if !status.is_some_and(|s| (400..500).contains(&s)) {
         return;
     }
     let owner = limits::token_owner(&grant.token_id);

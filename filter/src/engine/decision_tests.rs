@@ -266,6 +266,7 @@ fn a_trap_path_forfeits_the_deposit_at_once() {
     assert_eq!(status(&d), Some((403, Some("forfeited"))));
     assert!(o.revocations.contains(&[5; 32]));
     assert_eq!(h.metric(Metric::Forfeits), 1);
+    assert!(o.outbox.flush().is_some(), "the verdict leaves at once");
     // The very next request with the same credential is no longer served.
     assert!(matches!(
         run(&h, &mut o, &facts("GET", "/", Some(&auth))),
@@ -273,69 +274,211 @@ fn a_trap_path_forfeits_the_deposit_at_once() {
     ));
 }
 
+/// Cookie header carrying a credential, as a browser sends it.
+fn cookie(credential: &str) -> String {
+    format!("theme=dark; lightning-wall={credential}")
+}
+
+fn cookie_facts<'a>(path: &'a str, cookie: &'a str, site: Option<&'a str>) -> RequestFacts<'a> {
+    RequestFacts {
+        cookies: vec![cookie.as_bytes()],
+        sec_fetch_site: site.map(str::as_bytes),
+        ..facts("GET", path, None)
+    }
+}
+
 #[test]
-fn a_cross_site_trap_request_is_refused_but_never_forfeits() {
+fn forged_provenance_headers_never_lower_the_price_of_an_authorization_credential() {
+    // A page on another site cannot make a browser attach `Authorization: L402`, so these
+    // headers on such a request are a forger's: the request is served and fined as any other.
+    for (id, forge) in [
+        (61u8, ("sec-fetch-site", "cross-site")),
+        (62, ("sec-fetch-site", "same-site")),
+        (63, ("origin", "null")),
+        (64, ("referer", "https://evil.example/page")),
+    ] {
+        let h = MemoryHost::at(NOW);
+        let mut o = WorkerState::default();
+        let auth = format!("L402 {}", credential(Mode::Deposit, "wall", id, NOW + 60));
+        let mut f = facts("GET", "/trap", Some(&auth));
+        match forge {
+            ("sec-fetch-site", v) => f.sec_fetch_site = Some(v.as_bytes()),
+            ("origin", v) => f.origin = Some(v.as_bytes()),
+            (_, v) => f.referer = Some(v.as_bytes()),
+        }
+        let d = run(&h, &mut o, &f);
+        assert_eq!(status(&d), Some((403, Some("forfeited"))), "{forge:?}");
+        assert!(o.revocations.contains(&[id; 32]), "{forge:?}");
+        assert!(o.outbox.flush().is_some(), "the verdict leaves at once");
+    }
+}
+
+#[test]
+fn a_cookie_request_another_page_could_have_caused_is_refused_and_costs_nothing() {
     let h = MemoryHost::at(NOW);
     let mut o = WorkerState::default();
-    let auth = format!("L402 {}", credential(Mode::Deposit, "wall", 6, NOW + 60));
-    let mut f = facts("GET", "/trap", Some(&auth));
-    f.sec_fetch_site = Some(b"cross-site");
-    let d = run(&h, &mut o, &f);
-    assert_eq!(status(&d), Some((403, Some("cross_site_refused"))));
+    let jar = cookie(&credential(Mode::Deposit, "wall", 6, NOW + 60));
+    // A sibling subdomain (same-site: the Strict cookie is sent), a forger (cross-site: no
+    // browser sends it), anything unknown: refused, on the trap and elsewhere, any number of
+    // times (the rate limit is 5 per 60 s).
+    for _ in 0..10 {
+        for site in ["same-site", "cross-site", "bogus"] {
+            for path in ["/trap", "/"] {
+                let d = run(&h, &mut o, &cookie_facts(path, &jar, Some(site)));
+                assert_eq!(
+                    status(&d),
+                    Some((403, Some("cross_site_refused"))),
+                    "{site}"
+                );
+            }
+        }
+    }
     assert!(!o.revocations.contains(&[6; 32]));
-    assert!(o.outbox.is_empty());
-    // Without Sec-Fetch-Site, a foreign Origin or Referer marks it cross-site too.
-    let mut f = facts("GET", "/trap", Some(&auth));
-    f.referer = Some(b"https://evil.example/page");
-    assert_eq!(
-        status(&run(&h, &mut o, &f)),
-        Some((403, Some("cross_site_refused")))
-    );
-    let mut f = facts("GET", "/trap", Some(&auth));
-    f.origin = Some(b"null");
-    assert_eq!(
-        status(&run(&h, &mut o, &f)),
-        Some((403, Some("cross_site_refused")))
-    );
+    assert!(o.outbox.is_empty(), "nothing counted, nothing fined");
+    // None of them used up the visitor's own budget: 5 same-origin requests are served.
+    for _ in 0..5 {
+        let d = run(&h, &mut o, &cookie_facts("/", &jar, Some("same-origin")));
+        assert!(matches!(d, Decision::Allow(_)), "{d:?}");
+    }
+    // A top-level navigation gets a page whose link continues same-origin.
+    let mut f = cookie_facts("/members", &jar, Some("same-site"));
+    f.sec_fetch_mode = Some(b"navigate");
+    let Decision::Reply(reply) = run(&h, &mut o, &f) else {
+        panic!("refused")
+    };
+    assert_eq!(reply.status, 403);
+    let page = String::from_utf8(reply.body).unwrap();
+    assert!(page.contains("<a href=\"\">"), "{page}");
     assert!(!o.revocations.contains(&[6; 32]));
 }
 
 #[test]
-fn same_origin_evidence_is_not_cross_site() {
-    let mut f = facts("GET", "/", None);
+fn a_trap_link_opened_from_outside_explains_itself_and_other_links_are_served() {
+    let h = MemoryHost::at(NOW);
+    let mut o = WorkerState::default();
+    let jar = cookie(&credential(Mode::Deposit, "wall", 16, NOW + 60));
+    let Decision::Reply(reply) = run(&h, &mut o, &cookie_facts("/trap", &jar, Some("none"))) else {
+        panic!("the trap is not served")
+    };
+    assert_eq!((reply.status, reply.reason()), (403, Some("outside_link")));
+    assert!(
+        String::from_utf8(reply.body)
+            .unwrap()
+            .contains("href=\"/\"")
+    );
+    assert!(!o.revocations.contains(&[16; 32]));
+    assert!(o.outbox.is_empty());
+    // A bookmark or a link from a mail to any other page: served, and counted.
+    let d = run(&h, &mut o, &cookie_facts("/members", &jar, Some("none")));
+    assert!(matches!(d, Decision::Allow(_)), "{d:?}");
+    assert!(!o.outbox.is_empty(), "activity reported");
+    // The same trap reached from the site itself forfeits.
+    let d = run(
+        &h,
+        &mut o,
+        &cookie_facts("/trap", &jar, Some("same-origin")),
+    );
+    assert_eq!(status(&d), Some((403, Some("forfeited"))));
+}
+
+#[test]
+fn without_fetch_metadata_foreign_or_opaque_origins_refuse_a_cookie() {
+    let h = MemoryHost::at(NOW);
+    let mut o = WorkerState::default();
+    let jar = cookie(&credential(Mode::Deposit, "wall", 17, NOW + 60));
+    for (origin, referer) in [
+        (Some("null"), None),
+        (Some("https://evil.example"), None),
+        (None, Some("https://evil.example/a")),
+        (Some("https://site.example"), Some("garbage")),
+    ] {
+        let mut f = cookie_facts("/trap", &jar, None);
+        f.origin = origin.map(str::as_bytes);
+        f.referer = referer.map(str::as_bytes);
+        let d = run(&h, &mut o, &f);
+        assert_eq!(
+            status(&d),
+            Some((403, Some("cross_site_refused"))),
+            "{origin:?} {referer:?}"
+        );
+    }
+    assert!(!o.revocations.contains(&[17; 32]));
+    // Our own origin (any case), or no evidence at all (an old browser): first party.
+    let mut f = cookie_facts("/", &jar, None);
     f.origin = Some(b"https://site.example");
     f.referer = Some(b"https://SITE.example/a?b");
-    assert!(!is_cross_site(&f));
-    f.sec_fetch_site = Some(b"same-origin");
-    f.origin = Some(b"https://evil.example");
-    assert!(!is_cross_site(&f), "Sec-Fetch-Site wins when present");
+    assert!(matches!(run(&h, &mut o, &f), Decision::Allow(_)));
+    assert_eq!(provenance(Source::Cookie, &f), Provenance::FirstParty);
+    let d = run(&h, &mut o, &cookie_facts("/trap", &jar, None));
+    assert_eq!(status(&d), Some((403, Some("forfeited"))));
 }
 
 #[test]
-fn exceeding_the_token_rate_limit_forfeits_but_cross_site_requests_only_get_429() {
+fn every_served_request_counts_toward_the_rate_limit_whatever_it_claims() {
     let h = MemoryHost::at(NOW);
     let mut o = WorkerState::default();
     let auth = format!("L402 {}", credential(Mode::Deposit, "wall", 7, NOW + 60));
     let mut cross = facts("GET", "/", Some(&auth));
     cross.sec_fetch_site = Some(b"cross-site");
-    for _ in 0..5 {
-        assert!(matches!(run(&h, &mut o, &cross), Decision::Allow(_)));
+    // The limit is 5 per 60 s: claimed cross-site and plain requests share it.
+    for i in 0..5 {
+        let f = if i % 2 == 0 {
+            &cross
+        } else {
+            &facts("GET", "/", Some(&auth))
+        };
+        assert!(matches!(run(&h, &mut o, f), Decision::Allow(_)));
     }
-    assert_eq!(
-        status(&run(&h, &mut o, &cross)),
-        Some((429, Some("rate_limited")))
-    );
-    assert!(!o.revocations.contains(&[7; 32]));
-    // Cross-site requests did not use up the visitor's own budget (limit 5 per 60 s).
-    for _ in 0..5 {
-        assert!(matches!(
-            run(&h, &mut o, &facts("GET", "/", Some(&auth))),
-            Decision::Allow(_)
-        ));
-    }
-    let d = run(&h, &mut o, &facts("GET", "/", Some(&auth)));
+    let d = run(&h, &mut o, &cross);
     assert_eq!(status(&d), Some((429, Some("forfeited"))));
     assert!(o.revocations.contains(&[7; 32]));
+}
+
+#[test]
+fn a_leave_for_a_token_revoked_here_is_refused_before_the_sidecar() {
+    let h = MemoryHost::at(NOW);
+    let mut o = WorkerState::default();
+    let cred = credential(Mode::Deposit, "wall", 18, NOW + 60);
+    let auth = format!("L402 {cred}");
+    let leave = "/.well-known/lightning-wall/leave";
+    assert_eq!(
+        run(&h, &mut o, &facts("POST", leave, Some(&auth))),
+        Decision::Pass
+    );
+    // The trap forfeits (here, before the sidecar knows): leave no longer reaches it, by
+    // header or by cookie, whatever else rides along; status and rewards still do.
+    let d = run(&h, &mut o, &facts("POST", "/trap", Some(&auth)));
+    assert_eq!(status(&d), Some((403, Some("forfeited"))));
+    let d = run(&h, &mut o, &facts("POST", leave, Some(&auth)));
+    assert_eq!(status(&d), Some((403, Some("deposit_ended"))));
+    let jar = cookie(&cred);
+    let d = run(
+        &h,
+        &mut o,
+        &RequestFacts {
+            method: "POST",
+            ..cookie_facts(leave, &jar, Some("same-origin"))
+        },
+    );
+    assert_eq!(status(&d), Some((403, Some("deposit_ended"))));
+    // Another worker sees the revocation through shared data.
+    let mut other = WorkerState::default();
+    let d = run(&h, &mut other, &facts("POST", leave, Some(&auth)));
+    assert_eq!(status(&d), Some((403, Some("deposit_ended"))));
+    // Two different credentials: the sidecar might act on the other one, so neither passes.
+    let fresh = format!("L402 {}", credential(Mode::Deposit, "wall", 19, NOW + 60));
+    let mut f = facts("POST", leave, Some(&auth));
+    f.authorization.push(fresh.as_bytes());
+    assert_eq!(status(&run(&h, &mut o, &f)).map(|s| s.0), Some(401));
+    for path in [
+        "/.well-known/lightning-wall/deposit?wait=5",
+        "/.well-known/lightning-wall/rewards",
+    ] {
+        assert_eq!(
+            run(&h, &mut o, &facts("GET", path, Some(&auth))),
+            Decision::Pass
+        );
+    }
 }
 
 #[test]
@@ -343,37 +486,29 @@ fn upstream_verdicts_and_error_storms_end_the_deposit() {
     let p = policy();
     let h = MemoryHost::at(NOW);
     let mut o = WorkerState::default();
-    let grant = |id: u8, cross_site| Grant {
+    let grant = |id: u8| Grant {
         token_id: [id; 32],
         token_hex: hex(id),
         valid_until: Some(NOW + 60),
         mode: RouteMode::Deposit,
         route: 2,
-        cross_site,
     };
     let forfeit = UpstreamVerdict::parse(Some(b" Forfeit "));
-    on_response(Some(&p), &grant(8, true), Some(200), forfeit, &h, &mut o);
-    assert!(
-        !o.revocations.contains(&[8; 32]),
-        "cross-site: never punished"
-    );
-    on_response(Some(&p), &grant(8, false), Some(200), forfeit, &h, &mut o);
+    on_response(Some(&p), &grant(8), Some(200), forfeit, &h, &mut o);
     assert!(o.revocations.contains(&[8; 32]));
+    assert!(o.outbox.flush().is_some(), "sent at once, not at the tick");
     let refund = UpstreamVerdict::parse(Some(b"refund"));
-    on_response(Some(&p), &grant(9, false), Some(200), refund, &h, &mut o);
+    on_response(Some(&p), &grant(9), Some(200), refund, &h, &mut o);
     assert!(o.revocations.contains(&[9; 32]));
     assert_eq!(h.metric(Metric::Refunds), 1);
-    // Error storm: 3 errors per 60 s allowed, the 4th forfeits; cross-site errors do not count.
+    // Error storm: 3 errors per 60 s allowed, the 4th forfeits; 5xx do not count.
     let none = UpstreamVerdict::default();
-    for _ in 0..10 {
-        on_response(Some(&p), &grant(10, true), Some(404), none, &h, &mut o);
-    }
     for _ in 0..3 {
-        on_response(Some(&p), &grant(10, false), Some(404), none, &h, &mut o);
-        on_response(Some(&p), &grant(10, false), Some(500), none, &h, &mut o);
+        on_response(Some(&p), &grant(10), Some(404), none, &h, &mut o);
+        on_response(Some(&p), &grant(10), Some(500), none, &h, &mut o);
     }
     assert!(!o.revocations.contains(&[10; 32]));
-    on_response(Some(&p), &grant(10, false), Some(403), none, &h, &mut o);
+    on_response(Some(&p), &grant(10), Some(403), none, &h, &mut o);
     assert!(o.revocations.contains(&[10; 32]));
     assert_eq!(h.metric(Metric::Forfeits), 2);
 }
@@ -438,7 +573,6 @@ fn rewards_are_queued_only_for_a_valid_credential_and_dropped_otherwise() {
         valid_until: Some(NOW + 60),
         mode: RouteMode::Pay,
         route: 0,
-        cross_site: false,
     };
     let good = UpstreamReward::Grant {
         sats: 21,

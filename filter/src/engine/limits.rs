@@ -33,11 +33,6 @@ pub const REQUESTS: Table = Table {
     prefix: "lw.rl",
     slots: 8192,
 };
-/// Per-token counts of cross-site requests (limited apart, never forfeiting).
-pub const CROSS_SITE: Table = Table {
-    prefix: "lw.rlx",
-    slots: 8192,
-};
 /// Per-token upstream 4xx counts (error storms).
 pub const ERRORS: Table = Table {
     prefix: "lw.es",

@@ -50,6 +50,29 @@ impl Reply {
         }
     }
 
+    /// A small HTML page for a browser (no script, no outside resources), with the reason
+    /// header. `title` and `body_html` are fixed texts of the filter, never request data.
+    pub fn page(status: u32, reason: &str, title: &'static str, body_html: &'static str) -> Reply {
+        let body = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>{title}</title></head><body><h1>{title}</h1>{body_html}</body></html>"
+        );
+        Reply {
+            status,
+            headers: vec![
+                ("content-type", "text/html; charset=utf-8".into()),
+                ("cache-control", "no-store".into()),
+                (
+                    "content-security-policy",
+                    "default-src 'none'; frame-ancestors 'none'".into(),
+                ),
+                (REASON_HEADER, reason.into()),
+            ],
+            body: body.into_bytes(),
+        }
+    }
+
     /// Adds `Retry-After`.
     pub fn retry_after(mut self, seconds: u64) -> Reply {
         self.headers.push(("retry-after", seconds.to_string()));

@@ -69,11 +69,24 @@ struct EventBatch<'a> {
     events: &'a [Event],
 }
 
-/// Events waiting for the next tick.
+/// Events waiting for the next tick, or for the request that decided a verdict to send them.
 #[derive(Debug, Default)]
 pub struct Outbox {
     activity: BTreeSet<String>,
     verdicts: Vec<Event>,
+    /// A verdict was queued since the last [`Outbox::flush`]: it must not wait for the tick.
+    urgent: bool,
+}
+
+/// A `POST /v1/events` with the verdicts (and rewards) waiting, sent at once by the request
+/// that decided a verdict rather than at the next tick: a leave sent right after the forfeit
+/// must find it at the sidecar. The adapter holds that request's answer until the sidecar
+/// answered, then hands the answer to [`Outbox::flushed`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Flush {
+    /// The call to dispatch.
+    pub call: Call,
+    batch: Vec<Event>,
 }
 
 impl Outbox {
@@ -89,6 +102,7 @@ impl Outbox {
         if self.verdicts.len() >= MAX_QUEUED_VERDICTS {
             self.verdicts.remove(0);
         }
+        self.urgent = true;
         self.verdicts.push(Event::Verdict {
             token_id: token_hex.to_owned(),
             verdict,
@@ -106,6 +120,61 @@ impl Outbox {
             sats,
             reward_id: reward_id.to_owned(),
         });
+    }
+
+    /// The call that sends a verdict queued since the last flush at once (with whatever else
+    /// waits besides activity), or `None` when no verdict was queued.
+    pub fn flush(&mut self) -> Option<Flush> {
+        if !std::mem::take(&mut self.urgent) || self.verdicts.is_empty() {
+            return None;
+        }
+        let n = self.verdicts.len().min(MAX_BATCH);
+        let batch: Vec<Event> = self.verdicts.drain(..n).collect();
+        let body = serde_json::to_vec(&EventBatch { events: &batch }).unwrap_or_default();
+        Some(Flush {
+            call: events_call(body),
+            batch,
+        })
+    }
+
+    /// Digests the answer to a [`Flush`] (`None`: the call failed or could not be made).
+    /// Whatever the sidecar did not take is queued again for the tick. True when delivered.
+    pub fn flushed(&mut self, flush: Flush, status: Option<u16>, host: &dyn Host) -> bool {
+        match self.digest_batch(flush.batch, status, host) {
+            Ok(()) => true,
+            Err(message) => {
+                host.count(Metric::SyncFailures);
+                host.log(Level::Warn, format_args!("lightning-wall: {message}"));
+                false
+            }
+        }
+    }
+
+    /// What the answer to a batch means: taken (200), refused for good (400/413: resending
+    /// would fail forever, so dropped and logged), or failed (queued again).
+    fn digest_batch(
+        &mut self,
+        batch: Vec<Event>,
+        status: Option<u16>,
+        host: &dyn Host,
+    ) -> Result<(), String> {
+        match status {
+            Some(200) => Ok(()),
+            Some(400 | 413) => {
+                host.log(
+                    Level::Error,
+                    format_args!(
+                        "lightning-wall: sidecar refused an event batch of {} (status {status:?}); dropped",
+                        batch.len()
+                    ),
+                );
+                Ok(())
+            }
+            _ => {
+                self.put_back(batch);
+                Err(format!("events failed (status {status:?})"))
+            }
+        }
     }
 
     /// Whether nothing waits.
@@ -142,6 +211,15 @@ impl Outbox {
             let extra = self.verdicts.len() - MAX_QUEUED_VERDICTS;
             self.verdicts.drain(..extra);
         }
+    }
+}
+
+fn events_call(body: Vec<u8>) -> Call {
+    Call {
+        kind: CallKind::Events,
+        method: "POST",
+        path: "/v1/events".into(),
+        body: Some(body),
     }
 }
 
@@ -260,12 +338,7 @@ impl SyncState {
             let batch = outbox.take_batch();
             let body = serde_json::to_vec(&EventBatch { events: &batch }).unwrap_or_default();
             self.events_in_flight = Some(batch);
-            calls.push(Call {
-                kind: CallKind::Events,
-                method: "POST",
-                path: "/v1/events".into(),
-                body: Some(body),
-            });
+            calls.push(events_call(body));
         }
         calls
     }
@@ -318,22 +391,9 @@ impl SyncState {
             }
             CallKind::Events => {
                 let batch = self.events_in_flight.take().unwrap_or_default();
-                if ok {
-                    Ok(Digest::default())
-                } else if matches!(status, Some(400 | 413)) {
-                    // The sidecar refuses the whole batch: resending it would fail forever.
-                    host.log(
-                        Level::Error,
-                        format_args!(
-                            "lightning-wall: sidecar refused an event batch of {} (status {status:?}); dropped",
-                            batch.len()
-                        ),
-                    );
-                    Ok(Digest::default())
-                } else {
-                    outbox.put_back(batch);
-                    Err(format!("events failed (status {status:?})"))
-                }
+                outbox
+                    .digest_batch(batch, status, host)
+                    .map(|()| Digest::default())
             }
         };
         if ok {
@@ -507,6 +567,45 @@ mod tests {
         assert!(!s.reachable);
         assert!(h.metric(Metric::SyncFailures) >= 2);
         assert_eq!(s.on_tick(&mut o)[0].path, "/v1/sync?since=0");
+    }
+
+    #[test]
+    fn a_verdict_is_flushed_at_once_and_a_failed_flush_waits_for_the_tick() {
+        let h = MemoryHost::at(0);
+        let mut o = Outbox::default();
+        let mut r = Revocations::default();
+        let mut s = bootstrapped(&h, &mut o);
+        let t = "ef".repeat(32);
+        o.activity(&t);
+        o.reward(&t, 5, "r-1");
+        assert!(
+            o.flush().is_none(),
+            "activity and rewards wait for the tick"
+        );
+        o.verdict(&t, Verdict::Forfeit, Trigger::RateLimit);
+        let flush = o.flush().unwrap();
+        assert_eq!(flush.call.path, "/v1/events");
+        let json = String::from_utf8(flush.call.body.clone().unwrap()).unwrap();
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"events":[{{"type":"reward","token_id":"{t}","sats":5,"reward_id":"r-1"}},{{"type":"verdict","token_id":"{t}","verdict":"forfeit","trigger":"rate_limit"}}]}}"#
+            )
+        );
+        assert!(o.flush().is_none(), "one flush per verdict");
+        // The sidecar did not answer: the tick sends it again, with the activity.
+        assert!(!o.flushed(flush, None, &h));
+        let calls = s.on_tick(&mut o);
+        let events = calls.iter().find(|c| c.kind == CallKind::Events).unwrap();
+        let json = String::from_utf8(events.body.clone().unwrap()).unwrap();
+        assert!(json.contains(r#""verdict":"forfeit""#), "{json}");
+        s.on_answer(CallKind::Events, Some(200), b"{}", &h, &mut o, &mut r);
+        assert!(o.is_empty());
+        // A delivered flush leaves nothing behind.
+        o.verdict(&t, Verdict::Refund, Trigger::Upstream);
+        let flush = o.flush().unwrap();
+        assert!(o.flushed(flush, Some(200), &h));
+        assert!(o.is_empty());
     }
 
     #[test]

@@ -424,6 +424,20 @@ async fn credit(
     reward_id: &RewardId,
     amount_msat: u64,
 ) -> Result<Value, ApiError> {
+    // A forfeited deposit's token earns nothing more. What it was credited before the forfeit
+    // was owed to it and stays claimable (docs/reliability.md "Rewards after a forfeit"); the
+    // filter sends a response's verdict before its reward, so that reward comes too late.
+    let forfeited = state
+        .engine
+        .store()
+        .deposit_by_token(token)
+        .await?
+        .is_some_and(|d| d.deposit.state == crate::deposit::DepositState::Forfeited);
+    if forfeited {
+        state.metrics.reward_credit("deposit_forfeited");
+        tracing::info!(token_id = %token, reward_id = %reward_id, amount_msat, "reward refused: the deposit was forfeited");
+        return Ok(json!({"result": "refused", "reason": "deposit_forfeited"}));
+    }
     let outcome = state
         .engine
         .store()

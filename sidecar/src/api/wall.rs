@@ -1,8 +1,10 @@
 //! Public wall endpoints under `/.well-known/lightning-wall/` (public listener, routed by Envoy):
 //! deposit status (long-poll; reveals the credential and sets the cookie once held) and leave
-//! (refund now; reports any unclaimed reward). Rewards are claimed in `rewards`. Both require the deposit's macaroon, checked against our key ring. A third party
-//! must never be able to cost a visitor their deposit: nothing here can forfeit, and a
-//! cookie-authenticated leave is refused when the request is cross-site.
+//! (the token is revoked at once, the refund follows after the leave grace; reports any
+//! unclaimed reward). Rewards are claimed in `rewards`. Both require the deposit's macaroon,
+//! checked against our key ring. A third party must never be able to cost a visitor their
+//! deposit: nothing here can forfeit, and a cookie-authenticated leave that another page could
+//! have caused is refused (the filter's provenance rule, docs/filter.md "Provenance").
 
 use std::time::Duration;
 
@@ -17,7 +19,6 @@ use serde_json::json;
 use super::AppState;
 use super::error::ApiError;
 use crate::deposit::engine::Stepped;
-use crate::deposit::machine::Event;
 use crate::deposit::{DepositState, TokenId};
 use crate::node::PaymentHash;
 use crate::store::StoredDeposit;
@@ -214,7 +215,7 @@ async fn deposit_status(
     }
     let d = &stored.deposit;
     let mut body = json!({
-        "state": d.state.as_str(),
+        "state": d.public_state(),
         "payment_hash": hex::encode(d.payment_hash.0),
         "token_id": d.token_id.to_string(),
         "route_id": d.route_id,
@@ -241,27 +242,40 @@ async fn deposit_status(
         body["ended_at"] = json!(r.at.0);
         body["reason"] = json!(r.trigger.as_str());
     }
+    if let Some(leaving) = d.hold.and_then(|h| h.leaving) {
+        body["refund_at"] = json!(leaving.refund_at.0);
+    }
     Ok((StatusCode::OK, response_headers, Json(body)).into_response())
 }
 
-/// A cookie-authenticated request from another site must not end the visitor's session.
-fn cross_site(headers: &HeaderMap) -> bool {
-    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        Some(site) => site == "cross-site",
-        // Older browsers: an Origin that is not our Host means another site.
-        None => match (
-            headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-            headers.get(header::HOST).and_then(|v| v.to_str().ok()),
-        ) {
-            (Some(origin), Some(host)) => origin.split_once("://").map(|(_, h)| h) != Some(host),
-            _ => false,
-        },
+/// Whether another page could have caused a cookie-authenticated request, by the filter's
+/// rule (docs/filter.md "Provenance"): only `Sec-Fetch-Site: same-origin` (the site's own
+/// page) or `none` (the visitor's own navigation) count as the visitor's; without Fetch
+/// Metadata, a foreign or `null` `Origin`/`Referer` refuses.
+fn third_party(headers: &HeaderMap) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if let Some(site) = text("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
     }
+    let host = text(header::HOST.as_str()).unwrap_or("");
+    let foreign = |url: &str| {
+        let Some((_, rest)) = url.split_once("://") else {
+            return true; // `null` or garbage: not ours
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        !authority.eq_ignore_ascii_case(host)
+    };
+    text(header::ORIGIN.as_str()).is_some_and(foreign)
+        || text(header::REFERER.as_str()).is_some_and(foreign)
 }
 
 async fn leave(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let caller = authenticate(&state, &headers)?;
-    if caller.presented == Presented::Cookie && cross_site(&headers) {
+    if caller.presented == Presented::Cookie && third_party(&headers) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "cross_site_refused",
@@ -269,10 +283,7 @@ async fn leave(State(state): State<AppState>, headers: HeaderMap) -> Result<Resp
         ));
     }
     let stored = load(&state, &caller).await?;
-    let stepped = state
-        .engine
-        .event(&stored.deposit.payment_hash, Event::VisitorLeft)
-        .await?;
+    let stepped = state.engine.leave(&stored.deposit.payment_hash).await?;
     let (d, changed) = match &stepped {
         Stepped::Changed(d) => (d, true),
         Stepped::Unchanged(d, _) => (d, false),
@@ -281,7 +292,15 @@ async fn leave(State(state): State<AppState>, headers: HeaderMap) -> Result<Resp
     if let Some(c) = cookie("", secure_cookie(&headers), Some(0)) {
         response_headers.insert(header::SET_COOKIE, c);
     }
-    let mut body = json!({"state": d.state.as_str(), "changed": changed});
+    // `leaving`: the refund is on its way (after the leave grace); the status endpoint says
+    // `refunded` once the node cancelled the invoice.
+    let mut body = json!({"state": d.public_state(), "changed": changed});
+    if let Some(leaving) = d.hold.and_then(|h| h.leaving) {
+        body["refund_at"] = json!(leaving.refund_at.0);
+    }
+    // The cookie goes now; the page follows the refund on the status endpoint with the
+    // macaroon alone (an empty proof: it reveals nothing once the token is revoked).
+    body["status_credential"] = json!(l402::format_credential(&caller.macaroon, None));
     // The cookie goes, but an unclaimed reward stays the visitor's: say how much, and hand
     // out an LNURL to claim it with right away (the credential keeps working for claiming).
     let account = state.engine.store().reward_account(&d.token_id).await?;

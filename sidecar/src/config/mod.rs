@@ -304,6 +304,10 @@ pub struct DepositsConfig {
     /// How often the reconciler looks at every unfinished deposit.
     #[serde(default = "default_reconcile_interval", with = "duration")]
     pub reconcile_interval: Duration,
+    /// How long a leave waits before the refund, during which a forfeit the filter already
+    /// decided still wins (docs/reliability.md "A decided forfeit wins"). Whole seconds.
+    #[serde(default = "default_leave_grace", with = "duration")]
+    pub leave_grace: Duration,
 }
 
 impl Default for DepositsConfig {
@@ -314,6 +318,7 @@ impl Default for DepositsConfig {
             safety_margin_blocks: default_safety_margin_blocks(),
             assumed_block_interval: default_block_interval(),
             reconcile_interval: default_reconcile_interval(),
+            leave_grace: default_leave_grace(),
         }
     }
 }
@@ -332,6 +337,9 @@ fn default_block_interval() -> Duration {
 }
 fn default_reconcile_interval() -> Duration {
     Duration::from_secs(30)
+}
+fn default_leave_grace() -> Duration {
+    Duration::from_secs(1)
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

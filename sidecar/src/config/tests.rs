@@ -393,3 +393,16 @@ fn the_cln_example_validates() {
             .ends_with("hold/client-key.pem")
     );
 }
+
+#[test]
+fn the_leave_grace_is_whole_seconds_between_one_and_ten() {
+    assert!(issues_of(&format!("{MINIMAL}deposits: {{ leave_grace: 2s }}\n")).is_empty());
+    for bad in ["0s", "500ms", "1500ms", "11s"] {
+        let issues = issues_of(&format!("{MINIMAL}deposits: {{ leave_grace: {bad} }}\n"));
+        assert_eq!(issues.len(), 1, "{bad}: {issues:?}");
+        assert!(
+            issues[0].starts_with("deposits.leave_grace: must be whole seconds"),
+            "{issues:?}"
+        );
+    }
+}

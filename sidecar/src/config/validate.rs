@@ -378,6 +378,21 @@ fn deposits(config: &Config, issues: &mut Issues) {
     if d.reconcile_interval < Duration::from_secs(1) {
         issues.push("deposits.reconcile_interval", "must be at least 1s");
     }
+    // At least a second: a verdict sent at once reaches the sidecar in milliseconds, and a
+    // tick-delayed one within the filter's sync period (1 s). At most 10 s: an honest
+    // visitor's refund waits this long.
+    if d.leave_grace < Duration::from_secs(1)
+        || d.leave_grace > Duration::from_secs(10)
+        || d.leave_grace.subsec_nanos() != 0
+    {
+        issues.push(
+            "deposits.leave_grace",
+            format!(
+                "must be whole seconds between 1s and 10s (got {:?})",
+                d.leave_grace
+            ),
+        );
+    }
 }
 
 fn limits(config: &Config, issues: &mut Issues) {

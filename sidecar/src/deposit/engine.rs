@@ -55,6 +55,8 @@ pub struct EngineSettings {
     pub sweep_interval: Duration,
     /// How long a replica may act on one deposit before another may take over.
     pub lease: Duration,
+    /// How long a leave waits for a forfeit already on its way before refunding.
+    pub leave_grace: Duration,
     pub max_live_deposits: u32,
     pub max_live_deposits_per_prefix: u32,
     /// Names this process in leases; unique per replica.
@@ -71,6 +73,7 @@ impl EngineSettings {
             reconcile_interval: config.deposits.reconcile_interval,
             sweep_interval: Duration::from_secs(1),
             lease: Duration::from_secs(30),
+            leave_grace: config.deposits.leave_grace,
             max_live_deposits: config.limits.max_held_deposits,
             max_live_deposits_per_prefix: config.limits.max_held_deposits_per_prefix,
             replica_id,
@@ -401,6 +404,29 @@ impl Engine {
         {
             // Persisted as pending: the sweeper retries it.
             tracing::warn!(payment_hash = ?hash, error = %e, "node action failed; will retry");
+        }
+        Ok(stepped)
+    }
+
+    /// The visitor leaves: the token is revoked at once (persisted with the decision, so the
+    /// filter's next sync stops every worker serving it), and the refund follows after the
+    /// leave grace unless a forfeit arrives first. This replica refunds after exactly the grace;
+    /// should it stop before, any replica's timer refunds at the persisted `refund_at`.
+    pub async fn leave(&self, hash: &PaymentHash) -> Result<Stepped, EngineError> {
+        let grace = self.inner.settings.leave_grace;
+        let stepped = self.event(hash, Event::LeaveRequested { grace }).await?;
+        if let Stepped::Changed(d) = &stepped
+            && d.hold.is_some_and(|h| h.leaving.is_some())
+        {
+            let engine = self.clone();
+            let hash = *hash;
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                if let Err(e) = engine.event(&hash, Event::VisitorLeft).await {
+                    // Persisted as leaving: the sweeper's timer refunds it at `refund_at`.
+                    tracing::warn!(payment_hash = ?hash, error = %e, "refund after the leave grace failed; the timer retries");
+                }
+            });
         }
         Ok(stepped)
     }

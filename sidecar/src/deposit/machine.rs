@@ -3,7 +3,9 @@
 //! never order a settle for an invoice that was not held, and never forget a cancel that money
 //! still waits for.
 
-use super::{Deposit, DepositState, Hold, NodeAction, Resolution, TokenId, Trigger};
+use std::time::Duration;
+
+use super::{Deposit, DepositState, Hold, Leaving, NodeAction, Resolution, TokenId, Trigger};
 use super::{DepositState::*, Timestamp};
 
 /// Something that happened to a deposit.
@@ -18,7 +20,13 @@ pub enum Event {
     },
     NodeSettled,
     NodeCanceled,
-    /// The visitor asked for their deposit back (leave endpoint).
+    /// The visitor asked for their deposit back (leave endpoint): the token is revoked at
+    /// once, the refund follows after `grace` unless a forfeit comes first.
+    LeaveRequested {
+        grace: Duration,
+    },
+    /// Refund the visitor now: the leave grace is over (sent by the replica that took the
+    /// leave, after exactly the grace).
     VisitorLeft,
     /// A request was served with this deposit's token (resets the idle timer).
     Activity,
@@ -81,6 +89,8 @@ pub enum Rejected {
     NothingDue,
     #[error("no such action is pending")]
     NoSuchAction,
+    #[error("the visitor is leaving; the refund is on its way")]
+    Leaving,
 }
 
 /// The one transition function.
@@ -121,6 +131,7 @@ pub fn step(d: &Deposit, event: Event, now: Timestamp) -> Result<Transition, Rej
                 htlc_expiry_height,
                 hold_expiry_delta,
                 deadline_at,
+                leaving: None,
             };
             if deadline_at <= now {
                 // Accepted too close to the HTLC expiry to be usable: give it back at once.
@@ -152,7 +163,7 @@ pub fn step(d: &Deposit, event: Event, now: Timestamp) -> Result<Transition, Rej
             Ok(finish(d, Expired, trigger, now, None))
         }
         // Cancel so that an abandoned invoice can no longer be paid.
-        (AwaitingPayment, Event::VisitorLeft) => Ok(finish(
+        (AwaitingPayment, Event::VisitorLeft | Event::LeaveRequested { .. }) => Ok(finish(
             d,
             Expired,
             Trigger::VisitorLeft,
@@ -180,6 +191,27 @@ pub fn step(d: &Deposit, event: Event, now: Timestamp) -> Result<Transition, Rej
         (Held, Event::NodeAccepted { .. }) => Err(Rejected::Duplicate),
         (Held, Event::NodeSettled) => Ok(finish(d, Forfeited, Trigger::NodeSettled, now, None)),
         (Held, Event::NodeCanceled) => Ok(finish(d, Refunded, Trigger::NodeCanceled, now, None)),
+        // Revoke now (no worker serves the token any more) and refund after the grace: a
+        // forfeit the filter decided just before or with this leave is still on its way.
+        (Held, Event::LeaveRequested { grace }) => {
+            let Some(hold) = d.hold else {
+                return Err(Rejected::NotHeld(Held));
+            };
+            if hold.leaving.is_some() {
+                return Err(Rejected::Duplicate);
+            }
+            let mut t = unchanged_but(d, |n| {
+                n.hold = Some(Hold {
+                    leaving: Some(Leaving {
+                        left_at: now,
+                        refund_at: now.plus(grace).plus(Duration::from_secs(1)),
+                    }),
+                    ..hold
+                });
+            });
+            t.actions.push(Action::Revoke(d.token_id));
+            Ok(t)
+        }
         (Held, Event::VisitorLeft) => Ok(finish(
             d,
             Refunded,
@@ -191,6 +223,10 @@ pub fn step(d: &Deposit, event: Event, now: Timestamp) -> Result<Transition, Rej
             let Some(hold) = d.hold else {
                 return Err(Rejected::NotHeld(Held));
             };
+            if hold.leaving.is_some() {
+                // In flight before the leave; the token is revoked.
+                return Err(Rejected::Leaving);
+            }
             if now <= hold.last_activity_at {
                 return Err(Rejected::Duplicate);
             }
@@ -252,11 +288,11 @@ pub fn next_due(d: &Deposit) -> Option<Timestamp> {
         AwaitingPayment => Some(d.invoice_expires_at),
         Held => {
             let hold = d.hold?;
-            Some(
-                hold.deadline_at
-                    .min(hold.held_at.plus(d.timing.session_cap))
-                    .min(hold.last_activity_at.plus(d.timing.idle_timeout)),
-            )
+            let due = hold
+                .deadline_at
+                .min(hold.held_at.plus(d.timing.session_cap))
+                .min(hold.last_activity_at.plus(d.timing.idle_timeout));
+            Some(hold.leaving.map_or(due, |l| due.min(l.refund_at)))
         }
         Refunded | Forfeited | Expired => None,
     }
@@ -296,6 +332,8 @@ fn due_refund(d: &Deposit, block_height: Option<u32>, now: Timestamp) -> Option<
     };
     if chain_deadline_reached || now >= hold.deadline_at {
         Some(Trigger::HardDeadline)
+    } else if hold.leaving.is_some_and(|l| now >= l.refund_at) {
+        Some(Trigger::VisitorLeft)
     } else if now >= hold.held_at.plus(d.timing.session_cap) {
         Some(Trigger::SessionCap)
     } else if now >= hold.last_activity_at.plus(d.timing.idle_timeout) {

@@ -204,12 +204,41 @@ pub struct Hold {
     pub hold_expiry_delta: u32,
     /// Wall-clock form of the hard deadline, computed at accept time.
     pub deadline_at: Timestamp,
+    /// The visitor asked to leave: the token is revoked, the refund waits out the leave grace
+    /// so that a forfeit already decided (and on its way) still wins.
+    pub leaving: Option<Leaving>,
+}
+
+/// A leave waiting out its grace (docs/reliability.md "A decided forfeit wins").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leaving {
+    pub left_at: Timestamp,
+    /// When a timer tick refunds at the latest: `left_at + grace + 1 s`, because timestamps
+    /// are whole seconds and the grace must never come out shorter than configured. The
+    /// replica that took the leave refunds after exactly the grace (`Event::VisitorLeft`).
+    pub refund_at: Timestamp,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Resolution {
     pub at: Timestamp,
     pub trigger: Trigger,
+}
+
+impl Deposit {
+    /// The state as the wall endpoints report it: `leaving` from the visitor's leave until the
+    /// node confirmed the cancel (the grace, then the cancel itself), so that a page showing
+    /// "refunded" means the wallet has its sats back; else the machine's state.
+    pub fn public_state(&self) -> &'static str {
+        let left = self
+            .resolution
+            .is_some_and(|r| r.trigger == Trigger::VisitorLeft);
+        match (self.state, self.hold.and_then(|h| h.leaving), self.pending) {
+            (DepositState::Held, Some(_), _) => "leaving",
+            (DepositState::Refunded, _, Some(NodeAction::Cancel)) if left => "leaving",
+            (state, _, _) => state.as_str(),
+        }
+    }
 }
 
 /// One deposit as the machine sees it. Persisted whole by the store.

@@ -9,7 +9,8 @@ use sqlx::Row;
 use super::{Store, StoreError, bytes32, dispatch, to_i64, to_u32, to_u64};
 use crate::deposit::machine::{Action, Transition, next_due};
 use crate::deposit::{
-    Deposit, DepositState, DepositTiming, Hold, NodeAction, Resolution, Timestamp, TokenId, Trigger,
+    Deposit, DepositState, DepositTiming, Hold, Leaving, NodeAction, Resolution, Timestamp,
+    TokenId, Trigger,
 };
 use crate::node::{PaymentHash, Preimage};
 
@@ -44,7 +45,7 @@ const COLUMNS: &str = "payment_hash, token_id, payment_request, route_id, client
     amount_msat, state, created_at, invoice_expires_at, idle_timeout_s, session_cap_s, \
     safety_margin_blocks, block_interval_s, held_at, last_activity_at, htlc_expiry_height, \
     hold_expiry_delta, deadline_at, resolved_at, resolution_trigger, pending_action, \
-    action_attempts, version";
+    action_attempts, version, left_at, refund_at";
 
 const LIVE: &str = "('awaiting_payment', 'held')";
 
@@ -93,6 +94,10 @@ where
                 "hold_expiry_delta",
             )?,
             deadline_at,
+            leaving: match (ots("left_at")?, ots("refund_at")?) {
+                (Some(left_at), Some(refund_at)) => Some(Leaving { left_at, refund_at }),
+                _ => None,
+            },
         }),
         _ => None,
     };
@@ -159,6 +164,8 @@ struct Mutable {
     resolution_trigger: Option<&'static str>,
     pending_action: Option<&'static str>,
     next_due_at: Option<i64>,
+    left_at: Option<i64>,
+    refund_at: Option<i64>,
 }
 
 impl Mutable {
@@ -174,6 +181,8 @@ impl Mutable {
             resolution_trigger: d.resolution.map(|r| r.trigger.as_str()),
             pending_action: d.pending.map(NodeAction::as_str),
             next_due_at: opt_ts(next_due(d))?,
+            left_at: opt_ts(d.hold.and_then(|h| h.leaving).map(|l| l.left_at))?,
+            refund_at: opt_ts(d.hold.and_then(|h| h.leaving).map(|l| l.refund_at))?,
         })
     }
 }
@@ -348,7 +357,8 @@ impl Store {
                  htlc_expiry_height = $4, hold_expiry_delta = $5, deadline_at = $6, \
                  resolved_at = $7, resolution_trigger = $8, pending_action = $9, \
                  next_due_at = $10, version = version + 1, \
-                 action_attempts = CASE WHEN $9 IS NULL THEN 0 ELSE action_attempts END \
+                 action_attempts = CASE WHEN $9 IS NULL THEN 0 ELSE action_attempts END, \
+                 left_at = $13, refund_at = $14 \
                  WHERE payment_hash = $11 AND version = $12")
                 .bind(m.state)
                 .bind(m.held_at)
@@ -362,6 +372,8 @@ impl Store {
                 .bind(m.next_due_at)
                 .bind(d.payment_hash.0.to_vec())
                 .bind(read_version)
+                .bind(m.left_at)
+                .bind(m.refund_at)
                 .execute(&mut *tx)
                 .await?;
             if updated.rows_affected() != 1 {

@@ -158,6 +158,35 @@ async fn a_deposit_and_its_preimage_read_back_exactly(store: Store) {
     assert_eq!(held.version, 2);
 }
 
+on_both_stores!(a_leave_in_its_grace_is_stored_revoked_and_due_at_its_refund);
+async fn a_leave_in_its_grace_is_stored_revoked_and_due_at_its_refund(store: Store) {
+    let (d, preimage) = deposit(9, "203.0.113.0/24");
+    store.insert_deposit(&d, &preimage).await.unwrap();
+    apply_event(&store, &d.payment_hash, accepted(), 1_010).await;
+    let grace = Event::LeaveRequested {
+        grace: Duration::from_secs(1),
+    };
+    let leaving = apply_event(&store, &d.payment_hash, grace, 1_020).await;
+    let l = leaving.deposit.hold.and_then(|h| h.leaving).unwrap();
+    assert_eq!(
+        (l.left_at, l.refund_at),
+        (Timestamp(1_020), Timestamp(1_022))
+    );
+    // Revoked in the same transaction; the timer scan finds it at its refund time (a restart
+    // in the middle of the grace loses nothing), not before.
+    assert!(store.is_revoked(&d.token_id).await.unwrap());
+    assert!(
+        store
+            .due_deposits(Timestamp(1_021), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = store.due_deposits(Timestamp(1_022), 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].deposit, leaving.deposit);
+}
+
 on_both_stores!(a_hash_or_token_is_never_stored_twice);
 async fn a_hash_or_token_is_never_stored_twice(store: Store) {
     let (d, preimage) = deposit(2, "203.0.113.0/24");

@@ -107,10 +107,28 @@
     var live = $('lw-status');
     var form = $('lw-leave-form');
     form.hidden = true;
+    // After a leave the refund waits out a short grace (a forfeit already decided still
+    // wins); follow it until the node has cancelled the invoice.
+    function followRefund(credential, tries) {
+      status({ Authorization: 'L402 ' + credential }, 0).then(function (r) {
+        var state = r.body && r.body.state;
+        if (state === 'refunded') {
+          say(live, 'Deposit refunded: the pending payment in your wallet is cancelled and the sats are back.', 'ok');
+        } else if (state === 'leaving' && tries > 0) {
+          setTimeout(function () { followRefund(credential, tries - 1); }, 500);
+        } else if (state === 'leaving') {
+          say(live, 'Your refund is on its way; your wallet will show it shortly.');
+        } else {
+          say(live, 'Your deposit ended (' + (state || r.status) + ').', state === 'forfeited' ? 'bad' : '');
+        }
+      }, function () { say(live, 'Your refund is on its way; your wallet will show it shortly.'); });
+    }
     status({}, 0).then(function (r) {
       if (r.status === 200 && r.body.state === 'held') {
         say(live, 'Your deposit of ' + r.body.amount_sat + ' sats is held.');
         form.hidden = false;
+      } else if (r.status === 200 && r.body.state === 'leaving') {
+        say(live, 'Your refund is on its way.');
       } else if (r.status === 200) {
         say(live, 'No deposit is held (' + r.body.state + ').');
       } else {
@@ -121,18 +139,28 @@
       event.preventDefault();
       fetch(BASE + 'leave', { method: 'POST', credentials: 'same-origin', cache: 'no-store' })
         .then(json).then(function (r) {
+          var code = r.body && r.body.error && r.body.error.code;
+          if (r.status === 403 && code === 'deposit_ended') {
+            form.hidden = true;
+            say(live, 'This deposit has already ended.', 'bad');
+            return;
+          }
           if (r.status !== 200) {
             say(live, 'Could not leave: ' + ((r.body.error && r.body.error.message) || r.status), 'bad');
             return;
           }
           form.hidden = true;
+          var rewards = typeof r.body.reward_balance_sat === 'number' && r.body.reward_balance_sat > 0
+            ? ' Rewards earned: ' + r.body.reward_balance_sat + ' sats.' : '';
+          if (r.body.state === 'leaving') {
+            say(live, 'Leaving: your refund is on its way…' + rewards);
+            followRefund(r.body.status_credential, 20);
+            return;
+          }
           var text = r.body.state === 'refunded'
             ? 'Deposit refunded: the pending payment in your wallet is cancelled and the sats are back.'
             : 'Your deposit had already ended (' + r.body.state + ').';
-          if (typeof r.body.reward_balance_sat === 'number' && r.body.reward_balance_sat > 0) {
-            text += ' Rewards earned: ' + r.body.reward_balance_sat + ' sats.';
-          }
-          say(live, text, r.body.state === 'refunded' ? 'ok' : '');
+          say(live, text + rewards, r.body.state === 'refunded' ? 'ok' : '');
         }, function () { say(live, 'Could not reach the wall; try again.', 'bad'); });
     });
   }

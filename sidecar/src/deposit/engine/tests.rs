@@ -18,6 +18,7 @@ fn settings(replica: &str) -> EngineSettings {
         reconcile_interval: Duration::from_secs(3600),
         sweep_interval: Duration::from_millis(100),
         lease: Duration::from_secs(30),
+        leave_grace: Duration::from_secs(1),
         max_live_deposits: 100,
         max_live_deposits_per_prefix: 3,
         replica_id: replica.into(),
@@ -197,6 +198,49 @@ async fn held_deposit_is_refunded_when_the_visitor_leaves() {
         .deposit
         .token_id;
     assert!(h.engine.store().is_revoked(&token).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_leave_revokes_at_once_and_cancels_only_after_the_grace() {
+    let h = harness(settings("a")).await;
+    let hash = held(&h).await;
+    let stepped = h.engine.leave(&hash).await.unwrap();
+    let d = stepped.deposit();
+    assert_eq!(d.public_state(), "leaving");
+    assert!(h.engine.store().is_revoked(&d.token_id).await.unwrap());
+    assert_eq!(
+        count(&h.node, &hash, Call::Cancel),
+        0,
+        "not during the grace"
+    );
+    // A second leave changes nothing and starts no second timer.
+    assert!(matches!(
+        h.engine.leave(&hash).await.unwrap(),
+        Stepped::Unchanged(..)
+    ));
+    wait_state(&h.engine, &hash, DepositState::Refunded).await;
+    wait_settled_on_node(&h.engine, &hash).await;
+    assert_eq!(h.node.state(&hash), Some(InvoiceState::Canceled));
+    assert_eq!(count(&h.node, &hash, Call::Cancel), 1);
+}
+
+#[tokio::test]
+async fn a_forfeit_arriving_during_the_leave_grace_is_collected() {
+    let h = harness(settings("a")).await;
+    let hash = held(&h).await;
+    h.engine.leave(&hash).await.unwrap();
+    let forfeit = Event::Verdict {
+        outcome: Outcome::Forfeit,
+        trigger: Trigger::RateLimit,
+    };
+    let stepped = h.engine.event(&hash, forfeit).await.unwrap();
+    assert_eq!(stepped.deposit().state, DepositState::Forfeited);
+    wait_settled_on_node(&h.engine, &hash).await;
+    // Past the grace: the leave's timer found nothing to refund.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(h.node.state(&hash), Some(InvoiceState::Settled));
+    assert_eq!(count(&h.node, &hash, Call::Cancel), 0);
+    assert_eq!(state_of(&h.engine, &hash).await, DepositState::Forfeited);
 }
 
 #[tokio::test]

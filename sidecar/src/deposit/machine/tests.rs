@@ -363,3 +363,87 @@ fn stale_activity_does_not_move_the_idle_timer_back() {
     let d = apply(&held(), Event::Activity, at(200)).next;
     assert_eq!(step(&d, Event::Activity, at(150)), Err(Rejected::Duplicate));
 }
+
+fn leaving() -> Deposit {
+    apply(
+        &held(),
+        Event::LeaveRequested {
+            grace: Duration::from_secs(1),
+        },
+        at(100),
+    )
+    .next
+}
+
+#[test]
+fn a_leave_revokes_at_once_and_refunds_only_after_the_grace() {
+    let t = apply(
+        &held(),
+        Event::LeaveRequested {
+            grace: Duration::from_secs(1),
+        },
+        at(100),
+    );
+    assert_eq!(t.next.state, DepositState::Held);
+    assert_eq!(t.next.public_state(), "leaving");
+    assert_eq!(t.actions, vec![Action::Revoke(TokenId([9; 32]))]);
+    assert_eq!(t.next.pending, None, "no node action yet");
+    // Whole seconds: a tick refunds no earlier than grace + 1 s after the leave's second.
+    assert_eq!(next_due(&t.next), Some(at(102)));
+    let d = t.next;
+    assert_eq!(
+        step(&d, Event::Tick { block_height: None }, at(101)),
+        Err(Rejected::NothingDue)
+    );
+    let refunded = apply(&d, Event::Tick { block_height: None }, at(102));
+    assert_eq!(refunded.next.state, DepositState::Refunded);
+    assert_eq!(node_actions(&refunded), vec![NodeAction::Cancel]);
+    assert_eq!(
+        refunded.next.resolution.map(|r| r.trigger),
+        Some(Trigger::VisitorLeft)
+    );
+    // The replica that took the leave refunds after exactly the grace.
+    let refunded = apply(&d, Event::VisitorLeft, at(101));
+    assert_eq!(refunded.next.state, DepositState::Refunded);
+    assert_eq!(node_actions(&refunded), vec![NodeAction::Cancel]);
+    // The page says "refunded" only once the node confirmed the cancel.
+    assert_eq!(refunded.next.public_state(), "leaving");
+    let done = apply(
+        &refunded.next,
+        Event::ActionPerformed(NodeAction::Cancel),
+        at(101),
+    );
+    assert_eq!(done.next.public_state(), "refunded");
+}
+
+#[test]
+fn a_forfeit_during_the_leave_grace_wins() {
+    let t = apply(
+        &leaving(),
+        Event::Verdict {
+            outcome: Outcome::Forfeit,
+            trigger: Trigger::TrapPath,
+        },
+        at(100),
+    );
+    assert_eq!(t.next.state, DepositState::Forfeited);
+    assert_eq!(node_actions(&t), vec![NodeAction::Settle]);
+    // The grace's end finds nothing to refund.
+    assert_eq!(
+        step(&t.next, Event::VisitorLeft, at(101)),
+        Err(Rejected::AlreadyFinal(DepositState::Forfeited))
+    );
+}
+
+#[test]
+fn a_second_leave_or_late_activity_changes_nothing_while_leaving() {
+    let d = leaving();
+    let again = Event::LeaveRequested {
+        grace: Duration::from_secs(1),
+    };
+    assert_eq!(step(&d, again, at(100)), Err(Rejected::Duplicate));
+    assert_eq!(step(&d, Event::Activity, at(101)), Err(Rejected::Leaving));
+    // An unpaid deposit just ends: nothing is held, nothing to wait for.
+    let t = apply(&unpaid(), again, at(5));
+    assert_eq!(t.next.state, DepositState::Expired);
+}
