@@ -180,9 +180,19 @@ pub fn provenance(source: Source, facts: &RequestFacts<'_>) -> Provenance {
 
 /// The answer to a request on a deposit credential that a third party could have caused: a
 /// page with a same-origin link for a top-level navigation (following it is a same-origin
-/// request, which is served), JSON otherwise.
-fn third_party_refused(facts: &RequestFacts<'_>) -> Reply {
+/// request, which is served), JSON otherwise. Never a link that continues to a trap path: one
+/// click on it would be a same-origin request to the trap, a forfeit that another page led to.
+fn third_party_refused(facts: &RequestFacts<'_>, trap: bool) -> Reply {
     if facts.sec_fetch_mode == Some(b"navigate") {
+        if trap {
+            return Reply::page(
+                403,
+                "cross_site_refused",
+                "This page cannot be opened from another site",
+                "<p>This page was requested by another site, so it was not opened with your \
+                 deposit. Nothing was charged.</p><p><a href=\"/\">Go to the home page</a></p>",
+            );
+        }
         return Reply::page(
             403,
             "cross_site_refused",
@@ -449,7 +459,7 @@ fn admit_from(
             Provenance::FirstParty => {}
             Provenance::OutsideLink if !trap => {}
             Provenance::OutsideLink => return refuse(host, outside_link_refused()),
-            Provenance::ThirdParty => return refuse(host, third_party_refused(facts)),
+            Provenance::ThirdParty => return refuse(host, third_party_refused(facts, trap)),
         }
     }
     admit(Some(policy), grant, trap, host, w)

@@ -350,6 +350,21 @@ fn a_cookie_request_another_page_could_have_caused_is_refused_and_costs_nothing(
     let page = String::from_utf8(reply.body).unwrap();
     assert!(page.contains("<a href=\"\">"), "{page}");
     assert!(!o.revocations.contains(&[6; 32]));
+    // But a navigation another page sent to a trap offers no way on to it: following such a
+    // link would be a same-origin request to the trap, a forfeit another page led to.
+    let mut f = cookie_facts("/trap", &jar, Some("same-site"));
+    f.sec_fetch_mode = Some(b"navigate");
+    let Decision::Reply(reply) = run(&h, &mut o, &f) else {
+        panic!("refused")
+    };
+    assert_eq!(
+        (reply.status, reply.reason()),
+        (403, Some("cross_site_refused"))
+    );
+    let page = String::from_utf8(reply.body).unwrap();
+    assert!(!page.contains("href=\"\""), "{page}");
+    assert!(page.contains("href=\"/\""), "{page}");
+    assert!(!o.revocations.contains(&[6; 32]));
 }
 
 #[test]
