@@ -333,15 +333,10 @@ fn utf8(v: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(v)
 }
 
-/// `source.address` is `ip:port` or `[v6]:port`.
-fn client_ip() -> Option<String> {
+/// `source.address`, parsed (client_addr.rs accepts every form hosts report).
+fn client_ip() -> Option<std::net::IpAddr> {
     let addr = hostcalls::get_property(vec!["source", "address"]).ok()??;
-    let addr = String::from_utf8(addr).ok()?;
-    let ip = match addr.rsplit_once(':') {
-        Some((ip, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !ip.ends_with(':') => ip,
-        _ => addr.as_str(),
-    };
-    Some(ip.trim_start_matches('[').trim_end_matches(']').to_owned())
+    crate::engine::client_addr::parse(core::str::from_utf8(&addr).ok()?)
 }
 
 fn send_reply(reply: &Reply) {
@@ -594,14 +589,15 @@ impl HttpContext for WallRequest {
                 }
                 // Read here, not for every request: only a challenge needs the client's address.
                 let ip = client_ip();
-                let ip = ip.as_deref().unwrap_or("0.0.0.0");
                 if let Some(reply) = decision::mint_limited(policy.as_deref(), ip, &self.host) {
                     send_reply(&reply);
                     return Action::Pause;
                 }
+                // The sidecar counts the same networks; an unknown address is `0.0.0.0` there too.
+                let ip = ip.map_or_else(|| "0.0.0.0".to_owned(), |ip| ip.to_string());
                 let body = serde_json::to_vec(&ChallengeCall {
                     route_id: &c.route_id,
-                    client_ip: ip,
+                    client_ip: &ip,
                 })
                 .unwrap_or_default();
                 match dispatch(&config, "POST", "/v1/challenge", Some(&body)) {
