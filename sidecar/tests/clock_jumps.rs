@@ -40,7 +40,8 @@ async fn harness() -> Harness {
         sweep_interval: Duration::from_millis(100),
         lease: Duration::from_secs(30),
         max_live_deposits: 100,
-        max_live_deposits_per_prefix: 100,
+        max_held_deposits_per_prefix: 100,
+        max_unpaid_deposits_per_prefix: 100,
         replica_id: "clock".into(),
     };
     let engine = Engine::with_clock(

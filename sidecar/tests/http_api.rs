@@ -20,7 +20,7 @@ struct Sidecar {
     _dir: tempfile::TempDir,
 }
 
-fn config_yaml(dir: &Path) -> String {
+fn config_yaml(dir: &Path, limits: &str) -> String {
     format!(
         r#"
 data_dir: {data}
@@ -31,6 +31,7 @@ listeners:
   admin: {{ bind: "127.0.0.1:0", token: {{ file: {token} }} }}
 limits:
   challenge_mint_rate: {{ requests: 5, per: 1m }}
+  {limits}
 routes:
   - id: api
     match: {{ path: {{ prefix: /v1/ }}, methods: [GET] }}
@@ -50,10 +51,15 @@ routes:
 }
 
 async fn sidecar() -> Sidecar {
+    sidecar_with("").await
+}
+
+/// A sidecar with more `limits:` (one YAML line).
+async fn sidecar_with(limits: &str) -> Sidecar {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("admin-token"), format!("{ADMIN_TOKEN}\n")).unwrap();
     let path = dir.path().join("lightning-wall.yaml");
-    std::fs::write(&path, config_yaml(dir.path())).unwrap();
+    std::fs::write(&path, config_yaml(dir.path(), limits)).unwrap();
     let config = Config::load(&path).unwrap();
     let running = start(config).await.unwrap();
     Sidecar {
@@ -506,6 +512,65 @@ async fn challenge_minting_is_rate_limited_per_client_ip() {
     assert!(r.headers().get("retry-after").is_some());
     assert_eq!(error_of(r).await, (429, "mint_rate_limited".into()));
     s.challenge("api", "192.0.2.78").await;
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn rotating_addresses_of_one_ipv6_64_share_one_mint_limit() {
+    let s = sidecar().await;
+    for host in 1..=5 {
+        s.challenge("api", &format!("2001:db8:5:6::{host:x}")).await;
+    }
+    let r = s
+        .http
+        .post(s.internal("/v1/challenge"))
+        .json(&json!({"route_id": "api", "client_ip": "2001:db8:5:6:dead:beef:1:2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (429, "mint_rate_limited".into()));
+    s.challenge("api", "2001:db8:5:7::1").await;
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_spent_global_mint_budget_is_a_503_with_retry_after_and_mints_nothing() {
+    let s = sidecar_with("challenge_mint_budget_per_s: 3").await;
+    for n in 0..3 {
+        s.challenge("api", &format!("198.51.100.{n}")).await;
+    }
+    let r = s
+        .http
+        .post(s.internal("/v1/challenge"))
+        .json(&json!({"route_id": "wall", "client_ip": "203.0.113.50"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert_eq!(error_of(r).await, (503, "mint_budget_spent".into()));
+    let metrics = s
+        .http
+        .get(s.internal("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("lightning_wall_challenges_refused_total{kind=\"mint_budget\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("lightning_wall_challenges_total{mode=\"deposit\"}"),
+        "no deposit invoice was created: {metrics}"
+    );
+    // The budget refills every second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    s.challenge("api", "198.51.100.9").await;
     s.running.shutdown().await;
 }
 

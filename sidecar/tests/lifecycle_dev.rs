@@ -35,7 +35,8 @@ async fn setup(change: impl FnOnce(&mut EngineSettings)) -> Setup {
         sweep_interval: Duration::from_millis(100),
         lease: Duration::from_secs(30),
         max_live_deposits: 1000,
-        max_live_deposits_per_prefix: 1000,
+        max_held_deposits_per_prefix: 1000,
+        max_unpaid_deposits_per_prefix: 1000,
         replica_id: "test".into(),
     };
     change(&mut settings);

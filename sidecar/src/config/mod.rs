@@ -295,15 +295,47 @@ pub struct LimitsConfig {
     /// Held deposits at once, all clients.
     #[serde(default = "default_max_held")]
     pub max_held_deposits: u32,
-    /// Held deposits at once per client prefix (IPv4 /24, IPv6 /48).
+    /// Held deposits at once per client prefix (IPv4 /24, IPv6 /48). Only held ones: unpaid
+    /// invoices count toward `max_unpaid_deposits_per_prefix`, so a burst of unpaid challenges
+    /// cannot lock a whole office or carrier-grade NAT out until the invoices expire.
     #[serde(default = "default_max_held_per_prefix")]
     pub max_held_deposits_per_prefix: u32,
+    /// Deposits awaiting payment at once per client prefix (IPv4 /24, IPv6 /48).
+    #[serde(default = "default_max_unpaid_per_prefix")]
+    pub max_unpaid_deposits_per_prefix: u32,
     /// Bounds every route's amount must respect.
     #[serde(default)]
     pub amount_sat: AmountBounds,
-    /// Challenges one client IP may mint.
+    /// Challenges one client network may mint: an IPv4 /`ipv4_prefix_len`, an IPv6 /64.
     #[serde(default = "default_mint_rate")]
     pub challenge_mint_rate: Rate,
+    /// Challenges one IPv6 /48 may mint (a /64 rotation inside one site). Default:
+    /// `MINT_RATE_IPV6_48_MULTIPLE` x `challenge_mint_rate`.
+    #[serde(default)]
+    pub challenge_mint_rate_ipv6_48: Option<Rate>,
+    /// IPv4 prefix length the mint rate counts per: 32 (one address) to 24.
+    #[serde(default = "default_ipv4_prefix_len")]
+    pub ipv4_prefix_len: u8,
+    /// Challenges all clients together may mint per second on this replica (invoices on the
+    /// node); beyond it the filter answers 503 with `Retry-After`.
+    #[serde(default = "default_mint_budget_per_s")]
+    pub challenge_mint_budget_per_s: u32,
+}
+
+/// The default /48 mint rate, in /64 rates: 16 LANs of one site minting at full rate at once.
+pub const MINT_RATE_IPV6_48_MULTIPLE: u32 = 16;
+
+impl LimitsConfig {
+    /// The /48 mint rate, explicit or the default multiple of the /64 rate.
+    pub fn mint_rate_ipv6_48(&self) -> Rate {
+        self.challenge_mint_rate_ipv6_48.unwrap_or(Rate {
+            requests: self
+                .challenge_mint_rate
+                .requests
+                .saturating_mul(MINT_RATE_IPV6_48_MULTIPLE),
+            per: self.challenge_mint_rate.per,
+        })
+    }
 }
 
 impl Default for LimitsConfig {
@@ -311,8 +343,12 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_held_deposits: default_max_held(),
             max_held_deposits_per_prefix: default_max_held_per_prefix(),
+            max_unpaid_deposits_per_prefix: default_max_unpaid_per_prefix(),
             amount_sat: AmountBounds::default(),
             challenge_mint_rate: default_mint_rate(),
+            challenge_mint_rate_ipv6_48: None,
+            ipv4_prefix_len: default_ipv4_prefix_len(),
+            challenge_mint_budget_per_s: default_mint_budget_per_s(),
         }
     }
 }
@@ -322,6 +358,15 @@ fn default_max_held() -> u32 {
 }
 fn default_max_held_per_prefix() -> u32 {
     4
+}
+fn default_max_unpaid_per_prefix() -> u32 {
+    64
+}
+fn default_ipv4_prefix_len() -> u8 {
+    32
+}
+fn default_mint_budget_per_s() -> u32 {
+    1000
 }
 fn default_mint_rate() -> Rate {
     Rate {

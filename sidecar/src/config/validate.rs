@@ -328,7 +328,31 @@ fn limits(config: &Config, issues: &mut Issues) {
     if l.amount_sat.max > 2_100_000_000_000_000 {
         issues.push("limits.amount_sat.max", "is more than all bitcoin");
     }
+    if l.max_unpaid_deposits_per_prefix == 0 {
+        issues.push(
+            "limits.max_unpaid_deposits_per_prefix",
+            "must be at least 1",
+        );
+    }
     issues.rate("limits.challenge_mint_rate", &l.challenge_mint_rate);
+    if let Some(r) = &l.challenge_mint_rate_ipv6_48 {
+        issues.rate("limits.challenge_mint_rate_ipv6_48", r);
+    }
+    if !(24..=32).contains(&l.ipv4_prefix_len) {
+        issues.push(
+            "limits.ipv4_prefix_len",
+            format!(
+                "must be between 24 and 32 (got {}); 32 counts each address, 24 a whole /24",
+                l.ipv4_prefix_len
+            ),
+        );
+    }
+    if l.challenge_mint_budget_per_s == 0 {
+        issues.push(
+            "limits.challenge_mint_budget_per_s",
+            "must be at least 1 (challenges per second the node may be asked for)",
+        );
+    }
 }
 
 fn routes(config: &Config, issues: &mut Issues) {
