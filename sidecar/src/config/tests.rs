@@ -259,3 +259,31 @@ fn rewards_are_off_by_default_and_their_limits_are_checked() {
         issues_of(&typo)
     );
 }
+
+#[test]
+fn the_per_network_mint_limits_have_defaults_and_are_checked() {
+    let config = Config::parse(MINIMAL).unwrap();
+    assert_eq!(config.limits.ipv4_prefix_len, 32);
+    assert_eq!(config.limits.challenge_mint_budget_per_s, 1000);
+    assert_eq!(config.limits.max_unpaid_deposits_per_prefix, 64);
+    assert_eq!(
+        config.limits.mint_rate_ipv6_48(),
+        Rate {
+            requests: 160,
+            per: Duration::from_secs(60)
+        }
+    );
+    let yaml = format!(
+        "{MINIMAL}limits: {{ ipv4_prefix_len: 16, challenge_mint_budget_per_s: 0, \
+         max_unpaid_deposits_per_prefix: 0, challenge_mint_rate_ipv6_48: {{ requests: 0, per: 1m }} }}\n"
+    );
+    let issues = issues_of(&yaml);
+    for field in [
+        "limits.ipv4_prefix_len: must be between 24 and 32 (got 16)",
+        "limits.challenge_mint_budget_per_s: must be at least 1",
+        "limits.max_unpaid_deposits_per_prefix: must be at least 1",
+        "limits.challenge_mint_rate_ipv6_48.requests: must be at least 1",
+    ] {
+        assert!(issues.iter().any(|i| i.starts_with(field)), "{field}: {issues:?}");
+    }
+}
