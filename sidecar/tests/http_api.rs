@@ -574,6 +574,55 @@ async fn a_spent_global_mint_budget_is_a_503_with_retry_after_and_mints_nothing(
     s.running.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_polls_are_capped_per_token_and_in_total_and_paid_ones_answer() {
+    let s = sidecar_with("max_long_polls: 3\n  max_long_polls_per_token: 2").await;
+    let a = s.challenge("wall", "192.0.2.10").await;
+    let b = s.challenge("wall", "192.0.2.11").await;
+    let c = s.challenge("wall", "192.0.2.12").await;
+    let poll = |macaroon: &Value| {
+        s.http
+            .get(s.public("/deposit?wait=30"))
+            .header(
+                "authorization",
+                format!("L402 {}:", macaroon.as_str().unwrap()),
+            )
+            .timeout(Duration::from_secs(20))
+            .send()
+    };
+    let waiting_a: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(poll(&a["macaroon"])))
+        .collect();
+    let waiting_b = tokio::spawn(poll(&b["macaroon"]));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let third = poll(&a["macaroon"]).await.unwrap();
+    assert_eq!(
+        third.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert_eq!(error_of(third).await, (429, "too_many_waiters".into()));
+    let full = poll(&c["macaroon"]).await.unwrap();
+    assert_eq!(error_of(full).await, (503, "waiters_full".into()));
+    // A short status read (no wait) is never refused.
+    let (now, _) = s.status(c["macaroon"].as_str().unwrap(), 0).await;
+    assert_eq!(now["state"], "awaiting_payment");
+    // Paying wakes a's waiters with the credential; their places are free again.
+    s.dev_pay(a["invoice"].as_str().unwrap()).await;
+    for w in waiting_a {
+        let r = w.await.unwrap().unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["state"], "held", "{body}");
+        assert!(body["credential"].is_string());
+    }
+    s.dev_pay(b["invoice"].as_str().unwrap()).await;
+    let body: Value = waiting_b.await.unwrap().unwrap().json().await.unwrap();
+    assert_eq!(body["state"], "held");
+    let (c_state, _) = s.status(c["macaroon"].as_str().unwrap(), 1).await;
+    assert_eq!(c_state["state"], "awaiting_payment", "c may wait again");
+    s.running.shutdown().await;
+}
+
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
     let s = sidecar().await;

@@ -23,6 +23,7 @@ use axum::routing::get;
 
 use crate::config::{Config, SecretBytes};
 use crate::deposit::engine::Engine;
+use crate::deposit::waiters::Waiters;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::mint_limit::{MintBudget, MintLimiter};
@@ -43,6 +44,8 @@ pub struct AppState {
     pub admin_token: Option<Arc<SecretBytes>>,
     pub mint_limiter: Arc<MintLimiter>,
     pub mint_budget: Arc<MintBudget>,
+    /// Deposit status long-polls waiting on this replica.
+    pub waiters: Arc<Waiters>,
     pub policy: Arc<policy::FilterPolicy>,
     /// The development node, when `node.backend: dev` (enables the dev-only pay endpoint).
     pub dev_node: Option<DevNode>,
@@ -66,7 +69,13 @@ impl AppState {
             engine.node().clone(),
             metrics.clone(),
         );
+        let waiters = Waiters::new(
+            config.limits.max_long_polls as usize,
+            config.limits.max_long_polls_per_token as usize,
+        );
+        waiters.clone().relay(engine.changes());
         AppState {
+            waiters,
             payouts,
             mint_limiter: Arc::new(MintLimiter::new(&config.limits)),
             mint_budget: Arc::new(MintBudget::new(

@@ -320,6 +320,12 @@ pub struct LimitsConfig {
     /// node); beyond it the filter answers 503 with `Retry-After`.
     #[serde(default = "default_mint_budget_per_s")]
     pub challenge_mint_budget_per_s: u32,
+    /// Deposit status long-polls (`?wait=N`) waiting at once on this replica; beyond, 503.
+    #[serde(default = "default_max_long_polls")]
+    pub max_long_polls: u32,
+    /// Long-polls waiting at once on one deposit token; beyond, 429.
+    #[serde(default = "default_max_long_polls_per_token")]
+    pub max_long_polls_per_token: u32,
 }
 
 /// The default /48 mint rate, in /64 rates: 16 LANs of one site minting at full rate at once.
@@ -349,6 +355,8 @@ impl Default for LimitsConfig {
             challenge_mint_rate_ipv6_48: None,
             ipv4_prefix_len: default_ipv4_prefix_len(),
             challenge_mint_budget_per_s: default_mint_budget_per_s(),
+            max_long_polls: default_max_long_polls(),
+            max_long_polls_per_token: default_max_long_polls_per_token(),
         }
     }
 }
@@ -364,6 +372,12 @@ fn default_max_unpaid_per_prefix() -> u32 {
 }
 fn default_ipv4_prefix_len() -> u8 {
     32
+}
+fn default_max_long_polls() -> u32 {
+    10_000
+}
+fn default_max_long_polls_per_token() -> u32 {
+    4
 }
 fn default_mint_budget_per_s() -> u32 {
     1000

@@ -347,6 +347,12 @@ fn limits(config: &Config, issues: &mut Issues) {
             ),
         );
     }
+    if l.max_long_polls == 0 {
+        issues.push("limits.max_long_polls", "must be at least 1");
+    }
+    if l.max_long_polls_per_token == 0 {
+        issues.push("limits.max_long_polls_per_token", "must be at least 1");
+    }
     if l.challenge_mint_budget_per_s == 0 {
         issues.push(
             "limits.challenge_mint_budget_per_s",
