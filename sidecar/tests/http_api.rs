@@ -590,14 +590,15 @@ async fn long_polls_are_capped_per_token_and_in_total_and_paid_ones_answer() {
             .timeout(Duration::from_secs(20))
             .send()
     };
-    let waiting_a: Vec<_> = (0..2)
-        .map(|_| tokio::spawn(poll(&a["macaroon"])))
-        .collect();
+    let waiting_a: Vec<_> = (0..2).map(|_| tokio::spawn(poll(&a["macaroon"]))).collect();
     let waiting_b = tokio::spawn(poll(&b["macaroon"]));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let third = poll(&a["macaroon"]).await.unwrap();
     assert_eq!(
-        third.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        third
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
         Some("1")
     );
     assert_eq!(error_of(third).await, (429, "too_many_waiters".into()));

@@ -201,19 +201,21 @@ async fn deposit_status(
         let ticket = state
             .waiters
             .enter(stored.deposit.payment_hash)
-            .map_err(|e| match e {
-                WaitRefused::PerToken(_) => ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_waiters",
-                    format!("{e}; wait for one to answer"),
-                ),
-                WaitRefused::Total(_) => ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "waiters_full",
-                    format!("{e}; retry shortly"),
-                ),
-            }
-            .retry_after(1))?;
+            .map_err(|e| {
+                match e {
+                    WaitRefused::PerToken(_) => ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too_many_waiters",
+                        format!("{e}; wait for one to answer"),
+                    ),
+                    WaitRefused::Total(_) => ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "waiters_full",
+                        format!("{e}; retry shortly"),
+                    ),
+                }
+                .retry_after(1)
+            })?;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             // Registered before the re-read, so a change between the read and the wait still

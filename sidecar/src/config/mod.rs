@@ -682,6 +682,11 @@ impl Config {
 
     /// Every semantic problem at once; `Ok` means the sidecar can start with this file (secrets
     /// are resolved later, when used).
+    /// Valid settings that leave a hole or can cost an honest visitor (see `validate.rs`).
+    pub fn warnings(&self) -> Vec<ConfigIssue> {
+        validate::warnings(self)
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let issues = validate::validate(self);
         if issues.is_empty() {
