@@ -386,6 +386,7 @@ async fn subscribe_single(
 /// failure it is a new attempt.
 async fn send_payment(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
     let behaviour = shared.payment_behaviour();
+    let route_fee_msat = shared.route_fee_msat();
     let prepared = (|| {
         let req: wire::SendPaymentRequest = wire::parse_body(&body)?;
         if req.timeout_seconds <= 0 {
@@ -415,6 +416,14 @@ async fn send_payment(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) ->
             None => 1,
         };
         let preimage = db.remote_preimages.get(&hash).copied();
+        // lnd takes no route whose fees exceed the limit (`fee_limit_msat`, else
+        // `fee_limit_sat`): the payment fails with NO_ROUTE.
+        let fee_limit_msat = if req.fee_limit_msat > 0 {
+            req.fee_limit_msat
+        } else {
+            req.fee_limit_sat.saturating_mul(1000)
+        };
+        let preimage = preimage.filter(|_| route_fee_msat <= fee_limit_msat);
         let status = match (behaviour, preimage) {
             (crate::PaymentBehaviour::Hold, _) => PaymentStatus::InFlight,
             (crate::PaymentBehaviour::Immediate, Some(_)) => PaymentStatus::Succeeded,
@@ -432,6 +441,7 @@ async fn send_payment(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) ->
             index,
             status,
             attempts,
+            fee_msat: route_fee_msat,
         };
         db.payments.insert(hash, payment);
         Ok((hash, req.no_inflight_updates))

@@ -443,6 +443,18 @@ pub struct RewardsConfig {
     pub fee_limit_ppm: u64,
     #[serde(default = "default_reward_fee_min")]
     pub fee_limit_min_sat: u64,
+    /// The fee limit never exceeds this fraction of the payout (ppm), the floor included: an
+    /// attacker routing tiny withdrawals through their own high-fee channel earns at most this
+    /// share on top of the rewards.
+    #[serde(default = "default_reward_fee_max_ppm")]
+    pub fee_limit_max_ppm: u64,
+    /// Routing fees all payouts together may reserve per UTC day (fee limits of payouts in
+    /// flight, fees of paid ones): part of the budget like the rewards themselves.
+    #[serde(default = "default_reward_max_fees_per_day")]
+    pub max_fees_per_day_sat: u64,
+    /// Payouts one token may start (failed ones do not count).
+    #[serde(default = "default_reward_max_withdrawals_per_token")]
+    pub max_withdrawals_per_token: u32,
     /// How long an LNURL (its `k1`) may be used after it was shown.
     #[serde(default = "default_reward_lnurl_lifetime", with = "duration")]
     pub lnurl_lifetime: Duration,
@@ -463,6 +475,9 @@ impl Default for RewardsConfig {
             withdraw_max_sat: default_reward_withdraw_max(),
             fee_limit_ppm: default_reward_fee_ppm(),
             fee_limit_min_sat: default_reward_fee_min(),
+            fee_limit_max_ppm: default_reward_fee_max_ppm(),
+            max_fees_per_day_sat: default_reward_max_fees_per_day(),
+            max_withdrawals_per_token: default_reward_max_withdrawals_per_token(),
             lnurl_lifetime: default_reward_lnurl_lifetime(),
             public_url: None,
         }
@@ -488,6 +503,15 @@ fn default_reward_fee_ppm() -> u64 {
     10_000
 }
 fn default_reward_fee_min() -> u64 {
+    10
+}
+fn default_reward_fee_max_ppm() -> u64 {
+    100_000
+}
+fn default_reward_max_fees_per_day() -> u64 {
+    1_000
+}
+fn default_reward_max_withdrawals_per_token() -> u32 {
     10
 }
 fn default_reward_lnurl_lifetime() -> Duration {

@@ -372,3 +372,27 @@ fn an_error_storm_over_the_files_browsers_fetch_on_their_own_warns() {
     );
     assert!(warnings_of(MINIMAL).is_empty(), "no storm, no warning");
 }
+
+#[test]
+fn reward_settings_where_fees_can_exceed_payouts_are_refused() {
+    let yaml = format!(
+        "{MINIMAL}rewards: {{ enabled: true, max_per_day_sat: 1000, max_fees_per_day_sat: 2000, \
+         fee_limit_max_ppm: 1000000, max_withdrawals_per_token: 0 }}\n"
+    );
+    let issues = issues_of(&yaml);
+    for field in [
+        "rewards.fee_limit_max_ppm: must be below 1000000",
+        "rewards.max_fees_per_day_sat: must not exceed rewards.max_per_day_sat (1000)",
+        "rewards.max_withdrawals_per_token: must be at least 1",
+    ] {
+        assert!(
+            issues.iter().any(|i| i.starts_with(field)),
+            "{field}: {issues:?}"
+        );
+    }
+    let above = format!("{MINIMAL}rewards: {{ fee_limit_ppm: 60000, fee_limit_max_ppm: 50000 }}\n");
+    assert_eq!(
+        issues_of(&above),
+        ["rewards.fee_limit_ppm: must not exceed rewards.fee_limit_max_ppm (50000), got 60000"]
+    );
+}

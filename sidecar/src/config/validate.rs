@@ -109,6 +109,39 @@ fn rewards(config: &Config, issues: &mut Issues) {
         0,
         100_000,
     );
+    // Fees must stay below what they pay for: per payout and per day.
+    if r.fee_limit_max_ppm >= 1_000_000 {
+        issues.push(
+            "rewards.fee_limit_max_ppm",
+            format!(
+                "must be below 1000000 (got {}): at 100% a payout's routing fee can be as large as the payout; 100000 (10%) is the default",
+                r.fee_limit_max_ppm
+            ),
+        );
+    } else if r.fee_limit_ppm > r.fee_limit_max_ppm {
+        issues.push(
+            "rewards.fee_limit_ppm",
+            format!(
+                "must not exceed rewards.fee_limit_max_ppm ({}), got {}",
+                r.fee_limit_max_ppm, r.fee_limit_ppm
+            ),
+        );
+    }
+    if r.max_per_day_sat > 0 && r.max_fees_per_day_sat > r.max_per_day_sat {
+        issues.push(
+            "rewards.max_fees_per_day_sat",
+            format!(
+                "must not exceed rewards.max_per_day_sat ({}), got {}: routing fees could then cost more than the rewards they pay out",
+                r.max_per_day_sat, r.max_fees_per_day_sat
+            ),
+        );
+    }
+    if r.max_withdrawals_per_token == 0 {
+        issues.push(
+            "rewards.max_withdrawals_per_token",
+            "must be at least 1 (turn rewards off with rewards.enabled: false instead)",
+        );
+    }
     if r.lnurl_lifetime < Duration::from_secs(30) || r.lnurl_lifetime > Duration::from_secs(86_400)
     {
         issues.push(
