@@ -45,6 +45,10 @@ struct Args {
     /// Concurrent long-poll waiters
     #[arg(long, default_value_t = 1_000)]
     waiters: usize,
+    /// Pay the waiters' deposits at this many per second (0: as fast as `concurrency` allows,
+    /// a burst that measures the store's write rate more than the wake-up)
+    #[arg(long, default_value_t = 0)]
+    waiter_pay_per_s: u32,
 }
 
 struct Minted {
@@ -147,11 +151,14 @@ async fn main() -> anyhow::Result<()> {
     }
     let rss_waiting = rss(a.pid)?;
     let pay_started = Instant::now();
-    let paid_at: HashMap<String, Instant> =
-        pay_all(&ctx, waiters.into_iter().map(|m| m.invoice).collect())
-            .await?
-            .into_iter()
-            .collect();
+    let invoices: Vec<String> = waiters.into_iter().map(|m| m.invoice).collect();
+    let paid_at: HashMap<String, Instant> = if a.waiter_pay_per_s > 0 {
+        pay_paced(&ctx, invoices, a.waiter_pay_per_s).await?
+    } else {
+        pay_all(&ctx, invoices).await?
+    }
+    .into_iter()
+    .collect();
     // Per waiter: from the node holding its payment (the dev pay call answered `held`) to its
     // status answer. An answer that beat the pay call's own reply counts as 0.
     let mut latencies = Vec::new();
@@ -344,6 +351,39 @@ async fn pay_all(ctx: &Arc<Ctx>, invoices: Vec<String>) -> anyhow::Result<Vec<(S
         t.await??;
     }
     Ok(std::mem::take(&mut *held.lock().await))
+}
+
+/// Pays the invoices at `per_s` (one task each, started on a fixed schedule).
+async fn pay_paced(
+    ctx: &Arc<Ctx>,
+    invoices: Vec<String>,
+    per_s: u32,
+) -> anyhow::Result<Vec<(String, Instant)>> {
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(per_s)));
+    let mut tasks = Vec::new();
+    for invoice in invoices {
+        ticker.tick().await;
+        let ctx = ctx.clone();
+        tasks.push(tokio::spawn(async move {
+            let body: Value = ctx
+                .client
+                .post(format!("{}/v1/dev/pay", ctx.args.internal))
+                .json(&json!({ "invoice": invoice }))
+                .send()
+                .await?
+                .json()
+                .await?;
+            if body["status"] != "held" {
+                bail!("dev pay: {body}");
+            }
+            anyhow::Ok((invoice, Instant::now()))
+        }));
+    }
+    let mut paid = Vec::new();
+    for t in tasks {
+        paid.push(t.await??);
+    }
+    Ok(paid)
 }
 
 /// `lightning_wall_deposits{state="…"}` from the sidecar's metrics.
