@@ -333,10 +333,12 @@ fn utf8(v: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(v)
 }
 
-/// `source.address`, parsed (client_addr.rs accepts every form hosts report).
-fn client_ip() -> Option<std::net::IpAddr> {
+/// `source.address` as reported, and parsed (client_addr.rs accepts every form hosts report).
+fn client_ip() -> Option<(String, std::net::IpAddr)> {
     let addr = hostcalls::get_property(vec!["source", "address"]).ok()??;
-    crate::engine::client_addr::parse(core::str::from_utf8(&addr).ok()?)
+    let addr = String::from_utf8(addr).ok()?;
+    let ip = crate::engine::client_addr::parse(&addr)?;
+    Some((addr, ip))
 }
 
 fn send_reply(reply: &Reply) {
@@ -588,16 +590,19 @@ impl HttpContext for WallRequest {
                     return self.unavailable(c.failure_mode);
                 }
                 // Read here, not for every request: only a challenge needs the client's address.
-                let ip = client_ip();
+                let client = client_ip();
+                let ip = client.as_ref().map(|(_, ip)| *ip);
                 if let Some(reply) = decision::mint_limited(policy.as_deref(), ip, &self.host) {
                     send_reply(&reply);
                     return Action::Pause;
                 }
                 // The sidecar counts the same networks; an unknown address is `0.0.0.0` there too.
-                let ip = ip.map_or_else(|| "0.0.0.0".to_owned(), |ip| ip.to_string());
+                let ip = client.as_ref().map_or("0.0.0.0", |(addr, _)| {
+                    crate::engine::client_addr::bare(addr)
+                });
                 let body = serde_json::to_vec(&ChallengeCall {
                     route_id: &c.route_id,
-                    client_ip: &ip,
+                    client_ip: ip,
                 })
                 .unwrap_or_default();
                 match dispatch(&config, "POST", "/v1/challenge", Some(&body)) {

@@ -150,19 +150,12 @@ const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self';
 /// The sidecar's error code when its global mint budget is spent (docs/internal-api.md).
 pub const MINT_BUDGET_SPENT: &str = "mint_budget_spent";
 
-/// `error.code` of a sidecar error body (`{"error": {"code": …}}`).
-fn error_code(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        error: Code,
-    }
-    #[derive(serde::Deserialize)]
-    struct Code {
-        code: String,
-    }
-    serde_json::from_slice::<Body>(body)
-        .ok()
-        .map(|b| b.error.code)
+/// Whether a sidecar error body carries `code` (`{"error":{"code":"…",…}}`). A search for the
+/// quoted code, not a JSON parse: the codes are fixed ASCII words no message contains quoted,
+/// and a parser for one field costs the .wasm more than it checks.
+fn has_error_code(body: &[u8], code: &str) -> bool {
+    let quoted = format!("\"{code}\"");
+    body.windows(quoted.len()).any(|w| w == quoted.as_bytes())
 }
 
 /// Builds the reply for a challenge answer. `status` is `None` when the call failed.
@@ -195,7 +188,7 @@ pub fn outcome(
         // The sidecar's global mint budget is spent: the sidecar is up and refusing on
         // purpose, so even a fail-open route answers 503 (letting it through would make a bot
         // wave that spends the budget free to pass).
-        Some(503) if error_code(body).as_deref() == Some(MINT_BUDGET_SPENT) => {
+        Some(503) if has_error_code(body, MINT_BUDGET_SPENT) => {
             return Outcome::Reply(
                 Reply::error(503, "mint_budget_spent", "too many challenges; retry later")
                     .retry_after(wait()),

@@ -8,7 +8,7 @@ use core::net::IpAddr;
 use l402::{Credential, RequestContext, VerifyError};
 
 use super::challenge::WALL_PREFIX;
-use super::client_addr::{self, MintNetwork};
+use super::client_addr;
 use super::config::PluginConfig;
 use super::host::{Host, Level, Metric};
 use super::limits::{self, Count};
@@ -452,12 +452,14 @@ pub fn mint_limited(
     let now = host.now_unix();
     let ip = client.unwrap_or(IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED));
     let mut wait = None;
-    for network in client_addr::mint_networks(ip, policy.ipv4_prefix_len) {
-        let rate = match network {
-            MintNetwork::V4 { .. } | MintNetwork::V6Lan { .. } => policy.challenge_mint_rate,
-            MintNetwork::V6Site { .. } => policy.challenge_mint_rate_ipv6_48,
+    let (networks, count) = client_addr::mint_networks(ip, policy.ipv4_prefix_len);
+    for network in networks.iter().take(count) {
+        let rate = if network.site {
+            policy.challenge_mint_rate_ipv6_48
+        } else {
+            policy.challenge_mint_rate
         };
-        let Some(owner) = limits::ip_owner(host, network.key()) else {
+        let Some(owner) = limits::ip_owner(host, &network.key) else {
             continue;
         };
         if let Count::Exceeded(_) = limits::hit(host, limits::MINTS, owner, rate, now) {

@@ -128,7 +128,7 @@ struct RawPolicy {
     challenge_mint_rate_ipv6_48: Option<RawRate>,
     /// Absent from older sidecars: 32 (per address, as they counted).
     #[serde(default)]
-    ipv4_prefix_len: Option<u8>,
+    ipv4_prefix_len: Option<u64>,
     routes: Vec<RawRoute>,
 }
 
@@ -310,13 +310,17 @@ impl Policy {
                 per_s: challenge_mint_rate.per_s,
             },
         };
+        // u64 like every other number of the policy: one integer decoder in the .wasm.
         let ipv4_prefix_len = raw.policy.ipv4_prefix_len.unwrap_or(32);
-        if !(24..=32).contains(&ipv4_prefix_len) {
+        let Some(ipv4_prefix_len) = u8::try_from(ipv4_prefix_len)
+            .ok()
+            .filter(|l| (24..=32).contains(l))
+        else {
             return Err(PolicyError::Invalid {
                 field: "policy.ipv4_prefix_len".into(),
                 problem: "must be between 24 and 32",
             });
-        }
+        };
         Ok(Policy {
             version: raw.policy.version,
             service: raw.policy.service,
