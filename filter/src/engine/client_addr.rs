@@ -66,7 +66,7 @@ fn parse_v4(s: &str) -> Option<Ipv4Addr> {
                 }
             }
             b'.' if digits > 0 && part < 3 => {
-                out[part] = value as u8;
+                *out.get_mut(part)? = value as u8;
                 part += 1;
                 value = 0;
                 digits = 0;
@@ -114,17 +114,19 @@ fn parse_v6(s: &str) -> Option<Ipv6Addr> {
             if n > 6 {
                 return None;
             }
-            let v4 = core::str::from_utf8(&s[start..]).ok().and_then(parse_v4)?;
+            let v4 = core::str::from_utf8(s.get(start..)?)
+                .ok()
+                .and_then(parse_v4)?;
             let [a, b, c, d] = v4.octets();
-            seg[n] = u16::from_be_bytes([a, b]);
-            seg[n + 1] = u16::from_be_bytes([c, d]);
+            *seg.get_mut(n)? = u16::from_be_bytes([a, b]);
+            *seg.get_mut(n + 1)? = u16::from_be_bytes([c, d]);
             n += 2;
             break;
         }
         if i == start || n == 8 {
             return None;
         }
-        seg[n] = value as u16;
+        *seg.get_mut(n)? = value as u16;
         n += 1;
         match (s.get(i), s.get(i + 1)) {
             (None, _) => break,
@@ -144,7 +146,7 @@ fn parse_v6(s: &str) -> Option<Ipv6Addr> {
         Some(at) if n < 8 => {
             let moved = n - at;
             seg.copy_within(at..n, 8 - moved);
-            seg[at..8 - moved].fill(0);
+            seg.get_mut(at..8 - moved)?.fill(0);
         }
         _ => return None,
     }
@@ -347,5 +349,4 @@ mod tests {
             assert_eq!(parse_v4(text), text.parse::<Ipv4Addr>().ok(), "{text}");
         }
     }
-
 }
