@@ -8,6 +8,7 @@
 #   scripts/bench-sidecar.sh   # BENCH_SECONDS (3) x BENCH_ROUNDS (3) per minting mode,
 #                              # BENCH_CONNECTIONS (32), BENCH_HELD (10000), BENCH_WAITERS (1000),
 #                              # BENCH_NO_BUILD (skip the release build),
+#                              # BENCH_WAITER_PAY_PER_S (0: pay the waiters in one burst),
 #                              # BENCH_STORE (sqlite, or postgres: a fresh database per phase on
 #                              # BENCH_PG (postgres://postgres@127.0.0.1:5432), dropped after)
 #
@@ -23,6 +24,7 @@ held=${BENCH_HELD:-10000}
 store=${BENCH_STORE:-sqlite}
 pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 waiters=${BENCH_WAITERS:-1000}
+waiter_pay=${BENCH_WAITER_PAY_PER_S:-0}
 base=${BENCH_PORT:-18400}
 
 # BENCH_NO_BUILD=1: use the binaries already in target/release (e.g. while a test build runs).
@@ -57,7 +59,10 @@ deposits:
 limits:
   max_held_deposits: 1000000
   max_held_deposits_per_prefix: 1000000
+  max_unpaid_deposits_per_prefix: 1000000
   challenge_mint_rate: { requests: 1000, per: 1s }
+  challenge_mint_budget_per_s: 1000000
+  max_long_polls: 100000
 routes:
   - id: api
     match: { path: { prefix: /api/ } }
@@ -113,7 +118,7 @@ stop_sidecar
 if [ "$status" -eq 0 ]; then
   start_sidecar 5s
   echo "== $held deposits held, then $waiters long-poll waiters (fresh sidecar)"
-  run_load --rounds 0 --held "$held" --waiters "$waiters" || status=$?
+  run_load --rounds 0 --held "$held" --waiters "$waiters" --waiter-pay-per-s "$waiter_pay" || status=$?
 fi
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$status" -ne 0 ]; then

@@ -145,11 +145,29 @@ def check_plugin_config(config: Any, where: str, report: Report, clusters: set[s
             report.error(where, f"plugin configuration: sidecar_cluster {name!r} is not a cluster of this config")
 
 
+CIRCUIT_BREAKER_FIELDS = ("max_connections", "max_pending_requests", "max_requests")
+
+
+def check_circuit_breakers(cluster: Any, where: str, report: Report) -> None:
+    """The sidecar's clusters carry explicit circuit breakers: Envoy's defaults (1,024 each)
+    would let a long-poll flood crowd out the wall page, or queue call-outs without bound."""
+    if not isinstance(cluster, dict) or not str(cluster.get("name", "")).startswith("lightning_wall"):
+        return
+    thresholds = (cluster.get("circuit_breakers") or {}).get("thresholds") or []
+    default = [t for t in thresholds if t.get("priority", "DEFAULT") == "DEFAULT"]
+    missing = [f for f in CIRCUIT_BREAKER_FIELDS if not default or f not in default[0]]
+    if missing:
+        report.error(where, f"cluster {cluster.get('name')!r}: set circuit_breakers.thresholds "
+                            f"{', '.join(missing)} explicitly (docs/deployment.md)")
+
+
 def check_envoy_bootstrap(doc: Any, where: str, report: Report) -> None:
     if not check_envoy_message(BOOTSTRAP, doc, where, report):
         return
     resources = doc.get("static_resources", {}) or {}
     clusters = {c.get("name") for c in resources.get("clusters", []) or []}
+    for cluster in resources.get("clusters", []) or []:
+        check_circuit_breakers(cluster, where, report)
     for name in walk(resources.get("listeners", []), "cluster"):
         if name not in clusters:
             report.error(where, f"a route names cluster {name!r}, which is not defined")
@@ -220,6 +238,7 @@ def check_kubernetes_object(doc: dict, where: str, report: Report, lw_bin: str) 
                 op = patch.get("operation") or {}
                 if patch.get("type", "").endswith(".Cluster") and op.get("path") == "":
                     check_envoy_message(CLUSTER, op.get("value"), f"{where} jsonPatches[{i}]", report)
+                    check_circuit_breakers(op.get("value"), f"{where} jsonPatches[{i}]", report)
         return
     try:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
@@ -465,6 +484,13 @@ def _mutations() -> list[tuple[str, Mutation]]:
         cm, text = configmap_text(docs, "lightning-wall.yaml")
         cm["data"]["lightning-wall.yaml"] = text.replace("token: { env: LW_INTERNAL_TOKEN }", "")
 
+    def sidecar_cluster_without_circuit_breakers(i: Inputs) -> None:
+        del i.envoy["envoy/envoy.yaml"]["static_resources"]["clusters"][1]["circuit_breakers"]
+
+    def k8s_public_cluster_without_max_requests(i: Inputs) -> None:
+        cm, text = configmap_text(i.kubernetes[native], "envoy.yaml")
+        cm["data"]["envoy.yaml"] = text.replace("max_requests: 11000", "max_retries: 1", 1)
+
     def k8s_unknown_kind(i: Inputs) -> None:
         i.kubernetes[native].append({"apiVersion": "example.com/v1", "kind": "Wall", "metadata": {"name": "x"}})
 
@@ -526,6 +552,7 @@ def _mutations() -> list[tuple[str, Mutation]]:
         wall_filter_removed, k8s_misspelt_security_context,
         k8s_wrong_type, k8s_embedded_envoy_broken, k8s_embedded_sidecar_config_broken,
         internal_listener_exposed_without_token,
+        sidecar_cluster_without_circuit_breakers, k8s_public_cluster_without_max_requests,
         k8s_unknown_kind, crd_without_name, istio_envoy_spelling, istio_plain_cluster_name,
         eg_image_type_without_image, eg_patched_cluster_broken, httproute_bad_match_type,
         dockerfile_missing_source, dockerfile_runs_as_root, dockerfile_member_not_copied,

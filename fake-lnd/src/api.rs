@@ -530,6 +530,7 @@ async fn send_payment(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) ->
         Ok(req) => req,
         Err(error) => return lnd_error(&error),
     };
+    let route_fee_msat = shared.route_fee_msat();
     let prepared = (|| {
         // `timeout_seconds` 0 (or absent) means lnd's default of 60 s (routerrpc/router.proto,
         // router_server.go SendPaymentV2); it is not an error. The double resolves payments
@@ -558,6 +559,14 @@ async fn send_payment(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) ->
             None => 1,
         };
         let preimage = db.remote_preimages.get(&hash).copied();
+        // lnd takes no route whose fees exceed the limit (`fee_limit_msat`, else
+        // `fee_limit_sat`): the payment fails with NO_ROUTE.
+        let fee_limit_msat = if req.fee_limit_msat > 0 {
+            req.fee_limit_msat
+        } else {
+            req.fee_limit_sat.saturating_mul(1000)
+        };
+        let preimage = preimage.filter(|_| route_fee_msat <= fee_limit_msat);
         let status = match (behaviour, preimage) {
             (crate::PaymentBehaviour::Hold, _) => PaymentStatus::InFlight,
             (crate::PaymentBehaviour::Immediate, Some(_)) => PaymentStatus::Succeeded,
@@ -575,6 +584,7 @@ async fn send_payment(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) ->
             index,
             status,
             attempts,
+            fee_msat: route_fee_msat,
         };
         db.payments.insert(hash, payment);
         Ok((hash, req.no_inflight_updates))

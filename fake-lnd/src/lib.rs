@@ -75,6 +75,8 @@ pub struct FakePaymentView {
     pub status: &'static str,
     /// SendPaymentV2 calls accepted for this hash.
     pub attempts: u32,
+    /// Routing fee paid (meaningful once SUCCEEDED).
+    pub fee_msat: u64,
 }
 
 pub(crate) struct Shared {
@@ -86,6 +88,7 @@ pub(crate) struct Shared {
     requests: Mutex<Vec<String>>,
     payment_behaviour: Mutex<PaymentBehaviour>,
     lose_send_streams: std::sync::atomic::AtomicBool,
+    route_fee_msat: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -97,6 +100,11 @@ impl Shared {
         for hash in hashes {
             let _ = self.changes.send(*hash);
         }
+    }
+
+    fn route_fee_msat(&self) -> u64 {
+        self.route_fee_msat
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn payment_behaviour(&self) -> PaymentBehaviour {
@@ -146,6 +154,7 @@ impl FakeLnd {
             requests: Mutex::new(Vec::new()),
             payment_behaviour: Mutex::new(PaymentBehaviour::default()),
             lose_send_streams: std::sync::atomic::AtomicBool::new(false),
+            route_fee_msat: std::sync::atomic::AtomicU64::new(0),
         });
         let fake = Self {
             shared,
@@ -248,6 +257,15 @@ impl FakeLnd {
         self.shared.db().remote_preimages.insert(hash, preimage);
     }
 
+    /// The routing fee of every route to a payee from now on (0 by default), e.g. an attacker's
+    /// own channel charging as much as the payer allows. A payment whose `fee_limit` is below
+    /// it fails with NO_ROUTE, as lnd finds no route within the limit.
+    pub fn set_route_fee_msat(&self, fee_msat: u64) {
+        self.shared
+            .route_fee_msat
+            .store(fee_msat, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// How SendPaymentV2 ends the payments it starts from now on.
     pub fn set_payment_behaviour(&self, behaviour: PaymentBehaviour) {
         *self
@@ -306,6 +324,7 @@ impl FakeLnd {
             .map(|p| FakePaymentView {
                 status: p.status.name(),
                 attempts: p.attempts,
+                fee_msat: p.fee_msat,
             })
     }
 

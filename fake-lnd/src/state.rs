@@ -169,6 +169,8 @@ pub struct OutgoingPayment {
     pub status: PaymentStatus,
     /// SendPaymentV2 calls lnd accepted for this hash (a retry after FAILED is a new attempt).
     pub attempts: u32,
+    /// Routing fee of the route taken (`fee_msat` once SUCCEEDED).
+    pub fee_msat: u64,
 }
 
 /// lnd's `Payment.status` with its `failure_reason`.

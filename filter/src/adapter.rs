@@ -346,15 +346,12 @@ fn utf8(v: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(v)
 }
 
-/// `source.address` is `ip:port` or `[v6]:port`.
-fn client_ip() -> Option<String> {
+/// `source.address` as reported, and parsed (client_addr.rs accepts every form hosts report).
+fn client_ip() -> Option<(String, std::net::IpAddr)> {
     let addr = hostcalls::get_property(vec!["source", "address"]).ok()??;
     let addr = String::from_utf8(addr).ok()?;
-    let ip = match addr.rsplit_once(':') {
-        Some((ip, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !ip.ends_with(':') => ip,
-        _ => addr.as_str(),
-    };
-    Some(ip.trim_start_matches('[').trim_end_matches(']').to_owned())
+    let ip = crate::engine::client_addr::parse(&addr)?;
+    Some((addr, ip))
 }
 
 fn send_reply(reply: &Reply) {
@@ -668,12 +665,16 @@ impl HttpContext for WallRequest {
                     return self.unavailable(c.failure_mode);
                 }
                 // Read here, not for every request: only a challenge needs the client's address.
-                let ip = client_ip();
-                let ip = ip.as_deref().unwrap_or("0.0.0.0");
+                let client = client_ip();
+                let ip = client.as_ref().map(|(_, ip)| *ip);
                 if let Some(reply) = decision::mint_limited(policy.as_deref(), ip, &self.host) {
                     send_reply(&reply);
                     return Action::Pause;
                 }
+                // The sidecar counts the same networks; an unknown address is `0.0.0.0` there too.
+                let ip = client.as_ref().map_or("0.0.0.0", |(addr, _)| {
+                    crate::engine::client_addr::bare(addr)
+                });
                 let body = serde_json::to_vec(&ChallengeCall {
                     route_id: &c.route_id,
                     client_ip: ip,

@@ -3,6 +3,7 @@
 //! endpoint with the sidecar's RSS, and M concurrent long-poll waiters answered after payment.
 //! It only talks HTTP to a running sidecar; it must never be pointed at a production node.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +45,10 @@ struct Args {
     /// Concurrent long-poll waiters
     #[arg(long, default_value_t = 1_000)]
     waiters: usize,
+    /// Pay the waiters' deposits at this many per second (0: as fast as `concurrency` allows,
+    /// a burst that measures the store's write rate more than the wake-up)
+    #[arg(long, default_value_t = 0)]
+    waiter_pay_per_s: u32,
 }
 
 struct Minted {
@@ -93,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
     let held_before = deposits_in(&ctx, "held").await?;
     let started = Instant::now();
     let invoices: Vec<String> = minted.into_iter().map(|m| m.invoice).collect();
-    let paid = pay_all(&ctx, invoices).await?;
+    let paid = pay_all(&ctx, invoices).await?.len();
     let pay_secs = started.elapsed().as_secs_f64();
     let target = held_before + paid as u64;
     let mut held_now = held_before;
@@ -119,8 +124,8 @@ async fn main() -> anyhow::Result<()> {
     for m in &waiters {
         let (ctx, url, answered) = (ctx.clone(), poll_url.clone(), answered.clone());
         let auth = format!("L402 {}:", m.macaroon);
+        let invoice = m.invoice.clone();
         tasks.push(tokio::spawn(async move {
-            let started = Instant::now();
             let r = ctx
                 .client
                 .get(&url)
@@ -138,7 +143,7 @@ async fn main() -> anyhow::Result<()> {
             if state.as_deref() == Some("held") {
                 answered.fetch_add(1, Ordering::Relaxed);
             }
-            started.elapsed()
+            (invoice, Instant::now())
         }));
     }
     if a.waiters > 0 {
@@ -146,12 +151,31 @@ async fn main() -> anyhow::Result<()> {
     }
     let rss_waiting = rss(a.pid)?;
     let pay_started = Instant::now();
-    pay_all(&ctx, waiters.into_iter().map(|m| m.invoice).collect()).await?;
-    let mut slowest = Duration::ZERO;
+    let invoices: Vec<String> = waiters.into_iter().map(|m| m.invoice).collect();
+    let paid_at: HashMap<String, Instant> = if a.waiter_pay_per_s > 0 {
+        pay_paced(&ctx, invoices, a.waiter_pay_per_s).await?
+    } else {
+        pay_all(&ctx, invoices).await?
+    }
+    .into_iter()
+    .collect();
+    // Per waiter: from the node holding its payment (the dev pay call answered `held`) to its
+    // status answer. An answer that beat the pay call's own reply counts as 0.
+    let mut latencies = Vec::new();
     for t in tasks {
-        slowest = slowest.max(t.await?);
+        let (invoice, answered_at) = t.await?;
+        if let Some(paid) = paid_at.get(&invoice) {
+            latencies.push(answered_at.saturating_duration_since(*paid).as_secs_f64() * 1000.0);
+        }
     }
     let waiters_done = pay_started.elapsed();
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
 
     println!();
     println!("| measure | result |");
@@ -181,6 +205,13 @@ async fn main() -> anyhow::Result<()> {
             answered.load(Ordering::Relaxed),
             a.waiters,
             waiters_done.as_secs_f64()
+        );
+        println!(
+            "| payment held → waiter answered | p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} waiters) |",
+            pct(0.50),
+            pct(0.99),
+            pct(1.0),
+            latencies.len()
         );
     }
     if held_now < target || answered.load(Ordering::Relaxed) < a.waiters as u64 {
@@ -288,10 +319,11 @@ async fn mint_count(ctx: &Arc<Ctx>, route: &str, n: usize) -> anyhow::Result<Vec
     Ok(std::mem::take(&mut *kept.lock().await))
 }
 
-/// Pays every invoice through the dev-only endpoint; how many became held.
-async fn pay_all(ctx: &Arc<Ctx>, invoices: Vec<String>) -> anyhow::Result<usize> {
+/// Pays every invoice through the dev-only endpoint: each with the moment the node answered
+/// that it holds the payment.
+async fn pay_all(ctx: &Arc<Ctx>, invoices: Vec<String>) -> anyhow::Result<Vec<(String, Instant)>> {
     let queue = Arc::new(Mutex::new(invoices));
-    let held = Arc::new(AtomicU64::new(0));
+    let held = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for _ in 0..ctx.args.concurrency {
         let (ctx, queue, held) = (ctx.clone(), queue.clone(), held.clone());
@@ -308,7 +340,7 @@ async fn pay_all(ctx: &Arc<Ctx>, invoices: Vec<String>) -> anyhow::Result<usize>
                     .await?;
                 let body: Value = r.json().await?;
                 if body["status"] == "held" {
-                    held.fetch_add(1, Ordering::Relaxed);
+                    held.lock().await.push((invoice, Instant::now()));
                 } else {
                     bail!("dev pay: {body}");
                 }
@@ -318,7 +350,40 @@ async fn pay_all(ctx: &Arc<Ctx>, invoices: Vec<String>) -> anyhow::Result<usize>
     for t in tasks {
         t.await??;
     }
-    Ok(held.load(Ordering::Relaxed) as usize)
+    Ok(std::mem::take(&mut *held.lock().await))
+}
+
+/// Pays the invoices at `per_s` (one task each, started on a fixed schedule).
+async fn pay_paced(
+    ctx: &Arc<Ctx>,
+    invoices: Vec<String>,
+    per_s: u32,
+) -> anyhow::Result<Vec<(String, Instant)>> {
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(per_s)));
+    let mut tasks = Vec::new();
+    for invoice in invoices {
+        ticker.tick().await;
+        let ctx = ctx.clone();
+        tasks.push(tokio::spawn(async move {
+            let body: Value = ctx
+                .client
+                .post(format!("{}/v1/dev/pay", ctx.args.internal))
+                .json(&json!({ "invoice": invoice }))
+                .send()
+                .await?
+                .json()
+                .await?;
+            if body["status"] != "held" {
+                bail!("dev pay: {body}");
+            }
+            anyhow::Ok((invoice, Instant::now()))
+        }));
+    }
+    let mut paid = Vec::new();
+    for t in tasks {
+        paid.push(t.await??);
+    }
+    Ok(paid)
 }
 
 /// `lightning_wall_deposits{state="…"}` from the sidecar's metrics.

@@ -169,6 +169,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::CheckConfig { config: path } => match Config::load(&path) {
             Ok(config) => {
+                for warning in config.warnings() {
+                    eprintln!("{}: warning: {warning}", path.display());
+                }
                 println!(
                     "{}: ok ({} routes, node {:?}, store {:?})",
                     path.display(),

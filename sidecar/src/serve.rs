@@ -152,6 +152,9 @@ fn replica_id() -> String {
 /// Opens everything, reconciles, binds the listeners and serves until [`Running::shutdown`].
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let config = Arc::new(config);
+    for warning in config.warnings() {
+        tracing::warn!(%warning, "configuration (see `lightning-wall check-config`)");
+    }
     let store = open_store(&config).await?;
     let (node, dev_node) = open_node(&config).await?;
     let keys = crate::keys::load(&config, &store)

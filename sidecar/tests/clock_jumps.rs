@@ -41,7 +41,8 @@ async fn harness() -> Harness {
         lease: Duration::from_secs(30),
         leave_grace: Duration::from_secs(1),
         max_live_deposits: 100,
-        max_live_deposits_per_prefix: 100,
+        max_held_deposits_per_prefix: 100,
+        max_unpaid_deposits_per_prefix: 100,
         replica_id: "clock".into(),
     };
     let engine = Engine::with_clock(

@@ -20,7 +20,7 @@ struct Sidecar {
     _dir: tempfile::TempDir,
 }
 
-fn config_yaml(dir: &Path) -> String {
+fn config_yaml(dir: &Path, limits: &str) -> String {
     format!(
         r#"
 data_dir: {data}
@@ -31,6 +31,7 @@ listeners:
   admin: {{ bind: "127.0.0.1:0", token: {{ file: {token} }} }}
 limits:
   challenge_mint_rate: {{ requests: 5, per: 1m }}
+  {limits}
 routes:
   - id: api
     match: {{ path: {{ prefix: /v1/ }}, methods: [GET] }}
@@ -50,10 +51,15 @@ routes:
 }
 
 async fn sidecar() -> Sidecar {
+    sidecar_with("").await
+}
+
+/// A sidecar with more `limits:` (one YAML line).
+async fn sidecar_with(limits: &str) -> Sidecar {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("admin-token"), format!("{ADMIN_TOKEN}\n")).unwrap();
     let path = dir.path().join("lightning-wall.yaml");
-    std::fs::write(&path, config_yaml(dir.path())).unwrap();
+    std::fs::write(&path, config_yaml(dir.path(), limits)).unwrap();
     let config = Config::load(&path).unwrap();
     let running = start(config).await.unwrap();
     Sidecar {
@@ -511,6 +517,115 @@ async fn challenge_minting_is_rate_limited_per_client_ip() {
     assert!(r.headers().get("retry-after").is_some());
     assert_eq!(error_of(r).await, (429, "mint_rate_limited".into()));
     s.challenge("api", "192.0.2.78").await;
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn rotating_addresses_of_one_ipv6_64_share_one_mint_limit() {
+    let s = sidecar().await;
+    for host in 1..=5 {
+        s.challenge("api", &format!("2001:db8:5:6::{host:x}")).await;
+    }
+    let r = s
+        .http
+        .post(s.internal("/v1/challenge"))
+        .json(&json!({"route_id": "api", "client_ip": "2001:db8:5:6:dead:beef:1:2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (429, "mint_rate_limited".into()));
+    s.challenge("api", "2001:db8:5:7::1").await;
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_spent_global_mint_budget_is_a_503_with_retry_after_and_mints_nothing() {
+    let s = sidecar_with("challenge_mint_budget_per_s: 3").await;
+    for n in 0..3 {
+        s.challenge("api", &format!("198.51.100.{n}")).await;
+    }
+    let r = s
+        .http
+        .post(s.internal("/v1/challenge"))
+        .json(&json!({"route_id": "wall", "client_ip": "203.0.113.50"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert_eq!(error_of(r).await, (503, "mint_budget_spent".into()));
+    let metrics = s
+        .http
+        .get(s.internal("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("lightning_wall_challenges_refused_total{kind=\"mint_budget\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("lightning_wall_challenges_total{mode=\"deposit\"}"),
+        "no deposit invoice was created: {metrics}"
+    );
+    // The budget refills every second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    s.challenge("api", "198.51.100.9").await;
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_polls_are_capped_per_token_and_in_total_and_paid_ones_answer() {
+    let s = sidecar_with("max_long_polls: 3\n  max_long_polls_per_token: 2").await;
+    let a = s.challenge("wall", "192.0.2.10").await;
+    let b = s.challenge("wall", "192.0.2.11").await;
+    let c = s.challenge("wall", "192.0.2.12").await;
+    let poll = |macaroon: &Value| {
+        s.http
+            .get(s.public("/deposit?wait=30"))
+            .header(
+                "authorization",
+                format!("L402 {}:", macaroon.as_str().unwrap()),
+            )
+            .timeout(Duration::from_secs(20))
+            .send()
+    };
+    let waiting_a: Vec<_> = (0..2).map(|_| tokio::spawn(poll(&a["macaroon"]))).collect();
+    let waiting_b = tokio::spawn(poll(&b["macaroon"]));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let third = poll(&a["macaroon"]).await.unwrap();
+    assert_eq!(
+        third
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert_eq!(error_of(third).await, (429, "too_many_waiters".into()));
+    let full = poll(&c["macaroon"]).await.unwrap();
+    assert_eq!(error_of(full).await, (503, "waiters_full".into()));
+    // A short status read (no wait) is never refused.
+    let (now, _) = s.status(c["macaroon"].as_str().unwrap(), 0).await;
+    assert_eq!(now["state"], "awaiting_payment");
+    // Paying wakes a's waiters with the credential; their places are free again.
+    s.dev_pay(a["invoice"].as_str().unwrap()).await;
+    for w in waiting_a {
+        let r = w.await.unwrap().unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["state"], "held", "{body}");
+        assert!(body["credential"].is_string());
+    }
+    s.dev_pay(b["invoice"].as_str().unwrap()).await;
+    let body: Value = waiting_b.await.unwrap().unwrap().json().await.unwrap();
+    assert_eq!(body["state"], "held");
+    let (c_state, _) = s.status(c["macaroon"].as_str().unwrap(), 1).await;
+    assert_eq!(c_state["state"], "awaiting_payment", "c may wait again");
     s.running.shutdown().await;
 }
 

@@ -36,7 +36,8 @@ async fn setup(change: impl FnOnce(&mut EngineSettings)) -> Setup {
         lease: Duration::from_secs(30),
         leave_grace: Duration::from_secs(1),
         max_live_deposits: 1000,
-        max_live_deposits_per_prefix: 1000,
+        max_held_deposits_per_prefix: 1000,
+        max_unpaid_deposits_per_prefix: 1000,
         replica_id: "test".into(),
     };
     change(&mut settings);

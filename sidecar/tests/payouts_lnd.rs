@@ -37,6 +37,9 @@ fn limits() -> Limits {
         withdraw_max_msat: 100_000,
         fee_limit_ppm: 10_000,
         fee_limit_min_msat: 1_000,
+        fee_limit_max_ppm: 500_000,
+        max_fees_per_day_msat: 1_000_000,
+        max_withdrawals_per_token: 100,
     }
 }
 
@@ -108,7 +111,7 @@ async fn credit_and_record(
         payment_request: invoice.payment_request,
     };
     store
-        .start_payout(&k1, &payout, now)
+        .start_payout(&k1, &payout, &limits(), now)
         .await
         .unwrap()
         .unwrap();
@@ -315,4 +318,97 @@ routes:
     );
     assert_eq!(fake.payment(hash.0).unwrap().attempts, 1);
     restarted.shutdown().await;
+}
+
+/// The fee drain: an attacker with a rewarded token withdraws 1 sat at a time to an invoice
+/// routed through their own channel, which charges whatever fee the site allows. Whatever they
+/// do, the routing fees the site pays stay within the fee budget and below the payouts'
+/// fraction, and the number of payouts per token is capped.
+#[tokio::test]
+async fn many_one_sat_withdrawals_through_a_high_fee_route_cannot_drain_more_than_the_budget() {
+    let s = setup().await;
+    let limits = Limits {
+        max_per_token_msat: 1_000_000,
+        withdraw_min_msat: 1_000,
+        // The old floor: 10 sat of fees allowed on any payout, 10x a 1 sat withdrawal.
+        fee_limit_min_msat: 10_000,
+        fee_limit_max_ppm: 500_000,
+        max_fees_per_day_msat: 3_000,
+        max_withdrawals_per_token: 8,
+        ..limits()
+    };
+    let now = Timestamp::now();
+    s.store
+        .credit_reward(
+            &TOKEN,
+            &RewardId::parse("big").unwrap(),
+            100_000,
+            &limits,
+            now,
+        )
+        .await
+        .unwrap();
+    // The attacker's channel asks for the whole 10 sat floor first, then exactly what is let
+    // through.
+    let mut fees_paid_msat = 0;
+    let mut paid_msat = 0;
+    let mut refusals = Vec::new();
+    for (n, route_fee) in (0..30u8).zip([10_000u64, 500].into_iter().cycle()) {
+        s.fake.set_route_fee_msat(route_fee);
+        let preimage = Preimage([n.wrapping_add(50); 32]);
+        let request = InvoiceRequest {
+            amount_msat: 1_000,
+            memo: "withdraw".into(),
+            expiry: Duration::from_secs(600),
+            cltv_expiry: None,
+        };
+        let invoice = s.node.create_invoice(&preimage, &request).await.unwrap();
+        s.fake.add_remote_preimage(preimage.0);
+        let k1 = [n.wrapping_add(150); 32];
+        s.store
+            .issue_withdrawal(&TOKEN, &k1, now, now.plus(Duration::from_secs(600)))
+            .await
+            .unwrap();
+        let payout = NewPayout {
+            payment_hash: invoice.payment_hash,
+            amount_msat: 1_000,
+            fee_limit_msat: lightning_wall::rewards::ledger::fee_limit_msat(&limits, 1_000),
+            payment_request: invoice.payment_request,
+        };
+        match s
+            .store
+            .start_payout(&k1, &payout, &limits, now)
+            .await
+            .unwrap()
+        {
+            Ok(_) => {}
+            Err(refusal) => {
+                refusals.push(refusal);
+                continue;
+            }
+        }
+        let after = s.payouts.send(&payout).await.unwrap().unwrap();
+        if after.state == PayoutState::Succeeded {
+            let on_node = s.fake.payment(payout.payment_hash.0).unwrap();
+            fees_paid_msat += on_node.fee_msat;
+            paid_msat += payout.amount_msat;
+        }
+    }
+    assert!(
+        fees_paid_msat <= limits.max_fees_per_day_msat,
+        "fees {fees_paid_msat} msat over the daily fee budget"
+    );
+    assert!(
+        fees_paid_msat * 2 <= paid_msat,
+        "fees {fees_paid_msat} msat more than half of the {paid_msat} msat paid out"
+    );
+    assert!(fees_paid_msat > 0, "the cheap route was used");
+    assert!(
+        refusals.contains(&lightning_wall::store::ClaimRefusal::FeeBudgetSpent),
+        "{refusals:?}"
+    );
+    // Failed payouts (the 10 sat route) cost nothing and do not count; successful ones do.
+    let account = s.store.reward_account(&TOKEN).await.unwrap();
+    assert_eq!(account.paid_msat, paid_msat);
+    assert!(paid_msat / 1_000 <= u64::from(limits.max_withdrawals_per_token));
 }

@@ -147,6 +147,17 @@ fn html_page(a: &Answer) -> Vec<u8> {
 /// Only the sidecar's same-origin assets; nothing may frame the page (clickjacking a payment).
 const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'";
 
+/// The sidecar's error code when its global mint budget is spent (docs/internal-api.md).
+pub const MINT_BUDGET_SPENT: &str = "mint_budget_spent";
+
+/// Whether a sidecar error body carries `code` (`{"error":{"code":"…",…}}`). A search for the
+/// quoted code, not a JSON parse: the codes are fixed ASCII words no message contains quoted,
+/// and a parser for one field costs the .wasm more than it checks.
+fn has_error_code(body: &[u8], code: &str) -> bool {
+    let quoted = format!("\"{code}\"");
+    body.windows(quoted.len()).any(|w| w == quoted.as_bytes())
+}
+
 /// Builds the reply for a challenge answer. `status` is `None` when the call failed.
 pub fn outcome(
     status: Option<u16>,
@@ -160,16 +171,27 @@ pub fn outcome(
         FailureMode::Closed => Outcome::Reply(Reply::unavailable(retry_after_s)),
         FailureMode::Open => Outcome::Pass,
     };
+    let wait = || {
+        retry_after
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(u64::from(retry_after_s))
+            .min(3600)
+    };
     match status {
         Some(200) => {}
         Some(429) => {
-            let wait = retry_after
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(u64::from(retry_after_s))
-                .min(3600);
             return Outcome::Reply(
                 Reply::error(429, "rate_limited", "too many challenges; retry later")
-                    .retry_after(wait),
+                    .retry_after(wait()),
+            );
+        }
+        // The sidecar's global mint budget is spent: the sidecar is up and refusing on
+        // purpose, so even a fail-open route answers 503 (letting it through would make a bot
+        // wave that spends the budget free to pass).
+        Some(503) if has_error_code(body, MINT_BUDGET_SPENT) => {
+            return Outcome::Reply(
+                Reply::error(503, "mint_budget_spent", "too many challenges; retry later")
+                    .retry_after(wait()),
             );
         }
         _ => return unavailable(),
@@ -329,6 +351,24 @@ mod tests {
         };
         assert_eq!(r.status, 429);
         assert!(r.headers.contains(&("retry-after", "42".into())));
+    }
+
+    #[test]
+    fn a_spent_mint_budget_is_a_503_with_its_retry_after_even_on_a_fail_open_route() {
+        let spent = br#"{"error": {"code": "mint_budget_spent", "message": "m"}}"#;
+        for mode in [FailureMode::Open, FailureMode::Closed] {
+            let Outcome::Reply(r) = outcome(Some(503), Some("1"), spent, false, mode, 7) else {
+                panic!("{mode:?} passed")
+            };
+            assert_eq!(r.status, 503);
+            assert!(r.headers.contains(&("retry-after", "1".into())));
+        }
+        // Any other 503 (node or store down) still follows the route's failure mode.
+        let down = br#"{"error": {"code": "node_unavailable", "message": "m"}}"#;
+        assert_eq!(
+            outcome(Some(503), Some("5"), down, false, FailureMode::Open, 7),
+            Outcome::Pass
+        );
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //! served and never fined; every request that is served counts fully, whatever headers it
 //! carries (docs/filter.md "Provenance").
 
+use core::net::IpAddr;
+
 use l402::{Credential, RequestContext, VerifyError};
 
 use super::challenge::WALL_PREFIX;
+use super::client_addr;
 use super::config::PluginConfig;
 use super::host::{Host, Level, Metric};
 use super::limits::{self, Count};
@@ -574,21 +577,37 @@ pub fn held_from_status(status: Option<u16>, body: &[u8]) -> Option<bool> {
     }
 }
 
-/// The filter's own per-IP pre-limit on challenge minting (shared by all workers), checked
-/// before the call-out. `Some(reply)` when the client must wait.
-pub fn mint_limited(policy: Option<&Policy>, client_ip: &str, host: &dyn Host) -> Option<Reply> {
-    let rate = policy?.challenge_mint_rate;
+/// The filter's own pre-limit on challenge minting (shared by all workers), checked before the
+/// call-out: per IPv4 /`ipv4_prefix_len`, per IPv6 /64 and per IPv6 /48 (client_addr.rs). An
+/// address the host did not report or that does not parse counts as `0.0.0.0`: one shared
+/// budget, so garbage cannot mint without limit. `Some(reply)` when the client must wait.
+pub fn mint_limited(
+    policy: Option<&Policy>,
+    client: Option<IpAddr>,
+    host: &dyn Host,
+) -> Option<Reply> {
+    let policy = policy?;
     let now = host.now_unix();
-    let owner = limits::ip_owner(host, client_ip)?;
-    match limits::hit(host, limits::MINTS, owner, rate, now) {
-        Count::Exceeded(_) => {
-            let reply = Reply::error(429, "rate_limited", "too many challenges; retry later")
-                .retry_after(limits::seconds_left(rate, now));
-            host.count(Metric::Denied("rate_limited"));
-            Some(reply)
+    let ip = client.unwrap_or(IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED));
+    let mut wait = None;
+    let (networks, count) = client_addr::mint_networks(ip, policy.ipv4_prefix_len);
+    for network in networks.iter().take(count) {
+        let rate = if network.site {
+            policy.challenge_mint_rate_ipv6_48
+        } else {
+            policy.challenge_mint_rate
+        };
+        let Some(owner) = limits::ip_owner(host, &network.key) else {
+            continue;
+        };
+        if let Count::Exceeded(_) = limits::hit(host, limits::MINTS, owner, rate, now) {
+            let left = limits::seconds_left(rate, now);
+            wait = Some(wait.map_or(left, |w: u64| w.max(left)));
         }
-        Count::Within(_) | Count::Unknown => None,
     }
+    let wait = wait?;
+    host.count(Metric::Denied("rate_limited"));
+    Some(Reply::error(429, "rate_limited", "too many challenges; retry later").retry_after(wait))
 }
 
 /// What the upstream's response said about the token, read from its headers.

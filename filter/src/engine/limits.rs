@@ -165,16 +165,16 @@ fn ip_key(host: &dyn Host) -> Option<[u8; 32]> {
     parse(&host.shared_get(IP_KEY).bytes).map(|k| k.0)
 }
 
-/// A client IP's owner id in [`MINTS`]: SHA-256 of the shared random key and the IP, so nobody
+/// A client network's owner id in [`MINTS`] (its key from client_addr.rs): SHA-256 of the shared random key and the IP, so nobody
 /// can pick addresses that land in another client's slots. (A secret prefix is enough here: the
 /// digest is never shown, so length extension has nothing to extend; sha2 is already in the
 /// .wasm through l402.)
-pub fn ip_owner(host: &dyn Host, ip: &str) -> Option<u64> {
+pub fn ip_owner(host: &dyn Host, network: &[u8]) -> Option<u64> {
     use sha2::Digest;
     let key = ip_key(host)?;
     let out: [u8; 32] = sha2::Sha256::new()
         .chain_update(key)
-        .chain_update(ip.as_bytes())
+        .chain_update(network)
         .finalize()
         .into();
     Some(token_owner(&out))
@@ -291,11 +291,11 @@ mod tests {
     #[test]
     fn ip_owners_are_stable_across_workers_and_keyed_by_a_shared_random_key() {
         let h = MemoryHost::at(0);
-        let a = ip_owner(&h, "203.0.113.9").unwrap();
-        assert_eq!(ip_owner(&h, "203.0.113.9"), Some(a));
-        assert_ne!(ip_owner(&h, "203.0.113.10"), Some(a));
+        let a = ip_owner(&h, b"203.0.113.9").unwrap();
+        assert_eq!(ip_owner(&h, b"203.0.113.9"), Some(a));
+        assert_ne!(ip_owner(&h, b"203.0.113.10"), Some(a));
         let other_vm = MemoryHost::at(0);
-        assert_ne!(ip_owner(&other_vm, "203.0.113.9"), Some(a));
+        assert_ne!(ip_owner(&other_vm, b"203.0.113.9"), Some(a));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! so all of it is unit-tested natively; the adapter only moves bytes.
 
 pub mod challenge;
+pub mod client_addr;
 pub mod config;
 pub mod decision;
 pub mod health;

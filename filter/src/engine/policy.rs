@@ -54,8 +54,13 @@ pub struct Policy {
     pub version: String,
     /// Service name in the tokens' `services` caveat.
     pub service: String,
-    /// Challenge minting per client IP, enforced by the filter before calling the sidecar.
+    /// Challenge minting per client network (IPv4 /`ipv4_prefix_len`, IPv6 /64), enforced by
+    /// the filter before calling the sidecar.
     pub challenge_mint_rate: Rate,
+    /// Challenge minting per IPv6 /48 (a /64 rotation inside one site).
+    pub challenge_mint_rate_ipv6_48: Rate,
+    /// IPv4 prefix length the mint pre-limit counts per (24..=32).
+    pub ipv4_prefix_len: u8,
     /// Routes in config order.
     pub routes: Vec<Route>,
     /// Master keys that may have signed a live token.
@@ -117,8 +122,19 @@ struct RawPolicy {
     version: String,
     service: String,
     challenge_mint_rate: RawRate,
+    /// Absent from sidecars older than the per-prefix limits: [`IPV6_48_MINT_MULTIPLE`] x the
+    /// /64 rate.
+    #[serde(default)]
+    challenge_mint_rate_ipv6_48: Option<RawRate>,
+    /// Absent from older sidecars: 32 (per address, as they counted).
+    #[serde(default)]
+    ipv4_prefix_len: Option<u64>,
     routes: Vec<RawRoute>,
 }
+
+/// The /48 mint rate when the sidecar does not send one: this many /64s of one site may mint
+/// at full rate at once (docs/configuration.md, `limits.challenge_mint_rate_ipv6_48`).
+pub const IPV6_48_MINT_MULTIPLE: u32 = 16;
 
 #[derive(Deserialize, Clone, Copy)]
 struct RawRate {
@@ -281,13 +297,36 @@ impl Policy {
             keys.insert(id, l402::MasterKey::from_bytes(master))
                 .map_err(|_| PolicyError::BadKey { index })?;
         }
+        let challenge_mint_rate = rate(
+            "policy.challenge_mint_rate".into(),
+            raw.policy.challenge_mint_rate,
+        )?;
+        let challenge_mint_rate_ipv6_48 = match raw.policy.challenge_mint_rate_ipv6_48 {
+            Some(r) => rate("policy.challenge_mint_rate_ipv6_48".into(), r)?,
+            None => Rate {
+                requests: challenge_mint_rate
+                    .requests
+                    .saturating_mul(IPV6_48_MINT_MULTIPLE),
+                per_s: challenge_mint_rate.per_s,
+            },
+        };
+        // u64 like every other number of the policy: one integer decoder in the .wasm.
+        let ipv4_prefix_len = raw.policy.ipv4_prefix_len.unwrap_or(32);
+        let Some(ipv4_prefix_len) = u8::try_from(ipv4_prefix_len)
+            .ok()
+            .filter(|l| (24..=32).contains(l))
+        else {
+            return Err(PolicyError::Invalid {
+                field: "policy.ipv4_prefix_len".into(),
+                problem: "must be between 24 and 32",
+            });
+        };
         Ok(Policy {
             version: raw.policy.version,
             service: raw.policy.service,
-            challenge_mint_rate: rate(
-                "policy.challenge_mint_rate".into(),
-                raw.policy.challenge_mint_rate,
-            )?,
+            challenge_mint_rate,
+            challenge_mint_rate_ipv6_48,
+            ipv4_prefix_len,
             routes,
             keys,
             max_token_lifetime_s,
@@ -339,6 +378,43 @@ pub(crate) mod tests {
             wall.deposit.as_ref().unwrap().error_storm.unwrap().requests,
             3
         );
+    }
+
+    #[test]
+    fn a_policy_without_the_per_prefix_mint_fields_gets_their_defaults() {
+        let p = Policy::from_bootstrap(bootstrap_json().as_bytes()).unwrap();
+        assert_eq!(p.ipv4_prefix_len, 32);
+        assert_eq!(
+            p.challenge_mint_rate_ipv6_48,
+            Rate {
+                requests: 3 * IPV6_48_MINT_MULTIPLE,
+                per_s: 60
+            }
+        );
+        let with = bootstrap_json().replace(
+            r#""challenge_mint_rate": {"requests": 3, "per_s": 60},"#,
+            r#""challenge_mint_rate": {"requests": 3, "per_s": 60}, "ipv4_prefix_len": 24,
+               "challenge_mint_rate_ipv6_48": {"requests": 7, "per_s": 30},"#,
+        );
+        let p = Policy::from_bootstrap(with.as_bytes()).unwrap();
+        assert_eq!(p.ipv4_prefix_len, 24);
+        assert_eq!(
+            p.challenge_mint_rate_ipv6_48,
+            Rate {
+                requests: 7,
+                per_s: 30
+            }
+        );
+        for bad in [r#""ipv4_prefix_len": 23,"#, r#""ipv4_prefix_len": 33,"#] {
+            let bad = bootstrap_json().replace(
+                r#""challenge_mint_rate": {"requests": 3, "per_s": 60},"#,
+                &format!(r#""challenge_mint_rate": {{"requests": 3, "per_s": 60}}, {bad}"#),
+            );
+            assert!(
+                matches!(Policy::from_bootstrap(bad.as_bytes()), Err(PolicyError::Invalid { field, .. }) if field == "policy.ipv4_prefix_len"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -77,7 +77,10 @@ fn host_matches(want: &str, authority: &str) -> bool {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
         _ => authority,
     };
-    host.eq_ignore_ascii_case(want)
+    // `example.com.` is the same name as `example.com` (a fully qualified name, RFC 1034 §3.1)
+    // and clients may send it: a host-restricted route must not be bypassed by a trailing dot.
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host.eq_ignore_ascii_case(want.strip_suffix('.').unwrap_or(want))
 }
 
 impl Route {
@@ -174,6 +177,14 @@ mod tests {
         assert!(host_matches("[::1]", "[::1]:80"));
         assert!(host_matches("[::1]", "[::1]"));
         assert!(!host_matches("example.com", "example.com.evil:80"));
+    }
+
+    #[test]
+    fn a_trailing_dot_is_the_same_host() {
+        assert!(host_matches("api.example.com", "api.example.com."));
+        assert!(host_matches("api.example.com", "API.example.com.:443"));
+        assert!(!host_matches("api.example.com", "api.example.com.."));
+        assert!(!host_matches("api.example.com", "."));
     }
 
     #[test]

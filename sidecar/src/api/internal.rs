@@ -96,12 +96,23 @@ async fn challenge(
             format!("route {:?} is free: nothing to pay", route.id),
         ));
     }
-    if let Err(wait) = state.mint_limiter.take(request.client_ip, Instant::now()) {
+    // Per network first: a client over its own limit must not spend everyone's budget.
+    let started = Instant::now();
+    if let Err(wait) = state.mint_limiter.take(request.client_ip, started) {
         refuse("mint_rate");
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "mint_rate_limited",
-            "too many challenges for this client; slow down",
+            "too many challenges for this client network; slow down",
+        )
+        .retry_after(wait));
+    }
+    if let Err(wait) = state.mint_budget.take(started) {
+        refuse("mint_budget");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "mint_budget_spent",
+            "too many challenges right now; retry shortly",
         )
         .retry_after(wait));
     }

@@ -12,9 +12,7 @@ pub mod rewards;
 pub mod wall;
 pub mod wall_page;
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -23,10 +21,12 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::config::{Config, Rate, SecretBytes};
+use crate::config::{Config, SecretBytes};
 use crate::deposit::engine::Engine;
+use crate::deposit::waiters::Waiters;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
+use crate::mint_limit::{MintBudget, MintLimiter};
 use crate::node::dev::DevNode;
 use crate::rewards::payouts::Payouts;
 
@@ -43,6 +43,9 @@ pub struct AppState {
     pub internal_token: Option<Arc<SecretBytes>>,
     pub admin_token: Option<Arc<SecretBytes>>,
     pub mint_limiter: Arc<MintLimiter>,
+    pub mint_budget: Arc<MintBudget>,
+    /// Deposit status long-polls waiting on this replica.
+    pub waiters: Arc<Waiters>,
     pub policy: Arc<policy::FilterPolicy>,
     /// The development node, when `node.backend: dev` (enables the dev-only pay endpoint).
     pub dev_node: Option<DevNode>,
@@ -66,9 +69,19 @@ impl AppState {
             engine.node().clone(),
             metrics.clone(),
         );
+        let waiters = Waiters::new(
+            config.limits.max_long_polls as usize,
+            config.limits.max_long_polls_per_token as usize,
+        );
+        waiters.clone().relay(engine.changes());
         AppState {
+            waiters,
             payouts,
-            mint_limiter: Arc::new(MintLimiter::new(config.limits.challenge_mint_rate)),
+            mint_limiter: Arc::new(MintLimiter::new(&config.limits)),
+            mint_budget: Arc::new(MintBudget::new(
+                config.limits.challenge_mint_budget_per_s,
+                Instant::now(),
+            )),
             engine,
             config,
             keys: Arc::new(keys),
@@ -142,70 +155,4 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
-}
-
-/// Challenge minting rate per client IP: a token bucket each, in this replica's memory (a
-/// visitor spraying replicas gets at most replicas x rate).
-pub struct MintLimiter {
-    rate: Rate,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
-}
-
-impl MintLimiter {
-    pub fn new(rate: Rate) -> MintLimiter {
-        MintLimiter {
-            rate,
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Takes one token for `ip`; `Err(seconds)` until the next one when empty.
-    pub fn take(&self, ip: IpAddr, now: Instant) -> Result<(), u32> {
-        let capacity = f64::from(self.rate.requests);
-        let per_second = capacity / self.rate.per.as_secs_f64().max(0.001);
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() > 100_000 {
-            // Forget clients whose bucket is full again anyway.
-            let full_after = self.rate.per;
-            buckets.retain(|_, (_, at)| now.duration_since(*at) < full_after);
-        }
-        let (tokens, at) = buckets.entry(ip).or_insert((capacity, now));
-        let refilled = (*tokens + now.duration_since(*at).as_secs_f64() * per_second).min(capacity);
-        *at = now;
-        if refilled >= 1.0 {
-            *tokens = refilled - 1.0;
-            Ok(())
-        } else {
-            *tokens = refilled;
-            let wait = ((1.0 - refilled) / per_second).ceil();
-            Err(if wait.is_finite() && wait >= 1.0 {
-                wait.min(3600.0) as u32
-            } else {
-                1
-            })
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn the_mint_limiter_allows_a_burst_then_refills() {
-        let limiter = MintLimiter::new(Rate {
-            requests: 2,
-            per: Duration::from_secs(10),
-        });
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let other: IpAddr = "192.0.2.2".parse().unwrap();
-        let t0 = Instant::now();
-        assert!(limiter.take(ip, t0).is_ok());
-        assert!(limiter.take(ip, t0).is_ok());
-        assert_eq!(limiter.take(ip, t0), Err(5));
-        assert!(limiter.take(other, t0).is_ok(), "per IP");
-        assert!(limiter.take(ip, t0 + Duration::from_secs(5)).is_ok());
-    }
 }

@@ -14,7 +14,11 @@ pub struct FilterPolicy {
     pub version: String,
     pub service: &'static str,
     pub routes: Vec<FilterRoute>,
+    /// Per IPv4 /`ipv4_prefix_len` and per IPv6 /64.
     pub challenge_mint_rate: RateJson,
+    /// Per IPv6 /48.
+    pub challenge_mint_rate_ipv6_48: RateJson,
+    pub ipv4_prefix_len: u8,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -95,7 +99,10 @@ impl FilterPolicy {
             })
             .collect();
         let mint = rate(config.limits.challenge_mint_rate);
-        let canonical = serde_json::to_vec(&(&routes, mint)).unwrap_or_default();
+        let mint_48 = rate(config.limits.mint_rate_ipv6_48());
+        let prefix_len = config.limits.ipv4_prefix_len;
+        let canonical =
+            serde_json::to_vec(&(&routes, mint, mint_48, prefix_len)).unwrap_or_default();
         let mut hasher = Sha256::new();
         hasher.update(&canonical);
         // The key material itself goes into the hash (a replaced key under an old id must reach
@@ -114,6 +121,8 @@ impl FilterPolicy {
             service: SERVICE,
             routes,
             challenge_mint_rate: mint,
+            challenge_mint_rate_ipv6_48: mint_48,
+            ipv4_prefix_len: prefix_len,
         }
     }
 
@@ -157,5 +166,20 @@ mod tests {
         assert_eq!(v(&one), v(&same));
         assert_ne!(v(&one), v(&rotated));
         assert_ne!(v(&one), v(&replaced));
+    }
+
+    #[test]
+    fn the_policy_carries_the_per_network_mint_limits_and_versions_them() {
+        let keys = build(vec![("k1".into(), [1; 32])], None).unwrap();
+        let mut config = config();
+        let policy = FilterPolicy::of(&config, &keys);
+        let json = serde_json::to_value(&policy).unwrap();
+        assert_eq!(json["ipv4_prefix_len"], 32);
+        assert_eq!(
+            json["challenge_mint_rate_ipv6_48"],
+            json!({"requests": 160, "per_s": 60})
+        );
+        config.limits.ipv4_prefix_len = 24;
+        assert_ne!(FilterPolicy::of(&config, &keys).version, policy.version);
     }
 }

@@ -331,7 +331,7 @@ async fn withdraw_callback(
         fee_limit_msat: ledger::fee_limit_msat(&limits, invoice.amount_msat),
         payment_request: query.pr.trim().to_owned(),
     };
-    match store.start_payout(&k1_hash, &payout, now).await {
+    match store.start_payout(&k1_hash, &payout, &limits, now).await {
         Ok(Ok(_)) => {}
         Ok(Err(ClaimRefusal::K1Unusable)) => {
             return lnurl_error("this withdrawal link was already used or has expired");
@@ -341,6 +341,12 @@ async fn withdraw_callback(
         }
         Ok(Err(ClaimRefusal::AlreadyPaid)) => {
             return lnurl_error("this invoice was already paid");
+        }
+        Ok(Err(ClaimRefusal::TooManyWithdrawals)) => {
+            return lnurl_error("this token has made its maximum number of withdrawals");
+        }
+        Ok(Err(ClaimRefusal::FeeBudgetSpent)) => {
+            return lnurl_error("the site's payout budget for today is spent; try tomorrow");
         }
         Err(e) => return ApiError::from(e).into_response(),
     }

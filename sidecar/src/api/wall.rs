@@ -19,6 +19,7 @@ use serde_json::json;
 use super::AppState;
 use super::error::ApiError;
 use crate::deposit::engine::Stepped;
+use crate::deposit::waiters::WaitRefused;
 use crate::deposit::{DepositState, TokenId};
 use crate::node::PaymentHash;
 use crate::store::StoredDeposit;
@@ -27,6 +28,9 @@ pub const PREFIX: &str = "/.well-known/lightning-wall";
 pub const COOKIE: &str = "lightning-wall";
 /// Longest long-poll.
 const MAX_WAIT: Duration = Duration::from_secs(60);
+/// How often a long-poll re-reads the store without being woken: the fallback for a payment
+/// that another replica saw (this replica's engine wakes its own waiters at once).
+const STORE_RECHECK: Duration = Duration::from_secs(5);
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -192,26 +196,43 @@ async fn deposit_status(
     let Query(query) =
         query.map_err(|e| ApiError::bad_request("bad_query", format!("query: {e}")))?;
     let caller = authenticate(&state, &headers)?;
-    let mut changes = state.engine.changes();
     let mut stored = load(&state, &caller).await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(query.wait).min(MAX_WAIT);
-    while stored.deposit.state == DepositState::AwaitingPayment
-        && tokio::time::Instant::now() < deadline
-    {
-        // Woken by this replica's engine; the 1 s re-read covers changes made by another
-        // replica or missed notifications.
-        let _ = tokio::time::timeout_at(
-            deadline.min(tokio::time::Instant::now() + Duration::from_secs(1)),
-            async {
-                while let Ok(hash) = changes.recv().await {
-                    if hash == stored.deposit.payment_hash {
-                        return;
-                    }
+    let wait = Duration::from_secs(query.wait).min(MAX_WAIT);
+    if stored.deposit.state == DepositState::AwaitingPayment && !wait.is_zero() {
+        let ticket = state
+            .waiters
+            .enter(stored.deposit.payment_hash)
+            .map_err(|e| {
+                match e {
+                    WaitRefused::PerToken(_) => ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too_many_waiters",
+                        format!("{e}; wait for one to answer"),
+                    ),
+                    WaitRefused::Total(_) => ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "waiters_full",
+                        format!("{e}; retry shortly"),
+                    ),
                 }
-            },
-        )
-        .await;
-        stored = load(&state, &caller).await?;
+                .retry_after(1)
+            })?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Registered before the re-read, so a change between the read and the wait still
+            // wakes us.
+            let woken = ticket.notify().notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            stored = load(&state, &caller).await?;
+            let now = tokio::time::Instant::now();
+            if stored.deposit.state != DepositState::AwaitingPayment || now >= deadline {
+                break;
+            }
+            // Woken by this replica's engine at once; the slow re-read covers another
+            // replica's changes (replicas sharing PostgreSQL).
+            let _ = tokio::time::timeout_at(deadline.min(now + STORE_RECHECK), woken).await;
+        }
     }
     let d = &stored.deposit;
     let mut body = json!({

@@ -348,15 +348,53 @@ pub struct LimitsConfig {
     /// Held deposits at once, all clients.
     #[serde(default = "default_max_held")]
     pub max_held_deposits: u32,
-    /// Held deposits at once per client prefix (IPv4 /24, IPv6 /48).
+    /// Held deposits at once per client prefix (IPv4 /24, IPv6 /48). Only held ones: unpaid
+    /// invoices count toward `max_unpaid_deposits_per_prefix`, so a burst of unpaid challenges
+    /// cannot lock a whole office or carrier-grade NAT out until the invoices expire.
     #[serde(default = "default_max_held_per_prefix")]
     pub max_held_deposits_per_prefix: u32,
+    /// Deposits awaiting payment at once per client prefix (IPv4 /24, IPv6 /48).
+    #[serde(default = "default_max_unpaid_per_prefix")]
+    pub max_unpaid_deposits_per_prefix: u32,
     /// Bounds every route's amount must respect.
     #[serde(default)]
     pub amount_sat: AmountBounds,
-    /// Challenges one client IP may mint.
+    /// Challenges one client network may mint: an IPv4 /`ipv4_prefix_len`, an IPv6 /64.
     #[serde(default = "default_mint_rate")]
     pub challenge_mint_rate: Rate,
+    /// Challenges one IPv6 /48 may mint (a /64 rotation inside one site). Default:
+    /// `MINT_RATE_IPV6_48_MULTIPLE` x `challenge_mint_rate`.
+    #[serde(default)]
+    pub challenge_mint_rate_ipv6_48: Option<Rate>,
+    /// IPv4 prefix length the mint rate counts per: 32 (one address) to 24.
+    #[serde(default = "default_ipv4_prefix_len")]
+    pub ipv4_prefix_len: u8,
+    /// Challenges all clients together may mint per second on this replica (invoices on the
+    /// node); beyond it the filter answers 503 with `Retry-After`.
+    #[serde(default = "default_mint_budget_per_s")]
+    pub challenge_mint_budget_per_s: u32,
+    /// Deposit status long-polls (`?wait=N`) waiting at once on this replica; beyond, 503.
+    #[serde(default = "default_max_long_polls")]
+    pub max_long_polls: u32,
+    /// Long-polls waiting at once on one deposit token; beyond, 429.
+    #[serde(default = "default_max_long_polls_per_token")]
+    pub max_long_polls_per_token: u32,
+}
+
+/// The default /48 mint rate, in /64 rates: 16 LANs of one site minting at full rate at once.
+pub const MINT_RATE_IPV6_48_MULTIPLE: u32 = 16;
+
+impl LimitsConfig {
+    /// The /48 mint rate, explicit or the default multiple of the /64 rate.
+    pub fn mint_rate_ipv6_48(&self) -> Rate {
+        self.challenge_mint_rate_ipv6_48.unwrap_or(Rate {
+            requests: self
+                .challenge_mint_rate
+                .requests
+                .saturating_mul(MINT_RATE_IPV6_48_MULTIPLE),
+            per: self.challenge_mint_rate.per,
+        })
+    }
 }
 
 impl Default for LimitsConfig {
@@ -364,8 +402,14 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_held_deposits: default_max_held(),
             max_held_deposits_per_prefix: default_max_held_per_prefix(),
+            max_unpaid_deposits_per_prefix: default_max_unpaid_per_prefix(),
             amount_sat: AmountBounds::default(),
             challenge_mint_rate: default_mint_rate(),
+            challenge_mint_rate_ipv6_48: None,
+            ipv4_prefix_len: default_ipv4_prefix_len(),
+            challenge_mint_budget_per_s: default_mint_budget_per_s(),
+            max_long_polls: default_max_long_polls(),
+            max_long_polls_per_token: default_max_long_polls_per_token(),
         }
     }
 }
@@ -375,6 +419,21 @@ fn default_max_held() -> u32 {
 }
 fn default_max_held_per_prefix() -> u32 {
     4
+}
+fn default_max_unpaid_per_prefix() -> u32 {
+    64
+}
+fn default_ipv4_prefix_len() -> u8 {
+    32
+}
+fn default_max_long_polls() -> u32 {
+    10_000
+}
+fn default_max_long_polls_per_token() -> u32 {
+    4
+}
+fn default_mint_budget_per_s() -> u32 {
+    1000
 }
 fn default_mint_rate() -> Rate {
     Rate {
@@ -437,6 +496,18 @@ pub struct RewardsConfig {
     pub fee_limit_ppm: u64,
     #[serde(default = "default_reward_fee_min")]
     pub fee_limit_min_sat: u64,
+    /// The fee limit never exceeds this fraction of the payout (ppm), the floor included: an
+    /// attacker routing tiny withdrawals through their own high-fee channel earns at most this
+    /// share on top of the rewards.
+    #[serde(default = "default_reward_fee_max_ppm")]
+    pub fee_limit_max_ppm: u64,
+    /// Routing fees all payouts together may reserve per UTC day (fee limits of payouts in
+    /// flight, fees of paid ones): part of the budget like the rewards themselves.
+    #[serde(default = "default_reward_max_fees_per_day")]
+    pub max_fees_per_day_sat: u64,
+    /// Payouts one token may start (failed ones do not count).
+    #[serde(default = "default_reward_max_withdrawals_per_token")]
+    pub max_withdrawals_per_token: u32,
     /// How long an LNURL (its `k1`) may be used after it was shown.
     #[serde(default = "default_reward_lnurl_lifetime", with = "duration")]
     pub lnurl_lifetime: Duration,
@@ -457,6 +528,9 @@ impl Default for RewardsConfig {
             withdraw_max_sat: default_reward_withdraw_max(),
             fee_limit_ppm: default_reward_fee_ppm(),
             fee_limit_min_sat: default_reward_fee_min(),
+            fee_limit_max_ppm: default_reward_fee_max_ppm(),
+            max_fees_per_day_sat: default_reward_max_fees_per_day(),
+            max_withdrawals_per_token: default_reward_max_withdrawals_per_token(),
             lnurl_lifetime: default_reward_lnurl_lifetime(),
             public_url: None,
         }
@@ -482,6 +556,15 @@ fn default_reward_fee_ppm() -> u64 {
     10_000
 }
 fn default_reward_fee_min() -> u64 {
+    10
+}
+fn default_reward_fee_max_ppm() -> u64 {
+    100_000
+}
+fn default_reward_max_fees_per_day() -> u64 {
+    1_000
+}
+fn default_reward_max_withdrawals_per_token() -> u32 {
     10
 }
 fn default_reward_lnurl_lifetime() -> Duration {
@@ -683,6 +766,11 @@ impl Config {
 
     /// Every semantic problem at once; `Ok` means the sidecar can start with this file (secrets
     /// are resolved later, when used).
+    /// Valid settings that leave a hole or can cost an honest visitor (see `validate.rs`).
+    pub fn warnings(&self) -> Vec<ConfigIssue> {
+        validate::warnings(self)
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let issues = validate::validate(self);
         if issues.is_empty() {

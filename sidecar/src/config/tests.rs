@@ -22,7 +22,8 @@ fn issues_of(yaml: &str) -> Vec<String> {
 fn the_documented_example_validates() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/lightning-wall.yaml");
     let config = Config::load(&path).unwrap();
-    assert_eq!(config.routes.len(), 3);
+    assert_eq!(config.routes.len(), 4);
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
     assert_eq!(config.route("articles").unwrap().amount_sat(), 1000);
     assert!(
         matches!(config.store_location(), StoreLocation::Sqlite(p) if p.ends_with("data/lightning-wall.db"))
@@ -405,4 +406,140 @@ fn the_leave_grace_is_whole_seconds_between_one_and_ten() {
             "{issues:?}"
         );
     }
+}
+
+#[test]
+fn the_per_network_mint_limits_have_defaults_and_are_checked() {
+    let config = Config::parse(MINIMAL).unwrap();
+    assert_eq!(config.limits.ipv4_prefix_len, 32);
+    assert_eq!(config.limits.challenge_mint_budget_per_s, 1000);
+    assert_eq!(config.limits.max_unpaid_deposits_per_prefix, 64);
+    assert_eq!(
+        config.limits.mint_rate_ipv6_48(),
+        Rate {
+            requests: 160,
+            per: Duration::from_secs(60)
+        }
+    );
+    let yaml = format!(
+        "{MINIMAL}limits: {{ ipv4_prefix_len: 16, challenge_mint_budget_per_s: 0, \
+         max_unpaid_deposits_per_prefix: 0, challenge_mint_rate_ipv6_48: {{ requests: 0, per: 1m }} }}\n"
+    );
+    let issues = issues_of(&yaml);
+    for field in [
+        "limits.ipv4_prefix_len: must be between 24 and 32 (got 16)",
+        "limits.challenge_mint_budget_per_s: must be at least 1",
+        "limits.max_unpaid_deposits_per_prefix: must be at least 1",
+        "limits.challenge_mint_rate_ipv6_48.requests: must be at least 1",
+    ] {
+        assert!(
+            issues.iter().any(|i| i.starts_with(field)),
+            "{field}: {issues:?}"
+        );
+    }
+}
+
+#[test]
+fn a_trap_path_outside_its_routes_match_is_refused_with_the_fix() {
+    let yaml = "
+node: { backend: dev }
+routes:
+  - id: articles
+    match: { path: { regex: \"^/articles/[a-z0-9-]+$\" } }
+    mode: deposit
+    deposit: { amount_sat: 1000, trap_paths: [/articles/trap, /wp-login.php] }
+";
+    let issues = issues_of(yaml);
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert!(
+        issues[0].starts_with("routes[0].deposit.trap_paths[1]: \"/wp-login.php\" is outside")
+            && issues[0].contains("widen match.path"),
+        "{issues:?}"
+    );
+}
+
+fn warnings_of(yaml: &str) -> Vec<String> {
+    let config = Config::parse(yaml).unwrap();
+    config.validate().unwrap();
+    config.warnings().iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn routes_limited_by_method_or_host_warn_unless_a_later_route_catches_the_rest() {
+    let yaml = "
+node: { backend: dev }
+routes:
+  - id: api
+    match: { host: api.example.com, path: { prefix: /v1/ }, methods: [GET] }
+    mode: pay
+    pay: { amount_sat: 10 }
+";
+    let warnings = warnings_of(yaml);
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].starts_with("routes[0].match.methods: only GET pay here"));
+    assert!(warnings[0].contains("Remove `methods`"));
+    assert!(warnings[1].starts_with("routes[0].match.host: only requests for api.example.com"));
+    let caught = format!(
+        "{yaml}  - id: rest\n    match: {{ path: {{ prefix: / }} }}\n    mode: deposit\n    \
+         deposit: {{ amount_sat: 1000 }}\n"
+    );
+    assert!(
+        warnings_of(&caught).is_empty(),
+        "{:?}",
+        warnings_of(&caught)
+    );
+    // A later free route catches nothing: still a hole.
+    let free =
+        format!("{yaml}  - id: rest\n    match: {{ path: {{ prefix: / }} }}\n    mode: free\n");
+    assert_eq!(warnings_of(&free).len(), 2);
+}
+
+#[test]
+fn an_error_storm_over_the_files_browsers_fetch_on_their_own_warns() {
+    let storm = MINIMAL.replace(
+        "deposit: { amount_sat: 1000 }",
+        "deposit: { amount_sat: 1000, error_storm: { errors: 3, within: 1m } }",
+    );
+    let warnings = warnings_of(&storm);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("routes[0].deposit.error_storm: counts every 4xx")
+            && warnings[0].contains("/favicon.ico")
+            && warnings[0].contains("free route"),
+        "{warnings:?}"
+    );
+    let assets_first = storm.replace(
+        "routes:\n",
+        "routes:\n  - id: assets\n    match: { path: { regex: \"^/(favicon\\\\.ico|robots\\\\.txt|apple-touch-icon[a-z0-9-]*\\\\.png)$\" } }\n    mode: free\n",
+    );
+    assert!(
+        warnings_of(&assets_first).is_empty(),
+        "{:?}",
+        warnings_of(&assets_first)
+    );
+    assert!(warnings_of(MINIMAL).is_empty(), "no storm, no warning");
+}
+
+#[test]
+fn reward_settings_where_fees_can_exceed_payouts_are_refused() {
+    let yaml = format!(
+        "{MINIMAL}rewards: {{ enabled: true, max_per_day_sat: 1000, max_fees_per_day_sat: 2000, \
+         fee_limit_max_ppm: 1000000, max_withdrawals_per_token: 0 }}\n"
+    );
+    let issues = issues_of(&yaml);
+    for field in [
+        "rewards.fee_limit_max_ppm: must be below 1000000",
+        "rewards.max_fees_per_day_sat: must not exceed rewards.max_per_day_sat (1000)",
+        "rewards.max_withdrawals_per_token: must be at least 1",
+    ] {
+        assert!(
+            issues.iter().any(|i| i.starts_with(field)),
+            "{field}: {issues:?}"
+        );
+    }
+    let above = format!("{MINIMAL}rewards: {{ fee_limit_ppm: 60000, fee_limit_max_ppm: 50000 }}\n");
+    assert_eq!(
+        issues_of(&above),
+        ["rewards.fee_limit_ppm: must not exceed rewards.fee_limit_max_ppm (50000), got 60000"]
+    );
 }

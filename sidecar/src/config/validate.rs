@@ -109,6 +109,39 @@ fn rewards(config: &Config, issues: &mut Issues) {
         0,
         100_000,
     );
+    // Fees must stay below what they pay for: per payout and per day.
+    if r.fee_limit_max_ppm >= 1_000_000 {
+        issues.push(
+            "rewards.fee_limit_max_ppm",
+            format!(
+                "must be below 1000000 (got {}): at 100% a payout's routing fee can be as large as the payout; 100000 (10%) is the default",
+                r.fee_limit_max_ppm
+            ),
+        );
+    } else if r.fee_limit_ppm > r.fee_limit_max_ppm {
+        issues.push(
+            "rewards.fee_limit_ppm",
+            format!(
+                "must not exceed rewards.fee_limit_max_ppm ({}), got {}",
+                r.fee_limit_max_ppm, r.fee_limit_ppm
+            ),
+        );
+    }
+    if r.max_per_day_sat > 0 && r.max_fees_per_day_sat > r.max_per_day_sat {
+        issues.push(
+            "rewards.max_fees_per_day_sat",
+            format!(
+                "must not exceed rewards.max_per_day_sat ({}), got {}: routing fees could then cost more than the rewards they pay out",
+                r.max_per_day_sat, r.max_fees_per_day_sat
+            ),
+        );
+    }
+    if r.max_withdrawals_per_token == 0 {
+        issues.push(
+            "rewards.max_withdrawals_per_token",
+            "must be at least 1 (turn rewards off with rewards.enabled: false instead)",
+        );
+    }
     if r.lnurl_lifetime < Duration::from_secs(30) || r.lnurl_lifetime > Duration::from_secs(86_400)
     {
         issues.push(
@@ -427,7 +460,37 @@ fn limits(config: &Config, issues: &mut Issues) {
     if l.amount_sat.max > 2_100_000_000_000_000 {
         issues.push("limits.amount_sat.max", "is more than all bitcoin");
     }
+    if l.max_unpaid_deposits_per_prefix == 0 {
+        issues.push(
+            "limits.max_unpaid_deposits_per_prefix",
+            "must be at least 1",
+        );
+    }
     issues.rate("limits.challenge_mint_rate", &l.challenge_mint_rate);
+    if let Some(r) = &l.challenge_mint_rate_ipv6_48 {
+        issues.rate("limits.challenge_mint_rate_ipv6_48", r);
+    }
+    if !(24..=32).contains(&l.ipv4_prefix_len) {
+        issues.push(
+            "limits.ipv4_prefix_len",
+            format!(
+                "must be between 24 and 32 (got {}); 32 counts each address, 24 a whole /24",
+                l.ipv4_prefix_len
+            ),
+        );
+    }
+    if l.max_long_polls == 0 {
+        issues.push("limits.max_long_polls", "must be at least 1");
+    }
+    if l.max_long_polls_per_token == 0 {
+        issues.push("limits.max_long_polls_per_token", "must be at least 1");
+    }
+    if l.challenge_mint_budget_per_s == 0 {
+        issues.push(
+            "limits.challenge_mint_budget_per_s",
+            "must be at least 1 (challenges per second the node may be asked for)",
+        );
+    }
 }
 
 fn routes(config: &Config, issues: &mut Issues) {
@@ -456,6 +519,7 @@ fn routes(config: &Config, issues: &mut Issues) {
         }
         route_match(route, &at, issues);
         route_policy(config, route, &at, issues);
+        trap_paths(route, &at, issues);
     }
 }
 
@@ -651,6 +715,127 @@ fn deposit_policy(config: &Config, deposit: &super::DepositPolicy, at: &str, iss
             issues.push(
                 format!("{at}.deposit.error_storm.within"),
                 "must be at least 1s",
+            );
+        }
+    }
+}
+
+/// Settings that are valid but leave a hole or can cost an honest visitor: `check-config`
+/// prints them and `serve` logs them. Each names the field and the fix.
+pub(super) fn warnings(config: &Config) -> Vec<ConfigIssue> {
+    let mut w = Issues::default();
+    for (i, route) in config.routes.iter().enumerate() {
+        let at = format!("routes[{i}]");
+        let later = &config.routes[i + 1..];
+        // A later route without host and method restrictions that covers this route's paths
+        // catches what this one lets through.
+        let caught_later = |needs_any_host: bool, needs_any_method: bool| {
+            later.iter().any(|l| {
+                l.mode != Mode::Free
+                    && (!needs_any_host || l.matcher.host.is_none())
+                    && (!needs_any_method || l.matcher.methods.is_empty())
+                    && covers_all_of(&l.matcher.path, &route.matcher.path)
+            })
+        };
+        if route.mode != Mode::Free
+            && !route.matcher.methods.is_empty()
+            && !caught_later(false, true)
+        {
+            w.push(
+                format!("{at}.match.methods"),
+                format!(
+                    "only {} pay here: any other method on the same paths matches no route and \
+                     passes free. Remove `methods`, or add a later route for the same paths \
+                     without `methods`",
+                    route.matcher.methods.join(", ")
+                ),
+            );
+        }
+        if route.mode != Mode::Free
+            && let Some(host) = &route.matcher.host
+            && !caught_later(true, false)
+        {
+            w.push(
+                format!("{at}.match.host"),
+                format!(
+                    "only requests for {host} pay here: the same paths under any other Host \
+                     header (an IP address, another name pointing at this proxy) match no route \
+                     and pass free. Make the proxy answer only for {host}, or add a later route \
+                     for the same paths without `host`"
+                ),
+            );
+        }
+        if let Some(storm) = route.deposit.as_ref().and_then(|d| d.error_storm) {
+            let first_asset = ASSET_PATHS.iter().find(|p| {
+                path_matches(&route.matcher.path, p)
+                    && !config.routes[..i]
+                        .iter()
+                        .any(|e| e.matcher.host.is_none() && path_matches(&e.matcher.path, p))
+            });
+            if let Some(asset) = first_asset {
+                w.push(
+                    format!("{at}.deposit.error_storm"),
+                    format!(
+                        "counts every 4xx answer on this route, including 404s for files \
+                         browsers fetch on their own ({asset}): {} of them would forfeit an \
+                         honest visitor's deposit. Put a free route for those paths before this \
+                         one, or raise error_storm.errors well above what a page can cause",
+                        storm.errors
+                    ),
+                );
+            }
+        }
+    }
+    w.0
+}
+
+/// Paths a browser requests on its own, which many sites answer with 404.
+const ASSET_PATHS: &[&str] = &[
+    "/favicon.ico",
+    "/apple-touch-icon.png",
+    "/apple-touch-icon-precomposed.png",
+    "/robots.txt",
+];
+
+/// Whether a path matcher matches `path` (as the filter matches it; a regex that does not
+/// compile matches nothing — `validate` reports it).
+fn path_matches(m: &Option<PathMatch>, path: &str) -> bool {
+    match m {
+        None => true,
+        Some(PathMatch::Exact(p)) => p == path,
+        Some(PathMatch::Prefix(p)) => path.starts_with(p.as_str()),
+        Some(PathMatch::Regex(r)) => regex_lite::Regex::new(r).is_ok_and(|re| re.is_match(path)),
+    }
+}
+
+/// Whether `outer` matches every path `inner` matches (conservative: false when unsure).
+fn covers_all_of(outer: &Option<PathMatch>, inner: &Option<PathMatch>) -> bool {
+    match (outer, inner) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(PathMatch::Prefix(o)), Some(PathMatch::Prefix(i) | PathMatch::Exact(i))) => {
+            i.starts_with(o.as_str())
+        }
+        (Some(PathMatch::Exact(o)), Some(PathMatch::Exact(i))) => o == i,
+        (Some(o), Some(i)) => o == i,
+    }
+}
+
+/// Trap paths are checked only on requests the route matched: one outside the route's match
+/// can never fire. (The filter compares the path without its query string, exactly.)
+fn trap_paths(route: &RouteConfig, at: &str, issues: &mut Issues) {
+    let Some(deposit) = &route.deposit else {
+        return;
+    };
+    for (j, trap) in deposit.trap_paths.iter().enumerate() {
+        if !path_matches(&route.matcher.path, trap) {
+            issues.push(
+                format!("{at}.deposit.trap_paths[{j}]"),
+                format!(
+                    "{trap:?} is outside this route's match.path, so a request there never \
+                     reaches this route and never forfeits: widen match.path to cover it, or \
+                     move the trap to a route whose path covers it"
+                ),
             );
         }
     }

@@ -58,7 +58,10 @@ pub struct EngineSettings {
     /// How long a leave waits for a forfeit already on its way before refunding.
     pub leave_grace: Duration,
     pub max_live_deposits: u32,
-    pub max_live_deposits_per_prefix: u32,
+    /// Held deposits per client prefix (unpaid ones do not count).
+    pub max_held_deposits_per_prefix: u32,
+    /// Deposits awaiting payment per client prefix.
+    pub max_unpaid_deposits_per_prefix: u32,
     /// Names this process in leases; unique per replica.
     pub replica_id: String,
 }
@@ -75,7 +78,8 @@ impl EngineSettings {
             lease: Duration::from_secs(30),
             leave_grace: config.deposits.leave_grace,
             max_live_deposits: config.limits.max_held_deposits,
-            max_live_deposits_per_prefix: config.limits.max_held_deposits_per_prefix,
+            max_held_deposits_per_prefix: config.limits.max_held_deposits_per_prefix,
+            max_unpaid_deposits_per_prefix: config.limits.max_unpaid_deposits_per_prefix,
             replica_id,
         }
     }
@@ -243,10 +247,10 @@ impl Engine {
     ) -> Result<OpenedDeposit, EngineError> {
         let s = &self.inner.settings;
         let live = self.live_total().await?;
-        let live_in_prefix = self
+        let in_prefix = self
             .inner
             .store
-            .live_deposit_count_in(&new.client_prefix)
+            .prefix_deposit_counts(&new.client_prefix)
             .await?;
         if live >= u64::from(s.max_live_deposits) {
             return Err(EngineError::LimitReached {
@@ -255,11 +259,20 @@ impl Engine {
                 max: s.max_live_deposits,
             });
         }
-        if live_in_prefix >= u64::from(s.max_live_deposits_per_prefix) {
+        // Held and unpaid apart: unpaid invoices cost nothing to request, so they must not
+        // use up the held cap of a network that real visitors share (an office, a CGNAT).
+        if in_prefix.held >= u64::from(s.max_held_deposits_per_prefix) {
             return Err(EngineError::LimitReached {
-                scope: "for this client network",
-                live: live_in_prefix,
-                max: s.max_live_deposits_per_prefix,
+                scope: "held for this client network",
+                live: in_prefix.held,
+                max: s.max_held_deposits_per_prefix,
+            });
+        }
+        if in_prefix.unpaid >= u64::from(s.max_unpaid_deposits_per_prefix) {
+            return Err(EngineError::LimitReached {
+                scope: "awaiting payment for this client network",
+                live: in_prefix.unpaid,
+                max: s.max_unpaid_deposits_per_prefix,
             });
         }
         let preimage = Preimage(random32()?);

@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod machine;
+pub mod waiters;
 
 use std::fmt;
 use std::time::Duration;

@@ -45,6 +45,12 @@ pub struct Limits {
     pub withdraw_max_msat: u64,
     pub fee_limit_ppm: u64,
     pub fee_limit_min_msat: u64,
+    /// The fee limit's ceiling as a fraction of the amount (ppm), floor included.
+    pub fee_limit_max_ppm: u64,
+    /// Routing fees reserved or paid per UTC day, all payouts.
+    pub max_fees_per_day_msat: u64,
+    /// Payouts (not failed) per token.
+    pub max_withdrawals_per_token: u32,
 }
 
 impl From<&RewardsConfig> for Limits {
@@ -59,6 +65,9 @@ impl From<&RewardsConfig> for Limits {
             withdraw_max_msat: msat(c.withdraw_max_sat),
             fee_limit_ppm: c.fee_limit_ppm,
             fee_limit_min_msat: msat(c.fee_limit_min_sat),
+            fee_limit_max_ppm: c.fee_limit_max_ppm,
+            max_fees_per_day_msat: msat(c.max_fees_per_day_sat),
+            max_withdrawals_per_token: c.max_withdrawals_per_token,
         }
     }
 }
@@ -148,13 +157,16 @@ pub fn withdrawable(limits: &Limits, balance_msat: u64) -> Option<Withdrawable> 
     (max_msat >= min_msat).then_some(Withdrawable { min_msat, max_msat })
 }
 
-/// Routing fee a payout of `amount_msat` may spend: `fee_limit_ppm` of it, at least the floor.
-/// Paid by the site, not taken from the visitor's balance.
+/// Routing fee a payout of `amount_msat` may spend: `fee_limit_ppm` of it, at least the floor,
+/// never more than `fee_limit_max_ppm` of it (a floor above the amount would pay an attacker's
+/// channel more than the withdrawal itself). Paid by the site, not taken from the balance.
 pub fn fee_limit_msat(limits: &Limits, amount_msat: u64) -> u64 {
-    let proportional = u128::from(amount_msat) * u128::from(limits.fee_limit_ppm) / 1_000_000;
-    u64::try_from(proportional)
-        .unwrap_or(u64::MAX)
+    let share = |ppm: u64| {
+        u64::try_from(u128::from(amount_msat) * u128::from(ppm) / 1_000_000).unwrap_or(u64::MAX)
+    };
+    share(limits.fee_limit_ppm)
         .max(limits.fee_limit_min_msat)
+        .min(share(limits.fee_limit_max_ppm))
 }
 
 #[cfg(test)]
@@ -171,6 +183,9 @@ mod tests {
             withdraw_max_msat: 200_000,
             fee_limit_ppm: 10_000,
             fee_limit_min_msat: 5_000,
+            fee_limit_max_ppm: 500_000,
+            max_fees_per_day_msat: 1_000_000,
+            max_withdrawals_per_token: 100,
         }
     }
 
@@ -279,6 +294,14 @@ mod tests {
         assert_eq!(fee_limit_msat(&l, 100_000), 5_000, "floor");
         assert_eq!(fee_limit_msat(&l, 10_000_000), 100_000, "1%");
         assert_eq!(fee_limit_msat(&l, u64::MAX), u64::MAX / 100, "no overflow");
+    }
+
+    #[test]
+    fn the_fee_limit_never_exceeds_its_share_of_the_amount_even_with_the_floor() {
+        let l = limits();
+        // A 1 sat withdrawal: the 5 sat floor would be 5x the amount; 50% caps it.
+        assert_eq!(fee_limit_msat(&l, 1_000), 500);
+        assert_eq!(fee_limit_msat(&l, 0), 0);
     }
 
     #[test]

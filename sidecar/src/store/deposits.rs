@@ -49,6 +49,13 @@ const COLUMNS: &str = "payment_hash, token_id, payment_request, route_id, client
 
 const LIVE: &str = "('awaiting_payment', 'held')";
 
+/// Deposits of one client prefix, by whether they are paid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrefixCounts {
+    pub held: u64,
+    pub unpaid: u64,
+}
+
 fn from_row<R>(row: &R) -> Result<StoredDeposit, StoreError>
 where
     R: Row,
@@ -536,14 +543,22 @@ impl Store {
         })
     }
 
-    /// Live deposits of one client prefix: an index seek, cheap on every mint.
-    pub async fn live_deposit_count_in(&self, client_prefix: &str) -> Result<u64, StoreError> {
-        let sql = format!(
-            "SELECT COUNT(*) AS n FROM deposits WHERE state IN {LIVE} AND client_prefix = $1"
-        );
+    /// Held and unpaid deposits of one client prefix: two seeks in the `(state, client_prefix)`
+    /// index, cheap on every mint.
+    pub async fn prefix_deposit_counts(
+        &self,
+        client_prefix: &str,
+    ) -> Result<PrefixCounts, StoreError> {
+        let sql = "SELECT \
+             (SELECT COUNT(*) FROM deposits WHERE state = 'held' AND client_prefix = $1) AS held, \
+             (SELECT COUNT(*) FROM deposits WHERE state = 'awaiting_payment' AND client_prefix = $1) \
+             AS unpaid";
         dispatch!(self, p => {
-            let row = sqlx::query(&sql).bind(client_prefix).fetch_one(p).await?;
-            to_u64(row.try_get("n")?, "deposits", "count")
+            let row = sqlx::query(sql).bind(client_prefix).fetch_one(p).await?;
+            Ok(PrefixCounts {
+                held: to_u64(row.try_get("held")?, "deposits", "count")?,
+                unpaid: to_u64(row.try_get("unpaid")?, "deposits", "count")?,
+            })
         })
     }
 

@@ -21,7 +21,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use deposits::{ApplyOutcome, DepositFilter, StoredDeposit};
+pub use deposits::{ApplyOutcome, DepositFilter, PrefixCounts, StoredDeposit};
 pub use ledger::{AuditRecord, Revocation};
 pub use rewards::{
     ClaimRefusal, CreditOutcome, NewPayout, Payout, PayoutResult, PayoutState, RewardAccount,

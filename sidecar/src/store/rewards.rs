@@ -52,6 +52,11 @@ pub enum ClaimRefusal {
     InsufficientBalance,
     /// We already paid (or are paying) an invoice with this payment hash.
     AlreadyPaid,
+    /// This token started `rewards.max_withdrawals_per_token` payouts already.
+    TooManyWithdrawals,
+    /// Today's routing fee budget (`rewards.max_fees_per_day_sat`) cannot cover this payout's
+    /// fee limit.
+    FeeBudgetSpent,
 }
 
 #[derive(Clone, Debug)]
@@ -338,13 +343,20 @@ impl Store {
 
     /// In one transaction: uses the k1, records the payout with its payment hash and reserves
     /// the amount from the balance. Any refusal changes nothing (the k1 stays usable).
+    ///
+    /// Fees are part of the budget: the payout's fee limit is reserved against today's fee
+    /// budget (paid payouts count with their real fee, failed ones not at all), and a token may
+    /// start at most `max_withdrawals_per_token` payouts that did not fail.
     pub async fn start_payout(
         &self,
         k1_hash: &[u8; 32],
         payout: &NewPayout,
+        limits: &Limits,
         now: Timestamp,
     ) -> Result<Result<TokenId, ClaimRefusal>, StoreError> {
         let now_i = to_i64(now.0, "now")?;
+        let day_start = to_i64(ledger::utc_day(now).saturating_mul(86_400), "day start")?;
+        let max_fees = to_i64(limits.max_fees_per_day_msat, "max_fees_per_day_msat")?;
         let amount = to_i64(payout.amount_msat, "amount_msat")?;
         let fee_limit = to_i64(payout.fee_limit_msat, "fee_limit_msat")?;
         let hash_b = payout.payment_hash.0.to_vec();
@@ -359,6 +371,23 @@ impl Store {
             };
             let token_b: Vec<u8> = row.try_get("token_id")?;
             let token = TokenId(bytes32(token_b.clone(), "reward_withdrawals", "token_id")?);
+            let started: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM reward_payouts WHERE token_id = $1 AND state <> 'failed'")
+                .bind(token_b.clone()).fetch_one(&mut *tx).await?.try_get("n")?;
+            if started >= i64::from(limits.max_withdrawals_per_token) {
+                tx.rollback().await?;
+                return Ok(Err(ClaimRefusal::TooManyWithdrawals));
+            }
+            // SUM of BIGINT is NUMERIC in PostgreSQL: cast back for one decoder on both stores.
+            let fees: i64 = sqlx::query(
+                "SELECT CAST(COALESCE(SUM(CASE WHEN state = 'succeeded' THEN COALESCE(fee_msat, 0) \
+                 ELSE fee_limit_msat END), 0) AS BIGINT) AS fees \
+                 FROM reward_payouts WHERE created_at >= $1 AND state <> 'failed'")
+                .bind(day_start).fetch_one(&mut *tx).await?.try_get("fees")?;
+            if fees.saturating_add(fee_limit) > max_fees {
+                tx.rollback().await?;
+                return Ok(Err(ClaimRefusal::FeeBudgetSpent));
+            }
             let fresh = sqlx::query(
                 "INSERT INTO reward_payouts (payment_hash, token_id, k1_hash, amount_msat, fee_limit_msat, \
                  payment_request, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'in_flight', $7) \

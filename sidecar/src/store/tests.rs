@@ -340,6 +340,10 @@ async fn timers_and_live_counts_are_found_by_scans(store: Store) {
         store.live_deposit_counts("192.0.2.0/24").await.unwrap(),
         (4, 0)
     );
+    assert_eq!(
+        store.prefix_deposit_counts("203.0.113.0/24").await.unwrap(),
+        crate::store::PrefixCounts { held: 0, unpaid: 3 }
+    );
     assert!(
         store
             .due_deposits(Timestamp(1_599), 100)

@@ -13,7 +13,10 @@
   }
 
   function json(response) {
-    return response.json().then(function (body) { return { status: response.status, body: body }; });
+    var retry = parseInt(response.headers.get('Retry-After') || '', 10);
+    return response.json().then(function (body) {
+      return { status: response.status, body: body, retryAfter: retry > 0 ? retry : 1 };
+    });
   }
 
   function status(headers, wait) {
@@ -69,6 +72,10 @@
           location.reload();
         } else if (r.status === 200 && state === 'awaiting_payment') {
           poll();
+        } else if (r.status === 429 || r.status === 503) {
+          // Too many status requests waiting (this page open twice, a busy sidecar): ask again
+          // when told to.
+          setTimeout(poll, 1000 * Math.min(r.retryAfter, 30));
         } else if (state === 'expired') {
           say(live, 'This invoice expired. Reload the page for a new one.', 'bad');
         } else {

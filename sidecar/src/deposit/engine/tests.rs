@@ -20,7 +20,8 @@ fn settings(replica: &str) -> EngineSettings {
         lease: Duration::from_secs(30),
         leave_grace: Duration::from_secs(1),
         max_live_deposits: 100,
-        max_live_deposits_per_prefix: 3,
+        max_held_deposits_per_prefix: 3,
+        max_unpaid_deposits_per_prefix: 5,
         replica_id: replica.into(),
     }
 }
@@ -467,34 +468,10 @@ async fn reconcile_applies_an_accept_that_happened_while_down() {
 }
 
 #[tokio::test]
-async fn live_deposits_are_capped_per_client_network() {
-    let h = harness(settings("a")).await;
-    for _ in 0..3 {
-        h.engine
-            .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
-            .await
-            .unwrap();
-    }
-    let err = h
-        .engine
-        .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, EngineError::LimitReached { max: 3, .. }),
-        "{err}"
-    );
-    h.engine
-        .open_deposit(new_deposit("198.51.100.0/24"), Timestamp::now())
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
 async fn the_global_limit_holds_while_the_live_count_is_reused_and_frees_up_after() {
     let mut s = settings("a");
     s.max_live_deposits = 5;
-    s.max_live_deposits_per_prefix = 5;
+    s.max_held_deposits_per_prefix = 5;
     let h = harness(s).await;
     // Opened back to back: the count is read once and this replica's openings are added.
     let mut opened = Vec::new();
@@ -599,4 +576,50 @@ async fn two_replicas_on_one_postgres_never_act_twice_on_a_deposit() {
             "one decision recorded"
         );
     }
+}
+
+/// Unpaid invoices cost an attacker nothing: if they counted toward the held cap, a burst of
+/// them would lock a whole office or carrier-grade NAT out until they expire.
+#[tokio::test]
+async fn unpaid_invoices_never_lock_a_network_out_of_the_held_cap() {
+    let h = harness(settings("a")).await;
+    let prefix = "203.0.113.0/24";
+    let mut opened = Vec::new();
+    for n in 0..5 {
+        let o = h
+            .engine
+            .open_deposit(new_deposit(prefix), Timestamp::now())
+            .await
+            .unwrap_or_else(|e| panic!("unpaid deposit {n} refused: {e}"));
+        opened.push(o.deposit.payment_hash);
+    }
+    // The unpaid ones are bounded on their own.
+    let err = h
+        .engine
+        .open_deposit(new_deposit(prefix), Timestamp::now())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::LimitReached { max: 5, .. }),
+        "{err}"
+    );
+    // Held ones count toward the held cap (3): once three are held, no new deposit opens.
+    for hash in &opened[..3] {
+        h.node.pay_hold(hash, 144).unwrap();
+        h.engine.reconcile().await.unwrap();
+        wait_state(&h.engine, hash, DepositState::Held).await;
+    }
+    let err = h
+        .engine
+        .open_deposit(new_deposit(prefix), Timestamp::now())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::LimitReached { max: 3, .. }),
+        "{err}"
+    );
+    h.engine
+        .open_deposit(new_deposit("198.51.100.0/24"), Timestamp::now())
+        .await
+        .unwrap();
 }

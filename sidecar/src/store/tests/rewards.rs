@@ -23,6 +23,9 @@ fn limits() -> Limits {
         withdraw_max_msat: 1_000_000,
         fee_limit_ppm: 10_000,
         fee_limit_min_msat: 1_000,
+        fee_limit_max_ppm: 500_000,
+        max_fees_per_day_msat: 1_000_000,
+        max_withdrawals_per_token: 100,
     }
 }
 
@@ -233,21 +236,21 @@ async fn a_k1_starts_one_payout_and_the_balance_is_reserved_first(store: Store) 
     // More than the balance: refused, and the k1 stays usable.
     assert_eq!(
         store
-            .start_payout(&k1, &payout(1, 50_001), Timestamp(DAY))
+            .start_payout(&k1, &payout(1, 50_001), &limits(), Timestamp(DAY))
             .await
             .unwrap(),
         Err(ClaimRefusal::InsufficientBalance)
     );
     assert_eq!(
         store
-            .start_payout(&k1, &payout(1, 50_000), Timestamp(DAY))
+            .start_payout(&k1, &payout(1, 50_000), &limits(), Timestamp(DAY))
             .await
             .unwrap(),
         Ok(token)
     );
     assert_eq!(
         store
-            .start_payout(&k1, &payout(2, 1_000), Timestamp(DAY))
+            .start_payout(&k1, &payout(2, 1_000), &limits(), Timestamp(DAY))
             .await
             .unwrap(),
         Err(ClaimRefusal::K1Unusable),
@@ -265,7 +268,7 @@ async fn a_k1_starts_one_payout_and_the_balance_is_reserved_first(store: Store) 
     credited(&store, &token, "r2", 50_000, DAY).await;
     assert_eq!(
         store
-            .start_payout(&other_k1, &payout(1, 50_000), Timestamp(DAY))
+            .start_payout(&other_k1, &payout(1, 50_000), &limits(), Timestamp(DAY))
             .await
             .unwrap(),
         Err(ClaimRefusal::AlreadyPaid)
@@ -293,7 +296,7 @@ async fn concurrent_claims_cannot_overspend(store: Store) {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .start_payout(&k1, &payout(n, 60_000), Timestamp(DAY))
+                .start_payout(&k1, &payout(n, 60_000), &limits(), Timestamp(DAY))
                 .await
                 .unwrap()
         }));
@@ -321,7 +324,7 @@ async fn a_payout_ends_once_and_a_failure_restores_the_balance(store: Store) {
             .await
             .unwrap();
         store
-            .start_payout(&k1, &payout(n, 30_000), Timestamp(DAY))
+            .start_payout(&k1, &payout(n, 30_000), &limits(), Timestamp(DAY))
             .await
             .unwrap()
             .unwrap();

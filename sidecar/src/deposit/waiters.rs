@@ -1,0 +1,203 @@
+//! Long-poll waiters on deposit status (`GET …/deposit?wait=N`): how many may wait (per deposit
+//! token and in total) and how they are woken. The engine's change broadcast is relayed by one
+//! task to the waiters of that payment hash only, so a payment wakes its own waiters at once
+//! and nobody else; the store is re-read only as a slow fallback (changes made by another
+//! replica, a lagged relay).
+//!
+//! Never unbounded: a waiter holds a [`WaitTicket`]; dropping it (answer sent, client gone)
+//! frees its place, so the registry holds at most `max_total` entries.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Notify, broadcast};
+
+use crate::node::PaymentHash;
+
+/// Why a waiter was not admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WaitRefused {
+    #[error("this deposit already has {0} status requests waiting")]
+    PerToken(usize),
+    #[error("{0} status requests are already waiting on this replica")]
+    Total(usize),
+}
+
+struct Slot {
+    waiters: usize,
+    notify: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Registry {
+    total: usize,
+    by_hash: HashMap<PaymentHash, Slot>,
+}
+
+/// The waiters of this replica.
+pub struct Waiters {
+    max_total: usize,
+    max_per_token: usize,
+    registry: Mutex<Registry>,
+}
+
+/// A place among the waiters; frees it on drop.
+pub struct WaitTicket {
+    waiters: Arc<Waiters>,
+    hash: PaymentHash,
+    notify: Arc<Notify>,
+}
+
+impl WaitTicket {
+    /// Notified when the engine reports a change of this deposit (or lost track of changes).
+    pub fn notify(&self) -> &Notify {
+        &self.notify
+    }
+}
+
+impl Drop for WaitTicket {
+    fn drop(&mut self) {
+        let mut r = self.waiters.lock();
+        r.total = r.total.saturating_sub(1);
+        if let Some(slot) = r.by_hash.get_mut(&self.hash) {
+            slot.waiters = slot.waiters.saturating_sub(1);
+            if slot.waiters == 0 {
+                r.by_hash.remove(&self.hash);
+            }
+        }
+    }
+}
+
+impl Waiters {
+    pub fn new(max_total: usize, max_per_token: usize) -> Arc<Waiters> {
+        Arc::new(Waiters {
+            max_total,
+            max_per_token,
+            registry: Mutex::new(Registry::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A place to wait on `hash`'s deposit, or why not.
+    pub fn enter(self: &Arc<Self>, hash: PaymentHash) -> Result<WaitTicket, WaitRefused> {
+        let mut r = self.lock();
+        let on_token = r.by_hash.get(&hash).map_or(0, |s| s.waiters);
+        if on_token >= self.max_per_token {
+            return Err(WaitRefused::PerToken(on_token));
+        }
+        if r.total >= self.max_total {
+            return Err(WaitRefused::Total(r.total));
+        }
+        r.total += 1;
+        let slot = r.by_hash.entry(hash).or_insert_with(|| Slot {
+            waiters: 0,
+            notify: Arc::new(Notify::new()),
+        });
+        slot.waiters += 1;
+        let notify = slot.notify.clone();
+        Ok(WaitTicket {
+            waiters: self.clone(),
+            hash,
+            notify,
+        })
+    }
+
+    /// Wakes the waiters of `hash` (those currently waiting; see [`WaitTicket::notify`]).
+    pub fn wake(&self, hash: &PaymentHash) {
+        if let Some(slot) = self.lock().by_hash.get(hash) {
+            slot.notify.notify_waiters();
+        }
+    }
+
+    /// Wakes every waiter (they re-read the store): used when changes may have been missed.
+    pub fn wake_all(&self) {
+        for slot in self.lock().by_hash.values() {
+            slot.notify.notify_waiters();
+        }
+    }
+
+    /// Waiters now (all deposits).
+    pub fn len(&self) -> usize {
+        self.lock().total
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Relays the engine's changes to the waiters until the engine is gone. A lagging relay
+    /// wakes everyone: they re-read the store, so nothing is missed.
+    pub fn relay(self: Arc<Self>, mut changes: broadcast::Receiver<PaymentHash>) {
+        tokio::spawn(async move {
+            loop {
+                match changes.recv().await {
+                    Ok(hash) => self.wake(&hash),
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.wake_all(),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn hash(b: u8) -> PaymentHash {
+        PaymentHash([b; 32])
+    }
+
+    #[test]
+    fn places_are_capped_per_token_and_in_total_and_freed_on_drop() {
+        let w = Waiters::new(3, 2);
+        let a1 = w.enter(hash(1)).unwrap();
+        let _a2 = w.enter(hash(1)).unwrap();
+        assert_eq!(w.enter(hash(1)).err(), Some(WaitRefused::PerToken(2)));
+        let _b = w.enter(hash(2)).unwrap();
+        assert_eq!(w.enter(hash(3)).err(), Some(WaitRefused::Total(3)));
+        drop(a1);
+        assert_eq!(w.len(), 2);
+        let _c = w.enter(hash(3)).unwrap();
+        assert_eq!(w.len(), 3);
+    }
+
+    #[test]
+    fn the_registry_is_empty_once_every_waiter_left() {
+        let w = Waiters::new(100, 4);
+        let tickets: Vec<_> = (0..50).map(|i| w.enter(hash(i)).unwrap()).collect();
+        assert_eq!(w.lock().by_hash.len(), 50);
+        drop(tickets);
+        assert!(w.is_empty());
+        assert!(w.lock().by_hash.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_change_wakes_the_waiters_of_its_deposit_only() {
+        let w = Waiters::new(10, 4);
+        let (tx, rx) = broadcast::channel(16);
+        w.clone().relay(rx);
+        let mine = w.enter(hash(1)).unwrap();
+        let other = w.enter(hash(2)).unwrap();
+        let mine_woken = mine.notify().notified();
+        let other_woken = other.notify().notified();
+        tokio::pin!(mine_woken, other_woken);
+        mine_woken.as_mut().enable();
+        other_woken.as_mut().enable();
+        tx.send(hash(1)).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), mine_woken)
+            .await
+            .expect("the paid deposit's waiter is woken");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), other_woken)
+                .await
+                .is_err(),
+            "another deposit's waiter sleeps on"
+        );
+    }
+}
