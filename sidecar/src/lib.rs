@@ -8,6 +8,7 @@ pub mod deposit;
 pub mod keys;
 pub mod metrics;
 pub mod node;
+pub mod revocations;
 pub mod rewards;
 pub mod serve;
 pub mod store;
