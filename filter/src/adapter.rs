@@ -249,14 +249,19 @@ impl Context for WallRoot {
         let body = call_response_body(body_size);
         let digest = {
             let Worker { sync, state, .. } = &mut *w;
-            sync.on_answer(
-                kind,
-                status,
-                &body,
-                &self.host,
-                &mut state.outbox,
-                &mut state.revocations,
-            )
+            if kind == CallKind::Snapshot {
+                // Up to megabytes: handed over, not copied.
+                sync.on_snapshot(status, body, &self.host, &mut state.revocations)
+            } else {
+                sync.on_answer(
+                    kind,
+                    status,
+                    &body,
+                    &self.host,
+                    &mut state.outbox,
+                    &mut state.revocations,
+                )
+            }
         };
         if let Some(policy) = digest.policy {
             w.state.installed(&policy);
