@@ -202,7 +202,10 @@ fn a_paid_token_with_junk_cookies_fills_the_credential_cache_with_fixed_size_ent
     };
     let send = |host: &mut TestHost, i: usize| {
         let req = Request::get("/v1/data").header("cookie", cookie(i));
-        assert!(host.send(&req, echo_upstream).upstream_request.is_some(), "request {i}");
+        assert!(
+            host.send(&req, echo_upstream).upstream_request.is_some(),
+            "request {i}"
+        );
     };
     send(&mut host, 0);
     let before = host.vm(0).memory_bytes();

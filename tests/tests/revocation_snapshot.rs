@@ -122,7 +122,10 @@ fn a_worker_started_over_a_million_revocations_is_ready_after_one_call_out() {
     // served.
     let refused = replica.send(&credential_request(&left), |_| panic!("forwarded"));
     assert_eq!(status(&refused), Some(402));
-    let served = replica.send(&credential_request(&held), lightning_wall_e2e::testing::echo_upstream);
+    let served = replica.send(
+        &credential_request(&held),
+        lightning_wall_e2e::testing::echo_upstream,
+    );
     assert_eq!(status(&served), Some(200));
     // And the money: the refunded deposit stays cancelled on the node.
     assert_eq!(wall.node_state(left_hash), InvoiceState::Canceled);

@@ -274,9 +274,8 @@ pub fn decide(
         // tokens are revoked only by the sidecar, which every worker's sync brings each tick.
         w.revocations.catch_up(host);
     }
-    let key = cache_key(facts).map(|(source, bytes)| {
-        (source, CacheKey::of(source, bytes, facts.method))
-    });
+    let key =
+        cache_key(facts).map(|(source, bytes)| (source, CacheKey::of(source, bytes, facts.method)));
     if let Some((_, k)) = &key
         && let Some(v) = w.verified.get(k, index, route.mode, now)
     {

@@ -602,7 +602,13 @@ fn before_its_revocation_snapshot_a_worker_refuses_deposit_credentials_with_a_50
     let mut no_credential = facts("GET", "/page", None);
     no_credential.cookies = vec![b"theme=dark".as_slice()];
     assert!(matches!(
-        decide(Some(&policy()), &config("closed"), &no_credential, &h, &mut o),
+        decide(
+            Some(&policy()),
+            &config("closed"),
+            &no_credential,
+            &h,
+            &mut o
+        ),
         Decision::Challenge(_)
     ));
     // Once loaded, the snapshot decides: this token was revoked before the worker started.
@@ -613,12 +619,24 @@ fn before_its_revocation_snapshot_a_worker_refuses_deposit_credentials_with_a_50
         ))
         .unwrap();
     assert!(matches!(
-        decide(Some(&policy()), &config("closed"), &facts("GET", "/page", Some(&auth)), &h, &mut o),
+        decide(
+            Some(&policy()),
+            &config("closed"),
+            &facts("GET", "/page", Some(&auth)),
+            &h,
+            &mut o
+        ),
         Decision::Challenge(_)
     ));
     let other = format!("L402 {}", credential(Mode::Deposit, "wall", 31, NOW + 60));
     assert!(matches!(
-        decide(Some(&policy()), &config("closed"), &facts("GET", "/page", Some(&other)), &h, &mut o),
+        decide(
+            Some(&policy()),
+            &config("closed"),
+            &facts("GET", "/page", Some(&other)),
+            &h,
+            &mut o
+        ),
         Decision::Allow(_)
     ));
 }
@@ -636,7 +654,10 @@ fn before_its_revocation_snapshot_pay_credentials_follow_the_route_failure_mode(
     ));
     let closed = Policy::from_bootstrap(
         bootstrap_json()
-            .replace(r#""mode": "pay", "failure_mode": "open""#, r#""mode": "pay", "failure_mode": "closed""#)
+            .replace(
+                r#""mode": "pay", "failure_mode": "open""#,
+                r#""mode": "pay", "failure_mode": "closed""#,
+            )
             .as_bytes(),
     )
     .unwrap();

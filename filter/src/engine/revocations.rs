@@ -367,7 +367,10 @@ mod tests {
         short.pop();
         assert!(matches!(
             r.load_snapshot(short),
-            Err(SnapshotError::LengthMismatch { count: 2, bytes: 15 })
+            Err(SnapshotError::LengthMismatch {
+                count: 2,
+                bytes: 15
+            })
         ));
         assert_eq!(
             r.load_snapshot(snapshot(1, &[5, 5])),

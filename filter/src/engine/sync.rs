@@ -407,7 +407,12 @@ impl SyncState {
     }
 
     /// Records an answer's outcome: reachability, health, failures.
-    fn conclude(&mut self, status: Option<u16>, digest: Result<Digest, String>, host: &dyn Host) -> Digest {
+    fn conclude(
+        &mut self,
+        status: Option<u16>,
+        digest: Result<Digest, String>,
+        host: &dyn Host,
+    ) -> Digest {
         if status == Some(200) {
             health::record(host, true);
         } else if health::no_answer(status) {
@@ -540,7 +545,12 @@ pub(crate) mod tests {
         // In flight: a tick neither asks again nor syncs before it.
         assert!(s.on_tick(&mut o).is_empty());
         assert!(!r.ready());
-        let d = s.on_snapshot(Some(200), snapshot_body(42, &[0xabab_abab_abab_abab]), &h, &mut r);
+        let d = s.on_snapshot(
+            Some(200),
+            snapshot_body(42, &[0xabab_abab_abab_abab]),
+            &h,
+            &mut r,
+        );
         assert!(r.ready() && r.contains(&[0xab; 32]));
         assert_eq!(d.follow_up.unwrap().path, "/v1/sync?since=42");
         assert!(s.reachable);

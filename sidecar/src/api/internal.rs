@@ -225,7 +225,10 @@ async fn revocation_snapshot(
 ) -> Result<([(axum::http::HeaderName, &'static str); 1], Vec<u8>), ApiError> {
     authorise(&state, &headers)?;
     let body = crate::revocations::snapshot(state.engine.store(), &state.config).await?;
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/octet-stream")], body))
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        body,
+    ))
 }
 
 #[derive(Deserialize)]

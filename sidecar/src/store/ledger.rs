@@ -123,10 +123,11 @@ impl Store {
                     "SELECT (SELECT COALESCE(MAX(seq), 0) FROM revocations) AS head, \
                      COALESCE(group_concat(hex(substr(token_id, 1, 8)), ''), '') AS prefixes \
                      FROM revocations \
-                     WHERE logged_at >= CAST(strftime('%s', 'now') AS INTEGER) - $1")
-                    .bind(retention)
-                    .fetch_one(p)
-                    .await?;
+                     WHERE logged_at >= CAST(strftime('%s', 'now') AS INTEGER) - $1",
+                )
+                .bind(retention)
+                .fetch_one(p)
+                .await?;
                 let hex_text: String = row.try_get("prefixes")?;
                 let packed = hex::decode(hex_text.as_bytes()).map_err(|e| StoreError::Corrupt {
                     table: "revocations",
@@ -139,11 +140,15 @@ impl Store {
                     "SELECT (SELECT COALESCE(MAX(seq), 0) FROM revocations) AS head, \
                      COALESCE(string_agg(substring(token_id FROM 1 FOR 8), ''::bytea), ''::bytea) \
                      AS prefixes FROM revocations \
-                     WHERE logged_at >= CAST(EXTRACT(EPOCH FROM now()) AS BIGINT) - $1")
-                    .bind(retention)
-                    .fetch_one(p)
-                    .await?;
-                (row.try_get::<i64, _>("head")?, row.try_get::<Vec<u8>, _>("prefixes")?)
+                     WHERE logged_at >= CAST(EXTRACT(EPOCH FROM now()) AS BIGINT) - $1",
+                )
+                .bind(retention)
+                .fetch_one(p)
+                .await?;
+                (
+                    row.try_get::<i64, _>("head")?,
+                    row.try_get::<Vec<u8>, _>("prefixes")?,
+                )
             }
         };
         if packed.len() % 8 != 0 {

@@ -318,7 +318,10 @@ async fn compaction_drops_what_the_store_clock_says_expired_and_keeps_the_head(s
     // The sidecar's clock had stepped back to 1970 when this one was revoked: its revoked_at
     // says "ancient", the store's clock says "just now", and the store's clock decides.
     store.revoke(&fresh, "admin", Timestamp(1)).await.unwrap();
-    let head = store.revoke(&newest, "admin", Timestamp(1_000)).await.unwrap();
+    let head = store
+        .revoke(&newest, "admin", Timestamp(1_000))
+        .await
+        .unwrap();
     backdate_revocation(&store, &old, 7200).await;
     backdate_revocation(&store, &newest, 7200).await;
     assert_eq!(store.compact_revocations(hour).await.unwrap(), 1);
@@ -330,8 +333,15 @@ async fn compaction_drops_what_the_store_clock_says_expired_and_keeps_the_head(s
         .map(|r| r.token_id)
         .collect();
     assert_eq!(left, [fresh, newest], "expired and not the newest: gone");
-    assert_eq!(store.revocation_head().await.unwrap(), head, "the head never goes back");
-    let next = store.revoke(&later, "admin", Timestamp(1_000)).await.unwrap();
+    assert_eq!(
+        store.revocation_head().await.unwrap(),
+        head,
+        "the head never goes back"
+    );
+    let next = store
+        .revoke(&later, "admin", Timestamp(1_000))
+        .await
+        .unwrap();
     assert!(next > head);
     assert_eq!(store.compact_revocations(hour).await.unwrap(), 1);
     assert!(!store.is_revoked(&newest).await.unwrap());
@@ -356,9 +366,15 @@ async fn a_snapshot_holds_every_live_revocation_as_sorted_prefixes_with_the_head
         .unwrap();
     assert_eq!(added, 4);
     let expired = TokenId([7; 32]);
-    store.revoke(&expired, "admin", Timestamp(1_000)).await.unwrap();
+    store
+        .revoke(&expired, "admin", Timestamp(1_000))
+        .await
+        .unwrap();
     backdate_revocation(&store, &expired, 7200).await;
-    let head = store.revoke(&TokenId([5; 32]), "admin", Timestamp(1)).await.unwrap();
+    let head = store
+        .revoke(&TokenId([5; 32]), "admin", Timestamp(1))
+        .await
+        .unwrap();
     let s = store.revocation_snapshot(hour).await.unwrap();
     assert_eq!(s.head, head);
     let p = |b: u8| u64::from_be_bytes([b; 8]);
