@@ -175,7 +175,8 @@ fn thousands_of_ips_and_tokens_use_a_bounded_number_of_shared_data_keys() {
 /// Issue #14 item 4: one paid token with a different junk cookie beside it on every request is a
 /// new valid credential each time (the cache is keyed by the whole `Cookie` header). The cache
 /// keeps a fixed-size entry per credential, so filling it with 8 KB cookie headers costs the
-/// worker what filling it with short ones does: under a mebibyte, not 4096 × 8 KB (33 MB).
+/// worker what filling it with short ones does: under 2 MiB, not 4096 × 8 KB (31 MiB measured
+/// before the entries became fixed-size).
 #[test]
 fn a_paid_token_with_junk_cookies_fills_the_credential_cache_with_fixed_size_entries() {
     let boot = bootstrap();
@@ -215,6 +216,7 @@ fn a_paid_token_with_junk_cookies_fills_the_credential_cache_with_fixed_size_ent
     }
     let grown = host.vm(0).memory_bytes() - before;
     println!("verified-credential cache full of 8 KB credentials: guest memory +{grown} bytes");
-    assert!(grown <= 1 << 20, "guest memory grew by {grown} bytes");
+    // The table (8,192 buckets) while it grows coexists with its predecessor: 1.25 MiB measured.
+    assert!(grown <= 2 << 20, "guest memory grew by {grown} bytes");
     assert!(!host.is_failed(0));
 }

@@ -82,7 +82,6 @@ fn a_worker_started_over_a_million_revocations_is_ready_after_one_call_out() {
         .block_on(store.revoke_many(&token_ids(MILLION - 1), "bulk", Timestamp(1)))
         .unwrap();
     assert_eq!(added as usize, MILLION - 1);
-
     let seen: Seen = Arc::default();
     let hold = Arc::new(AtomicBool::new(true));
     let forwarder = recording_forwarder(

@@ -377,6 +377,22 @@ async fn a_snapshot_holds_every_live_revocation_as_sorted_prefixes_with_the_head
         .unwrap();
     let s = store.revocation_snapshot(hour).await.unwrap();
     assert_eq!(s.head, head);
+    let many: Vec<TokenId> = (0..2500u32)
+        .map(|i| {
+            let mut id = [0x11; 32];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            TokenId(id)
+        })
+        .collect();
+    assert_eq!(
+        store
+            .revoke_many(&many, "bulk", Timestamp(1))
+            .await
+            .unwrap(),
+        2500
+    );
+    let big = store.revocation_snapshot(hour).await.unwrap();
+    assert_eq!(big.prefixes.len(), 2504, "several statements of 1000 rows");
     let p = |b: u8| u64::from_be_bytes([b; 8]);
     assert_eq!(s.prefixes, [p(3), p(5), p(9), p(200)]);
 }
