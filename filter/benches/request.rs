@@ -116,6 +116,10 @@ fn bench(c: &mut Criterion) {
         .cluster_handler("sidecar", move |r| match r.path() {
             "/v1/bootstrap" => CallResponse::new(200, &[], boot.clone()),
             "/v1/challenge" => CallResponse::new(200, &[], answer.clone()),
+            // The revocation snapshot: `LWR1`, head 0, no revocation (docs/internal-api.md).
+            "/v1/revocations/snapshot" => {
+                CallResponse::new(200, &[], [&b"LWR1"[..], &[0; 12]].concat())
+            }
             _ => CallResponse::new(
                 200,
                 &[],

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -137,6 +137,9 @@ struct Worker {
 
 type SharedWorker = Rc<RefCell<Worker>>;
 
+/// Timeout of the revocation snapshot call-out (at least; `timeout_ms` when longer).
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn dispatch(config: &PluginConfig, method: &str, path: &str, body: Option<&[u8]>) -> Option<u32> {
     dispatch_to(&config.sidecar_cluster, config, method, path, body, None)
 }
@@ -206,7 +209,18 @@ impl WallRoot {
             return;
         };
         for call in calls {
-            match dispatch(&config, call.method, &call.path, call.body.as_deref()) {
+            let sent = if call.kind == CallKind::Snapshot {
+                // Megabytes read in one statement, once per worker, and deposit credentials
+                // wait for it: more time than a sync gets.
+                let patient = PluginConfig {
+                    timeout: config.timeout.max(SNAPSHOT_TIMEOUT),
+                    ..(*config).clone()
+                };
+                dispatch(&patient, call.method, &call.path, None)
+            } else {
+                dispatch(&config, call.method, &call.path, call.body.as_deref())
+            };
+            match sent {
                 Some(token) => {
                     w.calls.insert(token, call.kind);
                 }
@@ -249,14 +263,19 @@ impl Context for WallRoot {
         let body = call_response_body(body_size);
         let digest = {
             let Worker { sync, state, .. } = &mut *w;
-            sync.on_answer(
-                kind,
-                status,
-                &body,
-                &self.host,
-                &mut state.outbox,
-                &mut state.revocations,
-            )
+            if kind == CallKind::Snapshot {
+                // Up to megabytes: handed over, not copied.
+                sync.on_snapshot(status, body, &self.host, &mut state.revocations)
+            } else {
+                sync.on_answer(
+                    kind,
+                    status,
+                    &body,
+                    &self.host,
+                    &mut state.outbox,
+                    &mut state.revocations,
+                )
+            }
         };
         if let Some(policy) = digest.policy {
             w.state.installed(&policy);

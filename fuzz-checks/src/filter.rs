@@ -83,13 +83,15 @@ const BOOTSTRAP: &str = r#"{"policy":{"version":"v1","service":"lightning-wall",
  "active_key_id":"k1","revocation_seq":0}"#;
 
 /// Byte 0 picks the answer; the rest is its body (or header values):
-/// 0 bootstrap, 1 sync, 2 challenge, 3 deposit status, 4 upstream verdict headers.
+/// 0 bootstrap, 1 sync (with bit 7 set: the revocation snapshot), 2 challenge, 3 deposit
+/// status, 4 upstream verdict headers.
 pub fn filter_answers(data: &[u8]) {
     let Some((&selector, body)) = data.split_first() else {
         return;
     };
     match selector % 5 {
         0 => bootstrap(body),
+        1 if selector & 0x80 != 0 => snapshot(body),
         1 => sync(body),
         2 => challenge_answer(body, selector & 0x80 != 0),
         3 => deposit_status(body),
@@ -111,6 +113,23 @@ fn bootstrap(body: &[u8]) {
     for path in ["/", "/v1/x", routes::path_only(&probe)] {
         for method in ["GET", "POST"] {
             let _ = routes::find(&policy.routes, "example.com:443", path, method);
+        }
+    }
+}
+
+/// A revocation snapshot is loaded only when well formed, and then revokes every token whose
+/// prefix it lists.
+fn snapshot(body: &[u8]) {
+    let host = FuzzHost::default();
+    let mut revoked = revocations::Revocations::default();
+    let mut state = SyncState::new();
+    let _ = state.on_snapshot(Some(200), body.to_vec(), &host, &mut revoked);
+    if revoked.ready() {
+        assert!(body.starts_with(b"LWR1"), "only a snapshot loads");
+        for prefix in body.get(16..).unwrap_or_default().chunks_exact(8) {
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(prefix);
+            assert!(revoked.contains(&id));
         }
     }
 }

@@ -14,6 +14,11 @@ use crate::macaroon::{MAX_MACAROON_LEN, Macaroon};
 /// Longest header or cookie value parsed (Envoy's default header size limit is 60 KiB in total;
 /// a credential is about 400 characters).
 pub const MAX_CREDENTIAL_LEN: usize = 8192;
+/// Longest credential token (`<macaroons>:<proof>`, in a header or the cookie). A token the
+/// sidecar mints is a few hundred characters; the cap leaves room for caveats a client appends
+/// and for long route and method lists, and bounds what one request can make a verifier hash
+/// and check (every distinct valid token costs a full verification).
+pub const MAX_TOKEN_LEN: usize = 4096;
 /// Most macaroons in one credential.
 pub const MAX_MACAROONS: usize = 4;
 /// Name of the cookie that carries the credential for browsers (docs/credentials.md).
@@ -61,6 +66,12 @@ pub enum CredentialError {
     /// Longer than [`MAX_CREDENTIAL_LEN`].
     #[error("credential is longer than {MAX_CREDENTIAL_LEN} bytes")]
     TooLong,
+    /// The token (`<macaroons>:<proof>`) is longer than [`MAX_TOKEN_LEN`].
+    #[error("credential token is {len} bytes, more than the {MAX_TOKEN_LEN} allowed")]
+    TokenTooLong {
+        /// The token's length.
+        len: usize,
+    },
     /// The scheme is not followed by a space and a token.
     #[error("L402 scheme without a token")]
     MissingToken,
@@ -302,8 +313,8 @@ impl Credential {
     /// Parses `<b64 macaroon>[,<b64>…]:<hex proof or nothing>`: the part after the scheme,
     /// and the `lightning-wall` cookie value.
     pub fn parse_token(token: &[u8]) -> Result<Self, CredentialError> {
-        if token.len() > MAX_CREDENTIAL_LEN {
-            return Err(CredentialError::TooLong);
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(CredentialError::TokenTooLong { len: token.len() });
         }
         match Self::parse_single(token) {
             Some(credential) => Ok(credential),
@@ -573,7 +584,13 @@ mod tests {
             ),
             (
                 format!("L402 {}:", "A".repeat(6000)),
-                CredentialError::MacaroonTooLarge { index: 0 },
+                CredentialError::TokenTooLong { len: 6001 },
+            ),
+            (
+                format!("L402 {}:", "A".repeat(MAX_TOKEN_LEN)),
+                CredentialError::TokenTooLong {
+                    len: MAX_TOKEN_LEN + 1,
+                },
             ),
         ];
         for (header, want) in cases {

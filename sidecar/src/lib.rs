@@ -10,6 +10,7 @@ pub mod keys;
 pub mod metrics;
 pub mod mint_limit;
 pub mod node;
+pub mod revocations;
 pub mod rewards;
 pub mod serve;
 pub mod store;

@@ -211,6 +211,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tasks.push(tokio::spawn(
         payouts.run(config.deposits.reconcile_interval, stopped.clone()),
     ));
+    tasks.push(tokio::spawn(crate::revocations::run_compaction(
+        state.engine.store().clone(),
+        crate::revocations::retention(&config),
+        crate::revocations::COMPACT_EVERY,
+        stopped.clone(),
+    )));
 
     let bind = |addr: SocketAddr, what: &'static str| async move {
         TcpListener::bind(addr)

@@ -299,6 +299,37 @@ impl Wall {
         self.stop_sidecar();
     }
 
+    /// The running in-process sidecar's store (to fill it beyond what a test can do through
+    /// the API, e.g. a million revocations).
+    pub fn store(&self) -> lightning_wall::store::Store {
+        match &self.sidecar {
+            Some(Sidecar::InProcess(running)) => running.engine.store().clone(),
+            _ => panic!("store() needs an in-process sidecar"),
+        }
+    }
+
+    /// Another Envoy instance with the filter (`workers` worker VMs) in front of this same
+    /// sidecar and store: a second replica of the proxy. `internal` answers its call-outs to the
+    /// internal listener (`None`: straight to the sidecar over HTTP).
+    pub fn replica(
+        &self,
+        workers: usize,
+        internal: Option<lightning_wall_host::callout::CallHandler>,
+    ) -> TestHost {
+        let builder = TestHost::builder(filter_runtime())
+            .configuration(format!(
+                r#"{{"sidecar_cluster": "{CLUSTER}", "wall_cluster": "{WALL_CLUSTER}"}}"#
+            ))
+            .workers(workers)
+            .start_time(SystemTime::now())
+            .cluster_url(WALL_CLUSTER, &self.public);
+        let builder = match internal {
+            Some(h) => builder.cluster_handler(CLUSTER, move |r| h(r)),
+            None => builder.cluster_url(CLUSTER, &self.internal),
+        };
+        builder.build().expect("the host starts the filter")
+    }
+
     /// The sidecar's data dir (generated master keys, SQLite, the dev node's key).
     pub fn data_dir(&self) -> &std::path::Path {
         &self.data

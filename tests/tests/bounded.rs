@@ -62,6 +62,39 @@ fn deposit_credential(ring: &l402::KeyRing, n: u32) -> String {
     )
 }
 
+/// The sidecar's revocation snapshot with no revocation (docs/internal-api.md).
+fn empty_snapshot() -> Vec<u8> {
+    let mut b = b"LWR1".to_vec();
+    b.extend_from_slice(&[0; 12]);
+    b
+}
+
+/// A paid `api` credential (`<macaroon>:<preimage>`).
+fn pay_token(ring: &l402::KeyRing, n: u32) -> String {
+    let mut secret = [5; 32];
+    secret[..4].copy_from_slice(&n.to_le_bytes());
+    let preimage = l402::Preimage::from_bytes(secret);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mac = ring
+        .mint(
+            "k1",
+            &l402::TokenSpec {
+                service: "lightning-wall",
+                mode: l402::Mode::Pay,
+                route: "api",
+                methods: &[],
+                valid_until: now + 3600,
+                payment_hash: preimage.payment_hash(),
+                token_id: l402::TokenId(secret),
+            },
+        )
+        .unwrap();
+    l402::format_credential(&mac, Some(preimage.expose_secret()))
+}
+
 fn count(keys: &[String], prefix: &str) -> usize {
     keys.iter()
         .filter(|k| {
@@ -83,6 +116,7 @@ fn thousands_of_ips_and_tokens_use_a_bounded_number_of_shared_data_keys() {
             "/v1/bootstrap" => CallResponse::new(200, &[], boot.clone()),
             "/v1/challenge" => CallResponse::new(200, &[], answer.clone()),
             "/v1/events" => CallResponse::new(200, &[], r#"{"results":[]}"#),
+            "/v1/revocations/snapshot" => CallResponse::new(200, &[], empty_snapshot()),
             _ => CallResponse::new(
                 200,
                 &[],
@@ -136,4 +170,53 @@ fn thousands_of_ips_and_tokens_use_a_bounded_number_of_shared_data_keys() {
             assert_eq!(ex.local_reply.map(|r| r.status), Some(402));
         }
     }
+}
+
+/// Issue #14 item 4: one paid token with a different junk cookie beside it on every request is a
+/// new valid credential each time (the cache is keyed by the whole `Cookie` header). The cache
+/// keeps a fixed-size entry per credential, so filling it with 8 KB cookie headers costs the
+/// worker what filling it with short ones does: under 2 MiB, not 4096 × 8 KB (31 MiB measured
+/// before the entries became fixed-size).
+#[test]
+fn a_paid_token_with_junk_cookies_fills_the_credential_cache_with_fixed_size_entries() {
+    let boot = bootstrap();
+    let mut host = TestHost::builder(filter_runtime())
+        .configuration(r#"{"sidecar_cluster": "sidecar"}"#)
+        .start_time(SystemTime::now())
+        .cluster_handler("sidecar", move |r| match r.path() {
+            "/v1/bootstrap" => CallResponse::new(200, &[], boot.clone()),
+            "/v1/revocations/snapshot" => CallResponse::new(200, &[], empty_snapshot()),
+            _ => CallResponse::new(
+                200,
+                &[],
+                r#"{"policy_version":"v1","revocations":[],"next_since":0,"more":false}"#,
+            ),
+        })
+        .build()
+        .unwrap();
+    host.tick_all();
+    let ring = l402::KeyRing::from_keys([("k1", MASTER)]).unwrap();
+    let token = pay_token(&ring, 1);
+    let cookie = |i: usize| {
+        let junk = format!("{i:08}").repeat(900); // 7,200 bytes: the header stays under 8 KiB
+        format!("lightning-wall={token}; junk={junk}")
+    };
+    let send = |host: &mut TestHost, i: usize| {
+        let req = Request::get("/v1/data").header("cookie", cookie(i));
+        assert!(
+            host.send(&req, echo_upstream).upstream_request.is_some(),
+            "request {i}"
+        );
+    };
+    send(&mut host, 0);
+    let before = host.vm(0).memory_bytes();
+    // Twice the cache's capacity (filter/src/engine/verified.rs), every one a new credential.
+    for i in 1..=8192 {
+        send(&mut host, i);
+    }
+    let grown = host.vm(0).memory_bytes() - before;
+    println!("verified-credential cache full of 8 KB credentials: guest memory +{grown} bytes");
+    // The table (8,192 buckets) while it grows coexists with its predecessor: 1.25 MiB measured.
+    assert!(grown <= 2 << 20, "guest memory grew by {grown} bytes");
+    assert!(!host.is_failed(0));
 }

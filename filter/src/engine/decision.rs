@@ -18,7 +18,7 @@ use super::reply::Reply;
 use super::revocations::TokenId;
 use super::routes::{self, Route};
 use super::sync::{Outbox, Trigger, Verdict};
-use super::verified::Verified;
+use super::verified::{CacheKey, Verified};
 use super::worker::WorkerState;
 
 /// What the engine needs to know about a request (header values as raw bytes).
@@ -302,6 +302,17 @@ fn cache_key<'a>(facts: &RequestFacts<'a>) -> Option<(Source, &'a [u8])> {
     }
 }
 
+/// Whether the request may carry a credential: any `Authorization` value, or a cookie header
+/// naming the `lightning-wall` cookie.
+fn carries_credential(facts: &RequestFacts<'_>) -> bool {
+    let name = l402::COOKIE_NAME.as_bytes();
+    !facts.authorization.is_empty()
+        || facts
+            .cookies
+            .iter()
+            .any(|c| c.windows(name.len()).any(|w| w == name))
+}
+
 /// Decides a request. `policy` is `None` until the first bootstrap.
 pub fn decide(
     policy: Option<&Policy>,
@@ -328,29 +339,36 @@ pub fn decide(
     let Some(token_mode) = route.mode.token_mode() else {
         return Decision::Pass;
     };
+    if !w.revocations.ready() && carries_credential(facts) {
+        // A new worker whose revocation snapshot has not arrived yet cannot tell a revoked
+        // token: deposit credentials wait (a refunded deposit must not keep access); pay
+        // credentials follow the route's failure mode.
+        if route.deposit.is_some() || route.failure_mode == FailureMode::Closed {
+            return refuse(host, Reply::unavailable(config.retry_after_s));
+        }
+    }
     let now = host.now_unix();
     if route.deposit.is_some() {
         // Deposit tokens are what other workers forfeit or refund: see theirs at once. Pay
         // tokens are revoked only by the sidecar, which every worker's sync brings each tick.
         w.revocations.catch_up(host);
     }
-    let key = cache_key(facts);
-    if let Some((source, bytes)) = key
-        && let Some(v) = w
-            .verified
-            .get(source, bytes, facts.method, &route.id, route.mode, now)
+    let key =
+        cache_key(facts).map(|(source, bytes)| (source, CacheKey::of(source, bytes, facts.method)));
+    if let Some((source, k)) = &key
+        && let Some(v) = w.verified.get(k, index, route.mode, now)
     {
         if w.revocations.contains(&v.token_id) {
             return challenge(route);
         }
         let grant = Grant {
             token_id: v.token_id,
-            token_hex: v.token_hex.clone(),
+            token_hex: l402::TokenId(v.token_id).to_hex(),
             valid_until: Some(v.valid_until),
             mode: route.mode,
             route: index,
         };
-        return admit_from(policy, route, grant, source, facts, path, host, w);
+        return admit_from(policy, route, grant, *source, facts, path, host, w);
     }
     let (credential, source) =
         match Credential::from_authorization_values(facts.authorization.iter().copied()) {
@@ -415,18 +433,16 @@ pub fn decide(
     };
     let verified = Verified {
         token_id: token.token_id.0,
-        token_hex: token.token_id.to_hex(),
-        route: route.id.clone(),
+        route: index,
         mode: route.mode,
         valid_until: token.valid_until,
     };
     // Only bytes that alone produced this credential: with a foreign `Authorization` scheme
     // beside the cookie, the key would be the header while the credential was the cookie.
-    if let Some((from, bytes)) = key
+    if let Some((from, k)) = key
         && from == source
     {
-        w.verified
-            .insert(from, bytes, facts.method, verified.clone());
+        w.verified.insert(k, verified);
     }
     if w.revocations.contains(&verified.token_id) {
         // Refunded, forfeited or revoked by an operator: a fresh 402 (a new deposit) is the
@@ -435,7 +451,7 @@ pub fn decide(
     }
     let grant = Grant {
         token_id: verified.token_id,
-        token_hex: verified.token_hex,
+        token_hex: token.token_id.to_hex(),
         valid_until: Some(verified.valid_until),
         mode: route.mode,
         route: index,

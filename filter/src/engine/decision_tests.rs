@@ -61,7 +61,14 @@ fn facts<'a>(method: &'a str, path: &'a str, auth: Option<&'a str>) -> RequestFa
     }
 }
 
+/// A request on a worker that has loaded its revocation snapshot, as every worker has before it
+/// serves credentials (the gate before that has its own tests).
 fn run(h: &MemoryHost, o: &mut WorkerState, f: &RequestFacts<'_>) -> Decision {
+    if !o.revocations.ready() {
+        o.revocations
+            .load_snapshot(crate::engine::sync::tests::snapshot_body(0, &[]))
+            .unwrap();
+    }
     decide(Some(&policy()), &config("closed"), f, h, o)
 }
 
@@ -783,4 +790,87 @@ fn ipv4_counts_per_configured_prefix_and_garbage_shares_one_budget() {
         assert!(mint_limited(Some(&p), "not an address", &h).is_none());
     }
     assert!(mint_limited(Some(&p), "[garbage", &h).is_some());
+}
+
+#[test]
+fn before_its_revocation_snapshot_a_worker_refuses_deposit_credentials_with_a_503() {
+    let h = MemoryHost::at(NOW);
+    let mut o = WorkerState::default();
+    let auth = format!("L402 {}", credential(Mode::Deposit, "wall", 30, NOW + 60));
+    let cookie = format!(
+        "lightning-wall={}",
+        credential(Mode::Deposit, "wall", 30, NOW + 60)
+    );
+    let mut by_cookie = facts("GET", "/page", None);
+    by_cookie.cookies = vec![cookie.as_bytes()];
+    for f in [facts("GET", "/page", Some(&auth)), by_cookie] {
+        let d = decide(Some(&policy()), &config("open"), &f, &h, &mut o);
+        assert_eq!(status(&d), Some((503, Some("unavailable"))));
+    }
+    // Without a credential nothing needs the revocation set: a challenge as usual.
+    let mut no_credential = facts("GET", "/page", None);
+    no_credential.cookies = vec![b"theme=dark".as_slice()];
+    assert!(matches!(
+        decide(
+            Some(&policy()),
+            &config("closed"),
+            &no_credential,
+            &h,
+            &mut o
+        ),
+        Decision::Challenge(_)
+    ));
+    // Once loaded, the snapshot decides: this token was revoked before the worker started.
+    o.revocations
+        .load_snapshot(crate::engine::sync::tests::snapshot_body(
+            9,
+            &[u64::from_be_bytes([30; 8])],
+        ))
+        .unwrap();
+    assert!(matches!(
+        decide(
+            Some(&policy()),
+            &config("closed"),
+            &facts("GET", "/page", Some(&auth)),
+            &h,
+            &mut o
+        ),
+        Decision::Challenge(_)
+    ));
+    let other = format!("L402 {}", credential(Mode::Deposit, "wall", 31, NOW + 60));
+    assert!(matches!(
+        decide(
+            Some(&policy()),
+            &config("closed"),
+            &facts("GET", "/page", Some(&other)),
+            &h,
+            &mut o
+        ),
+        Decision::Allow(_)
+    ));
+}
+
+#[test]
+fn before_its_revocation_snapshot_pay_credentials_follow_the_route_failure_mode() {
+    let h = MemoryHost::at(NOW);
+    let auth = format!("L402 {}", credential(Mode::Pay, "api", 32, NOW + 60));
+    let f = facts("GET", "/v1/x", Some(&auth));
+    // The api route is fail-open: served on local verification alone.
+    let mut o = WorkerState::default();
+    assert!(matches!(
+        decide(Some(&policy()), &config("closed"), &f, &h, &mut o),
+        Decision::Allow(_)
+    ));
+    let closed = Policy::from_bootstrap(
+        bootstrap_json()
+            .replace(
+                r#""mode": "pay", "failure_mode": "open""#,
+                r#""mode": "pay", "failure_mode": "closed""#,
+            )
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut o = WorkerState::default();
+    let d = decide(Some(&closed), &config("open"), &f, &h, &mut o);
+    assert_eq!(status(&d), Some((503, Some("unavailable"))));
 }

@@ -1,15 +1,24 @@
 //! The revocation set, one view per worker VM so the hot path asks memory, not the host.
 //!
-//! A worker learns a revocation three ways: its own sync with the sidecar (every worker syncs),
-//! its own verdicts (at once), and other workers' verdicts through a ring of shared-data slots
-//! it reads each tick (`lw.rev.head` counts writes; `lw.rev.<n mod RING>` holds the n-th). So a
-//! local forfeit reaches every worker within one tick even while the sidecar is down, and the
-//! sidecar, which hears the verdict too, sends it to every worker's sync anyway.
+//! A new worker first loads a snapshot of every live revocation in one call-out
+//! (docs/internal-api.md "GET /v1/revocations/snapshot"): until then it is not [`ready`], and
+//! deposit credentials are refused. After that it learns revocations three ways: its own sync
+//! with the sidecar from the snapshot's head (every worker syncs), its own verdicts (at once),
+//! and other workers' verdicts through a ring of shared-data slots it reads each tick
+//! (`lw.rev.head` counts writes; `lw.rev.<n mod RING>` holds the n-th). So a local forfeit
+//! reaches every worker within one tick even while the sidecar is down, and the sidecar, which
+//! hears the verdict too, sends it to every worker's sync anyway.
 //!
-//! Bounded: the ring has [`RING`] keys, and an entry leaves a view once the token it names can
-//! no longer verify (its `valid_until` when known; for a revocation from sync, which carries no
-//! expiry, the longest token lifetime of the policy after it was learnt: a token is minted before
-//! it is revoked, so it expires within one lifetime of the revocation).
+//! A token is known by the first 8 bytes of its id (random, drawn by the sidecar): with a
+//! million live revocations an honest token shares its prefix with one of them with probability
+//! 10^6 / 2^64 ≈ 5·10^-14, and nobody can aim at another visitor's prefix. Bounded: the snapshot
+//! is 8 bytes a revocation, loaded once and never grown; the ring has [`RING`] keys; an entry
+//! learnt afterwards leaves once the token it names can no longer verify (its `valid_until` when
+//! known; for a revocation from sync, which carries no expiry, the longest token lifetime of the
+//! policy after it was learnt: a token is minted before it is revoked, so it expires within one
+//! lifetime of the revocation).
+//!
+//! [`ready`]: Revocations::ready
 
 use std::collections::HashMap;
 
@@ -23,6 +32,103 @@ const CAS_ATTEMPTS: u32 = 16;
 
 /// Token ids are 32 bytes; hex in shared data and on the wire.
 pub type TokenId = [u8; 32];
+
+/// First bytes of a snapshot body (format version 1).
+const SNAPSHOT_MAGIC: &[u8; 4] = b"LWR1";
+/// Magic, head (u64 big-endian), count (u32 big-endian).
+const SNAPSHOT_HEADER_LEN: usize = 16;
+
+/// Why a snapshot body was refused (the worker stays not ready and asks again next tick).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// Shorter than its header, or not starting with `LWR1`.
+    #[error("not a revocation snapshot (bad header)")]
+    BadHeader,
+    /// The count does not match the body's length.
+    #[error("snapshot says {count} revocations but carries {bytes} bytes of them")]
+    LengthMismatch {
+        /// Revocations announced.
+        count: u64,
+        /// Bytes after the header.
+        bytes: usize,
+    },
+    /// Prefixes not strictly ascending (lookups would miss entries).
+    #[error("snapshot prefixes not strictly ascending at entry {at}")]
+    Unsorted {
+        /// Index of the first entry out of order.
+        at: usize,
+    },
+}
+
+/// The 8-byte prefix a token is known by.
+fn prefix(id: &TokenId) -> u64 {
+    let mut p = [0u8; 8];
+    p.copy_from_slice(&id[..8]);
+    u64::from_be_bytes(p)
+}
+
+/// The snapshot's prefixes: the body as received, header removed, searched in place (no
+/// second copy of up to megabytes).
+#[derive(Debug, Default)]
+struct Snapshot(Vec<u8>);
+
+impl Snapshot {
+    fn at(&self, i: usize) -> u64 {
+        self.0
+            .get(i * 8..i * 8 + 8)
+            .and_then(|c| <[u8; 8]>::try_from(c).ok())
+            .map_or(0, u64::from_be_bytes)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len() / 8
+    }
+
+    fn contains(&self, p: u64) -> bool {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.at(mid).cmp(&p) {
+                core::cmp::Ordering::Equal => return true,
+                core::cmp::Ordering::Less => lo = mid + 1,
+                core::cmp::Ordering::Greater => hi = mid,
+            }
+        }
+        false
+    }
+
+    /// Checks a body and keeps it; returns the snapshot and its head.
+    fn parse(mut body: Vec<u8>) -> Result<(Snapshot, u64), SnapshotError> {
+        let header = body
+            .get(..SNAPSHOT_HEADER_LEN)
+            .filter(|h| h.starts_with(SNAPSHOT_MAGIC))
+            .ok_or(SnapshotError::BadHeader)?;
+        let word = |r: core::ops::Range<usize>| header.get(r).map(<[u8]>::to_vec);
+        let head = word(4..12)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_be_bytes)
+            .ok_or(SnapshotError::BadHeader)?;
+        let count = word(12..16)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+            .ok_or(SnapshotError::BadHeader)?;
+        let bytes = body.len() - SNAPSHOT_HEADER_LEN;
+        if u64::from(count).checked_mul(8) != Some(bytes as u64) {
+            return Err(SnapshotError::LengthMismatch {
+                count: count.into(),
+                bytes,
+            });
+        }
+        body.drain(..SNAPSHOT_HEADER_LEN);
+        let s = Snapshot(body);
+        for i in 1..s.len() {
+            if s.at(i - 1) >= s.at(i) {
+                return Err(SnapshotError::Unsorted { at: i });
+            }
+        }
+        Ok((s, head))
+    }
+}
 
 /// Parses 64 hex characters.
 pub fn parse_token_hex(hex: &str) -> Option<TokenId> {
@@ -55,8 +161,12 @@ fn parse_slot(bytes: &[u8]) -> Option<(u64, TokenId, u64)> {
 /// One worker's view of the revoked tokens.
 #[derive(Debug, Default)]
 pub struct Revocations {
-    /// Token → when the entry may go (unix seconds).
-    live: HashMap<TokenId, u64>,
+    /// Every revocation live when this worker started.
+    snapshot: Snapshot,
+    /// Whether the snapshot is loaded (until then the view is incomplete).
+    ready: bool,
+    /// Token prefix → when the entry may go (unix seconds), for revocations learnt since.
+    live: HashMap<u64, u64>,
     /// Next ring entry to read; `None` before the first refresh.
     cursor: Option<u64>,
     /// A ring entry counted but not yet written, seen at the last refresh.
@@ -68,17 +178,36 @@ pub struct Revocations {
 impl Revocations {
     /// Whether the token is revoked.
     pub fn contains(&self, id: &TokenId) -> bool {
-        self.live.contains_key(id)
+        let p = prefix(id);
+        self.live.contains_key(&p) || self.snapshot.contains(p)
     }
 
     /// Entries held (for tests and docs: the bound is live revoked tokens).
     pub fn len(&self) -> usize {
-        self.live.len()
+        self.live.len() + self.snapshot.len()
     }
 
     /// Whether no token is revoked.
     pub fn is_empty(&self) -> bool {
-        self.live.is_empty()
+        self.len() == 0
+    }
+
+    /// Whether the snapshot of the sidecar's revocations is loaded: before that, a revoked
+    /// token may still look valid here.
+    pub fn ready(&self) -> bool {
+        self.ready
+    }
+
+    /// Loads the sidecar's snapshot (the body of `GET /v1/revocations/snapshot`, kept as
+    /// received) and returns its head, the sequence number to sync from. Replaces an earlier
+    /// snapshot; what was learnt since stays.
+    pub fn load_snapshot(&mut self, body: Vec<u8>) -> Result<u64, SnapshotError> {
+        // Free the old one first: two snapshots at once would double the peak.
+        self.snapshot = Snapshot::default();
+        let (snapshot, head) = Snapshot::parse(body)?;
+        self.snapshot = snapshot;
+        self.ready = true;
+        Ok(head)
     }
 
     /// The longest token lifetime of the installed policy; never shrinks (tokens minted under
@@ -94,13 +223,11 @@ impl Revocations {
 
     /// A revocation from the sidecar's sync (no expiry known).
     pub fn learn(&mut self, id: TokenId, now: u64) {
-        let until = now.saturating_add(self.horizon_s);
-        let e = self.live.entry(id).or_insert(until);
-        *e = (*e).max(until);
+        self.insert(id, now.saturating_add(self.horizon_s));
     }
 
     fn insert(&mut self, id: TokenId, until: u64) {
-        let e = self.live.entry(id).or_insert(until);
+        let e = self.live.entry(prefix(&id)).or_insert(until);
         *e = (*e).max(until);
     }
 
@@ -194,6 +321,66 @@ mod tests {
 
     fn id(b: u8) -> TokenId {
         [b; 32]
+    }
+
+    fn snapshot(head: u64, prefixes: &[u64]) -> Vec<u8> {
+        let mut b = b"LWR1".to_vec();
+        b.extend_from_slice(&head.to_be_bytes());
+        b.extend_from_slice(&(prefixes.len() as u32).to_be_bytes());
+        for p in prefixes {
+            b.extend_from_slice(&p.to_be_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn a_snapshot_makes_the_view_ready_and_revokes_every_token_it_names() {
+        let mut r = Revocations::default();
+        assert!(!r.ready());
+        let ids: Vec<u64> = (1..=1000u64).map(|i| i * 7919).collect();
+        assert_eq!(r.load_snapshot(snapshot(42, &ids)), Ok(42));
+        assert!(r.ready());
+        assert_eq!(r.len(), 1000);
+        for &p in &ids {
+            let mut id = [0xee; 32];
+            id[..8].copy_from_slice(&p.to_be_bytes());
+            assert!(r.contains(&id), "{p}");
+            id[..8].copy_from_slice(&(p + 1).to_be_bytes());
+            assert!(!r.contains(&id), "{}", p + 1);
+        }
+        assert!(!r.contains(&[0; 32]) && !r.contains(&[0xff; 32]));
+        assert_eq!(r.load_snapshot(snapshot(7, &[])), Ok(7));
+        assert!(r.is_empty() && r.ready());
+    }
+
+    #[test]
+    fn a_malformed_snapshot_is_refused_and_leaves_the_view_not_ready() {
+        let mut r = Revocations::default();
+        assert_eq!(
+            r.load_snapshot(b"LWR1".to_vec()),
+            Err(SnapshotError::BadHeader)
+        );
+        let mut wrong_magic = snapshot(1, &[1]);
+        wrong_magic[3] = b'2';
+        assert_eq!(r.load_snapshot(wrong_magic), Err(SnapshotError::BadHeader));
+        let mut short = snapshot(1, &[1, 2]);
+        short.pop();
+        assert!(matches!(
+            r.load_snapshot(short),
+            Err(SnapshotError::LengthMismatch {
+                count: 2,
+                bytes: 15
+            })
+        ));
+        assert_eq!(
+            r.load_snapshot(snapshot(1, &[5, 5])),
+            Err(SnapshotError::Unsorted { at: 1 })
+        );
+        assert_eq!(
+            r.load_snapshot(snapshot(1, &[6, 5])),
+            Err(SnapshotError::Unsorted { at: 1 })
+        );
+        assert!(!r.ready());
     }
 
     #[test]

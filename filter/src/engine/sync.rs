@@ -1,5 +1,7 @@
-//! The filter's side of the sidecar contract (docs/internal-api.md): bootstrap once, then every
-//! tick `GET /v1/sync` (revocations, policy version) and `POST /v1/events` (activity, verdicts).
+//! The filter's side of the sidecar contract (docs/internal-api.md): bootstrap once, load the
+//! revocation snapshot once (`GET /v1/revocations/snapshot`), then every tick `GET /v1/sync`
+//! (revocations since the snapshot's head, policy version) and `POST /v1/events` (activity,
+//! verdicts).
 //! A state machine with no I/O: it says which call to make and digests answers. A failed call
 //! changes nothing but the reachability flag, and events are never lost to one (they are queued
 //! again); a garbage answer is a failed call.
@@ -228,6 +230,8 @@ fn events_call(body: Vec<u8>) -> Call {
 pub enum CallKind {
     /// `GET /v1/bootstrap`.
     Bootstrap,
+    /// `GET /v1/revocations/snapshot` (once per worker, before the first sync).
+    Snapshot,
     /// `GET /v1/sync`.
     Sync,
     /// `POST /v1/events`.
@@ -278,6 +282,9 @@ pub struct SyncState {
     needs_bootstrap: bool,
     since: u64,
     bootstrap_in_flight: bool,
+    /// Whether the revocation snapshot is loaded (syncs start from its head).
+    snapshot_loaded: bool,
+    snapshot_in_flight: bool,
     sync_in_flight: bool,
     events_in_flight: Option<Vec<Event>>,
     /// Whether the last call to the sidecar succeeded.
@@ -308,6 +315,25 @@ impl SyncState {
         }
     }
 
+    fn snapshot_call(&mut self) -> Call {
+        self.snapshot_in_flight = true;
+        Call {
+            kind: CallKind::Snapshot,
+            method: "GET",
+            path: "/v1/revocations/snapshot".into(),
+            body: None,
+        }
+    }
+
+    /// The revocation call due now: the snapshot until it is loaded, then syncs. `None` while
+    /// one is in flight.
+    fn revocation_call(&mut self) -> Option<Call> {
+        if !self.snapshot_loaded {
+            return (!self.snapshot_in_flight).then(|| self.snapshot_call());
+        }
+        (!self.sync_in_flight).then(|| self.sync_call())
+    }
+
     fn sync_call(&mut self) -> Call {
         self.sync_in_flight = true;
         Call {
@@ -331,9 +357,7 @@ impl SyncState {
                 return calls;
             }
         }
-        if !self.sync_in_flight {
-            calls.push(self.sync_call());
-        }
+        calls.extend(self.revocation_call());
         if self.events_in_flight.is_none() && !outbox.is_empty() {
             let batch = outbox.take_batch();
             let body = serde_json::to_vec(&EventBatch { events: &batch }).unwrap_or_default();
@@ -376,15 +400,23 @@ impl SyncState {
                         );
                         self.version = Some(policy.version.clone());
                         self.needs_bootstrap = false;
+                        // A new worker loads its snapshot at once rather than a tick later:
+                        // deposit credentials wait for it.
+                        let follow_up = if self.snapshot_loaded {
+                            None
+                        } else {
+                            self.revocation_call()
+                        };
                         Ok(Digest {
                             policy: Some(policy),
-                            follow_up: None,
+                            follow_up,
                         })
                     }
                     Some(Err(e)) => Err(format!("bootstrap refused: {e}")),
                     None => Err(format!("bootstrap failed (status {status:?})")),
                 }
             }
+            CallKind::Snapshot => self.digest_snapshot(status, body.to_vec(), revoked),
             CallKind::Sync => {
                 self.sync_in_flight = false;
                 self.digest_sync(ok, status, body, host, revoked)
@@ -396,7 +428,52 @@ impl SyncState {
                     .map(|()| Digest::default())
             }
         };
-        if ok {
+        self.conclude(status, digest, host)
+    }
+
+    /// Digests the answer to the snapshot call, taking the body as received (up to megabytes:
+    /// the adapter hands it over rather than a copy).
+    pub fn on_snapshot(
+        &mut self,
+        status: Option<u16>,
+        body: Vec<u8>,
+        host: &dyn Host,
+        revoked: &mut Revocations,
+    ) -> Digest {
+        let digest = self.digest_snapshot(status, body, revoked);
+        self.conclude(status, digest, host)
+    }
+
+    fn digest_snapshot(
+        &mut self,
+        status: Option<u16>,
+        body: Vec<u8>,
+        revoked: &mut Revocations,
+    ) -> Result<Digest, String> {
+        self.snapshot_in_flight = false;
+        if status != Some(200) {
+            return Err(format!("revocation snapshot failed (status {status:?})"));
+        }
+        let head = revoked
+            .load_snapshot(body)
+            .map_err(|e| format!("revocation snapshot refused: {e}"))?;
+        self.snapshot_loaded = true;
+        self.since = head;
+        // Then at once what was revoked since, and the policy version.
+        Ok(Digest {
+            policy: None,
+            follow_up: self.revocation_call(),
+        })
+    }
+
+    /// Records an answer's outcome: reachability, health, failures.
+    fn conclude(
+        &mut self,
+        status: Option<u16>,
+        digest: Result<Digest, String>,
+        host: &dyn Host,
+    ) -> Digest {
+        if status == Some(200) {
             health::record(host, true);
         } else if health::no_answer(status) {
             health::record(host, false);
@@ -465,26 +542,107 @@ impl SyncState {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::engine::host::memory::MemoryHost;
     use crate::engine::policy::tests::bootstrap_json;
 
+    /// A snapshot body: `LWR1`, head, count, prefixes.
+    pub(crate) fn snapshot_body(head: u64, prefixes: &[u64]) -> Vec<u8> {
+        let mut b = b"LWR1".to_vec();
+        b.extend_from_slice(&head.to_be_bytes());
+        b.extend_from_slice(&(prefixes.len() as u32).to_be_bytes());
+        for p in prefixes {
+            b.extend_from_slice(&p.to_be_bytes());
+        }
+        b
+    }
+
+    /// Bootstrapped, with an empty snapshot loaded and its follow-up sync answered.
     fn bootstrapped(h: &MemoryHost, o: &mut Outbox) -> SyncState {
         let mut s = SyncState::new();
         let calls = s.on_tick(o);
         assert_eq!(calls.len(), 1);
         assert_eq!(calls[0].path, "/v1/bootstrap");
+        let mut r = Revocations::default();
         let d = s.on_answer(
             CallKind::Bootstrap,
             Some(200),
             bootstrap_json().as_bytes(),
             h,
             o,
-            &mut Revocations::default(),
+            &mut r,
         );
         assert!(d.policy.is_some());
+        assert_eq!(d.follow_up.unwrap().kind, CallKind::Snapshot);
+        let d = s.on_snapshot(Some(200), snapshot_body(0, &[]), h, &mut r);
+        assert_eq!(d.follow_up.unwrap().path, "/v1/sync?since=0");
+        let empty = br#"{"policy_version":"v1","revocations":[],"next_since":0,"more":false}"#;
+        s.on_answer(CallKind::Sync, Some(200), empty, h, o, &mut r);
         s
+    }
+
+    #[test]
+    fn a_new_worker_loads_the_snapshot_right_after_bootstrap_and_syncs_from_its_head() {
+        let h = MemoryHost::at(0);
+        let mut o = Outbox::default();
+        let mut r = Revocations::default();
+        let mut s = SyncState::new();
+        s.on_tick(&mut o);
+        let d = s.on_answer(
+            CallKind::Bootstrap,
+            Some(200),
+            bootstrap_json().as_bytes(),
+            &h,
+            &mut o,
+            &mut r,
+        );
+        let call = d.follow_up.unwrap();
+        assert_eq!(
+            (call.kind, call.path.as_str()),
+            (CallKind::Snapshot, "/v1/revocations/snapshot")
+        );
+        // In flight: a tick neither asks again nor syncs before it.
+        assert!(s.on_tick(&mut o).is_empty());
+        assert!(!r.ready());
+        let d = s.on_snapshot(
+            Some(200),
+            snapshot_body(42, &[0xabab_abab_abab_abab]),
+            &h,
+            &mut r,
+        );
+        assert!(r.ready() && r.contains(&[0xab; 32]));
+        assert_eq!(d.follow_up.unwrap().path, "/v1/sync?since=42");
+        assert!(s.reachable);
+    }
+
+    #[test]
+    fn a_failed_or_garbage_snapshot_is_asked_for_again_and_no_sync_runs_before_it() {
+        let h = MemoryHost::at(0);
+        let mut o = Outbox::default();
+        let mut r = Revocations::default();
+        let mut s = SyncState::new();
+        s.on_tick(&mut o);
+        s.on_answer(
+            CallKind::Bootstrap,
+            Some(200),
+            bootstrap_json().as_bytes(),
+            &h,
+            &mut o,
+            &mut r,
+        );
+        s.on_snapshot(Some(503), Vec::new(), &h, &mut r);
+        assert!(!s.reachable && !r.ready());
+        let calls = s.on_tick(&mut o);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].kind, CallKind::Snapshot);
+        s.on_snapshot(Some(200), b"LWR1 garbage".to_vec(), &h, &mut r);
+        assert!(!r.ready());
+        assert_eq!(h.metric(Metric::SyncFailures), 2);
+        assert_eq!(s.on_tick(&mut o)[0].kind, CallKind::Snapshot);
+        // A dispatch failure is a failed answer too.
+        s.dispatch_failed(CallKind::Snapshot, &h, &mut o);
+        assert_eq!(s.on_tick(&mut o)[0].kind, CallKind::Snapshot);
     }
 
     #[test]

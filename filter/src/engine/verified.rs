@@ -1,127 +1,92 @@
-//! Per-worker cache of credentials that passed full verification, so a returning visitor costs a
-//! hash lookup instead of the HMAC chain. Found by a hash of the exact credential bytes and the
-//! method, then confirmed by a constant-time comparison of the full bytes: the hash alone is
-//! never trusted. A hit still answers to the request: route, mode, method and expiry are checked
-//! again, and the caller checks revocation. A new policy (keys, service) empties the cache.
+//! Per-worker cache of credentials that passed full verification, so a returning visitor costs
+//! one digest and a lookup instead of the HMAC chain. Keyed by SHA-256 of the exact credential
+//! bytes, where they came from and the method: two different credentials share a key only
+//! through a SHA-256 collision, so the key alone identifies the bytes and nothing else is kept
+//! of them. Entries are fixed-size whatever the credential's length, so the cache's memory is
+//! bounded by [`CAPACITY`] alone (docs/filter.md "Verified-credential cache"). A hit still
+//! answers to the request: route, mode and expiry are checked again, and the caller checks
+//! revocation. A new policy (keys, service, routes) empties the cache.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
+
+use sha2::Digest;
 
 use super::decision::Source;
 use super::policy::RouteMode;
 use super::revocations::TokenId;
 
-/// Most entries per worker (each holds a credential of a few hundred bytes).
+/// Most entries per worker.
 pub const CAPACITY: usize = 4096;
 
-/// What a verified credential granted.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// SHA-256 of (source, method, credential bytes): what a cache entry is found by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CacheKey([u8; 32]);
+
+impl CacheKey {
+    /// The key of `credential` presented through `source` for `method`. The method is
+    /// length-prefixed so that no (method, credential) pair can spell another.
+    pub fn of(source: Source, credential: &[u8], method: &str) -> CacheKey {
+        let tag: u8 = match source {
+            Source::Header => 1,
+            Source::Cookie => 2,
+        };
+        let method_len = u32::try_from(method.len()).unwrap_or(u32::MAX);
+        CacheKey(
+            sha2::Sha256::new()
+                .chain_update([tag])
+                .chain_update(method_len.to_be_bytes())
+                .chain_update(method.as_bytes())
+                .chain_update(credential)
+                .finalize()
+                .into(),
+        )
+    }
+}
+
+/// What a verified credential granted: a fixed-size value (no copy of the credential).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Verified {
     /// Token id.
     pub token_id: TokenId,
-    /// Token id, lowercase hex (kept so a hit does not format it again).
-    pub token_hex: String,
-    /// Route the token is bound to.
-    pub route: String,
+    /// Index of the route the token was verified for, in the policy in force (the cache is
+    /// emptied when the policy changes, so the index stays meaningful).
+    pub route: usize,
     /// The route's mode when it was verified.
     pub mode: RouteMode,
     /// Expiry, unix seconds (exclusive).
     pub valid_until: u64,
 }
 
-#[derive(Debug)]
-struct Entry {
-    source: Source,
-    credential: Box<[u8]>,
-    method: Box<str>,
-    verified: Verified,
-}
-
-/// Whether `a` and `b` are equal, in a time that depends only on their lengths.
-///
-/// Hand-written rather than `subtle`'s `ct_eq` or the `constant_time_eq` crate: both put an
-/// optimisation barrier on every byte or word, which in wasm is a round trip through linear
-/// memory, and this runs on every request over a few hundred bytes (it was the largest single
-/// cost of the cached path). Here the differences are OR-ed into one word and only that word
-/// passes a barrier before the single comparison. The bytes compared are only reached through
-/// a keyed-hash match, so a timing difference would not be reachable anyway; this keeps the
-/// comparison branch-free all the same.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let (a_words, b_words) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail = a_words
-        .remainder()
-        .iter()
-        .zip(b_words.remainder())
-        .fold(0u64, |acc, (x, y)| acc | u64::from(x ^ y));
-    let word = |c: &[u8]| <[u8; 8]>::try_from(c).map_or(0, u64::from_ne_bytes);
-    let diff = a_words
-        .zip(b_words)
-        .fold(tail, |acc, (x, y)| acc | (word(x) ^ word(y)));
-    core::hint::black_box(diff) == 0
-}
-
 /// The cache of one worker.
 #[derive(Debug, Default)]
 pub struct VerifiedCache {
-    entries: HashMap<u64, Entry>,
-    /// SipHash with this worker's random keys: a client cannot aim collisions.
-    hasher: RandomState,
+    /// The map's own hash of the key is SipHash with this worker's random keys: a client who
+    /// grinds credentials for digests with equal low bits cannot pile them into one probe chain.
+    entries: HashMap<CacheKey, Verified, RandomState>,
 }
 
 impl VerifiedCache {
-    fn key(&self, source: Source, credential: &[u8], method: &str) -> u64 {
-        self.hasher.hash_one((source, credential, method))
+    /// The cached grant of the credential behind `key` when it was verified for this route and
+    /// mode and is still within its lifetime.
+    pub fn get(&self, key: &CacheKey, route: usize, mode: RouteMode, now: u64) -> Option<Verified> {
+        let v = self.entries.get(key)?;
+        (v.route == route && v.mode == mode && now < v.valid_until).then_some(*v)
     }
 
-    /// The cached grant of `credential` when it was verified for this route, mode and method
-    /// and is still within its lifetime.
-    pub fn get(
-        &self,
-        source: Source,
-        credential: &[u8],
-        method: &str,
-        route: &str,
-        mode: RouteMode,
-        now: u64,
-    ) -> Option<&Verified> {
-        let e = self.entries.get(&self.key(source, credential, method))?;
-        let same = same_bytes(&e.credential, credential);
-        let v = &e.verified;
-        (same
-            && e.source == source
-            && &*e.method == method
-            && v.route == route
-            && v.mode == mode
-            && now < v.valid_until)
-            .then_some(v)
-    }
-
-    /// Remembers a credential that just verified for `method`. When full, an arbitrary entry
-    /// goes (the map's order is keyed by this worker's random hash keys).
-    pub fn insert(&mut self, source: Source, credential: &[u8], method: &str, verified: Verified) {
-        let key = self.key(source, credential, method);
+    /// Remembers a credential that just verified. When full, an arbitrary entry goes (the map's
+    /// order follows this worker's random hash keys).
+    pub fn insert(&mut self, key: CacheKey, verified: Verified) {
         if self.entries.len() >= CAPACITY && !self.entries.contains_key(&key) {
             let victim = self.entries.keys().next().copied();
             if let Some(victim) = victim {
                 self.entries.remove(&victim);
             }
         }
-        self.entries.insert(
-            key,
-            Entry {
-                source,
-                credential: credential.into(),
-                method: method.into(),
-                verified,
-            },
-        );
+        self.entries.insert(key, verified);
     }
 
-    /// Forgets everything (a new policy: keys may be gone).
+    /// Forgets everything (a new policy: keys may be gone, routes renumbered).
     pub fn clear(&mut self) {
         self.entries.clear();
     }
@@ -143,95 +108,50 @@ mod tests {
 
     const H: Source = Source::Header;
 
-    fn v(route: &str, until: u64) -> Verified {
+    fn v(route: usize, until: u64) -> Verified {
         Verified {
             token_id: [1; 32],
-            token_hex: "01".repeat(32),
-            route: route.into(),
+            route,
             mode: RouteMode::Pay,
             valid_until: until,
         }
     }
 
-    #[test]
-    fn a_hit_needs_the_same_bytes_method_route_mode_and_an_unexpired_token() {
-        let mut c = VerifiedCache::default();
-        c.insert(H, b"L402 abc:def", "GET", v("api", 100));
-        assert!(
-            c.get(H, b"L402 abc:def", "GET", "api", RouteMode::Pay, 99)
-                .is_some()
-        );
-        assert!(
-            c.get(H, b"L402 abc:deg", "GET", "api", RouteMode::Pay, 99)
-                .is_none()
-        );
-        assert!(
-            c.get(H, b"L402 abc:def", "POST", "api", RouteMode::Pay, 99)
-                .is_none()
-        );
-        assert!(
-            c.get(H, b"L402 abc:def", "GET", "other", RouteMode::Pay, 99)
-                .is_none()
-        );
-        assert!(
-            c.get(H, b"L402 abc:def", "GET", "api", RouteMode::Deposit, 99)
-                .is_none()
-        );
-        assert!(
-            c.get(H, b"L402 abc:def", "GET", "api", RouteMode::Pay, 100)
-                .is_none()
-        );
-        assert!(
-            c.get(
-                Source::Cookie,
-                b"L402 abc:def",
-                "GET",
-                "api",
-                RouteMode::Pay,
-                99
-            )
-            .is_none()
-        );
+    fn key(credential: &[u8], method: &str) -> CacheKey {
+        CacheKey::of(H, credential, method)
     }
 
     #[test]
-    fn same_bytes_compares_every_byte_and_the_length() {
-        let a: Vec<u8> = (0..=255).collect();
-        assert!(same_bytes(&a, &a.clone()));
-        for i in 0..a.len() {
-            let mut b = a.clone();
-            b[i] ^= 0x80;
-            assert!(!same_bytes(&a, &b), "a difference at byte {i}");
-        }
-        assert!(!same_bytes(&a, &a[..255]));
-        assert!(same_bytes(b"", b""));
+    fn a_hit_needs_the_same_bytes_source_method_route_mode_and_an_unexpired_token() {
+        let mut c = VerifiedCache::default();
+        c.insert(key(b"L402 abc:def", "GET"), v(0, 100));
+        let hit = |k: CacheKey, route, mode, now| c.get(&k, route, mode, now).is_some();
+        assert!(hit(key(b"L402 abc:def", "GET"), 0, RouteMode::Pay, 99));
+        assert!(!hit(key(b"L402 abc:deg", "GET"), 0, RouteMode::Pay, 99));
+        assert!(!hit(key(b"L402 abc:def", "POST"), 0, RouteMode::Pay, 99));
+        assert!(!hit(key(b"L402 abc:def", "GET"), 1, RouteMode::Pay, 99));
+        assert!(!hit(key(b"L402 abc:def", "GET"), 0, RouteMode::Deposit, 99));
+        assert!(!hit(key(b"L402 abc:def", "GET"), 0, RouteMode::Pay, 100));
+        let cookie = CacheKey::of(Source::Cookie, b"L402 abc:def", "GET");
+        assert!(!hit(cookie, 0, RouteMode::Pay, 99));
     }
 
     #[test]
-    fn a_colliding_hash_never_grants_other_bytes() {
-        let mut c = VerifiedCache::default();
-        c.insert(H, b"real", "GET", v("api", 100));
-        // Plant the entry under the hash of different bytes, as a collision would.
-        let forged = c.key(H, b"forged", "GET");
-        let real = c.key(H, b"real", "GET");
-        let entry = c.entries.remove(&real).unwrap();
-        c.entries.insert(forged, entry);
-        assert!(
-            c.get(H, b"forged", "GET", "api", RouteMode::Pay, 1)
-                .is_none()
-        );
+    fn the_method_and_the_credential_cannot_spell_each_other() {
+        assert_ne!(key(b"Tx", "GE"), key(b"x", "GET"));
+        assert_ne!(key(b"", "GET"), key(b"GET", ""));
     }
 
     #[test]
     fn the_cache_stays_bounded_and_clear_empties_it() {
         let mut c = VerifiedCache::default();
         for i in 0..(CAPACITY + 100) {
-            c.insert(H, i.to_string().as_bytes(), "GET", v("api", 100));
+            c.insert(key(i.to_string().as_bytes(), "GET"), v(0, 100));
         }
         assert_eq!(c.len(), CAPACITY);
         let last = (CAPACITY + 99).to_string();
         assert!(
-            c.get(H, last.as_bytes(), "GET", "api", RouteMode::Pay, 1)
+            c.get(&key(last.as_bytes(), "GET"), 0, RouteMode::Pay, 1)
                 .is_some()
         );
         c.clear();

@@ -201,6 +201,16 @@ impl Vm {
         self.store.data().failed
     }
 
+    /// Size of the guest's linear memory in bytes. Wasm memory only grows, so this is the
+    /// high-water mark of what the guest's allocator ever needed (tests state filter memory
+    /// bounds from it).
+    pub fn memory_bytes(&self) -> usize {
+        self.store
+            .data()
+            .memory
+            .map_or(0, |m| m.data_size(&self.store))
+    }
+
     pub fn tick_period(&self) -> Option<Duration> {
         self.store.data().tick_period
     }

@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/challenge", post(challenge))
         .route("/v1/bootstrap", get(bootstrap))
         .route("/v1/sync", get(sync))
+        .route("/v1/revocations/snapshot", get(revocation_snapshot))
         .route("/v1/events", post(events))
         .route("/v1/dev/pay", post(dev_pay))
         .route("/v1/dev/invoices/{payment_hash}", get(dev_invoice))
@@ -225,6 +226,19 @@ async fn bootstrap(
     let revocation_seq = state.engine.store().revocation_head().await?;
     Ok(Json(
         state.policy.bootstrap_body(&state.keys, revocation_seq),
+    ))
+}
+
+/// Every live revocation in one binary body, for a worker that starts (docs/internal-api.md).
+async fn revocation_snapshot(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], Vec<u8>), ApiError> {
+    authorise(&state, &headers)?;
+    let body = crate::revocations::snapshot(state.engine.store(), &state.config).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        body,
     ))
 }
 

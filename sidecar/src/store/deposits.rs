@@ -357,6 +357,7 @@ impl Store {
         let d = &t.next;
         let m = Mutable::of(d)?;
         let now_i = to_i64(now.0, "now")?;
+        let insert_revocation = self.insert_revocation_sql();
         dispatch!(self, p => {
             let mut tx = p.begin().await?;
             let updated = sqlx::query(
@@ -393,7 +394,7 @@ impl Store {
                     if let Some(lock) = self.revocation_lock() {
                         sqlx::query(lock).execute(&mut *tx).await?;
                     }
-                    sqlx::query(super::ledger::INSERT_REVOCATION)
+                    sqlx::query(insert_revocation)
                         .bind(token.0.to_vec())
                         .bind(reason)
                         .bind(now_i)

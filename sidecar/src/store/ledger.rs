@@ -1,6 +1,8 @@
 //! Append-only records: revocations (with a sequence the filter syncs from), audit records of
-//! every refund and forfeit, and the master keys shared by replicas. Rows here are never updated
-//! or deleted by the sidecar.
+//! every refund and forfeit, and the master keys shared by replicas. Rows here are never updated;
+//! only revocations whose tokens can no longer verify are deleted ([`Store::compact_revocations`]).
+
+use std::time::Duration;
 
 use sqlx::Row;
 
@@ -8,9 +10,28 @@ use super::{Store, StoreError, bytes32, dispatch, to_i64, to_u64};
 use crate::deposit::{DepositState, Timestamp, TokenId, Trigger};
 use crate::node::PaymentHash;
 
-/// Idempotent: revoking twice keeps the first sequence number.
-pub(super) const INSERT_REVOCATION: &str = "INSERT INTO revocations (token_id, reason, revoked_at) \
-     VALUES ($1, $2, $3) ON CONFLICT (token_id) DO NOTHING";
+/// Idempotent: revoking twice keeps the first sequence number. `logged_at` is the store's own
+/// clock (see [`Store::compact_revocations`]); `revoked_at` is the sidecar's, for people.
+const INSERT_REVOCATION_SQLITE: &str = "INSERT INTO revocations \
+     (token_id, reason, revoked_at, logged_at) \
+     VALUES ($1, $2, $3, CAST(strftime('%s', 'now') AS INTEGER)) ON CONFLICT (token_id) DO NOTHING";
+const INSERT_REVOCATION_POSTGRES: &str = "INSERT INTO revocations \
+     (token_id, reason, revoked_at, logged_at) \
+     VALUES ($1, $2, $3, CAST(EXTRACT(EPOCH FROM now()) AS BIGINT)) ON CONFLICT (token_id) DO NOTHING";
+
+/// Rows deleted per statement when compacting: short transactions, so writers never wait long.
+const COMPACT_BATCH: i64 = 10_000;
+
+/// What a new filter worker loads in one call: every revocation still within the retention,
+/// as the first 8 bytes of each token id, sorted and without duplicates, and the sequence
+/// number to sync from afterwards.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevocationSnapshot {
+    /// The highest sequence number handed out when the snapshot was read.
+    pub head: u64,
+    /// Token id prefixes (big-endian), ascending, distinct.
+    pub prefixes: Vec<u64>,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Revocation {
@@ -42,6 +63,112 @@ impl Store {
         }
     }
 
+    /// The insert of one revocation, with this backend's clock for `logged_at`.
+    pub(super) fn insert_revocation_sql(&self) -> &'static str {
+        match self.pool {
+            super::Pool::Sqlite(_) => INSERT_REVOCATION_SQLITE,
+            super::Pool::Postgres(_) => INSERT_REVOCATION_POSTGRES,
+        }
+    }
+
+    /// Drops revocations logged more than `retention` ago by the store's own clock (SQLite's
+    /// is the machine it runs on; PostgreSQL's the database server), in short batches. Judged
+    /// by the store, a sidecar whose clock steps cannot drop entries early, and a store whose
+    /// clock steps back only keeps them longer. The newest row always stays: its sequence
+    /// number is the head every filter syncs from, which must never go back. Returns the rows
+    /// deleted.
+    pub async fn compact_revocations(&self, retention: Duration) -> Result<u64, StoreError> {
+        let retention = to_i64(retention.as_secs(), "retention")?;
+        let sql = match self.pool {
+            super::Pool::Sqlite(_) => {
+                "DELETE FROM revocations WHERE seq IN (SELECT seq FROM revocations \
+                 WHERE logged_at < CAST(strftime('%s', 'now') AS INTEGER) - $1 \
+                 AND seq < (SELECT MAX(seq) FROM revocations) LIMIT $2)"
+            }
+            super::Pool::Postgres(_) => {
+                "DELETE FROM revocations WHERE seq IN (SELECT seq FROM revocations \
+                 WHERE logged_at < CAST(EXTRACT(EPOCH FROM now()) AS BIGINT) - $1 \
+                 AND seq < (SELECT MAX(seq) FROM revocations) LIMIT $2)"
+            }
+        };
+        let mut deleted = 0u64;
+        loop {
+            let n = dispatch!(self, p => {
+                sqlx::query(sql)
+                    .bind(retention)
+                    .bind(COMPACT_BATCH)
+                    .execute(p)
+                    .await?
+                    .rows_affected()
+            });
+            deleted = deleted.saturating_add(n);
+            if n < COMPACT_BATCH.unsigned_abs() {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    /// Every revocation logged within `retention` (the store's clock, as compaction judges it)
+    /// as token id prefixes, with the head, read in one statement so that both come from the
+    /// same view of the table. The prefixes are concatenated by the database in that statement
+    /// (one row, not a million): this is what keeps a new worker's start under a second.
+    pub async fn revocation_snapshot(
+        &self,
+        retention: Duration,
+    ) -> Result<RevocationSnapshot, StoreError> {
+        let retention = to_i64(retention.as_secs(), "retention")?;
+        let (head, packed) = match &self.pool {
+            super::Pool::Sqlite(p) => {
+                let row = sqlx::query(
+                    "SELECT (SELECT COALESCE(MAX(seq), 0) FROM revocations) AS head, \
+                     COALESCE(group_concat(hex(substr(token_id, 1, 8)), ''), '') AS prefixes \
+                     FROM revocations \
+                     WHERE logged_at >= CAST(strftime('%s', 'now') AS INTEGER) - $1",
+                )
+                .bind(retention)
+                .fetch_one(p)
+                .await?;
+                let hex_text: String = row.try_get("prefixes")?;
+                let packed = hex::decode(hex_text.as_bytes()).map_err(|e| StoreError::Corrupt {
+                    table: "revocations",
+                    problem: format!("token id prefixes: {e}"),
+                })?;
+                (row.try_get::<i64, _>("head")?, packed)
+            }
+            super::Pool::Postgres(p) => {
+                let row = sqlx::query(
+                    "SELECT (SELECT COALESCE(MAX(seq), 0) FROM revocations) AS head, \
+                     COALESCE(string_agg(substring(token_id FROM 1 FOR 8), ''::bytea), ''::bytea) \
+                     AS prefixes FROM revocations \
+                     WHERE logged_at >= CAST(EXTRACT(EPOCH FROM now()) AS BIGINT) - $1",
+                )
+                .bind(retention)
+                .fetch_one(p)
+                .await?;
+                (
+                    row.try_get::<i64, _>("head")?,
+                    row.try_get::<Vec<u8>, _>("prefixes")?,
+                )
+            }
+        };
+        if packed.len() % 8 != 0 {
+            return Err(StoreError::Corrupt {
+                table: "revocations",
+                problem: "a token id shorter than 8 bytes".into(),
+            });
+        }
+        let mut prefixes: Vec<u64> = packed
+            .chunks_exact(8)
+            .map(|c| <[u8; 8]>::try_from(c).map_or(0, u64::from_be_bytes))
+            .collect();
+        prefixes.sort_unstable();
+        prefixes.dedup();
+        Ok(RevocationSnapshot {
+            head: to_u64(head, "revocations", "seq")?,
+            prefixes,
+        })
+    }
+
     /// Revokes a token (admin, or a pay token); returns its sequence number.
     pub async fn revoke(
         &self,
@@ -51,12 +178,13 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let now_i = to_i64(now.0, "now")?;
         let lock = self.revocation_lock();
+        let insert = self.insert_revocation_sql();
         dispatch!(self, p => {
             let mut tx = p.begin().await?;
             if let Some(lock) = lock {
                 sqlx::query(lock).execute(&mut *tx).await?;
             }
-            sqlx::query(INSERT_REVOCATION)
+            sqlx::query(insert)
                 .bind(token.0.to_vec())
                 .bind(reason)
                 .bind(now_i)
@@ -68,6 +196,50 @@ impl Store {
                 .await?;
             tx.commit().await?;
             to_u64(row.try_get("seq")?, "revocations", "seq")
+        })
+    }
+
+    /// Revokes many tokens in one transaction (bulk revocation: operator tooling, and the
+    /// tests and benchmarks that fill a log of a million). Already revoked tokens keep their
+    /// sequence numbers. Returns how many were new.
+    pub async fn revoke_many(
+        &self,
+        tokens: &[TokenId],
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        // 3 parameters a row; SQLite allows 32,766 per statement.
+        const ROWS: usize = 1000;
+        let now_i = to_i64(now.0, "now")?;
+        let lock = self.revocation_lock();
+        let clock = match self.pool {
+            super::Pool::Sqlite(_) => "CAST(strftime('%s', 'now') AS INTEGER)",
+            super::Pool::Postgres(_) => "CAST(EXTRACT(EPOCH FROM now()) AS BIGINT)",
+        };
+        dispatch!(self, p => {
+            let mut tx = p.begin().await?;
+            if let Some(lock) = lock {
+                sqlx::query(lock).execute(&mut *tx).await?;
+            }
+            let mut added = 0u64;
+            for chunk in tokens.chunks(ROWS) {
+                let mut sql = String::from(
+                    "INSERT INTO revocations (token_id, reason, revoked_at, logged_at) VALUES ");
+                for i in 0..chunk.len() {
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("(${}, ${}, ${}, {clock})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
+                }
+                sql.push_str(" ON CONFLICT (token_id) DO NOTHING");
+                let mut q = sqlx::query(&sql);
+                for t in chunk {
+                    q = q.bind(t.0.to_vec()).bind(reason).bind(now_i);
+                }
+                added = added.saturating_add(q.execute(&mut *tx).await?.rows_affected());
+            }
+            tx.commit().await?;
+            Ok(added)
         })
     }
 

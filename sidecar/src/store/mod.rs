@@ -22,7 +22,7 @@ use sqlx::sqlite::{
 };
 
 pub use deposits::{ApplyOutcome, DepositFilter, PrefixCounts, StoredDeposit};
-pub use ledger::{AuditRecord, Revocation};
+pub use ledger::{AuditRecord, Revocation, RevocationSnapshot};
 pub use rewards::{
     ClaimRefusal, CreditOutcome, NewPayout, Payout, PayoutResult, PayoutState, RewardAccount,
     RewardAuditRecord,

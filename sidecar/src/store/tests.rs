@@ -321,6 +321,111 @@ async fn revocation_sequence_numbers_only_grow_and_revoking_twice_keeps_the_firs
     assert_eq!(store.revocation_head().await.unwrap(), b);
 }
 
+/// Moves a revocation's log time back, as if it had been logged `secs` earlier by the store.
+async fn backdate_revocation(store: &Store, token: &TokenId, secs: i64) {
+    dispatch!(store, p => {
+        sqlx::query("UPDATE revocations SET logged_at = logged_at - $1 WHERE token_id = $2")
+            .bind(secs)
+            .bind(token.0.to_vec())
+            .execute(p)
+            .await
+            .unwrap()
+            .rows_affected()
+    });
+}
+
+on_both_stores!(compaction_drops_what_the_store_clock_says_expired_and_keeps_the_head);
+async fn compaction_drops_what_the_store_clock_says_expired_and_keeps_the_head(store: Store) {
+    let hour = Duration::from_secs(3600);
+    let (old, fresh, newest, later) = (
+        TokenId([1; 32]),
+        TokenId([2; 32]),
+        TokenId([3; 32]),
+        TokenId([4; 32]),
+    );
+    store.revoke(&old, "admin", Timestamp(1_000)).await.unwrap();
+    // The sidecar's clock had stepped back to 1970 when this one was revoked: its revoked_at
+    // says "ancient", the store's clock says "just now", and the store's clock decides.
+    store.revoke(&fresh, "admin", Timestamp(1)).await.unwrap();
+    let head = store
+        .revoke(&newest, "admin", Timestamp(1_000))
+        .await
+        .unwrap();
+    backdate_revocation(&store, &old, 7200).await;
+    backdate_revocation(&store, &newest, 7200).await;
+    assert_eq!(store.compact_revocations(hour).await.unwrap(), 1);
+    let left: Vec<TokenId> = store
+        .revocations_since(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.token_id)
+        .collect();
+    assert_eq!(left, [fresh, newest], "expired and not the newest: gone");
+    assert_eq!(
+        store.revocation_head().await.unwrap(),
+        head,
+        "the head never goes back"
+    );
+    let next = store
+        .revoke(&later, "admin", Timestamp(1_000))
+        .await
+        .unwrap();
+    assert!(next > head);
+    assert_eq!(store.compact_revocations(hour).await.unwrap(), 1);
+    assert!(!store.is_revoked(&newest).await.unwrap());
+    assert!(store.is_revoked(&fresh).await.unwrap());
+    assert_eq!(store.compact_revocations(hour).await.unwrap(), 0);
+}
+
+on_both_stores!(a_snapshot_holds_every_live_revocation_as_sorted_prefixes_with_the_head);
+async fn a_snapshot_holds_every_live_revocation_as_sorted_prefixes_with_the_head(store: Store) {
+    let hour = Duration::from_secs(3600);
+    let empty = store.revocation_snapshot(hour).await.unwrap();
+    assert_eq!((empty.head, empty.prefixes.len()), (0, 0));
+    let mut ids = Vec::new();
+    for b in [9u8, 3, 200, 3] {
+        let mut id = [b; 32];
+        id[31] = ids.len() as u8; // two tokens share a prefix, not an id
+        ids.push(TokenId(id));
+    }
+    let added = store
+        .revoke_many(&ids, "admin", Timestamp(1_000))
+        .await
+        .unwrap();
+    assert_eq!(added, 4);
+    let expired = TokenId([7; 32]);
+    store
+        .revoke(&expired, "admin", Timestamp(1_000))
+        .await
+        .unwrap();
+    backdate_revocation(&store, &expired, 7200).await;
+    let head = store
+        .revoke(&TokenId([5; 32]), "admin", Timestamp(1))
+        .await
+        .unwrap();
+    let s = store.revocation_snapshot(hour).await.unwrap();
+    assert_eq!(s.head, head);
+    let many: Vec<TokenId> = (0..2500u32)
+        .map(|i| {
+            let mut id = [0x11; 32];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            TokenId(id)
+        })
+        .collect();
+    assert_eq!(
+        store
+            .revoke_many(&many, "bulk", Timestamp(1))
+            .await
+            .unwrap(),
+        2500
+    );
+    let big = store.revocation_snapshot(hour).await.unwrap();
+    assert_eq!(big.prefixes.len(), 2504, "several statements of 1000 rows");
+    let p = |b: u8| u64::from_be_bytes([b; 8]);
+    assert_eq!(s.prefixes, [p(3), p(5), p(9), p(200)]);
+}
+
 on_both_stores!(timers_and_live_counts_are_found_by_scans);
 async fn timers_and_live_counts_are_found_by_scans(store: Store) {
     for n in 10..14 {
