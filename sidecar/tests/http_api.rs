@@ -344,6 +344,41 @@ async fn a_pay_challenge_is_proven_by_the_preimage() {
     s.running.shutdown().await;
 }
 
+#[tokio::test]
+async fn the_terms_list_the_priced_routes_and_hide_the_trap_paths() {
+    let s = sidecar().await;
+    let r = s.http.get(s.public("/terms")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("/trap"), "trap paths stay secret: {text}");
+    let terms: Value = serde_json::from_str(&text).unwrap();
+    let routes = terms["routes"].as_array().unwrap();
+    let ids: Vec<_> = routes.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["api", "wall"], "free routes are not listed");
+    assert_eq!(routes[0]["mode"], "pay");
+    assert_eq!(routes[0]["amount_sat"], 21);
+    assert_eq!(routes[0]["token_lifetime_s"], 3600);
+    let d = &routes[1]["deposit"];
+    assert_eq!(routes[1]["amount_sat"], 1000);
+    assert_eq!(d["idle_timeout_s"], 300);
+    assert_eq!(d["session_cap_s"], 3600);
+    assert_eq!(d["refund_within_s"], 3600);
+    assert_eq!(d["forfeit_on"]["trap_paths"], true);
+    assert_eq!(d["leave_url"], "/.well-known/lightning-wall/leave");
+    let manifest: Value = s
+        .http
+        .get(s.public("/l402-services"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(manifest["routes"][0]["path"], "/v1/");
+    assert_eq!(manifest["routes"][0]["price"]["amount_msat"], 21_000);
+    s.running.shutdown().await;
+}
+
 async fn error_of(r: reqwest::Response) -> (u16, String) {
     let status = r.status().as_u16();
     let body: Value = r.json().await.unwrap();

@@ -9,6 +9,7 @@ pub mod error;
 pub mod internal;
 pub mod policy;
 pub mod rewards;
+pub mod terms;
 pub mod wall;
 pub mod wall_page;
 
@@ -99,6 +100,7 @@ pub fn public_router(state: AppState) -> Router {
         .merge(wall::routes())
         .merge(rewards::routes())
         .merge(wall_page::routes())
+        .merge(terms::routes())
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(state)
