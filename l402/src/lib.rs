@@ -83,8 +83,8 @@ pub use credential::{COOKIE_NAME, Credential, CredentialError, Scheme, format_cr
 pub use identifier::{IDENTIFIER_LEN, Identifier, IdentifierError};
 pub use inspect::{InspectError, Inspection, inspect};
 pub use keys::{
-    DepositReceipt, KeyEntry, KeyId, KeyRing, KeyRingError, MasterKey, PaymentHash, Preimage,
-    Proof, RootKey, TokenId,
+    DepositReceipt, KeyEntry, KeyId, KeyRing, KeyRingError, MasterKey, PayReceipt, PaymentHash,
+    Preimage, Proof, RootKey, TokenId,
 };
 pub use macaroon::{Macaroon, MacaroonError, MacaroonRef};
 pub use mint::{LOCATION, MintError, TokenSpec};

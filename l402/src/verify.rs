@@ -116,7 +116,7 @@ pub enum VerifyError {
         /// The token's mode.
         mode: Mode,
     },
-    /// The proof is not the preimage (pay) or the receipt (deposit).
+    /// The proof is not the preimage or pay receipt (pay), or the receipt (deposit).
     #[error("proof does not match the token")]
     BadProof,
 }
@@ -240,9 +240,17 @@ pub fn verify_macaroon(
     // which the visitor's wallet learns when a deposit is forfeited (settled), never passes
     // as a payment proof.
     let proof_ok = match mode {
+        // The preimage, or the pay receipt the sidecar hands out once the node reports the
+        // invoice settled (payers whose wallet never shows the preimage). Both are compared in
+        // full, so which one matched tells an attacker nothing.
         Mode::Pay => {
             let hash = crate::hmac_sha256::sha256(proof.expose_secret());
-            crate::keys::ct_eq_32(&hash, identifier.payment_hash.as_bytes())
+            let by_preimage = crate::keys::ct_eq_32(&hash, identifier.payment_hash.as_bytes());
+            let by_receipt = crate::keys::ct_eq_32(
+                entry.pay_receipt_raw(macaroon.identifier()).expose_secret(),
+                proof.expose_secret(),
+            );
+            by_preimage | by_receipt
         }
         Mode::Deposit => crate::keys::ct_eq_32(
             entry

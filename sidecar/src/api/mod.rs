@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod internal;
+pub mod payment;
 pub mod policy;
 pub mod rewards;
 pub mod terms;
@@ -101,6 +102,7 @@ pub fn public_router(state: AppState) -> Router {
         .merge(rewards::routes())
         .merge(wall_page::routes())
         .merge(terms::routes())
+        .merge(payment::routes())
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(state)

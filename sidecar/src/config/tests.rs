@@ -259,3 +259,30 @@ fn rewards_are_off_by_default_and_their_limits_are_checked() {
         issues_of(&typo)
     );
 }
+
+#[test]
+fn pay_routes_accept_payers_without_the_preimage_unless_the_operator_says_no() {
+    let yaml = |extra: &str| {
+        format!(
+            "node: {{ backend: dev }}\nroutes:\n  - id: api\n    match: {{ path: {{ prefix: /v1/ }} }}\n    mode: pay\n    pay: {{ amount_sat: 21{extra} }}\n"
+        )
+    };
+    let on = Config::parse(&yaml("")).unwrap();
+    assert!(
+        on.route("api")
+            .unwrap()
+            .pay
+            .as_ref()
+            .unwrap()
+            .without_preimage
+    );
+    let off = Config::parse(&yaml(", without_preimage: false")).unwrap();
+    assert!(
+        !off.route("api")
+            .unwrap()
+            .pay
+            .as_ref()
+            .unwrap()
+            .without_preimage
+    );
+}
