@@ -90,5 +90,5 @@ pub use macaroon::{Macaroon, MacaroonError, MacaroonRef};
 pub use mint::{LOCATION, MintError, TokenSpec};
 pub use verify::{
     RequestContext, VerifiedToken, VerifyError, check_request, check_signature,
-    deposit_receipt_for, verify, verify_authorization, verify_macaroon,
+    deposit_receipt_for, pay_receipt_for, verify, verify_authorization, verify_macaroon,
 };

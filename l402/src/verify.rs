@@ -6,7 +6,7 @@
 use crate::caveat::{self, CaveatError, CaveatSet, Mode};
 use crate::credential::{Credential, CredentialError};
 use crate::identifier::{Identifier, IdentifierError};
-use crate::keys::{DepositReceipt, KeyEntry, KeyRing, PaymentHash, Proof, TokenId};
+use crate::keys::{DepositReceipt, KeyEntry, KeyRing, PayReceipt, PaymentHash, Proof, TokenId};
 use crate::macaroon::{MacaroonError, MacaroonRef};
 
 /// What the request asks for, as the filter's route table decided it.
@@ -196,6 +196,27 @@ pub fn deposit_receipt_for(
         Some(mode) => Err(VerifyError::WrongMode {
             token: mode,
             route: Mode::Deposit,
+        }),
+        None => Err(VerifyError::MissingCaveat {
+            condition: caveat::MODE,
+        }),
+    }
+}
+
+/// For the filter's confirmation of an empty-proof pay credential: the pay receipt of a genuine
+/// pay macaroon (`lw_mode=pay`), which the sidecar hands out only once the invoice settled.
+pub fn pay_receipt_for(
+    ring: &KeyRing,
+    macaroon: &[u8],
+) -> Result<(Identifier, PayReceipt), VerifyError> {
+    let macaroon = MacaroonRef::decode(macaroon)?;
+    let (identifier, entry) = check_signature(ring, &macaroon)?;
+    let set = CaveatSet::evaluate(macaroon.caveats(), "")?;
+    match set.mode {
+        Some(Mode::Pay) => Ok((identifier, entry.pay_receipt(&identifier))),
+        Some(mode) => Err(VerifyError::WrongMode {
+            token: mode,
+            route: Mode::Pay,
         }),
         None => Err(VerifyError::MissingCaveat {
             condition: caveat::MODE,

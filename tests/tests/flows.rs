@@ -85,6 +85,7 @@ fn pay_flow_without_the_preimage_gets_in_once_settled_and_an_unpaid_empty_proof_
     let ex =
         wall.send(&Request::get("/v1/data").header("authorization", format!("L402 {unpaid_mac}:")));
     assert_eq!(status(&ex), Some(401));
+    assert_eq!(header(&ex, "x-lightning-wall-reason"), Some("not_paid"));
     assert!(ex.upstream_request.is_none());
     let (code, body) = wall.get_json(&payment_url, Some(&format!("L402 {unpaid_mac}:")));
     assert_eq!(code, 200);
@@ -101,6 +102,11 @@ fn pay_flow_without_the_preimage_gets_in_once_settled_and_an_unpaid_empty_proof_
     assert_eq!(body["state"], "settled");
     let credential = body["credential"].as_str().unwrap();
     assert!(!credential.ends_with(paid["preimage"].as_str().unwrap()));
+    // A classic client that sends the empty proof: the filter asks the sidecar once, lets it
+    // in, and hands back the same credential to use from then on.
+    let ex = wall.send(&Request::get("/v1/data").header("authorization", format!("L402 {mac}:")));
+    assert_eq!(status(&ex), Some(200));
+    assert_eq!(header(&ex, "x-lightning-wall-credential"), Some(credential));
     let ex =
         wall.send(&Request::get("/v1/data").header("authorization", format!("L402 {credential}")));
     assert_eq!(status(&ex), Some(200));
