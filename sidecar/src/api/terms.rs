@@ -65,6 +65,9 @@ pub struct RouteTerms {
 pub struct MatchTerms {
     pub host: Option<String>,
     pub path: Option<PathMatch>,
+    /// The path match is not published because it could name a trap path (a regex on a route
+    /// with trap paths, or a path inside one); `path` is then null.
+    pub path_withheld: bool,
     pub methods: Vec<String>,
 }
 
@@ -109,6 +112,22 @@ fn endpoints() -> Endpoints {
     }
 }
 
+/// The route's path match as it may be published: withheld when it could name a trap path (the
+/// operator often lists a trap in the route's own regex, e.g. `^/(members/.*|wp-login\.php)$`).
+fn published_path(r: &RouteConfig) -> Option<Option<&PathMatch>> {
+    let traps = r.deposit.as_ref().map_or(&[][..], |d| &d.trap_paths[..]);
+    match &r.matcher.path {
+        _ if traps.is_empty() => Some(r.matcher.path.as_ref()),
+        Some(PathMatch::Regex(_)) => None,
+        Some(PathMatch::Exact(p) | PathMatch::Prefix(p))
+            if traps.iter().any(|t| p.starts_with(t.as_str())) =>
+        {
+            None
+        }
+        path => Some(path.as_ref()),
+    }
+}
+
 fn priced(config: &Config) -> impl Iterator<Item = &RouteConfig> {
     config.routes.iter().filter(|r| r.mode != Mode::Free)
 }
@@ -121,7 +140,8 @@ impl Terms {
                 id: r.id.clone(),
                 matcher: MatchTerms {
                     host: r.matcher.host.clone(),
-                    path: r.matcher.path.clone(),
+                    path: published_path(r).flatten().cloned(),
+                    path_withheld: published_path(r).is_none(),
                     methods: r.matcher.methods.clone(),
                 },
                 mode: r.mode,
@@ -170,10 +190,11 @@ pub fn l402_services(config: &Config) -> Value {
     let terms_url = endpoints().terms;
     let routes: Vec<Value> = priced(config)
         .map(|r| {
-            let path = match &r.matcher.path {
-                None => "/".to_owned(),
-                Some(PathMatch::Exact(p) | PathMatch::Prefix(p)) => p.clone(),
-                Some(PathMatch::Regex(p)) => format!("~ {p}"),
+            let path = match published_path(r) {
+                None => "(withheld: could name a trap path)".to_owned(),
+                Some(None) => "/".to_owned(),
+                Some(Some(PathMatch::Exact(p) | PathMatch::Prefix(p))) => p.clone(),
+                Some(Some(PathMatch::Regex(p))) => format!("~ {p}"),
             };
             json!({
                 "path": path,
@@ -229,7 +250,7 @@ routes:
     token_lifetime: 10m
     pay: { amount_sat: 21 }
   - id: wall
-    match: { host: shop.example, path: { regex: "^/s/[0-9]+$" } }
+    match: { host: shop.example, path: { regex: "^/(s/[0-9]+|secret-trap-xyz)$" } }
     mode: deposit
     token_lifetime: 2h
     deposit:
@@ -273,6 +294,8 @@ routes:
             d.forfeit_on.error_storm.map(|e| (e.errors, e.within_s)),
             Some((20, 60))
         );
+        assert!(wall.matcher.path.is_none() && wall.matcher.path_withheld);
+        assert!(!api.matcher.path_withheld);
         assert_eq!(d.status_url, "/.well-known/lightning-wall/deposit");
         assert_eq!(d.leave_url, "/.well-known/lightning-wall/leave");
     }
@@ -297,7 +320,7 @@ routes:
         assert_eq!(routes[0]["price"]["type"], "static");
         assert_eq!(routes[0]["price"]["amount_msat"], 21_000);
         assert_eq!(routes[0]["macaroon_timeout_secs"], 600);
-        assert_eq!(routes[1]["path"], "~ ^/s/[0-9]+$");
+        assert_eq!(routes[1]["path"], "(withheld: could name a trap path)");
         assert_eq!(routes[1]["lightning_wall"]["mode"], "deposit");
     }
 }
