@@ -127,6 +127,31 @@ expect 200 "paid API with the credential"
 [[ $(body .paid) == true ]] || fail "the API saw a paid token"
 ok "paid API: wrong preimage 401, L402 macaroon:preimage 200"
 
+# 2b. What a program reads first (the terms), and a wallet that pays but never shows the
+# preimage: the empty proof gets in once the invoice settled (docs/programs.md).
+req GET "$WALL/terms"
+expect 200 "terms"
+[[ $(body '[.routes[] | select(.mode == "deposit")][0].deposit.refundable') == true ]] ||
+  fail "the terms list the deposit route"
+if grep -q wp-login "$tmp/b"; then fail "the terms never name a trap path"; fi
+ok "terms: the priced routes and the deposit terms, no trap path named"
+
+req GET "$SITE/api/quote" -H 'Accept: application/json'
+expect 402 "paid API without a credential"
+[[ $(body .terms_url) == /.well-known/lightning-wall/terms ]] || fail "the 402 links the terms"
+mac=$(body .macaroon)
+invoice=$(body .invoice)
+req GET "$SITE/api/quote" -H "Authorization: L402 $mac:"
+expect 401 "an empty proof before paying"
+[[ $(header x-lightning-wall-reason) == not_paid ]] || fail "unpaid empty proof: not_paid"
+"$LW" dev pay "$invoice" >/dev/null # the payer's wallet keeps the preimage to itself
+req GET "$SITE/api/quote" -H "Authorization: L402 $mac:"
+expect 200 "an empty proof once the invoice settled"
+cred=$(header x-lightning-wall-credential)
+req GET "$SITE/api/quote" -H "Authorization: L402 $cred"
+expect 200 "the handed-back pay-receipt credential"
+ok "pay without the preimage: 401 not_paid before, 200 once settled, receipt credential works"
+
 # 3. Deposit: pay the hold invoice, get the credential and cookie, browse, leave.
 held_deposit
 req GET "$WALL/deposit" -H "Authorization: L402 $mac:"

@@ -472,8 +472,11 @@ impl WallRequest {
 
     /// The sidecar answered whether an empty-proof deposit is held.
     fn on_held_answer(&mut self, pending: PendingGrant, body_size: usize) {
-        let held =
-            decision::held_from_status(call_response_status(), &call_response_body(body_size));
+        let held = decision::confirmed_from_status(
+            pending.grant.mode,
+            call_response_status(),
+            &call_response_body(body_size),
+        );
         let Ok(mut w) = self.worker.try_borrow_mut() else {
             self.unavailable(FailureMode::Closed);
             return;
@@ -508,12 +511,18 @@ impl WallRequest {
             }
             Some(false) => {
                 drop(w);
-                self.host.count(Metric::Denied("deposit_not_held"));
-                send_reply(&Reply::error(
-                    401,
-                    "deposit_not_held",
-                    "the deposit is not held: pay the invoice or request a new challenge",
-                ));
+                let (reason, message) = match pending.grant.mode {
+                    RouteMode::Deposit | RouteMode::Free => (
+                        "deposit_not_held",
+                        "the deposit is not held: pay the invoice or request a new challenge",
+                    ),
+                    RouteMode::Pay => (
+                        "not_paid",
+                        "the invoice is not settled: pay it, or send the preimage",
+                    ),
+                };
+                self.host.count(Metric::Denied(reason));
+                send_reply(&Reply::error(401, reason, message));
             }
             None => {
                 drop(w);
@@ -648,7 +657,7 @@ impl HttpContext for WallRequest {
                     send_reply(&Reply::error(
                         401,
                         "proof_missing",
-                        "no proof yet: fetch the credential from /.well-known/lightning-wall/deposit",
+                        "no proof yet: fetch the credential from the deposit or payment endpoint under /.well-known/lightning-wall/",
                     ));
                     return Action::Pause;
                 };
@@ -658,7 +667,7 @@ impl HttpContext for WallRequest {
                     cluster,
                     &config,
                     "GET",
-                    "/.well-known/lightning-wall/deposit",
+                    decision::confirm_url(pending.grant.mode),
                     None,
                     Some(&auth),
                 ) {

@@ -84,6 +84,12 @@ secret_32!(
     DepositReceipt
 );
 secret_32!(
+    /// Proof that a pay token's invoice settled, for payers whose wallet never shows them the
+    /// preimage: HMAC-SHA256(master key, "pay" || identifier). The sidecar reveals it only once
+    /// the node reports the invoice settled. The tag keeps it apart from the deposit receipt.
+    PayReceipt
+);
+secret_32!(
     /// The preimage of a payment hash: proof of payment in `pay` mode.
     Preimage
 );
@@ -262,6 +268,15 @@ impl KeyEntry {
 
     pub(crate) fn deposit_receipt_raw(&self, identifier: &[u8]) -> DepositReceipt {
         DepositReceipt(self.keyed.mac2(b"deposit", identifier))
+    }
+
+    /// The pay receipt of a token: HMAC-SHA256(master, "pay" || identifier).
+    pub fn pay_receipt(&self, identifier: &Identifier) -> PayReceipt {
+        self.pay_receipt_raw(&identifier.encode())
+    }
+
+    pub(crate) fn pay_receipt_raw(&self, identifier: &[u8]) -> PayReceipt {
+        PayReceipt(self.keyed.mac2(b"pay", identifier))
     }
 }
 

@@ -83,12 +83,12 @@ pub use credential::{COOKIE_NAME, Credential, CredentialError, Scheme, format_cr
 pub use identifier::{IDENTIFIER_LEN, Identifier, IdentifierError};
 pub use inspect::{InspectError, Inspection, inspect};
 pub use keys::{
-    DepositReceipt, KeyEntry, KeyId, KeyRing, KeyRingError, MasterKey, PaymentHash, Preimage,
-    Proof, RootKey, TokenId,
+    DepositReceipt, KeyEntry, KeyId, KeyRing, KeyRingError, MasterKey, PayReceipt, PaymentHash,
+    Preimage, Proof, RootKey, TokenId,
 };
 pub use macaroon::{Macaroon, MacaroonError, MacaroonRef};
 pub use mint::{LOCATION, MintError, TokenSpec};
 pub use verify::{
     RequestContext, VerifiedToken, VerifyError, check_request, check_signature,
-    deposit_receipt_for, verify, verify_authorization, verify_macaroon,
+    deposit_receipt_for, pay_receipt_for, verify, verify_authorization, verify_macaroon,
 };

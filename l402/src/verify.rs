@@ -6,7 +6,7 @@
 use crate::caveat::{self, CaveatError, CaveatSet, Mode};
 use crate::credential::{Credential, CredentialError};
 use crate::identifier::{Identifier, IdentifierError};
-use crate::keys::{DepositReceipt, KeyEntry, KeyRing, PaymentHash, Proof, TokenId};
+use crate::keys::{DepositReceipt, KeyEntry, KeyRing, PayReceipt, PaymentHash, Proof, TokenId};
 use crate::macaroon::{MacaroonError, MacaroonRef};
 
 /// What the request asks for, as the filter's route table decided it.
@@ -116,7 +116,7 @@ pub enum VerifyError {
         /// The token's mode.
         mode: Mode,
     },
-    /// The proof is not the preimage (pay) or the receipt (deposit).
+    /// The proof is not the preimage or pay receipt (pay), or the receipt (deposit).
     #[error("proof does not match the token")]
     BadProof,
 }
@@ -203,6 +203,27 @@ pub fn deposit_receipt_for(
     }
 }
 
+/// For the filter's confirmation of an empty-proof pay credential: the pay receipt of a genuine
+/// pay macaroon (`lw_mode=pay`), which the sidecar hands out only once the invoice settled.
+pub fn pay_receipt_for(
+    ring: &KeyRing,
+    macaroon: &[u8],
+) -> Result<(Identifier, PayReceipt), VerifyError> {
+    let macaroon = MacaroonRef::decode(macaroon)?;
+    let (identifier, entry) = check_signature(ring, &macaroon)?;
+    let set = CaveatSet::evaluate(macaroon.caveats(), "")?;
+    match set.mode {
+        Some(Mode::Pay) => Ok((identifier, entry.pay_receipt(&identifier))),
+        Some(mode) => Err(VerifyError::WrongMode {
+            token: mode,
+            route: Mode::Pay,
+        }),
+        None => Err(VerifyError::MissingCaveat {
+            condition: caveat::MODE,
+        }),
+    }
+}
+
 /// Checks the identifier, finds the key named by `lw_key` and verifies the HMAC chain in
 /// constant time. Nothing about the caveats' meaning is looked at.
 pub fn check_signature<'r>(
@@ -240,9 +261,17 @@ pub fn verify_macaroon(
     // which the visitor's wallet learns when a deposit is forfeited (settled), never passes
     // as a payment proof.
     let proof_ok = match mode {
+        // The preimage, or the pay receipt the sidecar hands out once the node reports the
+        // invoice settled (payers whose wallet never shows the preimage). Both are compared in
+        // full, so which one matched tells an attacker nothing.
         Mode::Pay => {
             let hash = crate::hmac_sha256::sha256(proof.expose_secret());
-            crate::keys::ct_eq_32(&hash, identifier.payment_hash.as_bytes())
+            let by_preimage = crate::keys::ct_eq_32(&hash, identifier.payment_hash.as_bytes());
+            let by_receipt = crate::keys::ct_eq_32(
+                entry.pay_receipt_raw(macaroon.identifier()).expose_secret(),
+                proof.expose_secret(),
+            );
+            by_preimage | by_receipt
         }
         Mode::Deposit => crate::keys::ct_eq_32(
             entry

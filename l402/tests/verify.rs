@@ -112,6 +112,40 @@ fn a_held_deposit_token_with_its_receipt_grants_access() {
 }
 
 #[test]
+fn a_paid_token_with_its_pay_receipt_grants_access_and_no_other_receipt_does() {
+    // Wallets that never show the preimage: the sidecar hands out the pay receipt once the
+    // node reports the invoice settled. It is a pay proof only; the deposit receipt of the same
+    // identifier is not, and the pay receipt opens no deposit.
+    let ring = ring();
+    let mac = ring.mint("cur", &spec(Mode::Pay)).unwrap();
+    let id = Identifier::decode(mac.identifier()).unwrap();
+    let pay = *ring.get("cur").unwrap().pay_receipt(&id).expose_secret();
+    let token = check(&ring, &mac, Some(pay), &ctx(Mode::Pay)).unwrap();
+    assert_eq!(token.mode, Mode::Pay);
+    assert_eq!(
+        reason(check(
+            &ring,
+            &mac,
+            Some(receipt_of(&ring, &mac)),
+            &ctx(Mode::Pay)
+        )),
+        "bad_proof"
+    );
+    let other_key = *ring.get("old").unwrap().pay_receipt(&id).expose_secret();
+    assert_eq!(
+        reason(check(&ring, &mac, Some(other_key), &ctx(Mode::Pay))),
+        "bad_proof"
+    );
+    let deposit = ring.mint("cur", &spec(Mode::Deposit)).unwrap();
+    let id = Identifier::decode(deposit.identifier()).unwrap();
+    let pay = *ring.get("cur").unwrap().pay_receipt(&id).expose_secret();
+    assert_eq!(
+        reason(check(&ring, &deposit, Some(pay), &ctx(Mode::Deposit))),
+        "bad_proof"
+    );
+}
+
+#[test]
 fn the_preimage_of_a_forfeited_deposit_is_not_a_proof() {
     // Settling a forfeited deposit reveals the preimage to the visitor's wallet; it must not
     // open a deposit route (nor turn the token into a pay token).

@@ -355,6 +355,80 @@ async fn a_pay_challenge_is_proven_by_the_preimage() {
     s.running.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_payer_without_the_preimage_gets_a_pay_receipt_only_once_the_invoice_settled() {
+    let s = sidecar().await;
+    let ring = s.ring().await;
+    let payment = |mac: &str| {
+        s.http
+            .get(s.public("/payment"))
+            .header("authorization", format!("L402 {mac}:"))
+            .send()
+    };
+    let c = s.challenge("api", "192.0.2.7").await;
+    let mac = c["macaroon"].as_str().unwrap();
+    let hash = c["payment_hash"].as_str().unwrap();
+    // Not paid: no credential, and nothing changed on the node.
+    let r = payment(mac).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["state"], "open");
+    assert!(body.get("credential").is_none(), "{body}");
+    assert_eq!(s.node_state(hash).await, InvoiceState::Open);
+    // Paid by a wallet that keeps the preimage to itself.
+    s.dev_pay(c["invoice"].as_str().unwrap()).await;
+    assert_eq!(s.node_state(hash).await, InvoiceState::Settled);
+    let body: Value = payment(mac).await.unwrap().json().await.unwrap();
+    assert_eq!(body["state"], "settled");
+    let credential = body["credential"].as_str().unwrap();
+    verify(&ring, credential, "api", l402::Mode::Pay).unwrap();
+    // The receipt of one token proves nothing for another (unpaid) one.
+    let other = s.challenge("api", "192.0.2.7").await;
+    let proof = credential.rsplit_once(':').unwrap().1;
+    let forged = format!("{}:{proof}", other["macaroon"].as_str().unwrap());
+    assert!(verify(&ring, &forged, "api", l402::Mode::Pay).is_err());
+    // A deposit token gets nothing here (its receipt comes from the deposit endpoint, once held).
+    let d = s.challenge("wall", "192.0.2.7").await;
+    let r = payment(d["macaroon"].as_str().unwrap()).await.unwrap();
+    assert_eq!(r.status(), 401);
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_terms_list_the_priced_routes_and_hide_the_trap_paths() {
+    let s = sidecar().await;
+    let r = s.http.get(s.public("/terms")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("/trap"), "trap paths stay secret: {text}");
+    let terms: Value = serde_json::from_str(&text).unwrap();
+    let routes = terms["routes"].as_array().unwrap();
+    let ids: Vec<_> = routes.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["api", "wall"], "free routes are not listed");
+    assert_eq!(routes[0]["mode"], "pay");
+    assert_eq!(routes[0]["amount_sat"], 21);
+    assert_eq!(routes[0]["token_lifetime_s"], 3600);
+    let d = &routes[1]["deposit"];
+    assert_eq!(routes[1]["amount_sat"], 1000);
+    assert_eq!(d["idle_timeout_s"], 300);
+    assert_eq!(d["session_cap_s"], 3600);
+    assert_eq!(d["refund_within_s"], 3600);
+    assert_eq!(d["forfeit_on"]["trap_paths"], true);
+    assert_eq!(d["leave_url"], "/.well-known/lightning-wall/leave");
+    let manifest: Value = s
+        .http
+        .get(s.public("/l402-services"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(manifest["routes"][0]["path"], "/v1/");
+    assert_eq!(manifest["routes"][0]["price"]["amount_msat"], 21_000);
+    s.running.shutdown().await;
+}
+
 async fn error_of(r: reqwest::Response) -> (u16, String) {
     let status = r.status().as_u16();
     let body: Value = r.json().await.unwrap();

@@ -72,6 +72,57 @@ fn pay_flow_challenge_pay_then_access_with_the_preimage() {
 }
 
 #[test]
+fn pay_flow_without_the_preimage_gets_in_once_settled_and_an_unpaid_empty_proof_does_not() {
+    // A custodial wallet pays but never shows the preimage: the client asks the payment
+    // endpoint with the macaroon and gets a pay receipt the filter verifies locally.
+    let mut wall = Wall::start(1);
+    let payment_url = format!("{}/.well-known/lightning-wall/payment", wall.public_url());
+
+    // The attacker: an empty proof, and the payment endpoint, for an invoice nobody paid.
+    let unpaid = wall.challenge("/v1/data");
+    let unpaid_mac = unpaid["macaroon"].as_str().unwrap();
+    let unpaid_hash = unpaid["payment_hash"].as_str().unwrap();
+    let ex =
+        wall.send(&Request::get("/v1/data").header("authorization", format!("L402 {unpaid_mac}:")));
+    assert_eq!(status(&ex), Some(401));
+    assert_eq!(header(&ex, "x-lightning-wall-reason"), Some("not_paid"));
+    assert!(ex.upstream_request.is_none());
+    let (code, body) = wall.get_json(&payment_url, Some(&format!("L402 {unpaid_mac}:")));
+    assert_eq!(code, 200);
+    assert!(body.get("credential").is_none(), "{body}");
+    assert_eq!(wall.node_state(unpaid_hash), InvoiceState::Open);
+
+    // The honest payer.
+    let c = wall.challenge("/v1/data");
+    let mac = c["macaroon"].as_str().unwrap();
+    let paid = wall.dev_pay(c["invoice"].as_str().unwrap());
+    assert_eq!(paid["status"], "settled");
+    let (code, body) = wall.get_json(&payment_url, Some(&format!("L402 {mac}:")));
+    assert_eq!(code, 200);
+    assert_eq!(body["state"], "settled");
+    let credential = body["credential"].as_str().unwrap();
+    assert!(!credential.ends_with(paid["preimage"].as_str().unwrap()));
+    // A classic client that sends the empty proof: the filter asks the sidecar once, lets it
+    // in, and hands back the same credential to use from then on.
+    let ex = wall.send(&Request::get("/v1/data").header("authorization", format!("L402 {mac}:")));
+    assert_eq!(status(&ex), Some(200));
+    assert_eq!(header(&ex, "x-lightning-wall-credential"), Some(credential));
+    let ex =
+        wall.send(&Request::get("/v1/data").header("authorization", format!("L402 {credential}")));
+    assert_eq!(status(&ex), Some(200));
+    let up = ex.upstream_request.unwrap();
+    assert_eq!(up.headers.get("x-lightning-wall-mode"), Some("pay"));
+    // Its receipt does not open the unpaid token.
+    let proof = credential.rsplit_once(':').unwrap().1;
+    let ex = wall.send(
+        &Request::get("/v1/data").header("authorization", format!("L402 {unpaid_mac}:{proof}")),
+    );
+    assert_eq!(status(&ex), Some(401));
+    assert_eq!(header(&ex, "x-lightning-wall-reason"), Some("bad_proof"));
+    assert_eq!(wall.node_state(unpaid_hash), InvoiceState::Open);
+}
+
+#[test]
 fn deposit_flow_hold_access_leave_refund_and_refused_within_one_tick() {
     let mut wall = Wall::start(1);
     let (credential, challenge) = wall.held_deposit("/articles/1");
@@ -79,6 +130,19 @@ fn deposit_flow_hold_access_leave_refund_and_refused_within_one_tick() {
     assert_eq!(
         challenge["status_url"],
         "/.well-known/lightning-wall/deposit"
+    );
+    assert_eq!(challenge["terms_url"], "/.well-known/lightning-wall/terms");
+    // The terms the 402 points at (served by the sidecar's public listener) list this route.
+    let (code, _, body) = wall.public_get("/.well-known/lightning-wall/terms");
+    assert_eq!(code, 200);
+    let terms: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        terms["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == challenge["route_id"] && r["deposit"]["refundable"] == true),
+        "{terms}"
     );
     assert_eq!(wall.node_state(&hash), InvoiceState::Accepted);
 

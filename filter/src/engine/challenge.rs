@@ -12,6 +12,9 @@ use super::reply::Reply;
 pub const WALL_PREFIX: &str = "/.well-known/lightning-wall/";
 const STATUS_URL: &str = "/.well-known/lightning-wall/deposit";
 const LEAVE_URL: &str = "/.well-known/lightning-wall/leave";
+/// The route terms a machine can read (mode, amount, lifetime, deposit terms; the sidecar's
+/// `api/terms.rs`).
+const TERMS_URL: &str = "/.well-known/lightning-wall/terms";
 
 /// The request body of `POST /v1/challenge`.
 #[derive(Serialize)]
@@ -47,6 +50,7 @@ struct Body<'a> {
     token_id: &'a str,
     expires_at: u64,
     valid_until: u64,
+    terms_url: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     status_url: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -135,7 +139,7 @@ fn html_page(a: &Answer) -> Vec<u8> {
 <img class="lw-qr" src="{WALL_PREFIX}qr.svg?invoice={invoice}" alt="QR code of the invoice" width="288" height="288">
 <p><a class="lw-button" href="lightning:{invoice}">Open in wallet</a><button id="lw-webln" hidden>Pay with WebLN</button><button id="lw-copy" hidden>Copy invoice</button>
 <label for="lw-invoice">Invoice</label><textarea id="lw-invoice" readonly>{invoice}</textarea>
-<p id="lw-status" class="lw-status" role="status" aria-live="polite"></p><noscript>Continuing after payment needs JavaScript.</noscript></main><script src="{WALL_PREFIX}wall.js"></script>
+<p id="lw-status" class="lw-status" role="status" aria-live="polite"></p><p class="lw-terms"><a href="{TERMS_URL}">Terms</a><noscript>Continuing after payment needs JavaScript.</noscript></main><script src="{WALL_PREFIX}wall.js"></script>
 "#,
         mode = if deposit { "deposit" } else { "pay" },
         macaroon = html_escape(&a.macaroon),
@@ -225,6 +229,7 @@ pub fn outcome(
             token_id: &a.token_id,
             expires_at: a.invoice_expires_at,
             valid_until: a.valid_until,
+            terms_url: TERMS_URL,
             status_url: deposit.then_some(STATUS_URL),
             leave_url: deposit.then_some(LEAVE_URL),
         })
@@ -279,6 +284,7 @@ mod tests {
         assert_eq!(body["amount_sat"], 1000);
         assert_eq!(body["status_url"], STATUS_URL);
         assert_eq!(body["leave_url"], LEAVE_URL);
+        assert_eq!(body["terms_url"], TERMS_URL);
         assert_eq!(body["expires_at"], 5);
     }
 
@@ -311,6 +317,7 @@ mod tests {
         assert!(page.contains(r#"<script src="/.well-known/lightning-wall/wall.js"></script>"#));
         assert!(!page.contains("<script>"), "no inline script");
         assert!(page.contains("1000 sats"));
+        assert!(page.contains(r#"<a href="/.well-known/lightning-wall/terms">Terms</a>"#));
         assert!(page.contains(r#"data-mode="pay""#));
         assert!(page.contains(r#"data-macaroon="AgEO+/=""#));
         let Outcome::Reply(r) = outcome(

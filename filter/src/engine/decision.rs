@@ -88,8 +88,8 @@ pub enum Decision {
     Challenge(ChallengeNeeded),
     /// Answer locally.
     Reply(Reply),
-    /// A deposit credential with an empty proof: ask the sidecar whether the deposit is held
-    /// (one call-out, then cached), then [`admit`] it.
+    /// A deposit or pay credential with an empty proof: ask the sidecar whether the deposit is
+    /// held or the invoice settled (one call-out, then cached), then [`admit`] it.
     ConfirmHeld(PendingGrant),
 }
 
@@ -396,16 +396,21 @@ pub fn decide(
         Ok(t) => t,
         Err(VerifyError::Expired { .. }) => return challenge(route),
         Err(_) if source == Source::Cookie => return challenge(route),
-        Err(VerifyError::ProofMissing {
-            token_id,
-            mode: l402::Mode::Deposit,
-            ..
-        }) => {
+        // An empty proof: a deposit whose receipt the visitor does not hold yet, or a payment
+        // by a wallet that never shows the preimage. Either way the sidecar is asked once.
+        Err(VerifyError::ProofMissing { token_id, mode, .. }) => {
             if w.revocations.contains(&token_id.0) {
                 return challenge(route);
             }
-            let Ok((_, receipt)) = l402::deposit_receipt_for(&policy.keys, credential.macaroon())
-            else {
+            let receipt = match mode {
+                l402::Mode::Deposit => {
+                    l402::deposit_receipt_for(&policy.keys, credential.macaroon())
+                        .map(|(_, r)| *r.expose_secret())
+                }
+                l402::Mode::Pay => l402::pay_receipt_for(&policy.keys, credential.macaroon())
+                    .map(|(_, r)| *r.expose_secret()),
+            };
+            let Ok(receipt) = receipt else {
                 return refuse(host, Reply::error(401, "malformed", "credential refused"));
             };
             let Ok(macaroon) = l402::Macaroon::decode(credential.macaroon()) else {
@@ -422,7 +427,7 @@ pub fn decide(
                 // Only an `Authorization` header gets here (a cookie without proof is
                 // challenged above): first party by construction.
                 trap: route.is_trap(path),
-                credential: l402::format_credential(&macaroon, Some(receipt.expose_secret())),
+                credential: l402::format_credential(&macaroon, Some(&receipt)),
             };
             if held_cached(host, &pending.grant) {
                 return admit(Some(policy), pending.grant, pending.trap, host, w);
@@ -578,17 +583,36 @@ pub fn admit(
 /// with the empty-proof credential): `Some(true)` held, `Some(false)` not (awaiting payment or
 /// ended), `None` could not tell (call failed, garbage).
 pub fn held_from_status(status: Option<u16>, body: &[u8]) -> Option<bool> {
+    confirmed_from_status(RouteMode::Deposit, status, body)
+}
+
+/// Where the sidecar answers whether an empty-proof credential of `mode` is good: the deposit
+/// status (held) or the payment status (settled), `docs/internal-api.md`.
+pub fn confirm_url(mode: RouteMode) -> &'static str {
+    match mode {
+        RouteMode::Pay => "/.well-known/lightning-wall/payment",
+        RouteMode::Deposit | RouteMode::Free => "/.well-known/lightning-wall/deposit",
+    }
+}
+
+/// [`held_from_status`] for either mode: a deposit must be `held`, a payment `settled`.
+pub fn confirmed_from_status(mode: RouteMode, status: Option<u16>, body: &[u8]) -> Option<bool> {
     #[derive(serde::Deserialize)]
     struct Status {
         state: String,
     }
+    let good = match mode {
+        RouteMode::Pay => "settled",
+        RouteMode::Deposit | RouteMode::Free => "held",
+    };
     match status {
         Some(200) => {
             let s: Status = serde_json::from_slice(body).ok()?;
-            Some(s.state == "held")
+            Some(s.state == good)
         }
-        // The sidecar knows no such deposit, or refuses the macaroon.
-        Some(401 | 404) => Some(false),
+        // The sidecar knows no such deposit, refuses the macaroon, or the route wants the
+        // preimage (403 `preimage_required`).
+        Some(401 | 403 | 404) => Some(false),
         _ => None,
     }
 }

@@ -238,14 +238,50 @@ fn a_deposit_credential_without_proof_waits_for_the_sidecar_then_is_cached() {
 }
 
 #[test]
-fn a_pay_credential_without_proof_is_refused() {
+fn a_pay_credential_without_proof_waits_for_the_sidecar_with_the_pay_receipt() {
+    // Wallets that never show the preimage: the sidecar is asked whether the invoice settled;
+    // the credential handed back carries the pay receipt, never the preimage.
     let h = MemoryHost::at(NOW);
     let mut o = WorkerState::default();
     let full = credential(Mode::Pay, "api", 4, NOW + 60);
-    let (mac, _) = full.split_once(':').unwrap();
+    let (mac, preimage) = full.split_once(':').unwrap();
     let auth = format!("L402 {mac}:");
-    let d = run(&h, &mut o, &facts("GET", "/v1/x", Some(&auth)));
-    assert_eq!(status(&d), Some((401, Some("proof_missing"))));
+    let Decision::ConfirmHeld(p) = run(&h, &mut o, &facts("GET", "/v1/x", Some(&auth))) else {
+        panic!()
+    };
+    let parsed = l402::Credential::parse_token(full.as_bytes()).unwrap();
+    let (_, receipt) = l402::pay_receipt_for(&ring(), parsed.macaroon()).unwrap();
+    let macaroon = l402::Macaroon::decode(parsed.macaroon()).unwrap();
+    let expected = l402::format_credential(&macaroon, Some(receipt.expose_secret()));
+    assert_eq!(p.credential, expected);
+    assert_ne!(p.credential, full);
+    assert!(!p.credential.ends_with(preimage));
+    assert_eq!(p.grant.mode, RouteMode::Pay);
+    assert_eq!(
+        confirm_url(p.grant.mode),
+        "/.well-known/lightning-wall/payment"
+    );
+    // The receipt is a proof on its own from then on.
+    let d = run(
+        &h,
+        &mut o,
+        &facts("GET", "/v1/x", Some(&format!("L402 {}", p.credential))),
+    );
+    assert!(matches!(d, Decision::Allow(_)), "{d:?}");
+}
+
+#[test]
+fn only_a_settled_status_confirms_a_payment() {
+    let pay = |status, body: &[u8]| confirmed_from_status(RouteMode::Pay, status, body);
+    assert_eq!(pay(Some(200), br#"{"state":"settled"}"#), Some(true));
+    assert_eq!(pay(Some(200), br#"{"state":"open"}"#), Some(false));
+    assert_eq!(pay(Some(200), br#"{"state":"held"}"#), Some(false));
+    assert_eq!(pay(Some(403), b""), Some(false));
+    assert_eq!(pay(Some(503), b""), None);
+    assert_eq!(
+        confirmed_from_status(RouteMode::Deposit, Some(200), br#"{"state":"settled"}"#),
+        Some(false)
+    );
 }
 
 #[test]

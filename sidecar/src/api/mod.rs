@@ -7,8 +7,10 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod internal;
+pub mod payment;
 pub mod policy;
 pub mod rewards;
+pub mod terms;
 pub mod wall;
 pub mod wall_page;
 
@@ -112,6 +114,8 @@ pub fn public_router(state: AppState) -> Router {
         .merge(wall::routes())
         .merge(rewards::routes())
         .merge(wall_page::routes())
+        .merge(terms::routes())
+        .merge(payment::routes())
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(state)

@@ -78,7 +78,11 @@ pub(super) struct Presentation {
     pub identifier: l402::Identifier,
     /// What a deposit token's proof must be (the receipt our key derives for it).
     pub receipt: l402::DepositReceipt,
+    /// What a pay token's receipt is (handed out once its invoice settled, `payment.rs`).
+    pub pay_receipt: l402::PayReceipt,
     pub mode: Option<l402::Mode>,
+    /// The `lw_route` caveat.
+    pub route: Option<String>,
 }
 
 /// 401 `invalid_credential` saying why.
@@ -119,10 +123,12 @@ pub(super) fn present(
         .map_err(invalid_credential)?;
     Ok(Presentation {
         receipt: entry.deposit_receipt(&identifier),
+        pay_receipt: entry.pay_receipt(&identifier),
         macaroon: mac.to_owned_macaroon(),
         presented,
         identifier,
         mode: caveats.mode,
+        route: caveats.route.map(str::to_owned),
         credential,
     })
 }

@@ -648,6 +648,14 @@ pub enum PathMatch {
 #[serde(deny_unknown_fields)]
 pub struct PayPolicy {
     pub amount_sat: u64,
+    /// Hand a pay receipt to payers whose wallet never shows them the preimage, once the node
+    /// reports the invoice settled (`GET /.well-known/lightning-wall/payment`).
+    #[serde(default = "default_true")]
+    pub without_preimage: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -543,3 +543,30 @@ fn reward_settings_where_fees_can_exceed_payouts_are_refused() {
         ["rewards.fee_limit_ppm: must not exceed rewards.fee_limit_max_ppm (50000), got 60000"]
     );
 }
+
+#[test]
+fn pay_routes_accept_payers_without_the_preimage_unless_the_operator_says_no() {
+    let yaml = |extra: &str| {
+        format!(
+            "node: {{ backend: dev }}\nroutes:\n  - id: api\n    match: {{ path: {{ prefix: /v1/ }} }}\n    mode: pay\n    pay: {{ amount_sat: 21{extra} }}\n"
+        )
+    };
+    let on = Config::parse(&yaml("")).unwrap();
+    assert!(
+        on.route("api")
+            .unwrap()
+            .pay
+            .as_ref()
+            .unwrap()
+            .without_preimage
+    );
+    let off = Config::parse(&yaml(", without_preimage: false")).unwrap();
+    assert!(
+        !off.route("api")
+            .unwrap()
+            .pay
+            .as_ref()
+            .unwrap()
+            .without_preimage
+    );
+}

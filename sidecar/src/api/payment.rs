@@ -1,0 +1,80 @@
+//! Pay routes for wallets that never show the payer the preimage (custodial wallets, some NWC
+//! and WebLN bridges): `GET /.well-known/lightning-wall/payment` with the pay macaroon asks the
+//! node whether that invoice settled and, only then, hands back the credential with the pay
+//! receipt (HMAC(master, "pay" || identifier), `l402::KeyEntry::pay_receipt`), which the filter
+//! verifies locally like a preimage. An unpaid, open or cancelled invoice never yields a receipt.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use super::wall::{PREFIX, invalid_credential, present};
+use crate::deposit::TokenId;
+use crate::deposit::engine::EngineError;
+use crate::node::{InvoiceState, PaymentHash};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route(&format!("{PREFIX}/payment"), get(payment_status))
+}
+
+async fn payment_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let p = present(
+        &state,
+        &headers,
+        "send the pay macaroon: Authorization: L402 <macaroon>:",
+    )?;
+    if p.mode != Some(l402::Mode::Pay) {
+        return Err(invalid_credential("not a pay token"));
+    }
+    // Per route: an operator may insist on the preimage.
+    let allowed = p
+        .route
+        .as_deref()
+        .and_then(|id| state.config.route(id))
+        .and_then(|r| r.pay.as_ref())
+        .is_some_and(|pay| pay.without_preimage);
+    if !allowed {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "preimage_required",
+            "this route accepts only the preimage as proof of payment",
+        ));
+    }
+    let hash = PaymentHash(*p.identifier.payment_hash.as_bytes());
+    let status = state
+        .engine
+        .node()
+        .lookup(&hash)
+        .await
+        .map_err(|e| ApiError::from(EngineError::Node(e)))?;
+    let revoked = state
+        .engine
+        .store()
+        .is_revoked(&TokenId(*p.identifier.token_id.as_bytes()))
+        .await?;
+    let mut body = json!({
+        "state": status.state.as_lnd_str().to_ascii_lowercase(),
+        "payment_hash": hex::encode(hash.0),
+    });
+    if status.state == InvoiceState::Settled && !revoked {
+        body["credential"] = json!(l402::format_credential(
+            &p.macaroon,
+            Some(p.pay_receipt.expose_secret())
+        ));
+    }
+    Ok((
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(body),
+    )
+        .into_response())
+}
