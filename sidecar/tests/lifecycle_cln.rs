@@ -140,7 +140,9 @@ async fn decisions_made_while_cln_is_down_reach_the_plugin_exactly_once_when_it_
             "verdict": "forfeit", "trigger": "trap_path"}]))
         .await;
     assert_eq!(applied["results"][0]["result"], "applied", "{applied}");
-    assert_eq!(s.status(&leaving, 0).await["state"], "refunded");
+    // The leave is taken (token revoked, refund decided after the grace) but the cancel waits
+    // for the node: the deposit says `leaving` until the plugin confirms it.
+    assert_eq!(s.status(&leaving, 0).await["state"], "leaving");
     assert_eq!(s.status(&abusing, 0).await["state"], "forfeited");
     // A new visitor cannot get an invoice: a clean 503, no panic.
     let r = s.challenge("192.0.2.8").await;
@@ -164,6 +166,7 @@ async fn decisions_made_while_cln_is_down_reach_the_plugin_exactly_once_when_it_
     s.fake.resume().await.unwrap();
     let patience = Duration::from_secs(30);
     s.wait_plugin_state(&leaving, "cancelled", patience).await;
+    s.wait_state(&leaving, "refunded", patience).await;
     s.wait_plugin_state(&abusing, "paid", patience).await;
     s.wait_state(&unpaid, "held", patience).await;
     // Further retry and reconcile rounds must not act again.
