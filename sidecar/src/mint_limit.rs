@@ -173,25 +173,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Challenges all clients together may mint per second on this replica: a token bucket holding
-/// one second's budget, so a wave of fresh networks cannot turn into unbounded invoices on the
-/// node. One lock, O(1) work.
-pub struct MintBudget {
+/// Work all clients together may cause per second on this replica: a token bucket holding one
+/// second's budget. Used for challenges (a wave of fresh networks cannot turn into unbounded
+/// invoices on the node) and for payment lookups (empty-proof pay credentials cannot turn into
+/// unbounded lookups on the node). One lock, O(1) work.
+pub struct PerSecondBudget {
     per_second: f64,
     state: Mutex<(f64, Instant)>,
 }
 
-impl MintBudget {
-    pub fn new(per_second: u32, now: Instant) -> MintBudget {
+impl PerSecondBudget {
+    pub fn new(per_second: u32, now: Instant) -> PerSecondBudget {
         let per_second = f64::from(per_second.max(1));
-        MintBudget {
+        PerSecondBudget {
             per_second,
             state: Mutex::new((per_second, now)),
         }
     }
 
-    /// Takes one challenge from the budget; `Err(seconds)` (always 1: it refills every
-    /// second) when spent.
+    /// Takes one unit from the budget; `Err(seconds)` (always 1: it refills every second) when
+    /// spent.
     pub fn take(&self, now: Instant) -> Result<(), u32> {
         let mut state = lock(&self.state);
         let (tokens, at) = *state;
@@ -316,7 +317,7 @@ mod tests {
     #[test]
     fn the_global_budget_refuses_beyond_its_rate_and_refills_every_second() {
         let t0 = Instant::now();
-        let budget = MintBudget::new(3, t0);
+        let budget = PerSecondBudget::new(3, t0);
         for _ in 0..3 {
             assert!(budget.take(t0).is_ok());
         }

@@ -395,6 +395,44 @@ async fn a_payer_without_the_preimage_gets_a_pay_receipt_only_once_the_invoice_s
 }
 
 #[tokio::test]
+async fn payment_lookups_for_unpaid_macaroons_are_bounded_per_second() {
+    // A client that never pays asks about its macaroon in a loop: the node is asked at most
+    // `payment_lookups_per_s` times, then the answer is 503 with Retry-After, not a lookup.
+    let s = sidecar_with("payment_lookups_per_s: 3").await;
+    let c = s.challenge("api", "192.0.2.9").await;
+    let mac = c["macaroon"].as_str().unwrap().to_owned();
+    let mut answered = 0;
+    let mut refused = 0;
+    for _ in 0..20 {
+        let r = s
+            .http
+            .get(s.public("/payment"))
+            .header("authorization", format!("L402 {mac}:"))
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            200 => answered += 1,
+            503 => {
+                assert_eq!(r.headers()["retry-after"], "1");
+                let body: Value = r.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "lookup_budget_spent");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // 20 requests take far less than the seconds it would need to refill 17 lookups.
+    assert!(answered <= 6, "{answered} lookups answered");
+    assert!(refused >= 14, "{refused} refused");
+    assert_eq!(
+        s.node_state(c["payment_hash"].as_str().unwrap()).await,
+        InvoiceState::Open
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_terms_list_the_priced_routes_and_hide_the_trap_paths() {
     let s = sidecar().await;
     let r = s.http.get(s.public("/terms")).send().await.unwrap();

@@ -28,7 +28,7 @@ use crate::deposit::engine::Engine;
 use crate::deposit::waiters::Waiters;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
-use crate::mint_limit::{MintBudget, MintLimiter};
+use crate::mint_limit::{MintLimiter, PerSecondBudget};
 use crate::node::dev::DevNode;
 use crate::rewards::payouts::Payouts;
 
@@ -45,7 +45,9 @@ pub struct AppState {
     pub internal_token: Option<Arc<SecretBytes>>,
     pub admin_token: Option<Arc<SecretBytes>>,
     pub mint_limiter: Arc<MintLimiter>,
-    pub mint_budget: Arc<MintBudget>,
+    pub mint_budget: Arc<PerSecondBudget>,
+    /// Node lookups for pay credentials without a preimage (api/payment.rs).
+    pub payment_lookups: Arc<PerSecondBudget>,
     /// Deposit status long-polls waiting on this replica.
     pub waiters: Arc<Waiters>,
     pub policy: Arc<policy::FilterPolicy>,
@@ -80,7 +82,11 @@ impl AppState {
             waiters,
             payouts,
             mint_limiter: Arc::new(MintLimiter::new(&config.limits)),
-            mint_budget: Arc::new(MintBudget::new(
+            payment_lookups: Arc::new(PerSecondBudget::new(
+                config.limits.payment_lookups_per_s,
+                Instant::now(),
+            )),
+            mint_budget: Arc::new(PerSecondBudget::new(
                 config.limits.challenge_mint_budget_per_s,
                 Instant::now(),
             )),

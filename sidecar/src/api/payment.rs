@@ -4,6 +4,8 @@
 //! receipt (HMAC(master, "pay" || identifier), `l402::KeyEntry::pay_receipt`), which the filter
 //! verifies locally like a preimage. An unpaid, open or cancelled invoice never yields a receipt.
 
+use std::time::Instant;
+
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -48,6 +50,16 @@ async fn payment_status(
             "preimage_required",
             "this route accepts only the preimage as proof of payment",
         ));
+    }
+    // Anyone holding an unpaid macaroon can ask, as often as they like: the node is asked at
+    // most `limits.payment_lookups_per_s` times a second on this replica.
+    if let Err(wait) = state.payment_lookups.take(Instant::now()) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "lookup_budget_spent",
+            "too many payment lookups right now; retry shortly",
+        )
+        .retry_after(wait));
     }
     let hash = PaymentHash(*p.identifier.payment_hash.as_bytes());
     let status = state

@@ -373,6 +373,11 @@ pub struct LimitsConfig {
     /// node); beyond it the filter answers 503 with `Retry-After`.
     #[serde(default = "default_mint_budget_per_s")]
     pub challenge_mint_budget_per_s: u32,
+    /// Node lookups all clients together may cause per second on this replica by presenting a
+    /// pay credential without its preimage (`GET /.well-known/lightning-wall/payment`, also
+    /// what the filter asks); beyond it 503 with `Retry-After`.
+    #[serde(default = "default_payment_lookups_per_s")]
+    pub payment_lookups_per_s: u32,
     /// Deposit status long-polls (`?wait=N`) waiting at once on this replica; beyond, 503.
     #[serde(default = "default_max_long_polls")]
     pub max_long_polls: u32,
@@ -408,6 +413,7 @@ impl Default for LimitsConfig {
             challenge_mint_rate_ipv6_48: None,
             ipv4_prefix_len: default_ipv4_prefix_len(),
             challenge_mint_budget_per_s: default_mint_budget_per_s(),
+            payment_lookups_per_s: default_payment_lookups_per_s(),
             max_long_polls: default_max_long_polls(),
             max_long_polls_per_token: default_max_long_polls_per_token(),
         }
@@ -434,6 +440,9 @@ fn default_max_long_polls_per_token() -> u32 {
 }
 fn default_mint_budget_per_s() -> u32 {
     1000
+}
+fn default_payment_lookups_per_s() -> u32 {
+    200
 }
 fn default_mint_rate() -> Rate {
     Rate {

@@ -491,6 +491,12 @@ fn limits(config: &Config, issues: &mut Issues) {
             "must be at least 1 (challenges per second the node may be asked for)",
         );
     }
+    if l.payment_lookups_per_s == 0 {
+        issues.push(
+            "limits.payment_lookups_per_s",
+            "must be at least 1 (payment lookups per second the node may be asked for)",
+        );
+    }
 }
 
 fn routes(config: &Config, issues: &mut Issues) {
