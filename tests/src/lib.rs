@@ -560,3 +560,11 @@ pub fn status(ex: &Exchange) -> Option<u16> {
 pub fn header<'a>(ex: &'a Exchange, name: &str) -> Option<&'a str> {
     ex.response.as_ref().and_then(|r| r.headers.get(name))
 }
+
+/// The sidecar's revocation snapshot with no revocation (docs/internal-api.md), for test
+/// doubles of the sidecar.
+pub fn empty_snapshot() -> Vec<u8> {
+    let mut b = b"LWR1".to_vec();
+    b.extend_from_slice(&[0; 12]);
+    b
+}

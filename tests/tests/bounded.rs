@@ -62,13 +62,6 @@ fn deposit_credential(ring: &l402::KeyRing, n: u32) -> String {
     )
 }
 
-/// The sidecar's revocation snapshot with no revocation (docs/internal-api.md).
-fn empty_snapshot() -> Vec<u8> {
-    let mut b = b"LWR1".to_vec();
-    b.extend_from_slice(&[0; 12]);
-    b
-}
-
 /// A paid `api` credential (`<macaroon>:<preimage>`).
 fn pay_token(ring: &l402::KeyRing, n: u32) -> String {
     let mut secret = [5; 32];
@@ -116,7 +109,9 @@ fn thousands_of_ips_and_tokens_use_a_bounded_number_of_shared_data_keys() {
             "/v1/bootstrap" => CallResponse::new(200, &[], boot.clone()),
             "/v1/challenge" => CallResponse::new(200, &[], answer.clone()),
             "/v1/events" => CallResponse::new(200, &[], r#"{"results":[]}"#),
-            "/v1/revocations/snapshot" => CallResponse::new(200, &[], empty_snapshot()),
+            "/v1/revocations/snapshot" => {
+                CallResponse::new(200, &[], lightning_wall_e2e::empty_snapshot())
+            }
             _ => CallResponse::new(
                 200,
                 &[],
@@ -185,7 +180,9 @@ fn a_paid_token_with_junk_cookies_fills_the_credential_cache_with_fixed_size_ent
         .start_time(SystemTime::now())
         .cluster_handler("sidecar", move |r| match r.path() {
             "/v1/bootstrap" => CallResponse::new(200, &[], boot.clone()),
-            "/v1/revocations/snapshot" => CallResponse::new(200, &[], empty_snapshot()),
+            "/v1/revocations/snapshot" => {
+                CallResponse::new(200, &[], lightning_wall_e2e::empty_snapshot())
+            }
             _ => CallResponse::new(
                 200,
                 &[],

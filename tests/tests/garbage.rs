@@ -192,8 +192,11 @@ fn garbage_sidecar_answers_never_trap_the_vm() {
             // Phase 2: bootstrap and sync answer well, so the filter (reachable) makes
             // challenges, and the garbage goes to the challenge handling.
             if p2.load(Ordering::Relaxed) && kind != 2 {
-                return match kind {
-                    0 => CallResponse::new(200, &[], bootstrap()),
+                return match (kind, req.path()) {
+                    (0, _) => CallResponse::new(200, &[], bootstrap()),
+                    (_, "/v1/revocations/snapshot") => {
+                        CallResponse::new(200, &[], lightning_wall_e2e::empty_snapshot())
+                    }
                     _ => CallResponse::new(200, &[], VALID_SYNC),
                 };
             }

@@ -36,11 +36,16 @@ fn the_html_402_loads_only_sidecar_assets_and_its_qr_code_is_the_invoice() {
     assert!(page.contains(&format!("href=\"lightning:{invoice}\"")));
     assert!(page.contains("1000 sats"));
 
+    // The terms are a link for the visitor to follow, not something the page loads.
+    assert!(
+        attributes(&page, "href").contains(&"/.well-known/lightning-wall/terms"),
+        "the page links to the terms"
+    );
     let mut assets: Vec<&str> = attributes(&page, "src");
     assets.extend(
         attributes(&page, "href")
             .into_iter()
-            .filter(|h| h.starts_with('/')),
+            .filter(|h| h.starts_with('/') && *h != "/.well-known/lightning-wall/terms"),
     );
     assert_eq!(assets.len(), 3, "{assets:?}");
     for asset in assets {
