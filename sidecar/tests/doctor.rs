@@ -360,3 +360,50 @@ fn the_cli_prints_the_report_and_exits_with_its_status() {
     assert!(stdout.contains("tls.cert"), "{stdout}");
     assert!(stdout.contains("exit 2"), "{stdout}");
 }
+
+#[tokio::test]
+async fn the_cln_backend_is_checked_as_far_as_its_node_trait_goes() {
+    use std::os::unix::fs::PermissionsExt;
+    let fake = fake_cln::FakeCln::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let c = fake.write_credentials(dir.path()).unwrap();
+    for key in [&c.node.client_key, &c.hold.client_key] {
+        std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let config = dir.path().join("lightning-wall.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir: {data}
+node:
+  backend: cln
+  cln:
+    grpc: {{ url: {}, ca_cert_file: {}, client_cert_file: {}, client_key: {{ file: {} }} }}
+    hold: {{ url: {}, ca_cert_file: {}, client_cert_file: {}, client_key: {{ file: {} }} }}
+    network: regtest
+routes:
+  - {{ id: wall, match: {{}}, mode: deposit, deposit: {{ amount_sat: 1000 }} }}
+",
+            c.node_url,
+            c.node.ca.display(),
+            c.node.client_cert.display(),
+            c.node.client_key.display(),
+            c.hold_url,
+            c.hold.ca.display(),
+            c.hold.client_cert.display(),
+            c.hold.client_key.display(),
+            data = dir.path().join("data").display(),
+        ),
+    )
+    .unwrap();
+    let report = doctor::run(&config).await;
+    assert_eq!(report.exit_code(), 0, "\n{report}");
+    assert_eq!(report.find(Level::Ok, "secret").len(), 2, "\n{report}");
+    assert_eq!(report.find(Level::Ok, "file").len(), 4, "\n{report}");
+    assert_eq!(
+        report.find(Level::Ok, "node.hold_invoice").len(),
+        1,
+        "\n{report}"
+    );
+    assert!(only(&report, Level::Skip, "node.inbound").contains("listpeerchannels"));
+}
