@@ -13,7 +13,8 @@ What is checked (docs/deployment.md "How the files are validated" says what is n
   (kubernetes-validate, strict); Istio, Envoy Gateway and Gateway API kinds against the schemas
   in scripts/schemas/ (transcribed from upstream, cited there); the plugin configuration inside
   WasmPlugin/EnvoyExtensionPolicy; Envoy resources inside EnvoyPatchPolicy; every ConfigMap's
-  `lightning-wall.yaml`, examples/lightning-wall.yaml and examples/demo/lightning-wall.yaml by
+  `lightning-wall.yaml`, examples/lightning-wall.yaml, examples/wordpress.yaml and
+  examples/demo/lightning-wall.yaml by
   `lightning-wall check-config`.
 - Dockerfile and deploy/wasm-image/Containerfile: linted by hadolint (every finding fails) and
   parsed (the `dockerfile` package wraps BuildKit's own parser); base images pinned, the sidecar image runs as non-root, every COPY
@@ -211,6 +212,22 @@ def check_sidecar_config(text: str, where: str, report: Report, lw_bin: str) -> 
     if run.returncode != 0:
         message = " ".join((run.stderr or run.stdout).split()).replace(str(path), "lightning-wall.yaml")
         report.error(where, f"lightning-wall check-config: {message}")
+    check_no_application_trap(text, where, report)
+
+
+# Pages of common applications that honest users request; a recipe must never make one a trap
+# (a trap forfeits the deposit of whoever requests it: on WordPress, every administrator).
+APPLICATION_PAGES = ("/wp-login.php", "/wp-admin", "/user/login", "/administrator")
+
+
+def check_no_application_trap(text: str, where: str, report: Report) -> None:
+    if where.startswith("examples/demo/"):
+        return  # the demo site is not WordPress; its trap is its own choice
+    doc = yaml.safe_load(text) or {}
+    for i, route in enumerate(doc.get("routes") or []):
+        for trap in ((route.get("deposit") or {}).get("trap_paths") or []):
+            if trap.startswith(APPLICATION_PAGES):
+                report.error(where, f"routes[{i}].deposit.trap_paths: {trap} is a page honest users request; never a trap")
 
 
 def check_kubernetes_object(doc: dict, where: str, report: Report, lw_bin: str) -> None:
@@ -374,7 +391,7 @@ def read_inputs() -> Inputs:
     kubernetes = {str(p.relative_to(ROOT)): load_yaml_documents(p) for p in sorted((ROOT / "examples" / "kubernetes").glob("*.yaml"))}
     sidecar = {
         name: (ROOT / name).read_text(encoding="utf-8")
-        for name in ("examples/lightning-wall.yaml", "examples/demo/lightning-wall.yaml")
+        for name in ("examples/lightning-wall.yaml", "examples/wordpress.yaml", "examples/demo/lightning-wall.yaml")
     }
     dockerfiles = {name: (ROOT / name).read_text(encoding="utf-8") for name in DOCKERFILES}
     if not envoy or not kubernetes:
@@ -545,6 +562,11 @@ def _mutations() -> list[tuple[str, Mutation]]:
     def sidecar_example_broken(i: Inputs) -> None:
         i.sidecar_configs["examples/lightning-wall.yaml"] += "\nunknown_section: {}\n"
 
+    def wordpress_login_trapped(i: Inputs) -> None:
+        text = i.sidecar_configs["examples/lightning-wall.yaml"]
+        i.sidecar_configs["examples/lightning-wall.yaml"] = text.replace(
+            "trap_paths: [/.env, /.git/config]", "trap_paths: [/wp-login.php, /.env]", 1)
+
     return [(f.__name__, f) for f in (
         misspelt_hcm_field, unknown_cluster_enum, bad_duration, unknown_field_inside_any,
         fail_open_wasm, key_material_in_plugin_config, sidecar_cluster_missing,
@@ -558,7 +580,7 @@ def _mutations() -> list[tuple[str, Mutation]]:
         dockerfile_missing_source, dockerfile_runs_as_root, dockerfile_member_not_copied,
         dockerfile_build_command_differs, dockerfile_unpinned_base, dockerfile_lint_finding,
         wasm_image_not_single_layer, wasm_image_wrong_file_name,
-        sidecar_example_broken,
+        sidecar_example_broken, wordpress_login_trapped,
     )]
 
 

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::Shared;
+use crate::macaroons;
 use crate::state::{
     ALREADY_PAID, DEFAULT_CLTV_EXPIRY, DEFAULT_EXPIRY, LndError, NewInvoice, OutgoingPayment,
     PAYMENT_IN_FLIGHT, PAYMENT_NOT_INITIATED, PaymentStatus, State,
@@ -26,6 +27,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/getinfo", get(get_info))
         .route("/v1/balance/channels", get(channel_balance))
+        .route("/v1/channels", get(list_channels))
+        .route("/v1/macaroon/permissions", get(list_permissions))
         .route("/v1/invoices", post(add_invoice))
         .route("/v1/invoices/subscribe", get(subscribe_all))
         .route("/v1/invoice/{r_hash_str}", get(lookup_v1))
@@ -60,13 +63,15 @@ fn lnd_error(error: &LndError) -> Response {
     (status, axum::Json(wire::error_body(error))).into_response()
 }
 
-/// lnd checks the macaroon on every call, streams included (`Grpc-Metadata-macaroon`, hex).
+/// lnd checks the macaroon on every call, streams included (`Grpc-Metadata-macaroon`, hex): its
+/// signature, then the method's permission (`macaroons.rs`).
 async fn check_macaroon(
     AxumState(shared): AxumState<Arc<Shared>>,
     request: Request,
     next: Next,
 ) -> Response {
     shared.log_request(&format!("{} {}", request.method(), request.uri().path()));
+    let needed = macaroons::required(request.method().as_str(), request.uri().path());
     let presented: Vec<&HeaderValue> = request
         .headers()
         .get_all("grpc-metadata-macaroon")
@@ -74,10 +79,12 @@ async fn check_macaroon(
         .collect();
     let verdict = match presented.as_slice() {
         [one] => match one.to_str().ok().and_then(|h| hex::decode(h).ok()) {
-            Some(bytes) if bytes == shared.macaroon => Ok(()),
-            Some(_) => Err(LndError::unknown(
-                "verification failed: signature mismatch after caveat verification",
-            )),
+            Some(bytes) => match needed {
+                Some(needed) => macaroons::check(&shared.root_key, &bytes, needed)
+                    .map_err(|refusal| LndError::unknown(refusal.message())),
+                // Not one of lnd's routes: the router answers 404 as grpc-gateway does.
+                None => Ok(()),
+            },
             None => Err(LndError::unknown(
                 "unable to decode macaroon: encoding/hex: invalid byte",
             )),
@@ -91,6 +98,89 @@ async fn check_macaroon(
         Ok(()) => next.run(request).await,
         Err(error) => lnd_error(&error),
     }
+}
+
+/// ListPermissions (`lnrpc.ListPermissionsResponse`): every method FakeLnd serves and the
+/// permission lnd requires for it.
+async fn list_permissions() -> Answer {
+    let mut map = serde_json::Map::new();
+    for (_, _, full, entity, action) in macaroons::METHODS {
+        map.insert(
+            (*full).to_owned(),
+            json!({"permissions": [{"entity": entity, "action": action}]}),
+        );
+    }
+    Answer(Ok(json!({ "method_permissions": map })))
+}
+
+/// ListChannels (`lnrpc.ListChannelsResponse`): the channels a test configured, every field the
+/// wall reads emitted as lnd does (int64/uint64 as strings, uint32 as numbers). Held hold
+/// invoices show as incoming HTLCs on the first channel and no longer count in its
+/// `remote_balance`, as in lnd, where an HTLC's amount leaves the sender's balance while in
+/// flight.
+async fn list_channels(AxumState(shared): AxumState<Arc<Shared>>) -> Answer {
+    let channels = shared.channels();
+    let held: Vec<(u64, [u8; 32], u32)> = {
+        let db = shared.db();
+        db.invoices
+            .values()
+            .filter(|i| i.state == State::Accepted)
+            .filter_map(|i| {
+                i.htlc
+                    .as_ref()
+                    .map(|h| (i.amt_paid_msat, i.hash, h.expiry_height))
+            })
+            .collect()
+    };
+    let list: Vec<Value> = channels
+        .iter()
+        .enumerate()
+        .map(|(n, c)| {
+            let on_this = if n == 0 { held.as_slice() } else { &[] };
+            let in_flight_sat: u64 = on_this.iter().map(|(msat, ..)| msat / 1000).sum();
+            let constraints = |reserve: u64, max_htlcs: u32| {
+                json!({
+                    "csv_delay": 144,
+                    "chan_reserve_sat": reserve.to_string(),
+                    "dust_limit_sat": "354",
+                    "max_pending_amt_msat": (c.capacity_sat * 990).to_string(),
+                    "min_htlc_msat": "1",
+                    "max_accepted_htlcs": max_htlcs,
+                })
+            };
+            json!({
+                "active": c.active,
+                "remote_pubkey": format!("02{}", hex::encode([n as u8 + 1; 32])),
+                "channel_point": format!("{}:0", hex::encode([n as u8 + 9; 32])),
+                "chan_id": ((800_000u64 << 40) | n as u64).to_string(),
+                "capacity": c.capacity_sat.to_string(),
+                "local_balance": c.local_balance_sat.to_string(),
+                "remote_balance": c.remote_balance_sat.saturating_sub(in_flight_sat).to_string(),
+                "commit_fee": "0",
+                "commit_weight": "0",
+                "fee_per_kw": "0",
+                "unsettled_balance": in_flight_sat.to_string(),
+                "total_satoshis_sent": "0",
+                "total_satoshis_received": "0",
+                "num_updates": "0",
+                "pending_htlcs": on_this.iter().map(|(msat, hash, expiry)| json!({
+                    "incoming": true,
+                    "amount": (msat / 1000).to_string(),
+                    "hash_lock": b64(hash),
+                    "expiration_height": expiry,
+                    "htlc_index": "0",
+                    "forwarding_channel": "0",
+                    "forwarding_htlc_index": "0",
+                    "locked_in": true,
+                })).collect::<Vec<_>>(),
+                "private": c.private,
+                "initiator": true,
+                "local_constraints": constraints(c.capacity_sat / 100, 483),
+                "remote_constraints": constraints(c.remote_reserve_sat, c.max_accepted_htlcs),
+            })
+        })
+        .collect();
+    Answer(Ok(json!({ "channels": list })))
 }
 
 async fn get_info(AxumState(shared): AxumState<Arc<Shared>>) -> Answer {

@@ -6,6 +6,7 @@
 //! restart on the same port with the same state, regenerate the TLS cert.
 
 mod api;
+mod macaroons;
 mod state;
 mod tls;
 mod wire;
@@ -24,6 +25,7 @@ use tokio_rustls::TlsAcceptor;
 
 use state::Db;
 use tls::LndLikeCert;
+pub use tls::TestCa;
 
 /// How a FakeLnd starts.
 #[derive(Clone, Debug)]
@@ -58,6 +60,37 @@ pub struct FakeInvoiceView {
     pub preimage: Option<[u8; 32]>,
 }
 
+/// A channel as ListChannels reports it (FakeLnd has no chain: these are just the numbers a test
+/// wants the node to show).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FakeChannel {
+    pub active: bool,
+    pub private: bool,
+    pub capacity_sat: u64,
+    pub local_balance_sat: u64,
+    /// The peer's balance: what can still be paid to this node over the channel.
+    pub remote_balance_sat: u64,
+    /// What the peer must keep (`remote_constraints.chan_reserve_sat`).
+    pub remote_reserve_sat: u64,
+    /// HTLCs the peer may offer at once (`remote_constraints.max_accepted_htlcs`; 483 at most).
+    pub max_accepted_htlcs: u32,
+}
+
+impl Default for FakeChannel {
+    /// One active public 2,000,000-sat channel, half of it inbound, lnd's default limits.
+    fn default() -> Self {
+        Self {
+            active: true,
+            private: false,
+            capacity_sat: 2_000_000,
+            local_balance_sat: 1_000_000,
+            remote_balance_sat: 1_000_000,
+            remote_reserve_sat: 20_000,
+            max_accepted_htlcs: 483,
+        }
+    }
+}
+
 /// How SendPaymentV2 ends payments.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PaymentBehaviour {
@@ -81,7 +114,11 @@ pub struct FakePaymentView {
 
 pub(crate) struct Shared {
     db: Mutex<Db>,
+    /// The root key every macaroon of this node is signed with.
+    root_key: [u8; 32],
+    /// `admin.macaroon`: every permission.
     macaroon: Vec<u8>,
+    channels: Mutex<Vec<FakeChannel>>,
     changes: broadcast::Sender<[u8; 32]>,
     kill_streams: watch::Sender<u64>,
     silenced: std::sync::atomic::AtomicBool,
@@ -94,6 +131,13 @@ pub(crate) struct Shared {
 impl Shared {
     fn db(&self) -> MutexGuard<'_, Db> {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn channels(&self) -> Vec<FakeChannel> {
+        self.channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn announce(&self, hashes: &[[u8; 32]]) {
@@ -141,13 +185,18 @@ impl FakeLnd {
         let addr = listener.local_addr()?;
         let (changes, _) = broadcast::channel(4096);
         let (kill_streams, _) = watch::channel(0);
+        let root_key: [u8; 32] = rand::random();
+        let admin: Vec<String> = macaroons::admin_permissions();
+        let admin: Vec<&str> = admin.iter().map(String::as_str).collect();
         let shared = Arc::new(Shared {
             db: Mutex::new(Db::new(
                 &options.network,
                 options.block_height,
                 options.hold_expiry_delta,
             )),
-            macaroon: rand::random::<[u8; 32]>().to_vec(),
+            root_key,
+            macaroon: macaroons::bake(&root_key, &admin),
+            channels: Mutex::new(vec![FakeChannel::default()]),
             changes,
             kill_streams,
             silenced: std::sync::atomic::AtomicBool::new(false),
@@ -184,9 +233,24 @@ impl FakeLnd {
             .clone()
     }
 
-    /// The macaroon file's bytes (clients send them hex-encoded).
+    /// `admin.macaroon`'s bytes (clients send them hex-encoded): every permission.
     pub fn macaroon(&self) -> Vec<u8> {
         self.shared.macaroon.clone()
+    }
+
+    /// A macaroon with only these permissions (`entity:action` or `uri:<full method>`), as
+    /// `lncli bakemacaroon` makes them.
+    pub fn bake_macaroon(&self, permissions: &[&str]) -> Vec<u8> {
+        macaroons::bake(&self.shared.root_key, permissions)
+    }
+
+    /// What ListChannels reports from now on (one default channel at start).
+    pub fn set_channels(&self, channels: Vec<FakeChannel>) {
+        *self
+            .shared
+            .channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = channels;
     }
 
     /// Writes `tls.cert` and `admin.macaroon` into `dir`, as lnd does in its data dir.
@@ -376,6 +440,15 @@ impl FakeLnd {
     /// lnd regenerating `tls.cert` (e.g. after its expiry) and restarting with it.
     pub async fn regenerate_cert(&self) -> std::io::Result<()> {
         let cert = LndLikeCert::generate().map_err(std::io::Error::other)?;
+        *self.cert.lock().unwrap_or_else(|e| e.into_inner()) = cert;
+        self.restart().await
+    }
+
+    /// A hosted lnd renewing its CA-signed certificate: a new key and a certificate from `ca`
+    /// for `names` (e.g. `["localhost", "127.0.0.1"]`), served after a restart (connections
+    /// are cut, so clients handshake again).
+    pub async fn serve_ca_signed(&self, ca: &TestCa, names: &[&str]) -> std::io::Result<()> {
+        let cert = LndLikeCert::signed_by(ca, names).map_err(std::io::Error::other)?;
         *self.cert.lock().unwrap_or_else(|e| e.into_inner()) = cert;
         self.restart().await
     }

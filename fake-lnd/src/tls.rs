@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rcgen::{BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair};
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -36,6 +36,23 @@ impl LndLikeCert {
         })
     }
 
+    /// A server certificate as a CA issues it to a hosted lnd: not a CA itself, for `names`,
+    /// signed by `ca`, with a fresh key (as at every renewal).
+    pub fn signed_by(ca: &TestCa, names: &[&str]) -> Result<Self, rcgen::Error> {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "fake-lnd hosted");
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &ca.cert, &ca.key)?;
+        Ok(Self {
+            pem: cert.pem(),
+            der: cert.der().clone(),
+            key_der: key.serialize_der(),
+        })
+    }
+
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, rustls::Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()));
@@ -45,5 +62,30 @@ impl LndLikeCert {
             .with_single_cert(vec![self.der.clone()], key)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
+    }
+}
+
+/// A certificate authority for tests of CA trust (the role Let's Encrypt plays for a hosted
+/// lnd). Test-only material.
+pub struct TestCa {
+    cert: Certificate,
+    key: KeyPair,
+}
+
+impl TestCa {
+    pub fn generate() -> Result<Self, rcgen::Error> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "fake-lnd test CA");
+        let key = KeyPair::generate()?;
+        let cert = params.self_signed(&key)?;
+        Ok(Self { cert, key })
+    }
+
+    /// The CA certificate (PEM), what an operator puts in `node.lnd.tls_ca`.
+    pub fn pem(&self) -> String {
+        self.cert.pem()
     }
 }

@@ -6,6 +6,7 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod deposit;
+pub mod doctor;
 pub mod keys;
 pub mod metrics;
 pub mod mint_limit;

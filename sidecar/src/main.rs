@@ -1,5 +1,5 @@
-//! `lightning-wall`: the sidecar binary. `serve` runs it; the other commands check a config,
-//! pay a dev-node invoice, decode a token, and drive the admin API.
+//! `lightning-wall`: the sidecar binary. `serve` runs it; the other commands check a config
+//! (`check-config`, and `doctor` against the node), pay a dev-node invoice, decode a token, and drive the admin API.
 
 use std::path::PathBuf;
 
@@ -28,6 +28,13 @@ enum Command {
     },
     /// Validate a configuration file and list every problem.
     CheckConfig {
+        #[arg(long, default_value = "lightning-wall.yaml")]
+        config: PathBuf,
+    },
+    /// Check a configuration against the real world before traffic: secrets, the node (macaroon
+    /// permissions, a 1-sat hold invoice created and cancelled, liquidity and HTLC slots) and
+    /// the client addresses of recent deposits. Exit 0: all ok; 1: warnings; 2: a failure.
+    Doctor {
         #[arg(long, default_value = "lightning-wall.yaml")]
         config: PathBuf,
     },
@@ -186,6 +193,12 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 Ok(std::process::ExitCode::FAILURE)
             }
         },
+        Command::Doctor { config } => {
+            println!("lightning-wall doctor: {}", config.display());
+            let report = lightning_wall::doctor::run(&config).await;
+            println!("{report}");
+            Ok(std::process::ExitCode::from(report.exit_code()))
+        }
         Command::Dev {
             command:
                 DevCommand::Pay {

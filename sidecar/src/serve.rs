@@ -87,18 +87,7 @@ pub async fn open_node(config: &Config) -> anyhow::Result<(Arc<dyn Node>, Option
             let Some(lnd) = &config.node.lnd else {
                 bail!("node.lnd: required when node.backend is lnd");
             };
-            let macaroon = match (&lnd.macaroon.file, &lnd.macaroon.env) {
-                (Some(path), None) => Macaroon::File(path.clone()),
-                _ => Macaroon::Value(lnd.macaroon.read_text().context("node.lnd.macaroon")?.0),
-            };
-            let mut lnd_config = LndConfig::new(
-                lnd.rest_url.clone(),
-                lnd.tls_cert_file.clone(),
-                macaroon,
-                lnd.network.clone(),
-            );
-            lnd_config.hold_expiry_delta = lnd.hold_expiry_delta;
-            lnd_config.private = lnd.private;
+            let lnd_config = lnd_client_config(lnd)?;
             let node = LndNode::connect(lnd_config)
                 .await
                 .with_context(|| format!("connecting to lnd at {}", lnd.rest_url))?;
@@ -133,6 +122,25 @@ pub async fn open_node(config: &Config) -> anyhow::Result<(Arc<dyn Node>, Option
             Ok((Arc::new(node), None))
         }
     }
+}
+
+/// The lnd client's settings from `node.lnd` (the macaroon read now when it comes from an
+/// environment variable; a file is read by the client).
+pub fn lnd_client_config(lnd: &crate::config::LndConfig) -> anyhow::Result<LndConfig> {
+    let macaroon = match (&lnd.macaroon.file, &lnd.macaroon.env) {
+        (Some(path), None) => Macaroon::File(path.clone()),
+        _ => Macaroon::Value(lnd.macaroon.read_text().context("node.lnd.macaroon")?.0),
+    };
+    let mut lnd_config = LndConfig::new(
+        lnd.rest_url.clone(),
+        std::path::PathBuf::new(),
+        macaroon,
+        lnd.network.clone(),
+    );
+    lnd_config.tls = lnd.trust();
+    lnd_config.hold_expiry_delta = lnd.hold_expiry_delta;
+    lnd_config.private = lnd.private;
+    Ok(lnd_config)
 }
 
 fn replica_id() -> String {

@@ -166,8 +166,14 @@ pub struct ClnGrpcConfig {
 pub struct LndConfig {
     /// `https://host:8080`: lnd's REST listener.
     pub rest_url: String,
-    /// lnd's `tls.cert`, pinned byte-for-byte.
-    pub tls_cert_file: PathBuf,
+    /// lnd's own self-signed `tls.cert`, pinned byte for byte. Set this or `tls_ca`.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Instead of a pin, for a CA-signed certificate that renews (hosted lnd): `system` (the
+    /// system's CA store) or the path of a PEM CA bundle. The certificate must name the host of
+    /// `rest_url`.
+    #[serde(default)]
+    pub tls_ca: Option<String>,
     /// The macaroon (binary file or hex in an env var) with `invoices:read invoices:write
     /// info:read`.
     pub macaroon: SecretRef,
@@ -757,7 +763,15 @@ impl Config {
         };
         fix(&mut self.data_dir);
         if let Some(lnd) = self.node.lnd.as_mut() {
-            fix(&mut lnd.tls_cert_file);
+            if let Some(cert) = lnd.tls_cert_file.as_mut() {
+                fix(cert);
+            }
+            if let Some(ca) = lnd.tls_ca.as_mut()
+                && ca != "system"
+                && Path::new(ca.as_str()).is_relative()
+            {
+                *ca = dir.join(ca.as_str()).to_string_lossy().into_owned();
+            }
             fix_secret(&mut lnd.macaroon);
         }
         if let Some(cln) = self.node.cln.as_mut() {
@@ -816,6 +830,19 @@ impl Config {
 
     pub fn route(&self, id: &str) -> Option<&RouteConfig> {
         self.routes.iter().find(|r| r.id == id)
+    }
+}
+
+impl LndConfig {
+    /// How lnd's certificate is trusted: pinned `tls.cert`, or CA roots (validation ensures
+    /// exactly one is set; a pin when neither is, which validation refuses).
+    pub fn trust(&self) -> crate::node::lnd::LndTrust {
+        use crate::node::lnd::{CaRoots, LndTrust};
+        match (&self.tls_ca, &self.tls_cert_file) {
+            (Some(ca), _) if ca == "system" => LndTrust::Ca(CaRoots::System),
+            (Some(ca), _) => LndTrust::Ca(CaRoots::File(PathBuf::from(ca))),
+            (None, cert) => LndTrust::Pin(cert.clone().unwrap_or_default()),
+        }
     }
 }
 

@@ -293,6 +293,51 @@ routes:
     assert!(!Config::parse(&plain).unwrap().node.lnd.unwrap().private);
 }
 
+#[test]
+fn lnd_trusts_a_pinned_cert_or_a_ca_never_both_or_neither() {
+    let yaml = |tls: &str| {
+        format!(
+            "
+node:
+  backend: lnd
+  lnd:
+    rest_url: https://lnd.example:8080
+{tls}    macaroon: {{ file: /lnd/lightning-wall.macaroon }}
+    network: mainnet
+routes:
+  - {{ id: wall, match: {{ path: {{ prefix: / }} }}, mode: free }}
+"
+        )
+    };
+    use crate::node::lnd::{CaRoots, LndTrust};
+    let trust = |tls: &str| {
+        let config = Config::from_text(&yaml(tls), Some(Path::new("/etc/lw"))).unwrap();
+        config.node.lnd.unwrap().trust()
+    };
+    assert_eq!(
+        trust("    tls_cert_file: tls.cert\n"),
+        LndTrust::Pin("/etc/lw/tls.cert".into())
+    );
+    assert_eq!(trust("    tls_ca: system\n"), LndTrust::Ca(CaRoots::System));
+    assert_eq!(
+        trust("    tls_ca: ca/voltage.pem\n"),
+        LndTrust::Ca(CaRoots::File("/etc/lw/ca/voltage.pem".into()))
+    );
+    let both = issues_of(&yaml("    tls_cert_file: /t.cert\n    tls_ca: system\n"));
+    assert_eq!(both.len(), 1, "{both:?}");
+    assert!(
+        both[0].starts_with("node.lnd.tls_ca: set only one of"),
+        "{both:?}"
+    );
+    let neither = issues_of(&yaml(""));
+    assert_eq!(neither.len(), 1, "{neither:?}");
+    assert!(
+        neither[0]
+            .starts_with("node.lnd.tls_cert_file: required: lnd's tls.cert to pin, or tls_ca"),
+        "{neither:?}"
+    );
+}
+
 /// A `cln` node section; `{grpc}`, `{hold}`, `{network}` are filled in per test.
 fn cln_config(grpc: &str, hold: &str, network: &str) -> String {
     MINIMAL.replace(

@@ -172,7 +172,7 @@ fn node(config: &Config, issues: &mut Issues) {
         NodeBackend::Lnd => match &config.node.lnd {
             None => issues.push(
                 "node.lnd",
-                "required when node.backend is lnd (rest_url, tls_cert_file, macaroon, network)",
+                "required when node.backend is lnd (rest_url, tls_cert_file or tls_ca, macaroon, network)",
             ),
             Some(lnd) => {
                 if !lnd.rest_url.starts_with("https://") {
@@ -185,6 +185,21 @@ fn node(config: &Config, issues: &mut Issues) {
                     );
                 }
                 issues.secret("node.lnd.macaroon", &lnd.macaroon);
+                match (&lnd.tls_cert_file, &lnd.tls_ca) {
+                    (Some(_), Some(_)) => issues.push(
+                        "node.lnd.tls_ca",
+                        "set only one of tls_cert_file (pin lnd's self-signed tls.cert) or tls_ca                          (a CA-signed certificate: `system` or a CA file)",
+                    ),
+                    (None, None) => issues.push(
+                        "node.lnd.tls_cert_file",
+                        "required: lnd's tls.cert to pin, or tls_ca (`system` or a CA file) for a                          CA-signed certificate (hosted lnd)",
+                    ),
+                    (None, Some(ca)) if ca.trim().is_empty() => issues.push(
+                        "node.lnd.tls_ca",
+                        "must be `system` or the path of a PEM CA bundle",
+                    ),
+                    _ => {}
+                }
                 issues.between(
                     "node.lnd.hold_expiry_delta".into(),
                     lnd.hold_expiry_delta.into(),

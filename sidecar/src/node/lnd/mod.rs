@@ -2,6 +2,9 @@
 //! authenticated by a macaroon. Streams reconnect with backoff and reconcile by lookup, so a final
 //! state is never missed. It must never log the macaroon or send a field lnd does not document.
 
+mod ca_trust;
+pub mod channels;
+pub mod permissions;
 mod pinned_cert;
 pub mod wire;
 
@@ -16,6 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+pub use ca_trust::{CaRoots, CaTrustError, system_bundle};
 pub use pinned_cert::PinError;
 
 use super::{
@@ -28,9 +32,9 @@ use super::{
 pub struct LndConfig {
     /// REST endpoint, e.g. `https://127.0.0.1:8080`.
     pub url: String,
-    /// lnd's `tls.cert` (PEM). Re-read when lnd presents another certificate.
-    pub tls_cert_path: PathBuf,
-    /// A macaroon with `invoices:read invoices:write info:read` (+ `offchain:*` for rewards).
+    /// How lnd's TLS certificate is trusted.
+    pub tls: LndTrust,
+    /// A macaroon baked with the recipe of docs/node-backends.md "Macaroon".
     pub macaroon: Macaroon,
     /// The network lnd must be on (`mainnet`, `testnet`, `testnet4`, `signet`, `regtest`,
     /// `simnet`).
@@ -62,7 +66,7 @@ impl LndConfig {
     ) -> Self {
         Self {
             url: url.into(),
-            tls_cert_path: tls_cert_path.into(),
+            tls: LndTrust::Pin(tls_cert_path.into()),
             macaroon: macaroon.into(),
             network: network.into(),
             hold_expiry_delta: 18,
@@ -74,6 +78,16 @@ impl LndConfig {
             payment_timeout: Duration::from_secs(60),
         }
     }
+}
+
+/// How the client trusts lnd's certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LndTrust {
+    /// lnd's own self-signed `tls.cert` (PEM), pinned byte for byte; re-read when lnd presents
+    /// another certificate.
+    Pin(PathBuf),
+    /// A CA-signed certificate (hosted lnd), verified against these roots for the URL's host.
+    Ca(CaRoots),
 }
 
 /// Where the macaroon comes from: lnd's file (binary, as `lncli bakemacaroon --save_to` writes
@@ -138,6 +152,8 @@ impl Macaroon {
 pub enum LndConnectError {
     #[error(transparent)]
     Cert(#[from] PinError),
+    #[error(transparent)]
+    CaTrust(#[from] CaTrustError),
     #[error("reading the lnd macaroon {path}: {source}")]
     Macaroon {
         path: PathBuf,
@@ -186,7 +202,10 @@ impl std::fmt::Debug for LndNode {
 impl LndNode {
     /// Reads the cert and macaroon, calls getinfo, refuses a node on another network.
     pub async fn connect(config: LndConfig) -> Result<Self, LndConnectError> {
-        let tls = pinned_cert::client_config(&config.tls_cert_path)?;
+        let tls = match &config.tls {
+            LndTrust::Pin(path) => pinned_cert::client_config(path)?,
+            LndTrust::Ca(roots) => ca_trust::client_config(roots)?,
+        };
         let macaroon = config.macaroon.load()?;
         let mut macaroon = HeaderValue::from_str(&hex::encode(macaroon))
             .map_err(|e| LndConnectError::Client(e.to_string()))?;

@@ -26,6 +26,13 @@ fn config_for(fake: &FakeLnd, dir: &std::path::Path) -> LndConfig {
     }
 }
 
+fn pinned(config: &LndConfig) -> &std::path::Path {
+    match &config.tls {
+        LndTrust::Pin(path) => path,
+        LndTrust::Ca(_) => unreachable!("these tests pin"),
+    }
+}
+
 async fn setup() -> Setup {
     let fake = FakeLnd::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -378,7 +385,7 @@ async fn a_certificate_that_is_not_the_pinned_one_is_refused() {
     let impostor = FakeLnd::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = config_for(&fake, dir.path());
-    std::fs::write(&config.tls_cert_path, impostor.tls_cert_pem()).unwrap();
+    std::fs::write(pinned(&config), impostor.tls_cert_pem()).unwrap();
     let err = LndNode::connect(config.clone()).await.unwrap_err();
     assert!(
         matches!(
@@ -391,7 +398,7 @@ async fn a_certificate_that_is_not_the_pinned_one_is_refused() {
         "{err}"
     );
     // The right cert at another lnd's address is refused too (the pin is the identity).
-    std::fs::write(&config.tls_cert_path, fake.tls_cert_pem()).unwrap();
+    std::fs::write(pinned(&config), fake.tls_cert_pem()).unwrap();
     config.url = impostor.url();
     assert!(LndNode::connect(config).await.is_err());
 }
@@ -425,7 +432,7 @@ async fn a_regenerated_lnd_certificate_is_picked_up_from_the_file() {
     } = setup().await;
     fake.regenerate_cert().await.unwrap();
     assert!(matches!(node.info().await, Err(NodeError::Unavailable(_))));
-    std::fs::write(&config.tls_cert_path, fake.tls_cert_pem()).unwrap();
+    std::fs::write(pinned(&config), fake.tls_cert_pem()).unwrap();
     assert_eq!(node.info().await.unwrap().network, "regtest");
 }
 
@@ -434,15 +441,16 @@ async fn a_wrong_macaroon_is_refused_and_never_echoed() {
     let fake = FakeLnd::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = config_for(&fake, dir.path());
-    let wrong = [0x5a_u8; 32];
+    // Another node's macaroon: well formed, signed with another root key.
+    let wrong = FakeLnd::start().await.unwrap().macaroon();
     let Macaroon::File(path) = &config.macaroon else {
         unreachable!()
     };
-    std::fs::write(path, wrong).unwrap();
+    std::fs::write(path, &wrong).unwrap();
     let err = LndNode::connect(config).await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("verification failed"), "{text}");
-    assert!(!text.contains(&hex::encode(wrong)));
+    assert!(!text.contains(&hex::encode(&wrong)));
     assert!(matches!(
         err,
         LndConnectError::Unreachable {
@@ -526,7 +534,7 @@ async fn fake_lnd_rejects_unknown_request_fields_like_lnd() {
     let Setup {
         fake, config, _dir, ..
     } = setup().await;
-    let tls = pinned_cert::client_config(&config.tls_cert_path).unwrap();
+    let tls = pinned_cert::client_config(pinned(&config)).unwrap();
     let client = reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .build()
@@ -595,7 +603,7 @@ async fn fake_lnd_refuses_standard_base64_in_a_query_and_calls_without_a_macaroo
     node.create_hold_invoice(&hash, &request(1_000))
         .await
         .unwrap();
-    let tls = pinned_cert::client_config(&config.tls_cert_path).unwrap();
+    let tls = pinned_cert::client_config(pinned(&config)).unwrap();
     let client = reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .build()
@@ -664,7 +672,7 @@ async fn private_asks_lnd_for_route_hints_to_its_private_channels() {
 
 /// A plain HTTP client that trusts FakeLnd's pinned certificate, for the fidelity checks below.
 fn raw_client(config: &LndConfig) -> reqwest::Client {
-    let tls = pinned_cert::client_config(&config.tls_cert_path).unwrap();
+    let tls = pinned_cert::client_config(pinned(config)).unwrap();
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .build()
@@ -897,4 +905,61 @@ async fn a_stream_that_went_silent_is_caught_up_by_periodic_lookup() {
         InvoiceState::Canceled
     );
     assert_eq!(received(&mut updates).await, None);
+}
+
+/// The names FakeLnd's certificates carry, as lnd's do.
+const LOCAL: &[&str] = &["localhost", "127.0.0.1"];
+
+fn trusting_ca(fake: &FakeLnd, dir: &std::path::Path, ca_pem: &str) -> LndConfig {
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    LndConfig {
+        tls: LndTrust::Ca(CaRoots::File(ca)),
+        ..config_for(fake, dir)
+    }
+}
+
+#[tokio::test]
+async fn a_ca_signed_certificate_is_trusted_by_its_ca_and_still_after_it_is_renewed() {
+    let fake = FakeLnd::start().await.unwrap();
+    let ca = fake_lnd::TestCa::generate().unwrap();
+    fake.serve_ca_signed(&ca, LOCAL).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = trusting_ca(&fake, dir.path(), &ca.pem());
+    let node = LndNode::connect(config.clone()).await.unwrap();
+    // The hosted lnd renews: new key, new certificate, same CA. Nothing is copied anywhere.
+    let before = fake.tls_cert_pem();
+    fake.serve_ca_signed(&ca, LOCAL).await.unwrap();
+    assert_ne!(before, fake.tls_cert_pem());
+    assert_eq!(node.info().await.unwrap().network, "regtest");
+    // A pin of the old certificate would have broken here, which is what tls_ca is for.
+    let old_pin = dir.path().join("old.pem");
+    std::fs::write(&old_pin, before).unwrap();
+    let pinned = LndConfig {
+        tls: LndTrust::Pin(old_pin),
+        ..config.clone()
+    };
+    assert!(LndNode::connect(pinned).await.is_err());
+}
+
+#[tokio::test]
+async fn ca_trust_refuses_another_cas_certificate_and_lnds_self_signed_one() {
+    let fake = FakeLnd::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // lnd's own tls.cert given as the CA: CA-flagged, refused as a server certificate.
+    let config = trusting_ca(&fake, dir.path(), &fake.tls_cert_pem());
+    let err = LndNode::connect(config).await.unwrap_err();
+    assert!(matches!(err, LndConnectError::Unreachable { .. }), "{err}");
+    // A certificate from another CA.
+    let ours = fake_lnd::TestCa::generate().unwrap();
+    let theirs = fake_lnd::TestCa::generate().unwrap();
+    fake.serve_ca_signed(&theirs, LOCAL).await.unwrap();
+    let config = trusting_ca(&fake, dir.path(), &ours.pem());
+    assert!(LndNode::connect(config.clone()).await.is_err());
+    // The right CA, but a certificate for another name than the URL's host: refused, the
+    // name is part of the trust.
+    fake.serve_ca_signed(&ours, &["lnd.example"]).await.unwrap();
+    assert!(LndNode::connect(config.clone()).await.is_err());
+    fake.serve_ca_signed(&ours, LOCAL).await.unwrap();
+    LndNode::connect(config).await.unwrap();
 }

@@ -31,7 +31,7 @@ fn decode_bytes(text: &str) -> Option<Vec<u8>> {
 }
 
 /// int64 fields arrive as strings; accept numbers too (older gateways, proxies re-encoding).
-fn int64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(super) fn int64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Int {
