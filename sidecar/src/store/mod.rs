@@ -21,7 +21,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use deposits::{ApplyOutcome, DepositFilter, PrefixCounts, StoredDeposit};
+pub use deposits::{ApplyOutcome, DepositFilter, LiveCounts, StoredDeposit};
 pub use ledger::{AuditRecord, Revocation, RevocationSnapshot};
 pub use rewards::{
     ClaimRefusal, CreditOutcome, NewPayout, Payout, PayoutResult, PayoutState, RewardAccount,

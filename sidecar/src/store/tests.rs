@@ -447,7 +447,7 @@ async fn timers_and_live_counts_are_found_by_scans(store: Store) {
     );
     assert_eq!(
         store.prefix_deposit_counts("203.0.113.0/24").await.unwrap(),
-        crate::store::PrefixCounts { held: 0, unpaid: 3 }
+        crate::store::LiveCounts { held: 0, unpaid: 3 }
     );
     assert!(
         store
