@@ -456,7 +456,9 @@ fn the_global_unpaid_cap_has_a_default_and_is_checked_against_the_per_prefix_one
     ));
     assert_eq!(
         issues,
-        ["limits.max_unpaid_deposits_per_prefix: must not exceed limits.max_unpaid_deposits (10), got 11"]
+        [
+            "limits.max_unpaid_deposits_per_prefix: must not exceed limits.max_unpaid_deposits (10), got 11"
+        ]
     );
 }
 

@@ -490,7 +490,14 @@ async fn the_global_unpaid_limit_holds_while_the_count_is_reused_and_frees_up_af
         .await
         .unwrap_err();
     assert!(
-        matches!(err, EngineError::LimitReached { max: 5, scope: "awaiting payment in total", .. }),
+        matches!(
+            err,
+            EngineError::LimitReached {
+                max: 5,
+                scope: "awaiting payment in total",
+                ..
+            }
+        ),
         "{err}"
     );
     // One ends: its place is free once the count is read again.
@@ -533,7 +540,14 @@ async fn unpaid_deposits_never_use_up_the_global_held_cap() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, EngineError::LimitReached { max: 2, scope: "held in total", .. }),
+        matches!(
+            err,
+            EngineError::LimitReached {
+                max: 2,
+                scope: "held in total",
+                ..
+            }
+        ),
         "{err}"
     );
 }
