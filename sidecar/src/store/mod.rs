@@ -11,6 +11,7 @@ mod deposits;
 mod group_commit;
 mod ledger;
 mod rewards;
+mod usage;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -27,6 +28,7 @@ pub use rewards::{
     ClaimRefusal, CreditOutcome, NewPayout, Payout, PayoutResult, PayoutState, RewardAccount,
     RewardAuditRecord,
 };
+pub use usage::UsageReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
