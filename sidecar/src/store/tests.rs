@@ -788,7 +788,13 @@ async fn usage_counts_sum_over_reporters_count_a_resent_report_once_and_expire(s
     };
     let now = Timestamp(1_000);
     let a = report("00000000000000aa", UsageKind::Requests, 960, 10);
-    assert_eq!(store.record_usage(&[a.clone()], now).await.unwrap(), [10]);
+    assert_eq!(
+        store
+            .record_usage(std::slice::from_ref(&a), now)
+            .await
+            .unwrap(),
+        [10]
+    );
     // Another instance's count adds; the same instance's later count replaces its earlier one.
     let b = report("00000000000000bb", UsageKind::Requests, 960, 7);
     let a_later = UsageReport {
