@@ -208,7 +208,8 @@ async def honest(stop, results):
             )
             status, body = await via_gateway(
                 "GET",
-                "/.well-known/lightning-wall/deposit",
+                # The node's acceptance reaches the sidecar a moment after `dev pay` answers.
+                "/.well-known/lightning-wall/deposit?wait=10",
                 {"authorization": f"L402 {ch['macaroon']}:"},
             )
             cred = json.loads(body).get("credential")
