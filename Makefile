@@ -14,7 +14,7 @@ CONFORMANCE_WASM := $(WASM_DIR)/conformance_filter.wasm
 CONFORMANCE_WASM_UNKNOWN := $(WASM_DIR)/conformance_filter_unknown.wasm
 CONFORMANCE_SRCS := $(shell find host/conformance-filter -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit validate-configs demo demo-check browser-test sidecar-release bench bench-filter bench-gateway bench-sidecar bench-leave attack fuzz fuzz-smoke fault clean
+.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit validate-configs demo demo-check browser-test sidecar-release bench bench-filter bench-gateway bench-sidecar bench-leave soak attack fuzz fuzz-smoke fault clean
 
 all: wasm
 
@@ -106,6 +106,12 @@ attack:
 	  scripts/demo.sh --run env LW_ATTACK_URL=http://127.0.0.1:8080 $(CARGO) test --locked -p lightning-wall-e2e --test attack attack_the_running_demo -- --ignored --nocapture; \
 	fi
 
+## soak: issue #14's soak against the demo stack (root, ~2 min): 60 s of unpaid challenges from
+## 100,000 rotating IPv6 addresses plus 10,000 concurrent long-polls while an honest visitor
+## pays and leaves; sidecar RSS and the filter's shared data at start and end (bench/RESULTS.md)
+soak: wasm
+	scripts/soak.sh
+
 ## bench-filter: per-request cost of the filter in the host against the no-op filter (~30 s)
 bench-filter: wasm
 	$(CARGO) bench --locked -p lightning-wall-filter --bench request
@@ -126,7 +132,7 @@ fuzz-smoke:
 
 ## fault: the long fault runs: 1,000 SIGKILLs of the sidecar across deposit lifecycles on
 ## SQLite, then on PostgreSQL (LW_TEST_POSTGRES_URL), ~10 min each (FAULT_KILLS,
-## FAULT_PG_KILLS), then every fault and security test (docs/reliability.md)
+## FAULT_PG_KILLS), then every fault and security test (docs/reliability.md), then `make soak`
 FAULT_KILLS ?= 1000
 FAULT_PG_KILLS ?= 1000
 fault: wasm
@@ -136,6 +142,7 @@ fault: wasm
 	  $(CARGO) test --locked -p lightning-wall --test crash -- --nocapture
 	$(CARGO) test --locked -p lightning-wall --test faults_lnd --test postgres_restart --test clock_jumps
 	$(CARGO) test --locked -p lightning-wall-e2e --test faults --test resilience --test security
+	scripts/soak.sh
 
 clean:
 	$(CARGO) clean

@@ -8,6 +8,8 @@
 #                                  exits with CMD's status (`make demo-check`, `make browser-test`)
 #
 # DEMO_PROXY=envoy|gateway forces one (default: envoy if installed). Logs: target/demo/logs/.
+# DEMO_LISTEN sets the gateway's address (default 127.0.0.1:8080; the soak uses [::]:8080);
+# the gateway writes its shared data's size to target/demo/logs/gateway-stats.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -119,7 +121,8 @@ if [[ $proxy == envoy ]]; then
 else
   start gateway "$BIN/lightning-wall-host" serve --wasm "$WASM" \
     --plugin-config '{"sidecar_cluster": "lightning_wall_sidecar", "wall_cluster": "lightning_wall_public"}' \
-    --listen 127.0.0.1:8080 --upstream http://127.0.0.1:3000 \
+    --listen "${DEMO_LISTEN:-127.0.0.1:8080}" --upstream http://127.0.0.1:3000 \
+    --stats-file "$LOGS/gateway-stats.json" \
     --route /.well-known/lightning-wall/=http://127.0.0.1:8082 \
     --cluster lightning_wall_sidecar=http://127.0.0.1:8081 \
     --cluster lightning_wall_public=http://127.0.0.1:8082 \

@@ -82,6 +82,8 @@ type Body = Full<Bytes>;
 pub struct RunningGateway {
     pub addr: SocketAddr,
     pub task: tokio::task::JoinHandle<()>,
+    /// What the worker VMs share (shared data, metrics), for inspection.
+    pub shared: Arc<HostShared>,
 }
 
 impl RunningGateway {
@@ -122,8 +124,9 @@ pub async fn start_with(
             }
         }));
     }
+    let shared = Arc::clone(&gw.shared);
     let task = tokio::spawn(accept_loop(listener, gw));
-    Ok(RunningGateway { addr, task })
+    Ok(RunningGateway { addr, task, shared })
 }
 
 fn build(config: &GatewayConfig, runtime: Option<&Runtime>) -> anyhow::Result<Gateway> {

@@ -79,6 +79,28 @@ struct ServeArgs {
     /// Log level reported to the guest (trace|debug|info|warn|error|critical).
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Every second, write the size of the filter's shared data to this file as JSON
+    /// (`{"shared_data_keys": N, "shared_data_bytes": M}`; the soak reads it).
+    #[arg(long)]
+    stats_file: Option<PathBuf>,
+}
+
+/// Writes the shared data's size to `path` every second (a temporary file renamed over it, so a
+/// reader never sees half of it).
+async fn write_stats(
+    path: PathBuf,
+    shared: std::sync::Arc<lightning_wall_host::shared::HostShared>,
+    vm_id: String,
+) {
+    let tmp = path.with_extension("tmp");
+    loop {
+        let (keys, bytes) = shared.data.usage(&vm_id);
+        let json = format!("{{\"shared_data_keys\": {keys}, \"shared_data_bytes\": {bytes}}}\n");
+        if let Err(e) = std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, &path)) {
+            tracing::warn!(error = %e, path = %path.display(), "writing the stats file failed");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 fn parse_level(s: &str) -> anyhow::Result<LogLevel> {
@@ -122,6 +144,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         routes.push((prefix.to_string(), url.to_string()));
     }
+    let vm_id = args.vm_id.clone();
     let plugin = PluginConfig {
         name: args.root_id.clone(),
         root_id: args.root_id,
@@ -141,6 +164,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         workers: args.workers,
     };
     let running = gateway::start(config.clone()).await?;
+    if let Some(path) = args.stats_file {
+        tokio::spawn(write_stats(path, running.shared.clone(), vm_id));
+    }
     tracing::warn!(
         "lightning-wall-host: DEVELOPMENT gateway listening on http://{} -> {} ({}); \
          production runs the filter inside Envoy",

@@ -76,6 +76,14 @@ impl SharedData {
         Status::Ok
     }
 
+    /// How many keys one vm_id holds and their size (keys plus values, in bytes).
+    pub fn usage(&self, vm_id: &str) -> (usize, usize) {
+        let g = lock(&self.inner);
+        g.by_vm.get(vm_id).map_or((0, 0), |m| {
+            (m.len(), m.iter().map(|(k, (v, _))| k.len() + v.len()).sum())
+        })
+    }
+
     /// Every key and value of one vm_id (for test inspection).
     pub fn snapshot(&self, vm_id: &str) -> HashMap<Vec<u8>, Vec<u8>> {
         let g = lock(&self.inner);

@@ -16,3 +16,4 @@ pub mod rewards;
 pub mod serve;
 pub mod store;
 pub mod testing;
+pub mod usage;

@@ -17,7 +17,7 @@ use super::policy::{FailureMode, Policy, RouteMode};
 use super::reply::Reply;
 use super::revocations::TokenId;
 use super::routes::{self, Route};
-use super::sync::{Outbox, Trigger, Verdict};
+use super::sync::{Outbox, Trigger, UsageKind, Verdict};
 use super::verified::{CacheKey, Verified};
 use super::worker::WorkerState;
 
@@ -568,9 +568,17 @@ pub fn admit(
         }
         if let Some(rate) = rules.rate_limit {
             let owner = limits::token_owner(&grant.token_id);
-            if let Count::Exceeded(_) = limits::hit(host, limits::REQUESTS, owner, rate, now) {
-                forfeit(host, w, &grant, Trigger::RateLimit);
-                return refuse(host, Reply::error(429, "forfeited", "deposit forfeited"));
+            match limits::hit(host, limits::REQUESTS, owner, rate, now) {
+                Count::Exceeded(_) => {
+                    forfeit(host, w, &grant, Trigger::RateLimit);
+                    return refuse(host, Reply::error(429, "forfeited", "deposit forfeited"));
+                }
+                // This instance's count goes to the sidecar, which sums every instance's.
+                Count::Within(n) => {
+                    let start = limits::window_start(rate, now);
+                    w.report_usage(host, &grant.token_hex, UsageKind::Requests, start, n);
+                }
+                Count::Unknown => {}
             }
         }
         w.outbox.activity(&grant.token_hex);
@@ -781,8 +789,14 @@ pub fn on_response(
         return;
     }
     let owner = limits::token_owner(&grant.token_id);
-    if let Count::Exceeded(_) = limits::hit(host, limits::ERRORS, owner, rule, host.now_unix()) {
-        forfeit(host, w, grant, Trigger::ErrorStorm);
+    let now = host.now_unix();
+    match limits::hit(host, limits::ERRORS, owner, rule, now) {
+        Count::Exceeded(_) => forfeit(host, w, grant, Trigger::ErrorStorm),
+        Count::Within(n) => {
+            let start = limits::window_start(rule, now);
+            w.report_usage(host, &grant.token_hex, UsageKind::Errors, start, n);
+        }
+        Count::Unknown => {}
     }
 }
 

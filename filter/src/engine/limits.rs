@@ -84,10 +84,17 @@ fn key(table: Table, owner: u64, probe: u64) -> String {
     format!("{}.{slot}", table.prefix)
 }
 
+/// Start of the window of `rate` containing `now` (windows are aligned on multiples of
+/// `per_s` since the epoch, so every instance and the sidecar agree on them up to clock skew).
+pub fn window_start(rate: Rate, now: u64) -> u64 {
+    let per = rate.per_s.max(1);
+    now - now % per
+}
+
 /// Counts one hit of `owner` in `table` against `rate` at `now`.
 pub fn hit(host: &dyn Host, table: Table, owner: u64, rate: Rate, now: u64) -> Count {
     let per = rate.per_s.max(1);
-    let start = now - now % per;
+    let start = window_start(rate, now);
     for _ in 0..CAS_ATTEMPTS {
         // The owner's own slot wins over a free one: taking a free slot while an earlier probe
         // still counts this owner would restart its window.
@@ -178,6 +185,13 @@ pub fn ip_owner(host: &dyn Host, network: &[u8]) -> Option<u64> {
         .finalize()
         .into();
     Some(token_owner(&out))
+}
+
+/// This proxy instance's id in usage reports (the sidecar sums counts over instances): derived
+/// from the shared random key, so every worker of the instance reports under the same id (they
+/// share one count) and another instance, with its own shared data, under another.
+pub fn instance_id(host: &dyn Host) -> Option<u64> {
+    ip_owner(host, b"lightning-wall usage reporter")
 }
 
 /// Seconds until the window of `rate` containing `now` ends (for `Retry-After`).
@@ -296,6 +310,15 @@ mod tests {
         assert_ne!(ip_owner(&h, b"203.0.113.10"), Some(a));
         let other_vm = MemoryHost::at(0);
         assert_ne!(ip_owner(&other_vm, b"203.0.113.9"), Some(a));
+    }
+
+    #[test]
+    fn an_instance_has_one_reporter_id_for_all_its_workers_and_another_has_its_own() {
+        let h = MemoryHost::at(0);
+        let a = instance_id(&h).unwrap();
+        assert_eq!(instance_id(&h), Some(a));
+        assert_ne!(instance_id(&MemoryHost::at(0)), Some(a));
+        assert_eq!(window_start(RATE, 109), 100);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! changes nothing but the reachability flag, and events are never lost to one (they are queued
 //! again); a garbage answer is a failed call.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +22,23 @@ pub const MAX_BATCH: usize = 1000;
 const MAX_QUEUED_VERDICTS: usize = 10_000;
 /// Most distinct tokens with pending activity.
 const MAX_QUEUED_ACTIVITY: usize = 10_000;
+/// Most usage counts waiting (token, kind, window); beyond, new ones are not reported, which
+/// only loosens the limits across replicas (each instance still enforces its own count).
+const MAX_QUEUED_USAGE: usize = 10_000;
+
+/// What a usage count is of: requests served on a deposit token (its route's `rate_limit`) or
+/// upstream 4xx answers to them (`error_storm`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsageKind {
+    /// Requests served.
+    Requests,
+    /// Upstream 4xx answers.
+    Errors,
+}
+
+/// A usage count's key in the outbox: reporter, token (hex), kind, window start.
+type UsageKey = (u64, String, UsageKind, u64);
 
 /// What to do with a deposit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -53,6 +70,16 @@ enum Event {
     Activity {
         token_id: String,
     },
+    /// This proxy instance's count so far of a token's requests or errors in a window (a
+    /// count, not an increment: the sidecar keeps the highest, so a re-sent batch counts once).
+    Usage {
+        token_id: String,
+        /// The proxy instance (all its workers share one count), 16 hex digits.
+        reporter: String,
+        kind: UsageKind,
+        window_start: u64,
+        count: u32,
+    },
     Verdict {
         token_id: String,
         verdict: Verdict,
@@ -75,6 +102,8 @@ struct EventBatch<'a> {
 #[derive(Debug, Default)]
 pub struct Outbox {
     activity: BTreeSet<String>,
+    /// Usage counts for the sidecar's sum across replicas, the highest seen per key.
+    usage: BTreeMap<UsageKey, u32>,
     verdicts: Vec<Event>,
     /// A verdict was queued since the last [`Outbox::flush`]: it must not wait for the tick.
     urgent: bool,
@@ -96,6 +125,29 @@ impl Outbox {
     pub fn activity(&mut self, token_hex: &str) {
         if self.activity.len() < MAX_QUEUED_ACTIVITY || self.activity.contains(token_hex) {
             self.activity.insert(token_hex.to_owned());
+        }
+    }
+
+    /// Notes an instance-wide count of a deposit token in a window (see [`Event::Usage`]).
+    pub fn usage(
+        &mut self,
+        reporter: u64,
+        token_hex: &str,
+        kind: UsageKind,
+        window_start: u64,
+        count: u32,
+    ) {
+        use std::collections::btree_map::Entry;
+        let queued = self.usage.len();
+        match self
+            .usage
+            .entry((reporter, token_hex.to_owned(), kind, window_start))
+        {
+            Entry::Occupied(mut e) => *e.get_mut() = (*e.get()).max(count),
+            Entry::Vacant(e) if queued < MAX_QUEUED_USAGE => {
+                e.insert(count);
+            }
+            Entry::Vacant(_) => {}
         }
     }
 
@@ -181,13 +233,26 @@ impl Outbox {
 
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.activity.is_empty() && self.verdicts.is_empty()
+        self.activity.is_empty() && self.verdicts.is_empty() && self.usage.is_empty()
     }
 
-    /// Takes up to [`MAX_BATCH`] events, verdicts first.
+    /// Takes up to [`MAX_BATCH`] events: verdicts first, then usage counts, then activity.
     fn take_batch(&mut self) -> Vec<Event> {
         let n = self.verdicts.len().min(MAX_BATCH);
         let mut batch: Vec<Event> = self.verdicts.drain(..n).collect();
+        while batch.len() < MAX_BATCH {
+            let Some(((reporter, token_id, kind, window_start), count)) = self.usage.pop_first()
+            else {
+                break;
+            };
+            batch.push(Event::Usage {
+                token_id,
+                reporter: format!("{reporter:016x}"),
+                kind,
+                window_start,
+                count,
+            });
+        }
         while batch.len() < MAX_BATCH {
             let Some(token_id) = self.activity.pop_first() else {
                 break;
@@ -203,6 +268,17 @@ impl Outbox {
             match e {
                 Event::Activity { token_id } => {
                     self.activity.insert(token_id);
+                }
+                Event::Usage {
+                    token_id,
+                    reporter,
+                    kind,
+                    window_start,
+                    count,
+                } => {
+                    if let Ok(reporter) = u64::from_str_radix(&reporter, 16) {
+                        self.usage(reporter, &token_id, kind, window_start, count);
+                    }
                 }
                 kept @ (Event::Verdict { .. } | Event::Reward { .. }) => verdicts.push(kept),
             }
@@ -801,5 +877,42 @@ pub(crate) mod tests {
             &mut r,
         );
         assert!(o.is_empty());
+    }
+
+    #[test]
+    fn usage_counts_keep_the_highest_per_window_and_survive_a_failed_call() {
+        let h = MemoryHost::at(0);
+        let mut o = Outbox::default();
+        let mut r = Revocations::default();
+        let mut s = bootstrapped(&h, &mut o);
+        let t = "ab".repeat(32);
+        o.usage(0xfeed, &t, UsageKind::Requests, 60, 3);
+        o.usage(0xfeed, &t, UsageKind::Requests, 60, 5);
+        o.usage(0xfeed, &t, UsageKind::Requests, 60, 4); // another worker, later: not less
+        o.usage(0xfeed, &t, UsageKind::Errors, 60, 1);
+        let calls = s.on_tick(&mut o);
+        let events = calls.iter().find(|c| c.kind == CallKind::Events).unwrap();
+        let json = String::from_utf8(events.body.clone().unwrap()).unwrap();
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"events":[{{"type":"usage","token_id":"{t}","reporter":"000000000000feed","kind":"requests","window_start":60,"count":5}},{{"type":"usage","token_id":"{t}","reporter":"000000000000feed","kind":"errors","window_start":60,"count":1}}]}}"#
+            )
+        );
+        // Lost: queued again, merged with what was counted meanwhile.
+        o.usage(0xfeed, &t, UsageKind::Requests, 60, 7);
+        s.on_answer(CallKind::Events, None, b"", &h, &mut o, &mut r);
+        s.on_answer(CallKind::Sync, Some(503), b"", &h, &mut o, &mut r);
+        let again = s.on_tick(&mut o);
+        let events = again.iter().find(|c| c.kind == CallKind::Events).unwrap();
+        let json = String::from_utf8(events.body.clone().unwrap()).unwrap();
+        assert!(
+            json.contains(r#""kind":"requests","window_start":60,"count":7"#),
+            "{json}"
+        );
+        assert!(
+            json.contains(r#""kind":"errors","window_start":60,"count":1"#),
+            "{json}"
+        );
     }
 }

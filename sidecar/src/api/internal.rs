@@ -28,6 +28,7 @@ use crate::node::Node as _;
 use crate::node::dev::DevPayment;
 use crate::rewards::{Limits, RewardId};
 use crate::store::CreditOutcome;
+use crate::usage::{self, UsageKind};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -290,6 +291,15 @@ async fn sync(
 enum FilterEvent {
     /// Requests were served with this token (resets the idle timer).
     Activity { token_id: String },
+    /// One proxy instance's count of a deposit token's requests or upstream errors in a
+    /// window, summed across instances for the route's budgets (`crate::usage`).
+    Usage {
+        token_id: String,
+        reporter: String,
+        kind: UsageKindWire,
+        window_start: u64,
+        count: u32,
+    },
     /// A forfeit or refund decided by the filter (trap path, rate limit, error storm) or taken
     /// from the upstream's `x-lightning-wall-verdict` response header.
     Verdict {
@@ -304,6 +314,13 @@ enum FilterEvent {
         sats: u64,
         reward_id: String,
     },
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum UsageKindWire {
+    Requests,
+    Errors,
 }
 
 #[derive(Clone, Copy, Deserialize)]
@@ -349,6 +366,32 @@ async fn events(
     for (i, event) in batch.events.iter().enumerate() {
         let (token, event) = match event {
             FilterEvent::Activity { token_id } => (token_id, Parsed::Deposit(Event::Activity)),
+            FilterEvent::Usage {
+                token_id,
+                reporter,
+                kind,
+                window_start,
+                count,
+            } => {
+                if reporter.len() != 16 || !reporter.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(ApiError::bad_request(
+                        "bad_reporter",
+                        format!("events[{i}].reporter: must be 16 hex characters"),
+                    ));
+                }
+                (
+                    token_id,
+                    Parsed::Usage {
+                        reporter: reporter.to_ascii_lowercase(),
+                        kind: match kind {
+                            UsageKindWire::Requests => UsageKind::Requests,
+                            UsageKindWire::Errors => UsageKind::Errors,
+                        },
+                        window_start: *window_start,
+                        count: u64::from(*count),
+                    },
+                )
+            }
             FilterEvent::Reward {
                 token_id,
                 sats,
@@ -403,10 +446,30 @@ async fn events(
         parsed.push((TokenId(id), event));
     }
     let mut results = Vec::with_capacity(parsed.len());
+    let (mut usage, mut usage_at) = (Vec::new(), Vec::new());
     let limits = Limits::from(&state.config.rewards);
     for (token, event) in parsed {
         let event = match event {
             Parsed::Deposit(event) => event,
+            Parsed::Usage {
+                reporter,
+                kind,
+                window_start,
+                count,
+            } => {
+                // Recorded together after the other events (one transaction), so a verdict
+                // in the same batch is applied first; its answer is put in place below.
+                usage_at.push(results.len());
+                results.push(Value::Null);
+                usage.push(usage::Report {
+                    token_id: token,
+                    kind,
+                    window_start,
+                    reporter,
+                    count,
+                });
+                continue;
+            }
             Parsed::Reward {
                 reward_id,
                 amount_msat,
@@ -429,12 +492,22 @@ async fn events(
         };
         results.push(result);
     }
+    let counted = usage::record(&state.engine, &state.config, &usage).await?;
+    for (at, result) in usage_at.into_iter().zip(counted) {
+        results[at] = result;
+    }
     Ok(Json(json!({"results": results})))
 }
 
 /// A validated event.
 enum Parsed {
     Deposit(Event),
+    Usage {
+        reporter: String,
+        kind: UsageKind,
+        window_start: u64,
+        count: u64,
+    },
     Reward {
         reward_id: RewardId,
         amount_msat: u64,

@@ -351,9 +351,14 @@ fn default_leave_grace() -> Duration {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Held deposits at once, all clients.
+    /// Held deposits at once, all clients. Only held ones: unpaid invoices count toward
+    /// `max_unpaid_deposits`.
     #[serde(default = "default_max_held")]
     pub max_held_deposits: u32,
+    /// Deposits awaiting payment at once, all clients (rows in the store, invoices on the
+    /// node, until they expire).
+    #[serde(default = "default_max_unpaid")]
+    pub max_unpaid_deposits: u32,
     /// Held deposits at once per client prefix (IPv4 /24, IPv6 /48). Only held ones: unpaid
     /// invoices count toward `max_unpaid_deposits_per_prefix`, so a burst of unpaid challenges
     /// cannot lock a whole office or carrier-grade NAT out until the invoices expire.
@@ -412,6 +417,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_held_deposits: default_max_held(),
+            max_unpaid_deposits: default_max_unpaid(),
             max_held_deposits_per_prefix: default_max_held_per_prefix(),
             max_unpaid_deposits_per_prefix: default_max_unpaid_per_prefix(),
             amount_sat: AmountBounds::default(),
@@ -428,6 +434,9 @@ impl Default for LimitsConfig {
 
 fn default_max_held() -> u32 {
     10_000
+}
+fn default_max_unpaid() -> u32 {
+    100_000
 }
 fn default_max_held_per_prefix() -> u32 {
     4

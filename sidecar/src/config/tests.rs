@@ -485,6 +485,29 @@ fn the_per_network_mint_limits_have_defaults_and_are_checked() {
 }
 
 #[test]
+fn the_global_unpaid_cap_has_a_default_and_is_checked_against_the_per_prefix_one() {
+    let config = Config::parse(MINIMAL).unwrap();
+    assert_eq!(config.limits.max_unpaid_deposits, 100_000);
+    assert!(config.limits.max_unpaid_deposits >= config.limits.max_unpaid_deposits_per_prefix);
+    let issues = issues_of(&format!("{MINIMAL}limits: {{ max_unpaid_deposits: 0 }}\n"));
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.starts_with("limits.max_unpaid_deposits: must be at least 1")),
+        "{issues:?}"
+    );
+    let issues = issues_of(&format!(
+        "{MINIMAL}limits: {{ max_unpaid_deposits: 10, max_unpaid_deposits_per_prefix: 11 }}\n"
+    ));
+    assert_eq!(
+        issues,
+        [
+            "limits.max_unpaid_deposits_per_prefix: must not exceed limits.max_unpaid_deposits (10), got 11"
+        ]
+    );
+}
+
+#[test]
 fn a_trap_path_outside_its_routes_match_is_refused_with_the_fix() {
     let yaml = "
 node: { backend: dev }

@@ -481,6 +481,17 @@ fn limits(config: &Config, issues: &mut Issues) {
             "must be at least 1",
         );
     }
+    if l.max_unpaid_deposits == 0 {
+        issues.push("limits.max_unpaid_deposits", "must be at least 1");
+    } else if l.max_unpaid_deposits_per_prefix > l.max_unpaid_deposits {
+        issues.push(
+            "limits.max_unpaid_deposits_per_prefix",
+            format!(
+                "must not exceed limits.max_unpaid_deposits ({}), got {}",
+                l.max_unpaid_deposits, l.max_unpaid_deposits_per_prefix
+            ),
+        );
+    }
     issues.rate("limits.challenge_mint_rate", &l.challenge_mint_rate);
     if let Some(r) = &l.challenge_mint_rate_ipv6_48 {
         issues.rate("limits.challenge_mint_rate_ipv6_48", r);

@@ -22,7 +22,7 @@ use crate::metrics::{Metrics, ModeLabel, OutcomeLabel};
 use crate::node::{
     InvoiceRequest, InvoiceState, InvoiceStatus, Node, NodeError, PaymentHash, Preimage,
 };
-use crate::store::{ApplyOutcome, Store, StoreError, StoredDeposit};
+use crate::store::{ApplyOutcome, LiveCounts, Store, StoreError, StoredDeposit};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -57,7 +57,10 @@ pub struct EngineSettings {
     pub lease: Duration,
     /// How long a leave waits for a forfeit already on its way before refunding.
     pub leave_grace: Duration,
-    pub max_live_deposits: u32,
+    /// Held deposits in total (unpaid ones do not count).
+    pub max_held_deposits: u32,
+    /// Deposits awaiting payment in total.
+    pub max_unpaid_deposits: u32,
     /// Held deposits per client prefix (unpaid ones do not count).
     pub max_held_deposits_per_prefix: u32,
     /// Deposits awaiting payment per client prefix.
@@ -77,7 +80,8 @@ impl EngineSettings {
             sweep_interval: Duration::from_secs(1),
             lease: Duration::from_secs(30),
             leave_grace: config.deposits.leave_grace,
-            max_live_deposits: config.limits.max_held_deposits,
+            max_held_deposits: config.limits.max_held_deposits,
+            max_unpaid_deposits: config.limits.max_unpaid_deposits,
             max_held_deposits_per_prefix: config.limits.max_held_deposits_per_prefix,
             max_unpaid_deposits_per_prefix: config.limits.max_unpaid_deposits_per_prefix,
             replica_id,
@@ -147,13 +151,13 @@ struct Inner {
     /// Earliest next try of a failed node action, by deposit.
     retry_at: Mutex<HashMap<PaymentHash, Instant>>,
     changes: broadcast::Sender<PaymentHash>,
-    /// The last count of live deposits, for the global limit (see `live_total`).
+    /// The last count of live deposits, for the global limits (see `live_total`).
     live: Mutex<Option<LiveCount>>,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct LiveCount {
-    counted: u64,
+    counted: LiveCounts,
     at: Instant,
     opened_since: u64,
 }
@@ -252,11 +256,20 @@ impl Engine {
             .store
             .prefix_deposit_counts(&new.client_prefix)
             .await?;
-        if live >= u64::from(s.max_live_deposits) {
+        // Only held deposits take HTLC slots and liquidity; unpaid ones have their own cap, so
+        // a flood of unpaid challenges cannot use up the places of visitors who pay.
+        if live.held >= u64::from(s.max_held_deposits) {
             return Err(EngineError::LimitReached {
-                scope: "in total",
-                live,
-                max: s.max_live_deposits,
+                scope: "held in total",
+                live: live.held,
+                max: s.max_held_deposits,
+            });
+        }
+        if live.unpaid >= u64::from(s.max_unpaid_deposits) {
+            return Err(EngineError::LimitReached {
+                scope: "awaiting payment in total",
+                live: live.unpaid,
+                max: s.max_unpaid_deposits,
             });
         }
         // Held and unpaid apart: unpaid invoices cost nothing to request, so they must not
@@ -350,21 +363,25 @@ impl Engine {
         })
     }
 
-    /// Live deposits in total, for the global limit. Counting walks an index of every live
-    /// deposit (0.45 ms at 12,000 on SQLite), too much for every mint at thousands a second,
-    /// so the count is reused for [`LIVE_COUNT_FOR`] plus the deposits this replica opened
-    /// since. Deposits that ended meanwhile are still counted, so a single replica never
-    /// exceeds the limit; other replicas' openings show up within `LIVE_COUNT_FOR`, the same
-    /// order of slack as the race between counting and inserting that any count-then-insert
-    /// limit has under concurrent mints.
-    async fn live_total(&self) -> Result<u64, EngineError> {
+    /// Held and unpaid deposits in total, for the global limits. Counting walks an index of
+    /// every live deposit (0.45 ms at 12,000 on SQLite), too much for every mint at thousands a
+    /// second, so the counts are reused for [`LIVE_COUNT_FOR`], with the deposits this replica
+    /// opened since added to the unpaid ones. Deposits that ended meanwhile are still counted,
+    /// so a single replica never exceeds the unpaid limit; other replicas' openings, and
+    /// payments (unpaid becoming held), show up within `LIVE_COUNT_FOR`, the same order of
+    /// slack as the race between counting and inserting that any count-then-insert limit has
+    /// under concurrent mints.
+    async fn live_total(&self) -> Result<LiveCounts, EngineError> {
         if let Some(c) = *lock(&self.inner.live)
             && c.at.elapsed() < LIVE_COUNT_FOR
         {
-            return Ok(c.counted + c.opened_since);
+            return Ok(LiveCounts {
+                held: c.counted.held,
+                unpaid: c.counted.unpaid + c.opened_since,
+            });
         }
         let at = Instant::now();
-        let counted = self.inner.store.live_deposit_count().await?;
+        let counted = self.inner.store.global_deposit_counts().await?;
         *lock(&self.inner.live) = Some(LiveCount {
             counted,
             at,

@@ -49,9 +49,9 @@ const COLUMNS: &str = "payment_hash, token_id, payment_request, route_id, client
 
 const LIVE: &str = "('awaiting_payment', 'held')";
 
-/// Deposits of one client prefix, by whether they are paid.
+/// Live deposits (of one client prefix, or all), by whether they are paid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PrefixCounts {
+pub struct LiveCounts {
     pub held: u64,
     pub unpaid: u64,
 }
@@ -534,13 +534,18 @@ impl Store {
         })
     }
 
-    /// Live deposits (awaiting payment or held) in total: a walk of the index, so callers on a
-    /// hot path cache it (see the engine's `LiveCount`).
-    pub async fn live_deposit_count(&self) -> Result<u64, StoreError> {
-        let sql = format!("SELECT COUNT(*) AS n FROM deposits WHERE state IN {LIVE}");
+    /// Held and unpaid deposits in total: two walks of the `(state, client_prefix)` index, so
+    /// callers on a hot path cache it (see the engine's `LiveCount`).
+    pub async fn global_deposit_counts(&self) -> Result<LiveCounts, StoreError> {
+        let sql = "SELECT \
+             (SELECT COUNT(*) FROM deposits WHERE state = 'held') AS held, \
+             (SELECT COUNT(*) FROM deposits WHERE state = 'awaiting_payment') AS unpaid";
         dispatch!(self, p => {
-            let row = sqlx::query(&sql).fetch_one(p).await?;
-            to_u64(row.try_get("n")?, "deposits", "count")
+            let row = sqlx::query(sql).fetch_one(p).await?;
+            Ok(LiveCounts {
+                held: to_u64(row.try_get("held")?, "deposits", "count")?,
+                unpaid: to_u64(row.try_get("unpaid")?, "deposits", "count")?,
+            })
         })
     }
 
@@ -549,14 +554,14 @@ impl Store {
     pub async fn prefix_deposit_counts(
         &self,
         client_prefix: &str,
-    ) -> Result<PrefixCounts, StoreError> {
+    ) -> Result<LiveCounts, StoreError> {
         let sql = "SELECT \
              (SELECT COUNT(*) FROM deposits WHERE state = 'held' AND client_prefix = $1) AS held, \
              (SELECT COUNT(*) FROM deposits WHERE state = 'awaiting_payment' AND client_prefix = $1) \
              AS unpaid";
         dispatch!(self, p => {
             let row = sqlx::query(sql).bind(client_prefix).fetch_one(p).await?;
-            Ok(PrefixCounts {
+            Ok(LiveCounts {
                 held: to_u64(row.try_get("held")?, "deposits", "count")?,
                 unpaid: to_u64(row.try_get("unpaid")?, "deposits", "count")?,
             })

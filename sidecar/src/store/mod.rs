@@ -11,6 +11,7 @@ mod deposits;
 mod group_commit;
 mod ledger;
 mod rewards;
+mod usage;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -21,12 +22,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use deposits::{ApplyOutcome, DepositFilter, PrefixCounts, StoredDeposit};
+pub use deposits::{ApplyOutcome, DepositFilter, LiveCounts, StoredDeposit};
 pub use ledger::{AuditRecord, Revocation, RevocationSnapshot};
 pub use rewards::{
     ClaimRefusal, CreditOutcome, NewPayout, Payout, PayoutResult, PayoutState, RewardAccount,
     RewardAuditRecord,
 };
+pub use usage::UsageReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -447,7 +447,7 @@ async fn timers_and_live_counts_are_found_by_scans(store: Store) {
     );
     assert_eq!(
         store.prefix_deposit_counts("203.0.113.0/24").await.unwrap(),
-        crate::store::PrefixCounts { held: 0, unpaid: 3 }
+        crate::store::LiveCounts { held: 0, unpaid: 3 }
     );
     assert!(
         store
@@ -773,6 +773,55 @@ async fn paging_through_unfinished_deposits_sees_each_exactly_once(store: Store)
     expected.sort_by_key(|h| h.0);
     assert_eq!(expected.len(), 23);
     assert_eq!(seen, expected, "in hash order, each once");
+}
+
+on_both_stores!(usage_counts_sum_over_reporters_count_a_resent_report_once_and_expire);
+async fn usage_counts_sum_over_reporters_count_a_resent_report_once_and_expire(store: Store) {
+    use crate::usage::UsageKind;
+    let report = |reporter: &str, kind, window_start, count| UsageReport {
+        token_id: TokenId([7; 32]),
+        kind,
+        window_start,
+        reporter: reporter.into(),
+        count,
+        expires_at: Timestamp(window_start + 120),
+    };
+    let now = Timestamp(1_000);
+    let a = report("00000000000000aa", UsageKind::Requests, 960, 10);
+    assert_eq!(
+        store
+            .record_usage(std::slice::from_ref(&a), now)
+            .await
+            .unwrap(),
+        [10]
+    );
+    // Another instance's count adds; the same instance's later count replaces its earlier one.
+    let b = report("00000000000000bb", UsageKind::Requests, 960, 7);
+    let a_later = UsageReport {
+        count: 12,
+        ..a.clone()
+    };
+    assert_eq!(
+        store.record_usage(&[b, a_later], now).await.unwrap(),
+        [19, 19]
+    );
+    // A batch sent again (its answer was lost) or late, out of order: counted once, never less.
+    assert_eq!(store.record_usage(&[a], now).await.unwrap(), [19]);
+    // Errors and another window are counted apart.
+    let e = report("00000000000000aa", UsageKind::Errors, 960, 2);
+    let next = report("00000000000000aa", UsageKind::Requests, 1020, 1);
+    assert_eq!(store.record_usage(&[e, next], now).await.unwrap(), [2, 1]);
+    assert_eq!(store.usage_rows().await.unwrap(), 4);
+    // Rows go once expired (window 960's at 1080): only window 1020's stays.
+    let later = report("00000000000000aa", UsageKind::Requests, 1020, 3);
+    assert_eq!(
+        store
+            .record_usage(&[later], Timestamp(1_081))
+            .await
+            .unwrap(),
+        [3]
+    );
+    assert_eq!(store.usage_rows().await.unwrap(), 1);
 }
 
 mod rewards;

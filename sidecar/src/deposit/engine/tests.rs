@@ -19,7 +19,8 @@ fn settings(replica: &str) -> EngineSettings {
         sweep_interval: Duration::from_millis(100),
         lease: Duration::from_secs(30),
         leave_grace: Duration::from_secs(1),
-        max_live_deposits: 100,
+        max_held_deposits: 100,
+        max_unpaid_deposits: 100,
         max_held_deposits_per_prefix: 3,
         max_unpaid_deposits_per_prefix: 5,
         replica_id: replica.into(),
@@ -468,10 +469,9 @@ async fn reconcile_applies_an_accept_that_happened_while_down() {
 }
 
 #[tokio::test]
-async fn the_global_limit_holds_while_the_live_count_is_reused_and_frees_up_after() {
+async fn the_global_unpaid_limit_holds_while_the_count_is_reused_and_frees_up_after() {
     let mut s = settings("a");
-    s.max_live_deposits = 5;
-    s.max_held_deposits_per_prefix = 5;
+    s.max_unpaid_deposits = 5;
     let h = harness(s).await;
     // Opened back to back: the count is read once and this replica's openings are added.
     let mut opened = Vec::new();
@@ -490,7 +490,14 @@ async fn the_global_limit_holds_while_the_live_count_is_reused_and_frees_up_afte
         .await
         .unwrap_err();
     assert!(
-        matches!(err, EngineError::LimitReached { max: 5, .. }),
+        matches!(
+            err,
+            EngineError::LimitReached {
+                max: 5,
+                scope: "awaiting payment in total",
+                ..
+            }
+        ),
         "{err}"
     );
     // One ends: its place is free once the count is read again.
@@ -503,6 +510,46 @@ async fn the_global_limit_holds_while_the_live_count_is_reused_and_frees_up_afte
         .open_deposit(new_deposit("192.0.2.0/24"), Timestamp::now())
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn unpaid_deposits_never_use_up_the_global_held_cap() {
+    let mut s = settings("a");
+    s.max_held_deposits = 2;
+    let h = harness(s).await;
+    // Many more unpaid deposits than the held cap: all open.
+    let mut opened = Vec::new();
+    for n in 0..6 {
+        let prefix = format!("198.51.{n}.0/24");
+        opened.push(
+            h.engine
+                .open_deposit(new_deposit(&prefix), Timestamp::now())
+                .await
+                .unwrap(),
+        );
+    }
+    // Two of them are paid: the held cap is reached and the next deposit is refused.
+    for o in &opened[..2] {
+        h.node.pay_hold(&o.deposit.payment_hash, 144).unwrap();
+        wait_state(&h.engine, &o.deposit.payment_hash, DepositState::Held).await;
+    }
+    tokio::time::sleep(LIVE_COUNT_FOR + Duration::from_millis(50)).await;
+    let err = h
+        .engine
+        .open_deposit(new_deposit("192.0.2.0/24"), Timestamp::now())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::LimitReached {
+                max: 2,
+                scope: "held in total",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test]
