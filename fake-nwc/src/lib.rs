@@ -319,7 +319,7 @@ async fn answer(shared: &Shared, request: &Event) {
     if request
         .tags
         .expiration()
-        .is_some_and(|at| at.as_u64() <= unix_now())
+        .is_some_and(|at| at.as_secs() <= unix_now())
     {
         return;
     }
