@@ -14,9 +14,9 @@ use crate::deposit::engine::{Engine, EngineSettings};
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::node::cln::{ClnConfig, ClnNode, GrpcEndpoint};
-use crate::node::nwc::{ConnectionString as NwcConnection, NwcConfig, NwcNode};
 use crate::node::dev::{DevNode, DevNodeConfig};
 use crate::node::lnd::{LndConfig, LndNode, Macaroon};
+use crate::node::nwc::{ConnectionString as NwcConnection, NwcConfig, NwcNode};
 use crate::store::Store;
 
 /// A running sidecar: its bound addresses and a handle to stop it.
@@ -137,10 +137,7 @@ pub async fn open_node(config: &Config) -> anyhow::Result<(Arc<dyn Node>, Option
             let Some(nwc) = &config.node.nwc else {
                 bail!("node.nwc: required when node.backend is nwc");
             };
-            let text = nwc
-                .connection
-                .read_text()
-                .context("node.nwc.connection")?;
+            let text = nwc.connection.read_text().context("node.nwc.connection")?;
             let connection = NwcConnection::parse(&String::from_utf8_lossy(&text.0))
                 .context("node.nwc.connection")?;
             let relays = connection.relays.join(", ");

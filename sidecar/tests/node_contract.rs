@@ -178,7 +178,10 @@ impl Harness for NwcHarness {
         &self.node
     }
     async fn pay(&self, invoice: &CreatedInvoice) {
-        self.fake.pay_request(&invoice.payment_request).await.unwrap();
+        self.fake
+            .pay_request(&invoice.payment_request)
+            .await
+            .unwrap();
     }
     async fn advance_time(&self, by: Duration) {
         self.fake.advance_time(by);

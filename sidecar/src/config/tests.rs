@@ -611,15 +611,23 @@ fn an_nwc_connection_string_is_checked_when_readable_and_never_echoed() {
     .unwrap();
     let issues = issues_of(&nwc_yaml(&file, "bitcoin"));
     assert_eq!(issues.len(), 2, "{issues:?}");
-    assert!(issues[0].starts_with("node.nwc.connection: relay \"ws://relay.example\" is plain ws://"));
+    assert!(
+        issues[0].starts_with("node.nwc.connection: relay \"ws://relay.example\" is plain ws://")
+    );
     assert!(issues[0].contains("use wss://"));
     assert!(issues[1].starts_with("node.nwc.network: must be one of"));
     assert!(issues.iter().all(|i| !i.contains(NWC_SECRET)));
 
-    std::fs::write(&file, format!("nostr+walletconnect://{NWC_PUBKEY}?relay=wss://r")).unwrap();
+    std::fs::write(
+        &file,
+        format!("nostr+walletconnect://{NWC_PUBKEY}?relay=wss://r"),
+    )
+    .unwrap();
     assert_eq!(
         issues_of(&nwc_yaml(&file, "mainnet")),
-        ["node.nwc.connection: has no secret=<64 hex characters> (the client key the wallet generated for this app)"]
+        [
+            "node.nwc.connection: has no secret=<64 hex characters> (the client key the wallet generated for this app)"
+        ]
     );
 }
 
@@ -629,5 +637,8 @@ fn the_nwc_example_validates() {
     let config = Config::load(&path).unwrap();
     assert_eq!(config.node.backend, NodeBackend::Nwc);
     let nwc = config.node.nwc.unwrap();
-    assert_eq!((nwc.network.as_str(), nwc.hold_expiry_delta, nwc.payouts), ("mainnet", 18, false));
+    assert_eq!(
+        (nwc.network.as_str(), nwc.hold_expiry_delta, nwc.payouts),
+        ("mainnet", 18, false)
+    );
 }
