@@ -114,6 +114,13 @@ async fn an_unreachable_wallet_is_unavailable_within_the_timeout() {
     drop(fake); // the relay and the wallet service are gone
     let started = Instant::now();
     let answer = node.lookup(&PaymentHash(rand::random())).await;
-    assert!(matches!(answer, Err(NodeError::Unavailable(_))), "{answer:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        matches!(answer, Err(NodeError::Unavailable(_))),
+        "{answer:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
