@@ -14,7 +14,7 @@ CONFORMANCE_WASM := $(WASM_DIR)/conformance_filter.wasm
 CONFORMANCE_WASM_UNKNOWN := $(WASM_DIR)/conformance_filter_unknown.wasm
 CONFORMANCE_SRCS := $(shell find host/conformance-filter -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit validate-configs demo demo-check browser-test sidecar-release bench bench-filter bench-gateway bench-sidecar bench-leave soak attack fuzz fuzz-smoke fault clean
+.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit nwc-client-test validate-configs demo demo-check browser-test sidecar-release bench bench-filter bench-gateway bench-sidecar bench-leave soak attack fuzz fuzz-smoke fault clean
 
 all: wasm
 
@@ -34,7 +34,7 @@ $(CONFORMANCE_WASM_UNKNOWN): $(CONFORMANCE_SRCS) scripts/build-wasm.sh
 
 ## test: formatting, clippy (native and wasm), every test, the deployment files, the demo's
 ## flows over HTTP and in a headless browser
-test: test-deps lint wasm unit validate-configs demo-check browser-test
+test: test-deps lint wasm unit nwc-client-test validate-configs demo-check browser-test
 
 ## test-deps: tools the tests need that a fresh machine lacks (pymacaroons for the cross-check;
 ## the pinned LNbits in target/lnbits-venv for fake-lnd/tests/lnbits.rs, ~90 s once, then cached)
@@ -56,6 +56,11 @@ clippy-wasm:
 
 unit: wasm
 	$(CARGO) test --locked --workspace
+
+## nwc-client-test: FakeNwc driven by an independent NIP-47 client, @getalby/sdk's NWCClient
+## (pinned in tests/nwc-client/package-lock.json, installed once into target/nwc-client)
+nwc-client-test:
+	CARGO=$(CARGO) scripts/nwc-client-test.sh
 
 ## validate-configs: envoy/, examples/kubernetes/ and the Dockerfiles against Envoy's and
 ## Kubernetes' schemas (pinned validators from PyPI, installed into target/validate-venv)

@@ -16,6 +16,7 @@ use crate::node::Node;
 use crate::node::cln::{ClnConfig, ClnNode, GrpcEndpoint};
 use crate::node::dev::{DevNode, DevNodeConfig};
 use crate::node::lnd::{LndConfig, LndNode, Macaroon};
+use crate::node::nwc::{ConnectionString as NwcConnection, NwcConfig, NwcNode};
 use crate::store::Store;
 
 /// A running sidecar: its bound addresses and a handle to stop it.
@@ -119,6 +120,22 @@ pub async fn open_node(config: &Config) -> anyhow::Result<(Arc<dyn Node>, Option
             let node = ClnNode::connect(cln_config)
                 .await
                 .with_context(|| format!("connecting to Core Lightning at {}", cln.grpc.url))?;
+            Ok((Arc::new(node), None))
+        }
+        NodeBackend::Nwc => {
+            let Some(nwc) = &config.node.nwc else {
+                bail!("node.nwc: required when node.backend is nwc");
+            };
+            let text = nwc.connection.read_text().context("node.nwc.connection")?;
+            let connection = NwcConnection::parse(&String::from_utf8_lossy(&text.0))
+                .context("node.nwc.connection")?;
+            let relays = connection.relays.join(", ");
+            let mut nwc_config = NwcConfig::new(connection, nwc.network.clone());
+            nwc_config.hold_expiry_delta = nwc.hold_expiry_delta;
+            nwc_config.payouts = nwc.payouts;
+            let node = NwcNode::connect(nwc_config)
+                .await
+                .with_context(|| format!("connecting to the NWC wallet through {relays}"))?;
             Ok((Arc::new(node), None))
         }
     }

@@ -1,7 +1,8 @@
 //! The node contract, one rule per function, run against every backend: the `dev` node, the
 //! `lnd` backend talking to FakeLnd (the test double of lnd's REST API) and the `cln` backend
-//! talking to FakeCln (the test double of Core Lightning's and the hold plugin's gRPC). The
-//! deposit engine relies on exactly these rules, so a backend that breaks one cannot ship.
+//! talking to FakeCln (the test double of Core Lightning's and the hold plugin's gRPC) and the
+//! `nwc` backend talking to FakeNwc (a NIP-47 wallet service double) through a real Nostr relay
+//! on loopback. The deposit engine relies on exactly these rules, so a backend that breaks one cannot ship.
 
 mod support;
 
@@ -10,10 +11,12 @@ use std::time::Duration;
 
 use fake_cln::{FakeCln, FakeClnOptions};
 use fake_lnd::FakeLnd;
+use fake_nwc::FakeNwc;
 use futures_util::StreamExt;
 use lightning_wall::node::cln::{ClnConfig, ClnNode};
 use lightning_wall::node::dev::{DevNode, DevNodeConfig, ManualClock};
 use lightning_wall::node::lnd::{LndConfig, LndNode};
+use lightning_wall::node::nwc::{ConnectionString, NwcConfig, NwcNode};
 use lightning_wall::node::{
     CreatedInvoice, InvoiceRequest, InvoiceState, InvoiceStatus, InvoiceUpdates, Node, NodeError,
     PaymentHash, Preimage,
@@ -160,6 +163,47 @@ async fn cln() -> ClnHarness {
         clock,
         _dir: dir,
     }
+}
+
+struct NwcHarness {
+    node: NwcNode,
+    fake: FakeNwc,
+    /// The backend's clock, moved with the wallet's (it reads an unpaid invoice's expiry).
+    clock: Arc<ManualClock>,
+}
+
+#[async_trait::async_trait]
+impl Harness for NwcHarness {
+    fn node(&self) -> &dyn Node {
+        &self.node
+    }
+    async fn pay(&self, invoice: &CreatedInvoice) {
+        self.fake
+            .pay_request(&invoice.payment_request)
+            .await
+            .unwrap();
+    }
+    async fn advance_time(&self, by: Duration) {
+        self.fake.advance_time(by);
+        self.clock.advance(by);
+    }
+    async fn advance_blocks(&self, blocks: u32) {
+        self.fake.advance_blocks(blocks);
+    }
+}
+
+async fn nwc() -> NwcHarness {
+    let fake = FakeNwc::start().await.unwrap();
+    let clock = Arc::new(ManualClock::new(fake.now()));
+    let config = NwcConfig {
+        clock: clock.clone(),
+        ..NwcConfig::new(
+            ConnectionString::parse(&fake.connection_string()).unwrap(),
+            "regtest",
+        )
+    };
+    let node = NwcNode::connect(config).await.unwrap();
+    NwcHarness { node, fake, clock }
 }
 
 fn request(amount_msat: u64) -> InvoiceRequest {
@@ -393,6 +437,15 @@ macro_rules! contract {
                 #[tokio::test]
                 async fn $rule() {
                     let harness = super::cln().await;
+                    super::$rule(&harness).await;
+                }
+            )*
+        }
+        mod nwc_on_fake_nwc {
+            $(
+                #[tokio::test]
+                async fn $rule() {
+                    let harness = super::nwc().await;
                     super::$rule(&harness).await;
                 }
             )*

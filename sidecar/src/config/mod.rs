@@ -108,6 +108,8 @@ pub enum NodeBackend {
     Lnd,
     /// Core Lightning with the hold plugin, both over gRPC (docs/node-backends.md).
     Cln,
+    /// A wallet over Nostr Wallet Connect (NIP-47) with hold invoices, e.g. Alby Hub.
+    Nwc,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -123,6 +125,32 @@ pub struct NodeConfig {
     /// Required when `backend: cln`.
     #[serde(default)]
     pub cln: Option<ClnConfig>,
+    /// Required when `backend: nwc`.
+    #[serde(default)]
+    pub nwc: Option<NwcConfig>,
+}
+
+/// A wallet reached over Nostr Wallet Connect (docs/node-backends.md, `nwc`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NwcConfig {
+    /// `nostr+walletconnect://<wallet pubkey>?relay=wss://…&secret=<hex>`, from a file or an
+    /// environment variable: it holds the key the wallet obeys.
+    pub connection: SecretRef,
+    /// Refuse to start when the wallet reports another network (`get_info.network`).
+    pub network: String,
+    /// Blocks before the `settle_deadline` at which the wallet's node cancels a held payment
+    /// itself (18: lnd's `holdexpirydelta`, under Alby Hub on LND).
+    #[serde(default = "default_nwc_hold_expiry_delta")]
+    pub hold_expiry_delta: u32,
+    /// Pay reward payouts through the wallet (`pay_invoice`). NIP-47 cannot cap a payment's
+    /// routing fee, so only the wallet connection's budget bounds it: off by default.
+    #[serde(default)]
+    pub payouts: bool,
+}
+
+fn default_nwc_hold_expiry_delta() -> u32 {
+    18
 }
 
 /// Core Lightning: its grpc plugin for node info, normal invoices and payouts, the hold plugin
@@ -782,6 +810,9 @@ impl Config {
                 *ca = dir.join(ca.as_str()).to_string_lossy().into_owned();
             }
             fix_secret(&mut lnd.macaroon);
+        }
+        if let Some(nwc) = self.node.nwc.as_mut() {
+            fix_secret(&mut nwc.connection);
         }
         if let Some(cln) = self.node.cln.as_mut() {
             for grpc in [&mut cln.grpc, &mut cln.hold] {

@@ -638,3 +638,75 @@ fn pay_routes_accept_payers_without_the_preimage_unless_the_operator_says_no() {
             .without_preimage
     );
 }
+
+#[test]
+fn backend_nwc_without_its_section_names_what_is_needed() {
+    let yaml = MINIMAL.replace("backend: dev", "backend: nwc");
+    assert_eq!(
+        issues_of(&yaml),
+        ["node.nwc: required when node.backend is nwc (connection, network)"]
+    );
+}
+
+fn nwc_yaml(connection_file: &Path, network: &str) -> String {
+    MINIMAL.replace(
+        "node: { backend: dev }",
+        &format!(
+            "node:\n  backend: nwc\n  nwc:\n    connection: {{ file: {} }}\n    network: {network}\n",
+            connection_file.display()
+        ),
+    )
+}
+
+const NWC_PUBKEY: &str = "b889ff5b1513b641e2a139f661a661364979c5beee91842f8f0ef42ab558e9d4";
+const NWC_SECRET: &str = "71a8c14c1407c113601079c4302dab36460f0ccd0ad506f1f2dc73b5100e4f3c";
+
+#[test]
+fn an_nwc_connection_string_is_checked_when_readable_and_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nwc");
+    std::fs::write(
+        &file,
+        format!("nostr+walletconnect://{NWC_PUBKEY}?relay=wss%3A%2F%2Frelay.example&secret={NWC_SECRET}\n"),
+    )
+    .unwrap();
+    assert!(issues_of(&nwc_yaml(&file, "mainnet")).is_empty());
+
+    std::fs::write(
+        &file,
+        format!("nostr+walletconnect://{NWC_PUBKEY}?relay=ws://relay.example&secret={NWC_SECRET}"),
+    )
+    .unwrap();
+    let issues = issues_of(&nwc_yaml(&file, "bitcoin"));
+    assert_eq!(issues.len(), 2, "{issues:?}");
+    assert!(
+        issues[0].starts_with("node.nwc.connection: relay \"ws://relay.example\" is plain ws://")
+    );
+    assert!(issues[0].contains("use wss://"));
+    assert!(issues[1].starts_with("node.nwc.network: must be one of"));
+    assert!(issues.iter().all(|i| !i.contains(NWC_SECRET)));
+
+    std::fs::write(
+        &file,
+        format!("nostr+walletconnect://{NWC_PUBKEY}?relay=wss://r"),
+    )
+    .unwrap();
+    assert_eq!(
+        issues_of(&nwc_yaml(&file, "mainnet")),
+        [
+            "node.nwc.connection: has no secret=<64 hex characters> (the client key the wallet generated for this app)"
+        ]
+    );
+}
+
+#[test]
+fn the_nwc_example_validates() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/lightning-wall.nwc.yaml");
+    let config = Config::load(&path).unwrap();
+    assert_eq!(config.node.backend, NodeBackend::Nwc);
+    let nwc = config.node.nwc.unwrap();
+    assert_eq!(
+        (nwc.network.as_str(), nwc.hold_expiry_delta, nwc.payouts),
+        ("mainnet", 18, false)
+    );
+}

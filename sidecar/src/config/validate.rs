@@ -230,6 +230,13 @@ fn node(config: &Config, issues: &mut Issues) {
             ),
             Some(cln) => cln_node(cln, issues),
         },
+        NodeBackend::Nwc => match &config.node.nwc {
+            None => issues.push(
+                "node.nwc",
+                "required when node.backend is nwc (connection, network)",
+            ),
+            Some(nwc) => nwc_node(nwc, issues),
+        },
         NodeBackend::Dev => {
             if let Some(dev) = &config.node.dev
                 && dev.block_interval.is_some_and(|d| d.is_zero())
@@ -290,6 +297,37 @@ fn cln_node(cln: &super::ClnConfig, issues: &mut Issues) {
                 "must be one of {} (got {:?})",
                 NETWORKS.join(", "),
                 cln.network
+            ),
+        );
+    }
+}
+
+fn nwc_node(nwc: &super::NwcConfig, issues: &mut Issues) {
+    issues.secret("node.nwc.connection", &nwc.connection);
+    // The connection string is checked here when it can be read (check-config on the machine
+    // that runs the sidecar); an unreadable one is reported when the sidecar starts.
+    if nwc.connection.shape_issue().is_none()
+        && let Ok(text) = nwc.connection.read_text()
+        && let Err(problem) =
+            crate::node::nwc::ConnectionString::parse(&String::from_utf8_lossy(&text.0))
+    {
+        issues.push("node.nwc.connection", problem.to_string());
+    }
+    issues.between(
+        "node.nwc.hold_expiry_delta".into(),
+        nwc.hold_expiry_delta.into(),
+        1,
+        144,
+    );
+    // NIP-47 get_info names: mainnet, testnet, signet, regtest.
+    const NETWORKS: [&str; 5] = ["mainnet", "testnet", "testnet4", "signet", "regtest"];
+    if !NETWORKS.contains(&nwc.network.as_str()) {
+        issues.push(
+            "node.nwc.network",
+            format!(
+                "must be one of {} (got {:?})",
+                NETWORKS.join(", "),
+                nwc.network
             ),
         );
     }
