@@ -22,11 +22,17 @@ if [[ -z ${LW_DEMO_URL:-} ]]; then
   exec scripts/demo.sh --run "$0"
 fi
 
-# Inside the demo (LW_DEMO_URL set by scripts/demo.sh).
+# Inside the demo (LW_DEMO_URL set by scripts/demo.sh). Each helper runs even if one before failed.
+failed=()
 echo "clients-test: Rust (client/)" >&2
-cargo test --locked --workspace --test client_demo -- --ignored
+cargo test --locked --workspace --test client_demo -- --ignored || failed+=(rust)
 echo "clients-test: JavaScript (clients/js)" >&2
-(cd clients/js && node --test)
+(cd clients/js && node --test) || failed+=(js)
 echo "clients-test: Python (clients/python, urllib and requests)" >&2
-(cd clients/python && LW_CLIENTS_REQUIRE_REQUESTS=1 python3 -m unittest discover -s tests -t . -v)
+(cd clients/python && LW_CLIENTS_REQUIRE_REQUESTS=1 python3 -m unittest discover -s tests -t . -v) ||
+  failed+=(python)
+if [[ ${#failed[@]} -gt 0 ]]; then
+  echo "clients-test: FAILED: ${failed[*]}" >&2
+  exit 1
+fi
 echo "clients-test: passed" >&2
