@@ -71,9 +71,16 @@ pub(crate) fn from_response(values: &[&str], body: &[u8]) -> Option<Challenge> {
         return None;
     }
     if let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) {
-        c.route_id = json["route_id"].as_str().unwrap_or_default().to_owned();
-        c.amount_sat = json["amount_sat"].as_u64();
-        c.payment_hash = json["payment_hash"].as_str().map(str::to_owned);
+        c.route_id = json
+            .get("route_id")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        c.amount_sat = json.get("amount_sat").and_then(serde_json::Value::as_u64);
+        c.payment_hash = json
+            .get("payment_hash")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
     }
     Some(c)
 }

@@ -331,7 +331,10 @@ impl<W: Wallet> WallClient<W> {
             if status != StatusCode::OK {
                 return Err(wall_error("deposit status", status, &json));
             }
-            match (json["state"].as_str(), json["credential"].as_str()) {
+            match (
+                json.get("state").and_then(Value::as_str),
+                json.get("credential").and_then(Value::as_str),
+            ) {
                 (Some("held"), Some(credential)) => {
                     held.credential = credential.to_owned();
                     held.status_url = Some(status_url);
@@ -371,8 +374,9 @@ fn wall_error(what: &'static str, status: StatusCode, json: &Value) -> Error {
     Error::Wall {
         what,
         status: status.as_u16(),
-        code: json["error"]["code"]
-            .as_str()
+        code: json
+            .pointer("/error/code")
+            .and_then(Value::as_str)
             .map_or_else(|| format!("http_{}", status.as_u16()), str::to_owned),
     }
 }

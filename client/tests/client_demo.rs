@@ -2,7 +2,12 @@
 //! filter's .wasm in the proxy in front of the demo site, the sidecar with the dev node) and
 //! runs these with `--ignored`. The wallet pays with the dev node; the money is read from the
 //! node itself (`GET /v1/dev/invoices/{hash}`, docs/internal-api.md).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::sync::Mutex;
 use std::time::Duration;
