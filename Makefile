@@ -14,7 +14,7 @@ CONFORMANCE_WASM := $(WASM_DIR)/conformance_filter.wasm
 CONFORMANCE_WASM_UNKNOWN := $(WASM_DIR)/conformance_filter_unknown.wasm
 CONFORMANCE_SRCS := $(shell find host/conformance-filter -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit nwc-client-test validate-configs demo demo-check browser-test sidecar-release bench bench-filter bench-gateway bench-sidecar bench-leave soak attack fuzz fuzz-smoke fault clean
+.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit nwc-client-test validate-configs demo demo-check clients-test browser-test sidecar-release bench bench-filter bench-gateway bench-sidecar bench-leave soak attack fuzz fuzz-smoke fault clean
 
 all: wasm
 
@@ -34,7 +34,7 @@ $(CONFORMANCE_WASM_UNKNOWN): $(CONFORMANCE_SRCS) scripts/build-wasm.sh
 
 ## test: formatting, clippy (native and wasm), every test, the deployment files, the demo's
 ## flows over HTTP and in a headless browser
-test: test-deps lint wasm unit nwc-client-test validate-configs demo-check browser-test
+test: test-deps lint wasm unit nwc-client-test validate-configs demo-check clients-test browser-test
 
 ## test-deps: tools the tests need that a fresh machine lacks (pymacaroons for the cross-check;
 ## the pinned LNbits in target/lnbits-venv for fake-lnd/tests/lnbits.rs, ~90 s once, then cached)
@@ -76,6 +76,11 @@ demo:
 ## demo-check: the demo's pay, deposit, leave, trap and spam flows over HTTP (curl), then stop
 demo-check:
 	scripts/demo.sh --run scripts/demo-check.sh
+
+## clients-test: the client helpers (Rust client/, clients/js, clients/python) end to end against
+## the demo: deposit refunded on leave, forfeited on a trap path, the pay route
+clients-test: wasm
+	scripts/clients-test.sh
 
 ## browser-test: the wall page in headless Chromium (Debian's chromium + playwright-core)
 browser-test:

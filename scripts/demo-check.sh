@@ -79,6 +79,9 @@ held_deposit() {
   req GET "$SITE/members/" -H 'Accept: application/json'
   expect 402 "deposit challenge"
   [[ $(body .mode) == deposit && $(body .amount_sat) == 1000 ]] || fail "deposit challenge body"
+  # The header says it too, after the classic macaroon and invoice (docs/programs.md).
+  grep -qi '^www-authenticate: L402 macaroon="[^"]*", invoice="[^"]*", mode="deposit", status_url="/.well-known/lightning-wall/deposit", leave_url=' "$tmp/h" ||
+    fail "the deposit's WWW-Authenticate says mode=deposit after macaroon and invoice"
   mac=$(body .macaroon)
   hash=$(body .payment_hash)
   local invoice paid

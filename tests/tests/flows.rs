@@ -212,3 +212,93 @@ fn an_empty_proof_deposit_credential_is_accepted_once_held_and_gets_the_full_cre
         "refunded: the cached confirmation is void"
     );
 }
+
+/// The challenge values of a 402 for `path`, with its JSON body.
+fn challenge_headers(wall: &mut Wall, path: &str) -> (Vec<String>, serde_json::Value) {
+    let ex = wall.send(&Request::get(path).header("accept", "application/json"));
+    assert_eq!(status(&ex), Some(402));
+    let resp = ex.response.unwrap();
+    let www = resp
+        .headers
+        .get_all("www-authenticate")
+        .into_iter()
+        .map(|v| std::str::from_utf8(v).unwrap().to_owned())
+        .collect();
+    (www, serde_json::from_slice(&resp.body).unwrap())
+}
+
+/// How the classic clients read a challenge (docs/wire-format.md "Challenge"), each answering
+/// (macaroon, invoice): Aperture's Go client (one regex, `invoice=` right after `macaroon=`),
+/// l402-requests, Fewsats' L402-python (two regexes with `[^ ]+`), lsat-js (split at commas,
+/// the value after the first `=`, quotes removed), and the `l402` crate's own parser.
+fn classic_client_readings(value: &str) -> Vec<(&'static str, String, String)> {
+    use base64::Engine as _;
+    let re = |p: &str| regex_lite::Regex::new(p).unwrap();
+    let two = |name, c: Option<regex_lite::Captures>, m: usize, i: usize| {
+        let c = c.unwrap_or_else(|| panic!("{name} does not match {value}"));
+        (name, c[m].to_owned(), c[i].to_owned())
+    };
+    let aperture = re(r#"(LSAT|L402) macaroon="(.*?)", invoice="(.*?)""#).captures(value);
+    let l402_requests =
+        re(r#"(?i)(?:L402|LSAT)\s+macaroon="([^"]+)"\s*,\s*invoice="([^"]+)""#).captures(value);
+    let fewsats_mac = re(r#"macaroon="([^ ]+)""#).captures(value).unwrap()[1].to_owned();
+    let fewsats_inv = re(r#"invoice="([^ ]+)""#).captures(value).unwrap()[1].to_owned();
+    let lsat_js = |key: &str| {
+        let part = value.split(',').find(|p| p.contains(key)).unwrap();
+        part[part.find('=').unwrap() + 1..].trim().replace('"', "")
+    };
+    let ours = l402::parse_challenge(value).unwrap();
+    vec![
+        two("aperture", aperture, 2, 3),
+        two("l402-requests", l402_requests, 1, 2),
+        ("L402-python", fewsats_mac, fewsats_inv),
+        ("lsat-js", lsat_js("macaroon="), lsat_js("invoice=")),
+        (
+            "l402",
+            base64::engine::general_purpose::STANDARD.encode(ours.macaroon),
+            ours.invoice,
+        ),
+    ]
+}
+
+#[test]
+fn a_deposit_challenge_says_deposit_after_macaroon_and_invoice_which_classic_clients_still_read() {
+    let mut wall = Wall::start(1);
+    let (www, body) = challenge_headers(&mut wall, "/articles/1");
+    let (mac, inv) = (
+        body["macaroon"].as_str().unwrap(),
+        body["invoice"].as_str().unwrap(),
+    );
+    assert_eq!(www.len(), 2, "{www:?}");
+    for (value, scheme) in www.iter().zip(["LSAT", "L402"]) {
+        // `macaroon="…", invoice="…"` first and in that order, then what a program acts on.
+        assert_eq!(
+            *value,
+            format!(
+                "{scheme} macaroon=\"{mac}\", invoice=\"{inv}\", mode=\"deposit\", \
+                 status_url=\"/.well-known/lightning-wall/deposit\", \
+                 leave_url=\"/.well-known/lightning-wall/leave\", \
+                 terms_url=\"/.well-known/lightning-wall/terms\""
+            )
+        );
+        for (client, m, i) in classic_client_readings(value) {
+            assert_eq!((m.as_str(), i.as_str()), (mac, inv), "{client} on {value}");
+        }
+    }
+    // A pay route's challenge stays the classic one, byte for byte.
+    let (www, body) = challenge_headers(&mut wall, "/v1/data");
+    let (mac, inv) = (
+        body["macaroon"].as_str().unwrap(),
+        body["invoice"].as_str().unwrap(),
+    );
+    assert_eq!(
+        www,
+        [
+            format!("LSAT macaroon=\"{mac}\", invoice=\"{inv}\""),
+            format!("L402 macaroon=\"{mac}\", invoice=\"{inv}\"")
+        ]
+    );
+    for (client, m, i) in classic_client_readings(&www[1]) {
+        assert_eq!((m.as_str(), i.as_str()), (mac, inv), "{client}");
+    }
+}

@@ -16,6 +16,20 @@ const LEAVE_URL: &str = "/.well-known/lightning-wall/leave";
 /// `api/terms.rs`).
 const TERMS_URL: &str = "/.well-known/lightning-wall/terms";
 
+/// Appended to each `WWW-Authenticate` value of a deposit route, after the sidecar's
+/// `macaroon="…", invoice="…"` (which stay first and in that order: clients in use match exactly
+/// that, one with `invoice=` right after `macaroon=`; docs/wire-format.md "Challenge"). Quoted
+/// auth-params (RFC 9110 §11.2) that a program acts on without a browser: the route takes a
+/// refundable deposit, where to poll for the held credential, how to leave, where the terms are.
+/// ", " between parameters and no space inside a value keep the parsers that read
+/// `invoice="([^ ]+)"` exact.
+fn deposit_params() -> String {
+    format!(
+        ", mode=\"deposit\", status_url=\"{STATUS_URL}\", leave_url=\"{LEAVE_URL}\", \
+         terms_url=\"{TERMS_URL}\""
+    )
+}
+
 /// The request body of `POST /v1/challenge`.
 #[derive(Serialize)]
 pub struct ChallengeCall<'a> {
@@ -207,10 +221,14 @@ pub fn outcome(
         return unavailable();
     }
     let deposit = a.mode == "deposit";
+    let params = deposit.then(deposit_params);
     let mut headers: Vec<(&'static str, String)> = a
         .www_authenticate
         .iter()
-        .map(|h| ("www-authenticate", h.clone()))
+        .map(|h| match &params {
+            Some(p) => ("www-authenticate", format!("{h}{p}")),
+            None => ("www-authenticate", h.clone()),
+        })
         .collect();
     headers.push(("cache-control", "no-store".into()));
     let body = if wants_html {
@@ -278,6 +296,18 @@ mod tests {
             .collect();
         assert!(www[0].1.starts_with("LSAT "));
         assert!(www[1].1.starts_with("L402 "));
+        // The sidecar's `macaroon="…", invoice="…"` first and unchanged, then the deposit's own
+        // parameters.
+        for (scheme, (_, value)) in ["LSAT", "L402"].iter().zip(&www) {
+            assert_eq!(
+                value,
+                &format!(
+                    "{scheme} macaroon=\"AgEO+/=\", invoice=\"lnbcrt10u1pabc\", mode=\"deposit\", \
+                     status_url=\"{STATUS_URL}\", leave_url=\"{LEAVE_URL}\", \
+                     terms_url=\"{TERMS_URL}\""
+                )
+            );
+        }
         assert!(r.headers.contains(&("cache-control", "no-store".into())));
         let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(body["mode"], "deposit");
@@ -332,6 +362,20 @@ mod tests {
         };
         let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert!(body.get("status_url").is_none());
+        // A pay route's challenge is the classic one, byte for byte as the sidecar made it.
+        let www: Vec<_> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| *k == "www-authenticate")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(
+            www,
+            [
+                r#"LSAT macaroon="AgEO+/=", invoice="lnbcrt10u1pabc""#,
+                r#"L402 macaroon="AgEO+/=", invoice="lnbcrt10u1pabc""#
+            ]
+        );
         assert!(wants_html(Some(b"text/html,application/xhtml+xml")));
         assert!(!wants_html(Some(b"application/json")));
     }
