@@ -181,7 +181,7 @@ fn group_or_world_readable(_: &Path) -> Option<u32> {
 async fn node(config: &Config, report: &mut Report) {
     match config.node.backend {
         NodeBackend::Lnd => lnd(config, report).await,
-        NodeBackend::Dev | NodeBackend::Cln => {
+        NodeBackend::Dev | NodeBackend::Cln | NodeBackend::Nwc => {
             let node = match serve::open_node(config).await {
                 Ok((node, _)) => node,
                 Err(e) => {
@@ -199,13 +199,16 @@ async fn node(config: &Config, report: &mut Report) {
                 format!("{:?} node reached", config.node.backend),
             ));
             node_basics(node.as_ref(), config, report).await;
-            let why = if config.node.backend == NodeBackend::Dev {
-                "development node: no channels and no real money".to_owned()
-            } else {
-                "Core Lightning: the backend has no channel listing; check \
-                 `lightning-cli listpeerchannels` (receivable_msat and max_accepted_htlcs per \
-                 channel) against limits.max_held_deposits × the deposit"
-                    .to_owned()
+            let why = match config.node.backend {
+                NodeBackend::Dev => "development node: no channels and no real money".to_owned(),
+                NodeBackend::Nwc => "Nostr Wallet Connect: NIP-47 has no channel listing; check \
+                     the wallet's receivable amount and its node's max_accepted_htlcs against \
+                     limits.max_held_deposits × the deposit"
+                    .to_owned(),
+                _ => "Core Lightning: the backend has no channel listing; check \
+                     `lightning-cli listpeerchannels` (receivable_msat and max_accepted_htlcs per \
+                     channel) against limits.max_held_deposits × the deposit"
+                    .to_owned(),
             };
             report.push(Finding::new(Level::Skip, "node.inbound", why, ""));
         }
