@@ -8,6 +8,7 @@ pub mod config;
 pub mod deposit;
 pub mod keys;
 pub mod metrics;
+pub mod mint;
 pub mod mint_limit;
 pub mod node;
 pub mod revocations;
