@@ -389,7 +389,6 @@ macro_rules! bind_update {
 }
 pub(super) use bind_update;
 
-
 impl Store {
     /// Stores a new deposit and its preimage. Must return before the invoice is handed out.
     pub async fn insert_deposit(&self, d: &Deposit, preimage: &Preimage) -> Result<(), StoreError> {

@@ -138,8 +138,9 @@ impl Writer {
     async fn run(self, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while queue.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            let (inserts, applies): (Vec<_>, Vec<_>) =
-                batch.drain(..).partition(|j| matches!(j.write, Write::Insert(_)));
+            let (inserts, applies): (Vec<_>, Vec<_>) = batch
+                .drain(..)
+                .partition(|j| matches!(j.write, Write::Insert(_)));
             let rows: Vec<&NewRow> = inserts
                 .iter()
                 .filter_map(|j| match &j.write {
@@ -282,7 +283,11 @@ mod tests {
         assert_eq!(sizes, [256, 128, 64, 32, 16, 8, 4, 2, 1]);
         for (n, sql) in statements() {
             assert_eq!(sql.matches("), (").count() + 1, *n, "{n} rows");
-            assert!(sql.contains(&format!("${},", 16 * n)), "{n} rows bind {} values", 16 * n);
+            assert!(
+                sql.contains(&format!("${},", 16 * n)),
+                "{n} rows bind {} values",
+                16 * n
+            );
             assert!(!sql.contains(&format!("${},", 16 * n + 1)));
         }
     }
