@@ -9,6 +9,7 @@ pub mod deposit;
 pub mod doctor;
 pub mod keys;
 pub mod metrics;
+pub mod mint;
 pub mod mint_limit;
 pub mod node;
 pub mod revocations;

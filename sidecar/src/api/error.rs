@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::deposit::engine::EngineError;
+use crate::mint::MintError;
 use crate::node::NodeError;
 use crate::store::StoreError;
 
@@ -132,5 +133,39 @@ pub fn body_error(rejection: axum::extract::rejection::BytesRejection) -> ApiErr
         )
     } else {
         ApiError::bad_request("unreadable_body", "the request body could not be read")
+    }
+}
+
+impl From<MintError> for ApiError {
+    fn from(e: MintError) -> ApiError {
+        match e {
+            MintError::UnknownRoute(_) => ApiError::not_found("unknown_route", e.to_string()),
+            MintError::RouteIsFree(_) => {
+                ApiError::new(StatusCode::CONFLICT, "route_is_free", e.to_string())
+            }
+            MintError::RateLimited { retry_after_s } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "mint_rate_limited",
+                "too many challenges for this client network; slow down",
+            )
+            .retry_after(retry_after_s),
+            MintError::BudgetSpent { retry_after_s } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "mint_budget_spent",
+                "too many challenges right now; retry shortly",
+            )
+            .retry_after(retry_after_s),
+            MintError::Engine(e) => e.into(),
+            MintError::Random => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
+            }
+            MintError::NoDepositPolicy(_) | MintError::Macaroon(_) => {
+                tracing::error!(error = %e, "minting failed");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            }
+            MintError::Invoice(_) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "node_error", e.to_string())
+            }
+        }
     }
 }

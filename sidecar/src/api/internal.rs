@@ -4,26 +4,22 @@
 //! only through bootstrap, on this listener.
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::{check_bearer, client_prefix};
+use super::auth::check_bearer;
 use super::error::{ApiError, body_error, parse_json};
-use super::policy::SERVICE;
-use crate::config::Mode;
-use crate::deposit::engine::NewDeposit;
 use crate::deposit::machine::{Event, Outcome};
 use crate::deposit::{TokenId, Trigger};
-use crate::metrics::ErrorLabel;
+use crate::mint::MintedChallenge;
 use crate::node::Node as _;
 use crate::node::dev::DevPayment;
 use crate::rewards::{Limits, RewardId};
@@ -53,170 +49,19 @@ struct ChallengeRequest {
     client_ip: IpAddr,
 }
 
-#[derive(Serialize)]
-struct ChallengeResponse {
-    mode: Mode,
-    route_id: String,
-    macaroon: String,
-    invoice: String,
-    payment_hash: String,
-    token_id: String,
-    amount_sat: u64,
-    /// Unix seconds after which the invoice can no longer be paid.
-    invoice_expires_at: u64,
-    /// Unix seconds the token is valid until (exclusive).
-    valid_until: u64,
-    /// Ready-made `WWW-Authenticate` values: LSAT first, then L402.
-    www_authenticate: [String; 2],
-}
-
 async fn challenge(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<ChallengeResponse>, ApiError> {
+) -> Result<Json<MintedChallenge>, ApiError> {
     authorise(&state, &headers)?;
     let body = body.map_err(body_error)?;
     let request: ChallengeRequest = parse_json(&body)?;
-    let route = state.config.route(&request.route_id).ok_or_else(|| {
-        ApiError::not_found(
-            "unknown_route",
-            format!("no route with id {:?}", request.route_id),
-        )
-    })?;
-    let refuse = |kind: &'static str| {
-        state
-            .metrics
-            .challenges_refused
-            .get_or_create(&ErrorLabel { kind })
-            .inc();
-    };
-    if route.mode == Mode::Free {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "route_is_free",
-            format!("route {:?} is free: nothing to pay", route.id),
-        ));
-    }
-    // Per network first: a client over its own limit must not spend everyone's budget.
-    let started = Instant::now();
-    if let Err(wait) = state.mint_limiter.take(request.client_ip, started) {
-        refuse("mint_rate");
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "mint_rate_limited",
-            "too many challenges for this client network; slow down",
-        )
-        .retry_after(wait));
-    }
-    if let Err(wait) = state.mint_budget.take(started) {
-        refuse("mint_budget");
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "mint_budget_spent",
-            "too many challenges right now; retry shortly",
-        )
-        .retry_after(wait));
-    }
-    let now = state.engine.now();
-    let amount_msat = route.amount_sat().saturating_mul(1000);
-    let valid_until = now.plus(route.token_lifetime).0;
-    let memo = format!("lightning-wall: {}", route.id);
-    let (payment_hash, token_id, invoice, invoice_expires_at, mode) = match route.mode {
-        Mode::Pay => {
-            let invoice = state
-                .engine
-                .create_pay_invoice(amount_msat, memo, now)
-                .await
-                .inspect_err(|_| refuse("node"))?;
-            let token_id = TokenId(random_token_id()?);
-            (
-                invoice.payment_hash,
-                token_id,
-                invoice.payment_request,
-                invoice.expires_at,
-                l402::Mode::Pay,
-            )
-        }
-        Mode::Deposit | Mode::Free => {
-            let Some(policy) = &route.deposit else {
-                return Err(ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "deposit route without a deposit policy",
-                ));
-            };
-            let opened = state
-                .engine
-                .open_deposit(
-                    NewDeposit {
-                        route_id: route.id.clone(),
-                        client_prefix: client_prefix(request.client_ip),
-                        amount_msat,
-                        idle_timeout: policy.idle_timeout,
-                        session_cap: policy.session_cap,
-                        memo,
-                    },
-                    now,
-                )
-                .await
-                .inspect_err(|_| refuse("deposit"))?;
-            (
-                opened.deposit.payment_hash,
-                opened.deposit.token_id,
-                opened.payment_request,
-                opened.expires_at,
-                l402::Mode::Deposit,
-            )
-        }
-    };
-    let methods: Vec<&str> = route.matcher.methods.iter().map(String::as_str).collect();
-    let spec = l402::TokenSpec {
-        service: SERVICE,
-        mode,
-        route: &route.id,
-        methods: &methods,
-        valid_until,
-        payment_hash: l402::PaymentHash(payment_hash.0),
-        token_id: l402::TokenId(token_id.0),
-    };
-    let macaroon = state
-        .keys
-        .ring
-        .mint(&state.keys.active, &spec)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    let challenge = l402::Challenge::new(&macaroon, &invoice).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "node_error",
-            format!("the node's invoice: {e}"),
-        )
-    })?;
-    Ok(Json(ChallengeResponse {
-        mode: route.mode,
-        route_id: route.id.clone(),
-        macaroon: challenge.macaroon_base64().to_owned(),
-        www_authenticate: challenge.header_values(),
-        invoice,
-        payment_hash: hex::encode(payment_hash.0),
-        token_id: hex::encode(token_id.0),
-        amount_sat: route.amount_sat(),
-        invoice_expires_at: invoice_expires_at.0,
-        valid_until,
-    }))
-}
-
-fn random_token_id() -> Result<[u8; 32], ApiError> {
-    use rand::TryRngCore;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.try_fill_bytes(&mut bytes).map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "no randomness available",
-        )
-    })?;
-    Ok(bytes)
+    let minted = state
+        .minter
+        .mint(&request.route_id, request.client_ip)
+        .await?;
+    Ok(Json(minted))
 }
 
 async fn bootstrap(

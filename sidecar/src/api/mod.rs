@@ -28,7 +28,8 @@ use crate::deposit::engine::Engine;
 use crate::deposit::waiters::Waiters;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
-use crate::mint_limit::{MintLimiter, PerSecondBudget};
+use crate::mint::ChallengeMinter;
+use crate::mint_limit::PerSecondBudget;
 use crate::node::dev::DevNode;
 use crate::rewards::payouts::Payouts;
 
@@ -44,8 +45,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub internal_token: Option<Arc<SecretBytes>>,
     pub admin_token: Option<Arc<SecretBytes>>,
-    pub mint_limiter: Arc<MintLimiter>,
-    pub mint_budget: Arc<PerSecondBudget>,
+    /// Challenges: the per-network rate, the global budget, invoices and macaroons.
+    pub minter: Arc<ChallengeMinter>,
     /// Node lookups for pay credentials without a preimage (api/payment.rs).
     pub payment_lookups: Arc<PerSecondBudget>,
     /// Deposit status long-polls waiting on this replica.
@@ -78,21 +79,24 @@ impl AppState {
             config.limits.max_long_polls_per_token as usize,
         );
         waiters.clone().relay(engine.changes());
+        let keys = Arc::new(keys);
+        let minter = Arc::new(ChallengeMinter::new(
+            engine.clone(),
+            config.clone(),
+            keys.clone(),
+            metrics.clone(),
+        ));
         AppState {
+            minter,
             waiters,
             payouts,
-            mint_limiter: Arc::new(MintLimiter::new(&config.limits)),
             payment_lookups: Arc::new(PerSecondBudget::new(
                 config.limits.payment_lookups_per_s,
                 Instant::now(),
             )),
-            mint_budget: Arc::new(PerSecondBudget::new(
-                config.limits.challenge_mint_budget_per_s,
-                Instant::now(),
-            )),
             engine,
             config,
-            keys: Arc::new(keys),
+            keys,
             metrics,
             internal_token: internal_token.map(Arc::new),
             admin_token: admin_token.map(Arc::new),

@@ -107,14 +107,6 @@ pub struct OpenedDeposit {
     pub expires_at: Timestamp,
 }
 
-/// A normal (pay-mode) invoice: the visitor's wallet learns the preimage by paying.
-#[derive(Clone, Debug)]
-pub struct PayInvoice {
-    pub payment_hash: PaymentHash,
-    pub payment_request: String,
-    pub expires_at: Timestamp,
-}
-
 /// What an event did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Stepped {
@@ -388,40 +380,6 @@ impl Engine {
             opened_since: 0,
         });
         Ok(counted)
-    }
-
-    /// A normal invoice for a pay route. Nothing is stored: the preimage goes to the node,
-    /// which reveals it to the payer.
-    pub async fn create_pay_invoice(
-        &self,
-        amount_msat: u64,
-        memo: String,
-        now: Timestamp,
-    ) -> Result<PayInvoice, EngineError> {
-        let preimage = Preimage(random32()?);
-        let expiry = self.inner.settings.invoice_expiry;
-        let request = InvoiceRequest {
-            amount_msat,
-            memo,
-            expiry,
-            cltv_expiry: None,
-        };
-        let started = Instant::now();
-        let created = self.inner.node.create_invoice(&preimage, &request).await;
-        self.inner
-            .metrics
-            .observe_node_call("create_invoice", started.elapsed());
-        let created = created.inspect_err(|_| self.inner.metrics.error("node_create_invoice"))?;
-        self.inner
-            .metrics
-            .challenges
-            .get_or_create(&ModeLabel { mode: "pay" })
-            .inc();
-        Ok(PayInvoice {
-            payment_hash: created.payment_hash,
-            payment_request: created.payment_request,
-            expires_at: now.plus(expiry),
-        })
     }
 
     /// Feeds one event to a deposit: decide, persist (retrying on concurrent writers), then

@@ -160,19 +160,19 @@ fn opt_ts(t: Option<Timestamp>) -> Result<Option<i64>, StoreError> {
 }
 
 /// The mutable columns of a deposit, in the order the UPDATE binds them ($1..$13).
-struct Mutable {
-    state: &'static str,
-    held_at: Option<i64>,
-    last_activity_at: Option<i64>,
-    htlc_expiry_height: Option<i64>,
-    hold_expiry_delta: Option<i64>,
-    deadline_at: Option<i64>,
-    resolved_at: Option<i64>,
-    resolution_trigger: Option<&'static str>,
-    pending_action: Option<&'static str>,
-    next_due_at: Option<i64>,
-    left_at: Option<i64>,
-    refund_at: Option<i64>,
+pub(super) struct Mutable {
+    pub(super) state: &'static str,
+    pub(super) held_at: Option<i64>,
+    pub(super) last_activity_at: Option<i64>,
+    pub(super) htlc_expiry_height: Option<i64>,
+    pub(super) hold_expiry_delta: Option<i64>,
+    pub(super) deadline_at: Option<i64>,
+    pub(super) resolved_at: Option<i64>,
+    pub(super) resolution_trigger: Option<&'static str>,
+    pub(super) pending_action: Option<&'static str>,
+    pub(super) next_due_at: Option<i64>,
+    pub(super) left_at: Option<i64>,
+    pub(super) refund_at: Option<i64>,
 }
 
 impl Mutable {
@@ -242,21 +242,38 @@ impl NewRow {
     }
 }
 
-/// `ON CONFLICT DO NOTHING` (no target: either unique column), understood by SQLite and
-/// PostgreSQL alike: a duplicate shows as zero rows affected instead of aborting the
-/// transaction, so one duplicate in a group commit does not fail the other rows.
-pub(super) const INSERT: &str = "INSERT INTO deposits (payment_hash, token_id, preimage, \
-    route_id, client_prefix, amount_msat, state, created_at, invoice_expires_at, idle_timeout_s, \
-    session_cap_s, safety_margin_blocks, block_interval_s, next_due_at, pending_action, \
-    payment_request, version) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 1) \
-    ON CONFLICT DO NOTHING";
+/// The insert of `rows` new deposits in one statement, each row's 16 values bound in
+/// [`bind_row!`]'s order. `ON CONFLICT DO NOTHING` (no target: either unique column),
+/// understood by SQLite and PostgreSQL alike: a duplicate is skipped instead of aborting the
+/// transaction, so one duplicate in a group commit does not fail the other rows; `RETURNING`
+/// names the rows inserted.
+pub(super) fn insert_rows(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO deposits (payment_hash, token_id, preimage, route_id, client_prefix, \
+         amount_msat, state, created_at, invoice_expires_at, idle_timeout_s, session_cap_s, \
+         safety_margin_blocks, block_interval_s, next_due_at, pending_action, payment_request, \
+         version) VALUES ",
+    );
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 1..=16 {
+            sql.push_str(&format!("${}, ", r * 16 + c));
+        }
+        sql.push_str("1)");
+    }
+    sql.push_str(" ON CONFLICT DO NOTHING RETURNING payment_hash, token_id");
+    sql
+}
 
-/// [`INSERT`] with a [`NewRow`] bound; a macro so it expands for either backend's query type.
-macro_rules! insert_query {
-    ($row:expr) => {{
+/// Binds a [`NewRow`]'s 16 values to `$query`; a macro so it expands for either backend's
+/// query type.
+macro_rules! bind_row {
+    ($query:expr, $row:expr) => {{
         let row: &$crate::store::deposits::NewRow = $row;
-        sqlx::query($crate::store::deposits::INSERT)
+        $query
             .bind(&row.payment_hash)
             .bind(&row.token_id)
             .bind(&row.preimage)
@@ -275,7 +292,102 @@ macro_rules! insert_query {
             .bind(row.payment_request.as_deref())
     }};
 }
-pub(super) use insert_query;
+pub(super) use bind_row;
+
+/// A transition's writes, owned, for the store's writer: the compare-and-swap update of the
+/// deposit ([`UPDATE_DEPOSIT`], bound by [`bind_update!`]), the tokens it revokes and its audit
+/// record.
+pub(super) struct TransitionRow {
+    pub m: Mutable,
+    pub payment_hash: Vec<u8>,
+    pub read_version: i64,
+    pub revoked: Vec<Vec<u8>>,
+    pub revoke_reason: &'static str,
+    pub now: i64,
+    pub audit: Option<AuditRow>,
+}
+
+/// The audit record's columns ([`INSERT_AUDIT`]'s order).
+pub(super) struct AuditRow {
+    pub route_id: String,
+    pub client_prefix: String,
+    pub outcome: &'static str,
+    pub trigger: &'static str,
+    pub amount_msat: i64,
+    pub at: i64,
+}
+
+impl TransitionRow {
+    fn of(read_version: i64, t: &Transition, now: Timestamp) -> Result<TransitionRow, StoreError> {
+        let d = &t.next;
+        Ok(TransitionRow {
+            m: Mutable::of(d)?,
+            payment_hash: d.payment_hash.0.to_vec(),
+            read_version,
+            revoked: t
+                .actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Revoke(token) => Some(token.0.to_vec()),
+                    _ => None,
+                })
+                .collect(),
+            revoke_reason: d.resolution.map_or("deposit_ended", |r| r.trigger.as_str()),
+            now: to_i64(now.0, "now")?,
+            audit: t
+                .audit
+                .as_ref()
+                .map(|audit| {
+                    Ok::<_, StoreError>(AuditRow {
+                        route_id: d.route_id.clone(),
+                        client_prefix: d.client_prefix.clone(),
+                        outcome: audit.outcome.as_str(),
+                        trigger: audit.trigger.as_str(),
+                        amount_msat: to_i64(d.amount_msat, "amount_msat")?,
+                        at: to_i64(audit.at.0, "at")?,
+                    })
+                })
+                .transpose()?,
+        })
+    }
+}
+
+/// The compare-and-swap of a transition: changes nothing unless the row is still at the
+/// version the decision was made on.
+pub(super) const UPDATE_DEPOSIT: &str = "UPDATE deposits SET state = $1, held_at = $2, \
+    last_activity_at = $3, htlc_expiry_height = $4, hold_expiry_delta = $5, deadline_at = $6, \
+    resolved_at = $7, resolution_trigger = $8, pending_action = $9, next_due_at = $10, \
+    version = version + 1, \
+    action_attempts = CASE WHEN $9 IS NULL THEN 0 ELSE action_attempts END, \
+    left_at = $13, refund_at = $14 \
+    WHERE payment_hash = $11 AND version = $12";
+
+pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_records (payment_hash, route_id, \
+    client_prefix, outcome, trigger, amount_msat, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Binds a [`TransitionRow`] to [`UPDATE_DEPOSIT`].
+macro_rules! bind_update {
+    ($query:expr, $row:expr) => {{
+        let row: &$crate::store::deposits::TransitionRow = $row;
+        let m = &row.m;
+        $query
+            .bind(m.state)
+            .bind(m.held_at)
+            .bind(m.last_activity_at)
+            .bind(m.htlc_expiry_height)
+            .bind(m.hold_expiry_delta)
+            .bind(m.deadline_at)
+            .bind(m.resolved_at)
+            .bind(m.resolution_trigger)
+            .bind(m.pending_action)
+            .bind(m.next_due_at)
+            .bind(&row.payment_hash)
+            .bind(row.read_version)
+            .bind(m.left_at)
+            .bind(m.refund_at)
+    }};
+}
+pub(super) use bind_update;
 
 impl Store {
     /// Stores a new deposit and its preimage. Must return before the invoice is handed out.
@@ -348,77 +460,16 @@ impl Store {
     /// Writes a transition if the deposit is still at `read_version`, together with the
     /// revocations and the audit record it carries, atomically. Node actions are not performed
     /// here: they are now pending on the row, for the engine (or, after a crash, the reconciler).
+    /// Committed by the store's writer with the other writes queued meanwhile (group commit):
+    /// returns once the commit holding it is done.
     pub async fn apply(
         &self,
         read_version: i64,
         t: &Transition,
         now: Timestamp,
     ) -> Result<ApplyOutcome, StoreError> {
-        let d = &t.next;
-        let m = Mutable::of(d)?;
-        let now_i = to_i64(now.0, "now")?;
-        let insert_revocation = self.insert_revocation_sql();
-        dispatch!(self, p => {
-            let mut tx = p.begin().await?;
-            let updated = sqlx::query(
-                "UPDATE deposits SET state = $1, held_at = $2, last_activity_at = $3, \
-                 htlc_expiry_height = $4, hold_expiry_delta = $5, deadline_at = $6, \
-                 resolved_at = $7, resolution_trigger = $8, pending_action = $9, \
-                 next_due_at = $10, version = version + 1, \
-                 action_attempts = CASE WHEN $9 IS NULL THEN 0 ELSE action_attempts END, \
-                 left_at = $13, refund_at = $14 \
-                 WHERE payment_hash = $11 AND version = $12")
-                .bind(m.state)
-                .bind(m.held_at)
-                .bind(m.last_activity_at)
-                .bind(m.htlc_expiry_height)
-                .bind(m.hold_expiry_delta)
-                .bind(m.deadline_at)
-                .bind(m.resolved_at)
-                .bind(m.resolution_trigger)
-                .bind(m.pending_action)
-                .bind(m.next_due_at)
-                .bind(d.payment_hash.0.to_vec())
-                .bind(read_version)
-                .bind(m.left_at)
-                .bind(m.refund_at)
-                .execute(&mut *tx)
-                .await?;
-            if updated.rows_affected() != 1 {
-                tx.rollback().await?;
-                return Ok(ApplyOutcome::Stale);
-            }
-            for action in &t.actions {
-                if let Action::Revoke(token) = action {
-                    let reason = d.resolution.map_or("deposit_ended", |r| r.trigger.as_str());
-                    if let Some(lock) = self.revocation_lock() {
-                        sqlx::query(lock).execute(&mut *tx).await?;
-                    }
-                    sqlx::query(insert_revocation)
-                        .bind(token.0.to_vec())
-                        .bind(reason)
-                        .bind(now_i)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            if let Some(audit) = &t.audit {
-                sqlx::query(
-                    "INSERT INTO audit_records (payment_hash, route_id, client_prefix, outcome, \
-                     trigger, amount_msat, at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                    .bind(d.payment_hash.0.to_vec())
-                    .bind(&d.route_id)
-                    .bind(&d.client_prefix)
-                    .bind(audit.outcome.as_str())
-                    .bind(audit.trigger.as_str())
-                    .bind(to_i64(d.amount_msat, "amount_msat")?)
-                    .bind(to_i64(audit.at.0, "at")?)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(ApplyOutcome::Applied { version: read_version + 1 })
-        })
+        let row = TransitionRow::of(read_version, t, now)?;
+        self.inserter.apply(row).await
     }
 
     pub async fn list_deposits(

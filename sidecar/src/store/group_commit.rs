@@ -1,34 +1,57 @@
-//! Group commit of new deposits: concurrent inserts are written by one task, many rows per
-//! transaction, and each caller is answered only after the commit that holds its row. It must
-//! never answer `Ok` for a row that is not committed, nor let one caller's bad row commit or
-//! fail silently with another's.
+//! Group commit of the deposit engine's writes: new deposits and transitions are written by
+//! one task, many per transaction, and each caller is answered only after the commit that holds
+//! its write. It must never answer `Ok` for a write that is not committed, nor let one caller's
+//! bad write commit or fail silently with another's.
 //!
 //! Why: a commit costs one WAL fsync (SQLite `synchronous=FULL`) or one WAL flush (PostgreSQL),
-//! and SQLite admits one writer at a time (the others sleep in the busy handler). One commit per
-//! batch keeps every preimage durable before its invoice is handed out while paying that cost
-//! once per batch instead of once per visitor. There is no coalescing timer: the writer takes
-//! whatever queued while the previous commit ran, so an idle sidecar adds no latency and a busy
-//! one batches by itself.
+//! and SQLite admits one writer at a time (the others sleep in its busy handler, up to 100 ms a
+//! try, so a burst of concurrent transactions is answered late and out of order). One commit per
+//! batch keeps every preimage durable before its invoice is handed out, and every transition
+//! durable before it is acted on or reported, while paying that cost once per batch instead of
+//! once per visitor. There is no coalescing timer: the writer takes whatever queued while the
+//! previous commit ran, so an idle sidecar adds no latency and a busy one batches by itself.
 
-use tokio::sync::{mpsc, oneshot};
+use sqlx::Row;
+use std::sync::Arc;
 
-use super::deposits::{NewRow, insert_query};
-use super::{Pool, StoreError, dispatch, is_unique_violation};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::deposits::{
+    ApplyOutcome, INSERT_AUDIT, NewRow, TransitionRow, UPDATE_DEPOSIT, bind_row, bind_update,
+    insert_rows,
+};
+use super::{Pool, StoreError, dispatch};
 
 /// Most rows in one transaction: bounds the time a batch holds the write lock.
 const MAX_BATCH: usize = 256;
+/// Writer tasks on PostgreSQL (each holds a pool connection while it writes).
+const POSTGRES_WRITERS: usize = 4;
 /// Callers queued beyond the batch being written; more wait for room (backpressure).
 const QUEUE: usize = 4096;
 
+/// One caller's write.
+enum Write {
+    Insert(NewRow),
+    Apply(TransitionRow),
+}
+
+/// What a committed write did.
+enum Written {
+    Inserted,
+    Applied(ApplyOutcome),
+}
+
 struct Job {
-    row: NewRow,
-    done: oneshot::Sender<Result<(), StoreError>>,
+    write: Write,
+    done: oneshot::Sender<Result<Written, StoreError>>,
 }
 
 /// The handle the store keeps; the writer task ends when the last handle is dropped.
 #[derive(Clone, Debug)]
 pub(super) struct Inserter {
     jobs: mpsc::Sender<Job>,
+    /// PostgreSQL: transitions are written at once, each in its own transaction, by this.
+    direct: Option<Arc<Writer>>,
 }
 
 impl std::fmt::Debug for Job {
@@ -38,46 +61,112 @@ impl std::fmt::Debug for Job {
 }
 
 impl Inserter {
-    /// Starts the writer task on the current tokio runtime.
+    /// Starts the writer tasks on the current tokio runtime: one on SQLite (one writer at a
+    /// time is all it admits), [`POSTGRES_WRITERS`] on PostgreSQL, so that a batch collects and
+    /// commits while the previous one waits for its WAL flush (the flushes of concurrent commits
+    /// are shared by PostgreSQL's own group commit).
     pub(super) fn start(pool: Pool) -> Inserter {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(Writer { pool }.run(queue));
-        Inserter { jobs }
+        let queue = Arc::new(Mutex::new(queue));
+        let writers = match pool {
+            Pool::Sqlite(_) => 1,
+            Pool::Postgres(_) => POSTGRES_WRITERS,
+        };
+        let (insert_revocation, revocation_lock) = super::ledger::revocation_sql(&pool);
+        let writer = || Writer {
+            pool: pool.clone(),
+            insert_revocation,
+            revocation_lock,
+        };
+        for _ in 0..writers {
+            tokio::spawn(writer().run(queue.clone()));
+        }
+        let direct = matches!(pool, Pool::Postgres(_)).then(|| Arc::new(writer()));
+        Inserter { jobs, direct }
+    }
+
+    async fn write(&self, write: Write) -> Result<Written, StoreError> {
+        let (done, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { write, done })
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        // The writer drops the sender only if its task died mid-batch (runtime shut down):
+        // the write's fate is unknown to us, so report failure (the caller acts on nothing).
+        answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
     /// Inserts one row; returns once the transaction holding it committed (or failed).
     pub(super) async fn insert(&self, row: NewRow) -> Result<(), StoreError> {
-        let (done, answer) = oneshot::channel();
-        self.jobs
-            .send(Job { row, done })
-            .await
-            .map_err(|_| StoreError::WriterGone)?;
-        // The writer drops the sender only if its task died mid-batch (runtime shut down):
-        // the row's fate is unknown to us, so report failure (the caller hands nothing out).
-        answer.await.map_err(|_| StoreError::WriterGone)?
+        match self.write(Write::Insert(row)).await? {
+            Written::Inserted => Ok(()),
+            Written::Applied(_) => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// Applies one transition (compare-and-swap on its version); returns once the transaction
+    /// holding it committed (or failed). On SQLite through the writer, batched with the others
+    /// queued; on PostgreSQL in a transaction of its own at once: its writers run in parallel,
+    /// and one writer task executing a burst of transitions one statement at a time answered
+    /// 1,000 held payments with a p99 of 740 ms instead of 94 ms (bench/RESULTS.md).
+    pub(super) async fn apply(&self, row: TransitionRow) -> Result<ApplyOutcome, StoreError> {
+        let written = match &self.direct {
+            Some(writer) => writer
+                .write(&[], &[&row])
+                .await?
+                .pop()
+                .unwrap_or(Err(StoreError::WriterGone))?,
+            None => self.write(Write::Apply(row)).await?,
+        };
+        match written {
+            Written::Applied(outcome) => Ok(outcome),
+            Written::Inserted => Err(StoreError::WriterGone),
+        }
     }
 }
 
+#[derive(Debug)]
 struct Writer {
     pool: Pool,
+    insert_revocation: &'static str,
+    revocation_lock: Option<&'static str>,
 }
 
 impl Writer {
-    async fn run(self, mut queue: mpsc::Receiver<Job>) {
+    /// Takes a batch (holding the queue only while taking it, so another writer can take the
+    /// next one meanwhile), writes it, answers its callers; until every handle is dropped.
+    async fn run(self, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            let rows: Vec<&NewRow> = batch.iter().map(|j| &j.row).collect();
-            match self.write(&rows).await {
+        while queue.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let (inserts, applies): (Vec<_>, Vec<_>) = batch
+                .drain(..)
+                .partition(|j| matches!(j.write, Write::Insert(_)));
+            let rows: Vec<&NewRow> = inserts
+                .iter()
+                .filter_map(|j| match &j.write {
+                    Write::Insert(row) => Some(row),
+                    Write::Apply(_) => None,
+                })
+                .collect();
+            let transitions: Vec<&TransitionRow> = applies
+                .iter()
+                .filter_map(|j| match &j.write {
+                    Write::Apply(row) => Some(row),
+                    Write::Insert(_) => None,
+                })
+                .collect();
+            match self.write(&rows, &transitions).await {
                 Ok(outcomes) => {
-                    for (job, outcome) in batch.drain(..).zip(outcomes) {
+                    for (job, outcome) in inserts.into_iter().chain(applies).zip(outcomes) {
                         let _ = job.done.send(outcome);
                     }
                 }
                 Err(e) => {
-                    // Rolled back: none of these rows exists. Every caller learns it.
-                    tracing::warn!(error = %e, rows = batch.len(), "a group commit of deposits failed");
-                    let (message, rows) = (e.to_string(), batch.len());
-                    for job in batch.drain(..) {
+                    // Rolled back: none of these writes happened. Every caller learns it.
+                    let rows = inserts.len() + applies.len();
+                    tracing::warn!(error = %e, rows, "a group commit of deposit writes failed");
+                    let message = e.to_string();
+                    for job in inserts.into_iter().chain(applies) {
                         let _ = job.done.send(Err(StoreError::BatchFailed {
                             rows,
                             message: message.clone(),
@@ -88,24 +177,118 @@ impl Writer {
         }
     }
 
-    /// One transaction for all `rows`. A row whose payment hash or token id exists is skipped
-    /// (`ON CONFLICT DO NOTHING`) and answered `Duplicate` without failing the others; any other
-    /// error rolls the whole batch back.
-    async fn write(&self, rows: &[&NewRow]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    /// One transaction for all `rows` and `transitions`; the outcomes in that order. New rows
+    /// are written by multi-row statements of up to [`MAX_BATCH`] rows (a batch of 37 is three
+    /// statements: 32, 4 and 1 rows), so they cost a handful of round trips rather than one per
+    /// row, and the few statement texts stay prepared. A row whose payment hash or token id
+    /// exists is skipped (`ON CONFLICT DO NOTHING`) and answered `Duplicate` without failing the
+    /// others; a transition whose deposit changed since it was read is answered `Stale` and
+    /// writes nothing; any other error rolls the whole batch back.
+    async fn write(
+        &self,
+        rows: &[&NewRow],
+        transitions: &[&TransitionRow],
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
         dispatch!(self, p => {
             let mut tx = p.begin().await?;
-            let mut outcomes = Vec::with_capacity(rows.len());
-            for row in rows {
-                let inserted = insert_query!(row).execute(&mut *tx).await;
-                outcomes.push(match inserted {
-                    Ok(r) if r.rows_affected() == 1 => Ok(()),
-                    Ok(_) => Err(StoreError::Duplicate),
-                    Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate),
-                    Err(e) => return Err(e.into()),
-                });
+            let mut outcomes = Vec::with_capacity(rows.len() + transitions.len());
+            let mut rest = rows;
+            // The table ends with the 1-row statement, so every non-empty rest finds one.
+            while let Some((n, sql)) = statements().iter().find(|(n, _)| *n <= rest.len()) {
+                let (chunk, after) = rest.split_at(*n);
+                let mut query = sqlx::query(sql);
+                for row in chunk {
+                    query = bind_row!(query, row);
+                }
+                let inserted = query.fetch_all(&mut *tx).await?;
+                let mut inserted = inserted
+                    .iter()
+                    .map(|r| Ok((r.try_get::<Vec<u8>, _>(0)?, r.try_get::<Vec<u8>, _>(1)?)))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+                for row in chunk {
+                    // Each inserted row comes back once; a row not among them was skipped.
+                    let at = inserted.iter().position(|(hash, token)| {
+                        *hash == row.payment_hash && *token == row.token_id
+                    });
+                    outcomes.push(match at {
+                        Some(at) => {
+                            inserted.swap_remove(at);
+                            Ok(Written::Inserted)
+                        }
+                        None => Err(StoreError::Duplicate),
+                    });
+                }
+                rest = after;
+            }
+            let mut locked = false;
+            for t in transitions {
+                let updated = bind_update!(sqlx::query(UPDATE_DEPOSIT), t)
+                    .execute(&mut *tx)
+                    .await?;
+                if updated.rows_affected() != 1 {
+                    outcomes.push(Ok(Written::Applied(ApplyOutcome::Stale)));
+                    continue;
+                }
+                for token in &t.revoked {
+                    if let Some(lock) = self.revocation_lock.filter(|_| !locked) {
+                        sqlx::query(lock).execute(&mut *tx).await?;
+                        locked = true;
+                    }
+                    sqlx::query(self.insert_revocation)
+                        .bind(token)
+                        .bind(t.revoke_reason)
+                        .bind(t.now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if let Some(audit) = &t.audit {
+                    sqlx::query(INSERT_AUDIT)
+                        .bind(&t.payment_hash)
+                        .bind(&audit.route_id)
+                        .bind(&audit.client_prefix)
+                        .bind(audit.outcome)
+                        .bind(audit.trigger)
+                        .bind(audit.amount_msat)
+                        .bind(audit.at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                outcomes.push(Ok(Written::Applied(ApplyOutcome::Applied {
+                    version: t.read_version + 1,
+                })));
             }
             tx.commit().await?;
             Ok(outcomes)
         })
+    }
+}
+
+/// The insert statements, by rows per statement: powers of two from [`MAX_BATCH`] down to 1.
+fn statements() -> &'static [(usize, String)] {
+    static STATEMENTS: std::sync::OnceLock<Vec<(usize, String)>> = std::sync::OnceLock::new();
+    STATEMENTS.get_or_init(|| {
+        std::iter::successors(Some(MAX_BATCH), |n| (*n > 1).then_some(n / 2))
+            .map(|n| (n, insert_rows(n)))
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_written_in_few_statements_of_known_sizes() {
+        let sizes: Vec<usize> = statements().iter().map(|(n, _)| *n).collect();
+        assert_eq!(sizes, [256, 128, 64, 32, 16, 8, 4, 2, 1]);
+        for (n, sql) in statements() {
+            assert_eq!(sql.matches("), (").count() + 1, *n, "{n} rows");
+            assert!(
+                sql.contains(&format!("${},", 16 * n)),
+                "{n} rows bind {} values",
+                16 * n
+            );
+            assert!(!sql.contains(&format!("${},", 16 * n + 1)));
+        }
     }
 }

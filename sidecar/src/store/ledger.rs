@@ -52,23 +52,29 @@ pub struct AuditRecord {
     pub at: Timestamp,
 }
 
+/// The insert of one revocation for `pool`'s backend (with its clock for `logged_at`), and the
+/// lock its writers take first, if any. PostgreSQL hands out identity values at insert, not at
+/// commit: two writers could commit seq 8 after a filter already synced past 9. Serialising
+/// writers (readers are not blocked by this lock mode) makes commit order equal seq order.
+/// SQLite has one writer anyway.
+pub(super) fn revocation_sql(pool: &super::Pool) -> (&'static str, Option<&'static str>) {
+    match pool {
+        super::Pool::Sqlite(_) => (INSERT_REVOCATION_SQLITE, None),
+        super::Pool::Postgres(_) => (
+            INSERT_REVOCATION_POSTGRES,
+            Some("LOCK TABLE revocations IN SHARE ROW EXCLUSIVE MODE"),
+        ),
+    }
+}
+
 impl Store {
-    /// PostgreSQL hands out identity values at insert, not at commit: two writers could commit
-    /// seq 8 after a filter already synced past 9. Serialising writers (readers are not blocked
-    /// by this lock mode) makes commit order equal seq order. SQLite has one writer anyway.
     pub(super) fn revocation_lock(&self) -> Option<&'static str> {
-        match self.pool {
-            super::Pool::Sqlite(_) => None,
-            super::Pool::Postgres(_) => Some("LOCK TABLE revocations IN SHARE ROW EXCLUSIVE MODE"),
-        }
+        revocation_sql(&self.pool).1
     }
 
     /// The insert of one revocation, with this backend's clock for `logged_at`.
     pub(super) fn insert_revocation_sql(&self) -> &'static str {
-        match self.pool {
-            super::Pool::Sqlite(_) => INSERT_REVOCATION_SQLITE,
-            super::Pool::Postgres(_) => INSERT_REVOCATION_POSTGRES,
-        }
+        revocation_sql(&self.pool).0
     }
 
     /// Drops revocations logged more than `retention` ago by the store's own clock (SQLite's

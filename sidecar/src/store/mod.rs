@@ -188,9 +188,5 @@ fn bytes32(value: Vec<u8>, table: &'static str, what: &str) -> Result<[u8; 32], 
     })
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
 #[cfg(test)]
 pub(crate) mod tests;

@@ -1,0 +1,250 @@
+//! Minting challenges: for an unpaid request to a pay or deposit route, an invoice on the node
+//! (a deposit's stored durably first, by the engine) and a macaroon bound to its payment hash.
+//! Every mint costs the node an invoice, so it must never run before the per-network rate and
+//! the global budget admitted it, and must never hand out a deposit invoice whose preimage is
+//! not committed (the engine's `open_deposit` returns only after that commit).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::api::auth::client_prefix;
+use crate::api::policy::SERVICE;
+use crate::config::{Config, Mode};
+use crate::deposit::engine::{Engine, EngineError, NewDeposit};
+use crate::deposit::{Timestamp, TokenId};
+use crate::keys::Keys;
+use crate::metrics::{ErrorLabel, Metrics, ModeLabel};
+use crate::mint_limit::{MintLimiter, PerSecondBudget};
+use crate::node::{InvoiceRequest, PaymentHash, Preimage};
+
+/// A minted challenge, as the filter receives it (docs/internal-api.md "POST /v1/challenge").
+#[derive(Clone, Debug, Serialize)]
+pub struct MintedChallenge {
+    pub mode: Mode,
+    pub route_id: String,
+    pub macaroon: String,
+    pub invoice: String,
+    pub payment_hash: String,
+    pub token_id: String,
+    pub amount_sat: u64,
+    /// Unix seconds after which the invoice can no longer be paid.
+    pub invoice_expires_at: u64,
+    /// Unix seconds the token is valid until (exclusive).
+    pub valid_until: u64,
+    /// Ready-made `WWW-Authenticate` values: LSAT first, then L402.
+    pub www_authenticate: [String; 2],
+}
+
+/// Why nothing was minted. Nothing was handed out in any of these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error("no route with id {0:?}")]
+    UnknownRoute(String),
+    #[error("route {0:?} is free: nothing to pay")]
+    RouteIsFree(String),
+    /// This client's network minted too many: retry after this many seconds.
+    #[error("too many challenges for this client network")]
+    RateLimited { retry_after_s: u32 },
+    /// This replica's global budget per second is spent.
+    #[error("too many challenges right now")]
+    BudgetSpent { retry_after_s: u32 },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("no randomness available")]
+    Random,
+    #[error("deposit route {0:?} without a deposit policy")]
+    NoDepositPolicy(String),
+    #[error("minting the macaroon: {0}")]
+    Macaroon(String),
+    /// The node's invoice could not be put in a challenge.
+    #[error("the node's invoice: {0}")]
+    Invoice(String),
+}
+
+/// Mints challenges for this replica; one per sidecar, shared by the handlers.
+pub struct ChallengeMinter {
+    engine: Engine,
+    config: Arc<Config>,
+    keys: Arc<Keys>,
+    metrics: Arc<Metrics>,
+    limiter: MintLimiter,
+    budget: PerSecondBudget,
+}
+
+impl ChallengeMinter {
+    pub fn new(
+        engine: Engine,
+        config: Arc<Config>,
+        keys: Arc<Keys>,
+        metrics: Arc<Metrics>,
+    ) -> ChallengeMinter {
+        ChallengeMinter {
+            limiter: MintLimiter::new(&config.limits),
+            budget: PerSecondBudget::new(config.limits.challenge_mint_budget_per_s, Instant::now()),
+            engine,
+            config,
+            keys,
+            metrics,
+        }
+    }
+
+    fn refuse(&self, kind: &'static str) {
+        self.metrics
+            .challenges_refused
+            .get_or_create(&ErrorLabel { kind })
+            .inc();
+    }
+
+    /// A challenge for `route_id`, asked for on behalf of the visitor at `client_ip`.
+    pub async fn mint(
+        &self,
+        route_id: &str,
+        client_ip: IpAddr,
+    ) -> Result<MintedChallenge, MintError> {
+        let route = self
+            .config
+            .route(route_id)
+            .ok_or_else(|| MintError::UnknownRoute(route_id.to_owned()))?;
+        if route.mode == Mode::Free {
+            return Err(MintError::RouteIsFree(route.id.clone()));
+        }
+        // Per network first: a client over its own limit must not spend everyone's budget.
+        let started = Instant::now();
+        if let Err(retry_after_s) = self.limiter.take(client_ip, started) {
+            self.refuse("mint_rate");
+            return Err(MintError::RateLimited { retry_after_s });
+        }
+        if let Err(retry_after_s) = self.budget.take(started) {
+            self.refuse("mint_budget");
+            return Err(MintError::BudgetSpent { retry_after_s });
+        }
+        let now = self.engine.now();
+        let amount_msat = route.amount_sat().saturating_mul(1000);
+        let valid_until = now.plus(route.token_lifetime).0;
+        let memo = format!("lightning-wall: {}", route.id);
+        let (payment_hash, token_id, invoice, invoice_expires_at, mode) = match route.mode {
+            Mode::Pay => {
+                let invoice = self
+                    .pay_invoice(amount_msat, memo, now)
+                    .await
+                    .inspect_err(|_| self.refuse("node"))?;
+                (
+                    invoice.payment_hash,
+                    TokenId(random32()?),
+                    invoice.payment_request,
+                    invoice.expires_at,
+                    l402::Mode::Pay,
+                )
+            }
+            Mode::Deposit | Mode::Free => {
+                let Some(policy) = &route.deposit else {
+                    return Err(MintError::NoDepositPolicy(route.id.clone()));
+                };
+                let opened = self
+                    .engine
+                    .open_deposit(
+                        NewDeposit {
+                            route_id: route.id.clone(),
+                            client_prefix: client_prefix(client_ip),
+                            amount_msat,
+                            idle_timeout: policy.idle_timeout,
+                            session_cap: policy.session_cap,
+                            memo,
+                        },
+                        now,
+                    )
+                    .await
+                    .inspect_err(|_| self.refuse("deposit"))?;
+                (
+                    opened.deposit.payment_hash,
+                    opened.deposit.token_id,
+                    opened.payment_request,
+                    opened.expires_at,
+                    l402::Mode::Deposit,
+                )
+            }
+        };
+        let methods: Vec<&str> = route.matcher.methods.iter().map(String::as_str).collect();
+        let spec = l402::TokenSpec {
+            service: SERVICE,
+            mode,
+            route: &route.id,
+            methods: &methods,
+            valid_until,
+            payment_hash: l402::PaymentHash(payment_hash.0),
+            token_id: l402::TokenId(token_id.0),
+        };
+        let macaroon = self
+            .keys
+            .ring
+            .mint(&self.keys.active, &spec)
+            .map_err(|e| MintError::Macaroon(e.to_string()))?;
+        let challenge = l402::Challenge::new(&macaroon, &invoice)
+            .map_err(|e| MintError::Invoice(e.to_string()))?;
+        Ok(MintedChallenge {
+            mode: route.mode,
+            route_id: route.id.clone(),
+            macaroon: challenge.macaroon_base64().to_owned(),
+            www_authenticate: challenge.header_values(),
+            invoice,
+            payment_hash: hex::encode(payment_hash.0),
+            token_id: hex::encode(token_id.0),
+            amount_sat: route.amount_sat(),
+            invoice_expires_at: invoice_expires_at.0,
+            valid_until,
+        })
+    }
+
+    /// A normal invoice for a pay route. Nothing is stored: the preimage goes to the node,
+    /// which reveals it to the payer.
+    async fn pay_invoice(
+        &self,
+        amount_msat: u64,
+        memo: String,
+        now: Timestamp,
+    ) -> Result<PayInvoice, MintError> {
+        let preimage = Preimage(random32()?);
+        let expiry = self.engine.settings().invoice_expiry;
+        let request = InvoiceRequest {
+            amount_msat,
+            memo,
+            expiry,
+            cltv_expiry: None,
+        };
+        let started = Instant::now();
+        let created = self.engine.node().create_invoice(&preimage, &request).await;
+        self.metrics
+            .observe_node_call("create_invoice", started.elapsed());
+        let created = created
+            .inspect_err(|_| self.metrics.error("node_create_invoice"))
+            .map_err(EngineError::Node)?;
+        self.metrics
+            .challenges
+            .get_or_create(&ModeLabel { mode: "pay" })
+            .inc();
+        Ok(PayInvoice {
+            payment_hash: created.payment_hash,
+            payment_request: created.payment_request,
+            expires_at: now.plus(expiry),
+        })
+    }
+}
+
+/// A pay route's invoice: the visitor's wallet learns the preimage by paying.
+struct PayInvoice {
+    payment_hash: PaymentHash,
+    payment_request: String,
+    expires_at: Timestamp,
+}
+
+fn random32() -> Result<[u8; 32], MintError> {
+    use rand::TryRngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|_| MintError::Random)?;
+    Ok(bytes)
+}
