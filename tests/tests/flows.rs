@@ -195,9 +195,12 @@ fn an_empty_proof_deposit_credential_is_accepted_once_held_and_gets_the_full_cre
         "the response carries the full credential"
     );
     let token = challenge["token_id"].as_str().unwrap();
-    // Cached in one of the bounded `lw.held.<slot>` keys, which names the token.
-    assert!(wall.host.shared_data_keys().iter().any(|k| {
-        k.starts_with("lw.held.") && wall.host.shared_data(k).as_deref() == Some(token.as_bytes())
+    // Cached in one of the bounded `lw.held.<slot>` keys, which names the token (stored as
+    // `key NUL value`: every value carries its key, docs/filter.md "Hosts").
+    assert!((0..4096).any(|slot| {
+        let k = format!("lw.held.{slot}");
+        let stored = wall.host.shared_data(&k);
+        stored.as_deref() == Some([k.as_bytes(), b"\0", token.as_bytes()].concat().as_slice())
     }));
     // The other worker uses the cached confirmation.
     let ex = wall.send(&Request::get("/home").header("authorization", &auth));

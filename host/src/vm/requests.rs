@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::abi::Action;
 use crate::headers::HeaderMap;
+use crate::semantics::HostSemantics;
 use crate::plugin::FailurePolicy;
 use crate::stream::{Dir, LocalReply, Message, Phase, StreamState};
 
@@ -42,7 +43,12 @@ impl Vm {
     pub fn request_headers(&mut self, id: u32, headers: HeaderMap, end_stream: bool) {
         let failed = self.is_failed();
         let policy = self.store.data().env.plugin.failure_policy;
+        let semantics = Arc::clone(&self.store.data().env.semantics);
+        let headers = nginx_request_headers(&semantics, headers);
         let Some(s) = self.s(id) else { return };
+        if semantics.removed_request_headers_reach_upstream {
+            s.client_request_headers = Some(headers.clone());
+        }
         s.req.headers = headers;
         s.req.end = end_stream;
         if failed {
@@ -68,7 +74,9 @@ impl Vm {
         s.req.phase = Phase::HeadersStopped;
         let n = len_i32(s.req.headers.len());
         let ex = Arc::clone(&self.exports);
+        self.store.data_mut().callout_phase = true;
         let r = self.call_action3(ex.on_request_headers.as_ref(), id, n, end_stream as i32);
+        self.store.data_mut().callout_phase = false;
         self.after_headers(id, Dir::Request, r);
         self.run_after();
     }
@@ -166,10 +174,35 @@ impl Vm {
     /// Headers leave the filter: Envoy forgets the map (reads now fail with BadArgument), then
     /// delivers whatever body arrived while they were stopped.
     fn headers_continued(&mut self, id: u32, dir: Dir) {
+        let semantics = Arc::clone(&self.store.data().env.semantics);
         let Some(s) = self.s(id) else { return };
+        let client = if dir == Dir::Request {
+            s.client_request_headers.take()
+        } else {
+            None
+        };
         let h = s.half(dir);
         h.headers_visible = false;
         h.passed.headers = h.headers.clone();
+        if dir == Dir::Request {
+            for name in &semantics.proxy_cleared_headers {
+                h.passed.headers.remove(name.as_bytes());
+            }
+        }
+        if let Some(client) = client {
+            // nginx 1.27.4 + proxy_pass: what the filter removed still goes upstream, except
+            // the names nginx.conf sets from the filter's map with proxy_set_header.
+            for (name, value) in client.iter() {
+                let from_conf = semantics
+                    .proxy_headers_from_filter
+                    .iter()
+                    .chain(&semantics.proxy_cleared_headers)
+                    .any(|n| n.as_bytes().eq_ignore_ascii_case(name));
+                if !from_conf && !h.passed.headers.contains(&String::from_utf8_lossy(name)) {
+                    h.passed.headers.add_as_sent(name, value);
+                }
+            }
+        }
         h.phase = Phase::Body;
         if h.body_seen {
             let held = std::mem::take(&mut h.held);
@@ -220,7 +253,9 @@ impl Vm {
             Dir::Request => ex.on_request_body.as_ref(),
             Dir::Response => ex.on_response_body.as_ref(),
         };
+        self.store.data_mut().callout_phase = dir == Dir::Request;
         let r = self.call_action3(f, id, size, end as i32);
+        self.store.data_mut().callout_phase = false;
         let Ok(action) = r else {
             self.fail_stream(id);
             return;
@@ -449,4 +484,22 @@ impl Vm {
             }
         }
     }
+}
+
+/// The request headers as nginx hands them to a filter: names as the client spelled them,
+/// `:authority` the server's `server_name:port` and the client's host only in `Host`.
+fn nginx_request_headers(semantics: &HostSemantics, headers: HeaderMap) -> HeaderMap {
+    let mut headers = if semantics.header_names_as_sent {
+        headers.with_names_as_sent()
+    } else {
+        headers
+    };
+    if let Some(server) = &semantics.server_authority {
+        let client_host = headers.get_bytes(b":authority").map(<[u8]>::to_vec);
+        headers.replace(b":authority", server.as_bytes());
+        if let Some(host) = client_host.filter(|_| !headers.contains("host")) {
+            headers.add_as_sent(b"Host", &host);
+        }
+    }
+    headers
 }
