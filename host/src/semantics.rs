@@ -35,13 +35,11 @@ pub struct HostSemantics {
     /// nginx 1.27.4 + `proxy_pass`: a request header the filter removed still reaches the
     /// upstream.
     pub removed_request_headers_reach_upstream: bool,
-    /// nginx.conf's `proxy_set_header NAME $http_NAME;` for these names (lower-case), what
-    /// `nginx/nginx.conf` does about the previous switch: the upstream gets the filter's value of
-    /// NAME, or none when the filter removed it.
-    pub proxy_headers_from_filter: Vec<String>,
-    /// nginx.conf's `proxy_set_header NAME "";` for these names (lower-case): never sent
-    /// upstream.
-    pub proxy_cleared_headers: Vec<String>,
+    /// What `nginx/nginx.conf` does about the previous switch: a request carrying any
+    /// `x-lightning-wall-*` header is answered 400 in nginx's server rewrite phase, before the
+    /// filter sees it (`proxy_set_header` cannot keep the removed header from the upstream:
+    /// observed on nginx 1.27.4).
+    pub rejects_own_request_headers: bool,
     /// nginx: `:authority` is `server_name:listen_port`; the client's host is only in `host`.
     pub server_authority: Option<String>,
     /// nginx: `source.address` is the bare IP (no port; IPv6 without brackets).
@@ -77,8 +75,7 @@ impl HostSemantics {
             shared_data_max_keys: None,
             header_names_as_sent: false,
             removed_request_headers_reach_upstream: false,
-            proxy_headers_from_filter: Vec::new(),
-            proxy_cleared_headers: Vec::new(),
+            rejects_own_request_headers: false,
             server_authority: None,
             bare_source_address: false,
             missing_imports: false,
@@ -95,20 +92,17 @@ impl HostSemantics {
             shared_data_max_keys: None,
             header_names_as_sent: true,
             removed_request_headers_reach_upstream: true,
-            proxy_headers_from_filter: Vec::new(),
-            proxy_cleared_headers: Vec::new(),
+            rejects_own_request_headers: false,
             server_authority: Some(NGINX_SERVER_AUTHORITY.into()),
             bare_source_address: true,
             missing_imports: true,
         }
     }
 
-    /// Adds what `nginx/nginx.conf` does beside the filter: `proxy_set_header` passes the
-    /// filter's own request headers from the filter's map, so a client-supplied one the filter
-    /// removed stays removed.
+    /// Adds what `nginx/nginx.conf` does beside the filter: requests with client-supplied
+    /// `x-lightning-wall-*` headers are refused (400) before the filter runs.
     pub fn with_nginx_conf(mut self) -> Self {
-        self.proxy_headers_from_filter = NGINX_CONF_FROM_FILTER.iter().map(|s| s.to_string()).collect();
-        self.proxy_cleared_headers = NGINX_CONF_CLEARED.iter().map(|s| s.to_string()).collect();
+        self.rejects_own_request_headers = true;
         self
     }
 
@@ -136,14 +130,3 @@ impl HostSemantics {
     }
 }
 
-/// The request headers `nginx/nginx.conf` passes with `proxy_set_header NAME $http_NAME;` (keep
-/// the two lists equal; docs/deployment.md "nginx").
-pub const NGINX_CONF_FROM_FILTER: &[&str] = &["x-lightning-wall-token", "x-lightning-wall-mode"];
-
-/// The request headers `nginx/nginx.conf` clears with `proxy_set_header NAME "";`: the
-/// upstream's own answer headers, which a client must not send it.
-pub const NGINX_CONF_CLEARED: &[&str] = &[
-    "x-lightning-wall-verdict",
-    "x-lightning-wall-reward",
-    "x-lightning-wall-reward-id",
-];

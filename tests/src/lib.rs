@@ -401,6 +401,12 @@ impl Wall {
         self.rt.block_on(f)
     }
 
+    /// Whether the proxy refuses client-supplied `x-lightning-wall-*` request headers itself
+    /// (nginx/nginx.conf) rather than letting the filter strip them (Envoy).
+    pub fn refuses_own_request_headers(&self) -> bool {
+        self.semantics.rejects_own_request_headers
+    }
+
     /// One sync period: fires every worker's tick (bootstrap, sync, events).
     pub fn tick(&mut self) {
         self.host.advance(Duration::from_millis(1000));

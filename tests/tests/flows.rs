@@ -35,12 +35,21 @@ fn pay_flow_challenge_pay_then_access_with_the_preimage() {
         body["macaroon"].as_str().unwrap(),
         paid["preimage"].as_str().unwrap()
     );
-    let ex = wall.send(
-        &Request::get("/v1/data")
-            .header("authorization", &credential)
-            .header("x-lightning-wall-token", "forged")
-            .header("x-lightning-wall-verdict", "refund"),
-    );
+    let forged = Request::get("/v1/data")
+        .header("authorization", &credential)
+        .header("x-lightning-wall-token", "forged")
+        .header("x-lightning-wall-verdict", "refund");
+    if wall.refuses_own_request_headers() {
+        // nginx/nginx.conf answers 400 before the filter (docs/filter.md "Hosts").
+        let ex = wall.send(&forged);
+        assert_eq!(status(&ex), Some(400));
+        assert!(ex.upstream_request.is_none());
+    }
+    let ex = wall.send(if wall.refuses_own_request_headers() {
+        &Request::get("/v1/data").header("authorization", &credential)
+    } else {
+        &forged
+    });
     assert_eq!(status(&ex), Some(200));
     let up = ex.upstream_request.unwrap();
     assert_eq!(

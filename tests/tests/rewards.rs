@@ -148,9 +148,15 @@ fn a_review_reward_is_claimed_over_lnurl_withdraw_once_and_replays_credit_nothin
             .header("x-lightning-wall-reward", "50")
             .header("x-lightning-wall-reward-id", "forged-1"),
     );
-    let up = forged.upstream_request.as_ref().unwrap();
-    assert!(up.headers.get("x-lightning-wall-reward").is_none());
-    assert!(up.headers.get("x-lightning-wall-reward-id").is_none());
+    if wall.refuses_own_request_headers() {
+        // nginx/nginx.conf answers 400 before the filter (docs/filter.md "Hosts").
+        assert_eq!(forged.response.as_ref().and_then(|r| r.status()), Some(400));
+        assert!(forged.upstream_request.is_none());
+    } else {
+        let up = forged.upstream_request.as_ref().unwrap();
+        assert!(up.headers.get("x-lightning-wall-reward").is_none());
+        assert!(up.headers.get("x-lightning-wall-reward-id").is_none());
+    }
     wall.tick();
     let body = rewards(&wall, &auth);
     assert_eq!(body["balance_sat"], 40, "{body}");

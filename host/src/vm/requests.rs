@@ -49,8 +49,24 @@ impl Vm {
         if semantics.removed_request_headers_reach_upstream {
             s.client_request_headers = Some(headers.clone());
         }
+        let forged = semantics.rejects_own_request_headers
+            && headers.iter().any(|(name, _)| {
+                name.get(..OWN_PREFIX.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(OWN_PREFIX))
+            });
         s.req.headers = headers;
         s.req.end = end_stream;
+        if forged {
+            // nginx.conf's server-level `return 400`, before any filter phase.
+            s.req.phase = Phase::Aborted;
+            s.resp.phase = Phase::Done;
+            s.resp.passed = Message {
+                headers: HeaderMap::from_pairs([(":status", "400")]),
+                body: b"client-supplied x-lightning-wall-* header".to_vec(),
+                trailers: HeaderMap::new(),
+            };
+            return;
+        }
         if failed {
             // Envoy's filter factory for a failed VM: 503 (fail-closed) or no filter (fail-open).
             s.failed = true;
@@ -184,21 +200,10 @@ impl Vm {
         let h = s.half(dir);
         h.headers_visible = false;
         h.passed.headers = h.headers.clone();
-        if dir == Dir::Request {
-            for name in &semantics.proxy_cleared_headers {
-                h.passed.headers.remove(name.as_bytes());
-            }
-        }
         if let Some(client) = client {
-            // nginx 1.27.4 + proxy_pass: what the filter removed still goes upstream, except
-            // the names nginx.conf sets from the filter's map with proxy_set_header.
+            // nginx 1.27.4 + proxy_pass: what the filter removed still goes upstream.
             for (name, value) in client.iter() {
-                let from_conf = semantics
-                    .proxy_headers_from_filter
-                    .iter()
-                    .chain(&semantics.proxy_cleared_headers)
-                    .any(|n| n.as_bytes().eq_ignore_ascii_case(name));
-                if !from_conf && !h.passed.headers.contains(&String::from_utf8_lossy(name)) {
+                if !h.passed.headers.contains(&String::from_utf8_lossy(name)) {
                     h.passed.headers.add_as_sent(name, value);
                 }
             }
@@ -485,6 +490,9 @@ impl Vm {
         }
     }
 }
+
+/// The prefix of the filter's own headers (`nginx/nginx.conf` refuses client-supplied ones).
+const OWN_PREFIX: &[u8] = b"x-lightning-wall-";
 
 /// The request headers as nginx hands them to a filter: names as the client spelled them,
 /// `:authority` the server's `server_name:port` and the client's host only in `Host`.
