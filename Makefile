@@ -56,6 +56,9 @@ clippy-wasm:
 
 unit: wasm
 	$(CARGO) test --locked --workspace
+	@# The end-to-end flows again with the filter in a host with nginx's semantics
+	@# (ngx_wasm_module; docs/filter.md "Hosts"); `make nginx-test` runs them in real nginx.
+	LW_HOST_SEMANTICS=nginx $(CARGO) test --locked --workspace --test flows --test enforcement --test rewards
 
 ## validate-configs: envoy/, examples/kubernetes/ and the Dockerfiles against Envoy's and
 ## Kubernetes' schemas (pinned validators from PyPI, installed into target/validate-venv)

@@ -24,9 +24,9 @@ use crate::engine::host::{Host, Level, Metric, SharedValue, SharedWriteError};
 use crate::engine::policy::{FailureMode, Policy, RouteMode};
 use crate::engine::reply::Reply;
 use crate::engine::shared_data;
-use crate::raw_shared_data::HostSharedData;
 use crate::engine::sync::{Call, CallKind, Flush, SyncState};
 use crate::engine::worker::WorkerState;
+use crate::raw_shared_data::HostSharedData;
 
 proxy_wasm::main! {{
     // set_log_level installs the SDK's panic hook, which unwraps the log call; ours replaces it.

@@ -38,7 +38,9 @@ impl RawSharedData for HostSharedData {
         // SAFETY: the pointers are valid for the call; a returned buffer was allocated by the
         // host with this module's `proxy_on_memory_allocate` (a boxed slice of exactly `size`
         // bytes), so it is ours to own as a Vec of that length and capacity — as the SDK does.
-        let status = unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+        let status = unsafe {
+            proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas)
+        };
         match RawStatus::from_code(status) {
             RawStatus::Ok if data.is_null() => Ok((Vec::new(), cas)),
             // SAFETY: see above.

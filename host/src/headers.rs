@@ -158,8 +158,12 @@ mod tests {
 
     #[test]
     fn names_as_sent_are_capitalised_per_word_and_still_found_in_any_case() {
-        let m = HeaderMap::from_pairs([(":authority", "a"), ("authorization", "x"), ("x-lw-id", "1")])
-            .with_names_as_sent();
+        let m = HeaderMap::from_pairs([
+            (":authority", "a"),
+            ("authorization", "x"),
+            ("x-lw-id", "1"),
+        ])
+        .with_names_as_sent();
         let names: Vec<&[u8]> = m.iter().map(|(k, _)| k).collect();
         assert_eq!(names, [&b":authority"[..], b"Authorization", b"X-Lw-Id"]);
         assert_eq!(m.get("authorization"), Some("x"));

@@ -112,7 +112,9 @@ impl HostSemantics {
         match std::env::var("LW_HOST_SEMANTICS").as_deref() {
             Err(_) | Ok("") | Ok("envoy") => Ok(HostSemantics::envoy()),
             Ok("nginx") => Ok(HostSemantics::nginx().with_nginx_conf()),
-            Ok(other) => Err(format!("LW_HOST_SEMANTICS={other:?}: expected envoy or nginx")),
+            Ok(other) => Err(format!(
+                "LW_HOST_SEMANTICS={other:?}: expected envoy or nginx"
+            )),
         }
     }
 
@@ -129,4 +131,3 @@ impl HostSemantics {
         }
     }
 }
-

@@ -73,7 +73,10 @@ impl SharedData {
     pub fn get(&self, vm_id: &str, key: &[u8]) -> Option<(Vec<u8>, u32)> {
         let key = self.stored_key(key);
         let g = lock(&self.inner);
-        g.by_vm.get(vm_id).and_then(|m| m.get(key.as_ref())).cloned()
+        g.by_vm
+            .get(vm_id)
+            .and_then(|m| m.get(key.as_ref()))
+            .cloned()
     }
 
     /// Calls `f` with the value without copying it out of the lock.

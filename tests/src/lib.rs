@@ -407,6 +407,12 @@ impl Wall {
         self.semantics.rejects_own_request_headers
     }
 
+    /// Whether a verdict read from the upstream's response leaves with the next tick rather than
+    /// before the response (hosts without call-outs from response callbacks: nginx).
+    pub fn response_verdicts_wait_for_the_tick(&self) -> bool {
+        self.semantics.callouts != CalloutPhases::Anywhere
+    }
+
     /// One sync period: fires every worker's tick (bootstrap, sync, events).
     pub fn tick(&mut self) {
         self.host.advance(Duration::from_millis(1000));

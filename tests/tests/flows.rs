@@ -45,8 +45,9 @@ fn pay_flow_challenge_pay_then_access_with_the_preimage() {
         assert_eq!(status(&ex), Some(400));
         assert!(ex.upstream_request.is_none());
     }
+    let plain = Request::get("/v1/data").header("authorization", &credential);
     let ex = wall.send(if wall.refuses_own_request_headers() {
-        &Request::get("/v1/data").header("authorization", &credential)
+        &plain
     } else {
         &forged
     });

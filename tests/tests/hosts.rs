@@ -85,11 +85,18 @@ fn cas_zero_only_creates_the_sidecar_still_comes_back_up() {
     wall.stop_sidecar();
     wall.tick(); // the sync gets no answer: down
     let ex = wall.send(&Request::get("/v1/data").header("accept", "application/json"));
-    assert_eq!(status(&ex), Some(503), "down: no call-out, the route's failure mode");
+    assert_eq!(
+        status(&ex),
+        Some(503),
+        "down: no call-out, the route's failure mode"
+    );
     wall.start_sidecar();
     wall.tick(); // the sync is answered: up
     let challenge = wall.challenge("/v1/data");
-    assert_eq!(challenge["mode"], "pay", "the sidecar is back: challenges again");
+    assert_eq!(
+        challenge["mode"], "pay",
+        "the sidecar is back: challenges again"
+    );
 }
 
 #[test]
@@ -182,7 +189,10 @@ fn a_removed_request_header_is_kept_from_the_upstream_by_nginx_conf() {
     let mut wall = Wall::start_in(1, bare.clone());
     let ex = wall.send(&Request::get("/healthz").header("x-lightning-wall-token", "forged"));
     assert_eq!(
-        ex.upstream_request.unwrap().headers.get("x-lightning-wall-token"),
+        ex.upstream_request
+            .unwrap()
+            .headers
+            .get("x-lightning-wall-token"),
         Some("forged"),
         "without nginx.conf's rule the forged header gets through (why it exists)"
     );
@@ -221,10 +231,7 @@ fn a_module_without_the_imports_nginx_lacks_starts_there() {
         assert_eq!(status(&ex), Some(200));
     }
     let imports = lightning_wall_e2e::filter_runtime().imports();
-    for missing in [
-        "env::proxy_get_log_level",
-        "env::proxy_get_header_map_size",
-    ] {
+    for missing in ["env::proxy_get_log_level", "env::proxy_get_header_map_size"] {
         assert!(!imports.iter().any(|i| i == missing), "imports {missing}");
     }
     assert!(!wall.host.vm(0).is_failed() && !wall.host.vm(1).is_failed());
@@ -272,7 +279,11 @@ fn a_hundred_thousand_client_addresses_in_a_store_that_refuses_new_keys() {
                 .from(SocketAddr::from((ip, 40000))),
             |_| panic!("a challenge never reaches the upstream"),
         );
-        assert!(!ex.failed, "request {i}: the VM failed: {:?}", replica.logs());
+        assert!(
+            !ex.failed,
+            "request {i}: the VM failed: {:?}",
+            replica.logs()
+        );
         if status(&ex).is_some() {
             answered += 1;
         }

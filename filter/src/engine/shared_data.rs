@@ -61,7 +61,9 @@ pub fn unframe<'a>(key: &str, stored: &'a [u8]) -> Option<&'a [u8]> {
 pub fn read(raw: &impl RawSharedData, key: &str) -> SharedValue {
     match raw.raw_get(key) {
         Ok((stored, cas)) => SharedValue {
-            bytes: unframe(key, &stored).map(<[u8]>::to_vec).unwrap_or_default(),
+            bytes: unframe(key, &stored)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default(),
             cas: (cas != 0).then_some(cas),
         },
         Err(_) => SharedValue::default(),
@@ -122,9 +124,6 @@ pub mod nginx_like {
                 next_cas: Cell::new(0),
             }
         }
-        pub fn len(&self) -> usize {
-            self.data.borrow().len()
-        }
     }
 
     impl RawSharedData for NginxLikeStore {
@@ -139,6 +138,7 @@ pub mod nginx_like {
             let mut data = self.data.borrow_mut();
             let h = (self.hash)(key);
             let next = self.next_cas.get() + 1;
+            let full = self.max_keys.is_some_and(|m| data.len() >= m);
             match data.get_mut(&h) {
                 Some(entry) if entry.1 != cas => RawStatus::CasMismatch,
                 Some(entry) => {
@@ -146,7 +146,7 @@ pub mod nginx_like {
                     self.next_cas.set(next);
                     RawStatus::Ok
                 }
-                None if self.max_keys.is_some_and(|m| data.len() >= m) => RawStatus::Other(10),
+                None if full => RawStatus::Other(10),
                 None => {
                     data.insert(h, (value.to_vec(), next));
                     self.next_cas.set(next);

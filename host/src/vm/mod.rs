@@ -79,9 +79,10 @@ impl Vm {
             (env.call_time_limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         let memory_limit = env.memory_limit;
         if env.semantics.missing_imports
-            && let Some(import) = runtime.imports().into_iter().find(|i| {
-                i == "env::proxy_get_log_level" || i == "env::proxy_get_header_map_size"
-            })
+            && let Some(import) = runtime
+                .imports()
+                .into_iter()
+                .find(|i| i == "env::proxy_get_log_level" || i == "env::proxy_get_header_map_size")
         {
             // ngx_wasm_module declares proxy_get_log_level with another signature than SDK
             // 0.2.5 imports, and has no proxy_get_header_map_size: such a module fails to link.

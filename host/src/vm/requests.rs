@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use crate::abi::Action;
 use crate::headers::HeaderMap;
-use crate::semantics::HostSemantics;
 use crate::plugin::FailurePolicy;
+use crate::semantics::HostSemantics;
 use crate::stream::{Dir, LocalReply, Message, Phase, StreamState};
 
 use super::Vm;
@@ -190,7 +190,6 @@ impl Vm {
     /// Headers leave the filter: Envoy forgets the map (reads now fail with BadArgument), then
     /// delivers whatever body arrived while they were stopped.
     fn headers_continued(&mut self, id: u32, dir: Dir) {
-        let semantics = Arc::clone(&self.store.data().env.semantics);
         let Some(s) = self.s(id) else { return };
         let client = if dir == Dir::Request {
             s.client_request_headers.take()
