@@ -14,7 +14,7 @@ CONFORMANCE_WASM := $(WASM_DIR)/conformance_filter.wasm
 CONFORMANCE_WASM_UNKNOWN := $(WASM_DIR)/conformance_filter_unknown.wasm
 CONFORMANCE_SRCS := $(shell find host/conformance-filter -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: all wasm test test-deps lint fmt clippy clippy-wasm unit nwc-client-test validate-configs demo demo-check clients-test browser-test sidecar-release bench bench-filter bench-gateway bench-sidecar bench-leave soak attack fuzz fuzz-smoke fault clean
+.PHONY: all wasm nginx nginx-test test test-deps lint fmt clippy clippy-wasm unit nwc-client-test validate-configs demo demo-check clients-test browser-test sidecar-release bench bench-filter bench-gateway bench-sidecar bench-leave soak attack fuzz fuzz-smoke fault clean
 
 all: wasm
 
@@ -56,6 +56,9 @@ clippy-wasm:
 
 unit: wasm
 	$(CARGO) test --locked --workspace
+	@# The end-to-end flows again with the filter in a host with nginx's semantics
+	@# (ngx_wasm_module; docs/filter.md "Hosts"); `make nginx-test` runs them in real nginx.
+	LW_HOST_SEMANTICS=nginx $(CARGO) test --locked --workspace --test flows --test enforcement --test rewards
 
 ## nwc-client-test: FakeNwc driven by an independent NIP-47 client, @getalby/sdk's NWCClient
 ## (pinned in tests/nwc-client/package-lock.json, installed once into target/nwc-client)
@@ -69,13 +72,26 @@ validate-configs:
 	LW_BIN=target/debug/lightning-wall scripts/validate-configs.sh
 
 ## demo: build and run the demo in the foreground: the sidecar (dev node), the demo site and
-## Envoy (or the development gateway) on http://127.0.0.1:8080. Ctrl-C stops it.
+## Envoy (or the development gateway; PROXY=nginx: nginx with ngx_wasm_module) on
+## http://127.0.0.1:8080. Ctrl-C stops it.
+PROXY ?=
 demo:
-	scripts/demo.sh
+	DEMO_PROXY=$(PROXY) scripts/demo.sh
 
 ## demo-check: the demo's pay, deposit, leave, trap and spam flows over HTTP (curl), then stop
 demo-check:
-	scripts/demo.sh --run scripts/demo-check.sh
+	DEMO_PROXY=$(PROXY) scripts/demo.sh --run scripts/demo-check.sh
+
+## nginx: nginx 1.27.4 with Kong's ngx_wasm_module and the wasmtime C API 26, cached in
+## ~/.cache/lightning-wall (~9 min once on 2 cores, then nothing); prints the binary's path
+nginx:
+	@scripts/build-nginx.sh
+
+## nginx-test: the demo's flows against real nginx (make nginx, then demo-check and the
+## browser test with PROXY=nginx)
+nginx-test: nginx
+	DEMO_PROXY=nginx scripts/demo.sh --run scripts/demo-check.sh
+	DEMO_PROXY=nginx scripts/browser-test.sh
 
 ## clients-test: the client helpers (Rust client/, clients/js, clients/python) end to end against
 ## the demo: deposit refunded on leave, forfeited on a trap path, the pay route
@@ -84,7 +100,7 @@ clients-test: wasm
 
 ## browser-test: the wall page in headless Chromium (Debian's chromium + playwright-core)
 browser-test:
-	scripts/browser-test.sh
+	DEMO_PROXY=$(PROXY) scripts/browser-test.sh
 
 ## sidecar-release: the sidecar binary exactly as the Dockerfile builds it
 sidecar-release:

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The demo: the lightning-wall sidecar (DEVELOPMENT node, SQLite), the demo site as upstream,
 # and Envoy with envoy/envoy.yaml when an `envoy` binary is on the PATH, else the development
-# gateway (lightning-wall-host serve) — the site through the wall on http://127.0.0.1:8080.
+# gateway (lightning-wall-host serve), or nginx with ngx_wasm_module and nginx/nginx.conf
+# (DEMO_PROXY=nginx; `make nginx` builds it) — the site through the wall on http://127.0.0.1:8080.
 #
 #   scripts/demo.sh                build, start, print what to open; Ctrl-C stops everything
 #   scripts/demo.sh --run CMD…     build, start on a fresh data dir, run CMD, stop everything;
 #                                  exits with CMD's status (`make demo-check`, `make browser-test`)
 #
-# DEMO_PROXY=envoy|gateway forces one (default: envoy if installed). Logs: target/demo/logs/.
+# DEMO_PROXY=envoy|gateway|nginx forces one (default: envoy if installed, else gateway; `make demo
+# PROXY=nginx`). Logs: target/demo/logs/.
 # DEMO_LISTEN sets the gateway's address (default 127.0.0.1:8080; the soak uses [::]:8080);
 # the gateway writes its shared data's size to target/demo/logs/gateway-stats.json.
 set -euo pipefail
@@ -34,8 +36,8 @@ if [[ -z $proxy ]]; then
 fi
 case $proxy in
   envoy) PORTS+=(9901) ;;
-  gateway) ;;
-  *) echo "demo: DEMO_PROXY must be envoy or gateway, not '$proxy'" >&2; exit 2 ;;
+  gateway | nginx) ;;
+  *) echo "demo: DEMO_PROXY must be envoy, gateway or nginx, not '$proxy'" >&2; exit 2 ;;
 esac
 
 # Fail before building when a port is taken: the message names the port and what uses it.
@@ -56,6 +58,11 @@ echo "demo: building the filter, the sidecar, the gateway and the demo site…" 
 make --no-print-directory "$WASM" >&2
 cargo build --locked --quiet --bin lightning-wall --bin lightning-wall-host \
   --bin lightning-wall-demo-site >&2
+if [[ $proxy == nginx ]]; then
+  # Cached outside the clone: a few seconds once built (~9 min the first time).
+  NGINX=$(scripts/build-nginx.sh)
+  mkdir -p target/demo/nginx
+fi
 
 mkdir -p "$LOGS"
 if [[ ${#RUN[@]} -gt 0 ]]; then
@@ -118,6 +125,9 @@ wait_http http://127.0.0.1:3000/ "the demo site" site
 
 if [[ $proxy == envoy ]]; then
   start envoy envoy -c envoy/envoy.yaml --log-level warn
+elif [[ $proxy == nginx ]]; then
+  # -p: the repository is the prefix nginx.conf's relative paths start from.
+  start nginx "$NGINX" -p "$ROOT/" -c nginx/nginx.conf -e target/demo/logs/nginx-error.log
 else
   start gateway "$BIN/lightning-wall-host" serve --wasm "$WASM" \
     --plugin-config '{"sidecar_cluster": "lightning_wall_sidecar", "wall_cluster": "lightning_wall_public"}' \

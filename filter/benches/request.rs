@@ -128,6 +128,8 @@ fn bench(c: &mut Criterion) {
         })
         .build()
         .unwrap();
+    // The first tick bootstraps (no call-out from on_configure: docs/filter.md "Hosts").
+    host.tick_all();
     let paid = Request::get("/v1/data")
         .header("accept", "application/json")
         .header("authorization", pay_credential(0));

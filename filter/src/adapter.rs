@@ -11,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 
 use crate::engine::challenge::{self, ChallengeCall, Outcome};
 use crate::engine::config::PluginConfig;
@@ -23,8 +23,10 @@ use crate::engine::health;
 use crate::engine::host::{Host, Level, Metric, SharedValue, SharedWriteError};
 use crate::engine::policy::{FailureMode, Policy, RouteMode};
 use crate::engine::reply::Reply;
+use crate::engine::shared_data;
 use crate::engine::sync::{Call, CallKind, Flush, SyncState};
 use crate::engine::worker::WorkerState;
+use crate::raw_shared_data::HostSharedData;
 
 proxy_wasm::main! {{
     // set_log_level installs the SDK's panic hook, which unwraps the log call; ours replaces it.
@@ -76,13 +78,7 @@ impl Host for WasmHost {
     }
 
     fn shared_get(&self, key: &str) -> SharedValue {
-        match hostcalls::get_shared_data(key) {
-            Ok((bytes, cas)) => SharedValue {
-                bytes: bytes.unwrap_or_default(),
-                cas,
-            },
-            Err(_) => SharedValue::default(),
-        }
+        shared_data::read(&HostSharedData, key)
     }
 
     fn shared_set(
@@ -91,11 +87,7 @@ impl Host for WasmHost {
         value: &[u8],
         cas: Option<u32>,
     ) -> Result<(), SharedWriteError> {
-        match hostcalls::set_shared_data(key, Some(value), cas) {
-            Ok(()) => Ok(()),
-            Err(Status::CasMismatch) => Err(SharedWriteError::CasMismatch),
-            Err(_) => Err(SharedWriteError::Failed),
-        }
+        shared_data::write(&HostSharedData, key, value, cas)
     }
 
     fn count(&self, metric: Metric) {
@@ -133,6 +125,8 @@ struct Worker {
     state: WorkerState,
     /// Root call-outs in flight, by token.
     calls: HashMap<u32, CallKind>,
+    /// Follow-up calls held for the next tick (`request_callouts_only`).
+    deferred: Vec<Call>,
 }
 
 type SharedWorker = Rc<RefCell<Worker>>;
@@ -199,6 +193,7 @@ impl WallRoot {
                 sync: SyncState::new(),
                 state: WorkerState::default(),
                 calls: HashMap::new(),
+                deferred: Vec::new(),
             })),
             host: WasmHost::default(),
         }
@@ -243,10 +238,11 @@ impl WallRoot {
         w.state
             .revocations
             .refresh(&self.host, self.host.now_unix());
-        let calls = {
+        let mut calls = std::mem::take(&mut w.deferred);
+        calls.extend({
             let Worker { sync, state, .. } = &mut *w;
             sync.on_tick(&mut state.outbox)
-        };
+        });
         self.issue(&mut w, calls);
     }
 }
@@ -282,7 +278,13 @@ impl Context for WallRoot {
             w.policy = Some(Rc::new(policy));
         }
         if let Some(call) = digest.follow_up {
-            self.issue(&mut w, vec![call]);
+            // nginx: a call-out from a root context's call-out answer crashes the worker
+            // (ngx_wasm_module 3bed2783 dereferences the finished call's pool); the tick sends it.
+            if w.config.as_ref().is_some_and(|c| c.request_callouts_only) {
+                w.deferred.push(call);
+            } else {
+                self.issue(&mut w, vec![call]);
+            }
         }
     }
 }
@@ -306,8 +308,8 @@ impl RootContext for WallRoot {
             Ok(mut w) => w.config = Some(Rc::new(config)),
             Err(_) => return false,
         }
-        // Bootstrap now rather than a tick later; the tick retries if this fails.
-        self.tick();
+        // No call-out here: the first tick bootstraps. nginx's ngx_wasm_module traps on a
+        // call-out from on_configure, which kills the worker (docs/filter.md "Hosts").
         true
     }
 
@@ -601,27 +603,33 @@ impl Context for WallRequest {
 impl HttpContext for WallRequest {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
         let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        // Names compared without case: nginx hands the map over as the client spelled it.
         for (name, _) in &headers {
-            if name.starts_with(OWN_HEADER_PREFIX) {
+            if name
+                .get(..OWN_HEADER_PREFIX.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(OWN_HEADER_PREFIX))
+            {
                 let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
             }
         }
         let one = |n: &str| {
             headers
                 .iter()
-                .find(|(k, _)| k == n)
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
                 .map(|(_, v)| v.as_slice())
         };
         let all = |n: &str| -> Vec<&[u8]> {
             headers
                 .iter()
-                .filter(|(k, _)| k == n)
+                .filter(|(k, _)| k.eq_ignore_ascii_case(n))
                 .map(|(_, v)| v.as_slice())
                 .collect()
         };
         let method = utf8(one(":method").unwrap_or_default());
         let path = utf8(one(":path").unwrap_or_default());
-        let authority = utf8(one(":authority").unwrap_or_default());
+        // The client's host: Envoy has it in `:authority` (HTTP/1.1's Host becomes it); nginx
+        // puts its own `server_name:port` there and leaves the client's in `host`.
+        let authority = utf8(one("host").or(one(":authority")).unwrap_or_default());
         let facts = RequestFacts {
             method: &method,
             path: &path,
@@ -788,7 +796,16 @@ impl HttpContext for WallRequest {
             );
         }
         // A verdict read from this response reaches the sidecar before the client sees the
-        // response (Envoy allows call-outs here; docs/filter.md says which hosts do not).
+        // response where the host allows a call-out here (Envoy); elsewhere the tick sends it.
+        let request_callouts_only = self
+            .worker
+            .try_borrow()
+            .ok()
+            .and_then(|w| w.config.as_ref().map(|c| c.request_callouts_only))
+            .unwrap_or(true);
+        if request_callouts_only {
+            return Action::Continue;
+        }
         match self.send_verdicts_then(AfterVerdict::ResumeResponse) {
             Ok(()) => Action::Pause,
             Err(_) => Action::Continue,

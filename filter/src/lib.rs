@@ -1,7 +1,9 @@
 //! The lightning-wall Envoy filter: a pure decision engine ([`engine`]) behind a thin
 //! proxy-wasm adapter ([`adapter`]). It must never trap: a panic kills the VM and Envoy then
 //! fails every request, so the code denies unwrap/expect/panic and reads headers as bytes.
-#![cfg_attr(not(test), forbid(unsafe_code))]
+//! `unsafe` only in `raw_shared_data` (two host imports the SDK would panic on).
+#![cfg_attr(not(test), deny(unsafe_code))]
 
 pub mod adapter;
 pub mod engine;
+mod raw_shared_data;

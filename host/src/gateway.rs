@@ -140,6 +140,7 @@ fn build(config: &GatewayConfig, runtime: Option<&Runtime>) -> anyhow::Result<Ga
             clusters: Arc::new(config.clusters.iter().map(|(n, _)| n.clone()).collect()),
             call_time_limit: Duration::from_secs(1),
             memory_limit: crate::state::DEFAULT_MEMORY_LIMIT,
+            semantics: Arc::new(crate::semantics::HostSemantics::envoy()),
         };
         for w in 0..config.workers.max(1) {
             let vm = Vm::start(runtime, w, env.clone())

@@ -94,6 +94,35 @@ impl HeaderMap {
             .map(|(k, v)| (k.as_slice(), v.as_slice()))
     }
 
+    /// The map with names spelled as clients conventionally send them (`Authorization`,
+    /// `X-Lightning-Wall-Token`; pseudo-headers unchanged), as nginx hands a filter the full
+    /// map. Lookups stay case-insensitive.
+    pub fn with_names_as_sent(&self) -> HeaderMap {
+        let entries = self
+            .entries
+            .iter()
+            .map(|(k, v)| {
+                let mut name = k.clone();
+                if name.first() != Some(&b':') {
+                    let mut up = true;
+                    for b in &mut name {
+                        if up {
+                            b.make_ascii_uppercase();
+                        }
+                        up = *b == b'-';
+                    }
+                }
+                (name, v.clone())
+            })
+            .collect();
+        HeaderMap { entries }
+    }
+
+    /// Appends a value keeping the name's spelling.
+    pub fn add_as_sent(&mut self, key: &[u8], value: &[u8]) {
+        self.entries.push((key.to_vec(), value.to_vec()));
+    }
+
     /// Replaces the whole map (Envoy `setHeaderMapPairs`).
     pub fn set_all(&mut self, pairs: Vec<(Vec<u8>, Vec<u8>)>) {
         self.entries.clear();
@@ -125,6 +154,19 @@ mod tests {
         m.replace(b"a", b"4");
         assert_eq!(m.get_all("a"), vec![b"4".as_slice()]);
         assert_eq!(m.iter().last(), Some((&b"a"[..], &b"4"[..])));
+    }
+
+    #[test]
+    fn names_as_sent_are_capitalised_per_word_and_still_found_in_any_case() {
+        let m = HeaderMap::from_pairs([
+            (":authority", "a"),
+            ("authorization", "x"),
+            ("x-lw-id", "1"),
+        ])
+        .with_names_as_sent();
+        let names: Vec<&[u8]> = m.iter().map(|(k, _)| k).collect();
+        assert_eq!(names, [&b":authority"[..], b"Authorization", b"X-Lw-Id"]);
+        assert_eq!(m.get("authorization"), Some("x"));
     }
 
     #[test]

@@ -117,6 +117,13 @@ pub fn get(st: &VmState, path: &[&[u8]], out: &mut Vec<u8>) -> Result<(), Status
                     None => return Err(Status::NotFound),
                     Some(f) => response_field(s, f).ok_or(Status::NotFound)?,
                 },
+                b"source"
+                    if field == Some(b"address".as_slice())
+                        && st.env.semantics.bare_source_address =>
+                {
+                    // nginx: `$remote_addr`, no port, IPv6 without brackets.
+                    Value::Owned(s.info.source.ip().to_string().into_bytes())
+                }
                 b"source" => {
                     peer(&s.info.source, field.ok_or(Status::NotFound)?).ok_or(Status::NotFound)?
                 }

@@ -13,10 +13,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// proxy-wasm-cpp-host's `SharedData`: per-vm_id maps of (value, cas) with one counter for all.
+/// proxy-wasm-cpp-host's `SharedData`: per-vm_id maps of (value, cas) with one counter for all;
+/// with [`SharedDataRules`], another host's store.
 #[derive(Default)]
 pub struct SharedData {
     inner: Mutex<SharedDataInner>,
+    rules: SharedDataRules,
+}
+
+/// How a host's shared-data store differs from Envoy's (all off: Envoy). See
+/// [`crate::semantics::HostSemantics`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SharedDataRules {
+    /// CAS 0 only creates a key (ngx_wasm_module).
+    pub cas_zero_only_creates: bool,
+    /// Keys are matched by their CRC32 alone (ngx_wasm_module).
+    pub keys_by_crc32: bool,
+    /// A new key past this many is refused with `InternalFailure` (`proxy-wasm-host`: 4,096).
+    pub max_keys: Option<usize>,
 }
 
 /// key -> (value, cas) for one vm_id.
@@ -40,29 +54,58 @@ impl SharedDataInner {
 }
 
 impl SharedData {
+    pub fn new(rules: SharedDataRules) -> Self {
+        SharedData {
+            inner: Mutex::default(),
+            rules,
+        }
+    }
+
+    /// The key as the store matches it: itself, or its CRC32 where the host keys by that.
+    fn stored_key<'k>(&self, key: &'k [u8]) -> std::borrow::Cow<'k, [u8]> {
+        if self.rules.keys_by_crc32 {
+            std::borrow::Cow::Owned(crc32fast::hash(key).to_be_bytes().to_vec())
+        } else {
+            std::borrow::Cow::Borrowed(key)
+        }
+    }
+
     pub fn get(&self, vm_id: &str, key: &[u8]) -> Option<(Vec<u8>, u32)> {
+        let key = self.stored_key(key);
         let g = lock(&self.inner);
-        g.by_vm.get(vm_id).and_then(|m| m.get(key)).cloned()
+        g.by_vm
+            .get(vm_id)
+            .and_then(|m| m.get(key.as_ref()))
+            .cloned()
     }
 
     /// Calls `f` with the value without copying it out of the lock.
     pub fn with<R>(&self, vm_id: &str, key: &[u8], f: impl FnOnce(Option<(&[u8], u32)>) -> R) -> R {
+        let key = self.stored_key(key);
         let g = lock(&self.inner);
         f(g.by_vm
             .get(vm_id)
-            .and_then(|m| m.get(key))
+            .and_then(|m| m.get(key.as_ref()))
             .map(|(v, c)| (v.as_slice(), *c)))
     }
 
     /// cpp-host semantics: a non-zero `cas` must match the stored one, a missing key is created
-    /// whatever `cas` says, and every successful write gets a fresh CAS.
+    /// whatever `cas` says, and every successful write gets a fresh CAS. The rules change this:
+    /// CAS 0 over an existing key is `CasMismatch`, a new key past `max_keys` is
+    /// `InternalFailure`.
     pub fn set(&self, vm_id: &str, key: &[u8], value: &[u8], cas: u32) -> Status {
+        let key = self.stored_key(key);
+        let key = key.as_ref();
+        let rules = self.rules;
         let mut g = lock(&self.inner);
         let next = g.next_cas();
         let map = g.by_vm.entry(vm_id.to_string()).or_default();
+        if !map.contains_key(key) && rules.max_keys.is_some_and(|max| map.len() >= max) {
+            return Status::InternalFailure;
+        }
         match map.get_mut(key) {
             Some(entry) => {
-                if cas != 0 && cas != entry.1 {
+                if (cas != 0 || rules.cas_zero_only_creates) && cas != entry.1 {
                     return Status::CasMismatch;
                 }
                 entry.0.clear();
@@ -85,6 +128,7 @@ impl SharedData {
     }
 
     /// Every key and value of one vm_id (for test inspection).
+    /// (With CRC32 keys, the keys are the 4-byte big-endian CRC32s.)
     pub fn snapshot(&self, vm_id: &str) -> HashMap<Vec<u8>, Vec<u8>> {
         let g = lock(&self.inner);
         g.by_vm
@@ -317,8 +361,14 @@ pub type Waker = Arc<dyn Fn(usize) + Send + Sync>;
 
 impl HostShared {
     pub fn new(capture_logs: bool) -> Arc<Self> {
+        Self::with_rules(capture_logs, SharedDataRules::default())
+    }
+
+    /// A host whose shared data follows `rules` (another host than Envoy).
+    pub fn with_rules(capture_logs: bool, rules: SharedDataRules) -> Arc<Self> {
         Arc::new(HostShared {
             capture_logs,
+            data: SharedData::new(rules),
             ..Default::default()
         })
     }
@@ -378,6 +428,25 @@ mod tests {
         assert_eq!(d.set("vm", b"k", b"3", c1), Status::CasMismatch);
         assert_eq!(d.get("vm", b"k").unwrap().0, b"2");
         assert!(d.get("other-vm", b"k").is_none());
+    }
+
+    #[test]
+    fn nginx_rules_cas_zero_creates_only_keys_alias_by_crc32_and_a_full_store_refuses() {
+        let d = SharedData::new(SharedDataRules {
+            cas_zero_only_creates: true,
+            keys_by_crc32: true,
+            max_keys: Some(2),
+        });
+        assert_eq!(d.set("vm", b"k", b"1", 0), Status::Ok);
+        assert_eq!(d.set("vm", b"k", b"2", 0), Status::CasMismatch);
+        let (_, cas) = d.get("vm", b"k").unwrap();
+        assert_eq!(d.set("vm", b"k", b"2", cas), Status::Ok);
+        // "plumless" and "buckeroo" share their CRC32 (0x4ddb0c25).
+        assert_eq!(crc32fast::hash(b"plumless"), crc32fast::hash(b"buckeroo"));
+        assert_eq!(d.set("vm", b"plumless", b"p", 0), Status::Ok);
+        assert_eq!(d.get("vm", b"buckeroo").unwrap().0, b"p");
+        assert_eq!(d.set("vm", b"third", b"x", 0), Status::InternalFailure);
+        assert!(d.get("vm", b"third").is_none());
     }
 
     #[test]

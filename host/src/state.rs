@@ -40,6 +40,8 @@ pub struct VmEnv {
     /// Most linear memory a guest may grow to; past it `memory.grow` fails (the Rust SDK then
     /// aborts, which traps) instead of the guest exhausting the host.
     pub memory_limit: usize,
+    /// Which host's behaviour to reproduce (Envoy by default).
+    pub semantics: Arc<crate::semantics::HostSemantics>,
 }
 
 /// Default guest memory limit: far above what a filter needs, far below what hurts the machine.
@@ -59,6 +61,9 @@ pub struct VmState {
     pub(crate) next_context_id: u32,
     /// True only inside `proxy_on_configure` (Envoy's `temp_plugin_`).
     pub(crate) in_configure: bool,
+    /// True inside the callbacks ngx_wasm_module allows call-outs from (request headers and
+    /// body, `on_tick`, a call-out's response).
+    pub(crate) callout_phase: bool,
     /// The call-out response being delivered (visible only during `on_http_call_response`).
     pub(crate) call_response: Option<CallResponse>,
     /// `proxy_get_status` (code, message): set around a failed call-out's delivery.

@@ -147,6 +147,9 @@ pub struct StreamState {
     pub(crate) reset: bool,
     pub(crate) failed: bool,
     pub(crate) finished: bool,
+    /// The request headers as the client sent them, kept where a header the filter removed
+    /// still reaches the upstream (nginx; `HostSemantics::removed_request_headers_reach_upstream`).
+    pub(crate) client_request_headers: Option<HeaderMap>,
 }
 
 impl StreamState {
@@ -162,6 +165,7 @@ impl StreamState {
             reset: false,
             failed: false,
             finished: false,
+            client_request_headers: None,
         }
     }
 

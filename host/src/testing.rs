@@ -20,6 +20,7 @@ use crate::error::HostError;
 use crate::headers::HeaderMap;
 use crate::plugin::{FailurePolicy, PluginConfig};
 use crate::runtime::Runtime;
+use crate::semantics::HostSemantics;
 use crate::shared::{HostShared, LogEntry, MetricValue};
 use crate::state::VmEnv;
 use crate::stream::{LocalReply, Message, StreamInfo, StreamState};
@@ -57,6 +58,7 @@ pub struct TestHostBuilder {
     clusters: Vec<(String, Cluster)>,
     call_time_limit: Duration,
     memory_limit: usize,
+    semantics: HostSemantics,
 }
 
 impl TestHostBuilder {
@@ -72,7 +74,14 @@ impl TestHostBuilder {
             clusters: Vec::new(),
             call_time_limit: Duration::from_secs(1),
             memory_limit: crate::state::DEFAULT_MEMORY_LIMIT,
+            semantics: HostSemantics::envoy(),
         }
+    }
+
+    /// Which host to imitate (Envoy by default; [`HostSemantics::nginx`], or any one switch).
+    pub fn semantics(mut self, semantics: HostSemantics) -> Self {
+        self.semantics = semantics;
+        self
     }
 
     /// The plugin configuration the guest reads in `on_configure`.
@@ -149,7 +158,7 @@ impl TestHostBuilder {
 
     /// Starts every worker VM (`_initialize`, `on_vm_start`, `on_configure`).
     pub fn build(self) -> Result<TestHost, HostError> {
-        let shared = HostShared::new(true);
+        let shared = HostShared::with_rules(true, self.semantics.shared_data_rules());
         let env = VmEnv {
             plugin: Arc::new(self.plugin),
             shared: Arc::clone(&shared),
@@ -157,6 +166,7 @@ impl TestHostBuilder {
             clusters: Arc::new(self.clusters.iter().map(|(n, _)| n.clone()).collect()),
             call_time_limit: self.call_time_limit,
             memory_limit: self.memory_limit,
+            semantics: Arc::new(self.semantics),
         };
         let mut workers = Vec::with_capacity(self.workers);
         for w in 0..self.workers {

@@ -18,6 +18,7 @@ use lightning_wall::serve::{Running, start};
 use lightning_wall_host::Runtime;
 use lightning_wall_host::stream::Message;
 use lightning_wall_host::testing::{Exchange, Request, TestHost, echo_upstream, wasm_file};
+use lightning_wall_host::{CalloutPhases, HostSemantics};
 use serde_json::{Value, json};
 
 pub use lightning_wall_host::testing;
@@ -131,9 +132,30 @@ pub fn serve_if_child() {
     });
 }
 
+/// The host semantics `LW_HOST_SEMANTICS` names (envoy by default; nginx with nginx.conf's
+/// directives), so every end-to-end test runs under either.
+pub fn semantics_from_env() -> HostSemantics {
+    HostSemantics::from_env().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The filter's plugin configuration for a host: where it forbids call-outs from response
+/// callbacks (nginx), the filter is told so, as nginx/nginx.conf does.
+pub fn plugin_configuration(semantics: &HostSemantics) -> String {
+    // Named only where needed: Envoy's configuration stays what it always was.
+    let nginx = if semantics.callouts == CalloutPhases::Anywhere {
+        ""
+    } else {
+        r#", "request_callouts_only": true"#
+    };
+    format!(r#"{{"sidecar_cluster": "{CLUSTER}", "wall_cluster": "{WALL_CLUSTER}"{nginx}}}"#)
+}
+
 /// One sidecar and one host with the filter.
 pub struct Wall {
     rt: tokio::runtime::Runtime,
+    /// The proxy-wasm host the filter runs in (`LW_HOST_SEMANTICS`: envoy, the default, or
+    /// nginx; or [`Wall::start_in`]).
+    semantics: HostSemantics,
     sidecar: Option<Sidecar>,
     /// The test the child process runs, for a killable sidecar.
     child_entry: Option<String>,
@@ -167,13 +189,25 @@ impl Wall {
 
     /// As [`Wall::start`], with the sidecar's challenge mint rate per client IP per minute.
     pub fn start_with(workers: usize, mint_per_min: u32) -> Wall {
-        Wall::start_with_sidecar(workers, mint_per_min, None, DEV_NODE)
+        Wall::start_with_sidecar(workers, mint_per_min, None, DEV_NODE, semantics_from_env())
+    }
+
+    /// As [`Wall::start`], the filter in a host with these semantics (whatever
+    /// `LW_HOST_SEMANTICS` says).
+    pub fn start_in(workers: usize, semantics: HostSemantics) -> Wall {
+        Wall::start_with_sidecar(workers, 1000, None, DEV_NODE, semantics)
+    }
+
+    /// As [`Wall::start_in`], and the host is not ticked before returning (nothing
+    /// bootstrapped yet).
+    pub fn start_in_unticked(workers: usize, semantics: HostSemantics) -> Wall {
+        Wall::start_with_sidecar_ticked(workers, 1000, None, DEV_NODE, semantics, false)
     }
 
     /// As [`Wall::start`], on another node backend: `node_yaml` is the config's `node:` section
     /// (the dev-node helpers, `dev_pay` and `node_state`, do not apply).
     pub fn start_on_node(workers: usize, node_yaml: &str) -> Wall {
-        Wall::start_with_sidecar(workers, 1000, None, node_yaml)
+        Wall::start_with_sidecar(workers, 1000, None, node_yaml, semantics_from_env())
     }
 
     fn start_with_sidecar(
@@ -181,6 +215,18 @@ impl Wall {
         mint_per_min: u32,
         child_entry: Option<&str>,
         node: &str,
+        semantics: HostSemantics,
+    ) -> Wall {
+        Wall::start_with_sidecar_ticked(workers, mint_per_min, child_entry, node, semantics, true)
+    }
+
+    fn start_with_sidecar_ticked(
+        workers: usize,
+        mint_per_min: u32,
+        child_entry: Option<&str>,
+        node: &str,
+        semantics: HostSemantics,
+        tick: bool,
     ) -> Wall {
         let dir = tempfile::tempdir().unwrap();
         let (internal, public, admin) = (free_port(), free_port(), free_port());
@@ -215,9 +261,8 @@ impl Wall {
             admin_token,
             data,
             host: TestHost::builder(filter_runtime())
-                .configuration(format!(
-                    r#"{{"sidecar_cluster": "{CLUSTER}", "wall_cluster": "{WALL_CLUSTER}"}}"#
-                ))
+                .configuration(plugin_configuration(&semantics))
+                .semantics(semantics.clone())
                 .workers(workers)
                 .start_time(SystemTime::now())
                 .cluster_url(CLUSTER, &format!("http://127.0.0.1:{internal}"))
@@ -226,11 +271,18 @@ impl Wall {
                 .build()
                 .expect("the host starts the filter"),
             rt,
+            semantics,
             http: reqwest::Client::new(),
             _dir: dir,
         };
         wall.start_sidecar();
-        wall.tick();
+        if tick {
+            wall.tick();
+            if wall.semantics.callouts != CalloutPhases::Anywhere {
+                // The revocation snapshot follows the bootstrap one tick later there.
+                wall.tick();
+            }
+        }
         wall
     }
 
@@ -244,7 +296,7 @@ impl Wall {
     /// kills with SIGKILL: this test binary re-executed to run only the ignored test `entry`,
     /// which calls [`serve_if_child`].
     pub fn start_killable(workers: usize, entry: &str) -> Wall {
-        Wall::start_with_sidecar(workers, 1000, Some(entry), DEV_NODE)
+        Wall::start_with_sidecar(workers, 1000, Some(entry), DEV_NODE, semantics_from_env())
     }
 
     /// Starts (or restarts) the sidecar on the same ports, store and dev node.
@@ -317,9 +369,8 @@ impl Wall {
         internal: Option<lightning_wall_host::callout::CallHandler>,
     ) -> TestHost {
         let builder = TestHost::builder(filter_runtime())
-            .configuration(format!(
-                r#"{{"sidecar_cluster": "{CLUSTER}", "wall_cluster": "{WALL_CLUSTER}"}}"#
-            ))
+            .configuration(plugin_configuration(&self.semantics))
+            .semantics(self.semantics.clone())
             .workers(workers)
             .start_time(SystemTime::now())
             .cluster_url(WALL_CLUSTER, &self.public);
@@ -348,6 +399,18 @@ impl Wall {
     /// Runs a future on the sidecar's runtime (for tests' own HTTP calls).
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
+    }
+
+    /// Whether the proxy refuses client-supplied `x-lightning-wall-*` request headers itself
+    /// (nginx/nginx.conf) rather than letting the filter strip them (Envoy).
+    pub fn refuses_own_request_headers(&self) -> bool {
+        self.semantics.rejects_own_request_headers
+    }
+
+    /// Whether a verdict read from the upstream's response leaves with the next tick rather than
+    /// before the response (hosts without call-outs from response callbacks: nginx).
+    pub fn response_verdicts_wait_for_the_tick(&self) -> bool {
+        self.semantics.callouts != CalloutPhases::Anywhere
     }
 
     /// One sync period: fires every worker's tick (bootstrap, sync, events).

@@ -148,9 +148,15 @@ fn a_review_reward_is_claimed_over_lnurl_withdraw_once_and_replays_credit_nothin
             .header("x-lightning-wall-reward", "50")
             .header("x-lightning-wall-reward-id", "forged-1"),
     );
-    let up = forged.upstream_request.as_ref().unwrap();
-    assert!(up.headers.get("x-lightning-wall-reward").is_none());
-    assert!(up.headers.get("x-lightning-wall-reward-id").is_none());
+    if wall.refuses_own_request_headers() {
+        // nginx/nginx.conf answers 400 before the filter (docs/filter.md "Hosts").
+        assert_eq!(forged.response.as_ref().and_then(|r| r.status()), Some(400));
+        assert!(forged.upstream_request.is_none());
+    } else {
+        let up = forged.upstream_request.as_ref().unwrap();
+        assert!(up.headers.get("x-lightning-wall-reward").is_none());
+        assert!(up.headers.get("x-lightning-wall-reward-id").is_none());
+    }
     wall.tick();
     let body = rewards(&wall, &auth);
     assert_eq!(body["balance_sat"], 40, "{body}");
@@ -301,6 +307,9 @@ fn a_forfeited_deposit_earns_nothing_more_but_keeps_what_it_was_owed() {
             trailers: HeaderMap::new(),
         },
     );
+    if wall.response_verdicts_wait_for_the_tick() {
+        wall.tick(); // nginx: no call-out from a response callback (docs/filter.md "Hosts")
+    }
     wall.wait_node_state(
         challenge["payment_hash"].as_str().unwrap(),
         lightning_wall::node::InvoiceState::Settled,

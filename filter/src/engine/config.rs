@@ -29,6 +29,11 @@ pub struct PluginConfig {
     /// is routed to). When set, a deposit credential with an empty proof is accepted once the
     /// deposit status endpoint confirms the deposit is held; when absent it gets 401.
     pub wall_cluster: Option<String>,
+    /// Call-outs only from request callbacks and ticks (nginx's `ngx_wasm_module`, Kong): a
+    /// call-out from a response callback traps there, and one from a tick's call-out answer
+    /// crashes the worker. Then a verdict read from a response, and a sync's follow-up call,
+    /// wait for the next tick (docs/filter.md "Hosts").
+    pub request_callouts_only: bool,
 }
 
 impl core::fmt::Debug for PluginConfig {
@@ -40,6 +45,7 @@ impl core::fmt::Debug for PluginConfig {
             .field("sync_period", &self.sync_period)
             .field("failure_mode", &self.failure_mode)
             .field("retry_after_s", &self.retry_after_s)
+            .field("request_callouts_only", &self.request_callouts_only)
             .field(
                 "bearer_token",
                 &self.bearer_token.as_ref().map(|_| "<redacted>"),
@@ -82,6 +88,8 @@ struct RawConfig {
     bearer_token: Option<String>,
     #[serde(default)]
     wall_cluster: Option<String>,
+    #[serde(default)]
+    request_callouts_only: Option<bool>,
 }
 
 fn invalid(field: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -170,6 +178,7 @@ impl PluginConfig {
             retry_after_s: u32::try_from(retry_after_s).unwrap_or(5),
             bearer_token: raw.bearer_token,
             wall_cluster: raw.wall_cluster,
+            request_callouts_only: raw.request_callouts_only.unwrap_or(false),
         })
     }
 }
@@ -186,6 +195,7 @@ mod tests {
         assert_eq!(c.sync_period, Duration::from_secs(1));
         assert_eq!(c.failure_mode, FailureMode::Closed);
         assert_eq!(c.retry_after_s, 5);
+        assert!(!c.request_callouts_only);
     }
 
     #[test]

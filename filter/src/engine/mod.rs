@@ -13,6 +13,7 @@ pub mod policy;
 pub mod reply;
 pub mod revocations;
 pub mod routes;
+pub mod shared_data;
 pub mod sync;
 pub mod verified;
 pub mod worker;

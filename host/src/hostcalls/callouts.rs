@@ -22,6 +22,14 @@ pub(super) fn proxy_http_call(
     timeout_ms: i32,
     token_ptr: i32,
 ) -> R {
+    if c.data().env.semantics.callouts == crate::semantics::CalloutPhases::RequestTickAndResponse
+        && !c.data().callout_phase
+    {
+        // ngx_wasm_module: a trap, not a status (in on_configure it kills the worker).
+        return Err(wasmtime::Error::msg(
+            "proxy_http_call is not allowed in this phase (ngx_wasm_module)",
+        ));
+    }
     let (mem, st) = parts(&mut c);
     let (Some(cluster), Some(headers), Some(body), Some(trailers)) = (
         slice(mem, up, us),
@@ -125,6 +133,7 @@ pub(super) fn proxy_grpc_call(
     _timeout: i32,
     token_ptr: i32,
 ) -> R {
+    unless_missing(&c, "proxy_grpc_call")?;
     grpc_start(c, sp, ss, token_ptr)
 }
 
@@ -141,10 +150,12 @@ pub(super) fn proxy_grpc_stream(
     _is: i32,
     token_ptr: i32,
 ) -> R {
+    unless_missing(&c, "proxy_grpc_stream")?;
     grpc_start(c, sp, ss, token_ptr)
 }
 
-pub(super) fn proxy_grpc_send(_c: C<'_>, token: i32, _mp: i32, _ms: i32, _end: i32) -> R {
+pub(super) fn proxy_grpc_send(c: C<'_>, token: i32, _mp: i32, _ms: i32, _end: i32) -> R {
+    unless_missing(&c, "proxy_grpc_send")?;
     // Envoy: odd tokens are unary calls (BadArgument to send on), unknown streams NotFound.
     if token & 1 == 1 {
         ok(Status::BadArgument)
@@ -153,10 +164,12 @@ pub(super) fn proxy_grpc_send(_c: C<'_>, token: i32, _mp: i32, _ms: i32, _end: i
     }
 }
 
-pub(super) fn proxy_grpc_cancel(_c: C<'_>, _token: i32) -> R {
+pub(super) fn proxy_grpc_cancel(c: C<'_>, _token: i32) -> R {
+    unless_missing(&c, "proxy_grpc_cancel")?;
     ok(Status::NotFound)
 }
 
-pub(super) fn proxy_grpc_close(_c: C<'_>, _token: i32) -> R {
+pub(super) fn proxy_grpc_close(c: C<'_>, _token: i32) -> R {
+    unless_missing(&c, "proxy_grpc_close")?;
     ok(Status::NotFound)
 }

@@ -55,7 +55,8 @@ pub(super) fn proxy_set_effective_context(mut c: C<'_>, id: i32) -> R {
     }
 }
 
-pub(super) fn proxy_done(_c: C<'_>) -> R {
+pub(super) fn proxy_done(c: C<'_>) -> R {
+    unless_missing(&c, "proxy_done")?;
     // cpp-host: only a root context whose on_done returned false during VM shutdown may call
     // done(); this host never shuts a VM down that way, so there is never one pending.
     ok(Status::NotFound)

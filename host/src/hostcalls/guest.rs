@@ -15,6 +15,17 @@ pub(super) fn ok(s: Status) -> R {
     Ok(s.code())
 }
 
+/// A trap, as ngx_wasm_module raises for a host function it does not implement (when this host
+/// imitates it; [`crate::semantics::HostSemantics::missing_imports`]).
+pub(super) fn unless_missing(c: &C<'_>, name: &str) -> wasmtime::Result<()> {
+    if c.data().env.semantics.missing_imports {
+        return Err(wasmtime::Error::msg(format!(
+            "{name} is not implemented by this host (ngx_wasm_module)"
+        )));
+    }
+    Ok(())
+}
+
 /// Guest memory and host state at once (disjoint borrows, no copies).
 pub(super) fn parts<'a>(c: &'a mut C<'_>) -> (&'a mut [u8], &'a mut VmState) {
     match c.data().memory {

@@ -56,6 +56,10 @@ pub(super) fn proxy_set_shared_data(
 }
 
 pub(super) fn proxy_register_shared_queue(mut c: C<'_>, np: i32, ns: i32, token_ptr: i32) -> R {
+    if c.data().env.semantics.missing_imports {
+        // ngx_wasm_module: only queues declared with `shm_queue`, and this host declares none.
+        return ok(Status::NotFound);
+    }
     let (mem, st) = parts(&mut c);
     let Some(name) = slice(mem, np, ns) else {
         return ok(Status::InvalidMemoryAccess);
@@ -83,6 +87,7 @@ pub(super) fn proxy_resolve_shared_queue(
     ns: i32,
     tp: i32,
 ) -> R {
+    unless_missing(&c, "proxy_resolve_shared_queue")?;
     let (mem, st) = parts(&mut c);
     let (Some(vm_id), Some(name)) = (slice(mem, vp, vs), slice(mem, np, ns)) else {
         return ok(Status::InvalidMemoryAccess);

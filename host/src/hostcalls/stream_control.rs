@@ -29,6 +29,7 @@ pub(super) fn proxy_continue_stream(mut c: C<'_>, t: i32) -> R {
 }
 
 pub(super) fn proxy_close_stream(mut c: C<'_>, t: i32) -> R {
+    unless_missing(&c, "proxy_close_stream")?;
     let dir = match t {
         abi::stream::REQUEST => Dir::Request,
         abi::stream::RESPONSE => Dir::Response,
@@ -79,6 +80,7 @@ pub(super) fn proxy_send_local_response(
 }
 
 pub(super) fn proxy_get_status(mut c: C<'_>, code_ptr: i32, pp: i32, sp: i32) -> R {
+    unless_missing(&c, "proxy_get_status")?;
     let (mem, st) = parts(&mut c);
     if !put_u32(mem, code_ptr, st.status.0) {
         return ok(Status::InvalidMemoryAccess);

@@ -78,6 +78,22 @@ impl Vm {
         let deadline_ticks =
             (env.call_time_limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         let memory_limit = env.memory_limit;
+        if env.semantics.missing_imports
+            && let Some(import) = runtime
+                .imports()
+                .into_iter()
+                .find(|i| i == "env::proxy_get_log_level" || i == "env::proxy_get_header_map_size")
+        {
+            // ngx_wasm_module declares proxy_get_log_level with another signature than SDK
+            // 0.2.5 imports, and has no proxy_get_header_map_size: such a module fails to link.
+            return Err(HostError::Instantiate {
+                worker,
+                reason: format!(
+                    "the module imports {import}, which ngx_wasm_module lacks or declares \
+                     with another signature"
+                ),
+            });
+        }
         let state = VmState {
             worker,
             env,
@@ -88,6 +104,7 @@ impl Vm {
             streams: HashMap::new(),
             next_context_id: ROOT_CONTEXT_ID + 1,
             in_configure: false,
+            callout_phase: false,
             call_response: None,
             status: (0, Vec::new()),
             after: Vec::new(),
@@ -316,7 +333,9 @@ impl Vm {
     pub fn tick(&mut self) {
         let ex = Arc::clone(&self.exports);
         if let Some(f) = &ex.on_tick {
+            self.store.data_mut().callout_phase = true;
             let _ = self.guest(ROOT_CONTEXT_ID, |s| f.call(s, ROOT_CONTEXT_ID as i32));
+            self.store.data_mut().callout_phase = false;
             self.run_after();
         }
     }
@@ -348,7 +367,7 @@ impl Vm {
     /// Envoy does; the SDK then switches to the calling context with `set_effective_context`.
     pub fn deliver_call_response(&mut self, token: u32, response: CallResponse) {
         // The SDK panics on a token it never got ("invalid token_id"); Envoy never sends one.
-        let Some(_caller) = self.store.data_mut().outstanding_calls.remove(&token) else {
+        let Some(caller) = self.store.data_mut().outstanding_calls.remove(&token) else {
             tracing::warn!(
                 token,
                 "call-out response for an unknown or cancelled token ignored"
@@ -380,7 +399,11 @@ impl Vm {
                 body_len,
                 n_trailers,
             );
+            // ngx_wasm_module: a call-out from the answer to a root context's call-out crashes
+            // the worker (see CalloutPhases); one from a request's call-out answer is allowed.
+            self.store.data_mut().callout_phase = caller != ROOT_CONTEXT_ID;
             let _ = self.guest(ROOT_CONTEXT_ID, |s| f.call(s, args));
+            self.store.data_mut().callout_phase = false;
         }
         {
             let d = self.store.data_mut();

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::abi::Action;
 use crate::headers::HeaderMap;
 use crate::plugin::FailurePolicy;
+use crate::semantics::HostSemantics;
 use crate::stream::{Dir, LocalReply, Message, Phase, StreamState};
 
 use super::Vm;
@@ -42,9 +43,30 @@ impl Vm {
     pub fn request_headers(&mut self, id: u32, headers: HeaderMap, end_stream: bool) {
         let failed = self.is_failed();
         let policy = self.store.data().env.plugin.failure_policy;
+        let semantics = Arc::clone(&self.store.data().env.semantics);
+        let headers = nginx_request_headers(&semantics, headers);
         let Some(s) = self.s(id) else { return };
+        if semantics.removed_request_headers_reach_upstream {
+            s.client_request_headers = Some(headers.clone());
+        }
+        let forged = semantics.rejects_own_request_headers
+            && headers.iter().any(|(name, _)| {
+                name.get(..OWN_PREFIX.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(OWN_PREFIX))
+            });
         s.req.headers = headers;
         s.req.end = end_stream;
+        if forged {
+            // nginx.conf's server-level `return 400`, before any filter phase.
+            s.req.phase = Phase::Aborted;
+            s.resp.phase = Phase::Done;
+            s.resp.passed = Message {
+                headers: HeaderMap::from_pairs([(":status", "400")]),
+                body: b"client-supplied x-lightning-wall-* header".to_vec(),
+                trailers: HeaderMap::new(),
+            };
+            return;
+        }
         if failed {
             // Envoy's filter factory for a failed VM: 503 (fail-closed) or no filter (fail-open).
             s.failed = true;
@@ -68,7 +90,9 @@ impl Vm {
         s.req.phase = Phase::HeadersStopped;
         let n = len_i32(s.req.headers.len());
         let ex = Arc::clone(&self.exports);
+        self.store.data_mut().callout_phase = true;
         let r = self.call_action3(ex.on_request_headers.as_ref(), id, n, end_stream as i32);
+        self.store.data_mut().callout_phase = false;
         self.after_headers(id, Dir::Request, r);
         self.run_after();
     }
@@ -167,9 +191,22 @@ impl Vm {
     /// delivers whatever body arrived while they were stopped.
     fn headers_continued(&mut self, id: u32, dir: Dir) {
         let Some(s) = self.s(id) else { return };
+        let client = if dir == Dir::Request {
+            s.client_request_headers.take()
+        } else {
+            None
+        };
         let h = s.half(dir);
         h.headers_visible = false;
         h.passed.headers = h.headers.clone();
+        if let Some(client) = client {
+            // nginx 1.27.4 + proxy_pass: what the filter removed still goes upstream.
+            for (name, value) in client.iter() {
+                if !h.passed.headers.contains(&String::from_utf8_lossy(name)) {
+                    h.passed.headers.add_as_sent(name, value);
+                }
+            }
+        }
         h.phase = Phase::Body;
         if h.body_seen {
             let held = std::mem::take(&mut h.held);
@@ -220,7 +257,9 @@ impl Vm {
             Dir::Request => ex.on_request_body.as_ref(),
             Dir::Response => ex.on_response_body.as_ref(),
         };
+        self.store.data_mut().callout_phase = dir == Dir::Request;
         let r = self.call_action3(f, id, size, end as i32);
+        self.store.data_mut().callout_phase = false;
         let Ok(action) = r else {
             self.fail_stream(id);
             return;
@@ -449,4 +488,25 @@ impl Vm {
             }
         }
     }
+}
+
+/// The prefix of the filter's own headers (`nginx/nginx.conf` refuses client-supplied ones).
+const OWN_PREFIX: &[u8] = b"x-lightning-wall-";
+
+/// The request headers as nginx hands them to a filter: names as the client spelled them,
+/// `:authority` the server's `server_name:port` and the client's host only in `Host`.
+fn nginx_request_headers(semantics: &HostSemantics, headers: HeaderMap) -> HeaderMap {
+    let mut headers = if semantics.header_names_as_sent {
+        headers.with_names_as_sent()
+    } else {
+        headers
+    };
+    if let Some(server) = &semantics.server_authority {
+        let client_host = headers.get_bytes(b":authority").map(<[u8]>::to_vec);
+        headers.replace(b":authority", server.as_bytes());
+        if let Some(host) = client_host.filter(|_| !headers.contains("host")) {
+            headers.add_as_sent(b"Host", &host);
+        }
+    }
+    headers
 }

@@ -1,0 +1,133 @@
+//! Which proxy-wasm host this host imitates. Envoy is the default; `HostSemantics::nginx()`
+//! reproduces each behaviour of Kong's `ngx_wasm_module` (nginx, Kong Gateway) that a filter can
+//! notice, so the same tests run the filter under both (docs/filter.md "Hosts"). Every switch
+//! is a separate field: a test can turn on one difference alone.
+
+/// Where `proxy_http_call` is allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CalloutPhases {
+    /// Envoy: any callback (outside `on_configure` too).
+    Anywhere,
+    /// ngx_wasm_module: request headers, request body, `on_tick` and the answer to a request's
+    /// call-out; anywhere else (`on_configure`, response headers…) the call is a trap, not a
+    /// status. From the answer to a tick's call-out (root context) it is documented as allowed
+    /// but crashes the worker (nginx 1.27.4, ngx_wasm_module 3bed2783: a segfault in
+    /// `ngx_http_proxy_wasm_dispatch_request`); here that is a trap too.
+    RequestTickAndResponse,
+}
+
+/// The behaviours a filter can tell apart between hosts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostSemantics {
+    pub callouts: CalloutPhases,
+    /// ngx_wasm_module: a write with CAS 0 only creates a key; over an existing key it is
+    /// `CasMismatch` (Envoy overwrites).
+    pub cas_zero_only_creates: bool,
+    /// ngx_wasm_module matches shared-data keys by their CRC32 alone: two keys with the same
+    /// CRC32 share one value.
+    pub keys_by_crc32: bool,
+    /// A full shared-data store: past this many keys a new key is refused with
+    /// `InternalFailure` (crates.io `proxy-wasm-host` 0.2: 4,096 by default).
+    pub shared_data_max_keys: Option<usize>,
+    /// nginx keeps the client's spelling of header names in the full map (`Authorization`);
+    /// single lookups stay case-insensitive. Here: names as clients conventionally send them.
+    pub header_names_as_sent: bool,
+    /// nginx 1.27.4 + `proxy_pass`: a request header the filter removed still reaches the
+    /// upstream.
+    pub removed_request_headers_reach_upstream: bool,
+    /// What `nginx/nginx.conf` does about the previous switch: a request carrying any
+    /// `x-lightning-wall-*` header is answered 400 in nginx's server rewrite phase, before the
+    /// filter sees it (`proxy_set_header` cannot keep the removed header from the upstream:
+    /// observed on nginx 1.27.4).
+    pub rejects_own_request_headers: bool,
+    /// nginx: `:authority` is `server_name:listen_port`; the client's host is only in `host`.
+    pub server_authority: Option<String>,
+    /// nginx: `source.address` is the bare IP (no port; IPv6 without brackets).
+    pub bare_source_address: bool,
+    /// ngx_wasm_module does not implement `proxy_get_status`, `proxy_done`,
+    /// `proxy_close_stream`, `proxy_resolve_shared_queue`, gRPC calls (a trap when called), has
+    /// no queue but those declared with `shm_queue` (none here), declares
+    /// `proxy_get_log_level` with another signature than SDK 0.2.5 and has no
+    /// `proxy_get_header_map_size` (seen loading the conformance filter): a module importing
+    /// either does not instantiate.
+    pub missing_imports: bool,
+}
+
+/// What `HostSemantics::nginx` uses for `:authority` (`server_name localhost; listen 8080`).
+pub const NGINX_SERVER_AUTHORITY: &str = "localhost:8080";
+
+/// The capacity of crates.io `proxy-wasm-host` 0.2's default shared-data store.
+pub const PROXY_WASM_HOST_MAX_KEYS: usize = 4096;
+
+impl Default for HostSemantics {
+    fn default() -> Self {
+        HostSemantics::envoy()
+    }
+}
+
+impl HostSemantics {
+    /// Envoy (proxy-wasm-cpp-host): every switch off.
+    pub fn envoy() -> Self {
+        HostSemantics {
+            callouts: CalloutPhases::Anywhere,
+            cas_zero_only_creates: false,
+            keys_by_crc32: false,
+            shared_data_max_keys: None,
+            header_names_as_sent: false,
+            removed_request_headers_reach_upstream: false,
+            rejects_own_request_headers: false,
+            server_authority: None,
+            bare_source_address: false,
+            missing_imports: false,
+        }
+    }
+
+    /// nginx 1.27.4 with ngx_wasm_module (as configured by `nginx/nginx.conf`, without its
+    /// `proxy_set_header` lines: add them with [`HostSemantics::with_nginx_conf`]).
+    pub fn nginx() -> Self {
+        HostSemantics {
+            callouts: CalloutPhases::RequestTickAndResponse,
+            cas_zero_only_creates: true,
+            keys_by_crc32: true,
+            shared_data_max_keys: None,
+            header_names_as_sent: true,
+            removed_request_headers_reach_upstream: true,
+            rejects_own_request_headers: false,
+            server_authority: Some(NGINX_SERVER_AUTHORITY.into()),
+            bare_source_address: true,
+            missing_imports: true,
+        }
+    }
+
+    /// Adds what `nginx/nginx.conf` does beside the filter: requests with client-supplied
+    /// `x-lightning-wall-*` headers are refused (400) before the filter runs.
+    pub fn with_nginx_conf(mut self) -> Self {
+        self.rejects_own_request_headers = true;
+        self
+    }
+
+    /// `LW_HOST_SEMANTICS=nginx` (with nginx.conf's directives) or `envoy` (the default): how
+    /// the end-to-end tests pick the host they run the filter in.
+    pub fn from_env() -> Result<Self, String> {
+        match std::env::var("LW_HOST_SEMANTICS").as_deref() {
+            Err(_) | Ok("") | Ok("envoy") => Ok(HostSemantics::envoy()),
+            Ok("nginx") => Ok(HostSemantics::nginx().with_nginx_conf()),
+            Ok(other) => Err(format!(
+                "LW_HOST_SEMANTICS={other:?}: expected envoy or nginx"
+            )),
+        }
+    }
+
+    pub fn is_envoy(&self) -> bool {
+        *self == HostSemantics::envoy()
+    }
+
+    /// The shared-data store these semantics describe.
+    pub fn shared_data_rules(&self) -> crate::shared::SharedDataRules {
+        crate::shared::SharedDataRules {
+            cas_zero_only_creates: self.cas_zero_only_creates,
+            keys_by_crc32: self.keys_by_crc32,
+            max_keys: self.shared_data_max_keys,
+        }
+    }
+}
