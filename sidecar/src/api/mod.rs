@@ -10,6 +10,7 @@ pub mod internal;
 pub mod payment;
 pub mod policy;
 pub mod rewards;
+pub mod store_gate;
 pub mod terms;
 pub mod wall;
 pub mod wall_page;
@@ -35,6 +36,10 @@ use crate::rewards::payouts::Payouts;
 /// Largest request body accepted anywhere (event batches are the biggest).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
+/// How often long-poll waiters are re-checked against the store for changes another replica
+/// made (this replica's engine wakes its own waiters at once).
+const WAITERS_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Everything a handler may need. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -50,6 +55,8 @@ pub struct AppState {
     pub payment_lookups: Arc<PerSecondBudget>,
     /// Deposit status long-polls waiting on this replica.
     pub waiters: Arc<Waiters>,
+    /// The public endpoints' share of the store (the rest is the filter's: store_gate.rs).
+    pub public_store: Arc<store_gate::StoreGate>,
     pub policy: Arc<policy::FilterPolicy>,
     /// The development node, when `node.backend: dev` (enables the dev-only pay endpoint).
     pub dev_node: Option<DevNode>,
@@ -78,7 +85,15 @@ impl AppState {
             config.limits.max_long_polls_per_token as usize,
         );
         waiters.clone().relay(engine.changes());
+        let store = engine.store().clone();
+        waiters.recheck(WAITERS_RECHECK, move |hashes| {
+            let store = store.clone();
+            async move { store.no_longer_awaiting(&hashes).await }
+        });
         AppState {
+            public_store: Arc::new(store_gate::StoreGate::for_pool(
+                engine.store().max_connections(),
+            )),
             waiters,
             payouts,
             mint_limiter: Arc::new(MintLimiter::new(&config.limits)),
@@ -114,7 +129,9 @@ pub fn internal_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Public listener: the wall endpoints Envoy routes to us.
+/// Public listener: the wall endpoints Envoy routes to us. Their store use passes the gate
+/// (store_gate.rs): per request, except the deposit status long-poll, which passes it per
+/// read so that it holds no place while it waits.
 pub fn public_router(state: AppState) -> Router {
     Router::new()
         .merge(wall::routes())
@@ -122,6 +139,11 @@ pub fn public_router(state: AppState) -> Router {
         .merge(wall_page::routes())
         .merge(terms::routes())
         .merge(payment::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            store_gate::gated,
+        ))
+        .merge(wall::status_routes())
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(state)
