@@ -115,7 +115,9 @@ mod tests {
             .into_iter()
             .map(Result::unwrap)
             .collect();
-        let refused = gate.enter().await.err().expect("no fifth place");
+        let Err(refused) = gate.enter().await else {
+            panic!("no fifth place")
+        };
         assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(refused.code, "store_busy");
         assert_eq!(refused.retry_after, Some(1));
