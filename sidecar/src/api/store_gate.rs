@@ -4,7 +4,7 @@
 //! long-polls' reads queued in the pool ahead of the filter's 1 s sync call-out, the filter
 //! marked the sidecar down and refused every honest visitor (docs/reliability.md "Soak").
 //!
-//! Bounded: a public request waits at most [`WAIT`] for a place, then gets 503 `store_busy`
+//! Bounded: a public request waits at most [`WAIT`] for a place, then gets 503 `busy`
 //! with `Retry-After`.
 
 use std::time::Duration;
@@ -41,7 +41,7 @@ impl StoreGate {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "store_busy",
+                "busy",
                 "the wall is busy; retry shortly",
             )
             .retry_after(1)),
@@ -119,7 +119,7 @@ mod tests {
             panic!("no fifth place")
         };
         assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(refused.code, "store_busy");
+        assert_eq!(refused.code, "busy");
         assert_eq!(refused.retry_after, Some(1));
         drop(held);
         assert!(gate.enter().await.is_ok());
