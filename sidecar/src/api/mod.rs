@@ -10,6 +10,7 @@ pub mod internal;
 pub mod payment;
 pub mod policy;
 pub mod rewards;
+pub mod store_gate;
 pub mod terms;
 pub mod wall;
 pub mod wall_page;
@@ -36,6 +37,10 @@ use crate::rewards::payouts::Payouts;
 /// Largest request body accepted anywhere (event batches are the biggest).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
+/// How often long-poll waiters are re-checked against the store for changes another replica
+/// made (this replica's engine wakes its own waiters at once).
+const WAITERS_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Everything a handler may need. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -51,6 +56,8 @@ pub struct AppState {
     pub payment_lookups: Arc<PerSecondBudget>,
     /// Deposit status long-polls waiting on this replica.
     pub waiters: Arc<Waiters>,
+    /// The public endpoints' share of the store (the rest is the filter's: store_gate.rs).
+    pub public_store: Arc<store_gate::StoreGate>,
     pub policy: Arc<policy::FilterPolicy>,
     /// The development node, when `node.backend: dev` (enables the dev-only pay endpoint).
     pub dev_node: Option<DevNode>,
@@ -79,6 +86,11 @@ impl AppState {
             config.limits.max_long_polls_per_token as usize,
         );
         waiters.clone().relay(engine.changes());
+        let store = engine.store().clone();
+        waiters.recheck(WAITERS_RECHECK, move |hashes| {
+            let store = store.clone();
+            async move { store.no_longer_awaiting(&hashes).await }
+        });
         let keys = Arc::new(keys);
         let minter = Arc::new(ChallengeMinter::new(
             engine.clone(),
@@ -88,6 +100,9 @@ impl AppState {
         ));
         AppState {
             minter,
+            public_store: Arc::new(store_gate::StoreGate::for_pool(
+                engine.store().max_connections(),
+            )),
             waiters,
             payouts,
             payment_lookups: Arc::new(PerSecondBudget::new(
@@ -118,7 +133,9 @@ pub fn internal_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Public listener: the wall endpoints Envoy routes to us.
+/// Public listener: the wall endpoints Envoy routes to us. Their store use passes the gate
+/// (store_gate.rs): per request, except the deposit status long-poll, which passes it per
+/// read so that it holds no place while it waits.
 pub fn public_router(state: AppState) -> Router {
     Router::new()
         .merge(wall::routes())
@@ -126,6 +143,11 @@ pub fn public_router(state: AppState) -> Router {
         .merge(wall_page::routes())
         .merge(terms::routes())
         .merge(payment::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            store_gate::gated,
+        ))
+        .merge(wall::status_routes())
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(state)

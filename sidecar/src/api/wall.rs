@@ -28,13 +28,14 @@ pub const PREFIX: &str = "/.well-known/lightning-wall";
 pub const COOKIE: &str = "lightning-wall";
 /// Longest long-poll.
 const MAX_WAIT: Duration = Duration::from_secs(60);
-/// How often a long-poll re-reads the store without being woken: the fallback for a payment
-/// that another replica saw (this replica's engine wakes its own waiters at once).
-const STORE_RECHECK: Duration = Duration::from_secs(5);
+
+/// The deposit status (long-poll): it passes the public store gate per read itself.
+pub fn status_routes() -> Router<AppState> {
+    Router::new().route(&format!("{PREFIX}/deposit"), get(deposit_status))
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route(&format!("{PREFIX}/deposit"), get(deposit_status))
         // GET is the leave page (wall_page.rs), POST the leave action.
         .route(
             &format!("{PREFIX}/leave"),
@@ -202,7 +203,10 @@ async fn deposit_status(
     let Query(query) =
         query.map_err(|e| ApiError::bad_request("bad_query", format!("query: {e}")))?;
     let caller = authenticate(&state, &headers)?;
-    let mut stored = load(&state, &caller).await?;
+    let mut stored = {
+        let _place = state.public_store.enter().await?;
+        load(&state, &caller).await?
+    };
     let wait = Duration::from_secs(query.wait).min(MAX_WAIT);
     if stored.deposit.state == DepositState::AwaitingPayment && !wait.is_zero() {
         let ticket = state
@@ -230,14 +234,17 @@ async fn deposit_status(
             let woken = ticket.notify().notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            stored = load(&state, &caller).await?;
+            stored = {
+                let _place = state.public_store.enter().await?;
+                load(&state, &caller).await?
+            };
             let now = tokio::time::Instant::now();
             if stored.deposit.state != DepositState::AwaitingPayment || now >= deadline {
                 break;
             }
-            // Woken by this replica's engine at once; the slow re-read covers another
-            // replica's changes (replicas sharing PostgreSQL).
-            let _ = tokio::time::timeout_at(deadline.min(now + STORE_RECHECK), woken).await;
+            // Woken by this replica's engine at once, or by the waiters' one re-check task for
+            // another replica's changes (deposit/waiters.rs): no per-waiter store reads.
+            let _ = tokio::time::timeout_at(deadline, woken).await;
         }
     }
     let d = &stored.deposit;
@@ -250,7 +257,10 @@ async fn deposit_status(
         "invoice": stored.payment_request,
         "invoice_expires_at": d.invoice_expires_at.0,
     });
-    let revoked = state.engine.store().is_revoked(&d.token_id).await?;
+    let revoked = {
+        let _place = state.public_store.enter().await?;
+        state.engine.store().is_revoked(&d.token_id).await?
+    };
     let mut response_headers = HeaderMap::new();
     response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if d.state == DepositState::Held && !revoked {

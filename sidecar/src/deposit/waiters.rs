@@ -1,18 +1,27 @@
 //! Long-poll waiters on deposit status (`GET …/deposit?wait=N`): how many may wait (per deposit
 //! token and in total) and how they are woken. The engine's change broadcast is relayed by one
 //! task to the waiters of that payment hash only, so a payment wakes its own waiters at once
-//! and nobody else; the store is re-read only as a slow fallback (changes made by another
-//! replica, a lagged relay).
+//! and nobody else. Changes made by another replica (replicas sharing PostgreSQL) are found by
+//! one re-check task ([`Waiters::recheck`]) that asks the store, every few seconds, which of the
+//! waited-on deposits are no longer awaiting payment, in one query per [`RECHECK_CHUNK`]
+//! hashes, and wakes only those: the store's load is O(1) per interval, not O(waiters) (10,000
+//! waiters each re-reading every 5 s starved the pool in the soak, docs/reliability.md).
 //!
 //! Never unbounded: a waiter holds a [`WaitTicket`]; dropping it (answer sent, client gone)
 //! frees its place, so the registry holds at most `max_total` entries.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast};
 
 use crate::node::PaymentHash;
+use crate::store::StoreError;
+
+/// Payment hashes per re-check query (well under SQLite's 32,766 bound parameters).
+pub const RECHECK_CHUNK: usize = 500;
 
 /// Why a waiter was not admitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -119,6 +128,49 @@ impl Waiters {
         }
     }
 
+    /// The payment hashes someone waits on now.
+    fn waited_on(&self) -> Vec<PaymentHash> {
+        self.lock().by_hash.keys().copied().collect()
+    }
+
+    /// Every `every`, asks `no_longer_awaiting` (the store's
+    /// [`crate::store::Store::no_longer_awaiting`]) which waited-on deposits changed, one call
+    /// per [`RECHECK_CHUNK`] hashes, and wakes their waiters; they re-read their deposit. A
+    /// failed query is logged and retried next interval (the waiters still time out on their
+    /// own). Ends when the waiters are gone.
+    pub fn recheck<F, Fut>(self: &Arc<Self>, every: Duration, no_longer_awaiting: F)
+    where
+        F: Fn(Vec<PaymentHash>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<PaymentHash>, StoreError>> + Send,
+    {
+        let waiters: Weak<Waiters> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await; // the first tick is immediate; nobody waited yet
+            loop {
+                tick.tick().await;
+                let Some(hashes) = waiters.upgrade().map(|w| w.waited_on()) else {
+                    return;
+                };
+                for chunk in hashes.chunks(RECHECK_CHUNK) {
+                    match no_longer_awaiting(chunk.to_vec()).await {
+                        Ok(changed) => {
+                            let Some(w) = waiters.upgrade() else { return };
+                            for hash in &changed {
+                                w.wake(hash);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "long-poll re-check failed; retrying next interval");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     /// Waiters now (all deposits).
     pub fn len(&self) -> usize {
         self.lock().total
@@ -198,6 +250,59 @@ mod tests {
                 .await
                 .is_err(),
             "another deposit's waiter sleeps on"
+        );
+    }
+
+    /// The soak's finding: store reads must not grow with the number of waiters. 1,200
+    /// waiters on 1,200 deposits cost ⌈1,200 / RECHECK_CHUNK⌉ = 3 queries per interval, and
+    /// only the deposit another replica changed is woken.
+    #[tokio::test(start_paused = true)]
+    async fn the_recheck_costs_one_query_per_chunk_and_wakes_only_the_changed() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let w = Waiters::new(10_000, 4);
+        let tickets: Vec<_> = (0..1200u32)
+            .map(|i| {
+                let mut h = [0u8; 32];
+                h[..4].copy_from_slice(&i.to_be_bytes());
+                w.enter(PaymentHash(h)).unwrap()
+            })
+            .collect();
+        let changed = tickets[7].hash;
+        let queries = Arc::new(AtomicUsize::new(0));
+        let counted = queries.clone();
+        w.recheck(Duration::from_secs(5), move |chunk: Vec<PaymentHash>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move { Ok(chunk.into_iter().filter(|h| *h == changed).collect()) }
+        });
+        {
+            let woken = tickets[7].notify().notified();
+            let other = tickets[8].notify().notified();
+            tokio::pin!(woken, other);
+            woken.as_mut().enable();
+            other.as_mut().enable();
+            tokio::time::sleep(Duration::from_millis(15_100)).await;
+            assert_eq!(
+                queries.load(Ordering::SeqCst),
+                3 * 3,
+                "3 intervals × 3 chunks"
+            );
+            tokio::time::timeout(Duration::from_millis(1), woken)
+                .await
+                .expect("the deposit changed elsewhere is woken");
+            assert!(
+                tokio::time::timeout(Duration::from_millis(1), other)
+                    .await
+                    .is_err(),
+                "an unchanged deposit's waiter sleeps on"
+            );
+        }
+        drop(tickets);
+        drop(w);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(
+            queries.load(Ordering::SeqCst),
+            9,
+            "the task ends with its waiters"
         );
     }
 }

@@ -432,6 +432,36 @@ impl Store {
         })
     }
 
+    /// Which of `hashes` are no longer awaiting payment (paid, expired or gone): one query for
+    /// the whole list, so long-poll waiters cost the store O(1) reads per re-check however many
+    /// there are (deposit/waiters.rs). Callers chunk the list (SQLite binds at most 32,766).
+    pub async fn no_longer_awaiting(
+        &self,
+        hashes: &[PaymentHash],
+    ) -> Result<Vec<PaymentHash>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=hashes.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT payment_hash FROM deposits WHERE state = 'awaiting_payment' \
+             AND payment_hash IN ({})",
+            placeholders.join(", ")
+        );
+        let still: std::collections::HashSet<Vec<u8>> = dispatch!(self, p => {
+            let mut q = sqlx::query_scalar(&sql);
+            for h in hashes {
+                q = q.bind(h.0.to_vec());
+            }
+            q.fetch_all(p).await?.into_iter().collect()
+        });
+        Ok(hashes
+            .iter()
+            .filter(|h| !still.contains(h.0.as_slice()))
+            .copied()
+            .collect())
+    }
+
     pub async fn deposit_by_token(
         &self,
         token: &TokenId,

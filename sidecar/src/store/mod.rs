@@ -143,6 +143,11 @@ impl Store {
         }
     }
 
+    /// Connections the pool opens at most (the public endpoints may use half: api/store_gate.rs).
+    pub fn max_connections(&self) -> u32 {
+        dispatch!(self, p => p.options().get_max_connections())
+    }
+
     /// Readiness: one round trip.
     pub async fn ping(&self) -> Result<(), StoreError> {
         dispatch!(self, p => { sqlx::query("SELECT 1").execute(p).await?; });

@@ -825,3 +825,29 @@ async fn usage_counts_sum_over_reporters_count_a_resent_report_once_and_expire(s
 }
 
 mod rewards;
+
+on_both_stores!(the_waiters_recheck_finds_which_deposits_no_longer_await_payment);
+async fn the_waiters_recheck_finds_which_deposits_no_longer_await_payment(store: Store) {
+    let (paid, p1) = deposit(1, "203.0.113.0/24");
+    let (unpaid, p2) = deposit(2, "203.0.113.0/24");
+    store.insert_deposit(&paid, &p1).await.unwrap();
+    store.insert_deposit(&unpaid, &p2).await.unwrap();
+    apply_event(&store, &paid.payment_hash, accepted(), 1_010).await;
+    let unknown = PaymentHash([9; 32]);
+    let mut changed = store
+        .no_longer_awaiting(&[unpaid.payment_hash, paid.payment_hash, unknown])
+        .await
+        .unwrap();
+    changed.sort();
+    let mut expected = vec![paid.payment_hash, unknown];
+    expected.sort();
+    assert_eq!(changed, expected, "paid and gone change; unpaid waits on");
+    assert!(store.no_longer_awaiting(&[]).await.unwrap().is_empty());
+    // A whole re-check chunk binds in one query on both backends.
+    let many: Vec<PaymentHash> = (0..crate::deposit::waiters::RECHECK_CHUNK)
+        .map(|i| PaymentHash([(i % 251) as u8; 32]))
+        .chain([unpaid.payment_hash])
+        .collect();
+    let changed = store.no_longer_awaiting(&many).await.unwrap();
+    assert_eq!(changed.len(), many.len() - 1);
+}
