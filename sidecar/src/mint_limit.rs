@@ -208,11 +208,47 @@ impl PerSecondBudget {
     }
 }
 
+/// The network a deposit is recorded under (the held caps count per network):
+/// `203.0.113.0/24` or `2001:db8:1::/48`. IPv4-mapped IPv6 addresses count as IPv4.
+pub fn client_prefix(ip: IpAddr) -> String {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0);
+            format!("{net}/48")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn prefixes_group_a_subscriber_network() {
+        assert_eq!(
+            client_prefix("203.0.113.77".parse().unwrap()),
+            "203.0.113.0/24"
+        );
+        assert_eq!(
+            client_prefix("2001:db8:1:2:3::9".parse().unwrap()),
+            "2001:db8:1::/48"
+        );
+        assert_eq!(
+            client_prefix("::ffff:198.51.100.7".parse().unwrap()),
+            "198.51.100.0/24"
+        );
+    }
 
     fn limits(requests: u32, prefix: u8) -> LimitsConfig {
         LimitsConfig {

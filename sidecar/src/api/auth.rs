@@ -1,8 +1,6 @@
 //! Bearer tokens (internal and admin listeners), compared in constant time, and the client
 //! network prefix used for per-client limits (IPv4 /24, IPv6 /48: one subscriber's range).
 
-use std::net::IpAddr;
-
 use axum::http::HeaderMap;
 use subtle::ConstantTimeEq;
 
@@ -26,44 +24,9 @@ pub fn check_bearer(headers: &HeaderMap, expected: Option<&SecretBytes>) -> Resu
     }
 }
 
-/// `203.0.113.0/24` or `2001:db8:1::/48`. IPv4-mapped IPv6 addresses count as IPv4.
-pub fn client_prefix(ip: IpAddr) -> String {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    };
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            format!("{a}.{b}.{c}.0/24")
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0);
-            format!("{net}/48")
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefixes_group_a_subscriber_network() {
-        assert_eq!(
-            client_prefix("203.0.113.77".parse().unwrap()),
-            "203.0.113.0/24"
-        );
-        assert_eq!(
-            client_prefix("2001:db8:1:2:3::9".parse().unwrap()),
-            "2001:db8:1::/48"
-        );
-        assert_eq!(
-            client_prefix("::ffff:198.51.100.7".parse().unwrap()),
-            "198.51.100.0/24"
-        );
-    }
 
     #[test]
     fn a_bearer_token_must_match_exactly() {
