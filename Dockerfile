@@ -18,8 +18,10 @@ COPY l402 l402
 COPY filter filter
 COPY host host
 COPY sidecar sidecar
+COPY client client
 COPY fake-lnd fake-lnd
 COPY fake-cln fake-cln
+COPY fake-nwc fake-nwc
 COPY tests tests
 COPY demo demo
 COPY fuzz-checks fuzz-checks
