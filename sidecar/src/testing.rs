@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, watch};
 
 use crate::node::{
@@ -201,7 +200,7 @@ impl Node for RecordingNode {
         preimage: &Preimage,
         request: &InvoiceRequest,
     ) -> Result<CreatedInvoice, NodeError> {
-        let hash = PaymentHash(Sha256::digest(preimage.0).into());
+        let hash = preimage.payment_hash();
         self.add(hash, request, false, Call::CreateInvoice(hash))
     }
 
@@ -214,7 +213,7 @@ impl Node for RecordingNode {
     }
 
     async fn settle(&self, preimage: &Preimage) -> Result<(), NodeError> {
-        let hash = PaymentHash(Sha256::digest(preimage.0).into());
+        let hash = preimage.payment_hash();
         let inner = self.record(Call::Settle(hash))?;
         let invoice = inner.invoices.get(&hash).ok_or(NodeError::NotFound)?;
         let state = invoice.status.borrow().state;

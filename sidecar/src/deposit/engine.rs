@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use rand::TryRngCore;
-use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, watch};
 
 use super::machine::{self, Event, Rejected};
@@ -281,7 +280,7 @@ impl Engine {
             });
         }
         let preimage = Preimage(random32()?);
-        let payment_hash = PaymentHash(Sha256::digest(preimage.0).into());
+        let payment_hash = preimage.payment_hash();
         let deposit = Deposit {
             payment_hash,
             token_id: TokenId(random32()?),

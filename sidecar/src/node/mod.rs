@@ -25,6 +25,14 @@ pub struct PaymentHash(pub [u8; 32]);
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Preimage(pub [u8; 32]);
 
+impl Preimage {
+    /// The hash the invoice this preimage settles is known by.
+    pub fn payment_hash(&self) -> PaymentHash {
+        use sha2::{Digest, Sha256};
+        PaymentHash(Sha256::digest(self.0).into())
+    }
+}
+
 impl fmt::Debug for PaymentHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PaymentHash({})", hex::encode(self.0))

@@ -8,6 +8,7 @@ use crate::deposit::Trigger;
 use crate::deposit::machine::Outcome;
 use crate::store::tests::fixtures;
 use crate::testing::{Call, PATIENCE, RecordingNode};
+use sha2::{Digest, Sha256};
 
 fn settings(replica: &str) -> EngineSettings {
     EngineSettings {

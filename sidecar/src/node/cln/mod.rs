@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use super::{
@@ -390,7 +389,7 @@ impl Node for ClnNode {
         preimage: &Preimage,
         request: &InvoiceRequest,
     ) -> Result<CreatedInvoice, NodeError> {
-        let hash = PaymentHash(Sha256::digest(preimage.0).into());
+        let hash = preimage.payment_hash();
         // CLN does not know the plugin's hashes (nor the plugin CLN's): refuse a reused hash here.
         if self.find(&hash).await?.is_some() {
             return Err(NodeError::AlreadyExists);
@@ -461,7 +460,7 @@ impl Node for ClnNode {
     }
 
     async fn settle(&self, preimage: &Preimage) -> Result<(), NodeError> {
-        let hash = PaymentHash(Sha256::digest(preimage.0).into());
+        let hash = preimage.payment_hash();
         let settled = self
             .unary(
                 "hold",

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use bitcoin::hashes::Hash;
 use lightning_invoice::{Bolt11Invoice, Currency};
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 pub use chain::{Clock, ManualClock, SystemClock};
@@ -481,7 +480,7 @@ impl Node for DevNode {
         preimage: &Preimage,
         request: &InvoiceRequest,
     ) -> Result<CreatedInvoice, NodeError> {
-        let hash = PaymentHash(Sha256::digest(preimage.0).into());
+        let hash = preimage.payment_hash();
         self.create(hash, Some(*preimage), request).await
     }
 
@@ -494,7 +493,7 @@ impl Node for DevNode {
     }
 
     async fn settle(&self, preimage: &Preimage) -> Result<(), NodeError> {
-        let hash = PaymentHash(Sha256::digest(preimage.0).into());
+        let hash = preimage.payment_hash();
         self.change(&hash, |invoice| rules::settle(invoice, preimage))
             .await
     }
@@ -552,7 +551,7 @@ impl Node for DevNode {
         match self.simulate_payment(bolt11).await {
             Ok(DevPayment::Settled { preimage }) => {
                 // Recorded too, so that tracking the payment by its hash finds it.
-                let hash = PaymentHash(Sha256::digest(preimage.0).into());
+                let hash = preimage.payment_hash();
                 self.inner
                     .store
                     .record_payment(&hash, bolt11.trim(), 0, self.now_unix())

@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 
 use super::*;
 use crate::node::InvoiceState;
+use sha2::{Digest, Sha256};
 
 fn config(dir: &std::path::Path) -> DevNodeConfig {
     DevNodeConfig {

@@ -17,7 +17,6 @@ use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 
 pub use ca_trust::{CaRoots, CaTrustError, system_bundle};
 pub use pinned_cert::PinError;
@@ -382,7 +381,7 @@ impl Node for LndNode {
         preimage: &Preimage,
         request: &InvoiceRequest,
     ) -> Result<CreatedInvoice, NodeError> {
-        let hash = PaymentHash(Sha256::digest(preimage.0).into());
+        let hash = preimage.payment_hash();
         let body = wire::AddInvoice {
             memo: &request.memo,
             r_preimage: wire::body_bytes(&preimage.0),

@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 
 use super::*;
 use crate::node::InvoiceState;
+use sha2::{Digest, Sha256};
 
 struct Setup {
     fake: FakeLnd,

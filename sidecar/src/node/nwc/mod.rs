@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use hashlink::LruCache;
-use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
 use super::{
@@ -330,10 +329,6 @@ fn to_node_error(e: &wire::WireError) -> NodeError {
     wire::node_error(e)
 }
 
-fn hash_of(preimage: &Preimage) -> PaymentHash {
-    PaymentHash(Sha256::digest(preimage.0).into())
-}
-
 #[async_trait::async_trait]
 impl Node for NwcNode {
     async fn info(&self) -> Result<NodeInfo, NodeError> {
@@ -363,7 +358,7 @@ impl Node for NwcNode {
         preimage: &Preimage,
         request: &InvoiceRequest,
     ) -> Result<CreatedInvoice, NodeError> {
-        let hash = hash_of(preimage);
+        let hash = preimage.payment_hash();
         // Remembered first: a payment can be held before the wallet's answer reaches us.
         let known = lock(&self.inner.normal).insert(hash, *preimage);
         let created = self.create_hold_invoice(&hash, request).await;
@@ -405,7 +400,7 @@ impl Node for NwcNode {
     }
 
     async fn settle(&self, preimage: &Preimage) -> Result<(), NodeError> {
-        let hash = hash_of(preimage);
+        let hash = preimage.payment_hash();
         match self
             .call("settle_hold_invoice", wire::settle_hold_invoice(preimage))
             .await
