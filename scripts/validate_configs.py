@@ -569,7 +569,7 @@ def _systemd_analyze_verify(units_items: tuple[tuple[str, str], ...], lw_bin: st
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for name, text in units_items:
-            text = text.replace("ExecStart=/usr/local/bin/lightning-wall ", f"ExecStart={lw_bin} ")
+            text = text.replace("ExecStart=/usr/local/bin/lightning-wall ", f"ExecStart={os.path.abspath(lw_bin)} ")
             text = re.sub(r"(?m)^ExecStart=/usr/local/bin/envoy ", f"ExecStart={shutil.which('envoy') or '/bin/true'} ", text)
             path = Path(tmp) / Path(name).name
             path.write_text(text, encoding="utf-8")
