@@ -582,7 +582,26 @@ def _systemd_analyze_verify(units_items: tuple[tuple[str, str], ...], lw_bin: st
     return tuple(found.items())
 
 
-def check_systemd_units(units: dict[str, str], sidecar_configs: dict[str, str], report: Report, lw_bin: str) -> None:
+def sysusers(files: dict[str, str], report: Report) -> set[str]:
+    """The users the sysusers.d files create, each file parsed by `systemd-sysusers --dry-run`
+    into an empty root (nothing is written)."""
+    users = set()
+    for name, text in files.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "etc").mkdir()
+            path = Path(tmp) / Path(name).name
+            path.write_text(text, encoding="utf-8")
+            run = subprocess.run(["systemd-sysusers", f"--root={tmp}", "--dry-run", str(path)],
+                                 capture_output=True, text=True)
+        if run.returncode != 0:
+            report.error(name, "systemd-sysusers: " + " ".join(run.stderr.replace(str(path), Path(name).name).split()))
+        users |= {line.split()[1] for line in text.splitlines() if line.strip().startswith("u ") and len(line.split()) > 1}
+    return users
+
+
+def check_systemd_units(files: dict[str, str], sidecar_configs: dict[str, str], report: Report, lw_bin: str) -> None:
+    units = {name: text for name, text in files.items() if name.endswith(".service")}
+    users = sysusers({name: text for name, text in files.items() if name.endswith(".sysusers.conf")}, report)
     for unit, problem in systemd_analyze_verify(units, lw_bin).items():
         report.error(f"deploy/systemd/{unit}", f"systemd-analyze verify: {problem}")
     for name, text in units.items():
@@ -593,6 +612,10 @@ def check_systemd_units(units: dict[str, str], sidecar_configs: dict[str, str], 
             if wanted not in present:
                 report.error(name, f"[Service] needs {wanted} (docs/deployment.md \"One VM with systemd\")")
         keys = {k for k, _ in service}
+        user = next((v for k, v in service if k == "User"), None)
+        if "DynamicUser=yes" not in present and user not in users:
+            report.error(name, f"User={user}: not created by a deploy/systemd/*.sysusers.conf (or use DynamicUser=yes); "
+                               "a service never runs as root")
         for key in SYSTEMD_REQUIRED_KEYS:
             if key not in keys:
                 report.error(name, f"[Service] needs {key}=")
@@ -682,7 +705,8 @@ def read_inputs() -> Inputs:
                      "deploy/systemd/lightning-wall.yaml")
     }
     dockerfiles = {name: (ROOT / name).read_text(encoding="utf-8") for name in DOCKERFILES}
-    systemd = {str(p.relative_to(ROOT)): p.read_text(encoding="utf-8") for p in sorted(SYSTEMD_DIR.glob("*.service"))}
+    systemd = {str(p.relative_to(ROOT)): p.read_text(encoding="utf-8")
+               for p in sorted([*SYSTEMD_DIR.glob("*.service"), *SYSTEMD_DIR.glob("*.sysusers.conf")])}
     if not envoy or not kubernetes or not systemd:
         raise SystemExit("validate-configs: no envoy/*.yaml, examples/kubernetes/*.yaml or deploy/systemd/*.service found")
     return Inputs(envoy, kubernetes, sidecar, dockerfiles, systemd)
@@ -941,6 +965,14 @@ def _mutations() -> list[tuple[str, Mutation]]:
         name = "deploy/systemd/lightning-wall.service"
         i.systemd[name] = re.sub(r"(?m)^LoadCredential=master-keys:.*\n", "", i.systemd[name])
 
+    def systemd_user_not_created(i: Inputs) -> None:
+        name = "deploy/systemd/envoy.service"
+        i.systemd[name] = i.systemd[name].replace("User=envoy\n", "User=envoyd\n")
+
+    def systemd_sysusers_broken(i: Inputs) -> None:
+        name = "deploy/systemd/envoy.sysusers.conf"
+        i.systemd[name] = i.systemd[name].replace('"Envoy proxy" - -', '"Envoy proxy" - - extra')
+
     def systemd_config_secret_outside_credentials(i: Inputs) -> None:
         name = "deploy/systemd/lightning-wall.yaml"
         i.sidecar_configs[name] = i.sidecar_configs[name].replace(
@@ -969,6 +1001,7 @@ def _mutations() -> list[tuple[str, Mutation]]:
         k8s_postgres_without_disruption_budget, kustomization_without_images,
         systemd_hardening_removed, systemd_unknown_directive, systemd_secret_in_environment,
         systemd_config_reads_a_credential_not_loaded, systemd_config_secret_outside_credentials,
+        systemd_user_not_created, systemd_sysusers_broken,
     )]
 
 
@@ -981,6 +1014,7 @@ def main() -> int:
     report = validate(inputs, lw_bin)
     files = (len(inputs.envoy) + len(inputs.kubernetes) + len(inputs.sidecar_configs) + len(inputs.dockerfiles)
              + len(inputs.systemd))
+    units = sum(1 for name in inputs.systemd if name.endswith(".service"))
     objects = sum(len(d) for d in inputs.kubernetes.values())
     if report.errors:
         for e in report.errors:
@@ -989,7 +1023,7 @@ def main() -> int:
         return 1
     print(f"validate-configs: {files} files valid ({len(inputs.envoy)} Envoy, {objects} Kubernetes objects "
           f"in {len(inputs.kubernetes)} files and kustomize renders, {len(inputs.dockerfiles)} Dockerfiles, "
-          f"{len(inputs.systemd)} systemd units)")
+          f"{units} systemd units)")
     # Negative tests: each broken copy must be refused, or the validator has a blind spot.
     passed = failed = 0
     for name, mutate in _mutations():
