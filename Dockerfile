@@ -1,7 +1,7 @@
 # Dockerfile — the lightning-wall sidecar image: built in a Rust stage, run from distroless as an
 # unprivileged user (no shell, no package manager). Build from the repository root:
 #
-#   docker build -t ghcr.io/lightning-wall/lightning-wall:0.1.0 .
+#   docker build -t registry.example.com/lightning-wall/lightning-wall:0.1.0 .
 #
 # The build command is the Makefile's `sidecar-release` target (scripts/validate-configs.sh
 # checks that they stay the same, that every COPY source exists, the image runs as non-root

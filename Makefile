@@ -65,8 +65,9 @@ unit: wasm
 nwc-client-test:
 	CARGO=$(CARGO) scripts/nwc-client-test.sh
 
-## validate-configs: envoy/, examples/kubernetes/ and the Dockerfiles against Envoy's and
-## Kubernetes' schemas (pinned validators from PyPI, installed into target/validate-venv)
+## validate-configs: envoy/, examples/kubernetes/, deploy/kubernetes/ (rendered by kustomize),
+## deploy/systemd/ and the Dockerfiles against Envoy's, Kubernetes' and systemd's rules (pinned
+## validators from PyPI, installed into target/validate-venv)
 validate-configs:
 	$(CARGO) build --locked -p lightning-wall --bin lightning-wall
 	LW_BIN=target/debug/lightning-wall scripts/validate-configs.sh

@@ -5,7 +5,8 @@
 #   scripts/validate-configs.sh            # `make validate-configs` (part of `make test`)
 #
 # Installs the pinned validators (scripts/validate-requirements.txt) into target/validate-venv
-# once; reinstalls when that file changes. Needs python3 >= 3.11 and the registries (PyPI).
+# once; reinstalls when that file changes. Needs python3 >= 3.11 and the registries (PyPI),
+# kubectl with kustomize v5 (renders deploy/kubernetes) and systemd-analyze (deploy/systemd).
 # LW_BIN: a built `lightning-wall` binary for check-config (default: built here with cargo).
 # What is and is not covered: scripts/validate_configs.py and docs/deployment.md.
 set -euo pipefail
