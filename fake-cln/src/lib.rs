@@ -12,13 +12,19 @@
 //!   invoice by itself.
 //! - `cln.Node` (cln-grpc, ElementsProject/lightning at 090f4b0e): Getinfo, Invoice (label and
 //!   preimage uniqueness, codes 900/901), ListInvoices (EXPIRED by time), Xpay (code 219 for an
-//!   already paid invoice) and ListPays, with cln-grpc's error rendering.
+//!   already paid invoice) and ListPays, with cln-grpc's error rendering; ListPeerChannels with
+//!   the channels a test sets (`set_channels`), whose route hints CLN's Invoice puts into its
+//!   BOLT11 as lightningd does (`exposeprivatechannels`, code 902 when none of those is usable,
+//!   private channels by default only on a node without public ones) and the plugin's Invoice
+//!   as given (`routing_hints`, `invalid routing hint` for a bad public key).
 //!
 //! What it checks: the backend's requests are well-formed protobuf for these exact services, its
 //! mutual TLS setup (the server refuses a client without a certificate from the CA), and its
 //! handling of every state and error above, including across a restart (state kept, streams cut,
 //! held HTLCs still held: CLN replays them to the plugin on start).
-//! What it cannot: the real plugin's database and MPP timeouts, real HTLCs and routing, CLN's
+//! What it cannot: CLN's choice among several usable hints (by capacity, random or
+//! round-robin: FakeCln puts in all of them) and its hints to public channels, the real
+//! plugin's database and MPP timeouts, real HTLCs and routing, CLN's
 //! JSON-RPC plumbing, `Inject`/`TrackAll`/`Clean`/onion messages (answered `unimplemented`), and
 //! whether xpay's payments show in listpays on every CLN version (they do since xpay uses
 //! `injectpaymentonion`, which records sendpays; checked against CLN's docs, not a node).
@@ -49,7 +55,7 @@ use tokio::sync::broadcast;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
-pub use state::{HoldState, XpayBehaviour};
+pub use state::{ChannelPolicy, ChannelState, HoldState, PeerChannel, XpayBehaviour};
 pub use tls::ClientFiles;
 
 use state::{Db, StateUpdate};
@@ -250,6 +256,12 @@ impl FakeCln {
         use sha2::Digest as _;
         let hash: [u8; 32] = sha2::Sha256::digest(preimage).into();
         self.shared.db().remote_preimages.insert(hash, preimage);
+    }
+
+    /// The node's channels from now on (`listpeerchannels`, and the route hints of CLN's own
+    /// invoices).
+    pub fn set_channels(&self, channels: Vec<PeerChannel>) {
+        self.shared.db().channels = channels;
     }
 
     pub fn set_xpay_behaviour(&self, behaviour: XpayBehaviour) {

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 
 use crate::Shared;
 use crate::proto::{cln, hold};
-use crate::state::{ClnStatus, HoldInvoice, HoldState, PayStatus, RpcError};
+use crate::state::{ClnStatus, HoldInvoice, HoldState, PayStatus, PeerChannel, RpcError};
 
 fn hold_state(state: HoldState) -> i32 {
     match state {
@@ -51,6 +51,96 @@ fn hold_message(invoice: &HoldInvoice) -> hold::Invoice {
     }
 }
 
+/// The plugin's `transform_route_hints` (grpc/transformers.rs): each hop as given, the fees and
+/// CLTV delta cast to the BOLT11 widths, a public key that does not parse refused.
+fn route_hints(
+    hints: Vec<hold::RoutingHint>,
+) -> Result<Vec<lightning_invoice::RouteHint>, Status> {
+    use lightning_invoice::{RouteHint, RouteHintHop, RoutingFees};
+    hints
+        .into_iter()
+        .map(|hint| {
+            hint.hops
+                .into_iter()
+                .map(|hop| {
+                    Ok(RouteHintHop {
+                        src_node_id: bitcoin::secp256k1::PublicKey::from_slice(&hop.public_key)
+                            .map_err(|e| {
+                                Status::invalid_argument(format!("invalid routing hint: {e}"))
+                            })?,
+                        short_channel_id: hop.short_channel_id,
+                        fees: RoutingFees {
+                            base_msat: hop.base_fee as u32,
+                            proportional_millionths: hop.ppm_fee as u32,
+                        },
+                        cltv_expiry_delta: hop.cltv_expiry_delta as u16,
+                        htlc_minimum_msat: None,
+                        htlc_maximum_msat: None,
+                    })
+                })
+                .collect::<Result<Vec<_>, Status>>()
+                .map(RouteHint)
+        })
+        .collect()
+}
+
+fn channel_message(c: &PeerChannel) -> cln::ListpeerchannelsChannels {
+    let amount = |msat: u64| Some(cln::Amount { msat });
+    let policy_local = cln::ListpeerchannelsChannelsUpdatesLocal {
+        htlc_minimum_msat: amount(c.local.htlc_minimum_msat),
+        htlc_maximum_msat: amount(c.local.htlc_maximum_msat),
+        cltv_expiry_delta: c.local.cltv_expiry_delta,
+        fee_base_msat: amount(c.local.fee_base_msat),
+        fee_proportional_millionths: c.local.fee_proportional_millionths,
+    };
+    let policy_remote = c.remote.map(|r| cln::ListpeerchannelsChannelsUpdatesRemote {
+        htlc_minimum_msat: amount(r.htlc_minimum_msat),
+        htlc_maximum_msat: amount(r.htlc_maximum_msat),
+        cltv_expiry_delta: r.cltv_expiry_delta,
+        fee_base_msat: amount(r.fee_base_msat),
+        fee_proportional_millionths: r.fee_proportional_millionths,
+    });
+    // static_remotekey (bit 12), anchors (bit 22), and scid_alias (bit 46) when set.
+    let mut bits = vec![12, 22];
+    let mut names = vec![
+        cln::ChannelTypeName::StaticRemotekeyEven.into(),
+        cln::ChannelTypeName::AnchorsEven.into(),
+    ];
+    if c.scid_alias {
+        bits.push(46);
+        names.push(cln::ChannelTypeName::ScidAliasEven.into());
+    }
+    cln::ListpeerchannelsChannels {
+        peer_id: c.peer_id.serialize().to_vec(),
+        peer_connected: c.peer_connected,
+        state: c.state.into(),
+        channel_type: Some(cln::ListpeerchannelsChannelsChannelType { bits, names }),
+        owner: c.peer_connected.then(|| "channeld".to_owned()),
+        short_channel_id: c.short_channel_id.clone(),
+        channel_id: Some(c.channel_id.to_vec()),
+        private: Some(c.private),
+        opener: cln::ChannelSide::Local.into(),
+        to_us_msat: amount(c.to_us_msat),
+        total_msat: amount(c.total_msat),
+        // The channel's top-level fees are our own policy.
+        fee_base_msat: amount(c.local.fee_base_msat),
+        fee_proportional_millionths: Some(c.local.fee_proportional_millionths),
+        spendable_msat: amount(c.to_us_msat),
+        receivable_msat: amount(c.receivable_msat),
+        alias: (c.alias_local.is_some() || c.alias_remote.is_some()).then(|| {
+            cln::ListpeerchannelsChannelsAlias {
+                local: c.alias_local.clone(),
+                remote: c.alias_remote.clone(),
+            }
+        }),
+        updates: Some(cln::ListpeerchannelsChannelsUpdates {
+            local: Some(policy_local),
+            remote: policy_remote,
+        }),
+        ..Default::default()
+    }
+}
+
 pub struct HoldService(pub Arc<Shared>);
 
 #[tonic::async_trait]
@@ -71,6 +161,7 @@ impl hold::hold_server::Hold for HoldService {
     ) -> Result<Response<hold::InvoiceResponse>, Status> {
         self.0.log("hold.Invoice");
         let r = request.into_inner();
+        let hints = route_hints(r.routing_hints)?;
         let memo = match r.description {
             Some(hold::invoice_request::Description::Memo(memo)) => memo,
             _ => String::new(),
@@ -84,6 +175,7 @@ impl hold::hold_server::Hold for HoldService {
                 &memo,
                 r.expiry,
                 r.min_final_cltv_expiry,
+                hints,
             )
             .map_err(Status::internal)?;
         Ok(Response::new(hold::InvoiceResponse { bolt11 }))
@@ -266,6 +358,7 @@ impl cln::node_server::Node for NodeService {
                 r.preimage.as_deref(),
                 r.expiry,
                 r.cltv,
+                &r.exposeprivatechannels,
             )
             .map_err(|e| rpc_status("Invoice", e))?;
         Ok(Response::new(cln::InvoiceResponse {
@@ -323,6 +416,32 @@ impl cln::node_server::Node for NodeService {
             })
             .collect();
         Ok(Response::new(cln::ListinvoicesResponse { invoices }))
+    }
+
+    /// Filtered by peer, by short channel id (the real one or an alias) or by channel id.
+    async fn list_peer_channels(
+        &self,
+        request: Request<cln::ListpeerchannelsRequest>,
+    ) -> Result<Response<cln::ListpeerchannelsResponse>, Status> {
+        self.0.log("cln.ListPeerChannels");
+        let r = request.into_inner();
+        let channels = self
+            .0
+            .db()
+            .channels
+            .iter()
+            .filter(|c| r.id.as_deref().is_none_or(|id| id == c.peer_id.serialize()))
+            .filter(|c| {
+                r.short_channel_id.as_ref().is_none_or(|scid| {
+                    [&c.short_channel_id, &c.alias_local, &c.alias_remote]
+                        .iter()
+                        .any(|id| id.as_ref() == Some(scid))
+                })
+            })
+            .filter(|c| r.channel_id.as_deref().is_none_or(|id| id == c.channel_id))
+            .map(channel_message)
+            .collect();
+        Ok(Response::new(cln::ListpeerchannelsResponse { channels }))
     }
 
     async fn list_pays(

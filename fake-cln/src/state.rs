@@ -8,8 +8,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bitcoin::hashes::{Hash, sha256};
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
-use lightning_invoice::{Bolt11Invoice, Currency, InvoiceBuilder, PaymentSecret};
+use lightning_invoice::{
+    Bolt11Invoice, Currency, InvoiceBuilder, PaymentSecret, RouteHint, RouteHintHop, RoutingFees,
+};
 use sha2::{Digest, Sha256};
+
+pub use crate::proto::cln::ChannelState;
 
 /// The plugin's `InvoiceState` (database names `unpaid`, `accepted`, `paid`, `cancelled`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +143,136 @@ pub enum XpayBehaviour {
     Hang,
 }
 
+/// A `channel_update`'s policy for one direction of a channel (listpeerchannels `updates`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelPolicy {
+    pub htlc_minimum_msat: u64,
+    pub htlc_maximum_msat: u64,
+    pub cltv_expiry_delta: u32,
+    pub fee_base_msat: u64,
+    pub fee_proportional_millionths: u32,
+}
+
+/// One of the node's channels, as `listpeerchannels` reports it (the fields FakeCln models).
+#[derive(Clone, Debug)]
+pub struct PeerChannel {
+    pub peer_id: PublicKey,
+    pub peer_connected: bool,
+    pub state: ChannelState,
+    /// Not announced to the network.
+    pub private: bool,
+    /// The real id once the funding is confirmed (`BLOCKxTXxOUT`).
+    pub short_channel_id: Option<String>,
+    pub channel_id: [u8; 32],
+    /// Our alias for the channel, and the one the peer gave us (payers must use the latter).
+    pub alias_local: Option<String>,
+    pub alias_remote: Option<String>,
+    /// The channel type has `option_scid_alias` (bit 46): its real id must never be shown.
+    pub scid_alias: bool,
+    pub total_msat: u64,
+    pub to_us_msat: u64,
+    pub receivable_msat: u64,
+    /// Our own policy (the channel's top-level fee fields are ours).
+    pub local: ChannelPolicy,
+    /// The peer's policy for forwarding to us; `None` until its `channel_update` arrived.
+    pub remote: Option<ChannelPolicy>,
+}
+
+impl PeerChannel {
+    /// A private channel in CHANNELD_NORMAL with a connected peer that can receive 500 000 sat,
+    /// whose peer charges 1 000 msat + 100 ppm and asks 40 blocks for the last hop; our own
+    /// policy differs (0 msat + 10 ppm, 6 blocks) so a hint built from the wrong side shows.
+    pub fn private_normal(short_channel_id: &str) -> Self {
+        let peer = loop {
+            if let Ok(key) = SecretKey::from_slice(&rand::random::<[u8; 32]>()) {
+                break key;
+            }
+        };
+        Self {
+            peer_id: peer.public_key(&Secp256k1::new()),
+            peer_connected: true,
+            state: ChannelState::ChanneldNormal,
+            private: true,
+            short_channel_id: Some(short_channel_id.to_owned()),
+            channel_id: rand::random(),
+            alias_local: None,
+            alias_remote: None,
+            scid_alias: false,
+            total_msat: 1_000_000_000,
+            to_us_msat: 500_000_000,
+            receivable_msat: 490_000_000,
+            local: ChannelPolicy {
+                htlc_minimum_msat: 1,
+                htlc_maximum_msat: 990_000_000,
+                cltv_expiry_delta: 6,
+                fee_base_msat: 0,
+                fee_proportional_millionths: 10,
+            },
+            remote: Some(ChannelPolicy {
+                htlc_minimum_msat: 1,
+                htlc_maximum_msat: 990_000_000,
+                cltv_expiry_delta: 40,
+                fee_base_msat: 1_000,
+                fee_proportional_millionths: 100,
+            }),
+        }
+    }
+
+    /// CLN's test for a channel it can route a payment to us through (CHANNELD_NORMAL or
+    /// CHANNELD_AWAITING_SPLICE, the peer's update known).
+    fn usable(&self) -> bool {
+        matches!(
+            self.state,
+            ChannelState::ChanneldNormal | ChannelState::ChanneldAwaitingSplice
+        ) && self.remote.is_some()
+    }
+
+    /// The id a payer must use in a route hint (lightningd/routehint.c): the peer's alias for a
+    /// `scid_alias` channel (none yet: no hint), the peer's alias for an unannounced channel that
+    /// has one, else the real id.
+    fn hint_scid(&self) -> Option<&str> {
+        if self.scid_alias {
+            return self.alias_remote.as_deref();
+        }
+        match (&self.alias_remote, &self.short_channel_id) {
+            (Some(alias), _) if self.private || self.short_channel_id.is_none() => Some(alias),
+            (_, Some(scid)) => Some(scid),
+            (Some(alias), None) => Some(alias),
+            (None, None) => None,
+        }
+    }
+
+    fn route_hint(&self) -> Option<RouteHint> {
+        let remote = self.remote?;
+        let scid = parse_scid(self.hint_scid()?)?;
+        Some(RouteHint(vec![RouteHintHop {
+            src_node_id: self.peer_id,
+            short_channel_id: scid,
+            fees: RoutingFees {
+                base_msat: u32::try_from(remote.fee_base_msat).ok()?,
+                proportional_millionths: remote.fee_proportional_millionths,
+            },
+            cltv_expiry_delta: u16::try_from(remote.cltv_expiry_delta).ok()?,
+            htlc_minimum_msat: None,
+            htlc_maximum_msat: None,
+        }]))
+    }
+}
+
+/// `BLOCKxTXxOUT` as BOLT 7's number.
+pub fn parse_scid(text: &str) -> Option<u64> {
+    let parts: Vec<u64> = text
+        .split('x')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    match parts[..] {
+        [block, tx, out] if block < 1 << 24 && tx < 1 << 24 && out < 1 << 16 => {
+            Some(block << 40 | tx << 16 | out)
+        }
+        _ => None,
+    }
+}
+
 /// A state change the plugin broadcasts to its Track streams.
 #[derive(Clone, Debug)]
 pub struct StateUpdate {
@@ -167,6 +301,7 @@ pub struct Db {
     pub pays: Vec<Pay>,
     pub remote_preimages: HashMap<[u8; 32], [u8; 32]>,
     pub xpay_behaviour: XpayBehaviour,
+    pub channels: Vec<PeerChannel>,
 }
 
 impl Db {
@@ -189,6 +324,7 @@ impl Db {
             pays: Vec::new(),
             remote_preimages: HashMap::new(),
             xpay_behaviour: XpayBehaviour::Succeed { fee_msat: 1_000 },
+            channels: Vec::new(),
         }
     }
 
@@ -228,9 +364,14 @@ impl Db {
         memo: &str,
         expiry: u64,
         cltv: u64,
+        hints: Vec<RouteHint>,
     ) -> Result<String, String> {
         let secp = Secp256k1::new();
-        InvoiceBuilder::new(self.currency())
+        let builder = hints.into_iter().fold(
+            InvoiceBuilder::new(self.currency()),
+            InvoiceBuilder::private_route,
+        );
+        builder
             .description(memo.to_owned())
             .payment_hash(sha256::Hash::from_byte_array(hash))
             .payment_secret(PaymentSecret(rand::random()))
@@ -262,6 +403,7 @@ impl Db {
         memo: &str,
         expiry: Option<u64>,
         min_cltv: Option<u64>,
+        hints: Vec<RouteHint>,
     ) -> Result<String, String> {
         let hash: [u8; 32] = hash
             .try_into()
@@ -275,6 +417,7 @@ impl Db {
                 memo,
                 expiry.unwrap_or(3_600),
                 min_cltv.unwrap_or(80),
+                hints,
             )
             .map_err(|e| format!("could not encode invoice: {e}"))?;
         if self.hold_invoice(&hash).is_some() {
@@ -461,6 +604,7 @@ impl Db {
         preimage: Option<&[u8]>,
         expiry: Option<u64>,
         cltv: Option<u32>,
+        exposeprivatechannels: &[String],
     ) -> Result<ClnInvoice, RpcError> {
         if self.cln.iter().any(|i| i.label == label) {
             return Err(Self::rpc(900, format!("Duplicate label '{label}'")));
@@ -475,6 +619,7 @@ impl Db {
         if self.cln.iter().any(|i| i.payment_hash == hash) {
             return Err(Self::rpc(901, "preimage already used"));
         }
+        let hints = self.cln_route_hints(exposeprivatechannels)?;
         let expiry = expiry.unwrap_or(604_800);
         let bolt11 = self
             .sign(
@@ -483,6 +628,7 @@ impl Db {
                 description,
                 expiry,
                 u64::from(cltv.unwrap_or(18)),
+                hints,
             )
             .map_err(|e| Self::rpc(-1, e))?;
         let invoice = ClnInvoice {
@@ -498,6 +644,40 @@ impl Db {
         };
         self.cln.push(invoice.clone());
         Ok(invoice)
+    }
+
+    /// The route hints `invoice` puts in (lightningd/invoice.c `add_routehints` with
+    /// routehint.c): with `exposeprivatechannels` the usable channels it names (by real id or
+    /// either alias) whose peer is connected, code 902 when none is; without it, the private
+    /// ones only when the node has no public channel at all. Simplified: CLN then picks a
+    /// subset by capacity (random or round-robin), FakeCln takes them all; hints to public
+    /// channels (CLN adds some when it has public ones) are not modelled.
+    fn cln_route_hints(&self, expose: &[String]) -> Result<Vec<RouteHint>, RpcError> {
+        let candidates = self.channels.iter().filter(|c| c.usable() && c.peer_connected);
+        if expose.is_empty() {
+            if self.channels.iter().any(|c| !c.private) {
+                return Ok(Vec::new());
+            }
+            return Ok(candidates.filter_map(PeerChannel::route_hint).collect());
+        }
+        for scid in expose {
+            if parse_scid(scid).is_none() {
+                // cln-grpc parses each with `unwrap()`: a malformed one panics its handler.
+                return Err(Self::rpc(-1, format!("cln-grpc panicked parsing {scid:?}")));
+            }
+        }
+        let named = |id: &Option<String>| id.as_ref().is_some_and(|id| expose.contains(id));
+        let hints: Vec<RouteHint> = candidates
+            .filter(|c| named(&c.short_channel_id) || named(&c.alias_local) || named(&c.alias_remote))
+            .filter_map(PeerChannel::route_hint)
+            .collect();
+        if hints.is_empty() {
+            return Err(Self::rpc(
+                902,
+                "None of those hints were suitable local channels",
+            ));
+        }
+        Ok(hints)
     }
 
     /// A payment reaching a CLN invoice (not one of the plugin's).

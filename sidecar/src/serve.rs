@@ -117,6 +117,7 @@ pub async fn open_node(config: &Config) -> anyhow::Result<(Arc<dyn Node>, Option
                 cln.network.clone(),
             );
             cln_config.hold_expiry_delta = cln.hold_expiry_delta;
+            cln_config.private = cln.private;
             let node = ClnNode::connect(cln_config)
                 .await
                 .with_context(|| format!("connecting to Core Lightning at {}", cln.grpc.url))?;

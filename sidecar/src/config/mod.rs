@@ -169,6 +169,10 @@ pub struct ClnConfig {
     /// The hold plugin's `hold-expiry-deadline` (3 by default).
     #[serde(default = "default_cln_hold_expiry_delta")]
     pub hold_expiry_delta: u32,
+    /// Route hints to CLN's private channels in every invoice (as lnd's `private`): needed when
+    /// CLN has only private channels, or nobody can pay its hold invoices.
+    #[serde(default)]
+    pub private: bool,
 }
 
 fn default_cln_hold_expiry_delta() -> u32 {

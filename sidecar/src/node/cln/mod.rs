@@ -76,6 +76,10 @@ pub struct ClnConfig {
     pub reconnect_max: Duration,
     /// `retry_for` of xpay (rewards).
     pub payment_timeout: Duration,
+    /// Route hints to the node's private channels in every invoice (the meaning of lnd's
+    /// `private`): a node whose channels are all private issues hold invoices nobody can route
+    /// to without them.
+    pub private: bool,
     /// Where "now" comes from for the expiry of unpaid hold invoices.
     pub clock: Arc<dyn Clock>,
 }
@@ -87,6 +91,7 @@ impl std::fmt::Debug for ClnConfig {
             .field("hold", &self.hold)
             .field("network", &self.network)
             .field("hold_expiry_delta", &self.hold_expiry_delta)
+            .field("private", &self.private)
             .finish_non_exhaustive()
     }
 }
@@ -103,6 +108,7 @@ impl ClnConfig {
             reconnect_min: Duration::from_millis(250),
             reconnect_max: Duration::from_secs(30),
             payment_timeout: Duration::from_secs(60),
+            private: false,
             clock: Arc::new(SystemClock),
         }
     }
@@ -336,6 +342,23 @@ impl ClnNode {
         wire::hold_invoice_status(&invoice)
     }
 
+    /// The private channels to hint in a new invoice: none unless `private` is set.
+    async fn private_channels(&self) -> Result<Vec<wire::PrivateChannel>, NodeError> {
+        if !self.inner.config.private {
+            return Ok(Vec::new());
+        }
+        let answer = self
+            .unary(
+                "cln",
+                self.inner
+                    .node
+                    .clone()
+                    .list_peer_channels(cln::ListpeerchannelsRequest::default()),
+            )
+            .await?;
+        Ok(wire::private_channels(&answer.channels))
+    }
+
     /// One Track stream: the plugin sends the current state first (nothing at all for an unknown
     /// hash), then each change, and ends after sending a final one.
     async fn track(
@@ -394,8 +417,16 @@ impl Node for ClnNode {
         if self.find(&hash).await?.is_some() {
             return Err(NodeError::AlreadyExists);
         }
+        // An empty list is CLN's default (private channels only when it has no public one).
+        let exposeprivatechannels = self
+            .private_channels()
+            .await?
+            .into_iter()
+            .map(|c| c.short_channel_id)
+            .collect();
         let body = cln::InvoiceRequest {
             description: request.memo.clone(),
+            exposeprivatechannels,
             label: wire::invoice_label(&hash),
             preimage: Some(preimage.0.to_vec()),
             cltv: request.cltv_expiry,
@@ -407,9 +438,20 @@ impl Node for ClnNode {
             }),
             ..Default::default()
         };
-        let answer = self
-            .unary("cln", self.inner.node.clone().invoice(body))
-            .await?;
+        let answer = match tokio::time::timeout(
+            self.inner.config.timeout,
+            self.inner.node.clone().invoice(body),
+        )
+        .await
+        {
+            Ok(Ok(answer)) => answer.into_inner(),
+            // A channel closed or went offline between listing and invoicing: a retry lists again.
+            Ok(Err(status)) if wire::is_hints_gave_no_routes(&status) => {
+                return Err(NodeError::Unavailable(format!("cln: {}", status.message())));
+            }
+            Ok(Err(status)) => return Err(wire::status_error("cln", &status)),
+            Err(_) => return Err(NodeError::Unavailable("cln: timed out".to_owned())),
+        };
         // CLN derives the hash from our preimage; anything else means the invoice is not ours.
         if answer.payment_hash != hash.0 {
             return Err(NodeError::Rejected(
@@ -438,7 +480,7 @@ impl Node for ClnNode {
             )),
             expiry: Some(request.expiry.as_secs()),
             min_final_cltv_expiry: request.cltv_expiry.map(u64::from),
-            routing_hints: Vec::new(),
+            routing_hints: wire::hold_routing_hints(&self.private_channels().await?),
         };
         let answer = match tokio::time::timeout(
             self.inner.config.timeout,

@@ -197,5 +197,106 @@ pub fn invoice_label(hash: &PaymentHash) -> String {
     format!("lightning-wall-{}", hex::encode(hash.0))
 }
 
+/// One of the node's private channels a payer can reach it through, as Core Lightning itself
+/// would put it into a BOLT11 `r` field (lightningd/routehint.c at the vendored commit): the
+/// peer's public key, the channel's id as the payer must name it, and the peer's fee policy
+/// towards us (the peer forwards the last hop, so its `channel_update` is what the payer pays).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrivateChannel {
+    pub peer_id: Vec<u8>,
+    /// `BLOCKxTXxOUT`, as CLN's `exposeprivatechannels` takes it.
+    pub short_channel_id: String,
+    pub fee_base_msat: u32,
+    pub fee_proportional_millionths: u32,
+    pub cltv_expiry_delta: u16,
+}
+
+/// The private channels of `listpeerchannels` that can receive a payment now, with CLN's own
+/// rules for a route hint: state CHANNELD_NORMAL or CHANNELD_AWAITING_SPLICE, the peer connected,
+/// the peer's `channel_update` known (`updates.remote`: CLN uses no channel without it), room to
+/// receive, and the peer's alias rather than the real id when the channel has one (BOLT 2: a
+/// `scid_alias` channel MUST NOT show its real id; CLN uses the alias for any unannounced
+/// channel). A channel CLN would not use is left out, so `exposeprivatechannels` never names
+/// one CLN refuses. The top-level `fee_base_msat` of listpeerchannels is our own fee, not the
+/// peer's: it is not used.
+pub fn private_channels(channels: &[cln::ListpeerchannelsChannels]) -> Vec<PrivateChannel> {
+    use cln::ChannelState;
+    channels
+        .iter()
+        .filter(|c| c.private == Some(true) && c.peer_connected)
+        .filter(|c| {
+            matches!(
+                ChannelState::try_from(c.state),
+                Ok(ChannelState::ChanneldNormal | ChannelState::ChanneldAwaitingSplice)
+            )
+        })
+        .filter(|c| c.receivable_msat.as_ref().is_some_and(|a| a.msat > 0))
+        .filter_map(|c| {
+            let remote = c.updates.as_ref()?.remote.as_ref()?;
+            let alias = c.alias.as_ref().and_then(|a| a.remote.clone());
+            let scid_alias_type = c.channel_type.as_ref().is_some_and(|t| {
+                t.names.contains(&i32::from(cln::ChannelTypeName::ScidAliasEven))
+            });
+            let short_channel_id = match alias {
+                Some(alias) => alias,
+                None if scid_alias_type => return None,
+                None => c.short_channel_id.clone()?,
+            };
+            scid_number(&short_channel_id)?;
+            if c.peer_id.len() != 33 {
+                return None;
+            }
+            Some(PrivateChannel {
+                peer_id: c.peer_id.clone(),
+                short_channel_id,
+                // CLN skips a fee that does not fit the BOLT11 field (and the plugin would wrap it).
+                fee_base_msat: u32::try_from(remote.fee_base_msat.as_ref().map_or(0, |a| a.msat))
+                    .ok()?,
+                fee_proportional_millionths: remote.fee_proportional_millionths,
+                cltv_expiry_delta: u16::try_from(remote.cltv_expiry_delta).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// A short channel id `BLOCKxTXxOUT` as BOLT 7's 8-byte number (3 bytes block, 3 bytes
+/// transaction index, 2 bytes output), the form the hold plugin's `Hop.short_channel_id` takes.
+pub fn scid_number(text: &str) -> Option<u64> {
+    let mut parts = text.split('x');
+    let (block, tx, out) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let (block, tx, out): (u64, u64, u64) = (block.parse().ok()?, tx.parse().ok()?, out.parse().ok()?);
+    if block >= 1 << 24 || tx >= 1 << 24 || out >= 1 << 16 {
+        return None;
+    }
+    Some(block << 40 | tx << 16 | out)
+}
+
+/// One single-hop hint per channel for the hold plugin's `Invoice.routing_hints`.
+pub fn hold_routing_hints(channels: &[PrivateChannel]) -> Vec<hold::RoutingHint> {
+    channels
+        .iter()
+        .filter_map(|c| {
+            Some(hold::RoutingHint {
+                hops: vec![hold::Hop {
+                    public_key: c.peer_id.clone(),
+                    short_channel_id: scid_number(&c.short_channel_id)?,
+                    base_fee: u64::from(c.fee_base_msat),
+                    ppm_fee: u64::from(c.fee_proportional_millionths),
+                    cltv_expiry_delta: u64::from(c.cltv_expiry_delta),
+                }],
+            })
+        })
+        .collect()
+}
+
+/// Whether CLN refused `invoice` because none of the channels named in
+/// `exposeprivatechannels` was usable any more (code 902): they changed since we listed them.
+pub fn is_hints_gave_no_routes(status: &tonic::Status) -> bool {
+    status.message().contains("code: Some(902)")
+}
+
 #[cfg(test)]
 mod tests;

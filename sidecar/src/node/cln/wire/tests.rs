@@ -225,3 +225,145 @@ fn the_hash_of_an_invoice_to_pay_is_read_from_it() {
     );
     assert!(bolt11_hash("not an invoice").is_err());
 }
+
+/// A private, usable channel as listpeerchannels reports it: our own fees at the top level,
+/// the peer's in `updates.remote`.
+fn channel(scid: &str) -> cln::ListpeerchannelsChannels {
+    let update = |base: u64, ppm: u32, cltv: u32| cln::ListpeerchannelsChannelsUpdatesRemote {
+        htlc_minimum_msat: Some(cln::Amount { msat: 1 }),
+        htlc_maximum_msat: Some(cln::Amount { msat: 990_000_000 }),
+        cltv_expiry_delta: cltv,
+        fee_base_msat: Some(cln::Amount { msat: base }),
+        fee_proportional_millionths: ppm,
+    };
+    cln::ListpeerchannelsChannels {
+        peer_id: vec![2; 33],
+        peer_connected: true,
+        state: cln::ChannelState::ChanneldNormal.into(),
+        short_channel_id: Some(scid.to_owned()),
+        private: Some(true),
+        receivable_msat: Some(cln::Amount { msat: 500_000 }),
+        fee_base_msat: Some(cln::Amount { msat: 7 }),
+        fee_proportional_millionths: Some(7),
+        updates: Some(cln::ListpeerchannelsChannelsUpdates {
+            local: Some(cln::ListpeerchannelsChannelsUpdatesLocal {
+                cltv_expiry_delta: 6,
+                fee_base_msat: Some(cln::Amount { msat: 7 }),
+                fee_proportional_millionths: 7,
+                ..Default::default()
+            }),
+            remote: Some(update(1_000, 100, 40)),
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_private_channel_becomes_a_hint_with_the_peers_fees() {
+    let hints = private_channels(&[channel("103x1x0")]);
+    assert_eq!(
+        hints,
+        vec![PrivateChannel {
+            peer_id: vec![2; 33],
+            short_channel_id: "103x1x0".to_owned(),
+            fee_base_msat: 1_000,
+            fee_proportional_millionths: 100,
+            cltv_expiry_delta: 40,
+        }]
+    );
+    let hold = hold_routing_hints(&hints);
+    assert_eq!(hold.len(), 1);
+    assert_eq!(
+        hold[0].hops,
+        vec![hold::Hop {
+            public_key: vec![2; 33],
+            short_channel_id: 103 << 40 | 1 << 16,
+            base_fee: 1_000,
+            ppm_fee: 100,
+            cltv_expiry_delta: 40,
+        }]
+    );
+}
+
+#[test]
+fn channels_cln_would_not_hint_are_left_out() {
+    let public = cln::ListpeerchannelsChannels {
+        private: Some(false),
+        ..channel("1x1x1")
+    };
+    let offline = cln::ListpeerchannelsChannels {
+        peer_connected: false,
+        ..channel("2x1x1")
+    };
+    let opening = cln::ListpeerchannelsChannels {
+        state: cln::ChannelState::ChanneldAwaitingLockin.into(),
+        ..channel("3x1x1")
+    };
+    let full = cln::ListpeerchannelsChannels {
+        receivable_msat: Some(cln::Amount { msat: 0 }),
+        ..channel("4x1x1")
+    };
+    let no_update = cln::ListpeerchannelsChannels {
+        updates: None,
+        ..channel("5x1x1")
+    };
+    let scid_alias_without_alias = cln::ListpeerchannelsChannels {
+        channel_type: Some(cln::ListpeerchannelsChannelsChannelType {
+            bits: vec![46],
+            names: vec![cln::ChannelTypeName::ScidAliasEven.into()],
+        }),
+        ..channel("6x1x1")
+    };
+    let splicing = cln::ListpeerchannelsChannels {
+        state: cln::ChannelState::ChanneldAwaitingSplice.into(),
+        ..channel("7x1x1")
+    };
+    let hints = private_channels(&[
+        public,
+        offline,
+        opening,
+        full,
+        no_update,
+        scid_alias_without_alias,
+        splicing,
+    ]);
+    let ids: Vec<_> = hints.iter().map(|h| h.short_channel_id.as_str()).collect();
+    assert_eq!(ids, ["7x1x1"]);
+}
+
+#[test]
+fn the_peers_alias_is_named_rather_than_the_real_id() {
+    let aliased = cln::ListpeerchannelsChannels {
+        alias: Some(cln::ListpeerchannelsChannelsAlias {
+            local: Some("16000000x1x0".to_owned()),
+            remote: Some("15000000x2x1".to_owned()),
+        }),
+        ..channel("103x1x0")
+    };
+    let not_yet_confirmed = cln::ListpeerchannelsChannels {
+        short_channel_id: None,
+        alias: Some(cln::ListpeerchannelsChannelsAlias {
+            local: None,
+            remote: Some("15000000x3x1".to_owned()),
+        }),
+        ..channel("x")
+    };
+    let ids: Vec<_> = private_channels(&[aliased, not_yet_confirmed])
+        .into_iter()
+        .map(|h| h.short_channel_id)
+        .collect();
+    assert_eq!(ids, ["15000000x2x1", "15000000x3x1"]);
+}
+
+#[test]
+fn short_channel_ids_are_bolt7_numbers() {
+    assert_eq!(scid_number("0x0x0"), Some(0));
+    assert_eq!(scid_number("1x2x3"), Some(1 << 40 | 2 << 16 | 3));
+    assert_eq!(
+        scid_number("16777215x16777215x65535"),
+        Some(u64::MAX)
+    );
+    for bad in ["", "1x2", "1x2x3x4", "16777216x0x0", "0x0x65536", "ax1x1", "-1x1x1"] {
+        assert_eq!(scid_number(bad), None, "{bad}");
+    }
+}
