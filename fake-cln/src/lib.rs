@@ -1,5 +1,5 @@
 //! **FakeCln — a test double of Core Lightning with the hold plugin**, for lightning-wall's tests
-//! only. It is not a Lightning node: no channels, no chain, no money. It serves the two gRPC
+//! only. It is not a Lightning node: no real channels (only pretend ones a test sets), no chain, no money. It serves the two gRPC
 //! services the `cln` backend talks to, generated from the same vendored protos
 //! (`sidecar/proto/`), each with mutual TLS like the real plugins:
 //!
@@ -262,6 +262,12 @@ impl FakeCln {
     /// invoices).
     pub fn set_channels(&self, channels: Vec<PeerChannel>) {
         self.shared.db().channels = channels;
+    }
+
+    /// The channels from just after the next `listpeerchannels` on: they change between a
+    /// client's listing and its next call.
+    pub fn set_channels_after_listing(&self, channels: Vec<PeerChannel>) {
+        self.shared.db().channels_after_listing = Some(channels);
     }
 
     pub fn set_xpay_behaviour(&self, behaviour: XpayBehaviour) {

@@ -425,9 +425,8 @@ impl cln::node_server::Node for NodeService {
     ) -> Result<Response<cln::ListpeerchannelsResponse>, Status> {
         self.0.log("cln.ListPeerChannels");
         let r = request.into_inner();
-        let channels = self
-            .0
-            .db()
+        let mut db = self.0.db();
+        let channels = db
             .channels
             .iter()
             .filter(|c| r.id.as_deref().is_none_or(|id| id == c.peer_id.serialize()))
@@ -441,6 +440,9 @@ impl cln::node_server::Node for NodeService {
             .filter(|c| r.channel_id.as_deref().is_none_or(|id| id == c.channel_id))
             .map(channel_message)
             .collect();
+        if let Some(next) = db.channels_after_listing.take() {
+            db.channels = next;
+        }
         Ok(Response::new(cln::ListpeerchannelsResponse { channels }))
     }
 

@@ -302,6 +302,8 @@ pub struct Db {
     pub remote_preimages: HashMap<[u8; 32], [u8; 32]>,
     pub xpay_behaviour: XpayBehaviour,
     pub channels: Vec<PeerChannel>,
+    /// Replaces `channels` right after the next `listpeerchannels` (a channel closing meanwhile).
+    pub channels_after_listing: Option<Vec<PeerChannel>>,
 }
 
 impl Db {
@@ -325,6 +327,7 @@ impl Db {
             remote_preimages: HashMap::new(),
             xpay_behaviour: XpayBehaviour::Succeed { fee_msat: 1_000 },
             channels: Vec::new(),
+            channels_after_listing: None,
         }
     }
 

@@ -1,18 +1,20 @@
 //! What the `cln` backend does beyond the shared node contract, against FakeCln (the test double
 //! of Core Lightning's and the hold plugin's gRPC): its own stream reconnecting across a CLN
-//! restart, mutual TLS, the network check, an unreachable node, and reward payouts with xpay and
-//! listpays — never paying an invoice twice.
+//! restart, mutual TLS, the network check, an unreachable node, reward payouts with xpay and
+//! listpays — never paying an invoice twice — and route hints to private channels (`private`).
 
 mod support;
 
 use std::time::Duration;
 
-use fake_cln::{FakeCln, FakeClnOptions, XpayBehaviour};
+use fake_cln::{ChannelState, FakeCln, FakeClnOptions, PeerChannel, XpayBehaviour};
 use futures_util::StreamExt;
-use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
+use lightning_invoice::{
+    Bolt11Invoice, Currency, InvoiceBuilder, PaymentSecret, RouteHint, RouteHintHop, RoutingFees,
+};
 use lightning_wall::node::cln::{ClnConnectError, ClnNode};
 use lightning_wall::node::{
-    InvoiceRequest, InvoiceState, Node, NodeError, PaymentHash, PaymentOutcome,
+    InvoiceRequest, InvoiceState, Node, NodeError, PaymentHash, PaymentOutcome, Preimage,
 };
 use sha2::{Digest, Sha256};
 use support::cln::backend_config;
@@ -264,5 +266,148 @@ async fn a_stuck_reward_is_in_flight_and_never_paid_again() {
     assert_eq!(
         node.track_payment(&hash).await.unwrap(),
         PaymentOutcome::InFlight
+    );
+}
+
+/// A node with `private` as given on a FakeCln holding `channels`.
+async fn with_channels(private: bool, channels: Vec<PeerChannel>) -> (Setup, ClnNode) {
+    let setup = fake_with(FakeClnOptions::default()).await;
+    setup.fake.set_channels(channels);
+    let mut config = backend_config(&setup.credentials);
+    config.private = private;
+    let node = ClnNode::connect(config).await.unwrap();
+    (setup, node)
+}
+
+/// A hold invoice (deposit) and a normal one from `node`, decoded: their route hints.
+async fn hints_of_both_kinds(node: &ClnNode) -> (Vec<RouteHint>, Vec<RouteHint>) {
+    let hold = node
+        .create_hold_invoice(&PaymentHash(rand::random()), &request())
+        .await
+        .unwrap();
+    let normal = node
+        .create_invoice(&Preimage(rand::random()), &request())
+        .await
+        .unwrap();
+    let decode = |bolt11: &str| bolt11.parse::<Bolt11Invoice>().unwrap().route_hints();
+    (
+        decode(&hold.payment_request),
+        decode(&normal.payment_request),
+    )
+}
+
+/// The one hint a payer needs for `channel`: the peer's key, the channel's id, and the peer's
+/// fee policy (not ours, which FakeCln sets differently).
+fn hint_for(channel: &PeerChannel, scid: u64) -> RouteHint {
+    let remote = channel.remote.unwrap();
+    RouteHint(vec![RouteHintHop {
+        src_node_id: channel.peer_id,
+        short_channel_id: scid,
+        fees: RoutingFees {
+            base_msat: u32::try_from(remote.fee_base_msat).unwrap(),
+            proportional_millionths: remote.fee_proportional_millionths,
+        },
+        cltv_expiry_delta: u16::try_from(remote.cltv_expiry_delta).unwrap(),
+        htlc_minimum_msat: None,
+        htlc_maximum_msat: None,
+    }])
+}
+
+fn public(scid: &str) -> PeerChannel {
+    PeerChannel {
+        private: false,
+        ..PeerChannel::private_normal(scid)
+    }
+}
+
+#[tokio::test]
+async fn private_puts_a_hint_to_the_private_channel_into_both_invoice_kinds() {
+    let private = PeerChannel::private_normal("103x1x0");
+    let aliased = PeerChannel {
+        alias_local: Some("16000000x1x0".to_owned()),
+        alias_remote: Some("15000000x2x1".to_owned()),
+        ..PeerChannel::private_normal("105x1x0")
+    };
+    let (setup, node) = with_channels(
+        true,
+        vec![private.clone(), public("104x1x0"), aliased.clone()],
+    )
+    .await;
+    let (hold, normal) = hints_of_both_kinds(&node).await;
+    let expected = vec![
+        hint_for(&private, 103 << 40 | 1 << 16),
+        // The peer's alias, never the real id of an unannounced channel.
+        hint_for(&aliased, 15_000_000 << 40 | 2 << 16 | 1),
+    ];
+    assert_eq!(hold, expected, "hold invoice");
+    assert_eq!(normal, expected, "normal invoice");
+    // Each invoice asked CLN for the channels once.
+    let listed = setup.fake.requests();
+    assert_eq!(
+        listed.iter().filter(|c| *c == "cln.ListPeerChannels").count(),
+        2
+    );
+    // The hinted hold invoice is still a deposit that can be paid and held.
+    let deposit = node
+        .create_hold_invoice(&PaymentHash(rand::random()), &request())
+        .await
+        .unwrap();
+    let hash = setup.fake.pay_request(&deposit.payment_request).unwrap();
+    assert_eq!(setup.fake.hold_invoice(hash).unwrap().state, "accepted");
+}
+
+#[tokio::test]
+async fn without_private_no_invoice_names_a_private_channel() {
+    let (setup, node) = with_channels(
+        false,
+        vec![PeerChannel::private_normal("103x1x0"), public("104x1x0")],
+    )
+    .await;
+    let (hold, normal) = hints_of_both_kinds(&node).await;
+    assert_eq!(hold, vec![]);
+    assert_eq!(normal, vec![]);
+    assert!(!setup.fake.requests().iter().any(|c| c == "cln.ListPeerChannels"));
+}
+
+#[tokio::test]
+async fn without_private_cln_still_hints_its_private_channels_when_it_has_no_public_one() {
+    // CLN's own default for its invoices; the plugin puts in only what it is given.
+    let private = PeerChannel::private_normal("103x1x0");
+    let (_setup, node) = with_channels(false, vec![private.clone()]).await;
+    let (hold, normal) = hints_of_both_kinds(&node).await;
+    assert_eq!(hold, vec![]);
+    assert_eq!(normal, vec![hint_for(&private, 103 << 40 | 1 << 16)]);
+}
+
+#[tokio::test]
+async fn private_on_a_node_without_usable_private_channels_adds_no_hint_and_no_error() {
+    let offline = PeerChannel {
+        peer_connected: false,
+        ..PeerChannel::private_normal("106x1x0")
+    };
+    let opening = PeerChannel {
+        state: ChannelState::ChanneldAwaitingLockin,
+        short_channel_id: None,
+        ..PeerChannel::private_normal("107x1x0")
+    };
+    for channels in [vec![], vec![public("104x1x0"), offline, opening]] {
+        let (_setup, node) = with_channels(true, channels).await;
+        let (hold, normal) = hints_of_both_kinds(&node).await;
+        assert_eq!(hold, vec![]);
+        assert_eq!(normal, vec![]);
+    }
+}
+
+#[tokio::test]
+async fn a_private_channel_gone_between_listing_and_invoicing_is_unavailable() {
+    // CLN refuses exposeprivatechannels naming no usable channel (code 902): retry later.
+    let (setup, node) = with_channels(true, vec![PeerChannel::private_normal("103x1x0")]).await;
+    setup.fake.set_channels_after_listing(vec![]);
+    let answer = node
+        .create_invoice(&Preimage(rand::random()), &request())
+        .await;
+    assert!(
+        matches!(answer, Err(NodeError::Unavailable(ref m)) if m.contains("None of those hints")),
+        "{answer:?}"
     );
 }
