@@ -53,9 +53,7 @@ fn hold_message(invoice: &HoldInvoice) -> hold::Invoice {
 
 /// The plugin's `transform_route_hints` (grpc/transformers.rs): each hop as given, the fees and
 /// CLTV delta cast to the BOLT11 widths, a public key that does not parse refused.
-fn route_hints(
-    hints: Vec<hold::RoutingHint>,
-) -> Result<Vec<lightning_invoice::RouteHint>, Status> {
+fn route_hints(hints: Vec<hold::RoutingHint>) -> Result<Vec<lightning_invoice::RouteHint>, Status> {
     use lightning_invoice::{RouteHint, RouteHintHop, RoutingFees};
     hints
         .into_iter()
@@ -93,13 +91,15 @@ fn channel_message(c: &PeerChannel) -> cln::ListpeerchannelsChannels {
         fee_base_msat: amount(c.local.fee_base_msat),
         fee_proportional_millionths: c.local.fee_proportional_millionths,
     };
-    let policy_remote = c.remote.map(|r| cln::ListpeerchannelsChannelsUpdatesRemote {
-        htlc_minimum_msat: amount(r.htlc_minimum_msat),
-        htlc_maximum_msat: amount(r.htlc_maximum_msat),
-        cltv_expiry_delta: r.cltv_expiry_delta,
-        fee_base_msat: amount(r.fee_base_msat),
-        fee_proportional_millionths: r.fee_proportional_millionths,
-    });
+    let policy_remote = c
+        .remote
+        .map(|r| cln::ListpeerchannelsChannelsUpdatesRemote {
+            htlc_minimum_msat: amount(r.htlc_minimum_msat),
+            htlc_maximum_msat: amount(r.htlc_maximum_msat),
+            cltv_expiry_delta: r.cltv_expiry_delta,
+            fee_base_msat: amount(r.fee_base_msat),
+            fee_proportional_millionths: r.fee_proportional_millionths,
+        });
     // static_remotekey (bit 12), anchors (bit 22), and scid_alias (bit 46) when set.
     let mut bits = vec![12, 22];
     let mut names = vec![

@@ -656,7 +656,10 @@ impl Db {
     /// subset by capacity (random or round-robin), FakeCln takes them all; hints to public
     /// channels (CLN adds some when it has public ones) are not modelled.
     fn cln_route_hints(&self, expose: &[String]) -> Result<Vec<RouteHint>, RpcError> {
-        let candidates = self.channels.iter().filter(|c| c.usable() && c.peer_connected);
+        let candidates = self
+            .channels
+            .iter()
+            .filter(|c| c.usable() && c.peer_connected);
         if expose.is_empty() {
             if self.channels.iter().any(|c| !c.private) {
                 return Ok(Vec::new());
@@ -671,7 +674,9 @@ impl Db {
         }
         let named = |id: &Option<String>| id.as_ref().is_some_and(|id| expose.contains(id));
         let hints: Vec<RouteHint> = candidates
-            .filter(|c| named(&c.short_channel_id) || named(&c.alias_local) || named(&c.alias_remote))
+            .filter(|c| {
+                named(&c.short_channel_id) || named(&c.alias_local) || named(&c.alias_remote)
+            })
             .filter_map(PeerChannel::route_hint)
             .collect();
         if hints.is_empty() {

@@ -344,7 +344,10 @@ async fn private_puts_a_hint_to_the_private_channel_into_both_invoice_kinds() {
     // Each invoice asked CLN for the channels once.
     let listed = setup.fake.requests();
     assert_eq!(
-        listed.iter().filter(|c| *c == "cln.ListPeerChannels").count(),
+        listed
+            .iter()
+            .filter(|c| *c == "cln.ListPeerChannels")
+            .count(),
         2
     );
     // The hinted hold invoice is still a deposit that can be paid and held.
@@ -366,7 +369,13 @@ async fn without_private_no_invoice_names_a_private_channel() {
     let (hold, normal) = hints_of_both_kinds(&node).await;
     assert_eq!(hold, vec![]);
     assert_eq!(normal, vec![]);
-    assert!(!setup.fake.requests().iter().any(|c| c == "cln.ListPeerChannels"));
+    assert!(
+        !setup
+            .fake
+            .requests()
+            .iter()
+            .any(|c| c == "cln.ListPeerChannels")
+    );
 }
 
 #[tokio::test]

@@ -365,6 +365,14 @@ fn a_cln_node_with_both_services_validates_with_the_plugins_default_deadline() {
     let cln = config.node.cln.unwrap();
     assert_eq!(cln.hold_expiry_delta, 3);
     assert_eq!(cln.hold.url, "https://127.0.0.1:9292");
+    assert!(!cln.private, "route hints are opt-in, as lnd's");
+    let private = Config::parse(&yaml.replace(
+        "    network: regtest",
+        "    network: regtest\n    private: true",
+    ))
+    .unwrap();
+    private.validate().unwrap();
+    assert!(private.node.cln.unwrap().private);
 }
 
 #[test]

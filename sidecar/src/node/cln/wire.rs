@@ -235,7 +235,8 @@ pub fn private_channels(channels: &[cln::ListpeerchannelsChannels]) -> Vec<Priva
             let remote = c.updates.as_ref()?.remote.as_ref()?;
             let alias = c.alias.as_ref().and_then(|a| a.remote.clone());
             let scid_alias_type = c.channel_type.as_ref().is_some_and(|t| {
-                t.names.contains(&i32::from(cln::ChannelTypeName::ScidAliasEven))
+                t.names
+                    .contains(&i32::from(cln::ChannelTypeName::ScidAliasEven))
             });
             let short_channel_id = match alias {
                 Some(alias) => alias,
@@ -267,7 +268,8 @@ pub fn scid_number(text: &str) -> Option<u64> {
     if parts.next().is_some() {
         return None;
     }
-    let (block, tx, out): (u64, u64, u64) = (block.parse().ok()?, tx.parse().ok()?, out.parse().ok()?);
+    let (block, tx, out): (u64, u64, u64) =
+        (block.parse().ok()?, tx.parse().ok()?, out.parse().ok()?);
     if block >= 1 << 24 || tx >= 1 << 24 || out >= 1 << 16 {
         return None;
     }
