@@ -344,22 +344,10 @@ impl cln::node_server::Node for NodeService {
     ) -> Result<Response<cln::InvoiceResponse>, Status> {
         self.0.log("cln.Invoice");
         let r = request.into_inner();
-        let amount_msat = match r.amount_msat.and_then(|a| a.value) {
-            Some(cln::amount_or_any::Value::Amount(a)) => a.msat,
-            _ => 0,
-        };
         let invoice = self
             .0
             .db()
-            .cln_invoice(
-                &r.label,
-                &r.description,
-                amount_msat,
-                r.preimage.as_deref(),
-                r.expiry,
-                r.cltv,
-                &r.exposeprivatechannels,
-            )
+            .cln_invoice(&r)
             .map_err(|e| rpc_status("Invoice", e))?;
         Ok(Response::new(cln::InvoiceResponse {
             bolt11: invoice.bolt11,

@@ -234,11 +234,9 @@ impl PeerChannel {
         if self.scid_alias {
             return self.alias_remote.as_deref();
         }
-        match (&self.alias_remote, &self.short_channel_id) {
-            (Some(alias), _) if self.private || self.short_channel_id.is_none() => Some(alias),
-            (_, Some(scid)) => Some(scid),
-            (Some(alias), None) => Some(alias),
-            (None, None) => None,
+        match &self.alias_remote {
+            Some(alias) if self.private || self.short_channel_id.is_none() => Some(alias),
+            _ => self.short_channel_id.as_deref(),
         }
     }
 
@@ -601,14 +599,17 @@ impl Db {
     /// `invoice`: unique label (900) and preimage (901), as lightningd/invoice.c.
     pub fn cln_invoice(
         &mut self,
-        label: &str,
-        description: &str,
-        amount_msat: u64,
-        preimage: Option<&[u8]>,
-        expiry: Option<u64>,
-        cltv: Option<u32>,
-        exposeprivatechannels: &[String],
+        request: &crate::proto::cln::InvoiceRequest,
     ) -> Result<ClnInvoice, RpcError> {
+        use crate::proto::cln::amount_or_any::Value;
+        let label = request.label.as_str();
+        let description = request.description.as_str();
+        let amount_msat = match request.amount_msat.as_ref().and_then(|a| a.value.as_ref()) {
+            Some(Value::Amount(a)) => a.msat,
+            _ => 0,
+        };
+        let preimage = request.preimage.as_deref();
+        let (expiry, cltv) = (request.expiry, request.cltv);
         if self.cln.iter().any(|i| i.label == label) {
             return Err(Self::rpc(900, format!("Duplicate label '{label}'")));
         }
@@ -622,7 +623,7 @@ impl Db {
         if self.cln.iter().any(|i| i.payment_hash == hash) {
             return Err(Self::rpc(901, "preimage already used"));
         }
-        let hints = self.cln_route_hints(exposeprivatechannels)?;
+        let hints = self.cln_route_hints(&request.exposeprivatechannels)?;
         let expiry = expiry.unwrap_or(604_800);
         let bolt11 = self
             .sign(
