@@ -59,6 +59,7 @@ deposits:
 limits:
   max_held_deposits: 1000000
   max_held_deposits_per_prefix: 1000000
+  max_unpaid_deposits: 1000000
   max_unpaid_deposits_per_prefix: 1000000
   challenge_mint_rate: { requests: 1000, per: 1s }
   challenge_mint_budget_per_s: 1000000

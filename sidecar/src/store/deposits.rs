@@ -268,6 +268,18 @@ pub(super) fn insert_rows(rows: usize) -> String {
     sql
 }
 
+/// PostgreSQL's insert of a whole batch in one statement: the 16 columns of [`insert_rows`],
+/// each bound as one array ($1..$16 in [`bind_row!`]'s order) and expanded row by row by
+/// `UNNEST`; the same conflict rule and `RETURNING`.
+pub(super) const INSERT_UNNEST: &str = "INSERT INTO deposits (payment_hash, token_id, preimage, \
+     route_id, client_prefix, amount_msat, state, created_at, invoice_expires_at, idle_timeout_s, \
+     session_cap_s, safety_margin_blocks, block_interval_s, next_due_at, pending_action, \
+     payment_request, version) \
+     SELECT *, 1 FROM UNNEST($1::bytea[], $2::bytea[], $3::bytea[], $4::text[], $5::text[], \
+     $6::int8[], $7::text[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], \
+     $13::int8[], $14::int8[], $15::text[], $16::text[]) \
+     ON CONFLICT DO NOTHING RETURNING payment_hash, token_id";
+
 /// Binds a [`NewRow`]'s 16 values to `$query`; a macro so it expands for either backend's
 /// query type.
 macro_rules! bind_row {

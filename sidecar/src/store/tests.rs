@@ -851,3 +851,64 @@ async fn the_waiters_recheck_finds_which_deposits_no_longer_await_payment(store:
     let changed = store.no_longer_awaiting(&many).await.unwrap();
     assert_eq!(changed.len(), many.len() - 1);
 }
+
+/// Throughput of the mint path's store work alone (issue 14 item 8): per deposit, the
+/// per-network count read and the durable insert (group commit), from 32 concurrent callers as
+/// `scripts/bench-sidecar.sh` mints, without HTTP, node or signing. Run in release:
+/// `cargo test --release -p lightning-wall --lib store_mint_path -- --ignored --nocapture
+/// --test-threads 1`. Prints deposits/s; fails below the 3,000/s the whole sidecar must reach.
+async fn store_mint_path_throughput(store: Store) {
+    const CALLERS: u32 = 32;
+    const PER_CALLER: u32 = 300;
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for caller in 0..CALLERS {
+        let store = store.clone();
+        tasks.spawn(async move {
+            for i in 0..PER_CALLER {
+                let n = caller * PER_CALLER + i;
+                let (mut d, _) = deposit(0, &format!("2001:db8:{n:x}::/64"));
+                let mut preimage = [0u8; 32];
+                preimage[..4].copy_from_slice(&n.to_be_bytes());
+                let preimage = Preimage(preimage);
+                d.payment_hash = preimage.payment_hash();
+                d.token_id = TokenId(d.payment_hash.0);
+                store.prefix_deposit_counts(&d.client_prefix).await.unwrap();
+                store
+                    .insert_deposit_with_invoice(&d, &preimage, Some("lnbcrt1..."))
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    tasks.join_all().await;
+    let per_second = f64::from(CALLERS * PER_CALLER) / started.elapsed().as_secs_f64();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "store mint path on {}: {per_second:.0} deposits/s (load average {})",
+        store.backend(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    assert!(per_second >= 3_000.0, "{per_second:.0}/s");
+}
+
+mod store_mint_path {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a throughput measurement: run in release mode"]
+    async fn sqlite() {
+        let (store, _dir) = super::fixtures::sqlite().await;
+        super::store_mint_path_throughput(store).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a throughput measurement: run in release mode"]
+    async fn postgres() {
+        let schema = super::fixtures::postgres_schema().await;
+        let store = super::fixtures::postgres_in(&schema).await;
+        super::store_mint_path_throughput(store.clone()).await;
+        store.close().await;
+        super::fixtures::drop_postgres_schema(&schema).await;
+    }
+}
