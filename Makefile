@@ -35,6 +35,8 @@ $(CONFORMANCE_WASM_UNKNOWN): $(CONFORMANCE_SRCS) scripts/build-wasm.sh
 ## test: formatting, clippy (native and wasm), every test, the deployment files, the demo's
 ## flows over HTTP and in a headless browser
 test: test-deps lint wasm unit nwc-client-test validate-configs demo-check clients-test browser-test
+# The demo's flows and the browser test again in real nginx (built once into ~/.cache; see nginx-test).
+test: nginx-test
 
 ## test-deps: tools the tests need that a fresh machine lacks (pymacaroons for the cross-check;
 ## the pinned LNbits in target/lnbits-venv for fake-lnd/tests/lnbits.rs, ~90 s once, then cached)
@@ -88,8 +90,10 @@ nginx:
 	@scripts/build-nginx.sh
 
 ## nginx-test: the demo's flows against real nginx (make nginx, then demo-check and the
-## browser test with PROXY=nginx)
-nginx-test: nginx
+## browser test with PROXY=nginx): pay, deposit, leave, trap (and its path tricks), rate limit,
+## upstream verdict, rewards, own headers refused. Part of `make test`: ~1 min once nginx is
+## cached, ~11 min more the first time on 2 cores (docs/deployment.md "nginx")
+nginx-test: nginx wasm
 	DEMO_PROXY=nginx scripts/demo.sh --run scripts/demo-check.sh
 	DEMO_PROXY=nginx scripts/browser-test.sh
 
@@ -145,6 +149,12 @@ bench-filter: wasm
 ## bench-gateway: requests/s through the development gateway, plain vs. the no-op filter (~25 s)
 bench-gateway: wasm
 	scripts/bench-gateway.sh
+
+.PHONY: bench-nginx
+## bench-nginx: requests/s through real nginx, plain vs. a no-op proxy-wasm filter vs. the filter
+## (make nginx first: ~11 min once; then ~1 min)
+bench-nginx: wasm nginx
+	scripts/bench-nginx.sh
 
 ## fuzz: run every fuzz target for FUZZ_SECONDS each (nightly + cargo-fuzz, installed if missing);
 ## FUZZ_RUNS=N also stops each after N executions. Prints the rows of fuzz/RESULTS.md.
