@@ -24,12 +24,12 @@ want() { [[ " $sections " == *" $1 "* ]]; }
 # Build everything first, so the load figures below are not taken during our own compiles.
 section "building (release, benches) for: $sections"
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
-  if want gateway || want nginx || want sidecar; then
+  if want gateway || want sidecar; then
     cargo build --locked --release -q -p lightning-wall --bin lightning-wall --example sidecar_bench
   fi
-  if want gateway || want nginx; then cargo build --locked --release -q -p lightning-wall-host --bin lightning-wall-host; fi
+  if want gateway; then cargo build --locked --release -q -p lightning-wall-host --bin lightning-wall-host; fi
   # nginx with ngx_wasm_module: cached in ~/.cache/lightning-wall (~11 min the first time).
-  if want nginx; then scripts/build-nginx.sh >/dev/null; fi
+  if want nginx; then scripts/build-nginx.sh >/dev/null && cargo build --locked -q -p lightning-wall --bin lightning-wall; fi
   if want peers; then cargo build --locked --release -q -p l402 --example peer_token; fi
   if want l402; then cargo bench --locked -q -p l402 --bench verify --no-run; fi
   if want filter; then cargo bench --locked -q -p lightning-wall-filter --bench request --no-run; fi
@@ -145,9 +145,9 @@ BENCH_NO_BUILD=1 scripts/bench-nginx.sh >"$tmp/nginx.log" 2>&1 || { cat "$tmp/ng
   echo "## nginx: throughput with and without the filter"
   echo
   echo "Command: \`make bench-nginx\` (= \`scripts/bench-nginx.sh\`). Real nginx 1.27.4 with"
-  echo "ngx_wasm_module (\`make nginx\`, 2 workers) in front of a fixed 200 upstream (keep-alive),"
-  echo "loaded by \`lightning-wall-host load\` on the same 2 cores; set-ups measured in alternation"
-  echo "on one nginx. \`plain\`: no filter; \`noop\`/\`noop_paid\`: a no-op proxy-wasm filter"
+  echo "ngx_wasm_module (\`make nginx\`, 2 workers) in front of a fixed 200 (\`return 200\` in the same"
+  echo "nginx, keep-alive), loaded by ApacheBench (\`ab -k\`, 16 connections) on the same 2 cores;"
+  echo "set-ups measured in alternation on one nginx. \`plain\`: no filter; \`noop\`/\`noop_paid\`: a no-op proxy-wasm filter"
   echo "(\`bench/nginx/noop.wat\`, no host call; the conformance filter cannot load in nginx), without"
   echo "and with the paid request's Authorization header; \`wall_paid\`: the filter, every request"
   echo "with a valid paid credential (its verified-credential cache after the first); \`wall_free\`:"

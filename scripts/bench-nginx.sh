@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Throughput of real nginx (1.27.4 + ngx_wasm_module, `make nginx`) with and without the filter,
-# against a fixed-response upstream, loaded by the development host's closed-loop generator
-# (`lightning-wall-host load`), set-ups measured in alternation on the same nginx (one server
-# block each, the same 2 workers):
+# loaded by ApacheBench (`ab -k`, keep-alive; Debian's apache2-utils, installed when missing and
+# run as root), set-ups measured in alternation on one nginx (one server block each, the same 2
+# workers), all proxying to a fixed 200 served by that nginx itself (`return 200`, keep-alive):
 #   plain        no filter (proxy_pass only)
 #   noop         a no-op proxy-wasm filter (bench/nginx/noop.wat: no host call)
 #   noop_paid    the same, every request carrying the paid credential (the baseline for
@@ -12,15 +12,15 @@
 # The filter bootstraps from a real sidecar (`lightning-wall serve`, dev node, SQLite in a temp
 # dir); the credential is minted and paid through the sidecar's internal API.
 #
-#   scripts/bench-nginx.sh    # BENCH_ROUNDS (3) x 5 set-ups x BENCH_SECONDS (4),
-#                             # BENCH_CONNECTIONS (16); BENCH_PORT (18400) and the next 7 ports
+#   scripts/bench-nginx.sh    # BENCH_ROUNDS (3) x 5 set-ups x BENCH_REQUESTS (20000),
+#                             # BENCH_CONNECTIONS (16); BENCH_PORT (18400) and the next 5 ports
 #
-# The load generator shares the machine's cores with nginx: the ratios are the figures to read.
+# ab shares the machine's cores with nginx: the ratios are the figures to read.
 # Needs `make wasm` first (the Makefile does it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-secs=${BENCH_SECONDS:-4}
+requests=${BENCH_REQUESTS:-20000}
 rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNECTIONS:-16}
 wall_wasm=$root/target/wasm/lightning_wall_filter.wasm
@@ -28,12 +28,20 @@ noop_wat=$root/bench/nginx/noop.wat
 base=${BENCH_PORT:-18400}
 
 [ -f "$wall_wasm" ] || { echo "bench-nginx: $wall_wasm missing: run make wasm" >&2; exit 1; }
+if ! command -v ab >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apache2-utils >/dev/null
+  else
+    echo "bench-nginx: needs ab (apt-get install apache2-utils)" >&2
+    exit 1
+  fi
+fi
 nginx=$(scripts/build-nginx.sh)
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
-  cargo build --release --locked -q -p lightning-wall-host -p lightning-wall --bin lightning-wall-host --bin lightning-wall
+  cargo build --locked -q -p lightning-wall --bin lightning-wall
 fi
-bin=target/release/lightning-wall-host
-sidecar=target/release/lightning-wall
+# The sidecar only answers the filter's bootstrap and syncs here: a debug build is enough.
+sidecar=target/debug/lightning-wall
 
 dir=$(mktemp -d)
 pids=()
@@ -87,6 +95,7 @@ wasm {
 }
 http {
     access_log off;
+    keepalive_requests 1000000;
     client_body_temp_path $dir/client_body;
     proxy_temp_path $dir/proxy;
     proxy_http_version 1.1;
@@ -94,6 +103,11 @@ http {
     upstream bench_upstream {
         server 127.0.0.1:$upstream;
         keepalive 32;
+    }
+    server {
+        listen 127.0.0.1:$upstream;
+        keepalive_requests 1000000;
+        location / { return 200 "ok"; }
     }
     server {
         listen 127.0.0.1:$plain;
@@ -113,7 +127,6 @@ http {
 CONF
 (cd "$dir" && RUST_LOG=warn "$root/$sidecar" serve --config lightning-wall.yaml >"$dir/sidecar.log" 2>&1) &
 pids+=($!)
-RUST_LOG=error "$bin" bench-upstream --listen "127.0.0.1:$upstream" & pids+=($!)
 "$nginx" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/logs/error.log" & pids+=($!)
 for p in "$upstream" "$plain" "$noop" "$wall" "$internal"; do wait_port "$p"; done
 
@@ -141,23 +154,29 @@ unpaid=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$wall/api/x")
 free=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$wall/free")
 [ "$free" = 200 ] || { echo "bench-nginx: the free route got $free, not 200" >&2; exit 1; }
 
-run() { "$bin" load --connections "$conns" --seconds "$secs" "$@"; }
-rps() { sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$1"; }
-errors() { sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<<"$1"; }
+# ab: keep-alive, N requests over C connections; every answer must be a 200.
+run() { ab -q -k -n "$requests" -c "$conns" "$@" 2>&1; }
+rps() { sed -n 's/^Requests per second: *\([0-9.]*\).*/\1/p' <<<"$1"; }
+errors() {
+  local failed non2xx
+  failed=$(sed -n 's/^Failed requests: *\([0-9]*\).*/\1/p' <<<"$1")
+  non2xx=$(sed -n 's/^Non-2xx responses: *\([0-9]*\).*/\1/p' <<<"$1")
+  echo $(( ${failed:-1} + ${non2xx:-0} ))
+}
 median() { tr ' ' '\n' | sed '/^$/d' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 declare -A all
 setups=(plain noop noop_paid wall_paid wall_free)
 measure() {
   case $1 in
-    plain) run --url "http://127.0.0.1:$plain/api/x" ;;
-    noop) run --url "http://127.0.0.1:$noop/api/x" ;;
-    noop_paid) run --url "http://127.0.0.1:$noop/api/x" --header "$auth" ;;
-    wall_paid) run --url "http://127.0.0.1:$wall/api/x" --header "$auth" ;;
-    wall_free) run --url "http://127.0.0.1:$wall/free" ;;
+    plain) run "http://127.0.0.1:$plain/api/x" ;;
+    noop) run "http://127.0.0.1:$noop/api/x" ;;
+    noop_paid) run -H "$auth" "http://127.0.0.1:$noop/api/x" ;;
+    wall_paid) run -H "$auth" "http://127.0.0.1:$wall/api/x" ;;
+    wall_free) run "http://127.0.0.1:$wall/free" ;;
   esac
 }
 # Warm every path (connections, compiled modules) before measuring.
-for s in "${setups[@]}"; do secs=1 measure "$s" >/dev/null; done
+for s in "${setups[@]}"; do requests=2000 measure "$s" >/dev/null; done
 for i in $(seq 1 "$rounds"); do
   line="round $i:"
   for s in "${setups[@]}"; do
@@ -174,7 +193,7 @@ done
 declare -A med
 for s in "${setups[@]}"; do med[$s]=$(echo ${all[$s]} | median); done
 echo
-echo "| set-up | requests/s (median of $rounds x ${secs} s, $conns connections, 2 nginx workers) | ratio to plain | ratio to noop | ratio to noop on the same request |"
+echo "| set-up | requests/s (median of $rounds x $requests requests, $conns connections, 2 nginx workers) | ratio to plain | ratio to noop | ratio to noop on the same request |"
 echo "|---|---:|---:|---:|---:|"
 for s in "${setups[@]}"; do
   same=${med[noop]}
