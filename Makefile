@@ -94,6 +94,11 @@ nginx:
 ## upstream verdict, rewards, own headers refused. Part of `make test`: ~1 min once nginx is
 ## cached, ~11 min more the first time on 2 cores (docs/deployment.md "nginx")
 nginx-test: nginx wasm
+	@# The nginx image's configuration parses and loads the filter (its /etc/nginx/ paths
+	@# pointed at the files built here).
+	d=$$(mktemp -d) && cp $(FILTER_WASM) "$$(dirname "$$(dirname "$$(scripts/build-nginx.sh)")")/conf/mime.types" $$d/ && \
+	  sed "s|/etc/nginx/|$$d/|g" deploy/nginx-image/nginx.conf >$$d/nginx.conf && \
+	  "$$(scripts/build-nginx.sh)" -t -q -p $$d/ -e stderr -c $$d/nginx.conf; s=$$?; rm -rf $$d; exit $$s
 	DEMO_PROXY=nginx scripts/demo.sh --run scripts/demo-check.sh
 	DEMO_PROXY=nginx scripts/browser-test.sh
 
