@@ -146,7 +146,8 @@ BENCH_NO_BUILD=1 scripts/bench-nginx.sh >"$tmp/nginx.log" 2>&1 || { cat "$tmp/ng
   echo
   echo "Command: \`make bench-nginx\` (= \`scripts/bench-nginx.sh\`). Real nginx 1.27.4 with"
   echo "ngx_wasm_module (\`make nginx\`, 2 workers) in front of a fixed 200 (\`return 200\` in the same"
-  echo "nginx, keep-alive), loaded by ApacheBench (\`ab -k\`, 16 connections) on the same 2 cores;"
+  echo "nginx), loaded by ApacheBench (\`ab\`, 16 concurrent, a connection per request as in"
+  echo "\`nginx/nginx.conf\`) on the same 2 cores;"
   echo "set-ups measured in alternation on one nginx. \`plain\`: no filter; \`noop\`/\`noop_paid\`: a no-op proxy-wasm filter"
   echo "(\`bench/nginx/noop.wat\`, no host call; the conformance filter cannot load in nginx), without"
   echo "and with the paid request's Authorization header; \`wall_paid\`: the filter, every request"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Throughput of real nginx (1.27.4 + ngx_wasm_module, `make nginx`) with and without the filter,
-# loaded by ApacheBench (`ab -k`, keep-alive; Debian's apache2-utils, installed when missing and
-# run as root), set-ups measured in alternation on one nginx (one server block each, the same 2
+# loaded by ApacheBench (`ab`, a connection per request as nginx/nginx.conf has it; Debian's
+# apache2-utils, installed when missing and run as root), set-ups measured in alternation on one nginx (one server block each, the same 2
 # workers), all proxying to a fixed 200 served by that nginx itself (`return 200`, keep-alive):
 #   plain        no filter (proxy_pass only)
 #   noop         a no-op proxy-wasm filter (bench/nginx/noop.wat: no host call)
@@ -95,7 +95,10 @@ wasm {
 }
 http {
     access_log off;
-    keepalive_requests 1000000;
+    # As nginx/nginx.conf: no client keep-alive (with it, a request following another on the
+    # same connection can pass the filter undecided; docs/deployment.md "nginx"). The same for
+    # every set-up; the upstream connections keep alive.
+    keepalive_timeout 0;
     client_body_temp_path $dir/client_body;
     proxy_temp_path $dir/proxy;
     proxy_http_version 1.1;
@@ -106,6 +109,7 @@ http {
     }
     server {
         listen 127.0.0.1:$upstream;
+        keepalive_timeout 75s;
         keepalive_requests 1000000;
         location / { return 200 "ok"; }
     }
@@ -154,8 +158,9 @@ unpaid=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$wall/api/x")
 free=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$wall/free")
 [ "$free" = 200 ] || { echo "bench-nginx: the free route got $free, not 200" >&2; exit 1; }
 
-# ab: keep-alive, N requests over C connections; every answer must be a 200.
-run() { ab -q -k -n "$requests" -c "$conns" "$@" 2>&1; }
+# ab: N requests over C connections (one request each: nginx closes them); every answer must be
+# a 200.
+run() { ab -q -n "$requests" -c "$conns" "$@" 2>&1; }
 rps() { sed -n 's/^Requests per second: *\([0-9.]*\).*/\1/p' <<<"$1"; }
 errors() {
   local failed non2xx
