@@ -91,8 +91,8 @@ nginx:
 
 ## nginx-test: the demo's flows against real nginx (make nginx, then demo-check and the
 ## browser test with PROXY=nginx): pay, deposit, leave, trap (and its path tricks), rate limit,
-## upstream verdict, rewards, own headers refused. Part of `make test`: ~1 min once nginx is
-## cached, ~11 min more the first time on 2 cores (docs/deployment.md "nginx")
+## upstream verdict, rewards, own headers refused, one connection. Part of `make test`: the
+## nginx build is cached in ~/.cache (10-47 min once on 2 cores; docs/deployment.md "nginx")
 nginx-test: nginx wasm
 	@# The nginx image's configuration parses and loads the filter (its /etc/nginx/ paths
 	@# pointed at the files built here).
@@ -157,7 +157,7 @@ bench-gateway: wasm
 
 .PHONY: bench-nginx
 ## bench-nginx: requests/s through real nginx, plain vs. a no-op proxy-wasm filter vs. the filter
-## (make nginx first: ~11 min once; then ~1 min)
+## (needs make nginx, cached; ~2 min)
 bench-nginx: wasm nginx
 	scripts/bench-nginx.sh
 
