@@ -155,12 +155,6 @@ bench-filter: wasm
 bench-gateway: wasm
 	scripts/bench-gateway.sh
 
-.PHONY: bench-nginx
-## bench-nginx: requests/s through real nginx, plain vs. a no-op proxy-wasm filter vs. the filter
-## (needs make nginx, cached; ~2 min)
-bench-nginx: wasm nginx
-	scripts/bench-nginx.sh
-
 ## fuzz: run every fuzz target for FUZZ_SECONDS each (nightly + cargo-fuzz, installed if missing);
 ## FUZZ_RUNS=N also stops each after N executions. Prints the rows of fuzz/RESULTS.md.
 fuzz:
