@@ -35,6 +35,8 @@ $(CONFORMANCE_WASM_UNKNOWN): $(CONFORMANCE_SRCS) scripts/build-wasm.sh
 ## test: formatting, clippy (native and wasm), every test, the deployment files, the demo's
 ## flows over HTTP and in a headless browser
 test: test-deps lint wasm unit nwc-client-test validate-configs demo-check clients-test browser-test
+# The demo's flows and the browser test again in real nginx (built once into ~/.cache; see nginx-test).
+test: nginx-test
 
 ## test-deps: tools the tests need that a fresh machine lacks (pymacaroons for the cross-check;
 ## the pinned LNbits in target/lnbits-venv for fake-lnd/tests/lnbits.rs, ~90 s once, then cached)
@@ -89,8 +91,15 @@ nginx:
 	@scripts/build-nginx.sh
 
 ## nginx-test: the demo's flows against real nginx (make nginx, then demo-check and the
-## browser test with PROXY=nginx)
-nginx-test: nginx
+## browser test with PROXY=nginx): pay, deposit, leave, trap (and its path tricks), rate limit,
+## upstream verdict, rewards, own headers refused, one connection. Part of `make test`: the
+## nginx build is cached in ~/.cache (10-47 min once on 2 cores; docs/deployment.md "nginx")
+nginx-test: nginx wasm
+	@# The nginx image's configuration parses and loads the filter (its /etc/nginx/ paths
+	@# pointed at the files built here).
+	d=$$(mktemp -d) && cp $(FILTER_WASM) "$$(dirname "$$(dirname "$$(scripts/build-nginx.sh)")")/conf/mime.types" $$d/ && \
+	  sed "s|/etc/nginx/|$$d/|g" deploy/nginx-image/nginx.conf >$$d/nginx.conf && \
+	  "$$(scripts/build-nginx.sh)" -t -q -p $$d/ -e stderr -c $$d/nginx.conf; s=$$?; rm -rf $$d; exit $$s
 	DEMO_PROXY=nginx scripts/demo.sh --run scripts/demo-check.sh
 	DEMO_PROXY=nginx scripts/browser-test.sh
 

@@ -74,7 +74,7 @@ fi
 if [[ -z ${LW_ADMIN_TOKEN:-} ]]; then
   LW_ADMIN_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 fi
-export LW_ADMIN_TOKEN LW_DEMO_CONFIG=$CONFIG LW_DEMO_URL=$SITE LW_DEMO_BIN=$BIN
+export LW_ADMIN_TOKEN LW_DEMO_CONFIG=$CONFIG LW_DEMO_URL=$SITE LW_DEMO_BIN=$BIN LW_DEMO_PROXY=$proxy
 
 pids=()
 stop() {

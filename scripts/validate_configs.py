@@ -26,7 +26,7 @@ What is checked (docs/deployment.md "How the files are validated" says what is n
   `lightning-wall.yaml`, examples/lightning-wall.yaml, examples/wordpress.yaml,
   deploy/systemd/lightning-wall.yaml and examples/demo/lightning-wall.yaml by
   `lightning-wall check-config`.
-- Dockerfile and deploy/wasm-image/Containerfile: linted by hadolint (every finding fails) and
+- Dockerfile, deploy/wasm-image/Containerfile and deploy/nginx-image/Containerfile: linted by hadolint (every finding fails) and
   parsed (the `dockerfile` package wraps BuildKit's own parser); base images pinned, the sidecar image runs as non-root, every COPY
   source exists, every workspace member is copied, and the build commands are the Makefile's.
 Then a set of deliberately broken copies must each be rejected (negative tests).
@@ -445,7 +445,7 @@ def makefile_command(pattern: str) -> str:
     text = (ROOT / "Makefile").read_text(encoding="utf-8")
     for line in text.splitlines():
         if line.startswith("\t") and re.search(pattern, line):
-            command = line.strip().replace("$(CARGO)", "cargo")
+            command = line.strip().lstrip("@").replace("$(CARGO)", "cargo")
             return re.sub(r"\s+\$@$", "", command)
     raise SystemExit(f"validate-configs: no Makefile recipe matches {pattern!r}")
 
@@ -501,6 +501,7 @@ def check_dockerfile(commands: list[Any], where: str, report: Report, *, runs_co
 DOCKERFILES = {
     "Dockerfile": dict(runs_code=True, build_pattern=r"\$\(CARGO\) build --locked --release -p lightning-wall", copy_members=True),
     "deploy/wasm-image/Containerfile": dict(runs_code=False, build_pattern=r"scripts/build-wasm.sh lightning-wall-filter ", copy_members=True),
+    "deploy/nginx-image/Containerfile": dict(runs_code=True, build_pattern=r"^\t@?scripts/build-nginx.sh", copy_members=True),
 }
 
 

@@ -603,12 +603,28 @@ impl Context for WallRequest {
 impl HttpContext for WallRequest {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
         let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        let refuse_own = self
+            .worker
+            .try_borrow()
+            .ok()
+            .and_then(|w| w.config.as_ref().map(|c| c.refuse_own_headers))
+            .unwrap_or(false);
         // Names compared without case: nginx hands the map over as the client spelled it.
         for (name, _) in &headers {
             if name
                 .get(..OWN_HEADER_PREFIX.len())
                 .is_some_and(|p| p.eq_ignore_ascii_case(OWN_HEADER_PREFIX))
             {
+                if refuse_own {
+                    // This host forwards a removed header anyway: refuse the request.
+                    self.host.count(Metric::Denied("own_header"));
+                    send_reply(&Reply::error(
+                        400,
+                        "own_header",
+                        "x-lightning-wall-* request headers are set by the wall only",
+                    ));
+                    return Action::Pause;
+                }
                 let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
             }
         }

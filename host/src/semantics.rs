@@ -35,11 +35,6 @@ pub struct HostSemantics {
     /// nginx 1.27.4 + `proxy_pass`: a request header the filter removed still reaches the
     /// upstream.
     pub removed_request_headers_reach_upstream: bool,
-    /// What `nginx/nginx.conf` does about the previous switch: a request carrying any
-    /// `x-lightning-wall-*` header is answered 400 in nginx's server rewrite phase, before the
-    /// filter sees it (`proxy_set_header` cannot keep the removed header from the upstream:
-    /// observed on nginx 1.27.4).
-    pub rejects_own_request_headers: bool,
     /// nginx: `:authority` is `server_name:listen_port`; the client's host is only in `host`.
     pub server_authority: Option<String>,
     /// nginx: `source.address` is the bare IP (no port; IPv6 without brackets).
@@ -75,15 +70,13 @@ impl HostSemantics {
             shared_data_max_keys: None,
             header_names_as_sent: false,
             removed_request_headers_reach_upstream: false,
-            rejects_own_request_headers: false,
             server_authority: None,
             bare_source_address: false,
             missing_imports: false,
         }
     }
 
-    /// nginx 1.27.4 with ngx_wasm_module (as configured by `nginx/nginx.conf`, without its
-    /// `proxy_set_header` lines: add them with [`HostSemantics::with_nginx_conf`]).
+    /// nginx 1.27.4 with ngx_wasm_module (as configured by `nginx/nginx.conf`).
     pub fn nginx() -> Self {
         HostSemantics {
             callouts: CalloutPhases::RequestTickAndResponse,
@@ -92,26 +85,18 @@ impl HostSemantics {
             shared_data_max_keys: None,
             header_names_as_sent: true,
             removed_request_headers_reach_upstream: true,
-            rejects_own_request_headers: false,
             server_authority: Some(NGINX_SERVER_AUTHORITY.into()),
             bare_source_address: true,
             missing_imports: true,
         }
     }
 
-    /// Adds what `nginx/nginx.conf` does beside the filter: requests with client-supplied
-    /// `x-lightning-wall-*` headers are refused (400) before the filter runs.
-    pub fn with_nginx_conf(mut self) -> Self {
-        self.rejects_own_request_headers = true;
-        self
-    }
-
-    /// `LW_HOST_SEMANTICS=nginx` (with nginx.conf's directives) or `envoy` (the default): how
+    /// `LW_HOST_SEMANTICS=nginx` or `envoy` (the default): how
     /// the end-to-end tests pick the host they run the filter in.
     pub fn from_env() -> Result<Self, String> {
         match std::env::var("LW_HOST_SEMANTICS").as_deref() {
             Err(_) | Ok("") | Ok("envoy") => Ok(HostSemantics::envoy()),
-            Ok("nginx") => Ok(HostSemantics::nginx().with_nginx_conf()),
+            Ok("nginx") => Ok(HostSemantics::nginx()),
             Ok(other) => Err(format!(
                 "LW_HOST_SEMANTICS={other:?}: expected envoy or nginx"
             )),

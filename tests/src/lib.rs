@@ -139,15 +139,23 @@ pub fn semantics_from_env() -> HostSemantics {
 }
 
 /// The filter's plugin configuration for a host: where it forbids call-outs from response
-/// callbacks (nginx), the filter is told so, as nginx/nginx.conf does.
+/// callbacks, or forwards request headers the filter removed (nginx), the filter is told so,
+/// as nginx/nginx.conf does.
 pub fn plugin_configuration(semantics: &HostSemantics) -> String {
     // Named only where needed: Envoy's configuration stays what it always was.
-    let nginx = if semantics.callouts == CalloutPhases::Anywhere {
+    let callouts = if semantics.callouts == CalloutPhases::Anywhere {
         ""
     } else {
         r#", "request_callouts_only": true"#
     };
-    format!(r#"{{"sidecar_cluster": "{CLUSTER}", "wall_cluster": "{WALL_CLUSTER}"{nginx}}}"#)
+    let own_headers = if semantics.removed_request_headers_reach_upstream {
+        r#", "refuse_own_headers": true"#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{"sidecar_cluster": "{CLUSTER}", "wall_cluster": "{WALL_CLUSTER}"{callouts}{own_headers}}}"#
+    )
 }
 
 /// One sidecar and one host with the filter.
@@ -401,10 +409,11 @@ impl Wall {
         self.rt.block_on(f)
     }
 
-    /// Whether the proxy refuses client-supplied `x-lightning-wall-*` request headers itself
-    /// (nginx/nginx.conf) rather than letting the filter strip them (Envoy).
+    /// Whether the filter refuses client-supplied `x-lightning-wall-*` request headers (400,
+    /// `refuse_own_headers`: nginx, where a removed header still reaches the upstream) rather
+    /// than stripping them (Envoy).
     pub fn refuses_own_request_headers(&self) -> bool {
-        self.semantics.rejects_own_request_headers
+        self.semantics.removed_request_headers_reach_upstream
     }
 
     /// Whether a verdict read from the upstream's response leaves with the next tick rather than

@@ -34,6 +34,10 @@ pub struct PluginConfig {
     /// crashes the worker. Then a verdict read from a response, and a sync's follow-up call,
     /// wait for the next tick (docs/filter.md "Hosts").
     pub request_callouts_only: bool,
+    /// Answer 400 to a request carrying any client-supplied `x-lightning-wall-*` header instead
+    /// of removing the header: where a header the filter removes still reaches the upstream
+    /// (nginx's `ngx_wasm_module`, Kong), removal protects nothing (docs/filter.md "Hosts").
+    pub refuse_own_headers: bool,
 }
 
 impl core::fmt::Debug for PluginConfig {
@@ -46,6 +50,7 @@ impl core::fmt::Debug for PluginConfig {
             .field("failure_mode", &self.failure_mode)
             .field("retry_after_s", &self.retry_after_s)
             .field("request_callouts_only", &self.request_callouts_only)
+            .field("refuse_own_headers", &self.refuse_own_headers)
             .field(
                 "bearer_token",
                 &self.bearer_token.as_ref().map(|_| "<redacted>"),
@@ -90,6 +95,8 @@ struct RawConfig {
     wall_cluster: Option<String>,
     #[serde(default)]
     request_callouts_only: Option<bool>,
+    #[serde(default)]
+    refuse_own_headers: Option<bool>,
 }
 
 fn invalid(field: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -179,6 +186,7 @@ impl PluginConfig {
             bearer_token: raw.bearer_token,
             wall_cluster: raw.wall_cluster,
             request_callouts_only: raw.request_callouts_only.unwrap_or(false),
+            refuse_own_headers: raw.refuse_own_headers.unwrap_or(false),
         })
     }
 }
@@ -196,6 +204,10 @@ mod tests {
         assert_eq!(c.failure_mode, FailureMode::Closed);
         assert_eq!(c.retry_after_s, 5);
         assert!(!c.request_callouts_only);
+        assert!(!c.refuse_own_headers);
+        let c = PluginConfig::parse(br#"{"sidecar_cluster": "lw", "refuse_own_headers": true}"#)
+            .unwrap();
+        assert!(c.refuse_own_headers);
     }
 
     #[test]

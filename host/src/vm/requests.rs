@@ -49,24 +49,8 @@ impl Vm {
         if semantics.removed_request_headers_reach_upstream {
             s.client_request_headers = Some(headers.clone());
         }
-        let forged = semantics.rejects_own_request_headers
-            && headers.iter().any(|(name, _)| {
-                name.get(..OWN_PREFIX.len())
-                    .is_some_and(|p| p.eq_ignore_ascii_case(OWN_PREFIX))
-            });
         s.req.headers = headers;
         s.req.end = end_stream;
-        if forged {
-            // nginx.conf's server-level `return 400`, before any filter phase.
-            s.req.phase = Phase::Aborted;
-            s.resp.phase = Phase::Done;
-            s.resp.passed = Message {
-                headers: HeaderMap::from_pairs([(":status", "400")]),
-                body: b"client-supplied x-lightning-wall-* header".to_vec(),
-                trailers: HeaderMap::new(),
-            };
-            return;
-        }
         if failed {
             // Envoy's filter factory for a failed VM: 503 (fail-closed) or no filter (fail-open).
             s.failed = true;
@@ -489,9 +473,6 @@ impl Vm {
         }
     }
 }
-
-/// The prefix of the filter's own headers (`nginx/nginx.conf` refuses client-supplied ones).
-const OWN_PREFIX: &[u8] = b"x-lightning-wall-";
 
 /// The request headers as nginx hands them to a filter: names as the client spelled them,
 /// `:authority` the server's `server_name:port` and the client's host only in `Host`.
