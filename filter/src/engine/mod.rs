@@ -9,6 +9,7 @@ pub mod decision;
 pub mod health;
 pub mod host;
 pub mod limits;
+pub mod pages;
 pub mod policy;
 pub mod reply;
 pub mod revocations;
