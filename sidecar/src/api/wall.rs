@@ -436,7 +436,7 @@ async fn continue_after_paying(
         host,
         d.state == DepositState::AwaitingPayment,
         d.public_state(),
-        &stored.payment_request,
+        stored.payment_request.as_deref().unwrap_or_default(),
         &form.macaroon,
         to,
     );
