@@ -20,8 +20,8 @@ use crate::engine::decision::{
     UpstreamVerdict,
 };
 use crate::engine::health;
-use crate::engine::pages::{self, Browser};
 use crate::engine::host::{Host, Level, Metric, SharedValue, SharedWriteError};
+use crate::engine::pages::{self, Browser};
 use crate::engine::policy::{FailureMode, Policy, RouteMode};
 use crate::engine::reply::Reply;
 use crate::engine::shared_data;

@@ -253,10 +253,17 @@ fn random32() -> Result<[u8; 32], MintError> {
 fn memo(wall: &crate::config::WallConfig, mode: Mode, amount_sat: u64) -> String {
     use crate::config::wall_text::{fill, sats, text};
     let texts = wall.texts();
-    let key = if mode == Mode::Pay { "memo_pay" } else { "memo_deposit" };
+    let key = if mode == Mode::Pay {
+        "memo_pay"
+    } else {
+        "memo_deposit"
+    };
     fill(
         text(&texts, key),
-        &[("site", wall.memo_site()), ("amount", &sats(amount_sat, &texts))],
+        &[
+            ("site", wall.memo_site()),
+            ("amount", &sats(amount_sat, &texts)),
+        ],
     )
 }
 
@@ -274,9 +281,15 @@ mod memo_tests {
             memo(&wall, Mode::Deposit, 1000),
             "Example Shop: refundable deposit of 1,000 sats, returned when you leave"
         );
-        assert_eq!(memo(&wall, Mode::Pay, 10), "Example Shop: payment of 10 sats");
+        assert_eq!(
+            memo(&wall, Mode::Pay, 10),
+            "Example Shop: payment of 10 sats"
+        );
         wall.site_name = None;
-        wall.text.insert("memo_deposit".into(), "{site}: Kaution ({amount}), erstattbar".into());
+        wall.text.insert(
+            "memo_deposit".into(),
+            "{site}: Kaution ({amount}), erstattbar".into(),
+        );
         assert_eq!(
             memo(&wall, Mode::Deposit, 21000),
             "lightning-wall: Kaution (21,000 sats), erstattbar"

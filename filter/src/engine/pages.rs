@@ -159,7 +159,10 @@ pub fn wall_page(c: &Challenge<'_>, policy: Option<&Policy>, browser: &Browser) 
                 escape_html(&fill(text(t, key), &[(name, &value)]))
             ));
         }
-        main.push_str(&format!("<li>{}</li></ul>\n", escape_html(text(t, "abuse"))));
+        main.push_str(&format!(
+            "<li>{}</li></ul>\n",
+            escape_html(text(t, "abuse"))
+        ));
     }
     let invoice = escape_html(c.invoice);
     let macaroon = escape_html(c.macaroon);
@@ -217,10 +220,7 @@ pub fn wall_page(c: &Challenge<'_>, policy: Option<&Policy>, browser: &Browser) 
         to = escape_html(to),
     );
     for key in SCRIPT_TEXTS {
-        attrs.push_str(&format!(
-            " data-t-{key}=\"{}\"",
-            escape_html(text(t, key))
-        ));
+        attrs.push_str(&format!(" data-t-{key}=\"{}\"", escape_html(text(t, key))));
     }
     document(wall, text(t, title), site, &attrs, &main)
 }
@@ -243,7 +243,10 @@ pub fn for_browser(reply: Reply, policy: Option<&Policy>, browser: Option<&Brows
         .and_then(|(_, v)| v.parse::<u64>().ok())
         .unwrap_or(5);
     let retry = duration(retry, t);
-    let home = format!("<p><a href=\"/\">{}</a></p>\n", escape_html(text(t, "home")));
+    let home = format!(
+        "<p><a href=\"/\">{}</a></p>\n",
+        escape_html(text(t, "home"))
+    );
     let (title, main) = match page {
         Page::Forfeited {
             route,
@@ -261,7 +264,11 @@ pub fn for_browser(reply: Reply, policy: Option<&Policy>, browser: Option<&Brows
             let main = para(
                 t,
                 "forfeited_body",
-                &[("amount", &amount), ("site", site), ("trigger", text(t, why))],
+                &[
+                    ("amount", &amount),
+                    ("site", site),
+                    ("trigger", text(t, why)),
+                ],
             ) + &para(
                 t,
                 "ended_contact",
@@ -333,7 +340,10 @@ mod tests {
 
     #[test]
     fn programs_get_no_page() {
-        assert_eq!(Browser::of(Some(b"application/json"), "GET", "/", "h"), None);
+        assert_eq!(
+            Browser::of(Some(b"application/json"), "GET", "/", "h"),
+            None
+        );
         assert_eq!(Browser::of(None, "GET", "/", "h"), None);
         let reply = Reply::unavailable(7);
         assert_eq!(for_browser(reply.clone(), None, None), reply);
@@ -342,37 +352,71 @@ mod tests {
     #[test]
     fn the_wall_page_names_the_site_the_amount_the_hold_time_the_idle_refund_and_the_way_out() {
         let policy = policy();
-        let page = String::from_utf8(wall_page(&challenge(), Some(&policy), &browser(true))).unwrap();
+        let page =
+            String::from_utf8(wall_page(&challenge(), Some(&policy), &browser(true))).unwrap();
         assert!(page.contains("<html lang=\"de\">"), "{page}");
-        assert!(page.contains("<title>Kaution · Bäckerei &lt;Müller&gt;</title>"), "{page}");
-        assert!(page.contains("<p class=\"lw-site\">Bäckerei &lt;Müller&gt;</p>"), "{page}");
+        assert!(
+            page.contains("<title>Kaution · Bäckerei &lt;Müller&gt;</title>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<p class=\"lw-site\">Bäckerei &lt;Müller&gt;</p>"),
+            "{page}"
+        );
         assert!(page.contains("<h1>Kaution</h1>"), "{page}");
-        assert!(page.contains("<p class=\"lw-amount\">21.000 sats</p>"), "{page}");
+        assert!(
+            page.contains("<p class=\"lw-amount\">21.000 sats</p>"),
+            "{page}"
+        );
         assert!(page.contains("for 1 h at most"), "{page}");
         assert!(page.contains("after 5 min without a visit"), "{page}");
         assert!(page.contains("Only abuse costs the deposit"), "{page}");
-        assert!(page.contains("href=\"/.well-known/lightning-wall/leave\">Leave and get my deposit back</a>"), "{page}");
+        assert!(
+            page.contains(
+                "href=\"/.well-known/lightning-wall/leave\">Leave and get my deposit back</a>"
+            ),
+            "{page}"
+        );
         assert!(page.contains("Reference: 0123456789"), "{page}");
         // The no-JavaScript way on: a form to the sidecar carrying where to continue to.
-        assert!(page.contains("action=\"/.well-known/lightning-wall/continue\""), "{page}");
-        assert!(page.contains("name=\"to\" value=\"/members/?a=1&amp;b=&lt;x&gt;\""), "{page}");
-        assert!(page.contains("name=\"macaroon\" value=\"AgEO+/=\""), "{page}");
+        assert!(
+            page.contains("action=\"/.well-known/lightning-wall/continue\""),
+            "{page}"
+        );
+        assert!(
+            page.contains("name=\"to\" value=\"/members/?a=1&amp;b=&lt;x&gt;\""),
+            "{page}"
+        );
+        assert!(
+            page.contains("name=\"macaroon\" value=\"AgEO+/=\""),
+            "{page}"
+        );
         assert!(page.contains("<noscript>"), "{page}");
         assert!(page.contains("data-reload=\"1\""), "{page}");
-        assert!(page.contains("data-t-not_paid_yet=\"No payment has arrived yet."), "{page}");
+        assert!(
+            page.contains("data-t-not_paid_yet=\"No payment has arrived yet."),
+            "{page}"
+        );
         assert!(!page.contains("<script>"), "no inline script");
         assert!(!page.contains("/trap"), "never a link to a trap");
-        let post = String::from_utf8(wall_page(&challenge(), Some(&policy), &browser(false))).unwrap();
+        let post =
+            String::from_utf8(wall_page(&challenge(), Some(&policy), &browser(false))).unwrap();
         assert!(post.contains("data-reload=\"0\""));
         assert!(post.contains("data-continue=\"/members/?a=1&amp;b=&lt;x&gt;\""));
         // A wall met on a trap path never continues there.
         let trap = Browser::of(Some(b"text/html"), "GET", "/trap", "h").unwrap();
         let page = String::from_utf8(wall_page(&challenge(), Some(&policy), &trap)).unwrap();
         assert!(page.contains("name=\"to\" value=\"/\""), "{page}");
-        assert!(page.contains("data-reload=\"0\" data-continue=\"/\""), "{page}");
+        assert!(
+            page.contains("data-reload=\"0\" data-continue=\"/\""),
+            "{page}"
+        );
         // No policy yet or an older sidecar: the English defaults and the host name.
         let page = String::from_utf8(wall_page(&challenge(), None, &browser(true))).unwrap();
-        assert!(page.contains("<p class=\"lw-site\">shop.example</p>"), "{page}");
+        assert!(
+            page.contains("<p class=\"lw-site\">shop.example</p>"),
+            "{page}"
+        );
         assert!(page.contains("<h1>Refundable deposit</h1>"), "{page}");
         assert!(page.contains("21,000 sats"), "{page}");
     }
@@ -380,17 +424,21 @@ mod tests {
     #[test]
     fn a_forfeit_is_a_page_with_the_amount_and_a_reference_for_a_browser() {
         let policy = policy();
-        let reply = Reply::error(403, "forfeited", "deposit forfeited").with_page(Page::Forfeited {
-            route: 0,
-            token_hex: "abcdef0123456789".into(),
-            trigger: Trigger::TrapPath,
-        });
+        let reply =
+            Reply::error(403, "forfeited", "deposit forfeited").with_page(Page::Forfeited {
+                route: 0,
+                token_hex: "abcdef0123456789".into(),
+                trigger: Trigger::TrapPath,
+            });
         let json = for_browser(reply.clone(), Some(&policy), None);
         assert_eq!(json.body, reply.body, "programs keep the JSON");
         let page = for_browser(reply, Some(&policy), Some(&browser(true)));
         assert_eq!(page.status, 403);
         assert_eq!(page.reason(), Some("forfeited"));
-        assert!(page.headers.contains(&("content-type", "text/html; charset=utf-8".into())));
+        assert!(
+            page.headers
+                .contains(&("content-type", "text/html; charset=utf-8".into()))
+        );
         let body = String::from_utf8(page.body).unwrap();
         assert!(body.contains("<h1>Deposit forfeited</h1>"), "{body}");
         assert!(body.contains("Your deposit of 21.000 sats was kept by Bäckerei &lt;Müller&gt;: an address meant only for bots was opened."), "{body}");
@@ -407,7 +455,8 @@ mod tests {
         let limited = Reply::error(429, "rate_limited", "m")
             .retry_after(30)
             .with_page(Page::RateLimited);
-        let body = String::from_utf8(for_browser(limited, None, Some(&browser(true))).body).unwrap();
+        let body =
+            String::from_utf8(for_browser(limited, None, Some(&browser(true))).body).unwrap();
         assert!(body.contains("<h1>Too many requests</h1>"), "{body}");
         assert!(body.contains("Try again in 30 s."), "{body}");
     }

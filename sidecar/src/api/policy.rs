@@ -115,8 +115,8 @@ impl FilterPolicy {
             lang: config.wall.lang.clone(),
             text: config.wall.texts(),
         };
-        let canonical = serde_json::to_vec(&(&routes, mint, mint_48, prefix_len, &wall))
-            .unwrap_or_default();
+        let canonical =
+            serde_json::to_vec(&(&routes, mint, mint_48, prefix_len, &wall)).unwrap_or_default();
         let mut hasher = Sha256::new();
         hasher.update(&canonical);
         // The key material itself goes into the hash (a replaced key under an old id must reach
@@ -217,6 +217,9 @@ mod tests {
         let json = serde_json::to_value(&reworded).unwrap();
         assert_eq!(json["wall"]["site_name"], "Shop");
         assert_eq!(json["wall"]["text"]["deposit_title"], "Kaution");
-        assert_eq!(json["wall"]["text"]["leave_link"], "Leave and get my deposit back");
+        assert_eq!(
+            json["wall"]["text"]["leave_link"],
+            "Leave and get my deposit back"
+        );
     }
 }

@@ -739,7 +739,10 @@ fn wall_texts_are_checked_key_by_key_and_unknown_keys_are_refused_with_the_list(
     assert!(config.warnings().is_empty(), "{:?}", config.warnings());
     let texts = config.wall.texts();
     assert_eq!(texts["deposit_title"], "Rückzahlbare Kaution");
-    assert_eq!(texts["leave_link"], "Leave and get my deposit back", "defaults stay");
+    assert_eq!(
+        texts["leave_link"], "Leave and get my deposit back",
+        "defaults stay"
+    );
     let bad = format!(
         "{MINIMAL}wall:
   site_name: \"\"
@@ -751,10 +754,17 @@ fn wall_texts_are_checked_key_by_key_and_unknown_keys_are_refused_with_the_list(
     );
     let issues = issues_of(&bad);
     assert_eq!(issues.len(), 4, "{issues:?}");
-    assert!(issues[0].starts_with("wall.site_name: must be 1 to 64 bytes"), "{issues:?}");
-    assert!(issues[1].starts_with("wall.lang: must be a language tag"), "{issues:?}");
     assert!(
-        issues[2].starts_with("wall.text.deposit_titel: unknown text; the keys are: abuse, amount,")
+        issues[0].starts_with("wall.site_name: must be 1 to 64 bytes"),
+        "{issues:?}"
+    );
+    assert!(
+        issues[1].starts_with("wall.lang: must be a language tag"),
+        "{issues:?}"
+    );
+    assert!(
+        issues[2]
+            .starts_with("wall.text.deposit_titel: unknown text; the keys are: abuse, amount,")
             && issues[2].contains("deposit_title"),
         "{issues:?}"
     );

@@ -79,7 +79,10 @@ impl WallConfig {
             let at = format!("wall.text.{key}");
             let Some(default) = defaults.get(key) else {
                 let known: Vec<&str> = defaults.keys().map(String::as_str).collect();
-                out.push((at, format!("unknown text; the keys are: {}", known.join(", "))));
+                out.push((
+                    at,
+                    format!("unknown text; the keys are: {}", known.join(", ")),
+                ));
                 continue;
             };
             if value.len() > MAX_TEXT || !plain(value) {
@@ -100,7 +103,11 @@ impl WallConfig {
                     at,
                     format!(
                         "{{{bad}}} is not filled in here; this text may use: {}",
-                        if allowed.is_empty() { "none".to_owned() } else { allowed.join(" ") }
+                        if allowed.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            allowed.join(" ")
+                        }
                     ),
                 ));
             }

@@ -149,9 +149,18 @@ mod tests {
 
     #[test]
     fn placeholders_are_found_and_filled() {
-        assert_eq!(placeholders("{site} a {amount} {} {X} {n"), ["site", "amount"]);
-        assert_eq!(fill("{site}: {amount}", &[("site", "S"), ("amount", "1")]), "S: 1");
-        assert_eq!(escape_html("<a href=\"x\">'&"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;");
+        assert_eq!(
+            placeholders("{site} a {amount} {} {X} {n"),
+            ["site", "amount"]
+        );
+        assert_eq!(
+            fill("{site}: {amount}", &[("site", "S"), ("amount", "1")]),
+            "S: 1"
+        );
+        assert_eq!(
+            escape_html("<a href=\"x\">'&"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
+        );
         assert_eq!(reference(&"ab".repeat(32)), "ababababab");
         assert_eq!(reference("abc"), "abc");
     }
