@@ -9,8 +9,7 @@ use super::pages::{self, Browser, Page};
 use super::policy::{FailureMode, Policy};
 use super::reply::Reply;
 
-/// Where the sidecar's public wall endpoints are routed (docs/internal-api.md).
-pub const WALL_PREFIX: &str = "/.well-known/lightning-wall/";
+pub use super::pages::WALL_PREFIX;
 const STATUS_URL: &str = "/.well-known/lightning-wall/deposit";
 const LEAVE_URL: &str = "/.well-known/lightning-wall/leave";
 /// The route terms a machine can read (mode, amount, lifetime, deposit terms; the sidecar's
@@ -219,11 +218,6 @@ pub fn outcome(
     })
 }
 
-/// Whether the client prefers an HTML page (a browser navigating).
-pub fn wants_html(accept: Option<&[u8]>) -> bool {
-    accept.is_some_and(|a| a.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,8 +330,8 @@ mod tests {
                 r#"L402 macaroon="AgEO+/=", invoice="lnbcrt10u1pabc""#
             ]
         );
-        assert!(wants_html(Some(b"text/html,application/xhtml+xml")));
-        assert!(!wants_html(Some(b"application/json")));
+        assert!(pages::wants_html(Some(b"text/html,application/xhtml+xml")));
+        assert!(!pages::wants_html(Some(b"application/json")));
     }
 
     #[test]

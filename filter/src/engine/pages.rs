@@ -5,17 +5,20 @@
 //! configuration, defaults included), every value is HTML-escaped, and nothing on a page can
 //! cost the visitor anything (no link to a trap, the leave link opens a page, not the action).
 
-use super::challenge::WALL_PREFIX;
 use super::policy::{Policy, Wall};
-use super::reply::{REASON_HEADER, Reply};
+use super::reply::{Page, REASON_HEADER, Reply};
 use super::routes;
 use super::sync::Trigger;
 
-/// The wall's texts and their helpers, shared with the sidecar (one file, compiled into both).
-#[path = "../../../sidecar/src/config/wall_text.rs"]
-pub mod wall_text;
+use super::wall_text::{self, duration, escape_html, fill, reference, sats, text};
 
-use wall_text::{duration, escape_html, fill, reference, sats, text};
+/// Where the sidecar's public wall endpoints are routed (docs/internal-api.md).
+pub const WALL_PREFIX: &str = "/.well-known/lightning-wall/";
+
+/// Whether the client prefers an HTML page (a browser navigating).
+pub fn wants_html(accept: Option<&[u8]>) -> bool {
+    accept.is_some_and(|a| a.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")))
+}
 
 /// What the filter knows of a browser's request when it answers it with a page.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,7 +34,7 @@ pub struct Browser {
 impl Browser {
     /// `Some` for a browser navigating (`Accept` names `text/html`), `None` for programs.
     pub fn of(accept: Option<&[u8]>, method: &str, path: &str, authority: &str) -> Option<Browser> {
-        if !super::challenge::wants_html(accept) {
+        if !wants_html(accept) {
             return None;
         }
         let host = match authority.rsplit_once(':') {
@@ -44,24 +47,6 @@ impl Browser {
             get: method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD"),
         })
     }
-}
-
-/// What a local reply means to a visitor, so a browser can be shown a page for it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Page {
-    /// The deposit of `token_hex` on route number `route` was just forfeited.
-    Forfeited {
-        /// Index of the route in the policy (its amount).
-        route: usize,
-        /// The token (its reference).
-        token_hex: String,
-        /// Why.
-        trigger: Trigger,
-    },
-    /// Too many challenges from the visitor's network.
-    RateLimited,
-    /// The payment service cannot take deposits now.
-    Unavailable,
 }
 
 /// Only the sidecar's same-origin assets; forms post to the site only; nothing may frame the

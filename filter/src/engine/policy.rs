@@ -79,8 +79,8 @@ pub struct Wall {
     pub site_name: Option<String>,
     /// `<html lang>`.
     pub lang: String,
-    /// Key -> text (super::pages::wall_text).
-    pub text: super::pages::wall_text::Texts,
+    /// Key -> text (super::wall_text).
+    pub text: super::wall_text::Texts,
 }
 
 impl Default for Wall {
@@ -88,7 +88,7 @@ impl Default for Wall {
         Wall {
             site_name: None,
             lang: "en".into(),
-            text: super::pages::wall_text::defaults().clone(),
+            text: super::wall_text::defaults().clone(),
         }
     }
 }
@@ -360,7 +360,7 @@ impl Policy {
             max_token_lifetime_s,
             // Texts a sidecar does not send (older than the key) keep their defaults.
             wall: raw.policy.wall.map_or_else(Wall::default, |w| Wall {
-                text: super::pages::wall_text::merged(&w.text),
+                text: super::wall_text::merged(&w.text),
                 ..w
             }),
         })

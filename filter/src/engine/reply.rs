@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-pub use super::pages::Page;
+use super::sync::Trigger;
 
 /// Response header carrying the stable reason of a refusal.
 pub const REASON_HEADER: &str = "x-lightning-wall-reason";
@@ -33,6 +33,24 @@ struct ErrorBody<'a> {
 struct ErrorDetail<'a> {
     code: &'a str,
     message: &'a str,
+}
+
+/// What a local reply means to a visitor, so a browser can be shown a page for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Page {
+    /// The deposit of `token_hex` on route number `route` was just forfeited.
+    Forfeited {
+        /// Index of the route in the policy (its amount).
+        route: usize,
+        /// The token (its reference).
+        token_hex: String,
+        /// Why.
+        trigger: Trigger,
+    },
+    /// Too many challenges from the visitor's network.
+    RateLimited,
+    /// The payment service cannot take deposits now.
+    Unavailable,
 }
 
 impl Reply {
