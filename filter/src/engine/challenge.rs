@@ -5,9 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::pages::{self, Browser, Page};
+use super::pages::{self, Browser};
 use super::policy::{FailureMode, Policy};
-use super::reply::Reply;
+use super::reply::{Page, Reply};
 
 pub use super::pages::WALL_PREFIX;
 const STATUS_URL: &str = "/.well-known/lightning-wall/deposit";
