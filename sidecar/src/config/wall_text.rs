@@ -75,7 +75,7 @@ pub fn grouped(n: u64, texts: &Texts) -> String {
     let separator = text(texts, "thousands_separator");
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 * separator.len());
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push_str(separator);
         }
         out.push(c);
@@ -90,9 +90,9 @@ pub fn sats(n: u64, texts: &Texts) -> String {
 
 /// A duration in the largest unit that divides it: "1 h", "5 min", "90 s".
 pub fn duration(seconds: u64, texts: &Texts) -> String {
-    let (n, unit) = if seconds >= 3600 && seconds % 3600 == 0 {
+    let (n, unit) = if seconds >= 3600 && seconds.is_multiple_of(3600) {
         (seconds / 3600, "hours")
-    } else if seconds >= 60 && seconds % 60 == 0 {
+    } else if seconds >= 60 && seconds.is_multiple_of(60) {
         (seconds / 60, "minutes")
     } else {
         (seconds, "seconds")
