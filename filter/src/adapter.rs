@@ -21,6 +21,7 @@ use crate::engine::decision::{
 };
 use crate::engine::health;
 use crate::engine::host::{Host, Level, Metric, SharedValue, SharedWriteError};
+use crate::engine::pages::{self, Browser};
 use crate::engine::policy::{FailureMode, Policy, RouteMode};
 use crate::engine::reply::Reply;
 use crate::engine::shared_data;
@@ -330,13 +331,13 @@ impl RootContext for WallRoot {
             confirm: None,
             verdict: None,
             credential_out: None,
+            browser: None,
         }))
     }
 }
 
 struct PendingChallenge {
     token: u32,
-    wants_html: bool,
     failure_mode: FailureMode,
 }
 
@@ -352,6 +353,8 @@ struct WallRequest {
     verdict: Option<(u32, Flush, AfterVerdict)>,
     /// The full credential to return to a client that presented an empty proof.
     credential_out: Option<String>,
+    /// Set when a browser navigates: local replies become pages (engine/pages.rs).
+    browser: Option<Browser>,
 }
 
 /// What a request that decided a verdict does once the sidecar has it: the client learns of
@@ -385,6 +388,16 @@ fn send_reply(reply: &Reply) {
 }
 
 impl WallRequest {
+    /// Sends a local reply, as a page when a browser navigates.
+    fn send(&self, reply: Reply) {
+        let policy = self.worker.try_borrow().ok().and_then(|w| w.policy.clone());
+        send_reply(&pages::for_browser(
+            reply,
+            policy.as_deref(),
+            self.browser.as_ref(),
+        ));
+    }
+
     fn unavailable(&self, failure_mode: FailureMode) -> Action {
         let retry = self
             .worker
@@ -396,7 +409,7 @@ impl WallRequest {
             FailureMode::Open => Action::Continue,
             FailureMode::Closed => {
                 self.host.count(Metric::Denied("unavailable"));
-                send_reply(&Reply::unavailable(retry));
+                self.send(Reply::unavailable(retry));
                 Action::Pause
             }
         }
@@ -439,7 +452,7 @@ impl WallRequest {
     fn reply_after_verdicts(&mut self, reply: Reply) {
         if let Err(AfterVerdict::Reply(reply)) = self.send_verdicts_then(AfterVerdict::Reply(reply))
         {
-            send_reply(&reply);
+            self.send(reply);
         }
     }
 
@@ -450,7 +463,7 @@ impl WallRequest {
             w.state.outbox.flushed(flush, status, &self.host);
         }
         match then {
-            AfterVerdict::Reply(reply) => send_reply(&reply),
+            AfterVerdict::Reply(reply) => self.send(reply),
             AfterVerdict::ResumeResponse => {
                 let _ = hostcalls::resume_http_response();
             }
@@ -524,7 +537,7 @@ impl WallRequest {
                     ),
                 };
                 self.host.count(Metric::Denied(reason));
-                send_reply(&Reply::error(401, reason, message));
+                self.send(Reply::error(401, reason, message));
             }
             None => {
                 drop(w);
@@ -562,19 +575,17 @@ impl Context for WallRequest {
                 .ok()
                 .flatten();
         let body = call_response_body(body_size);
-        let retry_s = self
-            .worker
-            .try_borrow()
-            .ok()
-            .and_then(|w| w.config.as_ref().map(|c| c.retry_after_s))
-            .unwrap_or(5);
+        let (retry_s, policy) = self.worker.try_borrow().ok().map_or((5, None), |w| {
+            let retry = w.config.as_ref().map_or(5, |c| c.retry_after_s);
+            (retry, w.policy.clone())
+        });
         let outcome = challenge::outcome(
             status,
             retry_after
                 .as_deref()
                 .and_then(|r| std::str::from_utf8(r).ok()),
             &body,
-            pending.wants_html,
+            self.browser.as_ref().map(|b| (b, policy.as_deref())),
             pending.failure_mode,
             retry_s,
         );
@@ -591,7 +602,7 @@ impl Context for WallRequest {
                     }
                     _ => self.host.count(Metric::Denied("rate_limited")),
                 }
-                send_reply(&reply);
+                self.send(reply);
             }
             Outcome::Pass => {
                 let _ = hostcalls::resume_http_request();
@@ -657,6 +668,7 @@ impl HttpContext for WallRequest {
             origin: one("origin"),
             referer: one("referer"),
         };
+        self.browser = Browser::of(one("accept"), &method, &path, &authority);
         let Ok(mut w) = self.worker.try_borrow_mut() else {
             return self.unavailable(FailureMode::Closed);
         };
@@ -678,7 +690,7 @@ impl HttpContext for WallRequest {
             Decision::ConfirmHeld(pending) => {
                 let Some(cluster) = config.wall_cluster.as_deref() else {
                     self.host.count(Metric::Denied("proof_missing"));
-                    send_reply(&Reply::error(
+                    self.send(Reply::error(
                         401,
                         "proof_missing",
                         "no proof yet: fetch the credential from the deposit or payment endpoint under /.well-known/lightning-wall/",
@@ -720,7 +732,7 @@ impl HttpContext for WallRequest {
                 let client = client_ip();
                 let ip = client.as_ref().map(|(_, ip)| *ip);
                 if let Some(reply) = decision::mint_limited(policy.as_deref(), ip, &self.host) {
-                    send_reply(&reply);
+                    self.send(reply);
                     return Action::Pause;
                 }
                 // The sidecar counts the same networks; an unknown address is `0.0.0.0` there too.
@@ -736,7 +748,6 @@ impl HttpContext for WallRequest {
                     Some(token) => {
                         self.challenge = Some(PendingChallenge {
                             token,
-                            wants_html: challenge::wants_html(one("accept")),
                             failure_mode: c.failure_mode,
                         });
                         Action::Pause

@@ -10,6 +10,7 @@ use lightning_wall_filter::engine::challenge::{self, Outcome};
 use lightning_wall_filter::engine::config::PluginConfig;
 use lightning_wall_filter::engine::decision::{UpstreamReward, UpstreamVerdict, held_from_status};
 use lightning_wall_filter::engine::host::{SharedValue, SharedWriteError};
+use lightning_wall_filter::engine::pages::Browser;
 use lightning_wall_filter::engine::policy::{FailureMode, Policy};
 use lightning_wall_filter::engine::sync::{CallKind, Outbox, SyncState};
 use lightning_wall_filter::engine::{Host, Level, Metric, revocations, routes};
@@ -174,7 +175,9 @@ fn sync(body: &[u8]) {
 /// A challenge answer becomes a 402 with usable headers and a JSON (or HTML) body, or the
 /// failure mode's answer; a 429's `Retry-After` is bounded.
 fn challenge_answer(body: &[u8], wants_html: bool) {
-    match challenge::outcome(Some(200), None, body, wants_html, FailureMode::Closed, 5) {
+    let browser = Browser::of(Some(b"text/html"), "GET", "/", "site.example");
+    let browser = browser.as_ref().filter(|_| wants_html).map(|b| (b, None));
+    match challenge::outcome(Some(200), None, body, browser, FailureMode::Closed, 5) {
         Outcome::Reply(reply) if reply.status == 402 => {
             assert!(reply.headers.iter().any(|(n, _)| *n == "www-authenticate"));
             for (_, value) in &reply.headers {
@@ -192,7 +195,7 @@ fn challenge_answer(body: &[u8], wants_html: bool) {
     }
     let retry = String::from_utf8_lossy(body);
     if let Outcome::Reply(reply) =
-        challenge::outcome(Some(429), Some(&*retry), b"", false, FailureMode::Open, 5)
+        challenge::outcome(Some(429), Some(&*retry), b"", None, FailureMode::Open, 5)
     {
         let wait: u64 = reply
             .headers

@@ -123,7 +123,7 @@ impl ChallengeMinter {
         let now = self.engine.now();
         let amount_msat = route.amount_sat().saturating_mul(1000);
         let valid_until = now.plus(route.token_lifetime).0;
-        let memo = format!("lightning-wall: {}", route.id);
+        let memo = memo(&self.config.wall, route.mode, route.amount_sat());
         let (payment_hash, token_id, invoice, invoice_expires_at, mode) = match route.mode {
             Mode::Pay => {
                 let invoice = self
@@ -246,4 +246,53 @@ fn random32() -> Result<[u8; 32], MintError> {
         .try_fill_bytes(&mut bytes)
         .map_err(|_| MintError::Random)?;
     Ok(bytes)
+}
+
+/// The invoice description the visitor's wallet shows: the site's name and, for a deposit,
+/// that it is refundable (`wall.text.memo_deposit` / `memo_pay`).
+fn memo(wall: &crate::config::WallConfig, mode: Mode, amount_sat: u64) -> String {
+    use crate::config::wall_text::{fill, sats, text};
+    let texts = wall.texts();
+    let key = if mode == Mode::Pay {
+        "memo_pay"
+    } else {
+        "memo_deposit"
+    };
+    fill(
+        text(&texts, key),
+        &[
+            ("site", wall.memo_site()),
+            ("amount", &sats(amount_sat, &texts)),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod memo_tests {
+    use super::*;
+
+    #[test]
+    fn the_memo_names_the_site_and_says_refundable() {
+        let mut wall = crate::config::WallConfig {
+            site_name: Some("Example Shop".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            memo(&wall, Mode::Deposit, 1000),
+            "Example Shop: refundable deposit of 1,000 sats, returned when you leave"
+        );
+        assert_eq!(
+            memo(&wall, Mode::Pay, 10),
+            "Example Shop: payment of 10 sats"
+        );
+        wall.site_name = None;
+        wall.text.insert(
+            "memo_deposit".into(),
+            "{site}: Kaution ({amount}), erstattbar".into(),
+        );
+        assert_eq!(
+            memo(&wall, Mode::Deposit, 21000),
+            "lightning-wall: Kaution (21,000 sats), erstattbar"
+        );
+    }
 }

@@ -50,6 +50,7 @@ listeners:
   internal: {{ bind: "127.0.0.1:0" }}
   public: {{ bind: "127.0.0.1:0" }}
 limits: {limits}
+wall: {{ site_name: Doctor Test Shop }}
 routes:
   - id: wall
     match: {{ path: {{ prefix: /members/ }} }}

@@ -34,18 +34,28 @@ fn the_html_402_loads_only_sidecar_assets_and_its_qr_code_is_the_invoice() {
     let invoice = attributes(&page, "data-invoice")[0].to_owned();
     assert!(invoice.starts_with("lnbcrt10u"), "{invoice}");
     assert!(page.contains(&format!("href=\"lightning:{invoice}\"")));
-    assert!(page.contains("1000 sats"));
+    assert!(page.contains("1,000 sats"));
 
     // The terms are a link for the visitor to follow, not something the page loads.
     assert!(
         attributes(&page, "href").contains(&"/.well-known/lightning-wall/terms"),
         "the page links to the terms"
     );
+    // So is the leave page; the "I have paid" form posts to the wall's continue endpoint.
+    let links = [
+        "/.well-known/lightning-wall/terms",
+        "/.well-known/lightning-wall/leave",
+    ];
+    assert!(attributes(&page, "href").contains(&links[1]));
+    assert_eq!(
+        attributes(&page, "action"),
+        ["/.well-known/lightning-wall/continue"]
+    );
     let mut assets: Vec<&str> = attributes(&page, "src");
     assets.extend(
         attributes(&page, "href")
             .into_iter()
-            .filter(|h| h.starts_with('/') && *h != "/.well-known/lightning-wall/terms"),
+            .filter(|h| h.starts_with('/') && !links.contains(h)),
     );
     assert_eq!(assets.len(), 3, "{assets:?}");
     for asset in assets {

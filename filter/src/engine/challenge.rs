@@ -5,11 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::policy::FailureMode;
-use super::reply::Reply;
+use super::pages::{self, Browser};
+use super::policy::{FailureMode, Policy};
+use super::reply::{Page, Reply};
 
-/// Where the sidecar's public wall endpoints are routed (docs/internal-api.md).
-pub const WALL_PREFIX: &str = "/.well-known/lightning-wall/";
+pub use super::pages::WALL_PREFIX;
 const STATUS_URL: &str = "/.well-known/lightning-wall/deposit";
 const LEAVE_URL: &str = "/.well-known/lightning-wall/leave";
 /// The route terms a machine can read (mode, amount, lifetime, deposit terms; the sidecar's
@@ -111,60 +111,6 @@ fn valid(a: &Answer) -> bool {
         && a.www_authenticate.iter().all(|h| printable(h, 16_384))
 }
 
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The browser page: a small shell with the challenge data. Its script, stylesheet and QR code
-/// come from the sidecar under the wall prefix (same origin, `wall_page.rs` there), which keeps
-/// this `.wasm` small and the page free of inline script (see `PAGE_CSP`). Without script the
-/// page still shows the amount, the QR code, the invoice and a `lightning:` link.
-fn html_page(a: &Answer) -> Vec<u8> {
-    let deposit = a.mode == "deposit";
-    let (title, what) = if deposit {
-        (
-            "Refundable deposit",
-            "Pending in your wallet while you browse, cancelled (sats back) when you leave. \
-             Abuse forfeits it.",
-        )
-    } else {
-        (
-            "Payment required",
-            "For API clients: pay, then send Authorization: L402 &lt;macaroon&gt;:&lt;preimage\
-             &gt;. A browser cannot get the preimage unless a WebLN wallet pays.",
-        )
-    };
-    let invoice = html_escape(&a.invoice);
-    format!(
-        r#"<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title><link rel="stylesheet" href="{WALL_PREFIX}wall.css">
-<main id="lw-wall" data-mode="{mode}" data-macaroon="{macaroon}" data-invoice="{invoice}"><h1>{title}</h1>
-<p class="lw-amount">{amount} sats<p>{what}
-<img class="lw-qr" src="{WALL_PREFIX}qr.svg?invoice={invoice}" alt="QR code of the invoice" width="288" height="288">
-<p><a class="lw-button" href="lightning:{invoice}">Open in wallet</a><button id="lw-webln" hidden>Pay with WebLN</button><button id="lw-copy" hidden>Copy invoice</button>
-<label for="lw-invoice">Invoice</label><textarea id="lw-invoice" readonly>{invoice}</textarea>
-<p id="lw-status" class="lw-status" role="status" aria-live="polite"></p><p class="lw-terms"><a href="{TERMS_URL}">Terms</a><noscript>Continuing after payment needs JavaScript.</noscript></main><script src="{WALL_PREFIX}wall.js"></script>
-"#,
-        mode = if deposit { "deposit" } else { "pay" },
-        macaroon = html_escape(&a.macaroon),
-        amount = a.amount_sat,
-    )
-    .into_bytes()
-}
-
-/// Only the sidecar's same-origin assets; nothing may frame the page (clickjacking a payment).
-const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'";
-
 /// The sidecar's error code when its global mint budget is spent (docs/internal-api.md).
 pub const MINT_BUDGET_SPENT: &str = "mint_budget_spent";
 
@@ -176,12 +122,13 @@ fn has_error_code(body: &[u8], code: &str) -> bool {
     body.windows(quoted.len()).any(|w| w == quoted.as_bytes())
 }
 
-/// Builds the reply for a challenge answer. `status` is `None` when the call failed.
+/// Builds the reply for a challenge answer. `status` is `None` when the call failed;
+/// `browser` is `Some` for a browser navigating, which gets the wall page (pages.rs).
 pub fn outcome(
     status: Option<u16>,
     retry_after: Option<&str>,
     body: &[u8],
-    wants_html: bool,
+    browser: Option<(&Browser, Option<&Policy>)>,
     failure_mode: FailureMode,
     retry_after_s: u32,
 ) -> Outcome {
@@ -200,7 +147,8 @@ pub fn outcome(
         Some(429) => {
             return Outcome::Reply(
                 Reply::error(429, "rate_limited", "too many challenges; retry later")
-                    .retry_after(wait()),
+                    .retry_after(wait())
+                    .with_page(Page::RateLimited),
             );
         }
         // The sidecar's global mint budget is spent: the sidecar is up and refusing on
@@ -209,7 +157,8 @@ pub fn outcome(
         Some(503) if has_error_code(body, MINT_BUDGET_SPENT) => {
             return Outcome::Reply(
                 Reply::error(503, "mint_budget_spent", "too many challenges; retry later")
-                    .retry_after(wait()),
+                    .retry_after(wait())
+                    .with_page(Page::Unavailable),
             );
         }
         _ => return unavailable(),
@@ -231,10 +180,18 @@ pub fn outcome(
         })
         .collect();
     headers.push(("cache-control", "no-store".into()));
-    let body = if wants_html {
+    let body = if let Some((browser, policy)) = browser {
         headers.push(("content-type", "text/html; charset=utf-8".into()));
-        headers.push(("content-security-policy", PAGE_CSP.into()));
-        html_page(&a)
+        headers.push(("content-security-policy", pages::PAGE_CSP.into()));
+        let challenge = pages::Challenge {
+            deposit,
+            route_id: &a.route_id,
+            macaroon: &a.macaroon,
+            invoice: &a.invoice,
+            amount_sat: a.amount_sat,
+            token_id: &a.token_id,
+        };
+        pages::wall_page(&challenge, policy, browser)
     } else {
         headers.push(("content-type", "application/json".into()));
         serde_json::to_vec(&Body {
@@ -257,12 +214,8 @@ pub fn outcome(
         status: 402,
         headers,
         body,
+        page: None,
     })
-}
-
-/// Whether the client prefers an HTML page (a browser navigating).
-pub fn wants_html(accept: Option<&[u8]>) -> bool {
-    accept.is_some_and(|a| a.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")))
 }
 
 #[cfg(test)]
@@ -282,7 +235,7 @@ mod tests {
             Some(200),
             None,
             answer("deposit").as_bytes(),
-            false,
+            None,
             FailureMode::Closed,
             5,
         ) else {
@@ -320,11 +273,12 @@ mod tests {
 
     #[test]
     fn browsers_get_an_html_page_and_pay_routes_have_no_wall_urls() {
+        let browser = Browser::of(Some(b"text/html"), "GET", "/api/", "h").unwrap();
         let Outcome::Reply(r) = outcome(
             Some(200),
             None,
             answer("pay").as_bytes(),
-            true,
+            Some((&browser, None)),
             FailureMode::Closed,
             5,
         ) else {
@@ -346,7 +300,7 @@ mod tests {
         );
         assert!(page.contains(r#"<script src="/.well-known/lightning-wall/wall.js"></script>"#));
         assert!(!page.contains("<script>"), "no inline script");
-        assert!(page.contains("1000 sats"));
+        assert!(page.contains("1,000 sats"));
         assert!(page.contains(r#"<a href="/.well-known/lightning-wall/terms">Terms</a>"#));
         assert!(page.contains(r#"data-mode="pay""#));
         assert!(page.contains(r#"data-macaroon="AgEO+/=""#));
@@ -354,7 +308,7 @@ mod tests {
             Some(200),
             None,
             answer("pay").as_bytes(),
-            false,
+            None,
             FailureMode::Closed,
             5,
         ) else {
@@ -376,19 +330,19 @@ mod tests {
                 r#"L402 macaroon="AgEO+/=", invoice="lnbcrt10u1pabc""#
             ]
         );
-        assert!(wants_html(Some(b"text/html,application/xhtml+xml")));
-        assert!(!wants_html(Some(b"application/json")));
+        assert!(pages::wants_html(Some(b"text/html,application/xhtml+xml")));
+        assert!(!pages::wants_html(Some(b"application/json")));
     }
 
     #[test]
     fn a_sidecar_failure_follows_the_route_failure_mode() {
         for status in [None, Some(503), Some(500), Some(404), Some(200)] {
-            let closed = outcome(status, None, b"{}", false, FailureMode::Closed, 7);
+            let closed = outcome(status, None, b"{}", None, FailureMode::Closed, 7);
             let Outcome::Reply(r) = closed else { panic!() };
             assert_eq!(r.status, 503);
             assert!(r.headers.contains(&("retry-after", "7".into())));
             assert_eq!(
-                outcome(status, None, b"{}", false, FailureMode::Open, 7),
+                outcome(status, None, b"{}", None, FailureMode::Open, 7),
                 Outcome::Pass
             );
         }
@@ -396,7 +350,7 @@ mod tests {
 
     #[test]
     fn the_sidecar_mint_limit_becomes_a_429_with_its_retry_after() {
-        let Outcome::Reply(r) = outcome(Some(429), Some("42"), b"", false, FailureMode::Open, 7)
+        let Outcome::Reply(r) = outcome(Some(429), Some("42"), b"", None, FailureMode::Open, 7)
         else {
             panic!()
         };
@@ -408,7 +362,7 @@ mod tests {
     fn a_spent_mint_budget_is_a_503_with_its_retry_after_even_on_a_fail_open_route() {
         let spent = br#"{"error": {"code": "mint_budget_spent", "message": "m"}}"#;
         for mode in [FailureMode::Open, FailureMode::Closed] {
-            let Outcome::Reply(r) = outcome(Some(503), Some("1"), spent, false, mode, 7) else {
+            let Outcome::Reply(r) = outcome(Some(503), Some("1"), spent, None, mode, 7) else {
                 panic!("{mode:?} passed")
             };
             assert_eq!(r.status, 503);
@@ -417,7 +371,7 @@ mod tests {
         // Any other 503 (node or store down) still follows the route's failure mode.
         let down = br#"{"error": {"code": "node_unavailable", "message": "m"}}"#;
         assert_eq!(
-            outcome(Some(503), Some("5"), down, false, FailureMode::Open, 7),
+            outcome(Some(503), Some("5"), down, None, FailureMode::Open, 7),
             Outcome::Pass
         );
     }
@@ -435,7 +389,7 @@ mod tests {
                 Some(200),
                 None,
                 bad.as_bytes(),
-                false,
+                None,
                 FailureMode::Closed,
                 5,
             ) else {

@@ -14,7 +14,7 @@ use super::config::PluginConfig;
 use super::host::{Host, Level, Metric};
 use super::limits::{self, Count};
 use super::policy::{FailureMode, Policy, RouteMode};
-use super::reply::Reply;
+use super::reply::{Page, Reply};
 use super::revocations::TokenId;
 use super::routes::{self, Route};
 use super::sync::{Outbox, Trigger, UsageKind, Verdict};
@@ -548,6 +548,15 @@ fn wall_endpoint(
     Decision::Pass
 }
 
+/// The answer to the request that forfeited `grant`'s deposit (a page for a browser).
+fn forfeited(status: u32, grant: &Grant, trigger: Trigger) -> Reply {
+    Reply::error(status, "forfeited", "deposit forfeited").with_page(Page::Forfeited {
+        route: grant.route,
+        token_hex: grant.token_hex.clone(),
+        trigger,
+    })
+}
+
 /// Applies the deposit rules (trap path, per-token rate limit) to a verified, unrevoked token
 /// and reports activity; pay tokens are simply allowed.
 pub fn admit(
@@ -564,14 +573,14 @@ pub fn admit(
         let now = host.now_unix();
         if trap {
             forfeit(host, w, &grant, Trigger::TrapPath);
-            return refuse(host, Reply::error(403, "forfeited", "deposit forfeited"));
+            return refuse(host, forfeited(403, &grant, Trigger::TrapPath));
         }
         if let Some(rate) = rules.rate_limit {
             let owner = limits::token_owner(&grant.token_id);
             match limits::hit(host, limits::REQUESTS, owner, rate, now) {
                 Count::Exceeded(_) => {
                     forfeit(host, w, &grant, Trigger::RateLimit);
-                    return refuse(host, Reply::error(429, "forfeited", "deposit forfeited"));
+                    return refuse(host, forfeited(429, &grant, Trigger::RateLimit));
                 }
                 // This instance's count goes to the sidecar, which sums every instance's.
                 Count::Within(n) => {
@@ -655,7 +664,11 @@ pub fn mint_limited(
     }
     let wait = wait?;
     host.count(Metric::Denied("rate_limited"));
-    Some(Reply::error(429, "rate_limited", "too many challenges; retry later").retry_after(wait))
+    Some(
+        Reply::error(429, "rate_limited", "too many challenges; retry later")
+            .retry_after(wait)
+            .with_page(Page::RateLimited),
+    )
 }
 
 /// What the upstream's response said about the token, read from its headers.

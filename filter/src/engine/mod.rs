@@ -9,6 +9,7 @@ pub mod decision;
 pub mod health;
 pub mod host;
 pub mod limits;
+pub mod pages;
 pub mod policy;
 pub mod reply;
 pub mod revocations;
@@ -16,6 +17,9 @@ pub mod routes;
 pub mod shared_data;
 pub mod sync;
 pub mod verified;
+/// The wall's texts and their helpers, shared with the sidecar (one file, compiled into both).
+#[path = "../../../sidecar/src/config/wall_text.rs"]
+pub mod wall_text;
 pub mod worker;
 
 pub use host::{Host, Level, Metric};

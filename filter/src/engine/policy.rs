@@ -67,6 +67,30 @@ pub struct Policy {
     pub keys: l402::KeyRing,
     /// The longest a token of this policy lives (token lifetime or deposit session cap).
     pub max_token_lifetime_s: u64,
+    /// What the pages for browsers say (pages.rs).
+    pub wall: Wall,
+}
+
+/// The site's name, the pages' language and every text, as the sidecar resolved them from its
+/// `wall:` configuration (defaults included).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Wall {
+    /// The site's name; `None`: the pages use the request's host.
+    pub site_name: Option<String>,
+    /// `<html lang>`.
+    pub lang: String,
+    /// Key -> text (super::wall_text).
+    pub text: super::wall_text::Texts,
+}
+
+impl Default for Wall {
+    fn default() -> Self {
+        Wall {
+            site_name: None,
+            lang: "en".into(),
+            text: super::wall_text::defaults().clone(),
+        }
+    }
 }
 
 impl core::fmt::Debug for Policy {
@@ -130,6 +154,9 @@ struct RawPolicy {
     #[serde(default)]
     ipv4_prefix_len: Option<u64>,
     routes: Vec<RawRoute>,
+    /// Absent from older sidecars: the English defaults, no site name.
+    #[serde(default)]
+    wall: Option<Wall>,
 }
 
 /// The /48 mint rate when the sidecar does not send one: this many /64s of one site may mint
@@ -178,7 +205,6 @@ enum RawPath {
 
 #[derive(Deserialize)]
 struct RawDeposit {
-    #[allow(dead_code)]
     idle_timeout_s: u64,
     session_cap_s: u64,
     rate_limit: Option<RawRate>,
@@ -253,6 +279,8 @@ impl Policy {
             };
             let deposit = match (r.mode, r.deposit) {
                 (RouteMode::Deposit, Some(d)) => Some(DepositRules {
+                    idle_timeout_s: d.idle_timeout_s,
+                    session_cap_s: d.session_cap_s,
                     rate_limit: d
                         .rate_limit
                         .map(|x| rate(format!("policy.routes[{index}].deposit.rate_limit"), x))
@@ -330,6 +358,11 @@ impl Policy {
             routes,
             keys,
             max_token_lifetime_s,
+            // Texts a sidecar does not send (older than the key) keep their defaults.
+            wall: raw.policy.wall.map_or_else(Wall::default, |w| Wall {
+                text: super::wall_text::merged(&w.text),
+                ..w
+            }),
         })
     }
 }

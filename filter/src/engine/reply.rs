@@ -1,8 +1,12 @@
 //! Local replies the filter sends instead of forwarding: 401 (with a machine-readable reason),
 //! 403/429 (forfeits and refusals), 503 (sidecar unavailable). Bodies are the same JSON error
-//! shape as the sidecar's (`{"error": {"code", "message"}}`); nothing secret goes in them.
+//! shape as the sidecar's (`{"error": {"code", "message"}}`); nothing secret goes in them. A
+//! reply a visitor should understand carries its [`Page`]: a browser gets that page instead
+//! (pages.rs).
 
 use serde::Serialize;
+
+use super::sync::Trigger;
 
 /// Response header carrying the stable reason of a refusal.
 pub const REASON_HEADER: &str = "x-lightning-wall-reason";
@@ -16,6 +20,8 @@ pub struct Reply {
     pub headers: Vec<(&'static str, String)>,
     /// Body.
     pub body: Vec<u8>,
+    /// What a browser is shown instead of this body, if anything.
+    pub page: Option<Page>,
 }
 
 #[derive(Serialize)]
@@ -27,6 +33,24 @@ struct ErrorBody<'a> {
 struct ErrorDetail<'a> {
     code: &'a str,
     message: &'a str,
+}
+
+/// What a local reply means to a visitor, so a browser can be shown a page for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Page {
+    /// The deposit of `token_hex` on route number `route` was just forfeited.
+    Forfeited {
+        /// Index of the route in the policy (its amount).
+        route: usize,
+        /// The token (its reference).
+        token_hex: String,
+        /// Why.
+        trigger: Trigger,
+    },
+    /// Too many challenges from the visitor's network.
+    RateLimited,
+    /// The payment service cannot take deposits now.
+    Unavailable,
 }
 
 impl Reply {
@@ -47,6 +71,7 @@ impl Reply {
                 (REASON_HEADER, reason.into()),
             ],
             body,
+            page: None,
         }
     }
 
@@ -70,7 +95,14 @@ impl Reply {
                 (REASON_HEADER, reason.into()),
             ],
             body: body.into_bytes(),
+            page: None,
         }
+    }
+
+    /// Shows `page` to a browser instead of this reply's body.
+    pub fn with_page(mut self, page: Page) -> Reply {
+        self.page = Some(page);
+        self
     }
 
     /// Adds `Retry-After`.
@@ -87,6 +119,7 @@ impl Reply {
             "the payment service is unavailable; retry later",
         )
         .retry_after(u64::from(retry_after_s))
+        .with_page(Page::Unavailable)
     }
 
     /// The reply's reason header value, if any.

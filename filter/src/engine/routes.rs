@@ -47,6 +47,10 @@ pub struct DepositRules {
     pub trap_paths: Vec<String>,
     /// Upstream 4xx answers per token per window that forfeit the deposit.
     pub error_storm: Option<Rate>,
+    /// Refund after this long without a request (what the wall page tells the visitor).
+    pub idle_timeout_s: u64,
+    /// The longest a deposit is held (what the wall page tells the visitor).
+    pub session_cap_s: u64,
 }
 
 /// One compiled route.

@@ -19,6 +19,15 @@ pub struct FilterPolicy {
     /// Per IPv6 /48.
     pub challenge_mint_rate_ipv6_48: RateJson,
     pub ipv4_prefix_len: u8,
+    /// What the filter's pages say (site name, language, every text resolved).
+    pub wall: WallJson,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WallJson {
+    pub site_name: Option<String>,
+    pub lang: String,
+    pub text: crate::config::wall_text::Texts,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -101,8 +110,13 @@ impl FilterPolicy {
         let mint = rate(config.limits.challenge_mint_rate);
         let mint_48 = rate(config.limits.mint_rate_ipv6_48());
         let prefix_len = config.limits.ipv4_prefix_len;
+        let wall = WallJson {
+            site_name: config.wall.site_name.clone(),
+            lang: config.wall.lang.clone(),
+            text: config.wall.texts(),
+        };
         let canonical =
-            serde_json::to_vec(&(&routes, mint, mint_48, prefix_len)).unwrap_or_default();
+            serde_json::to_vec(&(&routes, mint, mint_48, prefix_len, &wall)).unwrap_or_default();
         let mut hasher = Sha256::new();
         hasher.update(&canonical);
         // The key material itself goes into the hash (a replaced key under an old id must reach
@@ -123,6 +137,7 @@ impl FilterPolicy {
             challenge_mint_rate: mint,
             challenge_mint_rate_ipv6_48: mint_48,
             ipv4_prefix_len: prefix_len,
+            wall,
         }
     }
 
@@ -181,5 +196,30 @@ mod tests {
         );
         config.limits.ipv4_prefix_len = 24;
         assert_ne!(FilterPolicy::of(&config, &keys).version, policy.version);
+    }
+
+    #[test]
+    fn the_policy_carries_the_resolved_wall_texts_and_a_reworded_text_changes_its_version() {
+        let keys = build(vec![("k1".into(), [1; 32])], None).unwrap();
+        let mut config = config();
+        let policy = FilterPolicy::of(&config, &keys);
+        let json = serde_json::to_value(&policy).unwrap();
+        assert_eq!(json["wall"]["lang"], "en");
+        assert_eq!(json["wall"]["site_name"], Value::Null);
+        assert_eq!(json["wall"]["text"]["deposit_title"], "Refundable deposit");
+        config.wall.site_name = Some("Shop".into());
+        config
+            .wall
+            .text
+            .insert("deposit_title".into(), "Kaution".into());
+        let reworded = FilterPolicy::of(&config, &keys);
+        assert_ne!(reworded.version, policy.version);
+        let json = serde_json::to_value(&reworded).unwrap();
+        assert_eq!(json["wall"]["site_name"], "Shop");
+        assert_eq!(json["wall"]["text"]["deposit_title"], "Kaution");
+        assert_eq!(
+            json["wall"]["text"]["leave_link"],
+            "Leave and get my deposit back"
+        );
     }
 }

@@ -41,6 +41,7 @@ pub fn routes() -> Router<AppState> {
             &format!("{PREFIX}/leave"),
             post(leave).get(super::wall_page::leave_page),
         )
+        .route(&format!("{PREFIX}/continue"), post(continue_after_paying))
 }
 
 /// Where the macaroon came from: cookies are sent by browsers on their own, so they get the
@@ -348,4 +349,125 @@ async fn leave(State(state): State<AppState>, headers: HeaderMap) -> Result<Resp
         body["reward_lnurl"] = json!(lnurl);
     }
     Ok((StatusCode::OK, response_headers, Json(body)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContinueForm {
+    /// The deposit's macaroon (base64), as on the wall page.
+    macaroon: String,
+    /// Where the visitor was going.
+    to: String,
+}
+
+/// Where a continue may send the browser: a path on this site, never back into the wall's
+/// endpoints, never to a trap path (whoever led the visitor there must not cost them the
+/// deposit they just paid), else the home page.
+fn continue_target<'t>(config: &crate::config::Config, to: &'t str) -> &'t str {
+    let path = to.split(['?', '#']).next().unwrap_or(to);
+    let local = to.starts_with('/')
+        && !to.starts_with("//")
+        && !to.contains('\\')
+        && !to.chars().any(char::is_control)
+        && !to.starts_with(PREFIX);
+    let trap = config
+        .routes
+        .iter()
+        .filter_map(|r| r.deposit.as_ref())
+        .any(|d| d.trap_paths.iter().any(|t| t == path));
+    if local && !trap { to } else { "/" }
+}
+
+/// `POST /.well-known/lightning-wall/continue`: the wall page's "I have paid" form, the way on
+/// without JavaScript. Held: the cookie is set and the browser goes back to where it was
+/// going with a `303` (a GET: a form the visitor posted is never sent again). Not yet paid: a
+/// page saying so, with the invoice and the same form. Ended: a page saying so. Only the
+/// site's own page may ask (a foreign page must not plant its deposit in the visitor's
+/// browser).
+async fn continue_after_paying(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<axum::Form<ContinueForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, ApiError> {
+    let axum::Form(form) =
+        form.map_err(|e| ApiError::bad_request("bad_form", format!("form: {e}")))?;
+    if third_party(&headers) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_site_refused",
+            "continue must be requested from the site itself",
+        ));
+    }
+    let mut presented = HeaderMap::new();
+    let authorization = HeaderValue::from_str(&format!("L402 {}:", form.macaroon))
+        .map_err(|_| invalid_credential("the macaroon is not base64"))?;
+    presented.insert(header::AUTHORIZATION, authorization);
+    let caller = authenticate(&state, &presented)?;
+    let (stored, revoked) = {
+        let _place = state.public_store.enter().await?;
+        let stored = load(&state, &caller).await?;
+        let revoked = state
+            .engine
+            .store()
+            .is_revoked(&stored.deposit.token_id)
+            .await?;
+        (stored, revoked)
+    };
+    let to = continue_target(&state.config, &form.to);
+    let d = &stored.deposit;
+    if d.state == DepositState::Held && !revoked {
+        let credential =
+            l402::format_credential(&caller.macaroon, Some(caller.receipt.expose_secret()));
+        let mut response_headers = HeaderMap::new();
+        response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(c) = cookie(&credential, secure_cookie(&headers), None) {
+            response_headers.insert(header::SET_COOKIE, c);
+        }
+        let location = HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/"));
+        response_headers.insert(header::LOCATION, location);
+        return Ok((StatusCode::SEE_OTHER, response_headers).into_response());
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let page = super::wall_page::continue_page(
+        &state.config.wall,
+        host,
+        d.state == DepositState::AwaitingPayment,
+        d.public_state(),
+        stored.payment_request.as_deref().unwrap_or_default(),
+        &form.macaroon,
+        to,
+    );
+    Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_goes_only_to_a_local_page_that_is_no_trap() {
+        let config = crate::config::Config::parse(
+            "node: { backend: dev }\nroutes:\n  - id: m\n    match: { path: { prefix: / } }\n    \
+             mode: deposit\n    deposit: { amount_sat: 10, trap_paths: [/wp-login.php] }\n",
+        )
+        .unwrap();
+        let to = |t| continue_target(&config, t);
+        assert_eq!(to("/members/?a=1"), "/members/?a=1");
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "",
+            "/a\nb",
+            "/.well-known/lightning-wall/leave",
+            "/wp-login.php",
+            "/wp-login.php?x=1",
+        ] {
+            assert_eq!(to(bad), "/", "{bad:?}");
+        }
+    }
 }

@@ -16,6 +16,8 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::ApiError;
 use super::wall::PREFIX;
+use crate::config::WallConfig;
+use crate::config::wall_text::{escape_html, fill, text};
 
 const WALL_JS: &str = include_str!("wall_page/wall.js");
 const WALL_CSS: &str = include_str!("wall_page/wall.css");
@@ -66,6 +68,73 @@ pub async fn leave_page() -> Response {
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
         LEAVE_HTML,
+    )
+        .into_response()
+}
+
+/// The answer to the wall page's "I have paid" form when there is nothing to continue to yet
+/// (wall.rs `continue_after_paying`): not paid yet (the invoice again, and the same form), or
+/// the deposit ended (a link back, where a new wall waits). No script: this is the
+/// no-JavaScript path.
+pub fn continue_page(
+    wall: &WallConfig,
+    host: &str,
+    awaiting: bool,
+    state: &str,
+    invoice: &str,
+    macaroon: &str,
+    to: &str,
+) -> Response {
+    let t = wall.texts();
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let site = escape_html(wall.site_name.as_deref().unwrap_or(host));
+    let to = escape_html(to);
+    let (title, main) = if awaiting {
+        let invoice = escape_html(invoice);
+        (
+            text(&t, "not_paid_title"),
+            format!(
+                "<p>{not_paid}</p>\n<img class=\"lw-qr\" src=\"{PREFIX}/qr.svg?invoice={invoice}\" \
+                 alt=\"{qr_alt}\" width=\"288\" height=\"288\">\n<p><a class=\"lw-button\" \
+                 href=\"lightning:{invoice}\">{open}</a></p>\n<label for=\"lw-invoice\">{label}\
+                 </label><textarea id=\"lw-invoice\" readonly>{invoice}</textarea>\n<form \
+                 method=\"post\" action=\"{PREFIX}/continue\"><input type=\"hidden\" \
+                 name=\"macaroon\" value=\"{macaroon}\"><input type=\"hidden\" name=\"to\" \
+                 value=\"{to}\"><button type=\"submit\">{check}</button></form>\n",
+                not_paid = escape_html(text(&t, "not_paid_yet")),
+                qr_alt = escape_html(text(&t, "qr_alt")),
+                open = escape_html(text(&t, "open_wallet")),
+                label = escape_html(text(&t, "invoice_label")),
+                macaroon = escape_html(macaroon),
+                check = escape_html(text(&t, "check_payment")),
+            ),
+        )
+    } else {
+        (
+            text(&t, "deposit_ended_title"),
+            format!(
+                "<p>{ended}</p>\n<p><a href=\"{to}\">{link}</a></p>\n",
+                ended = escape_html(&fill(text(&t, "ended"), &[("state", state)])),
+                link = escape_html(text(&t, "continue_link")),
+            ),
+        )
+    };
+    let body = format!(
+        "<!doctype html><html lang=\"{lang}\"><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{title} · {site}</title><link rel=\"stylesheet\" href=\"{PREFIX}/wall.css\">\n\
+         <main><p class=\"lw-site\">{site}</p><h1>{title}</h1>\n{main}</main>",
+        lang = escape_html(&wall.lang),
+        title = escape_html(title),
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
     )
         .into_response()
 }

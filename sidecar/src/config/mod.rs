@@ -6,6 +6,8 @@
 mod duration;
 mod secret;
 mod validate;
+mod wall;
+pub mod wall_text;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -15,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use secret::{SecretBytes, SecretError, SecretRef};
+pub use wall::WallConfig;
 
 /// One problem in the configuration: where it is and what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +97,9 @@ pub struct Config {
     /// Satoshi rewards granted by the upstream and claimed by LNURL-withdraw (docs/rewards.md).
     #[serde(default)]
     pub rewards: RewardsConfig,
+    /// What the visitor reads: site name, language, texts (docs/configuration.md "wall").
+    #[serde(default)]
+    pub wall: WallConfig,
 }
 
 fn default_data_dir() -> PathBuf {

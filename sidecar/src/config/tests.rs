@@ -537,7 +537,13 @@ routes:
 fn warnings_of(yaml: &str) -> Vec<String> {
     let config = Config::parse(yaml).unwrap();
     config.validate().unwrap();
-    config.warnings().iter().map(ToString::to_string).collect()
+    // The missing site name is warned about in every one of these (its own test is below).
+    config
+        .warnings()
+        .iter()
+        .filter(|w| w.path != "wall.site_name")
+        .map(ToString::to_string)
+        .collect()
 }
 
 #[test]
@@ -716,5 +722,68 @@ fn the_nwc_example_validates() {
     assert_eq!(
         (nwc.network.as_str(), nwc.hold_expiry_delta, nwc.payouts),
         ("mainnet", 18, false)
+    );
+}
+
+#[test]
+fn wall_texts_are_checked_key_by_key_and_unknown_keys_are_refused_with_the_list() {
+    let config = Config::parse(MINIMAL).unwrap();
+    assert_eq!(config.wall.lang, "en");
+    assert!(
+        config.warnings().iter().any(|w| w.path == "wall.site_name"),
+        "a wall without a site name is warned about"
+    );
+    let yaml = format!(
+        "{MINIMAL}wall:
+  site_name: Bäckerei Müller
+  lang: de
+  text:
+    deposit_title: Rückzahlbare Kaution
+    thousands_separator: \".\"
+"
+    );
+    let config = Config::parse(&yaml).unwrap();
+    config.validate().unwrap();
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+    let texts = config.wall.texts();
+    assert_eq!(texts["deposit_title"], "Rückzahlbare Kaution");
+    assert_eq!(
+        texts["leave_link"], "Leave and get my deposit back",
+        "defaults stay"
+    );
+    let bad = format!(
+        "{MINIMAL}wall:
+  site_name: \"\"
+  lang: \"de_DE\"
+  text:
+    deposit_titel: x
+    hold_time: \"held for {{session_cap}} and {{minutes}}\"
+"
+    );
+    let issues = issues_of(&bad);
+    assert_eq!(issues.len(), 4, "{issues:?}");
+    assert!(
+        issues[0].starts_with("wall.site_name: must be 1 to 64 bytes"),
+        "{issues:?}"
+    );
+    assert!(
+        issues[1].starts_with("wall.lang: must be a language tag"),
+        "{issues:?}"
+    );
+    assert!(
+        issues[2]
+            .starts_with("wall.text.deposit_titel: unknown text; the keys are: abuse, amount,")
+            && issues[2].contains("deposit_title"),
+        "{issues:?}"
+    );
+    assert_eq!(
+        issues[3],
+        "wall.text.hold_time: {minutes} is not filled in here; this text may use: {session_cap}"
+    );
+    let typo = format!("{MINIMAL}wall: {{ site: x }}\n");
+    assert!(
+        issues_of(&typo)[0].starts_with("wall.site: wall: unknown field"),
+        "{:?}",
+        issues_of(&typo)
     );
 }

@@ -68,6 +68,9 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigIssue> {
     limits(config, &mut issues);
     routes(config, &mut issues);
     rewards(config, &mut issues);
+    for (path, message) in config.wall.issues() {
+        issues.push(path, message);
+    }
     issues.0
 }
 
@@ -855,6 +858,14 @@ pub(super) fn warnings(config: &Config) -> Vec<ConfigIssue> {
                 );
             }
         }
+    }
+    if config.wall.site_name.is_none() && config.routes.iter().any(|r| r.mode != Mode::Free) {
+        w.push(
+            "wall.site_name",
+            "not set: the wall page names the site by its host name only and the wallet memo \
+             says \"lightning-wall\"; set the name visitors know the site by (a page that names \
+             no site looks like phishing)",
+        );
     }
     w.0
 }

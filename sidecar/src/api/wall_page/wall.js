@@ -25,12 +25,13 @@
     }).then(json);
   }
 
-  function copyButton(invoice, live) {
+  function copyButton(wall, live) {
+    var invoice = wall.dataset.invoice;
     var button = $('lw-copy');
     var box = $('lw-invoice');
     button.hidden = false;
     button.addEventListener('click', function () {
-      var done = function () { say(live, 'Invoice copied.'); };
+      var done = function () { say(live, wall.getAttribute('data-t-copied') || 'Invoice copied.'); };
       if (navigator.clipboard && navigator.clipboard.writeText) {
         navigator.clipboard.writeText(invoice).then(done, function () { box.select(); });
       } else {
@@ -58,41 +59,102 @@
     });
   }
 
-  // Deposits: wait for the hold invoice to be held. The status answer then sets the cookie,
-  // and a reload shows the page that was asked for.
+  // The page's texts come from the filter (the operator's `wall.text`), as data-t-* attributes.
+  function t(wall, key) { return wall.getAttribute('data-t-' + key) || ''; }
+
+  // Once held: load the page again for a GET; a link for a form that was posted (loading it
+  // again would send the form twice, or ask the visitor whether to); the home page for a trap
+  // path (data-continue; the filter never puts a trap path there).
+  function proceed(wall, live) {
+    if (wall.dataset.reload === '1') {
+      say(live, t(wall, 'held_continuing'), 'ok');
+      location.reload();
+    } else if (wall.dataset.post === '1') {
+      say(live, t(wall, 'continue_form'), 'ok');
+      var link = document.createElement('a');
+      link.className = 'lw-button';
+      link.href = wall.dataset.continue;
+      link.textContent = t(wall, 'continue_link');
+      live.appendChild(document.createElement('br'));
+      live.appendChild(link);
+    } else {
+      say(live, t(wall, 'held_continuing'), 'ok');
+      location.assign(wall.dataset.continue);
+    }
+  }
+
+  // Deposits: wait for the hold invoice to be held (long-poll). A phone that switches to the
+  // wallet app suspends this tab: coming back (visibility, focus) and the "I have paid" button
+  // check at once instead of waiting for the next poll or back-off.
   function awaitDeposit(wall, live) {
     var auth = { Authorization: 'L402 ' + wall.dataset.macaroon + ':' };
     var failures = 0;
+    var done = false;
+    function settled(r) {
+      var state = r.body && r.body.state;
+      if (r.status === 200 && state === 'held') {
+        done = true;
+        proceed(wall, live);
+        return true;
+      }
+      if (state === 'expired') {
+        done = true;
+        say(live, t(wall, 'expired'), 'bad');
+        return true;
+      }
+      if (r.status === 200 && state !== 'awaiting_payment') {
+        done = true;
+        say(live, t(wall, 'ended').replace('{state}', state || r.status), 'bad');
+        return true;
+      }
+      return false;
+    }
     function poll() {
+      if (done) { return; }
       status(auth, 25).then(function (r) {
         failures = 0;
-        var state = r.body && r.body.state;
-        if (r.status === 200 && state === 'held') {
-          say(live, 'Deposit held. Continuing…', 'ok');
-          location.reload();
-        } else if (r.status === 200 && state === 'awaiting_payment') {
+        if (settled(r)) { return; }
+        if (r.status === 200) {
           poll();
         } else if (r.status === 429 || r.status === 503) {
           // Too many status requests waiting (this page open twice, a busy sidecar): ask again
           // when told to.
           setTimeout(poll, 1000 * Math.min(r.retryAfter, 30));
-        } else if (state === 'expired') {
-          say(live, 'This invoice expired. Reload the page for a new one.', 'bad');
         } else {
-          say(live, 'This deposit ended (' + (state || r.status) + '). Reload the page to start again.', 'bad');
+          done = true;
+          say(live, t(wall, 'ended').replace('{state}', r.status), 'bad');
         }
       }, function () {
         failures += 1;
-        say(live, 'Connection lost; retrying…');
+        say(live, t(wall, 'connection_lost'));
         setTimeout(poll, Math.min(30000, 1000 * failures));
       });
     }
-    say(live, 'Waiting for your payment…');
+    // One immediate look (no wait): the button, and a tab that comes back to the front.
+    function checkNow(fromButton) {
+      if (done) { return; }
+      status(auth, 0).then(function (r) {
+        if (!settled(r) && fromButton) { say(live, t(wall, 'not_paid_yet')); }
+      }, function () { say(live, t(wall, 'connection_lost')); });
+    }
+    var form = $('lw-check');
+    if (form) {
+      form.addEventListener('submit', function (event) {
+        event.preventDefault();
+        checkNow(true);
+      });
+    }
+    document.addEventListener('visibilitychange', function () {
+      if (document.visibilityState === 'visible') { checkNow(false); }
+    });
+    window.addEventListener('focus', function () { checkNow(false); });
+    say(live, t(wall, 'waiting'));
     // A visitor who already holds a deposit (arriving from another site, where the Strict
     // cookie was not sent) continues at once without paying again.
     status({}, 0).then(function (r) {
       if (r.status === 200 && r.body.state === 'held') {
-        location.reload();
+        done = true;
+        proceed(wall, live);
       } else {
         poll();
       }
@@ -101,7 +163,7 @@
 
   function wallPage(wall) {
     var live = $('lw-status');
-    copyButton(wall.dataset.invoice, live);
+    copyButton(wall, live);
     weblnButton(wall, live);
     if (wall.dataset.mode === 'deposit') {
       awaitDeposit(wall, live);
