@@ -71,6 +71,7 @@ fn every_committed_corpus_file_passes_its_checks() {
 fn the_valid_seeds_are_accepted() {
     use lightning_wall_filter::engine::challenge::{Outcome, outcome};
     use lightning_wall_filter::engine::config::PluginConfig;
+    use lightning_wall_filter::engine::pages::Browser;
     use lightning_wall_filter::engine::policy::{FailureMode, Policy};
 
     let seed = |target: &str, name: &str| {
@@ -83,8 +84,9 @@ fn the_valid_seeds_are_accepted() {
     assert_eq!(Policy::from_bootstrap(&boot[1..]).unwrap().routes.len(), 4);
     for name in ["challenge_pay_json", "challenge_deposit_html"] {
         let answer = seed("filter_answers", name);
-        let html = answer[0] & 0x80 != 0;
-        match outcome(Some(200), None, &answer[1..], html, FailureMode::Closed, 5) {
+        let browser = Browser::of(Some(b"text/html"), "GET", "/", "site.example");
+        let browser = browser.as_ref().filter(|_| answer[0] & 0x80 != 0).map(|b| (b, None));
+        match outcome(Some(200), None, &answer[1..], browser, FailureMode::Closed, 5) {
             Outcome::Reply(r) => assert_eq!(r.status, 402, "{name}"),
             Outcome::Pass => panic!("{name}"),
         }
