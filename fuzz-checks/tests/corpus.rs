@@ -85,8 +85,18 @@ fn the_valid_seeds_are_accepted() {
     for name in ["challenge_pay_json", "challenge_deposit_html"] {
         let answer = seed("filter_answers", name);
         let browser = Browser::of(Some(b"text/html"), "GET", "/", "site.example");
-        let browser = browser.as_ref().filter(|_| answer[0] & 0x80 != 0).map(|b| (b, None));
-        match outcome(Some(200), None, &answer[1..], browser, FailureMode::Closed, 5) {
+        let browser = browser
+            .as_ref()
+            .filter(|_| answer[0] & 0x80 != 0)
+            .map(|b| (b, None));
+        match outcome(
+            Some(200),
+            None,
+            &answer[1..],
+            browser,
+            FailureMode::Closed,
+            5,
+        ) {
             Outcome::Reply(r) => assert_eq!(r.status, 402, "{name}"),
             Outcome::Pass => panic!("{name}"),
         }
