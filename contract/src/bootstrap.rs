@@ -250,13 +250,19 @@ mod tests {
         assert_eq!(serde_json::to_string(&sample()).unwrap(), SAMPLE);
         // As sidecars before this crate sent it: every object's keys sorted.
         let sorted = serde_json::to_string(&serde_json::to_value(sample()).unwrap()).unwrap();
-        assert_eq!(serde_json::from_str::<Bootstrap>(&sorted).unwrap(), sample());
+        assert_eq!(
+            serde_json::from_str::<Bootstrap>(&sorted).unwrap(),
+            sample()
+        );
     }
 
     #[test]
     fn an_older_sidecars_policy_without_the_per_prefix_fields_parses() {
         let old = SAMPLE
-            .replace(r#","challenge_mint_rate_ipv6_48":{"requests":160,"per_s":60}"#, "")
+            .replace(
+                r#","challenge_mint_rate_ipv6_48":{"requests":160,"per_s":60}"#,
+                "",
+            )
             .replace(r#","ipv4_prefix_len":32"#, "");
         let parsed: Bootstrap = serde_json::from_str(&old).unwrap();
         assert_eq!(parsed.policy.challenge_mint_rate_ipv6_48, None);

@@ -34,7 +34,14 @@ mod tests {
 
     #[test]
     fn every_wall_endpoint_is_under_the_wall_prefix() {
-        for path in [DEPOSIT_STATUS, PAYMENT_STATUS, LEAVE, TERMS, L402_SERVICES, REWARDS] {
+        for path in [
+            DEPOSIT_STATUS,
+            PAYMENT_STATUS,
+            LEAVE,
+            TERMS,
+            L402_SERVICES,
+            REWARDS,
+        ] {
             assert!(path.starts_with(WALL_PREFIX), "{path}");
         }
         assert_eq!(WALL_PREFIX, "/.well-known/lightning-wall/");

@@ -11,6 +11,7 @@ pub mod host;
 pub mod limits;
 pub mod policy;
 pub mod reply;
+pub mod response;
 pub mod revocations;
 pub mod routes;
 pub mod shared_data;
