@@ -15,6 +15,7 @@ WORKDIR /src
 # Every workspace member must be present for cargo to load the workspace, even those not built.
 COPY Cargo.toml Cargo.lock ./
 COPY l402 l402
+COPY contract contract
 COPY filter filter
 COPY host host
 COPY sidecar sidecar

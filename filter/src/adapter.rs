@@ -13,17 +13,19 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 
-use crate::engine::challenge::{self, ChallengeCall, Outcome};
+use lightning_wall_contract::challenge::ChallengeRequest;
+use lightning_wall_contract::headers as header;
+use lightning_wall_contract::paths;
+
+use crate::engine::challenge::{self, Outcome};
 use crate::engine::config::PluginConfig;
-use crate::engine::decision::{
-    self, CREDENTIAL_HEADER, Decision, Grant, PendingGrant, RequestFacts, UpstreamReward,
-    UpstreamVerdict,
-};
+use crate::engine::decision::{self, Decision, Grant, PendingGrant, RequestFacts};
 use crate::engine::health;
 use crate::engine::host::{Host, Level, Metric, SharedValue, SharedWriteError};
 use crate::engine::pages::{self, Browser};
 use crate::engine::policy::{FailureMode, Policy, RouteMode};
 use crate::engine::reply::Reply;
+use crate::engine::response::{self, UpstreamReward, UpstreamVerdict};
 use crate::engine::shared_data;
 use crate::engine::sync::{Call, CallKind, Flush, SyncState};
 use crate::engine::worker::WorkerState;
@@ -37,13 +39,6 @@ proxy_wasm::main! {{
     }));
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(WallRoot::new()) });
 }}
-
-/// Prefix of the headers the filter owns: stripped from requests (clients must not forge them)
-/// and set by the filter for the upstream.
-const OWN_HEADER_PREFIX: &str = "x-lightning-wall-";
-const VERDICT_HEADER: &str = "x-lightning-wall-verdict";
-const REWARD_HEADER: &str = "x-lightning-wall-reward";
-const REWARD_ID_HEADER: &str = "x-lightning-wall-reward-id";
 
 /// The host as the engine sees it, over proxy-wasm host calls.
 #[derive(Clone, Default)]
@@ -474,12 +469,12 @@ impl WallRequest {
     fn allow(&mut self, grant: Grant) {
         let _ = hostcalls::set_map_value(
             MapType::HttpRequestHeaders,
-            "x-lightning-wall-token",
+            header::TOKEN,
             Some(&grant.token_hex),
         );
         let _ = hostcalls::set_map_value(
             MapType::HttpRequestHeaders,
-            "x-lightning-wall-mode",
+            header::MODE,
             Some(grant.mode.as_str()),
         );
         self.grant = Some(grant);
@@ -623,8 +618,8 @@ impl HttpContext for WallRequest {
         // Names compared without case: nginx hands the map over as the client spelled it.
         for (name, _) in &headers {
             if name
-                .get(..OWN_HEADER_PREFIX.len())
-                .is_some_and(|p| p.eq_ignore_ascii_case(OWN_HEADER_PREFIX))
+                .get(..header::OWN_PREFIX.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(header::OWN_PREFIX))
             {
                 if refuse_own {
                     // This host forwards a removed header anyway: refuse the request.
@@ -739,12 +734,12 @@ impl HttpContext for WallRequest {
                 let ip = client.as_ref().map_or("0.0.0.0", |(addr, _)| {
                     crate::engine::client_addr::bare(addr)
                 });
-                let body = serde_json::to_vec(&ChallengeCall {
-                    route_id: &c.route_id,
-                    client_ip: ip,
+                let body = serde_json::to_vec(&ChallengeRequest {
+                    route_id: c.route_id.clone(),
+                    client_ip: ip.to_owned(),
                 })
                 .unwrap_or_default();
-                match dispatch(&config, "POST", "/v1/challenge", Some(&body)) {
+                match dispatch(&config, "POST", paths::CHALLENGE, Some(&body)) {
                     Some(token) => {
                         self.challenge = Some(PendingChallenge {
                             token,
@@ -764,14 +759,14 @@ impl HttpContext for WallRequest {
                 .ok()
                 .flatten()
         };
-        let verdict = get(VERDICT_HEADER);
-        let reward = get(REWARD_HEADER);
-        let reward_id = get(REWARD_ID_HEADER);
+        let verdict = get(header::VERDICT);
+        let reward = get(header::REWARD);
+        let reward_id = get(header::REWARD_ID);
         // Verdicts and rewards are for the filter only: never let them reach the client.
         for (name, present) in [
-            (VERDICT_HEADER, verdict.is_some()),
-            (REWARD_HEADER, reward.is_some()),
-            (REWARD_ID_HEADER, reward_id.is_some()),
+            (header::VERDICT, verdict.is_some()),
+            (header::REWARD, reward.is_some()),
+            (header::REWARD_ID, reward_id.is_some()),
         ] {
             if present {
                 let _ = hostcalls::remove_map_value(MapType::HttpResponseHeaders, name);
@@ -780,7 +775,7 @@ impl HttpContext for WallRequest {
         if let Some(credential) = self.credential_out.take() {
             let _ = hostcalls::set_map_value(
                 MapType::HttpResponseHeaders,
-                CREDENTIAL_HEADER,
+                header::CREDENTIAL,
                 Some(&credential),
             );
             let _ = hostcalls::set_map_value(
@@ -801,7 +796,7 @@ impl HttpContext for WallRequest {
             let upstream = UpstreamVerdict::parse(verdict.as_deref());
             if let Ok(mut w) = self.worker.try_borrow_mut() {
                 let policy = w.policy.clone();
-                decision::on_response(
+                response::on_response(
                     policy.as_deref(),
                     grant,
                     status,
@@ -815,7 +810,7 @@ impl HttpContext for WallRequest {
         if reward != UpstreamReward::Absent
             && let Ok(mut w) = self.worker.try_borrow_mut()
         {
-            decision::on_reward(
+            response::on_reward(
                 self.grant.as_ref(),
                 &reward,
                 &self.host,

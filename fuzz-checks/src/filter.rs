@@ -8,10 +8,11 @@ use std::fmt;
 
 use lightning_wall_filter::engine::challenge::{self, Outcome};
 use lightning_wall_filter::engine::config::PluginConfig;
-use lightning_wall_filter::engine::decision::{UpstreamReward, UpstreamVerdict, held_from_status};
+use lightning_wall_filter::engine::decision::held_from_status;
 use lightning_wall_filter::engine::host::{SharedValue, SharedWriteError};
 use lightning_wall_filter::engine::pages::Browser;
 use lightning_wall_filter::engine::policy::{FailureMode, Policy};
+use lightning_wall_filter::engine::response::{UpstreamReward, UpstreamVerdict};
 use lightning_wall_filter::engine::sync::{CallKind, Outbox, SyncState};
 use lightning_wall_filter::engine::{Host, Level, Metric, revocations, routes};
 use serde_json::Value;

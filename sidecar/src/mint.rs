@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
+use lightning_wall_contract::challenge::ChallengeAnswer;
 
 use crate::api::policy::SERVICE;
 use crate::config::{Config, Mode};
@@ -18,24 +18,6 @@ use crate::keys::Keys;
 use crate::metrics::{ErrorLabel, Metrics, ModeLabel};
 use crate::mint_limit::{MintLimiter, PerSecondBudget, client_prefix};
 use crate::node::{InvoiceRequest, PaymentHash, Preimage};
-
-/// A minted challenge, as the filter receives it (docs/internal-api.md "POST /v1/challenge").
-#[derive(Clone, Debug, Serialize)]
-pub struct MintedChallenge {
-    pub mode: Mode,
-    pub route_id: String,
-    pub macaroon: String,
-    pub invoice: String,
-    pub payment_hash: String,
-    pub token_id: String,
-    pub amount_sat: u64,
-    /// Unix seconds after which the invoice can no longer be paid.
-    pub invoice_expires_at: u64,
-    /// Unix seconds the token is valid until (exclusive).
-    pub valid_until: u64,
-    /// Ready-made `WWW-Authenticate` values: LSAT first, then L402.
-    pub www_authenticate: [String; 2],
-}
 
 /// Why nothing was minted. Nothing was handed out in any of these cases.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +84,7 @@ impl ChallengeMinter {
         &self,
         route_id: &str,
         client_ip: IpAddr,
-    ) -> Result<MintedChallenge, MintError> {
+    ) -> Result<ChallengeAnswer, MintError> {
         let route = self
             .config
             .route(route_id)
@@ -183,11 +165,11 @@ impl ChallengeMinter {
             .map_err(|e| MintError::Macaroon(e.to_string()))?;
         let challenge = l402::Challenge::new(&macaroon, &invoice)
             .map_err(|e| MintError::Invoice(e.to_string()))?;
-        Ok(MintedChallenge {
-            mode: route.mode,
+        Ok(ChallengeAnswer {
+            mode: route.mode.into(),
             route_id: route.id.clone(),
             macaroon: challenge.macaroon_base64().to_owned(),
-            www_authenticate: challenge.header_values(),
+            www_authenticate: challenge.header_values().into(),
             invoice,
             payment_hash: hex::encode(payment_hash.0),
             token_id: hex::encode(token_id.0),

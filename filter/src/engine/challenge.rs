@@ -3,18 +3,16 @@
 //! clients or an HTML page for browsers. The answer is untrusted input: anything that could
 //! break a header or the page is refused, and a refused answer is treated as "sidecar down".
 
-use serde::{Deserialize, Serialize};
+use lightning_wall_contract::challenge::{ChallengeAnswer as Answer, MINT_BUDGET_SPENT};
+use lightning_wall_contract::paths::{
+    DEPOSIT_STATUS as STATUS_URL, LEAVE as LEAVE_URL, TERMS as TERMS_URL,
+};
+use lightning_wall_contract::{FailureMode, RouteMode};
+use serde::Serialize;
 
 use super::pages::{self, Browser};
-use super::policy::{FailureMode, Policy};
+use super::policy::Policy;
 use super::reply::{Page, Reply};
-
-pub use super::pages::WALL_PREFIX;
-const STATUS_URL: &str = "/.well-known/lightning-wall/deposit";
-const LEAVE_URL: &str = "/.well-known/lightning-wall/leave";
-/// The route terms a machine can read (mode, amount, lifetime, deposit terms; the sidecar's
-/// `api/terms.rs`).
-const TERMS_URL: &str = "/.well-known/lightning-wall/terms";
 
 /// Appended to each `WWW-Authenticate` value of a deposit route, after the sidecar's
 /// `macaroon="…", invoice="…"` (which stay first and in that order: clients in use match exactly
@@ -28,29 +26,6 @@ fn deposit_params() -> String {
         ", mode=\"deposit\", status_url=\"{STATUS_URL}\", leave_url=\"{LEAVE_URL}\", \
          terms_url=\"{TERMS_URL}\""
     )
-}
-
-/// The request body of `POST /v1/challenge`.
-#[derive(Serialize)]
-pub struct ChallengeCall<'a> {
-    /// Route id.
-    pub route_id: &'a str,
-    /// Client IP text.
-    pub client_ip: &'a str,
-}
-
-#[derive(Deserialize)]
-struct Answer {
-    mode: String,
-    route_id: String,
-    macaroon: String,
-    invoice: String,
-    payment_hash: String,
-    token_id: String,
-    amount_sat: u64,
-    invoice_expires_at: u64,
-    valid_until: u64,
-    www_authenticate: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -100,7 +75,7 @@ fn hex64(s: &str) -> bool {
 }
 
 fn valid(a: &Answer) -> bool {
-    matches!(a.mode.as_str(), "pay" | "deposit")
+    matches!(a.mode, RouteMode::Pay | RouteMode::Deposit)
         && printable(&a.route_id, 128)
         && base64ish(&a.macaroon)
         && alnum(&a.invoice, 7089)
@@ -110,9 +85,6 @@ fn valid(a: &Answer) -> bool {
         && a.www_authenticate.len() <= 4
         && a.www_authenticate.iter().all(|h| printable(h, 16_384))
 }
-
-/// The sidecar's error code when its global mint budget is spent (docs/internal-api.md).
-pub const MINT_BUDGET_SPENT: &str = "mint_budget_spent";
 
 /// Whether a sidecar error body carries `code` (`{"error":{"code":"…",…}}`). A search for the
 /// quoted code, not a JSON parse: the codes are fixed ASCII words no message contains quoted,
@@ -169,7 +141,7 @@ pub fn outcome(
     if !valid(&a) {
         return unavailable();
     }
-    let deposit = a.mode == "deposit";
+    let deposit = a.mode == RouteMode::Deposit;
     let params = deposit.then(deposit_params);
     let mut headers: Vec<(&'static str, String)> = a
         .www_authenticate
@@ -195,7 +167,7 @@ pub fn outcome(
     } else {
         headers.push(("content-type", "application/json".into()));
         serde_json::to_vec(&Body {
-            mode: &a.mode,
+            mode: a.mode.as_str(),
             route_id: &a.route_id,
             amount_sat: a.amount_sat,
             invoice: &a.invoice,

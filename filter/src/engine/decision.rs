@@ -7,8 +7,10 @@
 use core::net::IpAddr;
 
 use l402::{Credential, RequestContext, VerifyError};
+use lightning_wall_contract::events::{Trigger, UsageKind, Verdict};
+use lightning_wall_contract::paths::{self, WALL_PREFIX};
+use lightning_wall_contract::status::{self, StatusState};
 
-use super::challenge::WALL_PREFIX;
 use super::client_addr;
 use super::config::PluginConfig;
 use super::host::{Host, Level, Metric};
@@ -17,8 +19,7 @@ use super::policy::{FailureMode, Policy, RouteMode};
 use super::reply::{Page, Reply};
 use super::revocations::TokenId;
 use super::routes::{self, Route};
-use super::sync::{Outbox, Trigger, UsageKind, Verdict};
-use super::verified::{CacheKey, Verified};
+use super::verified::{CacheKey, Source, Verified};
 use super::worker::WorkerState;
 
 /// What the engine needs to know about a request (header values as raw bytes).
@@ -42,15 +43,6 @@ pub struct RequestFacts<'a> {
     pub origin: Option<&'a [u8]>,
     /// `referer`.
     pub referer: Option<&'a [u8]>,
-}
-
-/// Where the credential came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Source {
-    /// `Authorization: L402|LSAT …`.
-    Header,
-    /// The `lightning-wall` cookie.
-    Cookie,
 }
 
 /// A request allowed with a valid credential.
@@ -103,9 +95,6 @@ pub struct PendingGrant {
     /// The full credential (`<macaroon>:<receipt hex>`) to hand back to the client.
     pub credential: String,
 }
-
-/// Response header carrying the full credential after an empty-proof deposit was confirmed.
-pub const CREDENTIAL_HEADER: &str = "x-lightning-wall-credential";
 
 /// Slots of the held-deposit cache (`lw.held.<slot>`, each naming one token): bounded, and a
 /// token pushed out by another only costs one more call-out.
@@ -224,7 +213,13 @@ fn outside_link_refused() -> Reply {
 }
 
 /// Revokes a token on every worker (here at once) and queues the verdict for the sidecar.
-fn settle(host: &dyn Host, w: &mut WorkerState, grant: &Grant, verdict: Verdict, trigger: Trigger) {
+pub(super) fn settle(
+    host: &dyn Host,
+    w: &mut WorkerState,
+    grant: &Grant,
+    verdict: Verdict,
+    trigger: Trigger,
+) {
     let until = grant
         .valid_until
         .unwrap_or_else(|| host.now_unix().saturating_add(w.revocations.horizon_s()));
@@ -336,7 +331,7 @@ pub fn decide(
     else {
         return Decision::Pass;
     };
-    let Some(token_mode) = route.mode.token_mode() else {
+    let Some(token_mode) = super::policy::token_mode(route.mode) else {
         return Decision::Pass;
     };
     if !w.revocations.ready() && carries_credential(facts) {
@@ -607,24 +602,20 @@ pub fn held_from_status(status: Option<u16>, body: &[u8]) -> Option<bool> {
 /// status (held) or the payment status (settled), `docs/internal-api.md`.
 pub fn confirm_url(mode: RouteMode) -> &'static str {
     match mode {
-        RouteMode::Pay => "/.well-known/lightning-wall/payment",
-        RouteMode::Deposit | RouteMode::Free => "/.well-known/lightning-wall/deposit",
+        RouteMode::Pay => paths::PAYMENT_STATUS,
+        RouteMode::Deposit | RouteMode::Free => paths::DEPOSIT_STATUS,
     }
 }
 
 /// [`held_from_status`] for either mode: a deposit must be `held`, a payment `settled`.
 pub fn confirmed_from_status(mode: RouteMode, status: Option<u16>, body: &[u8]) -> Option<bool> {
-    #[derive(serde::Deserialize)]
-    struct Status {
-        state: String,
-    }
     let good = match mode {
-        RouteMode::Pay => "settled",
-        RouteMode::Deposit | RouteMode::Free => "held",
+        RouteMode::Pay => status::SETTLED,
+        RouteMode::Deposit | RouteMode::Free => status::HELD,
     };
     match status {
         Some(200) => {
-            let s: Status = serde_json::from_slice(body).ok()?;
+            let s: StatusState = serde_json::from_slice(body).ok()?;
             Some(s.state == good)
         }
         // The sidecar knows no such deposit, refuses the macaroon, or the route wants the
@@ -669,148 +660,6 @@ pub fn mint_limited(
             .retry_after(wait)
             .with_page(Page::RateLimited),
     )
-}
-
-/// What the upstream's response said about the token, read from its headers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct UpstreamVerdict {
-    /// `x-lightning-wall-verdict`: forfeit or refund (anything else is ignored).
-    pub verdict: Option<Verdict>,
-}
-
-impl UpstreamVerdict {
-    /// Parses the verdict header (value as sent by the upstream).
-    pub fn parse(verdict: Option<&[u8]>) -> UpstreamVerdict {
-        let verdict = match verdict.map(<[u8]>::trim_ascii) {
-            Some(v) if v.eq_ignore_ascii_case(b"forfeit") => Some(Verdict::Forfeit),
-            Some(v) if v.eq_ignore_ascii_case(b"refund") => Some(Verdict::Refund),
-            _ => None,
-        };
-        UpstreamVerdict { verdict }
-    }
-}
-
-/// Largest reward accepted from a header: all bitcoin in satoshis (the sidecar applies the
-/// operator's real limits; this only keeps msat arithmetic in range).
-const MAX_REWARD_SAT: u64 = 2_100_000_000_000_000;
-/// Longest `x-lightning-wall-reward-id`.
-const MAX_REWARD_ID: usize = 64;
-
-/// `x-lightning-wall-reward: <sats>` with `x-lightning-wall-reward-id: <id>` from the upstream.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum UpstreamReward {
-    /// Neither header.
-    #[default]
-    Absent,
-    /// Both, well formed.
-    Grant {
-        /// Satoshis, at least 1.
-        sats: u64,
-        /// The upstream's idempotency key: 1-64 of `[A-Za-z0-9._:-]`.
-        id: String,
-    },
-    /// A reward without an id (no idempotency, so no payment), an id without a reward, or a
-    /// value that is not well formed.
-    Malformed,
-}
-
-impl UpstreamReward {
-    /// Parses the two headers (values as sent by the upstream).
-    pub fn parse(sats: Option<&[u8]>, id: Option<&[u8]>) -> UpstreamReward {
-        let (sats, id) = match (sats, id) {
-            (None, None) => return UpstreamReward::Absent,
-            (Some(sats), Some(id)) => (sats.trim_ascii(), id.trim_ascii()),
-            _ => return UpstreamReward::Malformed,
-        };
-        let sats = (!sats.is_empty() && sats.iter().all(u8::is_ascii_digit))
-            .then(|| core::str::from_utf8(sats).ok()?.parse::<u64>().ok())
-            .flatten()
-            .filter(|s| (1..=MAX_REWARD_SAT).contains(s));
-        let id_ok = !id.is_empty()
-            && id.len() <= MAX_REWARD_ID
-            && id
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-        match (sats, id_ok, core::str::from_utf8(id)) {
-            (Some(sats), true, Ok(id)) => UpstreamReward::Grant {
-                sats,
-                id: id.to_owned(),
-            },
-            _ => UpstreamReward::Malformed,
-        }
-    }
-}
-
-/// The response phase for any request: a well-formed reward on the response to a request with
-/// a valid credential (`grant`) is queued for the sidecar; any other reward is dropped, counted
-/// and logged without its values.
-pub fn on_reward(
-    grant: Option<&Grant>,
-    reward: &UpstreamReward,
-    host: &dyn Host,
-    outbox: &mut Outbox,
-) {
-    let why = match (reward, grant) {
-        (UpstreamReward::Absent, _) => return,
-        (UpstreamReward::Grant { sats, id }, Some(grant)) => {
-            outbox.reward(&grant.token_hex, *sats, id);
-            host.count(Metric::Rewards);
-            return;
-        }
-        (UpstreamReward::Grant { .. }, None) => "the request carried no valid credential",
-        (UpstreamReward::Malformed, _) => "malformed or without a reward id",
-    };
-    host.count(Metric::RewardsDropped);
-    host.log(
-        Level::Warn,
-        format_args!("lightning-wall: upstream reward dropped: {why}"),
-    );
-}
-
-/// The response phase for an allowed deposit request: the upstream's verdict and error storms.
-pub fn on_response(
-    policy: Option<&Policy>,
-    grant: &Grant,
-    status: Option<u16>,
-    upstream: UpstreamVerdict,
-    host: &dyn Host,
-    w: &mut WorkerState,
-) {
-    if grant.mode != RouteMode::Deposit {
-        return;
-    }
-    match upstream.verdict {
-        Some(Verdict::Forfeit) => {
-            forfeit(host, w, grant, Trigger::Upstream);
-            return;
-        }
-        Some(Verdict::Refund) => {
-            settle(host, w, grant, Verdict::Refund, Trigger::Upstream);
-            host.count(Metric::Refunds);
-            return;
-        }
-        None => {}
-    }
-    let Some(rule) = policy
-        .and_then(|p| p.routes.get(grant.route))
-        .and_then(|r| r.deposit.as_ref())
-        .and_then(|d| d.error_storm)
-    else {
-        return;
-    };
-    if !status.is_some_and(|s| (400..500).contains(&s)) {
-        return;
-    }
-    let owner = limits::token_owner(&grant.token_id);
-    let now = host.now_unix();
-    match limits::hit(host, limits::ERRORS, owner, rule, now) {
-        Count::Exceeded(_) => forfeit(host, w, grant, Trigger::ErrorStorm),
-        Count::Within(n) => {
-            let start = limits::window_start(rule, now);
-            w.report_usage(host, &grant.token_hex, UsageKind::Errors, start, n);
-        }
-        Count::Unknown => {}
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 use super::*;
 use crate::engine::host::memory::MemoryHost;
 use crate::engine::policy::tests::bootstrap_json;
+use crate::engine::response::{UpstreamReward, UpstreamVerdict, on_response, on_reward};
 use l402::{KeyRing, Mode, Preimage, TokenId, TokenSpec};
 
 const NOW: u64 = 1_800_000_000;

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod pages;
 pub mod policy;
 pub mod reply;
+pub mod response;
 pub mod revocations;
 pub mod routes;
 pub mod shared_data;

@@ -13,7 +13,7 @@ use super::sync::Trigger;
 use super::wall_text::{self, duration, escape_html, fill, reference, sats, text};
 
 /// Where the sidecar's public wall endpoints are routed (docs/internal-api.md).
-pub const WALL_PREFIX: &str = "/.well-known/lightning-wall/";
+pub use lightning_wall_contract::paths::WALL_PREFIX;
 
 /// Whether the client prefers an HTML page (a browser navigating).
 pub fn wants_html(accept: Option<&[u8]>) -> bool {

@@ -2,50 +2,18 @@
 //! docs/internal-api.md), parsed and validated into what the engine uses. A bad answer is
 //! refused as a whole (the previous policy stays): it must never half-apply.
 
-use serde::Deserialize;
+use lightning_wall_contract::bootstrap::{self, Bootstrap};
+pub use lightning_wall_contract::{FailureMode, RouteMode};
 
 use super::routes::{DepositRules, PathMatch, Rate, Route};
 
-/// What a route asks of visitors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RouteMode {
-    /// No credential needed.
-    Free,
-    /// L402: the preimage proves payment.
-    Pay,
-    /// A held hold-invoice; the receipt proves it.
-    Deposit,
-}
-
-impl RouteMode {
-    /// The token mode this route requires (`None` for free routes).
-    pub fn token_mode(self) -> Option<l402::Mode> {
-        match self {
-            RouteMode::Free => None,
-            RouteMode::Pay => Some(l402::Mode::Pay),
-            RouteMode::Deposit => Some(l402::Mode::Deposit),
-        }
+/// The token mode a route requires (`None` for free routes).
+pub fn token_mode(mode: RouteMode) -> Option<l402::Mode> {
+    match mode {
+        RouteMode::Free => None,
+        RouteMode::Pay => Some(l402::Mode::Pay),
+        RouteMode::Deposit => Some(l402::Mode::Deposit),
     }
-
-    /// As sent upstream in `x-lightning-wall-mode`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RouteMode::Free => "free",
-            RouteMode::Pay => "pay",
-            RouteMode::Deposit => "deposit",
-        }
-    }
-}
-
-/// What happens to protected requests when the sidecar cannot be asked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FailureMode {
-    /// 503 with `Retry-After`.
-    Closed,
-    /// Let the request through unprotected.
-    Open,
 }
 
 /// Everything the filter needs to decide alone.
@@ -73,7 +41,7 @@ pub struct Policy {
 
 /// The site's name, the pages' language and every text, as the sidecar resolved them from its
 /// `wall:` configuration (defaults included).
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Wall {
     /// The site's name; `None`: the pages use the request's host.
     pub site_name: Option<String>,
@@ -131,94 +99,11 @@ pub enum PolicyError {
     },
 }
 
-#[derive(Deserialize)]
-struct RawBootstrap {
-    policy: RawPolicy,
-    keys: Vec<RawKey>,
-    #[allow(dead_code)]
-    active_key_id: String,
-    #[allow(dead_code)]
-    revocation_seq: u64,
-}
-
-#[derive(Deserialize)]
-struct RawPolicy {
-    version: String,
-    service: String,
-    challenge_mint_rate: RawRate,
-    /// Absent from sidecars older than the per-prefix limits: [`IPV6_48_MINT_MULTIPLE`] x the
-    /// /64 rate.
-    #[serde(default)]
-    challenge_mint_rate_ipv6_48: Option<RawRate>,
-    /// Absent from older sidecars: 32 (per address, as they counted).
-    #[serde(default)]
-    ipv4_prefix_len: Option<u64>,
-    routes: Vec<RawRoute>,
-    /// Absent from older sidecars: the English defaults, no site name.
-    #[serde(default)]
-    wall: Option<Wall>,
-}
-
 /// The /48 mint rate when the sidecar does not send one: this many /64s of one site may mint
 /// at full rate at once (docs/configuration.md, `limits.challenge_mint_rate_ipv6_48`).
 pub const IPV6_48_MINT_MULTIPLE: u32 = 16;
 
-#[derive(Deserialize, Clone, Copy)]
-struct RawRate {
-    requests: u32,
-    per_s: u64,
-}
-
-#[derive(Deserialize)]
-struct RawErrorStorm {
-    errors: u32,
-    within_s: u64,
-}
-
-#[derive(Deserialize)]
-struct RawRoute {
-    id: String,
-    #[serde(rename = "match")]
-    matcher: RawMatch,
-    mode: RouteMode,
-    failure_mode: FailureMode,
-    amount_sat: u64,
-    token_lifetime_s: u64,
-    #[serde(default)]
-    deposit: Option<RawDeposit>,
-}
-
-#[derive(Deserialize)]
-struct RawMatch {
-    host: Option<String>,
-    path: Option<RawPath>,
-    methods: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum RawPath {
-    Exact(String),
-    Prefix(String),
-    Regex(String),
-}
-
-#[derive(Deserialize)]
-struct RawDeposit {
-    idle_timeout_s: u64,
-    session_cap_s: u64,
-    rate_limit: Option<RawRate>,
-    trap_paths: Vec<String>,
-    error_storm: Option<RawErrorStorm>,
-}
-
-#[derive(Deserialize)]
-struct RawKey {
-    id: String,
-    master_key: String,
-}
-
-fn rate(field: String, r: RawRate) -> Result<Rate, PolicyError> {
+fn rate(field: String, r: bootstrap::Rate) -> Result<Rate, PolicyError> {
     if r.per_s == 0 {
         return Err(PolicyError::Invalid {
             field,
@@ -252,7 +137,7 @@ const REGEX_SIZE_LIMIT: usize = 1 << 16;
 impl Policy {
     /// Parses a bootstrap answer body.
     pub fn from_bootstrap(body: &[u8]) -> Result<Policy, PolicyError> {
-        let raw: RawBootstrap =
+        let raw: Bootstrap =
             serde_json::from_slice(body).map_err(|e| PolicyError::Json(e.to_string()))?;
         let mut routes = Vec::with_capacity(raw.policy.routes.len());
         let max_token_lifetime_s = raw
@@ -268,9 +153,9 @@ impl Policy {
         for (index, r) in raw.policy.routes.into_iter().enumerate() {
             let path = match r.matcher.path {
                 None => PathMatch::Any,
-                Some(RawPath::Exact(p)) => PathMatch::Exact(p),
-                Some(RawPath::Prefix(p)) => PathMatch::Prefix(p),
-                Some(RawPath::Regex(re)) => PathMatch::Regex(
+                Some(bootstrap::PathMatch::Exact(p)) => PathMatch::Exact(p),
+                Some(bootstrap::PathMatch::Prefix(p)) => PathMatch::Prefix(p),
+                Some(bootstrap::PathMatch::Regex(re)) => PathMatch::Regex(
                     regex_lite::RegexBuilder::new(&re)
                         .size_limit(REGEX_SIZE_LIMIT)
                         .build()
@@ -291,7 +176,7 @@ impl Policy {
                         .map(|e| {
                             rate(
                                 format!("policy.routes[{index}].deposit.error_storm"),
-                                RawRate {
+                                bootstrap::Rate {
                                     requests: e.errors,
                                     per_s: e.within_s,
                                 },
@@ -360,8 +245,9 @@ impl Policy {
             max_token_lifetime_s,
             // Texts a sidecar does not send (older than the key) keep their defaults.
             wall: raw.policy.wall.map_or_else(Wall::default, |w| Wall {
+                site_name: w.site_name,
+                lang: w.lang,
                 text: super::wall_text::merged(&w.text),
-                ..w
             }),
         })
     }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::sync::Trigger;
 
 /// Response header carrying the stable reason of a refusal.
-pub const REASON_HEADER: &str = "x-lightning-wall-reason";
+pub use lightning_wall_contract::headers::REASON as REASON_HEADER;
 
 /// A local reply.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! prefix, regex) and method; the first match wins (config order). Matching must never allocate
 //! on the hot path beyond what the caller already holds.
 
-use super::policy::{FailureMode, RouteMode};
+use lightning_wall_contract::{FailureMode, RouteMode};
 
 /// How a route matches the path (`:path` without its query string).
 #[derive(Clone, Debug)]
@@ -68,7 +68,7 @@ pub struct Route {
     pub mode: RouteMode,
     /// What happens when the sidecar cannot mint a challenge.
     pub failure_mode: FailureMode,
-    /// Price or deposit, satoshis.
+    /// Price or deposit, satoshis (what the pages for browsers name).
     pub amount_sat: u64,
     /// Deposit enforcement (deposit routes only).
     pub deposit: Option<DepositRules>,

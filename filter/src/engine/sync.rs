@@ -8,15 +8,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
+use lightning_wall_contract::events::{Event, EventBatch};
+pub use lightning_wall_contract::events::{Trigger, UsageKind, Verdict};
+use lightning_wall_contract::paths;
+use lightning_wall_contract::sync::SyncAnswer;
 
 use super::health;
 use super::host::{Host, Level, Metric};
 use super::policy::Policy;
 use super::revocations::{self, Revocations};
 
-/// Most events per batch (the sidecar refuses more than 1000).
-pub const MAX_BATCH: usize = 1000;
+/// Most events per batch (the sidecar refuses more).
+pub const MAX_BATCH: usize = lightning_wall_contract::events::MAX_EVENTS;
 /// Most verdicts kept while the sidecar is unreachable; beyond that the oldest are dropped (the
 /// token is revoked locally anyway, and the sidecar's idle timeout refunds what it never hears).
 const MAX_QUEUED_VERDICTS: usize = 10_000;
@@ -26,77 +29,8 @@ const MAX_QUEUED_ACTIVITY: usize = 10_000;
 /// only loosens the limits across replicas (each instance still enforces its own count).
 const MAX_QUEUED_USAGE: usize = 10_000;
 
-/// What a usage count is of: requests served on a deposit token (its route's `rate_limit`) or
-/// upstream 4xx answers to them (`error_storm`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UsageKind {
-    /// Requests served.
-    Requests,
-    /// Upstream 4xx answers.
-    Errors,
-}
-
 /// A usage count's key in the outbox: reporter, token (hex), kind, window start.
 type UsageKey = (u64, String, UsageKind, u64);
-
-/// What to do with a deposit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    /// Settle: the site keeps the deposit.
-    Forfeit,
-    /// Cancel: the money goes back.
-    Refund,
-}
-
-/// What decided a verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Trigger {
-    /// A request to one of the route's trap paths.
-    TrapPath,
-    /// The token's request rate exceeded the route's limit.
-    RateLimit,
-    /// Too many 4xx answers from the upstream in a window.
-    ErrorStorm,
-    /// `x-lightning-wall-verdict` in the upstream's response.
-    Upstream,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum Event {
-    Activity {
-        token_id: String,
-    },
-    /// This proxy instance's count so far of a token's requests or errors in a window (a
-    /// count, not an increment: the sidecar keeps the highest, so a re-sent batch counts once).
-    Usage {
-        token_id: String,
-        /// The proxy instance (all its workers share one count), 16 hex digits.
-        reporter: String,
-        kind: UsageKind,
-        window_start: u64,
-        count: u32,
-    },
-    Verdict {
-        token_id: String,
-        verdict: Verdict,
-        trigger: Trigger,
-    },
-    /// An upstream reward; the sidecar credits it once per (token, reward id).
-    Reward {
-        token_id: String,
-        sats: u64,
-        reward_id: String,
-    },
-}
-
-#[derive(Serialize)]
-struct EventBatch<'a> {
-    events: &'a [Event],
-}
 
 /// Events waiting for the next tick, or for the request that decided a verdict to send them.
 #[derive(Debug, Default)]
@@ -183,12 +117,8 @@ impl Outbox {
             return None;
         }
         let n = self.verdicts.len().min(MAX_BATCH);
-        let batch: Vec<Event> = self.verdicts.drain(..n).collect();
-        let body = serde_json::to_vec(&EventBatch { events: &batch }).unwrap_or_default();
-        Some(Flush {
-            call: events_call(body),
-            batch,
-        })
+        let (call, batch) = events_call(self.verdicts.drain(..n).collect());
+        Some(Flush { call, batch })
     }
 
     /// Digests the answer to a [`Flush`] (`None`: the call failed or could not be made).
@@ -292,13 +222,18 @@ impl Outbox {
     }
 }
 
-fn events_call(body: Vec<u8>) -> Call {
-    Call {
+/// The `POST /v1/events` of a batch, and the batch back (kept until the answer says whether
+/// the sidecar took it).
+fn events_call(events: Vec<Event>) -> (Call, Vec<Event>) {
+    let batch = EventBatch { events };
+    let body = serde_json::to_vec(&batch).unwrap_or_default();
+    let call = Call {
         kind: CallKind::Events,
         method: "POST",
-        path: "/v1/events".into(),
+        path: paths::EVENTS.into(),
         body: Some(body),
-    }
+    };
+    (call, batch.events)
 }
 
 /// Which call an answer belongs to.
@@ -325,21 +260,6 @@ pub struct Call {
     pub path: String,
     /// JSON body (POST only).
     pub body: Option<Vec<u8>>,
-}
-
-#[derive(Deserialize)]
-struct SyncAnswer {
-    policy_version: String,
-    revocations: Vec<Revocation>,
-    next_since: u64,
-    more: bool,
-}
-
-#[derive(Deserialize)]
-struct Revocation {
-    #[allow(dead_code)]
-    seq: u64,
-    token_id: String,
 }
 
 /// What an answer changed.
@@ -386,7 +306,7 @@ impl SyncState {
         Call {
             kind: CallKind::Bootstrap,
             method: "GET",
-            path: "/v1/bootstrap".into(),
+            path: paths::BOOTSTRAP.into(),
             body: None,
         }
     }
@@ -396,7 +316,7 @@ impl SyncState {
         Call {
             kind: CallKind::Snapshot,
             method: "GET",
-            path: "/v1/revocations/snapshot".into(),
+            path: paths::REVOCATION_SNAPSHOT.into(),
             body: None,
         }
     }
@@ -415,7 +335,7 @@ impl SyncState {
         Call {
             kind: CallKind::Sync,
             method: "GET",
-            path: format!("/v1/sync?since={}", self.since),
+            path: format!("{}?since={}", paths::SYNC, self.since),
             body: None,
         }
     }
@@ -435,10 +355,9 @@ impl SyncState {
         }
         calls.extend(self.revocation_call());
         if self.events_in_flight.is_none() && !outbox.is_empty() {
-            let batch = outbox.take_batch();
-            let body = serde_json::to_vec(&EventBatch { events: &batch }).unwrap_or_default();
+            let (call, batch) = events_call(outbox.take_batch());
             self.events_in_flight = Some(batch);
-            calls.push(events_call(body));
+            calls.push(call);
         }
         calls
     }

@@ -12,9 +12,17 @@ use std::collections::hash_map::RandomState;
 
 use sha2::Digest;
 
-use super::decision::Source;
 use super::policy::RouteMode;
 use super::revocations::TokenId;
+
+/// Where the credential came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// `Authorization: L402|LSAT …`.
+    Header,
+    /// The `lightning-wall` cookie.
+    Cookie,
+}
 
 /// Most entries per worker.
 pub const CAPACITY: usize = 4096;

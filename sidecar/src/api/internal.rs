@@ -11,6 +11,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use lightning_wall_contract::bootstrap::Bootstrap;
+use lightning_wall_contract::challenge::{ChallengeAnswer, ChallengeRequest};
+use lightning_wall_contract::events::{self as wire, EventBatch, MAX_EVENTS};
+use lightning_wall_contract::paths;
+use lightning_wall_contract::sync::{Revocation, SyncAnswer};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -19,7 +24,6 @@ use super::auth::check_bearer;
 use super::error::{ApiError, body_error, parse_json};
 use crate::deposit::machine::{Event, Outcome};
 use crate::deposit::{TokenId, Trigger};
-use crate::mint::MintedChallenge;
 use crate::node::Node as _;
 use crate::node::dev::DevPayment;
 use crate::rewards::{Limits, RewardId};
@@ -28,11 +32,11 @@ use crate::usage::{self, UsageKind};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/challenge", post(challenge))
-        .route("/v1/bootstrap", get(bootstrap))
-        .route("/v1/sync", get(sync))
-        .route("/v1/revocations/snapshot", get(revocation_snapshot))
-        .route("/v1/events", post(events))
+        .route(paths::CHALLENGE, post(challenge))
+        .route(paths::BOOTSTRAP, get(bootstrap))
+        .route(paths::SYNC, get(sync))
+        .route(paths::REVOCATION_SNAPSHOT, get(revocation_snapshot))
+        .route(paths::EVENTS, post(events))
         .route("/v1/dev/pay", post(dev_pay))
         .route("/v1/dev/invoices/{payment_hash}", get(dev_invoice))
 }
@@ -41,33 +45,25 @@ fn authorise(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     check_bearer(headers, state.internal_token.as_deref())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ChallengeRequest {
-    route_id: String,
-    /// The visitor's address as Envoy saw it (for the mint rate and the per-network cap).
-    client_ip: IpAddr,
-}
-
 async fn challenge(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<MintedChallenge>, ApiError> {
+) -> Result<Json<ChallengeAnswer>, ApiError> {
     authorise(&state, &headers)?;
     let body = body.map_err(body_error)?;
     let request: ChallengeRequest = parse_json(&body)?;
-    let minted = state
-        .minter
-        .mint(&request.route_id, request.client_ip)
-        .await?;
+    let client_ip: IpAddr = request.client_ip.parse().map_err(|_| {
+        ApiError::bad_request("malformed_json", "client_ip: not an IPv4 or IPv6 address")
+    })?;
+    let minted = state.minter.mint(&request.route_id, client_ip).await?;
     Ok(Json(minted))
 }
 
 async fn bootstrap(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Bootstrap>, ApiError> {
     authorise(&state, &headers)?;
     let revocation_seq = state.engine.store().revocation_head().await?;
     Ok(Json(
@@ -101,7 +97,7 @@ async fn sync(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<SyncQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SyncAnswer>, ApiError> {
     authorise(&state, &headers)?;
     let Query(query) =
         query.map_err(|e| ApiError::bad_request("bad_query", format!("query: {e}")))?;
@@ -112,85 +108,25 @@ async fn sync(
         .revocations_since(query.since, limit.saturating_add(1))
         .await?;
     let more = revocations.len() > limit as usize;
-    let items: Vec<Value> = revocations
+    let items: Vec<Revocation> = revocations
         .iter()
         .take(limit as usize)
-        .map(|r| json!({"seq": r.seq, "token_id": r.token_id.to_string()}))
+        .map(|r| Revocation {
+            seq: r.seq,
+            token_id: r.token_id.to_string(),
+        })
         .collect();
     let next_since = revocations
         .get(..(limit as usize).min(revocations.len()))
         .and_then(<[_]>::last)
         .map_or(query.since, |r| r.seq);
-    Ok(Json(json!({
-        "policy_version": state.policy.version,
-        "revocations": items,
-        "next_since": next_since,
-        "more": more,
-    })))
+    Ok(Json(SyncAnswer {
+        policy_version: state.policy.version().to_owned(),
+        revocations: items,
+        next_since,
+        more,
+    }))
 }
-
-/// One event from the filter. Unknown types or fields reject the whole batch (400), so a
-/// filter/sidecar version mismatch is loud rather than silently dropping verdicts.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum FilterEvent {
-    /// Requests were served with this token (resets the idle timer).
-    Activity { token_id: String },
-    /// One proxy instance's count of a deposit token's requests or upstream errors in a
-    /// window, summed across instances for the route's budgets (`crate::usage`).
-    Usage {
-        token_id: String,
-        reporter: String,
-        kind: UsageKindWire,
-        window_start: u64,
-        count: u32,
-    },
-    /// A forfeit or refund decided by the filter (trap path, rate limit, error storm) or taken
-    /// from the upstream's `x-lightning-wall-verdict` response header.
-    Verdict {
-        token_id: String,
-        verdict: VerdictKind,
-        trigger: VerdictTrigger,
-    },
-    /// A reward granted by the upstream (`x-lightning-wall-reward` and `-reward-id` on its
-    /// response to a request with a valid credential); credited once per (token, reward id).
-    Reward {
-        token_id: String,
-        sats: u64,
-        reward_id: String,
-    },
-}
-
-#[derive(Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum UsageKindWire {
-    Requests,
-    Errors,
-}
-
-#[derive(Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum VerdictKind {
-    Forfeit,
-    Refund,
-}
-
-#[derive(Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum VerdictTrigger {
-    TrapPath,
-    RateLimit,
-    ErrorStorm,
-    Upstream,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventBatch {
-    events: Vec<FilterEvent>,
-}
-
-const MAX_EVENTS: usize = 1000;
 
 async fn events(
     State(state): State<AppState>,
@@ -210,8 +146,8 @@ async fn events(
     let mut parsed = Vec::with_capacity(batch.events.len());
     for (i, event) in batch.events.iter().enumerate() {
         let (token, event) = match event {
-            FilterEvent::Activity { token_id } => (token_id, Parsed::Deposit(Event::Activity)),
-            FilterEvent::Usage {
+            wire::Event::Activity { token_id } => (token_id, Parsed::Deposit(Event::Activity)),
+            wire::Event::Usage {
                 token_id,
                 reporter,
                 kind,
@@ -229,15 +165,15 @@ async fn events(
                     Parsed::Usage {
                         reporter: reporter.to_ascii_lowercase(),
                         kind: match kind {
-                            UsageKindWire::Requests => UsageKind::Requests,
-                            UsageKindWire::Errors => UsageKind::Errors,
+                            wire::UsageKind::Requests => UsageKind::Requests,
+                            wire::UsageKind::Errors => UsageKind::Errors,
                         },
                         window_start: *window_start,
                         count: u64::from(*count),
                     },
                 )
             }
-            FilterEvent::Reward {
+            wire::Event::Reward {
                 token_id,
                 sats,
                 reward_id,
@@ -261,7 +197,7 @@ async fn events(
                     },
                 )
             }
-            FilterEvent::Verdict {
+            wire::Event::Verdict {
                 token_id,
                 verdict,
                 trigger,
@@ -269,14 +205,14 @@ async fn events(
                 token_id,
                 Parsed::Deposit(Event::Verdict {
                     outcome: match verdict {
-                        VerdictKind::Forfeit => Outcome::Forfeit,
-                        VerdictKind::Refund => Outcome::Refund,
+                        wire::Verdict::Forfeit => Outcome::Forfeit,
+                        wire::Verdict::Refund => Outcome::Refund,
                     },
                     trigger: match trigger {
-                        VerdictTrigger::TrapPath => Trigger::TrapPath,
-                        VerdictTrigger::RateLimit => Trigger::RateLimit,
-                        VerdictTrigger::ErrorStorm => Trigger::ErrorStorm,
-                        VerdictTrigger::Upstream => Trigger::Upstream,
+                        wire::Trigger::TrapPath => Trigger::TrapPath,
+                        wire::Trigger::RateLimit => Trigger::RateLimit,
+                        wire::Trigger::ErrorStorm => Trigger::ErrorStorm,
+                        wire::Trigger::Upstream => Trigger::Upstream,
                     },
                 }),
             ),

@@ -12,17 +12,18 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::json;
+use lightning_wall_contract::paths;
+use lightning_wall_contract::status::PaymentStatus;
 
 use super::AppState;
 use super::error::ApiError;
-use super::wall::{PREFIX, invalid_credential, present};
+use super::wall::{invalid_credential, present};
 use crate::deposit::TokenId;
 use crate::deposit::engine::EngineError;
 use crate::node::{InvoiceState, PaymentHash};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route(&format!("{PREFIX}/payment"), get(payment_status))
+    Router::new().route(paths::PAYMENT_STATUS, get(payment_status))
 }
 
 async fn payment_status(
@@ -73,16 +74,12 @@ async fn payment_status(
         .store()
         .is_revoked(&TokenId(*p.identifier.token_id.as_bytes()))
         .await?;
-    let mut body = json!({
-        "state": status.state.as_lnd_str().to_ascii_lowercase(),
-        "payment_hash": hex::encode(hash.0),
-    });
-    if status.state == InvoiceState::Settled && !revoked {
-        body["credential"] = json!(l402::format_credential(
-            &p.macaroon,
-            Some(p.pay_receipt.expose_secret())
-        ));
-    }
+    let body = PaymentStatus {
+        state: status.state.as_lnd_str().to_ascii_lowercase(),
+        payment_hash: hex::encode(hash.0),
+        credential: (status.state == InvoiceState::Settled && !revoked)
+            .then(|| l402::format_credential(&p.macaroon, Some(p.pay_receipt.expose_secret()))),
+    };
     Ok((
         StatusCode::OK,
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],

@@ -2,115 +2,93 @@
 //! version (hash of that shape and of the key ring) so the filter notices a change on its next
 //! sync — a rotated key included, or tokens minted under it would fail as `unknown_key`.
 
-use serde::Serialize;
-use serde_json::{Value, json};
+use lightning_wall_contract::bootstrap::{
+    self, Bootstrap, DepositRules, ErrorStorm, Key, Match, Rate, Route,
+};
+use lightning_wall_contract::{FailureMode as WireFailureMode, RouteMode};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, FailureMode, Mode, PathMatch};
 use crate::keys::Keys;
 
-#[derive(Clone, Debug, Serialize)]
+/// The policy as the filter receives it (`lightning_wall_contract::bootstrap`), built once.
+#[derive(Clone, Debug)]
 pub struct FilterPolicy {
-    pub version: String,
-    pub service: &'static str,
-    pub routes: Vec<FilterRoute>,
-    /// Per IPv4 /`ipv4_prefix_len` and per IPv6 /64.
-    pub challenge_mint_rate: RateJson,
-    /// Per IPv6 /48.
-    pub challenge_mint_rate_ipv6_48: RateJson,
-    pub ipv4_prefix_len: u8,
-    /// What the filter's pages say (site name, language, every text resolved).
-    pub wall: WallJson,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct WallJson {
-    pub site_name: Option<String>,
-    pub lang: String,
-    pub text: crate::config::wall_text::Texts,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct FilterRoute {
-    pub id: String,
-    #[serde(rename = "match")]
-    pub matcher: MatchJson,
-    pub mode: Mode,
-    pub failure_mode: FailureMode,
-    pub amount_sat: u64,
-    pub token_lifetime_s: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deposit: Option<DepositJson>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct MatchJson {
-    pub host: Option<String>,
-    /// `{"exact": "/p"}`, `{"prefix": "/p/"}`, `{"regex": "^/p$"}` or null (any path).
-    pub path: Option<PathMatch>,
-    pub methods: Vec<String>,
-}
-
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct RateJson {
-    pub requests: u32,
-    pub per_s: u64,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct DepositJson {
-    pub idle_timeout_s: u64,
-    pub session_cap_s: u64,
-    pub rate_limit: Option<RateJson>,
-    pub trap_paths: Vec<String>,
-    pub error_storm: Option<ErrorStormJson>,
-}
-
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct ErrorStormJson {
-    pub errors: u32,
-    pub within_s: u64,
+    policy: bootstrap::Policy,
 }
 
 /// The `services=` name in every token.
 pub const SERVICE: &str = "lightning-wall";
 
+impl From<Mode> for RouteMode {
+    fn from(mode: Mode) -> RouteMode {
+        match mode {
+            Mode::Free => RouteMode::Free,
+            Mode::Pay => RouteMode::Pay,
+            Mode::Deposit => RouteMode::Deposit,
+        }
+    }
+}
+
+impl From<FailureMode> for WireFailureMode {
+    fn from(mode: FailureMode) -> WireFailureMode {
+        match mode {
+            FailureMode::Closed => WireFailureMode::Closed,
+            FailureMode::Open => WireFailureMode::Open,
+        }
+    }
+}
+
+impl From<&PathMatch> for bootstrap::PathMatch {
+    fn from(path: &PathMatch) -> bootstrap::PathMatch {
+        match path {
+            PathMatch::Exact(p) => bootstrap::PathMatch::Exact(p.clone()),
+            PathMatch::Prefix(p) => bootstrap::PathMatch::Prefix(p.clone()),
+            PathMatch::Regex(r) => bootstrap::PathMatch::Regex(r.clone()),
+        }
+    }
+}
+
+/// A config rate on the wire.
+pub fn wire_rate(r: crate::config::Rate) -> Rate {
+    Rate {
+        requests: r.requests,
+        per_s: r.per.as_secs(),
+    }
+}
+
 impl FilterPolicy {
     pub fn of(config: &Config, keys: &Keys) -> FilterPolicy {
-        let rate = |r: crate::config::Rate| RateJson {
-            requests: r.requests,
-            per_s: r.per.as_secs(),
-        };
-        let routes: Vec<FilterRoute> = config
+        let routes: Vec<Route> = config
             .routes
             .iter()
-            .map(|r| FilterRoute {
+            .map(|r| Route {
                 id: r.id.clone(),
-                matcher: MatchJson {
+                matcher: Match {
                     host: r.matcher.host.clone(),
-                    path: r.matcher.path.clone(),
+                    path: r.matcher.path.as_ref().map(Into::into),
                     methods: r.matcher.methods.clone(),
                 },
-                mode: r.mode,
-                failure_mode: r.failure_mode,
+                mode: r.mode.into(),
+                failure_mode: r.failure_mode.into(),
                 amount_sat: r.amount_sat(),
                 token_lifetime_s: r.token_lifetime.as_secs(),
-                deposit: r.deposit.as_ref().map(|d| DepositJson {
+                deposit: r.deposit.as_ref().map(|d| DepositRules {
                     idle_timeout_s: d.idle_timeout.as_secs(),
                     session_cap_s: d.session_cap.as_secs(),
-                    rate_limit: d.rate_limit.map(rate),
+                    rate_limit: d.rate_limit.map(wire_rate),
                     trap_paths: d.trap_paths.clone(),
-                    error_storm: d.error_storm.map(|e| ErrorStormJson {
+                    error_storm: d.error_storm.map(|e| ErrorStorm {
                         errors: e.errors,
                         within_s: e.within.as_secs(),
                     }),
                 }),
             })
             .collect();
-        let mint = rate(config.limits.challenge_mint_rate);
-        let mint_48 = rate(config.limits.mint_rate_ipv6_48());
+        let mint = wire_rate(config.limits.challenge_mint_rate);
+        let mint_48 = wire_rate(config.limits.mint_rate_ipv6_48());
         let prefix_len = config.limits.ipv4_prefix_len;
-        let wall = WallJson {
+        let wall = bootstrap::Wall {
             site_name: config.wall.site_name.clone(),
             lang: config.wall.lang.clone(),
             text: config.wall.texts(),
@@ -131,35 +109,46 @@ impl FilterPolicy {
         hasher.update(keys.active.as_bytes());
         let version = hex::encode(&hasher.finalize()[..8]);
         FilterPolicy {
-            version,
-            service: SERVICE,
-            routes,
-            challenge_mint_rate: mint,
-            challenge_mint_rate_ipv6_48: mint_48,
-            ipv4_prefix_len: prefix_len,
-            wall,
+            policy: bootstrap::Policy {
+                version,
+                service: SERVICE.into(),
+                routes,
+                challenge_mint_rate: mint,
+                challenge_mint_rate_ipv6_48: Some(mint_48),
+                ipv4_prefix_len: Some(u64::from(prefix_len)),
+                wall: Some(wall),
+            },
         }
+    }
+
+    /// The version a sync answer carries (a different one tells the filter to bootstrap).
+    pub fn version(&self) -> &str {
+        &self.policy.version
     }
 
     /// The body of `GET /v1/bootstrap` (docs/internal-api.md): this policy with the key ring.
     /// Key material leaves the sidecar only through this, on the internal listener.
-    pub fn bootstrap_body(&self, keys: &Keys, revocation_seq: u64) -> Value {
-        let ring: Vec<Value> = keys
-            .ring
-            .entries()
-            .map(|e| json!({"id": e.id().as_str(), "master_key": e.master().expose_secret_hex()}))
-            .collect();
-        json!({
-            "policy": self,
-            "keys": ring,
-            "active_key_id": keys.active,
-            "revocation_seq": revocation_seq,
-        })
+    pub fn bootstrap_body(&self, keys: &Keys, revocation_seq: u64) -> Bootstrap {
+        Bootstrap {
+            policy: self.policy.clone(),
+            keys: keys
+                .ring
+                .entries()
+                .map(|e| Key {
+                    id: e.id().as_str().into(),
+                    master_key: e.master().expose_secret_hex(),
+                })
+                .collect(),
+            active_key_id: keys.active.clone(),
+            revocation_seq,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::keys::build;
 
@@ -177,7 +166,7 @@ mod tests {
         let same = build(vec![("k1".into(), [1; 32])], None).unwrap();
         let rotated = build(vec![("k1".into(), [1; 32]), ("k2".into(), [2; 32])], None).unwrap();
         let replaced = build(vec![("k1".into(), [3; 32])], None).unwrap();
-        let v = |keys: &Keys| FilterPolicy::of(&config, keys).version;
+        let v = |keys: &Keys| FilterPolicy::of(&config, keys).version().to_owned();
         assert_eq!(v(&one), v(&same));
         assert_ne!(v(&one), v(&rotated));
         assert_ne!(v(&one), v(&replaced));
@@ -188,14 +177,14 @@ mod tests {
         let keys = build(vec![("k1".into(), [1; 32])], None).unwrap();
         let mut config = config();
         let policy = FilterPolicy::of(&config, &keys);
-        let json = serde_json::to_value(&policy).unwrap();
+        let json = serde_json::to_value(policy.bootstrap_body(&keys, 0)).unwrap()["policy"].take();
         assert_eq!(json["ipv4_prefix_len"], 32);
         assert_eq!(
             json["challenge_mint_rate_ipv6_48"],
             json!({"requests": 160, "per_s": 60})
         );
         config.limits.ipv4_prefix_len = 24;
-        assert_ne!(FilterPolicy::of(&config, &keys).version, policy.version);
+        assert_ne!(FilterPolicy::of(&config, &keys).version(), policy.version());
     }
 
     #[test]
@@ -203,9 +192,9 @@ mod tests {
         let keys = build(vec![("k1".into(), [1; 32])], None).unwrap();
         let mut config = config();
         let policy = FilterPolicy::of(&config, &keys);
-        let json = serde_json::to_value(&policy).unwrap();
+        let json = serde_json::to_value(policy.bootstrap_body(&keys, 0).policy).unwrap();
         assert_eq!(json["wall"]["lang"], "en");
-        assert_eq!(json["wall"]["site_name"], Value::Null);
+        assert_eq!(json["wall"]["site_name"], serde_json::Value::Null);
         assert_eq!(json["wall"]["text"]["deposit_title"], "Refundable deposit");
         config.wall.site_name = Some("Shop".into());
         config
@@ -213,8 +202,8 @@ mod tests {
             .text
             .insert("deposit_title".into(), "Kaution".into());
         let reworded = FilterPolicy::of(&config, &keys);
-        assert_ne!(reworded.version, policy.version);
-        let json = serde_json::to_value(&reworded).unwrap();
+        assert_ne!(reworded.version(), policy.version());
+        let json = serde_json::to_value(reworded.bootstrap_body(&keys, 0).policy).unwrap();
         assert_eq!(json["wall"]["site_name"], "Shop");
         assert_eq!(json["wall"]["text"]["deposit_title"], "Kaution");
         assert_eq!(

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use lightning_wall_contract::paths;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -27,7 +28,7 @@ use crate::store::{ClaimRefusal, NewPayout, RewardAccount};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route(&format!("{PREFIX}/rewards"), get(balance))
+        .route(paths::REWARDS, get(balance))
         .route(&format!("{PREFIX}/rewards/withdraw"), get(withdraw_request))
         .route(
             &format!("{PREFIX}/rewards/withdraw/callback"),

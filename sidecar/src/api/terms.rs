@@ -11,17 +11,17 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use lightning_wall_contract::paths;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::wall::PREFIX;
 use crate::config::{Config, Mode, PathMatch, RouteConfig};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route(&format!("{PREFIX}/terms"), get(terms))
-        .route(&format!("{PREFIX}/l402-services"), get(manifest))
+        .route(paths::TERMS, get(terms))
+        .route(paths::L402_SERVICES, get(manifest))
 }
 
 /// Version of the terms document; bumped when a field changes meaning.
@@ -96,19 +96,19 @@ pub struct ForfeitTerms {
     /// Some paths no honest visitor requests forfeit on one request; which ones is not said.
     pub trap_paths: bool,
     /// More requests than this per token forfeit (null: no limit).
-    pub rate_limit: Option<super::policy::RateJson>,
+    pub rate_limit: Option<lightning_wall_contract::bootstrap::Rate>,
     /// This many 4xx/5xx answers per token within the window forfeit (null: not checked).
-    pub error_storm: Option<super::policy::ErrorStormJson>,
+    pub error_storm: Option<lightning_wall_contract::bootstrap::ErrorStorm>,
     /// The protected application may forfeit a deposit by its own verdict on a response.
     pub upstream_verdict: bool,
 }
 
 fn endpoints() -> Endpoints {
     Endpoints {
-        terms: format!("{PREFIX}/terms"),
-        l402_services: format!("{PREFIX}/l402-services"),
-        deposit_status: format!("{PREFIX}/deposit"),
-        leave: format!("{PREFIX}/leave"),
+        terms: paths::TERMS.into(),
+        l402_services: paths::L402_SERVICES.into(),
+        deposit_status: paths::DEPOSIT_STATUS.into(),
+        leave: paths::LEAVE.into(),
     }
 }
 
@@ -158,13 +158,12 @@ impl Terms {
                     refund_within_s: d.session_cap.as_secs(),
                     forfeit_on: ForfeitTerms {
                         trap_paths: !d.trap_paths.is_empty(),
-                        rate_limit: d.rate_limit.map(|r| super::policy::RateJson {
-                            requests: r.requests,
-                            per_s: r.per.as_secs(),
-                        }),
-                        error_storm: d.error_storm.map(|e| super::policy::ErrorStormJson {
-                            errors: e.errors,
-                            within_s: e.within.as_secs(),
+                        rate_limit: d.rate_limit.map(super::policy::wire_rate),
+                        error_storm: d.error_storm.map(|e| {
+                            lightning_wall_contract::bootstrap::ErrorStorm {
+                                errors: e.errors,
+                                within_s: e.within.as_secs(),
+                            }
                         }),
                         upstream_verdict: true,
                     },

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use lightning_wall_contract::paths;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -24,6 +25,7 @@ use crate::deposit::{DepositState, TokenId};
 use crate::node::PaymentHash;
 use crate::store::StoredDeposit;
 
+/// [`paths::WALL_PREFIX`] without its trailing slash, for the paths built on it.
 pub const PREFIX: &str = "/.well-known/lightning-wall";
 pub const COOKIE: &str = "lightning-wall";
 /// Longest long-poll.
@@ -31,17 +33,14 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// The deposit status (long-poll): it passes the public store gate per read itself.
 pub fn status_routes() -> Router<AppState> {
-    Router::new().route(&format!("{PREFIX}/deposit"), get(deposit_status))
+    Router::new().route(paths::DEPOSIT_STATUS, get(deposit_status))
 }
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         // GET is the leave page (wall_page.rs), POST the leave action.
-        .route(
-            &format!("{PREFIX}/leave"),
-            post(leave).get(super::wall_page::leave_page),
-        )
-        .route(&format!("{PREFIX}/continue"), post(continue_after_paying))
+        .route(paths::LEAVE, post(leave).get(super::wall_page::leave_page))
+        .route(paths::CONTINUE, post(continue_after_paying))
 }
 
 /// Where the macaroon came from: cookies are sent by browsers on their own, so they get the

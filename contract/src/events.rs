@@ -1,0 +1,163 @@
+//! `POST /v1/events`: what the filter tells the sidecar about tokens — activity, usage counts,
+//! verdicts and rewards. The sidecar refuses a batch with an unknown event type or field (400)
+//! as a whole, so a version mismatch is loud rather than a verdict silently dropped.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+/// Most events the sidecar takes in one batch.
+pub const MAX_EVENTS: usize = 1000;
+
+/// The request body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventBatch {
+    pub events: Vec<Event>,
+}
+
+/// One event. `token_id` is 64 hex everywhere.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Event {
+    /// Requests were served with this deposit token (resets its idle timer).
+    Activity { token_id: String },
+    /// One proxy instance's count so far of a deposit token's requests or upstream errors in a
+    /// window (a count, not an increment: the sidecar keeps the highest, so a re-sent batch
+    /// counts once, and sums the instances for the route's budgets).
+    Usage {
+        token_id: String,
+        /// The proxy instance (all its workers share one count), 16 hex digits.
+        reporter: String,
+        kind: UsageKind,
+        window_start: u64,
+        count: u32,
+    },
+    /// A forfeit or refund decided by the filter (trap path, rate limit, error storm) or taken
+    /// from the upstream's `x-lightning-wall-verdict` response header.
+    Verdict {
+        token_id: String,
+        verdict: Verdict,
+        trigger: Trigger,
+    },
+    /// A reward granted by the upstream (`x-lightning-wall-reward` and `-reward-id` on its
+    /// response to a request with a valid credential); credited once per (token, reward id).
+    Reward {
+        token_id: String,
+        sats: u64,
+        reward_id: String,
+    },
+}
+
+/// What a usage count is of: requests served on a deposit token (its route's `rate_limit`) or
+/// upstream 4xx answers to them (`error_storm`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageKind {
+    /// Requests served.
+    Requests,
+    /// Upstream 4xx answers.
+    Errors,
+}
+
+/// What to do with a deposit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Settle: the site keeps the deposit.
+    Forfeit,
+    /// Cancel: the money goes back.
+    Refund,
+}
+
+/// What decided a verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// A request to one of the route's trap paths.
+    TrapPath,
+    /// The token's request rate exceeded the route's limit.
+    RateLimit,
+    /// Too many 4xx answers from the upstream in a window.
+    ErrorStorm,
+    /// `x-lightning-wall-verdict` in the upstream's response.
+    Upstream,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: &str = "a1b2";
+
+    fn sample() -> EventBatch {
+        EventBatch {
+            events: alloc::vec![
+                Event::Activity { token_id: T.into() },
+                Event::Usage {
+                    token_id: T.into(),
+                    reporter: "00112233aabbccdd".into(),
+                    kind: UsageKind::Requests,
+                    window_start: 1_767_225_600,
+                    count: 7,
+                },
+                Event::Usage {
+                    token_id: T.into(),
+                    reporter: "00112233aabbccdd".into(),
+                    kind: UsageKind::Errors,
+                    window_start: 1_767_225_600,
+                    count: 2,
+                },
+                Event::Verdict {
+                    token_id: T.into(),
+                    verdict: Verdict::Forfeit,
+                    trigger: Trigger::TrapPath,
+                },
+                Event::Verdict {
+                    token_id: T.into(),
+                    verdict: Verdict::Forfeit,
+                    trigger: Trigger::RateLimit,
+                },
+                Event::Verdict {
+                    token_id: T.into(),
+                    verdict: Verdict::Forfeit,
+                    trigger: Trigger::ErrorStorm,
+                },
+                Event::Verdict {
+                    token_id: T.into(),
+                    verdict: Verdict::Refund,
+                    trigger: Trigger::Upstream,
+                },
+                Event::Reward {
+                    token_id: T.into(),
+                    sats: 21,
+                    reward_id: "review-42".into(),
+                },
+            ],
+        }
+    }
+
+    const SAMPLE: &str = r#"{"events":[{"type":"activity","token_id":"a1b2"},{"type":"usage","token_id":"a1b2","reporter":"00112233aabbccdd","kind":"requests","window_start":1767225600,"count":7},{"type":"usage","token_id":"a1b2","reporter":"00112233aabbccdd","kind":"errors","window_start":1767225600,"count":2},{"type":"verdict","token_id":"a1b2","verdict":"forfeit","trigger":"trap_path"},{"type":"verdict","token_id":"a1b2","verdict":"forfeit","trigger":"rate_limit"},{"type":"verdict","token_id":"a1b2","verdict":"forfeit","trigger":"error_storm"},{"type":"verdict","token_id":"a1b2","verdict":"refund","trigger":"upstream"},{"type":"reward","token_id":"a1b2","sats":21,"reward_id":"review-42"}]}"#;
+
+    #[test]
+    fn every_event_reads_as_documented_and_round_trips() {
+        assert_eq!(serde_json::to_string(&sample()).unwrap(), SAMPLE);
+        assert_eq!(
+            serde_json::from_str::<EventBatch>(SAMPLE).unwrap(),
+            sample()
+        );
+    }
+
+    #[test]
+    fn an_unknown_type_or_field_refuses_the_batch() {
+        for bad in [
+            r#"{"events":[{"type":"teleport","token_id":"a1b2"}]}"#,
+            r#"{"events":[{"type":"activity","token_id":"a1b2","extra":1}]}"#,
+            r#"{"events":[],"extra":1}"#,
+            r#"{"events":[{"type":"verdict","token_id":"a1b2","verdict":"forfeit","trigger":"whim"}]}"#,
+        ] {
+            assert!(serde_json::from_str::<EventBatch>(bad).is_err(), "{bad}");
+        }
+    }
+}
