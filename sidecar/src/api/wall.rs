@@ -156,8 +156,7 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiErro
 async fn load(state: &AppState, caller: &Caller) -> Result<StoredDeposit, ApiError> {
     let hash = PaymentHash(*caller.identifier.payment_hash.as_bytes());
     let stored = state
-        .engine
-        .store()
+        .store
         .deposit(&hash)
         .await?
         .filter(|d| d.deposit.token_id == TokenId(*caller.identifier.token_id.as_bytes()))
@@ -259,7 +258,7 @@ async fn deposit_status(
     });
     let revoked = {
         let _place = state.public_store.enter().await?;
-        state.engine.store().is_revoked(&d.token_id).await?
+        state.store.is_revoked(&d.token_id).await?
     };
     let mut response_headers = HeaderMap::new();
     response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -340,7 +339,7 @@ async fn leave(State(state): State<AppState>, headers: HeaderMap) -> Result<Resp
     body["status_credential"] = json!(l402::format_credential(&caller.macaroon, None));
     // The cookie goes, but an unclaimed reward stays the visitor's: say how much, and hand
     // out an LNURL to claim it with right away (the credential keeps working for claiming).
-    let account = state.engine.store().reward_account(&d.token_id).await?;
+    let account = state.store.reward_account(&d.token_id).await?;
     body["reward_balance_sat"] = json!(account.balance_msat() / 1000);
     if let Some((lnurl, _)) =
         super::rewards::new_lnurl(&state, &headers, &d.token_id, &account).await?
