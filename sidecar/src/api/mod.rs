@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod credential;
 pub mod error;
 pub mod internal;
 pub mod payment;

@@ -15,8 +15,8 @@ use axum::routing::get;
 use serde_json::json;
 
 use super::AppState;
+use super::credential::{PREFIX, invalid_credential, present};
 use super::error::ApiError;
-use super::wall::{PREFIX, invalid_credential, present};
 use crate::deposit::TokenId;
 use crate::deposit::engine::EngineError;
 use crate::node::{InvoiceState, PaymentHash};

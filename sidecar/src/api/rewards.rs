@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use super::credential::{PREFIX, invalid_credential, present};
 use super::error::ApiError;
-use super::wall::{PREFIX, invalid_credential, present};
 use super::wall_page::svg_qr_code;
 use crate::deposit::{Timestamp, TokenId};
 use crate::rewards::claim::check_invoice;

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::wall::PREFIX;
+use super::credential::PREFIX;
 use crate::config::{Config, Mode, PathMatch, RouteConfig};
 
 pub fn routes() -> Router<AppState> {

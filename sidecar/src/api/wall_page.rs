@@ -14,8 +14,8 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use super::AppState;
+use super::credential::PREFIX;
 use super::error::ApiError;
-use super::wall::PREFIX;
 
 const WALL_JS: &str = include_str!("wall_page/wall.js");
 const WALL_CSS: &str = include_str!("wall_page/wall.css");
