@@ -16,5 +16,7 @@ pub mod revocations;
 pub mod rewards;
 pub mod serve;
 pub mod store;
+/// The node test double; only in test builds (`--features testing` for the integration tests).
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod usage;
