@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod deposit;
 pub mod doctor;
+pub mod ids;
 pub mod keys;
 pub mod metrics;
 pub mod mint;

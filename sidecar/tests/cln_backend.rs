@@ -10,10 +10,9 @@ use std::time::Duration;
 use fake_cln::{FakeCln, FakeClnOptions, XpayBehaviour};
 use futures_util::StreamExt;
 use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
+use lightning_wall::ids::PaymentHash;
 use lightning_wall::node::cln::{ClnConnectError, ClnNode};
-use lightning_wall::node::{
-    InvoiceRequest, InvoiceState, Node, NodeError, PaymentHash, PaymentOutcome,
-};
+use lightning_wall::node::{InvoiceRequest, InvoiceState, Node, NodeError, PaymentOutcome};
 use sha2::{Digest, Sha256};
 use support::cln::backend_config;
 

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use lightning_wall::config::Config;
-use lightning_wall::node::{InvoiceState, Node, PaymentHash};
+use lightning_wall::ids::PaymentHash;
+use lightning_wall::node::{InvoiceState, Node};
 use lightning_wall::serve::{Running, start};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

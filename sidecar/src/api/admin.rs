@@ -16,8 +16,9 @@ use super::auth::AdminCaller;
 use super::error::{ApiError, body_error, parse_json};
 use crate::deposit::engine::Stepped;
 use crate::deposit::machine::{Event, Outcome};
-use crate::deposit::{DepositState, Timestamp, TokenId, Trigger};
-use crate::node::PaymentHash;
+use crate::deposit::{DepositState, Trigger};
+use crate::ids::PaymentHash;
+use crate::ids::{Timestamp, TokenId};
 use crate::store::{AuditRecord, DepositFilter, StoredDeposit};
 
 pub fn routes() -> Router<AppState> {

@@ -17,9 +17,10 @@ use serde_json::json;
 use super::AppState;
 use super::credential::{PREFIX, invalid_credential, present};
 use super::error::ApiError;
-use crate::deposit::TokenId;
 use crate::deposit::engine::EngineError;
-use crate::node::{InvoiceState, PaymentHash};
+use crate::ids::PaymentHash;
+use crate::ids::TokenId;
+use crate::node::InvoiceState;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route(&format!("{PREFIX}/payment"), get(payment_status))

@@ -19,7 +19,7 @@ use super::AppState;
 use super::credential::{PREFIX, invalid_credential, present};
 use super::error::ApiError;
 use super::wall_page::svg_qr_code;
-use crate::deposit::{Timestamp, TokenId};
+use crate::ids::{Timestamp, TokenId};
 use crate::rewards::claim::check_invoice;
 use crate::rewards::ledger::{self, Limits};
 use crate::rewards::lnurl;

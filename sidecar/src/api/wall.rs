@@ -19,10 +19,11 @@ use serde_json::json;
 use super::AppState;
 use super::credential::{COOKIE, PREFIX, Presented, invalid_credential, present};
 use super::error::ApiError;
+use crate::deposit::DepositState;
 use crate::deposit::engine::Stepped;
 use crate::deposit::waiters::WaitRefused;
-use crate::deposit::{DepositState, TokenId};
-use crate::node::PaymentHash;
+use crate::ids::PaymentHash;
+use crate::ids::TokenId;
 use crate::store::StoredDeposit;
 
 /// Longest long-poll.

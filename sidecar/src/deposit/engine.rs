@@ -23,11 +23,13 @@ use std::time::{Duration, Instant};
 use rand::TryRngCore;
 use tokio::sync::broadcast;
 
+use super::Deposit;
 use super::machine::Rejected;
-use super::{Deposit, Timestamp};
 use crate::clock::{Clock, SystemClock};
+use crate::ids::PaymentHash;
+use crate::ids::Timestamp;
 use crate::metrics::Metrics;
-use crate::node::{Node, NodeError, PaymentHash};
+use crate::node::{Node, NodeError};
 use crate::store::{LiveCounts, Store, StoreError, StoredDeposit};
 
 #[derive(Debug, thiserror::Error)]

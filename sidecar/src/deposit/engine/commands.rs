@@ -7,9 +7,11 @@ use super::{
     Engine, EngineError, Inner, LiveCount, NewDeposit, OpenedDeposit, Stepped, lock, random32,
 };
 use crate::deposit::machine::{self, Event};
-use crate::deposit::{Deposit, DepositState, DepositTiming, NodeAction, Timestamp, TokenId};
+use crate::deposit::{Deposit, DepositState, DepositTiming, NodeAction};
+use crate::ids::{PaymentHash, Preimage};
+use crate::ids::{Timestamp, TokenId};
 use crate::metrics::{ModeLabel, OutcomeLabel};
-use crate::node::{InvoiceRequest, NodeError, PaymentHash, Preimage};
+use crate::node::{InvoiceRequest, NodeError};
 use crate::store::{ApplyOutcome, LiveCounts, StoreError};
 
 /// How long a count of live deposits is reused for the global limit.

@@ -9,7 +9,8 @@ use futures_util::StreamExt;
 use super::{ChainView, Engine, EngineError, lock};
 use crate::deposit::machine::Event;
 use crate::deposit::{Deposit, DepositState};
-use crate::node::{InvoiceState, InvoiceStatus, NodeError, PaymentHash};
+use crate::ids::PaymentHash;
+use crate::node::{InvoiceState, InvoiceStatus, NodeError};
 
 impl Engine {
     /// Starts following the invoice's stream unless this replica already does.
