@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use lightning_wall::deposit::{Timestamp, TokenId};
+use lightning_wall::ids::{Timestamp, TokenId};
 use lightning_wall::store::Store;
 
 #[derive(Parser, Debug)]

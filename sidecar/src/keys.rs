@@ -9,7 +9,7 @@ use l402::{KeyId, KeyRing, MasterKey};
 use rand::TryRngCore;
 
 use crate::config::{Config, SecretError, StoreLocation};
-use crate::deposit::Timestamp;
+use crate::ids::Timestamp;
 use crate::store::{Store, StoreError};
 
 /// The id of the key generated on first run.

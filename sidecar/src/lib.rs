@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod deposit;
 pub mod doctor;
+pub mod ids;
 pub mod keys;
 pub mod metrics;
 pub mod mint;
@@ -16,5 +17,7 @@ pub mod revocations;
 pub mod rewards;
 pub mod serve;
 pub mod store;
+/// The node test double; only in test builds (`--features testing` for the integration tests).
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod usage;

@@ -13,11 +13,12 @@ use lightning_wall_contract::challenge::ChallengeAnswer;
 use crate::api::policy::SERVICE;
 use crate::config::{Config, Mode};
 use crate::deposit::engine::{Engine, EngineError, NewDeposit};
-use crate::deposit::{Timestamp, TokenId};
+use crate::ids::{PaymentHash, Preimage};
+use crate::ids::{Timestamp, TokenId};
 use crate::keys::Keys;
 use crate::metrics::{ErrorLabel, Metrics, ModeLabel};
 use crate::mint_limit::{MintLimiter, PerSecondBudget, client_prefix};
-use crate::node::{InvoiceRequest, PaymentHash, Preimage};
+use crate::node::InvoiceRequest;
 
 /// Why nothing was minted. Nothing was handed out in any of these cases.
 #[derive(Debug, thiserror::Error)]

@@ -238,7 +238,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         payouts.run(config.deposits.reconcile_interval, stopped.clone()),
     ));
     tasks.push(tokio::spawn(crate::revocations::run_compaction(
-        state.engine.store().clone(),
+        state.store.clone(),
         crate::revocations::retention(&config),
         crate::revocations::COMPACT_EVERY,
         stopped.clone(),

@@ -10,9 +10,10 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::{broadcast, watch};
 
+use crate::ids::{PaymentHash, Preimage};
 use crate::node::{
     CreatedInvoice, InvoiceRequest, InvoiceState, InvoiceStatus, InvoiceUpdates, Node, NodeError,
-    NodeInfo, PaymentHash, PaymentOutcome, Preimage,
+    NodeInfo, PaymentOutcome,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

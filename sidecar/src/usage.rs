@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use crate::config::{Config, DepositPolicy};
 use crate::deposit::engine::{Engine, EngineError, Stepped};
 use crate::deposit::machine::{Event, Outcome};
-use crate::deposit::{DepositState, Timestamp, TokenId, Trigger};
+use crate::deposit::{DepositState, Trigger};
+use crate::ids::{Timestamp, TokenId};
 use crate::store::UsageReport;
 
 /// How long after its window ends a report is still taken, and its rows kept: covers a

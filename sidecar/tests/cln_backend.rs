@@ -12,10 +12,9 @@ use futures_util::StreamExt;
 use lightning_invoice::{
     Bolt11Invoice, Currency, InvoiceBuilder, PaymentSecret, RouteHint, RouteHintHop, RoutingFees,
 };
+use lightning_wall::ids::{PaymentHash, Preimage};
 use lightning_wall::node::cln::{ClnConnectError, ClnNode};
-use lightning_wall::node::{
-    InvoiceRequest, InvoiceState, Node, NodeError, PaymentHash, PaymentOutcome, Preimage,
-};
+use lightning_wall::node::{InvoiceRequest, InvoiceState, Node, NodeError, PaymentOutcome};
 use sha2::{Digest, Sha256};
 use support::cln::backend_config;
 

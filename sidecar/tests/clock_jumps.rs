@@ -11,8 +11,8 @@ use lightning_wall::clock::ManualClock;
 use lightning_wall::deposit::engine::{Engine, EngineSettings, NewDeposit};
 use lightning_wall::deposit::machine::{Event, Outcome};
 use lightning_wall::deposit::{DepositState, Trigger};
+use lightning_wall::ids::PaymentHash;
 use lightning_wall::metrics::Metrics;
-use lightning_wall::node::PaymentHash;
 use lightning_wall::store::Store;
 use lightning_wall::testing::{Call, PATIENCE, RecordingNode};
 

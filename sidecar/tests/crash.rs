@@ -17,8 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lightning_wall::deposit::DepositState;
+use lightning_wall::ids::PaymentHash;
 use lightning_wall::node::dev::{DevNode, DevNodeConfig};
-use lightning_wall::node::{InvoiceState, Node, NodeError, PaymentHash};
+use lightning_wall::node::{InvoiceState, Node, NodeError};
 use lightning_wall::store::Store;
 use rand::Rng;
 use serde_json::{Value, json};

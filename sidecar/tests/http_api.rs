@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use lightning_wall::config::Config;
-use lightning_wall::node::{InvoiceState, Node, PaymentHash};
+use lightning_wall::ids::PaymentHash;
+use lightning_wall::node::{InvoiceState, Node};
 use lightning_wall::serve::{Running, start};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -822,5 +823,84 @@ async fn a_thousand_long_poll_waiters_are_all_answered_when_paid() {
         "{waiters} long-poll waiters answered {:?} after the payments started",
         started.elapsed()
     );
+    s.running.shutdown().await;
+}
+
+/// Every route of the filter's API and of the operator's API refuses a caller without its token
+/// (the `auth` extractors run before the handler), and lets one with it through.
+#[tokio::test]
+async fn every_internal_and_admin_route_refuses_a_caller_without_its_token() {
+    const INTERNAL_TOKEN: &str = "internal-token-for-tests";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin-token"), format!("{ADMIN_TOKEN}\n")).unwrap();
+    std::fs::write(
+        dir.path().join("internal-token"),
+        format!("{INTERNAL_TOKEN}\n"),
+    )
+    .unwrap();
+    let yaml = config_yaml(dir.path(), "").replace(
+        r#"internal: { bind: "127.0.0.1:0" }"#,
+        &format!(
+            r#"internal: {{ bind: "127.0.0.1:0", token: {{ file: {} }} }}"#,
+            dir.path().join("internal-token").display()
+        ),
+    );
+    assert!(yaml.contains("internal-token"), "{yaml}");
+    let path = dir.path().join("lightning-wall.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let s = Sidecar {
+        running: start(Config::load(&path).unwrap()).await.unwrap(),
+        http: reqwest::Client::new(),
+        _dir: dir,
+    };
+    use reqwest::Method;
+    let hash = "ab".repeat(32);
+    let internal = [
+        (Method::POST, "/v1/challenge".to_owned()),
+        (Method::GET, "/v1/bootstrap".to_owned()),
+        (Method::GET, "/v1/sync".to_owned()),
+        (Method::GET, "/v1/revocations/snapshot".to_owned()),
+        (Method::POST, "/v1/events".to_owned()),
+        (Method::POST, "/v1/dev/pay".to_owned()),
+        (Method::GET, format!("/v1/dev/invoices/{hash}")),
+    ]
+    .map(|(m, p)| (m, s.internal(&p), INTERNAL_TOKEN));
+    let admin = [
+        (Method::GET, "/deposits".to_owned()),
+        (Method::GET, format!("/deposits/{hash}")),
+        (Method::POST, format!("/deposits/{hash}/refund")),
+        (Method::POST, format!("/deposits/{hash}/forfeit")),
+        (Method::POST, "/revoke".to_owned()),
+        (Method::GET, "/audit".to_owned()),
+    ]
+    .map(|(m, p)| (m, s.admin(&p), ADMIN_TOKEN));
+    for (method, url, token) in internal.iter().chain(admin.iter()) {
+        for presented in [None, Some("wrong"), Some(*token)] {
+            let mut request = s.http.request(method.clone(), url);
+            if let Some(t) = presented {
+                request = request.bearer_auth(t);
+            }
+            let r = request.send().await.unwrap();
+            if presented == Some(*token) {
+                assert_ne!(r.status(), 401, "{method} {url} with its token");
+            } else {
+                let got = error_of(r).await;
+                assert_eq!(
+                    got,
+                    (401, "unauthorized".into()),
+                    "{method} {url} {presented:?}"
+                );
+            }
+        }
+    }
+    // Nothing was minted by any of it.
+    let r = s
+        .http
+        .get(s.admin("/deposits"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await;
+    let listed: Value = r.unwrap().json().await.unwrap();
+    assert_eq!(listed["deposits"], json!([]));
     s.running.shutdown().await;
 }

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use lightning_wall::deposit::engine::{Engine, EngineSettings, NewDeposit};
 use lightning_wall::deposit::machine::{Event, Outcome};
-use lightning_wall::deposit::{DepositState, Timestamp, Trigger};
+use lightning_wall::deposit::{DepositState, Trigger};
+use lightning_wall::ids::PaymentHash;
+use lightning_wall::ids::Timestamp;
 use lightning_wall::metrics::Metrics;
 use lightning_wall::node::dev::{DevNode, DevNodeConfig, DevPayment};
-use lightning_wall::node::{InvoiceState, Node, PaymentHash};
+use lightning_wall::node::{InvoiceState, Node};
 use lightning_wall::store::Store;
 use tokio::sync::watch;
 

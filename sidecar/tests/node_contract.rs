@@ -13,13 +13,13 @@ use fake_cln::{FakeCln, FakeClnOptions};
 use fake_lnd::FakeLnd;
 use fake_nwc::FakeNwc;
 use futures_util::StreamExt;
+use lightning_wall::ids::{PaymentHash, Preimage};
 use lightning_wall::node::cln::{ClnConfig, ClnNode};
 use lightning_wall::node::dev::{DevNode, DevNodeConfig, ManualClock};
 use lightning_wall::node::lnd::{LndConfig, LndNode};
 use lightning_wall::node::nwc::{ConnectionString, NwcConfig, NwcNode};
 use lightning_wall::node::{
     CreatedInvoice, InvoiceRequest, InvoiceState, InvoiceStatus, InvoiceUpdates, Node, NodeError,
-    PaymentHash, Preimage,
 };
 use sha2::{Digest, Sha256};
 

@@ -5,8 +5,9 @@
 use std::time::{Duration, Instant};
 
 use fake_nwc::{ALL_METHODS, FakeNwc, FakeNwcOptions};
+use lightning_wall::ids::PaymentHash;
 use lightning_wall::node::nwc::{ConnectionString, NwcConfig, NwcNode};
-use lightning_wall::node::{InvoiceRequest, Node, NodeError, PaymentHash, PaymentOutcome};
+use lightning_wall::node::{InvoiceRequest, Node, NodeError, PaymentOutcome};
 
 fn config(fake: &FakeNwc) -> NwcConfig {
     NwcConfig::new(

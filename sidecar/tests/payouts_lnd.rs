@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use fake_lnd::{FakeLnd, PaymentBehaviour};
 use lightning_wall::config::Config;
-use lightning_wall::deposit::{Timestamp, TokenId};
+use lightning_wall::ids::{PaymentHash, Preimage};
+use lightning_wall::ids::{Timestamp, TokenId};
 use lightning_wall::metrics::Metrics;
 use lightning_wall::node::lnd::{LndConfig, LndNode};
-use lightning_wall::node::{InvoiceRequest, Node, PaymentHash, Preimage};
+use lightning_wall::node::{InvoiceRequest, Node};
 use lightning_wall::rewards::payouts::Payouts;
 use lightning_wall::rewards::{Limits, RewardId};
 use lightning_wall::serve::start;

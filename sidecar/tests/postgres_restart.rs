@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use lightning_wall::config::Config;
 use lightning_wall::deposit::DepositState;
-use lightning_wall::node::{InvoiceState, Node, PaymentHash};
+use lightning_wall::ids::PaymentHash;
+use lightning_wall::node::{InvoiceState, Node};
 use lightning_wall::serve::start;
 use lightning_wall::store::Store;
 use serde_json::{Value, json};

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use lightning_wall::config::Config;
-use lightning_wall::node::{InvoiceState, Node, PaymentHash};
+use lightning_wall::ids::PaymentHash;
+use lightning_wall::node::{InvoiceState, Node};
 use lightning_wall::serve::{Running, start};
 use lightning_wall_host::Runtime;
 use lightning_wall_host::stream::Message;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use lightning_wall::deposit::{Timestamp, TokenId};
+use lightning_wall::ids::{Timestamp, TokenId};
 use lightning_wall::node::InvoiceState;
 use lightning_wall_e2e::testing::Request;
 use lightning_wall_e2e::{Wall, header, status};

@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
+use lightning_wall::ids::Preimage;
 use lightning_wall::node::dev::{DevNode, DevNodeConfig};
-use lightning_wall::node::{InvoiceRequest, Node, Preimage};
+use lightning_wall::node::{InvoiceRequest, Node};
 use lightning_wall_e2e::testing::Request;
 use lightning_wall_e2e::{Wall, header, status};
 use lightning_wall_host::headers::HeaderMap;

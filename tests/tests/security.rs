@@ -677,7 +677,7 @@ fn no_secret_appears_in_any_log_line_of_a_whole_run() {
             let mut h = [0u8; 32];
             hex::decode_to_slice(hash, &mut h).unwrap();
             let p = store
-                .preimage(&lightning_wall::node::PaymentHash(h))
+                .preimage(&lightning_wall::ids::PaymentHash(h))
                 .await
                 .unwrap()
                 .unwrap();

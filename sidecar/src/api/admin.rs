@@ -5,19 +5,20 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::check_bearer;
+use super::auth::AdminCaller;
 use super::error::{ApiError, body_error, parse_json};
 use crate::deposit::engine::Stepped;
 use crate::deposit::machine::{Event, Outcome};
-use crate::deposit::{DepositState, Timestamp, TokenId, Trigger};
-use crate::node::PaymentHash;
+use crate::deposit::{DepositState, Trigger};
+use crate::ids::PaymentHash;
+use crate::ids::{Timestamp, TokenId};
 use crate::store::{AuditRecord, DepositFilter, StoredDeposit};
 
 pub fn routes() -> Router<AppState> {
@@ -28,16 +29,6 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/v1/deposits/{payment_hash}/forfeit", post(forfeit))
         .route("/admin/v1/revoke", post(revoke))
         .route("/admin/v1/audit", get(audit))
-}
-
-fn authorise(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    match state.admin_token.as_deref() {
-        Some(token) => check_bearer(headers, Some(token)),
-        // Never open: no token configured means no admin API.
-        None => Err(ApiError::unauthorized(
-            "the admin API has no token configured",
-        )),
-    }
 }
 
 pub fn deposit_json(s: &StoredDeposit) -> Value {
@@ -85,10 +76,9 @@ struct ListQuery {
 
 async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: AdminCaller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    authorise(&state, &headers)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", format!("query: {e}")))?;
     let deposit_state = match q.state.as_deref() {
         None => None,
@@ -100,8 +90,7 @@ async fn list(
         })?),
     };
     let deposits = state
-        .engine
-        .store()
+        .store
         .list_deposits(&DepositFilter {
             state: deposit_state,
             route_id: q.route,
@@ -123,30 +112,22 @@ pub(super) fn parse_hash(text: &str) -> Result<PaymentHash, ApiError> {
 
 async fn show(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: AdminCaller,
     Path(hash): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    authorise(&state, &headers)?;
     let hash = parse_hash(&hash)?;
     let stored = state
-        .engine
-        .store()
+        .store
         .deposit(&hash)
         .await?
         .ok_or_else(|| ApiError::not_found("deposit_not_found", "no such deposit"))?;
-    let audit = state.engine.store().audit_records(Some(&hash), 100).await?;
+    let audit = state.store.audit_records(Some(&hash), 100).await?;
     let mut body = deposit_json(&stored);
     body["audit"] = json!(audit.iter().map(audit_json).collect::<Vec<_>>());
     Ok(Json(body))
 }
 
-async fn decide(
-    state: AppState,
-    headers: HeaderMap,
-    hash: String,
-    outcome: Outcome,
-) -> Result<Json<Value>, ApiError> {
-    authorise(&state, &headers)?;
+async fn decide(state: AppState, hash: String, outcome: Outcome) -> Result<Json<Value>, ApiError> {
     let hash = parse_hash(&hash)?;
     let stepped = state
         .engine
@@ -174,18 +155,18 @@ async fn decide(
 
 async fn refund(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: AdminCaller,
     Path(hash): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    decide(state, headers, hash, Outcome::Refund).await
+    decide(state, hash, Outcome::Refund).await
 }
 
 async fn forfeit(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: AdminCaller,
     Path(hash): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    decide(state, headers, hash, Outcome::Forfeit).await
+    decide(state, hash, Outcome::Forfeit).await
 }
 
 #[derive(Deserialize)]
@@ -198,10 +179,9 @@ struct RevokeRequest {
 
 async fn revoke(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: AdminCaller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    authorise(&state, &headers)?;
     let body = body.map_err(body_error)?;
     let request: RevokeRequest = parse_json(&body)?;
     let mut id = [0u8; 32];
@@ -216,7 +196,7 @@ async fn revoke(
     }
     let token = TokenId(id);
     // A held deposit's token: refund it too (a revoked visitor must get the money back).
-    if let Some(d) = state.engine.store().deposit_by_token(&token).await?
+    if let Some(d) = state.store.deposit_by_token(&token).await?
         && d.deposit.state == DepositState::Held
     {
         state
@@ -231,8 +211,7 @@ async fn revoke(
             .await?;
     }
     let seq = state
-        .engine
-        .store()
+        .store
         .revoke(&token, &reason, Timestamp::now())
         .await?;
     Ok(Json(json!({"token_id": token.to_string(), "seq": seq})))
@@ -246,14 +225,12 @@ struct AuditQuery {
 
 async fn audit(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: AdminCaller,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    authorise(&state, &headers)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", format!("query: {e}")))?;
     let records = state
-        .engine
-        .store()
+        .store
         .audit_records(None, q.limit.unwrap_or(100))
         .await?;
     Ok(Json(

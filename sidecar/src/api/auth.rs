@@ -1,11 +1,47 @@
-//! Bearer tokens (internal and admin listeners), compared in constant time, and the client
-//! network prefix used for per-client limits (IPv4 /24, IPv6 /48: one subscriber's range).
+//! Bearer tokens (internal and admin listeners), compared in constant time. A handler states who
+//! may call it by taking [`InternalCaller`] or [`AdminCaller`]: axum checks the token before the
+//! handler runs, so no handler can forget to.
 
+use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use subtle::ConstantTimeEq;
 
+use super::AppState;
 use super::error::ApiError;
 use crate::config::SecretBytes;
+
+/// The request carries the internal token (the filter), or none is configured.
+pub struct InternalCaller;
+
+impl FromRequestParts<AppState> for InternalCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        check_bearer(&parts.headers, state.internal_token.as_deref())?;
+        Ok(InternalCaller)
+    }
+}
+
+/// The request carries the admin token (the operator).
+pub struct AdminCaller;
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match state.admin_token.as_deref() {
+            Some(token) => check_bearer(&parts.headers, Some(token))?,
+            // Never open: no token configured means no admin API.
+            None => {
+                return Err(ApiError::unauthorized(
+                    "the admin API has no token configured",
+                ));
+            }
+        }
+        Ok(AdminCaller)
+    }
+}
 
 /// Checks `Authorization: Bearer <token>` when a token is configured.
 pub fn check_bearer(headers: &HeaderMap, expected: Option<&SecretBytes>) -> Result<(), ApiError> {

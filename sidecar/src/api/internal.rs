@@ -8,7 +8,6 @@ use std::net::IpAddr;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use lightning_wall_contract::bootstrap::Bootstrap;
@@ -20,10 +19,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::check_bearer;
+use super::auth::InternalCaller;
 use super::error::{ApiError, body_error, parse_json};
+use crate::deposit::Trigger;
 use crate::deposit::machine::{Event, Outcome};
-use crate::deposit::{TokenId, Trigger};
+use crate::ids::TokenId;
 use crate::node::Node as _;
 use crate::node::dev::DevPayment;
 use crate::rewards::{Limits, RewardId};
@@ -41,16 +41,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/dev/invoices/{payment_hash}", get(dev_invoice))
 }
 
-fn authorise(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    check_bearer(headers, state.internal_token.as_deref())
-}
-
 async fn challenge(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: InternalCaller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ChallengeAnswer>, ApiError> {
-    authorise(&state, &headers)?;
     let body = body.map_err(body_error)?;
     let request: ChallengeRequest = parse_json(&body)?;
     let client_ip: IpAddr = request.client_ip.parse().map_err(|_| {
@@ -62,10 +57,9 @@ async fn challenge(
 
 async fn bootstrap(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: InternalCaller,
 ) -> Result<Json<Bootstrap>, ApiError> {
-    authorise(&state, &headers)?;
-    let revocation_seq = state.engine.store().revocation_head().await?;
+    let revocation_seq = state.store.revocation_head().await?;
     Ok(Json(
         state.policy.bootstrap_body(&state.keys, revocation_seq),
     ))
@@ -74,10 +68,9 @@ async fn bootstrap(
 /// Every live revocation in one binary body, for a worker that starts (docs/internal-api.md).
 async fn revocation_snapshot(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: InternalCaller,
 ) -> Result<([(axum::http::HeaderName, &'static str); 1], Vec<u8>), ApiError> {
-    authorise(&state, &headers)?;
-    let body = crate::revocations::snapshot(state.engine.store(), &state.config).await?;
+    let body = crate::revocations::snapshot(&state.store, &state.config).await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
         body,
@@ -95,16 +88,14 @@ struct SyncQuery {
 
 async fn sync(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: InternalCaller,
     query: Result<Query<SyncQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<SyncAnswer>, ApiError> {
-    authorise(&state, &headers)?;
     let Query(query) =
         query.map_err(|e| ApiError::bad_request("bad_query", format!("query: {e}")))?;
     let limit = query.limit.unwrap_or(1000).clamp(1, 10_000);
     let revocations = state
-        .engine
-        .store()
+        .store
         .revocations_since(query.since, limit.saturating_add(1))
         .await?;
     let more = revocations.len() > limit as usize;
@@ -130,10 +121,9 @@ async fn sync(
 
 async fn events(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: InternalCaller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    authorise(&state, &headers)?;
     let body = body.map_err(body_error)?;
     let batch: EventBatch = parse_json(&body)?;
     if batch.events.len() > MAX_EVENTS {
@@ -307,8 +297,7 @@ async fn credit(
     // was owed to it and stays claimable (docs/reliability.md "Rewards after a forfeit"); the
     // filter sends a response's verdict before its reward, so that reward comes too late.
     let forfeited = state
-        .engine
-        .store()
+        .store
         .deposit_by_token(token)
         .await?
         .is_some_and(|d| d.deposit.state == crate::deposit::DepositState::Forfeited);
@@ -318,8 +307,7 @@ async fn credit(
         return Ok(json!({"result": "refused", "reason": "deposit_forfeited"}));
     }
     let outcome = state
-        .engine
-        .store()
+        .store
         .credit_reward(token, reward_id, amount_msat, limits, state.engine.now())
         .await?;
     Ok(match outcome {
@@ -358,7 +346,9 @@ struct DevPayRequest {
 /// backend.
 async fn dev_pay(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    // A Result, checked after the dev-node test: without the dev node these paths do not
+    // exist (404) whoever asks.
+    caller: Result<InternalCaller, ApiError>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Some(dev) = &state.dev_node else {
@@ -367,7 +357,7 @@ async fn dev_pay(
             "no such endpoint (the dev node is not in use)",
         ));
     };
-    authorise(&state, &headers)?;
+    caller?;
     let body = body.map_err(body_error)?;
     let request: DevPayRequest = parse_json(&body)?;
     match dev.simulate_payment(&request.invoice).await {
@@ -384,7 +374,9 @@ async fn dev_pay(
 /// see. Absent (404) with any other backend.
 async fn dev_invoice(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    // A Result, checked after the dev-node test: without the dev node these paths do not
+    // exist (404) whoever asks.
+    caller: Result<InternalCaller, ApiError>,
     Path(hash): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let Some(dev) = &state.dev_node else {
@@ -393,7 +385,7 @@ async fn dev_invoice(
             "no such endpoint (the dev node is not in use)",
         ));
     };
-    authorise(&state, &headers)?;
+    caller?;
     let hash = super::admin::parse_hash(&hash)?;
     match dev.lookup(&hash).await {
         Ok(status) => Ok(Json(json!({"state": status.state.as_lnd_str()}))),

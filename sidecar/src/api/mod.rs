@@ -1,10 +1,12 @@
 //! HTTP: the internal API for the filter (`internal`), the public wall endpoints (`wall`), the
 //! operator API (`admin`), each on its own listener, plus health, readiness and metrics. Handlers
-//! are thin: parse, authorise, call the engine or the store, answer JSON. Every error is
-//! `{"error": {"code", "message"}}` with a documented code (docs/internal-api.md).
+//! are thin: parse, authorise (the `auth` extractors), call a service (the deposit engine, the
+//! minter, the store), answer JSON. Every error is `{"error": {"code", "message"}}` with a
+//! documented code (docs/internal-api.md).
 
 pub mod admin;
 pub mod auth;
+pub mod credential;
 pub mod error;
 pub mod internal;
 pub mod payment;
@@ -31,8 +33,10 @@ use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::mint::ChallengeMinter;
 use crate::mint_limit::PerSecondBudget;
+use crate::node::Node;
 use crate::node::dev::DevNode;
 use crate::rewards::payouts::Payouts;
+use crate::store::Store;
 
 /// Largest request body accepted anywhere (event batches are the biggest).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -44,7 +48,11 @@ const WAITERS_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 /// Everything a handler may need. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
+    /// Deposit commands (open, event, leave); the only way a deposit changes.
     pub engine: Engine,
+    /// Reads, revocations, rewards and usage: what needs no deposit transition.
+    pub store: Store,
+    pub node: Arc<dyn Node>,
     pub config: Arc<Config>,
     pub keys: Arc<Keys>,
     pub metrics: Arc<Metrics>,
@@ -76,19 +84,17 @@ impl AppState {
         dev_node: Option<DevNode>,
     ) -> AppState {
         let policy = Arc::new(policy::FilterPolicy::of(&config, &keys));
-        let payouts = Payouts::new(
-            engine.store().clone(),
-            engine.node().clone(),
-            metrics.clone(),
-        );
+        let store = engine.store().clone();
+        let node = engine.node().clone();
+        let payouts = Payouts::new(store.clone(), node.clone(), metrics.clone());
         let waiters = Waiters::new(
             config.limits.max_long_polls as usize,
             config.limits.max_long_polls_per_token as usize,
         );
         waiters.clone().relay(engine.changes());
-        let store = engine.store().clone();
+        let recheck_store = store.clone();
         waiters.recheck(WAITERS_RECHECK, move |hashes| {
-            let store = store.clone();
+            let store = recheck_store.clone();
             async move { store.no_longer_awaiting(&hashes).await }
         });
         let keys = Arc::new(keys);
@@ -100,9 +106,7 @@ impl AppState {
         ));
         AppState {
             minter,
-            public_store: Arc::new(store_gate::StoreGate::for_pool(
-                engine.store().max_connections(),
-            )),
+            public_store: Arc::new(store_gate::StoreGate::for_pool(store.max_connections())),
             waiters,
             payouts,
             payment_lookups: Arc::new(PerSecondBudget::new(
@@ -110,6 +114,8 @@ impl AppState {
                 Instant::now(),
             )),
             engine,
+            store,
+            node,
             config,
             keys,
             metrics,
@@ -167,8 +173,8 @@ async fn healthz() -> impl IntoResponse {
 
 /// Ready when the store answers and the node answers.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let store = state.engine.store().ping().await.is_ok();
-    let node = state.engine.node().info().await.is_ok();
+    let store = state.store.ping().await.is_ok();
+    let node = state.node.info().await.is_ok();
     let status = if store && node {
         StatusCode::OK
     } else {
@@ -181,7 +187,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    if let Ok(counts) = state.engine.store().count_by_state().await {
+    if let Ok(counts) = state.store.count_by_state().await {
         state.metrics.set_deposit_counts(&counts);
     }
     (

@@ -16,11 +16,12 @@ use lightning_wall_contract::paths;
 use lightning_wall_contract::status::PaymentStatus;
 
 use super::AppState;
+use super::credential::{invalid_credential, present};
 use super::error::ApiError;
-use super::wall::{invalid_credential, present};
-use crate::deposit::TokenId;
 use crate::deposit::engine::EngineError;
-use crate::node::{InvoiceState, PaymentHash};
+use crate::ids::PaymentHash;
+use crate::ids::TokenId;
+use crate::node::InvoiceState;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route(paths::PAYMENT_STATUS, get(payment_status))

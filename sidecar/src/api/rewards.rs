@@ -17,10 +17,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use super::credential::{PREFIX, invalid_credential, present};
 use super::error::ApiError;
-use super::wall::{PREFIX, invalid_credential, present};
 use super::wall_page::svg_qr_code;
-use crate::deposit::{Timestamp, TokenId};
+use crate::ids::{Timestamp, TokenId};
 use crate::rewards::claim::check_invoice;
 use crate::rewards::ledger::{self, Limits};
 use crate::rewards::lnurl;
@@ -129,8 +129,7 @@ pub(super) async fn new_lnurl(
     let now = Timestamp::now();
     let expires_at = now.plus(state.config.rewards.lnurl_lifetime);
     state
-        .engine
-        .store()
+        .store
         .issue_withdrawal(token, &k1_hash(&k1), now, expires_at)
         .await?;
     let url = format!("{origin}{PREFIX}/rewards/withdraw?k1={}", hex::encode(k1));
@@ -146,7 +145,7 @@ fn wants_html(headers: &HeaderMap) -> bool {
 
 async fn balance(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let token = owner(&state, &headers)?;
-    let account = state.engine.store().reward_account(&token).await?;
+    let account = state.store.reward_account(&token).await?;
     let limits = Limits::from(&state.config.rewards);
     let lnurl = new_lnurl(&state, &headers, &token, &account).await?;
     let bounds = ledger::withdrawable(&limits, account.balance_msat());
@@ -242,7 +241,7 @@ async fn withdraw_request(
         Ok(opened) => opened,
         Err(reason) => return lnurl_error(reason),
     };
-    let store = state.engine.store();
+    let store = &state.store;
     let token = match store
         .usable_withdrawal(&k1_hash(&k1), Timestamp::now())
         .await
@@ -297,7 +296,7 @@ async fn withdraw_callback(
         Err(reason) => return lnurl_error(reason),
     };
     let k1_hash = k1_hash(&k1);
-    let store = state.engine.store();
+    let store = &state.store;
     let now = Timestamp::now();
     let token = match store.usable_withdrawal(&k1_hash, now).await {
         Ok(Some(token)) => token,
@@ -311,7 +310,7 @@ async fn withdraw_callback(
     let Some(bounds) = ledger::withdrawable(&limits, account.balance_msat()) else {
         return lnurl_error("nothing to withdraw");
     };
-    let info = match state.engine.node().info().await {
+    let info = match state.node.info().await {
         Ok(info) => info,
         Err(_) => return lnurl_error("the Lightning node is unavailable; try again later"),
     };

@@ -18,16 +18,15 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use super::credential::{COOKIE, PREFIX, Presented, invalid_credential, present};
 use super::error::ApiError;
+use crate::deposit::DepositState;
 use crate::deposit::engine::Stepped;
 use crate::deposit::waiters::WaitRefused;
-use crate::deposit::{DepositState, TokenId};
-use crate::node::PaymentHash;
+use crate::ids::PaymentHash;
+use crate::ids::TokenId;
 use crate::store::StoredDeposit;
 
-/// [`paths::WALL_PREFIX`] without its trailing slash, for the paths built on it.
-pub const PREFIX: &str = "/.well-known/lightning-wall";
-pub const COOKIE: &str = "lightning-wall";
 /// Longest long-poll.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
@@ -43,95 +42,11 @@ pub fn routes() -> Router<AppState> {
         .route(paths::CONTINUE, post(continue_after_paying))
 }
 
-/// Where the macaroon came from: cookies are sent by browsers on their own, so they get the
-/// cross-site checks; an `Authorization` header is set deliberately by the caller.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Presented {
-    Header,
-    Cookie,
-}
-
 struct Caller {
     macaroon: l402::Macaroon,
     identifier: l402::Identifier,
     receipt: l402::DepositReceipt,
     presented: Presented,
-}
-
-pub(super) fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-/// A credential from the `Authorization` header or, without one, the wall cookie, whose
-/// macaroon carries our key ring's signature and caveats we can read. Its proof is not checked
-/// here: the deposit endpoints accept the empty proof, the rewards endpoint checks it.
-pub(super) struct Presentation {
-    pub credential: l402::Credential,
-    pub presented: Presented,
-    pub macaroon: l402::Macaroon,
-    pub identifier: l402::Identifier,
-    /// What a deposit token's proof must be (the receipt our key derives for it).
-    pub receipt: l402::DepositReceipt,
-    /// What a pay token's receipt is (handed out once its invoice settled, `payment.rs`).
-    pub pay_receipt: l402::PayReceipt,
-    pub mode: Option<l402::Mode>,
-    /// The `lw_route` caveat.
-    pub route: Option<String>,
-}
-
-/// 401 `invalid_credential` saying why.
-pub(super) fn invalid_credential(why: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "invalid_credential",
-        format!("the credential is invalid: {why}"),
-    )
-}
-
-/// Reads and checks the caller's credential (see [`Presentation`]); `missing` is the 401
-/// message when there is none.
-pub(super) fn present(
-    state: &AppState,
-    headers: &HeaderMap,
-    missing: &str,
-) -> Result<Presentation, ApiError> {
-    let (credential, presented) = match headers.get(header::AUTHORIZATION) {
-        Some(value) => (
-            l402::Credential::parse_authorization(value.as_bytes())
-                .map_err(invalid_credential)?
-                .ok_or_else(|| invalid_credential("not an L402 or LSAT authorization"))?,
-            Presented::Header,
-        ),
-        None => match cookie_value(headers, COOKIE) {
-            Some(value) => (
-                l402::Credential::parse_token(value.as_bytes()).map_err(invalid_credential)?,
-                Presented::Cookie,
-            ),
-            None => return Err(ApiError::unauthorized(missing)),
-        },
-    };
-    let mac = l402::MacaroonRef::decode(credential.macaroon()).map_err(invalid_credential)?;
-    let (identifier, entry) =
-        l402::check_signature(&state.keys.ring, &mac).map_err(invalid_credential)?;
-    let caveats = l402::CaveatSet::evaluate(mac.caveats(), super::policy::SERVICE)
-        .map_err(invalid_credential)?;
-    Ok(Presentation {
-        receipt: entry.deposit_receipt(&identifier),
-        pay_receipt: entry.pay_receipt(&identifier),
-        macaroon: mac.to_owned_macaroon(),
-        presented,
-        identifier,
-        mode: caveats.mode,
-        route: caveats.route.map(str::to_owned),
-        credential,
-    })
 }
 
 /// The deposit macaroon from `Authorization: L402 <b64>:[proof]` or the `lightning-wall`
@@ -156,8 +71,7 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiErro
 async fn load(state: &AppState, caller: &Caller) -> Result<StoredDeposit, ApiError> {
     let hash = PaymentHash(*caller.identifier.payment_hash.as_bytes());
     let stored = state
-        .engine
-        .store()
+        .store
         .deposit(&hash)
         .await?
         .filter(|d| d.deposit.token_id == TokenId(*caller.identifier.token_id.as_bytes()))
@@ -259,7 +173,7 @@ async fn deposit_status(
     });
     let revoked = {
         let _place = state.public_store.enter().await?;
-        state.engine.store().is_revoked(&d.token_id).await?
+        state.store.is_revoked(&d.token_id).await?
     };
     let mut response_headers = HeaderMap::new();
     response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -340,7 +254,7 @@ async fn leave(State(state): State<AppState>, headers: HeaderMap) -> Result<Resp
     body["status_credential"] = json!(l402::format_credential(&caller.macaroon, None));
     // The cookie goes, but an unclaimed reward stays the visitor's: say how much, and hand
     // out an LNURL to claim it with right away (the credential keeps working for claiming).
-    let account = state.engine.store().reward_account(&d.token_id).await?;
+    let account = state.store.reward_account(&d.token_id).await?;
     body["reward_balance_sat"] = json!(account.balance_msat() / 1000);
     if let Some((lnurl, _)) =
         super::rewards::new_lnurl(&state, &headers, &d.token_id, &account).await?

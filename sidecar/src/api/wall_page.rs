@@ -14,8 +14,8 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use super::AppState;
+use super::credential::PREFIX;
 use super::error::ApiError;
-use super::wall::PREFIX;
 use crate::config::WallConfig;
 use crate::config::wall_text::{escape_html, fill, text};
 

@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use super::{Deposit, DepositState, Hold, Leaving, NodeAction, Resolution, TokenId, Trigger};
-use super::{DepositState::*, Timestamp};
+use super::DepositState::*;
+use super::{Deposit, DepositState, Hold, Leaving, NodeAction, Resolution, Trigger};
+use crate::ids::{Timestamp, TokenId};
 
 /// Something that happened to a deposit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

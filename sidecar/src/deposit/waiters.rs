@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast};
 
-use crate::node::PaymentHash;
+use crate::ids::PaymentHash;
 use crate::store::StoreError;
 
 /// Payment hashes per re-check query (well under SQLite's 32,766 bound parameters).

@@ -9,8 +9,9 @@ use sha2::{Digest, Sha256};
 use super::rules::{self, Demand};
 use super::{Finding, Level, Report};
 use crate::config::{Config, Mode, NodeBackend, SecretRef, StoreLocation};
+use crate::ids::PaymentHash;
 use crate::node::lnd::{LndConnectError, LndNode, LndTrust};
-use crate::node::{InvoiceRequest, InvoiceState, Node, PaymentHash};
+use crate::node::{InvoiceRequest, InvoiceState, Node};
 use crate::serve;
 use crate::store::DepositFilter;
 

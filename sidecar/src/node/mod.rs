@@ -11,39 +11,12 @@ pub mod dev;
 pub mod lnd;
 pub mod nwc;
 
-use std::fmt;
 use std::pin::Pin;
 use std::time::Duration;
 
 use futures_core::Stream;
 
-/// sha256 of a preimage; identifies an invoice on the node.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PaymentHash(pub [u8; 32]);
-
-/// The secret that settles an invoice. Never logged: `Debug` is redacted.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Preimage(pub [u8; 32]);
-
-impl Preimage {
-    /// The hash the invoice this preimage settles is known by.
-    pub fn payment_hash(&self) -> PaymentHash {
-        use sha2::{Digest, Sha256};
-        PaymentHash(Sha256::digest(self.0).into())
-    }
-}
-
-impl fmt::Debug for PaymentHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PaymentHash({})", hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for Preimage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Preimage(<redacted>)")
-    }
-}
+use crate::ids::{PaymentHash, Preimage};
 
 /// An invoice's state, as LND names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

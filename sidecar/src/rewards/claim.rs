@@ -7,7 +7,7 @@ use std::time::Duration;
 use lightning_invoice::{Bolt11Invoice, Currency};
 
 use super::ledger::Withdrawable;
-use crate::node::PaymentHash;
+use crate::ids::PaymentHash;
 
 /// An invoice that may be paid.
 #[derive(Clone, Debug, PartialEq, Eq)]

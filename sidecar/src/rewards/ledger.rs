@@ -5,7 +5,7 @@
 use std::fmt;
 
 use crate::config::RewardsConfig;
-use crate::deposit::Timestamp;
+use crate::ids::Timestamp;
 
 /// The upstream's idempotency key: 1-64 characters of `[A-Za-z0-9._:-]`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::deposit::Timestamp;
+use crate::ids::PaymentHash;
+use crate::ids::Timestamp;
 use crate::metrics::Metrics;
-use crate::node::{Node, NodeError, PaymentHash, PaymentOutcome};
+use crate::node::{Node, NodeError, PaymentOutcome};
 use crate::store::{NewPayout, Payout, PayoutResult, Store, StoreError};
 
 /// How long a payout the node has never heard of stays in flight before it is given up as

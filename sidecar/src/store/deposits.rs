@@ -9,10 +9,10 @@ use sqlx::Row;
 use super::{Store, StoreError, bytes32, dispatch, to_i64, to_u32, to_u64};
 use crate::deposit::machine::{Action, Transition, next_due};
 use crate::deposit::{
-    Deposit, DepositState, DepositTiming, Hold, Leaving, NodeAction, Resolution, Timestamp,
-    TokenId, Trigger,
+    Deposit, DepositState, DepositTiming, Hold, Leaving, NodeAction, Resolution, Trigger,
 };
-use crate::node::{PaymentHash, Preimage};
+use crate::ids::{PaymentHash, Preimage};
+use crate::ids::{Timestamp, TokenId};
 
 /// A deposit with what only the store knows about it.
 #[derive(Clone, Debug, PartialEq, Eq)]

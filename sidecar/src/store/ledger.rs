@@ -7,8 +7,9 @@ use std::time::Duration;
 use sqlx::Row;
 
 use super::{Store, StoreError, bytes32, dispatch, to_i64, to_u64};
-use crate::deposit::{DepositState, Timestamp, TokenId, Trigger};
-use crate::node::PaymentHash;
+use crate::deposit::{DepositState, Trigger};
+use crate::ids::PaymentHash;
+use crate::ids::{Timestamp, TokenId};
 
 /// Idempotent: revoking twice keeps the first sequence number. `logged_at` is the store's own
 /// clock (see [`Store::compact_revocations`]); `revoked_at` is the sidecar's, for people.

@@ -7,8 +7,8 @@
 use sqlx::Row;
 
 use super::{Store, StoreError, bytes32, dispatch, to_i64, to_u64};
-use crate::deposit::{Timestamp, TokenId};
-use crate::node::PaymentHash;
+use crate::ids::PaymentHash;
+use crate::ids::{Timestamp, TokenId};
 use crate::rewards::ledger::{self, Credited, Limits, Refusal, RewardId};
 
 /// Attempts when a guarded update lost a race (another writer moved the totals meanwhile).

@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use super::*;
 use crate::deposit::machine::{Event, Outcome, step};
-use crate::deposit::{
-    Deposit, DepositState, DepositTiming, NodeAction, Timestamp, TokenId, Trigger,
-};
-use crate::node::{PaymentHash, Preimage};
+use crate::deposit::{Deposit, DepositState, DepositTiming, NodeAction, Trigger};
+use crate::ids::{PaymentHash, Preimage};
+use crate::ids::{Timestamp, TokenId};
 
 pub(crate) mod fixtures {
     use super::*;

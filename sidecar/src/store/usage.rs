@@ -7,7 +7,7 @@
 use sqlx::Row;
 
 use super::{Store, StoreError, dispatch, to_i64, to_u64};
-use crate::deposit::{Timestamp, TokenId};
+use crate::ids::{Timestamp, TokenId};
 use crate::usage::UsageKind;
 
 /// One proxy instance's count of one token in one window.

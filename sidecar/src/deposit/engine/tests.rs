@@ -3,9 +3,11 @@
 
 use std::future::Future;
 
+use super::commands::LIVE_COUNT_FOR;
 use super::*;
-use crate::deposit::Trigger;
-use crate::deposit::machine::Outcome;
+use crate::deposit::machine::{Event, Outcome};
+use crate::deposit::{DepositState, NodeAction, Trigger};
+use crate::node::InvoiceState;
 use crate::store::tests::fixtures;
 use crate::testing::{Call, PATIENCE, RecordingNode};
 use sha2::{Digest, Sha256};
@@ -291,7 +293,7 @@ async fn an_idle_deposit_is_refunded_by_the_sweeper() {
     let hash = opened.deposit.payment_hash;
     h.node.pay_hold(&hash, 144).unwrap();
     wait_state(&h.engine, &hash, DepositState::Held).await;
-    let (stop, stopped) = watch::channel(false);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let runner = tokio::spawn(h.engine.clone().run(stopped));
     wait_state(&h.engine, &hash, DepositState::Refunded).await;
     wait_settled_on_node(&h.engine, &hash).await;
@@ -317,7 +319,7 @@ async fn the_hard_deadline_refunds_before_the_node_would_auto_cancel() {
     // at 26 - 18 - 6 = 2 blocks, i.e. after ~2 s with the assumed 1 s blocks.
     h.node.pay_hold(&hash, 26).unwrap();
     wait_state(&h.engine, &hash, DepositState::Held).await;
-    let (stop, stopped) = watch::channel(false);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let runner = tokio::spawn(h.engine.clone().run(stopped));
     wait_state(&h.engine, &hash, DepositState::Refunded).await;
     let d = h.engine.deposit(&hash).await.unwrap().unwrap().deposit;
@@ -343,7 +345,7 @@ async fn an_unpaid_invoice_expires_and_is_cancelled() {
         .await
         .unwrap();
     let hash = opened.deposit.payment_hash;
-    let (stop, stopped) = watch::channel(false);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let runner = tokio::spawn(h.engine.clone().run(stopped));
     wait_state(&h.engine, &hash, DepositState::Expired).await;
     wait_settled_on_node(&h.engine, &hash).await;
@@ -368,7 +370,7 @@ async fn a_cancel_that_failed_is_retried_until_the_node_confirms() {
     );
     assert_eq!(h.node.state(&hash), Some(InvoiceState::Accepted));
     h.node.set_unavailable(false);
-    let (stop, stopped) = watch::channel(false);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let runner = tokio::spawn(h.engine.clone().run(stopped));
     wait_settled_on_node(&h.engine, &hash).await;
     assert_eq!(h.node.state(&hash), Some(InvoiceState::Canceled));

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::deposit::{DepositTiming, NodeAction};
-use crate::node::PaymentHash;
+use crate::ids::PaymentHash;
 
 const T0: Timestamp = Timestamp(1_700_000_000);
 const BLOCK: u32 = 800_000;

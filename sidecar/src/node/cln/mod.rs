@@ -20,9 +20,10 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 use super::{
     CreatedInvoice, InvoiceRequest, InvoiceState, InvoiceStatus, InvoiceUpdates, Node, NodeError,
-    NodeInfo, PaymentHash, PaymentOutcome, Preimage, is_news,
+    NodeInfo, PaymentOutcome, is_news,
 };
 use crate::clock::{Clock, SystemClock};
+use crate::ids::{PaymentHash, Preimage};
 use proto::cln::node_client::NodeClient;
 use proto::hold::hold_client::HoldClient;
 use proto::{cln, hold};

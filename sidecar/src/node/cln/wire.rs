@@ -8,7 +8,8 @@ use bitcoin::hashes::Hash as _;
 use lightning_invoice::Bolt11Invoice;
 
 use super::proto::{cln, hold};
-use crate::node::{InvoiceState, InvoiceStatus, NodeError, PaymentHash, PaymentOutcome};
+use crate::ids::PaymentHash;
+use crate::node::{InvoiceState, InvoiceStatus, NodeError, PaymentOutcome};
 
 /// A gRPC failure as a [`NodeError`]. Transport-level codes mean "retry later"; everything else
 /// is the node's refusal, with its message (which never holds a secret: the plugin's and

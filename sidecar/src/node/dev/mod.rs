@@ -29,8 +29,9 @@ use store::DevStore;
 
 use super::{
     CreatedInvoice, InvoiceRequest, InvoiceState, InvoiceStatus, InvoiceUpdates, Node, NodeError,
-    NodeInfo, PaymentHash, PaymentOutcome, Preimage,
+    NodeInfo, PaymentOutcome,
 };
+use crate::ids::{PaymentHash, Preimage};
 
 /// lnd's default final CLTV delta for invoices (`cltv_expiry` 80).
 pub const DEFAULT_CLTV_EXPIRY: u32 = 80;

@@ -11,7 +11,7 @@ use bitcoin::hashes::{Hash, sha256};
 use bitcoin::secp256k1::{All, PublicKey, Secp256k1, SecretKey};
 use lightning_invoice::{Bolt11Invoice, Currency, InvoiceBuilder, PaymentSecret};
 
-use crate::node::PaymentHash;
+use crate::ids::PaymentHash;
 
 /// Name of the key file inside the dev node's data dir.
 pub const KEY_FILE: &str = "dev-node.key";

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use crate::node::{InvoiceState, InvoiceStatus, NodeError, PaymentHash, Preimage};
+use crate::ids::{PaymentHash, Preimage};
+use crate::node::{InvoiceState, InvoiceStatus, NodeError};
 
 /// An invoice as the dev node keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,7 +10,8 @@ use sqlx::{Row, SqlitePool};
 
 use super::chain::Chain;
 use super::rules::DevInvoice;
-use crate::node::{InvoiceState, PaymentHash, Preimage};
+use crate::ids::{PaymentHash, Preimage};
+use crate::node::InvoiceState;
 
 pub const DB_FILE: &str = "dev-node.sqlite";
 

@@ -23,8 +23,9 @@ pub use pinned_cert::PinError;
 
 use super::{
     CreatedInvoice, InvoiceRequest, InvoiceStatus, InvoiceUpdates, Node, NodeError, NodeInfo,
-    PaymentHash, PaymentOutcome, Preimage, is_news,
+    PaymentOutcome, is_news,
 };
+use crate::ids::{PaymentHash, Preimage};
 
 /// How to reach lnd; the sidecar's YAML `node: {backend: lnd, ...}` maps onto it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -11,7 +11,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::node::{InvoiceState, InvoiceStatus, NodeError, NodeInfo, PaymentHash, PaymentOutcome};
+use crate::ids::PaymentHash;
+use crate::node::{InvoiceState, InvoiceStatus, NodeError, NodeInfo, PaymentOutcome};
 
 /// Bytes in a URL path or query: base64url keeping the `=` padding (`/` would split the path,
 /// and `+` would turn into a space in a query).

@@ -19,9 +19,10 @@ use tokio::sync::broadcast;
 
 use super::{
     CreatedInvoice, InvoiceRequest, InvoiceState, InvoiceStatus, InvoiceUpdates, Node, NodeError,
-    NodeInfo, PaymentHash, PaymentOutcome, Preimage, is_news,
+    NodeInfo, PaymentOutcome, is_news,
 };
 use crate::clock::{Clock, SystemClock};
+use crate::ids::{PaymentHash, Preimage};
 use link::WalletLink;
 pub use uri::{ConnectionString, UriError};
 

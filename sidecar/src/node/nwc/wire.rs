@@ -11,9 +11,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::super::{
-    InvoiceRequest, InvoiceState, InvoiceStatus, NodeError, PaymentHash, PaymentOutcome, Preimage,
-};
+use super::super::{InvoiceRequest, InvoiceState, InvoiceStatus, NodeError, PaymentOutcome};
+use crate::ids::{PaymentHash, Preimage};
 
 /// Methods the backend calls; the wallet must offer each (info event) and grant each to this
 /// connection (`get_info.methods`).

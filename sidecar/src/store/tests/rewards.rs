@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::fixtures;
-use crate::deposit::{Timestamp, TokenId};
-use crate::node::PaymentHash;
+use crate::ids::PaymentHash;
+use crate::ids::{Timestamp, TokenId};
 use crate::rewards::{Limits, Refusal, RewardId};
 use crate::store::{
     ClaimRefusal, CreditOutcome, NewPayout, PayoutResult, PayoutState, RewardAccount, Store,
