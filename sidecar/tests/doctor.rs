@@ -323,7 +323,7 @@ async fn the_dev_backend_is_checked_as_far_as_it_goes() {
     let config = dir.path().join("lightning-wall.yaml");
     std::fs::write(
         &config,
-        "node: { backend: dev }\nroutes:\n  - { id: wall, match: {}, mode: deposit, deposit: { amount_sat: 1000 } }\n",
+        "node: { backend: dev }\nwall: { site_name: Doctor Test Shop }\nroutes:\n  - { id: wall, match: {}, mode: deposit, deposit: { amount_sat: 1000 } }\n",
     )
     .unwrap();
     let report = doctor::run(&config).await;
@@ -382,6 +382,7 @@ node:
     grpc: {{ url: {}, ca_cert_file: {}, client_cert_file: {}, client_key: {{ file: {} }} }}
     hold: {{ url: {}, ca_cert_file: {}, client_cert_file: {}, client_key: {{ file: {} }} }}
     network: regtest
+wall: {{ site_name: Doctor Test Shop }}
 routes:
   - {{ id: wall, match: {{}}, mode: deposit, deposit: {{ amount_sat: 1000 }} }}
 ",

@@ -130,11 +130,18 @@
         setTimeout(poll, Math.min(30000, 1000 * failures));
       });
     }
-    // One immediate look (no wait): the button, and a tab that comes back to the front.
-    function checkNow(fromButton) {
+    // One immediate look (no wait): the button, and a tab that comes back to the front. The
+    // node may hold the payment a moment before the wall has seen it (the wallet app says
+    // "paid" at once), and the tab's long-poll may have died while it was suspended: a tab
+    // coming back that finds nothing looks again each second, five times (the button is
+    // pressed again by the visitor, who is told "not yet").
+    function checkNow(fromButton, tries) {
       if (done) { return; }
+      tries = tries || 0;
       status(auth, 0).then(function (r) {
-        if (!settled(r) && fromButton) { say(live, t(wall, 'not_paid_yet')); }
+        if (settled(r)) { return; }
+        if (fromButton && tries === 0) { say(live, t(wall, 'not_paid_yet')); }
+        if (!fromButton && tries < 5) { setTimeout(function () { checkNow(false, tries + 1); }, 1000); }
       }, function () { say(live, t(wall, 'connection_lost')); });
     }
     var form = $('lw-check');
