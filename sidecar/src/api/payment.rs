@@ -65,14 +65,12 @@ async fn payment_status(
     }
     let hash = PaymentHash(*p.identifier.payment_hash.as_bytes());
     let status = state
-        .engine
-        .node()
+        .node
         .lookup(&hash)
         .await
         .map_err(|e| ApiError::from(EngineError::Node(e)))?;
     let revoked = state
-        .engine
-        .store()
+        .store
         .is_revoked(&TokenId(*p.identifier.token_id.as_bytes()))
         .await?;
     let body = PaymentStatus {

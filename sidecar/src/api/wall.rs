@@ -49,6 +49,20 @@ struct Caller {
     presented: Presented,
 }
 
+impl Caller {
+    /// The full credential (`<macaroon>:<receipt>`), revealed only while the node holds the
+    /// deposit and its token is not revoked: the one rule for the status answer and the
+    /// no-JavaScript continue.
+    fn credential_if_held(
+        &self,
+        deposit: &crate::deposit::Deposit,
+        revoked: bool,
+    ) -> Option<String> {
+        (deposit.state == DepositState::Held && !revoked)
+            .then(|| l402::format_credential(&self.macaroon, Some(self.receipt.expose_secret())))
+    }
+}
+
 /// The deposit macaroon from `Authorization: L402 <b64>:[proof]` or the `lightning-wall`
 /// cookie, with a valid signature under one of our keys and `lw_mode=deposit`.
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
@@ -177,10 +191,8 @@ async fn deposit_status(
     };
     let mut response_headers = HeaderMap::new();
     response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if d.state == DepositState::Held && !revoked {
-        // The receipt is revealed only now: the node holds the payment.
-        let credential =
-            l402::format_credential(&caller.macaroon, Some(caller.receipt.expose_secret()));
+    // The receipt is revealed only now: the node holds the payment.
+    if let Some(credential) = caller.credential_if_held(d, revoked) {
         if let Some(hold) = d.hold {
             body["held_since"] = json!(hold.held_at.0);
         }
@@ -319,18 +331,12 @@ async fn continue_after_paying(
     let (stored, revoked) = {
         let _place = state.public_store.enter().await?;
         let stored = load(&state, &caller).await?;
-        let revoked = state
-            .engine
-            .store()
-            .is_revoked(&stored.deposit.token_id)
-            .await?;
+        let revoked = state.store.is_revoked(&stored.deposit.token_id).await?;
         (stored, revoked)
     };
     let to = continue_target(&state.config, &form.to);
     let d = &stored.deposit;
-    if d.state == DepositState::Held && !revoked {
-        let credential =
-            l402::format_credential(&caller.macaroon, Some(caller.receipt.expose_secret()));
+    if let Some(credential) = caller.credential_if_held(d, revoked) {
         let mut response_headers = HeaderMap::new();
         response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(c) = cookie(&credential, secure_cookie(&headers), None) {
