@@ -285,8 +285,9 @@ if [[ ${LW_DEMO_PROXY:-} == nginx ]]; then
     [[ $(header x-lightning-wall-reason) == own_header ]] || fail "$name: the 400 says own_header"
   done
   ok "own headers: a client-supplied x-lightning-wall-* header of any spelling is refused (400)"
-  # A wall endpoint, then the members area on the same client connection: with client
-  # keep-alive nginx let the second request through undecided (docs/deployment.md "nginx").
+  # A wall endpoint, then the members area on the same client connection: a request after the
+  # first of a keep-alive connection is where ngx_wasm_module does not hold a rewrite-phase
+  # pause (nginx.conf decides in the access phase; docs/deployment.md "nginx").
   second=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "$WALL/wall.css" \
     --next -sS -o /dev/null -w ' %{http_code}' --max-time 10 -H 'Accept: application/json' "$SITE/members/")
   [[ $second == "200 402" ]] || fail "wall.css then /members/ on one connection: $second, not 200 402"
