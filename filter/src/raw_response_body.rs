@@ -23,7 +23,6 @@ pub fn empty_response_body(size: usize) -> bool {
     let empty: &[u8] = &[];
     // SAFETY: the slice is valid for the call (empty: a dangling, aligned pointer with length
     // 0, which the host reads nothing from).
-    let status =
-        unsafe { proxy_set_buffer_bytes(HTTP_RESPONSE_BODY, 0, size, empty.as_ptr(), 0) };
+    let status = unsafe { proxy_set_buffer_bytes(HTTP_RESPONSE_BODY, 0, size, empty.as_ptr(), 0) };
     status == 0
 }

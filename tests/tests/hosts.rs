@@ -321,7 +321,10 @@ fn a_request_forwarded_while_the_filter_waits_for_the_sidecar_never_gets_the_wal
     let walled = |body: &[u8]| body.windows(PAGE.len()).any(|w| w == PAGE);
     // A pay route and a deposit route, without paying.
     for path in ["/v1/data", "/home"] {
-        let ex = replica.send(&Request::get(path).header("accept", "application/json"), page);
+        let ex = replica.send(
+            &Request::get(path).header("accept", "application/json"),
+            page,
+        );
         assert!(!ex.failed, "{path}: the VM failed: {:?}", replica.logs());
         assert!(
             ex.upstream_request.is_some(),

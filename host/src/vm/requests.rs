@@ -168,7 +168,8 @@ impl Vm {
             self.fail_stream(id);
             return;
         };
-        let not_held = dir == Dir::Request && self.store.data().env.semantics.request_pause_not_held;
+        let not_held =
+            dir == Dir::Request && self.store.data().env.semantics.request_pause_not_held;
         let Some(s) = self.s(id) else { return };
         if s.local_reply_pending || s.reset {
             return; // Envoy ignores the action after a local reply (stopNextIteration)
