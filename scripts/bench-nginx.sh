@@ -131,7 +131,7 @@ http {
     }
 }
 CONF
-(cd "$dir" && RUST_LOG=warn "$root/$sidecar" serve --config lightning-wall.yaml >"$dir/sidecar.log" 2>&1) &
+(cd "$dir" && RUST_LOG=warn exec "$root/$sidecar" serve --config lightning-wall.yaml >"$dir/sidecar.log" 2>&1) &
 pids+=($!)
 "$nginx" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/logs/error.log" & pids+=($!)
 for p in "$upstream" "$plain" "$noop" "$wall" "$internal"; do wait_port "$p"; done
