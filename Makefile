@@ -13,8 +13,11 @@ FUZZ_SMOKE_SECONDS ?= 5
 CONFORMANCE_WASM := $(WASM_DIR)/conformance_filter.wasm
 CONFORMANCE_WASM_UNKNOWN := $(WASM_DIR)/conformance_filter_unknown.wasm
 CONFORMANCE_SRCS := $(shell find host/conformance-filter -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
+# The no-op filter the nginx benchmark measures against (bench/noop-filter).
+NOOP_WASM := $(WASM_DIR)/noop_filter.wasm
+NOOP_SRCS := $(shell find bench/noop-filter -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: all wasm nginx nginx-test test test-deps lint fmt clippy clippy-wasm unit nwc-client-test validate-configs demo demo-check clients-test browser-test sidecar-release bench bench-filter bench-gateway bench-sidecar bench-leave soak attack fuzz fuzz-smoke fault clean
+.PHONY: all wasm nginx nginx-test test test-deps lint fmt clippy clippy-wasm unit nwc-client-test validate-configs demo demo-check clients-test browser-test sidecar-release bench bench-filter bench-gateway bench-nginx bench-sidecar bench-leave soak attack fuzz fuzz-smoke fault clean
 
 all: wasm
 
@@ -27,6 +30,9 @@ $(FILTER_WASM): $(FILTER_SRCS) scripts/build-wasm.sh
 
 $(CONFORMANCE_WASM): $(CONFORMANCE_SRCS) scripts/build-wasm.sh
 	scripts/build-wasm.sh lightning-wall-conformance-filter conformance_filter $@
+
+$(NOOP_WASM): $(NOOP_SRCS) scripts/build-wasm.sh
+	scripts/build-wasm.sh lightning-wall-noop-filter noop_filter $@
 
 $(CONFORMANCE_WASM_UNKNOWN): $(CONFORMANCE_SRCS) scripts/build-wasm.sh
 	WASM_TARGET=wasm32-unknown-unknown \
@@ -119,7 +125,7 @@ sidecar-release:
 ## bench: every benchmark (l402 vs the HMAC floor, the filter in the host vs a no-op filter,
 ## gateway throughput, peer macaroon libraries, the sidecar on SQLite and PostgreSQL) written
 ## with machine info and commands to bench/RESULTS.md (~10 min; bench/run.sh)
-bench: wasm test-deps
+bench: wasm $(NOOP_WASM) test-deps
 	bench/run.sh
 
 ## bench-sidecar: challenge minting rate (pay, deposit), 10,000 held deposits' RSS, 1,000
@@ -155,6 +161,11 @@ bench-filter: wasm
 ## bench-gateway: requests/s through the development gateway, plain vs. the no-op filter (~25 s)
 bench-gateway: wasm
 	scripts/bench-gateway.sh
+
+## bench-nginx: requests/s through real nginx (make nginx, cached), no filter vs. a no-op
+## proxy-wasm filter vs. the filter with a paid credential, loaded by wrk (~2 min)
+bench-nginx: wasm $(NOOP_WASM) nginx
+	scripts/bench-nginx.sh
 
 ## fuzz: run every fuzz target for FUZZ_SECONDS each (nightly + cargo-fuzz, installed if missing);
 ## FUZZ_RUNS=N also stops each after N executions. Prints the rows of fuzz/RESULTS.md.

@@ -18,7 +18,7 @@ pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 section() { echo "bench: $*" >&2; }
 
-sections=${BENCH_SECTIONS:-l402 filter gateway peers sidecar leave}
+sections=${BENCH_SECTIONS:-l402 filter gateway nginx peers sidecar leave}
 want() { [[ " $sections " == *" $1 "* ]]; }
 
 # Build everything first, so the load figures below are not taken during our own compiles.
@@ -28,6 +28,8 @@ if [ -z "${BENCH_NO_BUILD:-}" ]; then
     cargo build --locked --release -q -p lightning-wall --bin lightning-wall --example sidecar_bench
   fi
   if want gateway; then cargo build --locked --release -q -p lightning-wall-host --bin lightning-wall-host; fi
+  # nginx with ngx_wasm_module: cached in ~/.cache/lightning-wall (10-47 min the first time).
+  if want nginx; then scripts/build-nginx.sh >/dev/null && cargo build --locked -q -p lightning-wall --bin lightning-wall; fi
   if want peers; then cargo build --locked --release -q -p l402 --example peer_token; fi
   if want l402; then cargo bench --locked -q -p l402 --bench verify --no-run; fi
   if want filter; then cargo bench --locked -q -p lightning-wall-filter --bench request --no-run; fi
@@ -135,6 +137,32 @@ BENCH_NO_BUILD=1 scripts/bench-gateway.sh >"$tmp/gateway.log" 2>&1 || { cat "$tm
 
 else
   printf '## Gateway: throughput with and without the filter\n\nNot run in this invocation (BENCH_SECTIONS="%s"); `make bench` runs it.\n\n' "$sections" >"$tmp/gateway.md"
+fi
+if want nginx; then
+section "nginx throughput"
+BENCH_NO_BUILD=1 scripts/bench-nginx.sh >"$tmp/nginx.log" 2>&1 || { cat "$tmp/nginx.log" >&2; exit 1; }
+{
+  echo "## nginx: throughput with and without the filter"
+  echo
+  echo "Command: \`make bench-nginx\` (= \`scripts/bench-nginx.sh\`). Real nginx 1.27.4 with"
+  echo "ngx_wasm_module (\`make nginx\`, 2 workers, filters in the access phase as in"
+  echo "\`nginx/nginx.conf\`) in front of a fixed 200 (\`return 200\` in the same nginx), loaded by wrk"
+  echo "(2 threads, 16 keep-alive connections) on the same cores; set-ups measured in alternation on"
+  echo "one nginx. \`plain\`: no filter; \`noop\`/\`noop_paid\`: a no-op proxy-wasm filter built with the"
+  echo "filter's SDK (\`bench/noop-filter\`), without and with the paid request's Authorization header;"
+  echo "\`wall_paid\`: the filter, every request with a valid paid credential (its verified-credential"
+  echo "cache after the first); \`wall_free\`: a free route. Target (issue #17): a per-request cost of"
+  echo "\`wall_paid\` at most 1.25x \`noop_paid\`'s."
+  echo
+  sed -n '/^| set-up/,$p' "$tmp/nginx.log"
+  echo
+  echo "Per round (requests/s):"
+  echo
+  sed -n 's/^round \(.*\)$/- round \1/p' "$tmp/nginx.log"
+  echo
+} >"$tmp/nginx.md"
+else
+  printf '## nginx: throughput with and without the filter\n\nNot run in this invocation (BENCH_SECTIONS="%s"); `make bench` runs it.\n\n' "$sections" >"$tmp/nginx.md"
 fi
 if want peers; then
 section "peers"
@@ -254,5 +282,5 @@ else
 fi
 load_end=$(loadavg)
 sed "s/LOAD_END/$load_end/" "$tmp/head.md" >"$out"
-cat "$tmp/l402.md" "$tmp/filter.md" "$tmp/gateway.md" "$tmp/peers.md" "$tmp/sidecar.md" "$tmp/leave.md" >>"$out"
+cat "$tmp/l402.md" "$tmp/filter.md" "$tmp/gateway.md" "$tmp/nginx.md" "$tmp/peers.md" "$tmp/sidecar.md" "$tmp/leave.md" >>"$out"
 echo "bench: wrote $out in $(( $(date +%s) - started )) s (after the builds)" >&2

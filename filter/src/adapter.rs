@@ -123,6 +123,8 @@ struct Worker {
     calls: HashMap<u32, CallKind>,
     /// Follow-up calls held for the next tick (`request_callouts_only`).
     deferred: Vec<Call>,
+    /// This worker already logged that its host let an undecided request through.
+    warned_undecided: bool,
 }
 
 type SharedWorker = Rc<RefCell<Worker>>;
@@ -190,6 +192,7 @@ impl WallRoot {
                 state: WorkerState::default(),
                 calls: HashMap::new(),
                 deferred: Vec::new(),
+                warned_undecided: false,
             })),
             host: WasmHost::default(),
         }
@@ -327,6 +330,7 @@ impl RootContext for WallRoot {
             verdict: None,
             credential_out: None,
             browser: None,
+            withheld: false,
         }))
     }
 }
@@ -350,6 +354,9 @@ struct WallRequest {
     credential_out: Option<String>,
     /// Set when a browser navigates: local replies become pages (engine/pages.rs).
     browser: Option<Browser>,
+    /// The upstream's response began while this request was still undecided: none of it may
+    /// reach the client, and no reply is sent any more (see `withhold_if_undecided`).
+    withheld: bool,
 }
 
 /// What a request that decided a verdict does once the sidecar has it: the client learns of
@@ -393,13 +400,16 @@ impl WallRequest {
         ));
     }
 
-    fn unavailable(&self, failure_mode: FailureMode) -> Action {
-        let retry = self
-            .worker
+    fn retry_after_s(&self) -> u32 {
+        self.worker
             .try_borrow()
             .ok()
             .and_then(|w| w.config.as_ref().map(|c| c.retry_after_s))
-            .unwrap_or(5);
+            .unwrap_or(5)
+    }
+
+    fn unavailable(&self, failure_mode: FailureMode) -> Action {
+        let retry = self.retry_after_s();
         match failure_mode {
             FailureMode::Open => Action::Continue,
             FailureMode::Closed => {
@@ -408,6 +418,44 @@ impl WallRequest {
                 Action::Pause
             }
         }
+    }
+}
+
+impl WallRequest {
+    /// Waiting for the sidecar before deciding this request (a challenge, a deposit check, a
+    /// verdict that precedes a reply): the request must not have reached the upstream.
+    fn undecided(&self) -> bool {
+        self.challenge.is_some()
+            || self.confirm.is_some()
+            || matches!(self.verdict, Some((_, _, AfterVerdict::Reply(_))))
+    }
+
+    /// A response while the request is undecided means the host forwarded a request the
+    /// filter had paused. ngx_wasm_module 3bed2783 does so in nginx's rewrite phase (its
+    /// default) on a keep-alive connection, and then skips `on_http_response_headers`; only
+    /// `proxy_wasm_request_headers_in_access on` makes the pause hold (docs/filter.md "Hosts").
+    /// The upstream was reached, but the walled page must not be delivered: the filter
+    /// withholds the whole response from then on. True when withholding.
+    fn withhold_if_undecided(&mut self) -> bool {
+        if self.withheld || !self.undecided() {
+            return self.withheld;
+        }
+        self.withheld = true;
+        self.host.count(Metric::Denied("undecided"));
+        let first = self
+            .worker
+            .try_borrow_mut()
+            .map(|mut w| !std::mem::replace(&mut w.warned_undecided, true))
+            .unwrap_or(false);
+        if first {
+            self.host.log(
+                Level::Error,
+                format_args!(
+                    "lightning-wall: the host forwarded a request the filter had paused; its response is withheld. In nginx set `proxy_wasm_request_headers_in_access on;` (docs/deployment.md \"nginx\")"
+                ),
+            );
+        }
+        true
     }
 }
 
@@ -458,6 +506,8 @@ impl WallRequest {
             w.state.outbox.flushed(flush, status, &self.host);
         }
         match then {
+            // The response is already on its way to the client (and withheld).
+            AfterVerdict::Reply(_) if self.withheld => {}
             AfterVerdict::Reply(reply) => self.send(reply),
             AfterVerdict::ResumeResponse => {
                 let _ = hostcalls::resume_http_response();
@@ -555,7 +605,7 @@ impl Context for WallRequest {
             return;
         }
         if let Some((t, pending)) = self.confirm.take() {
-            if t == token {
+            if t == token && !self.withheld {
                 self.on_held_answer(pending, body_size);
             }
             return;
@@ -563,6 +613,10 @@ impl Context for WallRequest {
         let Some(pending) = self.challenge.take().filter(|p| p.token == token) else {
             return;
         };
+        if self.withheld {
+            // Too late to answer: the upstream's response has started (and is withheld).
+            return;
+        }
         let status = call_response_status();
         health::record(&self.host, !health::no_answer(status));
         let retry_after =
@@ -754,6 +808,11 @@ impl HttpContext for WallRequest {
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        if self.withhold_if_undecided() {
+            // Where the host asks (Envoy-like hosts), the upstream's response is replaced.
+            self.send(Reply::unavailable(self.retry_after_s()));
+            return Action::Pause;
+        }
         let get = |n: &str| {
             hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, n)
                 .ok()
@@ -832,5 +891,14 @@ impl HttpContext for WallRequest {
             Ok(()) => Action::Pause,
             Err(_) => Action::Continue,
         }
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, _: bool) -> Action {
+        // ngx_wasm_module skips the headers callback of such a response but delivers its body:
+        // the body is the walled page, so it goes no further (the client gets a cut response).
+        if self.withhold_if_undecided() {
+            let _ = crate::raw_response_body::empty_response_body(body_size);
+        }
+        Action::Continue
     }
 }

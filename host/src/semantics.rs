@@ -46,6 +46,18 @@ pub struct HostSemantics {
     /// `proxy_get_header_map_size` (seen loading the conformance filter): a module importing
     /// either does not instantiate.
     pub missing_imports: bool,
+    /// ngx_wasm_module 3bed2783 runs `on_request_headers` in nginx's rewrite phase unless
+    /// `proxy_wasm_request_headers_in_access on`, and a PAUSE there is not held on a request
+    /// after the first of a keep-alive client connection: the next event on the connection
+    /// runs the phases on and the request goes to the upstream with the filter's call-out
+    /// still in flight (the module reads the step as done). The response's headers callback
+    /// is then skipped (the PAUSE left over is taken for a local response that never came),
+    /// its body callbacks are not. Here every request headers PAUSE is so, and the call-outs of
+    /// such a request are answered after its upstream response: the order in which real nginx
+    /// handed a walled page to a client that never paid (the sidecar minting an invoice is
+    /// slower than the upstream). `nginx/nginx.conf` sets the directive, so `nginx()` has
+    /// this off; a test turns it on to show what the filter does where it is missing.
+    pub request_pause_not_held: bool,
 }
 
 /// What `HostSemantics::nginx` uses for `:authority` (`server_name localhost; listen 8080`).
@@ -73,6 +85,7 @@ impl HostSemantics {
             server_authority: None,
             bare_source_address: false,
             missing_imports: false,
+            request_pause_not_held: false,
         }
     }
 
@@ -88,6 +101,8 @@ impl HostSemantics {
             server_authority: Some(NGINX_SERVER_AUTHORITY.into()),
             bare_source_address: true,
             missing_imports: true,
+            // On only without `proxy_wasm_request_headers_in_access on` (see the field).
+            request_pause_not_held: false,
         }
     }
 

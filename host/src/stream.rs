@@ -150,6 +150,9 @@ pub struct StreamState {
     /// The request headers as the client sent them, kept where a header the filter removed
     /// still reaches the upstream (nginx; `HostSemantics::removed_request_headers_reach_upstream`).
     pub(crate) client_request_headers: Option<HeaderMap>,
+    /// The filter paused the request headers and the host went on to the upstream anyway
+    /// (`HostSemantics::request_pause_not_held`); cleared when the filter continues or replies.
+    pub(crate) pause_not_held: bool,
 }
 
 impl StreamState {
@@ -166,6 +169,7 @@ impl StreamState {
             failed: false,
             finished: false,
             client_request_headers: None,
+            pause_not_held: false,
         }
     }
 
@@ -210,6 +214,12 @@ impl StreamState {
     /// Nothing more will happen: a response is complete, or the stream was reset.
     pub fn is_finished(&self) -> bool {
         self.reset || self.resp.phase == Phase::Done
+    }
+
+    /// The call-outs of this stream wait for its upstream response
+    /// (`HostSemantics::request_pause_not_held`).
+    pub(crate) fn call_outs_after_upstream(&self) -> bool {
+        self.pause_not_held && !self.reset && self.resp.phase != Phase::Done
     }
 
     /// Waiting for the request to go upstream (request complete, no response yet).

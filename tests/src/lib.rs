@@ -377,9 +377,19 @@ impl Wall {
         workers: usize,
         internal: Option<lightning_wall_host::callout::CallHandler>,
     ) -> TestHost {
+        self.replica_in(workers, internal, self.semantics.clone())
+    }
+
+    /// As [`Wall::replica`], in another host than this one's.
+    pub fn replica_in(
+        &self,
+        workers: usize,
+        internal: Option<lightning_wall_host::callout::CallHandler>,
+        semantics: HostSemantics,
+    ) -> TestHost {
         let builder = TestHost::builder(filter_runtime())
-            .configuration(plugin_configuration(&self.semantics))
-            .semantics(self.semantics.clone())
+            .configuration(plugin_configuration(&semantics))
+            .semantics(semantics)
             .workers(workers)
             .start_time(SystemTime::now())
             .cluster_url(WALL_CLUSTER, &self.public);

@@ -300,6 +300,60 @@ fn a_hundred_thousand_client_addresses_in_a_store_that_refuses_new_keys() {
 }
 
 #[test]
+fn a_request_forwarded_while_the_filter_waits_for_the_sidecar_never_gets_the_walled_page() {
+    // nginx without `proxy_wasm_request_headers_in_access on`: on a keep-alive connection the
+    // pause is not held, the request reaches the upstream while its challenge is being minted,
+    // and the upstream's page answered first: 200 with the page, nothing paid (issue #17).
+    let mut wall = Wall::start_in(1, HostSemantics::nginx());
+    let (credential, _) = paid_credential(&mut wall);
+    let mut rewrite_phase = HostSemantics::nginx();
+    rewrite_phase.request_pause_not_held = true;
+    let mut replica = wall.replica_in(1, None, rewrite_phase);
+    // Bootstrap, then the revocation snapshot (credentials wait for it).
+    replica.tick_all();
+    replica.tick_all();
+    const PAGE: &[u8] = b"members only: the walled page";
+    let page = |_: &Message| Message {
+        headers: HeaderMap::from_pairs([(":status", "200")]),
+        body: PAGE.to_vec(),
+        trailers: HeaderMap::new(),
+    };
+    let walled = |body: &[u8]| body.windows(PAGE.len()).any(|w| w == PAGE);
+    // A pay route and a deposit route, without paying.
+    for path in ["/v1/data", "/home"] {
+        let ex = replica.send(
+            &Request::get(path).header("accept", "application/json"),
+            page,
+        );
+        assert!(!ex.failed, "{path}: the VM failed: {:?}", replica.logs());
+        assert!(
+            ex.upstream_request.is_some(),
+            "{path}: the host forwards it undecided (what the switch reproduces)"
+        );
+        let resp = ex.response.expect("a response");
+        assert!(
+            !walled(&resp.body),
+            "{path}: the walled page reached a client that never paid: {resp:?}"
+        );
+    }
+    assert_eq!(
+        replica
+            .logs_containing("forwarded a request the filter had paused")
+            .len(),
+        1,
+        "said once, with the fix: {:?}",
+        replica.logs()
+    );
+    // An honest visitor is decided at once, without a pause: the whole page.
+    let ex = replica.send(
+        &Request::get("/v1/data").header("authorization", &credential),
+        page,
+    );
+    assert_eq!(status(&ex), Some(200));
+    assert!(walled(&ex.response.unwrap().body));
+}
+
+#[test]
 fn every_flow_under_all_of_nginxs_semantics_at_once() {
     let mut wall = Wall::start_in(2, HostSemantics::nginx());
     // Pay.

@@ -350,8 +350,20 @@ impl Vm {
     }
 
     /// Call-outs dispatched since the last call, for the embedder to perform.
+    /// Call-outs to send now. Those of a stream whose pause was not held wait for its upstream
+    /// response (`HostSemantics::request_pause_not_held`).
     pub fn take_pending_calls(&mut self) -> Vec<PendingCall> {
-        std::mem::take(&mut self.store.data_mut().pending_calls)
+        let d = self.store.data_mut();
+        let (later, now) = std::mem::take(&mut d.pending_calls)
+            .into_iter()
+            .partition(|c| {
+                d.outstanding_calls
+                    .get(&c.token)
+                    .and_then(|caller| d.streams.get(caller))
+                    .is_some_and(StreamState::call_outs_after_upstream)
+            });
+        d.pending_calls = later;
+        now
     }
 
     pub fn has_queue_ready(&self) -> bool {

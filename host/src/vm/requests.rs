@@ -101,6 +101,13 @@ impl Vm {
         }
         s.resp.headers = headers;
         s.resp.end = end_stream;
+        if s.pause_not_held {
+            // ngx_wasm_module: the PAUSE left from the request skips this callback (and the
+            // headers go to the client as the upstream sent them); body callbacks follow.
+            s.resp.passed.headers = s.resp.headers.clone();
+            s.resp.phase = if end_stream { Phase::Done } else { Phase::Body };
+            return;
+        }
         if s.bypass {
             s.resp.passed.headers = s.resp.headers.clone();
             s.resp.phase = if end_stream { Phase::Done } else { Phase::Body };
@@ -161,12 +168,19 @@ impl Vm {
             self.fail_stream(id);
             return;
         };
+        let not_held =
+            dir == Dir::Request && self.store.data().env.semantics.request_pause_not_held;
         let Some(s) = self.s(id) else { return };
         if s.local_reply_pending || s.reset {
             return; // Envoy ignores the action after a local reply (stopNextIteration)
         }
         match action {
             Action::Continue => self.headers_continued(id, dir),
+            Action::Pause if not_held => {
+                // nginx's rewrite phase on a keep-alive connection: on to the upstream.
+                s.pause_not_held = true;
+                self.headers_continued(id, dir);
+            }
             Action::Pause => s.half(dir).phase = Phase::HeadersStopped,
         }
     }
@@ -342,6 +356,9 @@ impl Vm {
     /// `proxy_continue_stream`, run after the guest call that asked for it.
     pub(crate) fn continue_stream(&mut self, id: u32, dir: Dir) {
         let Some(s) = self.s(id) else { return };
+        if dir == Dir::Request {
+            s.pause_not_held = false;
+        }
         if s.reset || s.local_reply.is_some() && dir == Dir::Request {
             return;
         }
@@ -368,6 +385,7 @@ impl Vm {
     pub(crate) fn apply_local_reply(&mut self, id: u32, reply: LocalReply) {
         let Some(s) = self.s(id) else { return };
         s.local_reply_pending = false;
+        s.pause_not_held = false;
         if s.reset || s.resp.phase == Phase::Done || s.local_reply.is_some() {
             tracing::debug!(context = id, "second local reply for a stream ignored");
             return;
