@@ -150,6 +150,9 @@ fn a_drain_survives_a_sidecar_restart_and_undrain_resumes_minting() {
     let (code, body) = admin(&wall, "DELETE", "/admin/v1/drain");
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["was_draining"], true);
+    // The drain's 503s marked the sidecar down for the filter's challenges (filter
+    // `health.rs`: a 503 call-out is "no answer"); its next sync, within a second, marks it up.
+    wall.tick();
     let ex = unpaid_request(&mut wall);
     assert_eq!(status(&ex), Some(402), "minting resumed");
     // And a deposit can be held again.
@@ -180,7 +183,15 @@ fn a_payment_arriving_during_the_drain_is_given_back() {
     // both end with the invoice CANCELED on the node and nothing kept.
     std::thread::sleep(Duration::from_millis(100));
     wall.wait_node_state(&hash, InvoiceState::Canceled);
-    let (_, shown) = admin(&wall, "GET", &format!("/admin/v1/deposits/{hash}"));
+    // The node cancels before the engine records that it did: wait for the record too.
+    let mut shown = Value::Null;
+    for _ in 0..100 {
+        shown = admin(&wall, "GET", &format!("/admin/v1/deposits/{hash}")).1;
+        if shown["pending_action"].is_null() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(shown["trigger"], "drain", "{shown}");
     assert_eq!(shown["pending_action"], Value::Null, "{shown}");
     assert!(code == 200 || shown["state"] == "expired", "{code} {shown}");
