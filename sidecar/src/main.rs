@@ -306,11 +306,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 AdminCommand::Drain { wait } => {
                     return drain(&url, &token, std::time::Duration::from_secs(wait)).await;
                 }
-                AdminCommand::Undrain => (
-                    reqwest::Method::DELETE,
-                    "/admin/v1/drain".to_owned(),
-                    None,
-                ),
+                AdminCommand::Undrain => {
+                    (reqwest::Method::DELETE, "/admin/v1/drain".to_owned(), None)
+                }
                 AdminCommand::Revoke { token_id, reason } => (
                     reqwest::Method::POST,
                     "/admin/v1/revoke".to_owned(),

@@ -17,7 +17,13 @@ struct Answer {
 }
 
 /// `GET`/`POST` on the admin listener without following redirects.
-fn call(wall: &Wall, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Answer {
+fn call(
+    wall: &Wall,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Answer {
     let url = format!("{}{path}", wall.admin().0);
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let headers: Vec<(String, String)> = headers
@@ -59,7 +65,13 @@ fn call(wall: &Wall, method: &str, path: &str, headers: &[(&str, &str)], body: O
 /// Signs in through the form; the `Cookie` header value of the session.
 fn sign_in(wall: &Wall) -> String {
     let token = wall.admin().1.to_owned();
-    let a = call(wall, "POST", "/admin/login", &[], Some(&format!("token={token}")));
+    let a = call(
+        wall,
+        "POST",
+        "/admin/login",
+        &[],
+        Some(&format!("token={token}")),
+    );
     assert_eq!(a.status, 303, "{}", a.body);
     assert_eq!(a.location.as_deref(), Some("/admin/dashboard"));
     let set = a.set_cookie.expect("a session cookie");
@@ -79,21 +91,38 @@ fn without_the_token_the_dashboard_is_a_sign_in_page_and_its_data_401() {
     let wall = Wall::start(1);
     let page = call(&wall, "GET", "/admin/dashboard", &[], None);
     assert_eq!(page.status, 401);
-    assert!(page.content_type.starts_with("text/html"), "{}", page.content_type);
-    assert!(page.body.contains("action=\"/admin/login\""), "{}", page.body);
+    assert!(
+        page.content_type.starts_with("text/html"),
+        "{}",
+        page.content_type
+    );
+    assert!(
+        page.body.contains("action=\"/admin/login\""),
+        "{}",
+        page.body
+    );
     assert!(!page.body.contains("deposits held"));
     for path in ["/admin/v1/dashboard", "/admin/v1/lookup?ref=0123456789"] {
         assert_eq!(call(&wall, "GET", path, &[], None).status, 401, "{path}");
         let wrong = [("authorization", "Bearer wrong")];
         assert_eq!(call(&wall, "GET", path, &wrong, None).status, 401, "{path}");
     }
-    let wrong = call(&wall, "POST", "/admin/login", &[], Some("token=not-the-token"));
+    let wrong = call(
+        &wall,
+        "POST",
+        "/admin/login",
+        &[],
+        Some("token=not-the-token"),
+    );
     assert_eq!(wrong.status, 401);
     assert!(wrong.set_cookie.is_none());
     assert!(wrong.body.contains("not the admin token"), "{}", wrong.body);
     // A forged or stale session is no session.
     let forged = [("cookie", "lw_admin_session=1800000000.00")];
-    assert_eq!(call(&wall, "GET", "/admin/dashboard", &forged, None).status, 401);
+    assert_eq!(
+        call(&wall, "GET", "/admin/dashboard", &forged, None).status,
+        401
+    );
 }
 
 #[test]
@@ -101,9 +130,20 @@ fn a_session_shows_the_dashboard_but_cannot_move_money() {
     let mut wall = Wall::start(1);
     let (_, challenge) = wall.held_deposit("/home");
     let cookie = sign_in(&wall);
-    let page = call(&wall, "GET", "/admin/dashboard", &[("cookie", &cookie)], None);
+    let page = call(
+        &wall,
+        "GET",
+        "/admin/dashboard",
+        &[("cookie", &cookie)],
+        None,
+    );
     assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains("<strong data-k=\"held\">1</strong> deposits held"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("<strong data-k=\"held\">1</strong> deposits held"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("1,000 sats"), "{}", page.body);
     // The cookie is for looking; refunds, forfeits and drains need the token itself.
     let hash = challenge["payment_hash"].as_str().unwrap();
@@ -130,30 +170,82 @@ fn the_reference_on_the_wall_page_finds_the_visitors_deposit() {
     // What the wall page shows: "Reference: " and the first 10 hex characters of the token id.
     let reference = &token_id[..10];
     let auth = bearer(&wall);
-    let a = call(&wall, "GET", &format!("/admin/v1/lookup?ref={reference}"), &[("authorization", &auth)], None);
+    let a = call(
+        &wall,
+        "GET",
+        &format!("/admin/v1/lookup?ref={reference}"),
+        &[("authorization", &auth)],
+        None,
+    );
     assert_eq!(a.status, 200, "{}", a.body);
     let found: Value = serde_json::from_str(&a.body).unwrap();
     assert_eq!(found["payment_hash"], hash);
     assert_eq!(found["state"], "held");
 
     let cookie = sign_in(&wall);
-    let page = call(&wall, "GET", &format!("/admin/dashboard?ref=Reference:%20{reference}"), &[("cookie", &cookie)], None);
+    let page = call(
+        &wall,
+        "GET",
+        &format!("/admin/dashboard?ref=Reference:%20{reference}"),
+        &[("cookie", &cookie)],
+        None,
+    );
     assert_eq!(page.status, 200);
     assert!(page.body.contains(hash), "{}", page.body);
-    assert!(page.body.contains(&format!("<td>{reference}</td>")), "{}", page.body);
+    assert!(
+        page.body.contains(&format!("<td>{reference}</td>")),
+        "{}",
+        page.body
+    );
 
     // Unknown and malformed references are clear answers, not errors.
-    let unknown = call(&wall, "GET", "/admin/v1/lookup?ref=0000000000", &[("authorization", &auth)], None);
+    let unknown = call(
+        &wall,
+        "GET",
+        "/admin/v1/lookup?ref=0000000000",
+        &[("authorization", &auth)],
+        None,
+    );
     assert_eq!(unknown.status, 404);
-    assert!(unknown.body.contains("reference_not_found"), "{}", unknown.body);
-    let short = call(&wall, "GET", "/admin/v1/lookup?ref=abc", &[("authorization", &auth)], None);
+    assert!(
+        unknown.body.contains("reference_not_found"),
+        "{}",
+        unknown.body
+    );
+    let short = call(
+        &wall,
+        "GET",
+        "/admin/v1/lookup?ref=abc",
+        &[("authorization", &auth)],
+        None,
+    );
     assert_eq!(short.status, 400);
     assert!(short.body.contains("bad_reference"), "{}", short.body);
-    let page = call(&wall, "GET", "/admin/dashboard?ref=0000000000", &[("cookie", &cookie)], None);
-    assert!(page.body.contains("No deposit has the reference 0000000000"), "{}", page.body);
-    let page = call(&wall, "GET", "/admin/dashboard?ref=%3Cscript%3E", &[("cookie", &cookie)], None);
+    let page = call(
+        &wall,
+        "GET",
+        "/admin/dashboard?ref=0000000000",
+        &[("cookie", &cookie)],
+        None,
+    );
+    assert!(
+        page.body
+            .contains("No deposit has the reference 0000000000"),
+        "{}",
+        page.body
+    );
+    let page = call(
+        &wall,
+        "GET",
+        "/admin/dashboard?ref=%3Cscript%3E",
+        &[("cookie", &cookie)],
+        None,
+    );
     assert!(page.body.contains("hex characters"), "{}", page.body);
-    assert!(!page.body.contains("<script>"), "what the operator typed is escaped");
+    assert!(
+        !page.body.contains("<script>"),
+        "what the operator typed is escaped"
+    );
 }
 
 /// Two deposits whose token ids share the first 10 hex characters (one in 2^40 by chance;
@@ -190,16 +282,38 @@ fn a_reference_two_deposits_share_is_answered_as_ambiguous() {
         }
     });
     let auth = bearer(&wall);
-    let a = call(&wall, "GET", "/admin/v1/lookup?ref=abababab", &[("authorization", &auth)], None);
+    let a = call(
+        &wall,
+        "GET",
+        "/admin/v1/lookup?ref=abababab",
+        &[("authorization", &auth)],
+        None,
+    );
     assert_eq!(a.status, 409, "{}", a.body);
     let body: Value = serde_json::from_str(&a.body).unwrap();
     assert_eq!(body["error"]["code"], "reference_ambiguous");
     assert_eq!(body["matches"].as_array().unwrap().len(), 2);
     // The full token id tells them apart.
     let one = format!("{}01", "ab".repeat(31));
-    let a = call(&wall, "GET", &format!("/admin/v1/lookup?ref={one}"), &[("authorization", &auth)], None);
+    let a = call(
+        &wall,
+        "GET",
+        &format!("/admin/v1/lookup?ref={one}"),
+        &[("authorization", &auth)],
+        None,
+    );
     assert_eq!(a.status, 200, "{}", a.body);
     let cookie = sign_in(&wall);
-    let page = call(&wall, "GET", "/admin/dashboard?ref=abababab", &[("cookie", &cookie)], None);
-    assert!(page.body.contains("2 deposits start with abababab"), "{}", page.body);
+    let page = call(
+        &wall,
+        "GET",
+        "/admin/dashboard?ref=abababab",
+        &[("cookie", &cookie)],
+        None,
+    );
+    assert!(
+        page.body.contains("2 deposits start with abababab"),
+        "{}",
+        page.body
+    );
 }

@@ -40,7 +40,10 @@ fn assert_minting_refused(wall: &mut Wall) {
         header(&ex, "retry-after").is_some(),
         "503 says when to come back"
     );
-    assert!(ex.upstream_request.is_none(), "nothing unpaid reaches the site");
+    assert!(
+        ex.upstream_request.is_none(),
+        "nothing unpaid reaches the site"
+    );
 }
 
 /// The dev node's pay endpoint, raw (a refused payment is not a test failure here).
@@ -105,8 +108,13 @@ fn a_drain_cancels_every_held_deposit_and_unpaid_invoice_on_the_node_and_stops_m
 
     // The refunded visitors' credentials are revoked (next sync) and nobody gets a new one.
     wall.tick();
-    let ex = wall.send(&Request::get("/home").header("authorization", format!("L402 {}", held[0].0)));
-    assert_ne!(status(&ex), Some(200), "a refunded deposit's token no longer serves");
+    let ex =
+        wall.send(&Request::get("/home").header("authorization", format!("L402 {}", held[0].0)));
+    assert_ne!(
+        status(&ex),
+        Some(200),
+        "a refunded deposit's token no longer serves"
+    );
     assert!(ex.upstream_request.is_none());
     assert_minting_refused(&mut wall);
     // Pay routes too: money taken now could not be served by a wall being taken down.
@@ -116,7 +124,10 @@ fn a_drain_cancels_every_held_deposit_and_unpaid_invoice_on_the_node_and_stops_m
     // A route the operator set to `failure_mode: open` lets visitors through when the wall
     // cannot challenge, a drain included (docs/operations.md "Drain").
     let ex = wall.send(&Request::get("/open/x").header("accept", "application/json"));
-    assert!(ex.upstream_request.is_some(), "failure_mode: open is the operator's choice");
+    assert!(
+        ex.upstream_request.is_some(),
+        "failure_mode: open is the operator's choice"
+    );
     // The sidecar's answer to the filter, as documented.
     let (code, body) = wall.block_on({
         let url = format!("http://{}/v1/challenge", wall.internal_addr());
@@ -127,7 +138,10 @@ fn a_drain_cancels_every_held_deposit_and_unpaid_invoice_on_the_node_and_stops_m
                 .send()
                 .await
                 .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
         }
     });
     assert_eq!(code, 503, "{body}");

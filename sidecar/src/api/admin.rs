@@ -284,5 +284,7 @@ async fn drain_status(
 async fn undrain(State(state): State<AppState>, _: AdminCaller) -> Result<Json<Value>, ApiError> {
     let was_draining = state.engine.undrain().await?;
     tracing::warn!("drain ended by the operator: minting resumes");
-    Ok(Json(json!({"draining": false, "was_draining": was_draining})))
+    Ok(Json(
+        json!({"draining": false, "was_draining": was_draining}),
+    ))
 }

@@ -61,7 +61,10 @@ impl FromRequestParts<AppState> for DashboardViewer {
                 Some("The admin API has no token configured (listeners.admin.token)."),
             ));
         };
-        if parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
+        if parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
             return match check_bearer(&parts.headers, Some(token)) {
                 Ok(()) => Ok(DashboardViewer),
                 Err(e) => Err(axum::response::IntoResponse::into_response(e)),

@@ -82,7 +82,10 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(state): State<AppState>, form: Result<Form<LoginForm>, FormRejection>) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
     let Some(expected) = state.admin_token.as_deref() else {
         return login_page(
             StatusCode::UNAUTHORIZED,
@@ -100,11 +103,17 @@ async fn login(State(state): State<AppState>, form: Result<Form<LoginForm>, Form
         );
     }
     let Some(cookie) = session::issue(&expected.0, Timestamp::now()) else {
-        return login_page(StatusCode::INTERNAL_SERVER_ERROR, Some("Could not start a session."));
+        return login_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some("Could not start a session."),
+        );
     };
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::LOCATION, HeaderValue::from_static("/admin/dashboard"));
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_static("/admin/dashboard"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(value) = HeaderValue::from_str(&session::set_cookie(&cookie)) {
         headers.insert(header::SET_COOKIE, value);
@@ -115,7 +124,10 @@ async fn login(State(state): State<AppState>, form: Result<Form<LoginForm>, Form
 async fn logout() -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::LOCATION, HeaderValue::from_static("/admin/dashboard"));
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_static("/admin/dashboard"),
+    );
     if let Ok(value) = HeaderValue::from_str(&session::clear_cookie()) {
         headers.insert(header::SET_COOKIE, value);
     }
@@ -227,14 +239,21 @@ async fn lookup_json(
         .reference
         .ok_or_else(|| ApiError::bad_request("bad_reference", "give ?ref=<reference>"))?;
     Ok(match find(&state.store, &text).await? {
-        Lookup::Bad { reason, .. } => ApiError::bad_request("bad_reference", reason).into_response(),
+        Lookup::Bad { reason, .. } => {
+            ApiError::bad_request("bad_reference", reason).into_response()
+        }
         Lookup::NotFound { .. } => {
             ApiError::not_found("reference_not_found", "no deposit has this reference")
                 .into_response()
         }
         Lookup::Found { deposit, audit } => {
             let mut body = deposit_json(&deposit);
-            body["audit"] = json!(audit.iter().map(super::admin::audit_json).collect::<Vec<_>>());
+            body["audit"] = json!(
+                audit
+                    .iter()
+                    .map(super::admin::audit_json)
+                    .collect::<Vec<_>>()
+            );
             Json(body).into_response()
         }
         Lookup::Ambiguous { matches, .. } => (

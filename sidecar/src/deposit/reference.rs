@@ -38,7 +38,11 @@ pub fn parse(text: &str) -> Result<ReferenceRange, ReferenceError> {
     }
     let nibbles = text
         .chars()
-        .map(|c| c.to_digit(16).map(|d| d as u8).ok_or(ReferenceError::NotHex))
+        .map(|c| {
+            c.to_digit(16)
+                .map(|d| d as u8)
+                .ok_or(ReferenceError::NotHex)
+        })
         .collect::<Result<Vec<u8>, _>>()?;
     let mut low = [0u8; 32];
     let mut high = [0xffu8; 32];

@@ -924,10 +924,7 @@ async fn the_drain_flag_is_shared_and_keeps_its_first_start(store: Store) {
         store.start_drain(Timestamp(6_000)).await.unwrap(),
         Timestamp(5_000)
     );
-    assert_eq!(
-        store.drain_started().await.unwrap(),
-        Some(Timestamp(5_000))
-    );
+    assert_eq!(store.drain_started().await.unwrap(), Some(Timestamp(5_000)));
     assert!(store.end_drain().await.unwrap());
     assert!(!store.end_drain().await.unwrap());
     assert_eq!(store.drain_started().await.unwrap(), None);
@@ -965,7 +962,10 @@ async fn a_reference_range_finds_deposits_by_token_or_payment_hash_prefix(store:
     ab.sort_by_key(|h| h.0);
     assert_eq!(find("6565656565").await, ab, "ambiguous: both");
     assert_eq!(find(&"65".repeat(32)).await, [a.payment_hash]);
-    assert_eq!(find(&hex::encode(&c.token_id.0[..5])).await, [c.payment_hash]);
+    assert_eq!(
+        find(&hex::encode(&c.token_id.0[..5])).await,
+        [c.payment_hash]
+    );
     assert_eq!(
         find(&hex::encode(&c.payment_hash.0[..6])).await,
         [c.payment_hash],
@@ -991,19 +991,16 @@ async fn the_dashboard_sums_money_and_outcomes_by_day(store: Store) {
         trigger: Trigger::TrapPath,
     };
     apply_event(&store, &forfeited.payment_hash, forfeit, 10 * day + 5).await;
-    apply_event(
-        &store,
-        &refunded.payment_hash,
-        Event::Drain,
-        11 * day + 7,
-    )
-    .await;
+    apply_event(&store, &refunded.payment_hash, Event::Drain, 11 * day + 7).await;
     let before = store.money_summary().await.unwrap();
     assert_eq!(before.held_count, 1);
     assert_eq!(before.held_msat, 1_000_000);
     assert_eq!(before.awaiting_payment_count, 1);
     assert_eq!(before.pending_actions, 2);
-    assert_eq!(before.forfeited_msat, 0, "not collected until the node settled");
+    assert_eq!(
+        before.forfeited_msat, 0,
+        "not collected until the node settled"
+    );
     apply_event(
         &store,
         &forfeited.payment_hash,

@@ -16,8 +16,13 @@ pub const HISTORY_DAYS: u64 = 14;
 /// What a lookup by reference found.
 pub enum Lookup {
     /// Not a reference: the reason, in the operator's words.
-    Bad { text: String, reason: String },
-    NotFound { text: String },
+    Bad {
+        text: String,
+        reason: String,
+    },
+    NotFound {
+        text: String,
+    },
     /// Exactly one deposit, with its audit records.
     Found {
         deposit: Box<StoredDeposit>,
@@ -144,10 +149,7 @@ pub fn overview(o: &Overview) -> String {
         "Inbound liquidity held (of max held × largest deposit)",
         m.held_msat / 1000,
         liquidity,
-        (
-            sat(m.held_msat),
-            sats(liquidity.unwrap_or(0), defaults()),
-        ),
+        (sat(m.held_msat), sats(liquidity.unwrap_or(0), defaults())),
     ));
     body.push_str(
         "<p class=\"hint\">What the node itself has free (channels, inbound, HTLC slots): \
@@ -246,7 +248,10 @@ fn deposit_table(s: &StoredDeposit, audit: &[AuditRecord]) -> String {
     let opt = |t: Option<Timestamp>| t.map_or_else(|| "—".to_owned(), |t| time(t) + " UTC");
     let rows = [
         // As the wall page shows it (filter `wall_text::reference`).
-        ("Reference", d.token_id.to_string().chars().take(10).collect()),
+        (
+            "Reference",
+            d.token_id.to_string().chars().take(10).collect(),
+        ),
         ("State", d.state.as_str().to_owned()),
         ("Amount", sat(d.amount_msat)),
         ("Route", d.route_id.clone()),
@@ -257,9 +262,7 @@ fn deposit_table(s: &StoredDeposit, audit: &[AuditRecord]) -> String {
         ("Ended", opt(d.resolution.map(|r| r.at))),
         (
             "Why it ended",
-            d.resolution
-                .map_or("—", |r| r.trigger.as_str())
-                .to_owned(),
+            d.resolution.map_or("—", |r| r.trigger.as_str()).to_owned(),
         ),
         (
             "Waiting for the node",
@@ -366,7 +369,10 @@ mod tests {
         assert!(page.contains("value=\"3\" max=\"100\""), "{page}");
         assert!(page.contains("of 100,000 sats (3%)"), "{page}");
         assert!(page.contains("21,000 sats"), "{page}");
-        assert!(page.contains("<td>2027-01-15</td><td>refunded</td><td>idle_timeout</td><td>7</td>"), "{page}");
+        assert!(
+            page.contains("<td>2027-01-15</td><td>refunded</td><td>idle_timeout</td><td>7</td>"),
+            "{page}"
+        );
         assert!(!page.contains("Draining since"));
         assert!(overview_with(None, Some(Timestamp(1_800_000_000))).contains("Draining since"));
     }
@@ -380,7 +386,10 @@ mod tests {
         let page = overview_with(Some(found), None);
         assert!(!page.contains("<img src=x>"), "{page}");
         assert!(page.contains("&lt;img src=x&gt;"));
-        assert!(page.contains("<td>a1a1a1a1a1</td>"), "the wall page's reference");
+        assert!(
+            page.contains("<td>a1a1a1a1a1</td>"),
+            "the wall page's reference"
+        );
         let bad = Lookup::NotFound {
             text: "\"><script>".into(),
         };

@@ -79,9 +79,16 @@ mod tests {
     fn a_session_is_valid_for_its_token_until_it_expires() {
         let cookie = issue(b"admin-token", T).unwrap();
         assert!(valid(b"admin-token", &cookie, T));
-        assert!(valid(b"admin-token", &cookie, Timestamp(T.0 + LIFETIME_S - 1)));
+        assert!(valid(
+            b"admin-token",
+            &cookie,
+            Timestamp(T.0 + LIFETIME_S - 1)
+        ));
         assert!(!valid(b"admin-token", &cookie, Timestamp(T.0 + LIFETIME_S)));
-        assert!(!valid(b"another-token", &cookie, T), "a rotated token ends it");
+        assert!(
+            !valid(b"another-token", &cookie, T),
+            "a rotated token ends it"
+        );
     }
 
     #[test]
@@ -96,7 +103,11 @@ mod tests {
         let cookie = issue(b"admin-token", T).unwrap();
         let (_, tag) = cookie.split_once('.').unwrap();
         // The issue time moved forward to live longer: the tag no longer matches.
-        assert!(!valid(b"admin-token", &format!("{}.{tag}", T.0 + 100), Timestamp(T.0 + 100)));
+        assert!(!valid(
+            b"admin-token",
+            &format!("{}.{tag}", T.0 + 100),
+            Timestamp(T.0 + 100)
+        ));
         // Issued in the future beyond the skew.
         let later = issue(b"admin-token", Timestamp(T.0 + 3600)).unwrap();
         assert!(!valid(b"admin-token", &later, T));

@@ -686,7 +686,12 @@ async fn a_drain_whose_cancels_the_node_refuses_keeps_them_pending_until_it_conf
     assert_eq!(report.refunded_msat, 2_000_000);
     assert_eq!(report.still_live, 0, "decided: nothing live any more");
     assert_eq!(report.pending.len(), 2, "{report:?}");
-    assert!(report.pending.iter().all(|p| p.action == NodeAction::Cancel));
+    assert!(
+        report
+            .pending
+            .iter()
+            .all(|p| p.action == NodeAction::Cancel)
+    );
     for hash in [first, second] {
         assert_eq!(h.node.state(&hash), Some(InvoiceState::Accepted));
         let d = h.engine.deposit(&hash).await.unwrap().unwrap().deposit;
@@ -702,7 +707,10 @@ async fn a_drain_whose_cancels_the_node_refuses_keeps_them_pending_until_it_conf
         assert_eq!(h.node.state(&hash), Some(InvoiceState::Canceled));
     }
     let status = h.engine.drain_status().await.unwrap();
-    assert!(status.pending.is_empty() && status.still_live == 0, "{status:?}");
+    assert!(
+        status.pending.is_empty() && status.still_live == 0,
+        "{status:?}"
+    );
     stop.send(true).unwrap();
     runner.await.unwrap();
 }
@@ -718,7 +726,11 @@ async fn while_drained_the_sweeper_gives_back_a_deposit_paid_after_the_drain_pas
         .await
         .unwrap();
     let hash = opened.deposit.payment_hash;
-    h.engine.store().start_drain(Timestamp::now()).await.unwrap();
+    h.engine
+        .store()
+        .start_drain(Timestamp::now())
+        .await
+        .unwrap();
     h.node.pay_hold(&hash, 144).unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let runner = tokio::spawn(h.engine.clone().run(stopped));
