@@ -56,7 +56,8 @@ test('dashboard: sign in, see the held deposit, find it by the wall page referen
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'Held now' }).waitFor();
     assert.ok(!page.url().includes(TOKEN), 'the token is never in a URL');
-    const cookies = await context.cookies(ADMIN);
+    // Path=/admin: ask for the cookies of a page under it.
+    const cookies = await context.cookies(`${ADMIN}/admin/dashboard`);
     const session = cookies.find((c) => c.name === 'lw_admin_session');
     assert.ok(session, 'a session cookie');
     assert.equal(session.httpOnly, true);
