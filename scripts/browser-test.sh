@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make browser-test`: the wall page in headless Chromium (tests/browser/wall.test.mjs) against
+# `make browser-test`: the wall page and the operator dashboard in headless Chromium
+# (tests/browser/wall.test.mjs, dashboard.test.mjs) against
 # the demo stack. Needs Debian's `chromium` (installed with apt-get when missing and run as root)
 # and Node.js with npm; playwright-core comes pinned from tests/browser/package-lock.json.
 set -euo pipefail
@@ -31,4 +32,4 @@ if [[ ! -f tests/browser/node_modules/.package-lock.json ||
   (cd tests/browser && npm ci --no-audit --no-fund --silent)
 fi
 export CHROMIUM
-exec scripts/demo.sh --run node --test tests/browser/wall.test.mjs
+exec scripts/demo.sh --run node --test --test-concurrency=1 tests/browser/wall.test.mjs tests/browser/dashboard.test.mjs

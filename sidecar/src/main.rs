@@ -113,6 +113,16 @@ enum AdminCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Stop minting on every replica, refund everything held, report (docs/operations.md).
+    /// Exit status 0 when nothing is left held or unconfirmed, 2 when something is (the
+    /// sidecar keeps retrying it; run `admin drain` again to see).
+    Drain {
+        /// Wait up to this many seconds for the node to confirm every cancel.
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+    },
+    /// End a drain: minting resumes.
+    Undrain,
 }
 
 const DEFAULT_SIDECAR: &str = "http://127.0.0.1:8081";
@@ -293,6 +303,12 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     format!("/admin/v1/deposits/{payment_hash}/forfeit"),
                     None,
                 ),
+                AdminCommand::Drain { wait } => {
+                    return drain(&url, &token, std::time::Duration::from_secs(wait)).await;
+                }
+                AdminCommand::Undrain => {
+                    (reqwest::Method::DELETE, "/admin/v1/drain".to_owned(), None)
+                }
                 AdminCommand::Revoke { token_id, reason } => (
                     reqwest::Method::POST,
                     "/admin/v1/revoke".to_owned(),
@@ -303,6 +319,42 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             println!("{}", serde_json::to_string_pretty(&answer)?);
             Ok(std::process::ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `admin drain`: start (or repeat) the drain, then follow it until nothing is left or `wait`
+/// is over. Prints each report; the exit status says whether everything was given back.
+async fn drain(
+    url: &str,
+    token: &str,
+    wait: std::time::Duration,
+) -> anyhow::Result<std::process::ExitCode> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut report = call(
+        reqwest::Method::POST,
+        &format!("{url}/admin/v1/drain"),
+        Some(token),
+        None,
+    )
+    .await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    while report["done"] != Value::Bool(true) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        report = call(
+            reqwest::Method::GET,
+            &format!("{url}/admin/v1/drain"),
+            Some(token),
+            None,
+        )
+        .await?;
+    }
+    if report["done"] == Value::Bool(true) {
+        eprintln!("drained: nothing held, every cancel confirmed by the node");
+        Ok(std::process::ExitCode::SUCCESS)
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        eprintln!("not done yet: see `pending` and `still_live`; the sidecar keeps retrying");
+        Ok(std::process::ExitCode::from(2))
     }
 }
 

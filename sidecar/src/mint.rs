@@ -27,6 +27,9 @@ pub enum MintError {
     UnknownRoute(String),
     #[error("route {0:?} is free: nothing to pay")]
     RouteIsFree(String),
+    /// The operator drains the wall (`admin drain`): nothing is minted until `admin undrain`.
+    #[error("the wall is drained by its operator: no new deposits or invoices")]
+    Draining,
     /// This client's network minted too many: retry after this many seconds.
     #[error("too many challenges for this client network")]
     RateLimited { retry_after_s: u32 },
@@ -92,6 +95,12 @@ impl ChallengeMinter {
             .ok_or_else(|| MintError::UnknownRoute(route_id.to_owned()))?;
         if route.mode == Mode::Free {
             return Err(MintError::RouteIsFree(route.id.clone()));
+        }
+        // Before any limit: a drained wall hands out nothing, pay invoices included (money
+        // taken now could not be served or refunded by a wall being taken down).
+        if self.engine.draining().await?.is_some() {
+            self.refuse("draining");
+            return Err(MintError::Draining);
         }
         // Per network first: a client over its own limit must not spend everyone's budget.
         let started = Instant::now();

@@ -1,6 +1,6 @@
 //! The operator API (admin listener, bearer token always required): list and inspect deposits
-//! with their audit records, refund, forfeit, revoke. Forfeit by hand is recorded with trigger
-//! `admin` like every other decision.
+//! with their audit records, refund, forfeit, revoke, drain. Forfeit by hand is recorded with
+//! trigger `admin` like every other decision; a drain's refunds with trigger `drain`.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::auth::AdminCaller;
 use super::error::{ApiError, body_error, parse_json};
-use crate::deposit::engine::Stepped;
+use crate::deposit::engine::{DrainReport, Stepped};
 use crate::deposit::machine::{Event, Outcome};
 use crate::deposit::{DepositState, Trigger};
 use crate::ids::PaymentHash;
@@ -29,6 +29,10 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/v1/deposits/{payment_hash}/forfeit", post(forfeit))
         .route("/admin/v1/revoke", post(revoke))
         .route("/admin/v1/audit", get(audit))
+        .route(
+            "/admin/v1/drain",
+            post(drain).get(drain_status).delete(undrain),
+        )
 }
 
 pub fn deposit_json(s: &StoredDeposit) -> Value {
@@ -54,7 +58,7 @@ pub fn deposit_json(s: &StoredDeposit) -> Value {
     })
 }
 
-fn audit_json(a: &AuditRecord) -> Value {
+pub(super) fn audit_json(a: &AuditRecord) -> Value {
     json!({
         "payment_hash": hex::encode(a.payment_hash.0),
         "route_id": a.route_id,
@@ -235,5 +239,52 @@ async fn audit(
         .await?;
     Ok(Json(
         json!({"audit": records.iter().map(audit_json).collect::<Vec<_>>()}),
+    ))
+}
+
+fn drain_json(r: &DrainReport) -> Value {
+    json!({
+        "draining": r.started_at.is_some(),
+        "started_at": r.started_at.map(|t| t.0),
+        "refunded_held": r.refunded_held,
+        "refunded_sat": r.refunded_msat / 1000,
+        "cancelled_unpaid": r.cancelled_unpaid,
+        "failures": r.failures.iter().map(|f| json!({
+            "payment_hash": hex::encode(f.payment_hash.0),
+            "error": f.error,
+        })).collect::<Vec<_>>(),
+        "pending": r.pending.iter().map(|p| json!({
+            "payment_hash": hex::encode(p.payment_hash.0),
+            "state": p.state.as_str(),
+            "action": p.action.as_str(),
+            "amount_sat": p.amount_msat / 1000,
+            "attempts": p.attempts,
+        })).collect::<Vec<_>>(),
+        "still_live": r.still_live,
+        // Everything given back and confirmed by the node.
+        "done": r.failures.is_empty() && r.pending.is_empty() && r.still_live == 0,
+    })
+}
+
+/// Starts the drain (or repeats its pass) and reports.
+async fn drain(State(state): State<AppState>, _: AdminCaller) -> Result<Json<Value>, ApiError> {
+    let report = state.engine.drain().await?;
+    tracing::warn!("drain started by the operator: minting stopped on every replica");
+    Ok(Json(drain_json(&report)))
+}
+
+/// What is left: still live, still pending on the node.
+async fn drain_status(
+    State(state): State<AppState>,
+    _: AdminCaller,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(drain_json(&state.engine.drain_status().await?)))
+}
+
+async fn undrain(State(state): State<AppState>, _: AdminCaller) -> Result<Json<Value>, ApiError> {
+    let was_draining = state.engine.undrain().await?;
+    tracing::warn!("drain ended by the operator: minting resumes");
+    Ok(Json(
+        json!({"draining": false, "was_draining": was_draining}),
     ))
 }

@@ -43,6 +43,57 @@ impl FromRequestParts<AppState> for AdminCaller {
     }
 }
 
+/// The operator's browser on the dashboard: the admin bearer token, or the session cookie the
+/// login form set (dashboard/session.rs). Only the read-only dashboard pages take it; every
+/// API call that changes something needs the bearer token itself. Refused: the login page.
+pub struct DashboardViewer;
+
+impl FromRequestParts<AppState> for DashboardViewer {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, axum::response::Response> {
+        let Some(token) = state.admin_token.as_deref() else {
+            return Err(super::dashboard::login_page(
+                axum::http::StatusCode::UNAUTHORIZED,
+                Some("The admin API has no token configured (listeners.admin.token)."),
+            ));
+        };
+        if parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            return match check_bearer(&parts.headers, Some(token)) {
+                Ok(()) => Ok(DashboardViewer),
+                Err(e) => Err(axum::response::IntoResponse::into_response(e)),
+            };
+        }
+        let session = parts
+            .headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(super::dashboard::session::from_cookie_header);
+        match session {
+            Some(value)
+                if super::dashboard::session::valid(
+                    &token.0,
+                    value,
+                    crate::ids::Timestamp::now(),
+                ) =>
+            {
+                Ok(DashboardViewer)
+            }
+            _ => Err(super::dashboard::login_page(
+                axum::http::StatusCode::UNAUTHORIZED,
+                None,
+            )),
+        }
+    }
+}
+
 /// Checks `Authorization: Bearer <token>` when a token is configured.
 pub fn check_bearer(headers: &HeaderMap, expected: Option<&SecretBytes>) -> Result<(), ApiError> {
     let Some(expected) = expected else {
@@ -52,12 +103,17 @@ pub fn check_bearer(headers: &HeaderMap, expected: Option<&SecretBytes>) -> Resu
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
         .ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
-    // Length is not secret (it is in the config); content is compared in constant time.
-    if presented.len() == expected.0.len() && bool::from(presented.ct_eq(&expected.0)) {
+    if token_matches(presented, expected) {
         Ok(())
     } else {
         Err(ApiError::unauthorized("wrong bearer token"))
     }
+}
+
+/// Whether `presented` is the token (a header's or the dashboard login form's).
+pub fn token_matches(presented: &[u8], expected: &SecretBytes) -> bool {
+    // Length is not secret (it is in the config); content is compared in constant time.
+    presented.len() == expected.0.len() && bool::from(presented.ct_eq(&expected.0))
 }
 
 #[cfg(test)]

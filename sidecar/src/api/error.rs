@@ -11,6 +11,10 @@ use crate::mint::MintError;
 use crate::node::NodeError;
 use crate::store::StoreError;
 
+/// `Retry-After` of a mint refused during a drain: a drain lasts minutes (a node move), not
+/// seconds.
+pub const DRAIN_RETRY_AFTER_S: u32 = 300;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -143,6 +147,15 @@ impl From<MintError> for ApiError {
             MintError::RouteIsFree(_) => {
                 ApiError::new(StatusCode::CONFLICT, "route_is_free", e.to_string())
             }
+            // 503 (not 429): the filter answers a fail-closed route with its own 503 and
+            // Retry-After, and lets a fail-open route through, as for any sidecar refusal
+            // (docs/operations.md "Drain").
+            MintError::Draining => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "draining",
+                "the wall is drained by its operator; retry later",
+            )
+            .retry_after(DRAIN_RETRY_AFTER_S),
             MintError::RateLimited { retry_after_s } => ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "mint_rate_limited",

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod auth;
 pub mod credential;
+pub mod dashboard;
 pub mod error;
 pub mod internal;
 pub mod payment;
@@ -159,10 +160,12 @@ pub fn public_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Admin listener: always behind the admin token.
+/// Admin listener: always behind the admin token (the dashboard: the token, or the session its
+/// login form starts).
 pub fn admin_router(state: AppState) -> Router {
     Router::new()
         .merge(admin::routes())
+        .merge(dashboard::routes())
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(state)
 }

@@ -8,13 +8,15 @@
 //!
 //! Split by what each part holds: `commands` (what callers ask for: open, event, leave, perform),
 //! `watch` (one task per live invoice following the node, and the chain view), `background`
-//! (the sweeper, the reconciler and the chain follower).
+//! (the sweeper, the reconciler and the chain follower), `drain` (the operator's drain).
 
 mod background;
 mod commands;
+mod drain;
 mod watch;
 
 pub use background::ReconcileReport;
+pub use drain::{DrainFailure, DrainReport, PendingAction};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -153,6 +155,9 @@ struct Inner {
     changes: broadcast::Sender<PaymentHash>,
     /// The last count of live deposits, for the global limits (see `live_total`).
     live: Mutex<Option<LiveCount>>,
+    /// The drain flag as last read from the store (when it started, if on), and when it was
+    /// read (see `drain.rs`).
+    drain: Mutex<Option<(Option<Timestamp>, Instant)>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -212,6 +217,7 @@ impl Engine {
                 retry_at: Mutex::new(HashMap::new()),
                 changes,
                 live: Mutex::new(None),
+                drain: Mutex::new(None),
             }),
         }
     }

@@ -44,6 +44,10 @@ pub enum Event {
     ActionPerformed(NodeAction),
     /// The node answered that the pending action can never succeed (cancel after settle).
     ActionImpossible(NodeAction),
+    /// The operator drains the wall: an unpaid invoice is cancelled so it can no longer be
+    /// paid, a held deposit refunded (a leave in progress too: no need to wait for its grace,
+    /// the refund is what it waits for).
+    Drain,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,6 +188,13 @@ pub fn step(d: &Deposit, event: Event, now: Timestamp) -> Result<Transition, Rej
                 Err(Rejected::NothingDue)
             }
         }
+        (AwaitingPayment, Event::Drain) => Ok(finish(
+            d,
+            Expired,
+            Trigger::Drain,
+            now,
+            Some(NodeAction::Cancel),
+        )),
         (AwaitingPayment, Event::Activity) | (AwaitingPayment, Event::Verdict { .. }) => {
             Err(Rejected::NotHeld(AwaitingPayment))
         }
@@ -242,6 +253,13 @@ pub fn step(d: &Deposit, event: Event, now: Timestamp) -> Result<Transition, Rej
             Outcome::Refund => finish(d, Refunded, trigger, now, Some(NodeAction::Cancel)),
             Outcome::Forfeit => finish(d, Forfeited, trigger, now, Some(NodeAction::Settle)),
         }),
+        (Held, Event::Drain) => Ok(finish(
+            d,
+            Refunded,
+            Trigger::Drain,
+            now,
+            Some(NodeAction::Cancel),
+        )),
         (Held, Event::Tick { block_height }) => match due_refund(d, block_height, now) {
             Some(trigger) => Ok(finish(d, Refunded, trigger, now, Some(NodeAction::Cancel))),
             None => Err(Rejected::NothingDue),

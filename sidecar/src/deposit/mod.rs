@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod machine;
+pub mod reference;
 pub mod waiters;
 
 use std::time::Duration;
@@ -110,6 +111,8 @@ pub enum Trigger {
     Upstream,
     /// An operator through the admin API or CLI.
     Admin,
+    /// The operator's drain (`admin drain`): everything live is given back.
+    Drain,
 }
 
 impl Trigger {
@@ -127,11 +130,12 @@ impl Trigger {
             Trigger::ErrorStorm => "error_storm",
             Trigger::Upstream => "upstream",
             Trigger::Admin => "admin",
+            Trigger::Drain => "drain",
         }
     }
 
     pub fn parse(s: &str) -> Option<Trigger> {
-        const ALL: [Trigger; 12] = [
+        const ALL: [Trigger; 13] = [
             Trigger::VisitorLeft,
             Trigger::IdleTimeout,
             Trigger::SessionCap,
@@ -144,6 +148,7 @@ impl Trigger {
             Trigger::ErrorStorm,
             Trigger::Upstream,
             Trigger::Admin,
+            Trigger::Drain,
         ];
         ALL.into_iter().find(|t| t.as_str() == s)
     }

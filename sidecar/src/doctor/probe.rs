@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::rules::{self, Demand};
 use super::{Finding, Level, Report};
-use crate::config::{Config, Mode, NodeBackend, SecretRef, StoreLocation};
+use crate::config::{Config, NodeBackend, SecretRef, StoreLocation};
 use crate::ids::PaymentHash;
 use crate::node::lnd::{LndConnectError, LndNode, LndTrust};
 use crate::node::{InvoiceRequest, InvoiceState, Node};
@@ -268,7 +268,7 @@ async fn lnd(config: &Config, report: &mut Report) {
     }
     node_basics(&node, config, report).await;
     match node.inbound_room().await {
-        Ok(rooms) => report.extend(rules::capacity(&rooms, demand(config))),
+        Ok(rooms) => report.extend(rules::capacity(&rooms, Demand::of(config))),
         Err(e) => report.push(Finding::new(
             Level::Skip,
             "node.inbound",
@@ -306,22 +306,6 @@ fn connect_fix(e: &LndConnectError) -> String {
         _ => "check node.lnd.rest_url (lnd's restlisten, 8080 by default) and that lnd is \
               running, unlocked and reachable from here"
             .into(),
-    }
-}
-
-fn demand(config: &Config) -> Demand {
-    let amounts = |deposits_only: bool| {
-        config
-            .routes
-            .iter()
-            .filter(|r| !deposits_only || r.mode == Mode::Deposit)
-            .map(|r| r.amount_sat())
-            .max()
-    };
-    Demand {
-        max_held_deposits: config.limits.max_held_deposits,
-        largest_deposit_sat: amounts(true),
-        largest_amount_sat: amounts(false).unwrap_or(0),
     }
 }
 

@@ -23,6 +23,25 @@ pub struct Demand {
     pub largest_amount_sat: u64,
 }
 
+impl Demand {
+    /// What `config` allows at once (the dashboard shows the same budget in use).
+    pub fn of(config: &crate::config::Config) -> Demand {
+        let amounts = |deposits_only: bool| {
+            config
+                .routes
+                .iter()
+                .filter(|r| !deposits_only || r.mode == crate::config::Mode::Deposit)
+                .map(|r| r.amount_sat())
+                .max()
+        };
+        Demand {
+            max_held_deposits: config.limits.max_held_deposits,
+            largest_deposit_sat: amounts(true),
+            largest_amount_sat: amounts(false).unwrap_or(0),
+        }
+    }
+}
+
 /// One channel's usable inbound (sat) and free incoming HTLC slots; inactive channels have none.
 fn usable(room: &InboundRoom) -> (u64, u64) {
     if !room.active {

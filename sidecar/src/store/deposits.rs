@@ -485,6 +485,30 @@ impl Store {
         })
     }
 
+    /// Deposits whose token id or payment hash lies in `[low, high]` (a reference the visitor
+    /// read off the wall page, see `deposit::reference`), newest first, at most `limit`. Both
+    /// columns are indexed (primary key, unique), so this is two range seeks.
+    pub async fn deposits_in_reference_range(
+        &self,
+        low: &[u8; 32],
+        high: &[u8; 32],
+        limit: u32,
+    ) -> Result<Vec<StoredDeposit>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM deposits WHERE (token_id BETWEEN $1 AND $2) \
+             OR (payment_hash BETWEEN $1 AND $2) ORDER BY created_at DESC LIMIT $3"
+        );
+        dispatch!(self, p => {
+            let rows = sqlx::query(&sql)
+                .bind(low.to_vec())
+                .bind(high.to_vec())
+                .bind(i64::from(limit.clamp(1, 100)))
+                .fetch_all(p)
+                .await?;
+            rows.iter().map(from_row).collect()
+        })
+    }
+
     /// The preimage, only for settling a forfeit. Never log it.
     pub async fn preimage(&self, hash: &PaymentHash) -> Result<Option<Preimage>, StoreError> {
         dispatch!(self, p => {

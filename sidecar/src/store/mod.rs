@@ -10,6 +10,7 @@
 mod deposits;
 mod group_commit;
 mod ledger;
+mod operator;
 mod rewards;
 mod usage;
 
@@ -24,6 +25,7 @@ use sqlx::sqlite::{
 
 pub use deposits::{ApplyOutcome, DepositFilter, LiveCounts, StoredDeposit};
 pub use ledger::{AuditRecord, Revocation, RevocationSnapshot};
+pub use operator::{MoneySummary, OutcomeDay};
 pub use rewards::{
     ClaimRefusal, CreditOutcome, NewPayout, Payout, PayoutResult, PayoutState, RewardAccount,
     RewardAuditRecord,

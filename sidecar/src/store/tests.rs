@@ -911,3 +911,132 @@ mod store_mint_path {
         super::fixtures::drop_postgres_schema(&schema).await;
     }
 }
+
+on_both_stores!(the_drain_flag_is_shared_and_keeps_its_first_start);
+async fn the_drain_flag_is_shared_and_keeps_its_first_start(store: Store) {
+    assert_eq!(store.drain_started().await.unwrap(), None);
+    assert_eq!(
+        store.start_drain(Timestamp(5_000)).await.unwrap(),
+        Timestamp(5_000)
+    );
+    // Draining again (a second operator, a retried CLI) keeps the first start.
+    assert_eq!(
+        store.start_drain(Timestamp(6_000)).await.unwrap(),
+        Timestamp(5_000)
+    );
+    assert_eq!(store.drain_started().await.unwrap(), Some(Timestamp(5_000)));
+    assert!(store.end_drain().await.unwrap());
+    assert!(!store.end_drain().await.unwrap());
+    assert_eq!(store.drain_started().await.unwrap(), None);
+}
+
+on_both_stores!(a_reference_range_finds_deposits_by_token_or_payment_hash_prefix);
+async fn a_reference_range_finds_deposits_by_token_or_payment_hash_prefix(store: Store) {
+    let (a, pa) = deposit(1, "203.0.113.0/24"); // token 65 65 65 …
+    let (mut b, pb) = deposit(2, "203.0.113.0/24");
+    b.token_id = TokenId({
+        let mut t = [0x65; 32];
+        t[31] = 0x00; // same first 10 hex characters as `a`, different id
+        t
+    });
+    let (c, pc) = deposit(3, "198.51.100.0/24");
+    for (d, p) in [(&a, &pa), (&b, &pb), (&c, &pc)] {
+        store.insert_deposit(d, p).await.unwrap();
+    }
+    let find = |text: &str| {
+        let range = crate::deposit::reference::parse(text).unwrap();
+        let store = store.clone();
+        async move {
+            let mut found: Vec<_> = store
+                .deposits_in_reference_range(&range.low, &range.high, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| s.deposit.payment_hash)
+                .collect();
+            found.sort_by_key(|h| h.0);
+            found
+        }
+    };
+    let mut ab = vec![a.payment_hash, b.payment_hash];
+    ab.sort_by_key(|h| h.0);
+    assert_eq!(find("6565656565").await, ab, "ambiguous: both");
+    assert_eq!(find(&"65".repeat(32)).await, [a.payment_hash]);
+    assert_eq!(
+        find(&hex::encode(&c.token_id.0[..5])).await,
+        [c.payment_hash]
+    );
+    assert_eq!(
+        find(&hex::encode(&c.payment_hash.0[..6])).await,
+        [c.payment_hash],
+        "a payment hash prefix too"
+    );
+    assert!(find("0000000000").await.is_empty());
+}
+
+on_both_stores!(the_dashboard_sums_money_and_outcomes_by_day);
+async fn the_dashboard_sums_money_and_outcomes_by_day(store: Store) {
+    let day = 86_400u64;
+    let (held, p1) = deposit(1, "203.0.113.0/24");
+    let (forfeited, p2) = deposit(2, "203.0.113.0/24");
+    let (refunded, p3) = deposit(3, "203.0.113.0/24");
+    let (unpaid, p4) = deposit(4, "203.0.113.0/24");
+    store.insert_deposit(&unpaid, &p4).await.unwrap();
+    for (d, p) in [(&held, &p1), (&forfeited, &p2), (&refunded, &p3)] {
+        store.insert_deposit(d, p).await.unwrap();
+        apply_event(&store, &d.payment_hash, accepted(), 1_010).await;
+    }
+    let forfeit = Event::Verdict {
+        outcome: Outcome::Forfeit,
+        trigger: Trigger::TrapPath,
+    };
+    apply_event(&store, &forfeited.payment_hash, forfeit, 10 * day + 5).await;
+    apply_event(&store, &refunded.payment_hash, Event::Drain, 11 * day + 7).await;
+    let before = store.money_summary().await.unwrap();
+    assert_eq!(before.held_count, 1);
+    assert_eq!(before.held_msat, 1_000_000);
+    assert_eq!(before.awaiting_payment_count, 1);
+    assert_eq!(before.pending_actions, 2);
+    assert_eq!(
+        before.forfeited_msat, 0,
+        "not collected until the node settled"
+    );
+    apply_event(
+        &store,
+        &forfeited.payment_hash,
+        Event::ActionPerformed(NodeAction::Settle),
+        10 * day + 6,
+    )
+    .await;
+    let after = store.money_summary().await.unwrap();
+    assert_eq!(after.forfeited_msat, 1_000_000);
+    assert_eq!(after.pending_actions, 1);
+    assert_eq!(after.rewards_paid_msat, 0);
+    let days = store.outcomes_by_day(Timestamp(10 * day)).await.unwrap();
+    assert_eq!(
+        days,
+        [
+            OutcomeDay {
+                day: Timestamp(11 * day),
+                outcome: DepositState::Refunded,
+                trigger: Trigger::Drain,
+                count: 1,
+                amount_msat: 1_000_000,
+            },
+            OutcomeDay {
+                day: Timestamp(10 * day),
+                outcome: DepositState::Forfeited,
+                trigger: Trigger::TrapPath,
+                count: 1,
+                amount_msat: 1_000_000,
+            },
+        ]
+    );
+    assert!(
+        store
+            .outcomes_by_day(Timestamp(12 * day))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -16,6 +16,18 @@ impl Engine {
     /// One pass of timers and retries: ticks every due deposit, retries pending node actions
     /// whose backoff has passed.
     pub async fn sweep(&self) -> Result<(), EngineError> {
+        // While the operator drains, give back whatever became live since the last pass (a
+        // replica that minted before it saw the flag, a payment that arrived meanwhile).
+        // A failure here must not hold up the timers below.
+        match self.draining().await {
+            Ok(Some(_)) => {
+                if let Err(e) = self.drain_pass().await {
+                    tracing::warn!(error = %e, "drain pass failed; the next sweep retries");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "reading the drain flag failed"),
+        }
         let now = self.now();
         let block_height = self.block_height();
         for stored in self.inner.store.due_deposits(now, 1000).await? {
@@ -199,7 +211,7 @@ impl Engine {
 }
 
 /// Unfinished deposits read per page by the reconciler and the chain follower.
-const PAGE: u32 = 500;
+pub(super) const PAGE: u32 = 500;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReconcileReport {

@@ -447,3 +447,65 @@ fn a_second_leave_or_late_activity_changes_nothing_while_leaving() {
     let t = apply(&unpaid(), again, at(5));
     assert_eq!(t.next.state, DepositState::Expired);
 }
+
+#[test]
+fn a_drain_refunds_a_held_deposit_like_a_leave() {
+    let t = apply(&held(), Event::Drain, at(100));
+    assert_eq!(t.next.state, DepositState::Refunded);
+    assert_eq!(
+        t.actions,
+        [
+            Action::Revoke(TokenId([9; 32])),
+            Action::Node(NodeAction::Cancel)
+        ]
+    );
+    assert_eq!(
+        t.audit,
+        Some(Audit {
+            outcome: DepositState::Refunded,
+            trigger: Trigger::Drain,
+            at: at(100)
+        })
+    );
+}
+
+#[test]
+fn a_drain_refunds_a_leaving_deposit_without_waiting_for_the_grace() {
+    let leaving = apply(
+        &held(),
+        Event::LeaveRequested {
+            grace: Duration::from_secs(5),
+        },
+        at(50),
+    )
+    .next;
+    let t = apply(&leaving, Event::Drain, at(51));
+    assert_eq!(t.next.state, DepositState::Refunded);
+    assert_eq!(node_actions(&t), [NodeAction::Cancel]);
+}
+
+#[test]
+fn a_drain_cancels_an_unpaid_invoice_so_it_can_no_longer_be_paid() {
+    let t = apply(&unpaid(), Event::Drain, at(100));
+    assert_eq!(t.next.state, DepositState::Expired);
+    assert_eq!(t.next.pending, Some(NodeAction::Cancel));
+    assert_eq!(node_actions(&t), [NodeAction::Cancel]);
+    assert_eq!(t.next.resolution.unwrap().trigger, Trigger::Drain);
+    // Paid after the drain cancelled it: the payment goes back too.
+    let done = apply(&t.next, Event::ActionPerformed(NodeAction::Cancel), at(101)).next;
+    let late = apply(&done, accepted(), at(102));
+    assert_eq!(late.next.pending, Some(NodeAction::Cancel));
+}
+
+#[test]
+fn a_drain_changes_nothing_already_decided() {
+    let forfeit = Event::Verdict {
+        outcome: Outcome::Forfeit,
+        trigger: Trigger::TrapPath,
+    };
+    let forfeited = apply(&held(), forfeit, at(100)).next;
+    assert_eq!(
+        step(&forfeited, Event::Drain, at(101)),
+        Err(Rejected::AlreadyFinal(DepositState::Forfeited))
+    );
+}
