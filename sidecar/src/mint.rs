@@ -14,7 +14,7 @@ use crate::api::policy::SERVICE;
 use crate::config::{Config, Mode};
 use crate::deposit::engine::{Engine, EngineError, NewDeposit};
 use crate::ids::{PaymentHash, Preimage};
-use crate::ids::{Timestamp, TokenId};
+use crate::ids::Timestamp;
 use crate::keys::Keys;
 use crate::metrics::{ErrorLabel, Metrics, ModeLabel};
 use crate::mint_limit::{MintLimiter, PerSecondBudget, client_prefix};
@@ -115,7 +115,7 @@ impl ChallengeMinter {
                     .inspect_err(|_| self.refuse("node"))?;
                 (
                     invoice.payment_hash,
-                    TokenId(random32()?),
+                    self.engine.new_token_id()?,
                     invoice.payment_request,
                     invoice.expires_at,
                     l402::Mode::Pay,
