@@ -79,7 +79,13 @@ mod tests {
         assert_eq!(store.to_hex(), "0123456789abcdef");
         assert_eq!(StoreId::from_hex("0123456789abcdef"), Some(store));
         assert_eq!(StoreId::from_hex("0123456789ABCDEF"), Some(store));
-        for bad in ["", "0123456789abcde", "0123456789abcdef0", "0123456789abcdeg", "+123456789abcdef"] {
+        for bad in [
+            "",
+            "0123456789abcde",
+            "0123456789abcdef0",
+            "0123456789abcdeg",
+            "+123456789abcdef",
+        ] {
             assert_eq!(StoreId::from_hex(bad), None, "{bad}");
         }
     }

@@ -135,7 +135,10 @@ mod tests {
         assert_ne!(new, ours);
         assert_eq!(store.store_id().await.unwrap(), new);
         // The other workers still name the old id: the store is not replaced again.
-        assert_eq!(store_for_sync(&store, Some(ours), head + 1).await.unwrap(), new);
+        assert_eq!(
+            store_for_sync(&store, Some(ours), head + 1).await.unwrap(),
+            new
+        );
     }
 
     #[test]

@@ -191,7 +191,10 @@ fn snapshot_bench() {
                 .unwrap(),
         };
         for chunk in token_ids(MILLION).chunks(100_000) {
-            store.revoke_many(chunk, "bench", Timestamp(1)).await.unwrap();
+            store
+                .revoke_many(chunk, "bench", Timestamp(1))
+                .await
+                .unwrap();
         }
         store.close().await;
     });
@@ -240,20 +243,28 @@ routes:
     for _ in 0..rounds {
         let seen: Seen = Arc::default();
         let starts: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
-        let inner = recording_forwarder(base.clone(), seen.clone(), Arc::new(AtomicBool::new(false)));
+        let inner =
+            recording_forwarder(base.clone(), seen.clone(), Arc::new(AtomicBool::new(false)));
         let record = starts.clone();
         let handler: CallHandler = Arc::new(move |req| {
-            record.lock().unwrap().push((req.path().to_owned(), Instant::now()));
+            record
+                .lock()
+                .unwrap()
+                .push((req.path().to_owned(), Instant::now()));
             inner(req)
         });
-        let builder = lightning_wall_e2e::testing::TestHost::builder(lightning_wall_e2e::filter_runtime())
-            .configuration(lightning_wall_e2e::plugin_configuration(
-                &lightning_wall_host::HostSemantics::envoy(),
-            ))
-            .workers(1)
-            .start_time(std::time::SystemTime::now())
-            .cluster_handler(lightning_wall_e2e::CLUSTER, move |r| handler(r))
-            .cluster_url(lightning_wall_e2e::WALL_CLUSTER, &format!("http://127.0.0.1:{}", port + 1));
+        let builder =
+            lightning_wall_e2e::testing::TestHost::builder(lightning_wall_e2e::filter_runtime())
+                .configuration(lightning_wall_e2e::plugin_configuration(
+                    &lightning_wall_host::HostSemantics::envoy(),
+                ))
+                .workers(1)
+                .start_time(std::time::SystemTime::now())
+                .cluster_handler(lightning_wall_e2e::CLUSTER, move |r| handler(r))
+                .cluster_url(
+                    lightning_wall_e2e::WALL_CLUSTER,
+                    &format!("http://127.0.0.1:{}", port + 1),
+                );
         let mut host = builder.build().unwrap();
         let before = host.vm(0).memory_bytes();
         host.tick_all();
@@ -265,7 +276,10 @@ routes:
             .expect("a snapshot call-out");
         let (_, sent) = starts[snapshot_at];
         // Ready: the answer digested and the follow-up sync dispatched.
-        let (next, ready) = starts.get(snapshot_at + 1).cloned().expect("a call after it");
+        let (next, ready) = starts
+            .get(snapshot_at + 1)
+            .cloned()
+            .expect("a call after it");
         assert!(next.starts_with("/v1/sync"), "{next}");
         let calls = seen.lock().unwrap().clone();
         let (_, bytes, callout_ms) = calls
@@ -285,7 +299,11 @@ routes:
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "backend {}: {MILLION} revocations (filled in {:.1} s), body {} bytes",
-        if postgres.is_some() { "postgres" } else { "sqlite" },
+        if postgres.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        },
         fill.as_secs_f64(),
         16 + 8 * MILLION
     );
@@ -295,6 +313,9 @@ routes:
     let (callout, ready, grown) = results[results.len() / 2];
     println!(
         "median of {rounds}: call-out {callout} ms, sent -> ready {ready} ms, +{grown} bytes; load average {}",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
 }

@@ -342,7 +342,12 @@ impl SyncState {
         // The store we synced `since` in: a sidecar whose store is behind it knows its store
         // went back (docs/internal-api.md "GET /v1/sync").
         let path = match self.store {
-            Some(store) => format!("{}?since={}&store={}", paths::SYNC, self.since, store.to_hex()),
+            Some(store) => format!(
+                "{}?since={}&store={}",
+                paths::SYNC,
+                self.since,
+                store.to_hex()
+            ),
             None => format!("{}?since={}", paths::SYNC, self.since),
         };
         Call {
@@ -736,9 +741,21 @@ pub(crate) mod tests {
         let mut s = SyncState::new();
         s.on_tick(&mut o);
         let first = bootstrap_in_store("0101010101010101");
-        let d = s.on_answer(CallKind::Bootstrap, Some(200), first.as_bytes(), &h, &mut o, &mut r);
+        let d = s.on_answer(
+            CallKind::Bootstrap,
+            Some(200),
+            first.as_bytes(),
+            &h,
+            &mut o,
+            &mut r,
+        );
         assert_eq!(d.follow_up.unwrap().kind, CallKind::Snapshot);
-        let d = s.on_snapshot(Some(200), snapshot_body(900, &[0xabab_abab_abab_abab]), &h, &mut r);
+        let d = s.on_snapshot(
+            Some(200),
+            snapshot_body(900, &[0xabab_abab_abab_abab]),
+            &h,
+            &mut r,
+        );
         assert_eq!(
             d.follow_up.unwrap().path,
             "/v1/sync?since=900&store=0101010101010101"
@@ -748,7 +765,14 @@ pub(crate) mod tests {
         let d = s.on_answer(CallKind::Sync, Some(200), changed, &h, &mut o, &mut r);
         assert_eq!(d.follow_up.unwrap().kind, CallKind::Bootstrap);
         let second = bootstrap_in_store("0202020202020202");
-        let d = s.on_answer(CallKind::Bootstrap, Some(200), second.as_bytes(), &h, &mut o, &mut r);
+        let d = s.on_answer(
+            CallKind::Bootstrap,
+            Some(200),
+            second.as_bytes(),
+            &h,
+            &mut o,
+            &mut r,
+        );
         assert_eq!(d.follow_up.unwrap().kind, CallKind::Snapshot, "reloaded");
         let d = s.on_snapshot(Some(200), snapshot_body(3, &[]), &h, &mut r);
         assert_eq!(
@@ -759,7 +783,14 @@ pub(crate) mod tests {
         // id now); what was learnt since stays.
         assert!(!r.contains(&[0xab; 32]));
         // The same store again (a policy change): no reload.
-        let d = s.on_answer(CallKind::Bootstrap, Some(200), second.as_bytes(), &h, &mut o, &mut r);
+        let d = s.on_answer(
+            CallKind::Bootstrap,
+            Some(200),
+            second.as_bytes(),
+            &h,
+            &mut o,
+            &mut r,
+        );
         assert!(d.follow_up.is_none());
     }
 
@@ -771,11 +802,25 @@ pub(crate) mod tests {
         let mut s = SyncState::new();
         s.on_tick(&mut o);
         let first = bootstrap_in_store("0101010101010101");
-        s.on_answer(CallKind::Bootstrap, Some(200), first.as_bytes(), &h, &mut o, &mut r);
+        s.on_answer(
+            CallKind::Bootstrap,
+            Some(200),
+            first.as_bytes(),
+            &h,
+            &mut o,
+            &mut r,
+        );
         s.on_snapshot(Some(200), snapshot_body(900, &[]), &h, &mut r);
         // A sync at 900 is in flight when a bootstrap names a new store and its snapshot lands.
         let second = bootstrap_in_store("0202020202020202");
-        s.on_answer(CallKind::Bootstrap, Some(200), second.as_bytes(), &h, &mut o, &mut r);
+        s.on_answer(
+            CallKind::Bootstrap,
+            Some(200),
+            second.as_bytes(),
+            &h,
+            &mut o,
+            &mut r,
+        );
         s.on_snapshot(Some(200), snapshot_body(3, &[]), &h, &mut r);
         let late = br#"{"policy_version":"v1","revocations":[],"next_since":900,"more":false}"#;
         s.on_answer(CallKind::Sync, Some(200), late, &h, &mut o, &mut r);

@@ -101,12 +101,13 @@ async fn sync(
     let Query(query) =
         query.map_err(|e| ApiError::bad_request("bad_query", format!("query: {e}")))?;
     let limit = query.limit.unwrap_or(1000).clamp(1, 10_000);
-    let theirs = match query.store.as_deref() {
-        None => None,
-        Some(hex) => Some(StoreId::from_hex(hex).ok_or_else(|| {
-            ApiError::bad_request("bad_query", "store: not 16 hex characters")
-        })?),
-    };
+    let theirs =
+        match query.store.as_deref() {
+            None => None,
+            Some(hex) => Some(StoreId::from_hex(hex).ok_or_else(|| {
+                ApiError::bad_request("bad_query", "store: not 16 hex characters")
+            })?),
+        };
     let store_id = crate::revocations::store_for_sync(&state.store, theirs, query.since).await?;
     let revocations = state
         .store

@@ -199,14 +199,18 @@ mod tests {
         let keys = build(vec![("k1".into(), [1; 32])], None).unwrap();
         let mut config = config();
         let policy = FilterPolicy::of(&config, &keys);
-        let json = serde_json::to_value(policy.bootstrap_body(&keys, 0, S)).unwrap()["policy"].take();
+        let json =
+            serde_json::to_value(policy.bootstrap_body(&keys, 0, S)).unwrap()["policy"].take();
         assert_eq!(json["ipv4_prefix_len"], 32);
         assert_eq!(
             json["challenge_mint_rate_ipv6_48"],
             json!({"requests": 160, "per_s": 60})
         );
         config.limits.ipv4_prefix_len = 24;
-        assert_ne!(FilterPolicy::of(&config, &keys).version(S), policy.version(S));
+        assert_ne!(
+            FilterPolicy::of(&config, &keys).version(S),
+            policy.version(S)
+        );
     }
 
     #[test]
