@@ -51,7 +51,8 @@ impl StoreId {
         let mut id = [0u8; LEN];
         for (out, pair) in id.iter_mut().zip(bytes.chunks_exact(2)) {
             let digit = |b: u8| char::from(b).to_digit(16);
-            let (hi, lo) = (digit(pair[0])?, digit(pair[1])?);
+            let [hi, lo] = pair else { return None };
+            let (hi, lo) = (digit(*hi)?, digit(*lo)?);
             *out = u8::try_from(hi * 16 + lo).ok()?;
         }
         Some(StoreId(id))
