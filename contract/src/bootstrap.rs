@@ -18,6 +18,11 @@ pub struct Bootstrap {
     pub active_key_id: String,
     /// The revocation sequence number when this answer was made.
     pub revocation_seq: u64,
+    /// The store's identity, 16 hex ([`crate::store_id`]): deposit tokens minted in another
+    /// store are refused, and a filter that sees it change loads the revocation snapshot again.
+    /// Absent from older sidecars (nothing is checked then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
 }
 
 /// A master key of the ring.
@@ -178,7 +183,7 @@ mod tests {
 
     /// The sidecar's answer as sent (sidecars before the contract crate sent the same keys
     /// sorted; a JSON reader does not care).
-    const SAMPLE: &str = r#"{"policy":{"version":"3f9a0c1d2e4b5a69","service":"lightning-wall","routes":[{"id":"wall","match":{"host":null,"path":{"prefix":"/"},"methods":[]},"mode":"deposit","failure_mode":"closed","amount_sat":1000,"token_lifetime_s":3600,"deposit":{"idle_timeout_s":300,"session_cap_s":3600,"rate_limit":{"requests":120,"per_s":60},"trap_paths":["/wp-login.php"],"error_storm":{"errors":30,"within_s":60}}},{"id":"health","match":{"host":"example.com","path":{"exact":"/healthz"},"methods":["GET"]},"mode":"free","failure_mode":"open","amount_sat":0,"token_lifetime_s":3600},{"id":"api","match":{"host":null,"path":{"regex":"^/v1/"},"methods":[]},"mode":"pay","failure_mode":"closed","amount_sat":21,"token_lifetime_s":600}],"challenge_mint_rate":{"requests":10,"per_s":60},"challenge_mint_rate_ipv6_48":{"requests":160,"per_s":60},"ipv4_prefix_len":32},"keys":[{"id":"k1","master_key":"4242424242424242424242424242424242424242424242424242424242424242"}],"active_key_id":"k1","revocation_seq":42}"#;
+    const SAMPLE: &str = r#"{"policy":{"version":"3f9a0c1d2e4b5a69","service":"lightning-wall","routes":[{"id":"wall","match":{"host":null,"path":{"prefix":"/"},"methods":[]},"mode":"deposit","failure_mode":"closed","amount_sat":1000,"token_lifetime_s":3600,"deposit":{"idle_timeout_s":300,"session_cap_s":3600,"rate_limit":{"requests":120,"per_s":60},"trap_paths":["/wp-login.php"],"error_storm":{"errors":30,"within_s":60}}},{"id":"health","match":{"host":"example.com","path":{"exact":"/healthz"},"methods":["GET"]},"mode":"free","failure_mode":"open","amount_sat":0,"token_lifetime_s":3600},{"id":"api","match":{"host":null,"path":{"regex":"^/v1/"},"methods":[]},"mode":"pay","failure_mode":"closed","amount_sat":21,"token_lifetime_s":600}],"challenge_mint_rate":{"requests":10,"per_s":60},"challenge_mint_rate_ipv6_48":{"requests":160,"per_s":60},"ipv4_prefix_len":32},"keys":[{"id":"k1","master_key":"4242424242424242424242424242424242424242424242424242424242424242"}],"active_key_id":"k1","revocation_seq":42,"store_id":"0123456789abcdef"}"#;
 
     fn sample() -> Bootstrap {
         let route = |id: &str, path, mode, failure_mode, amount_sat, token_lifetime_s| Route {
@@ -255,6 +260,7 @@ mod tests {
             }],
             active_key_id: "k1".into(),
             revocation_seq: 42,
+            store_id: Some("0123456789abcdef".into()),
         }
     }
 
@@ -285,6 +291,14 @@ mod tests {
         let parsed: Bootstrap = serde_json::from_str(&old).unwrap();
         assert_eq!(parsed.policy.challenge_mint_rate_ipv6_48, None);
         assert_eq!(parsed.policy.ipv4_prefix_len, None);
+    }
+
+    #[test]
+    fn an_older_sidecars_answer_without_a_store_id_parses_and_is_sent_without_one() {
+        let old = SAMPLE.replace(r#","store_id":"0123456789abcdef""#, "");
+        let parsed: Bootstrap = serde_json::from_str(&old).unwrap();
+        assert_eq!(parsed.store_id, None);
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), old);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod events;
 pub mod headers;
 pub mod paths;
 pub mod status;
+pub mod store_id;
 pub mod sync;
 
 pub use bootstrap::{FailureMode, RouteMode};

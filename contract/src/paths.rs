@@ -6,7 +6,8 @@
 pub const CHALLENGE: &str = "/v1/challenge";
 /// `GET`: policy and key material ([`crate::bootstrap`]).
 pub const BOOTSTRAP: &str = "/v1/bootstrap";
-/// `GET ?since=<seq>&limit=<n>`: revocations since a sequence number ([`crate::sync`]).
+/// `GET ?since=<seq>&limit=<n>&store=<id>`: revocations since a sequence number
+/// ([`crate::sync`]); `store` is the store id of the filter's bootstrap ([`crate::store_id`]).
 pub const SYNC: &str = "/v1/sync";
 /// `GET`: every live revocation in one binary body (docs/internal-api.md).
 pub const REVOCATION_SNAPSHOT: &str = "/v1/revocations/snapshot";

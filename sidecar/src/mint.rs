@@ -13,8 +13,8 @@ use lightning_wall_contract::challenge::ChallengeAnswer;
 use crate::api::policy::SERVICE;
 use crate::config::{Config, Mode};
 use crate::deposit::engine::{Engine, EngineError, NewDeposit};
+use crate::ids::Timestamp;
 use crate::ids::{PaymentHash, Preimage};
-use crate::ids::{Timestamp, TokenId};
 use crate::keys::Keys;
 use crate::metrics::{ErrorLabel, Metrics, ModeLabel};
 use crate::mint_limit::{MintLimiter, PerSecondBudget, client_prefix};
@@ -124,7 +124,7 @@ impl ChallengeMinter {
                     .inspect_err(|_| self.refuse("node"))?;
                 (
                     invoice.payment_hash,
-                    TokenId(random32()?),
+                    self.engine.new_token_id()?,
                     invoice.payment_request,
                     invoice.expires_at,
                     l402::Mode::Pay,

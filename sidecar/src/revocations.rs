@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use lightning_wall_contract::store_id::StoreId;
+
 use crate::config::Config;
 use crate::store::{RevocationSnapshot, Store, StoreError};
 
@@ -54,6 +56,37 @@ pub async fn snapshot(store: &Store, config: &Config) -> Result<Vec<u8>, StoreEr
     Ok(encode_snapshot(&s))
 }
 
+/// The store's id to answer a sync with. A filter of this very store (`theirs`) that has synced
+/// past the log's head learnt revocations this store no longer has: it was restored from a
+/// backup. Then the store gets a new id, and every token minted before is refused from the
+/// filters' next bootstrap on (docs/filter.md "A replaced store"): the deposits made after the
+/// backup are unknown here, and a refunded one's credential must not work again. A filter of
+/// another store (an empty store replaced the one it knew) only needs the new id.
+pub async fn store_for_sync(
+    store: &Store,
+    theirs: Option<StoreId>,
+    since: u64,
+) -> Result<StoreId, StoreError> {
+    let ours = store.store_id().await?;
+    if theirs != Some(ours) || since == 0 {
+        return Ok(ours);
+    }
+    let head = store.revocation_head().await?;
+    if since <= head {
+        return Ok(ours);
+    }
+    let new = store.replace_store_id(ours).await?;
+    tracing::error!(
+        since,
+        head,
+        old = %ours.to_hex(),
+        new = %new.to_hex(),
+        "a filter had synced revocations past this store's head: the store went back (restored \
+         from a backup?); it has a new id, and credentials minted before are refused"
+    );
+    Ok(new)
+}
+
 /// Compacts the log now and every `every` until stopped. A failed compaction is logged and
 /// retried at the next round; nothing depends on it but the log's size.
 pub async fn run_compaction(
@@ -78,6 +111,35 @@ pub async fn run_compaction(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{Timestamp, TokenId};
+
+    #[tokio::test]
+    async fn a_filter_synced_past_the_head_of_its_own_store_gets_the_store_a_new_id() {
+        let (store, _dir) = crate::store::tests::fixtures::sqlite().await;
+        let ours = store.store_id().await.unwrap();
+        let head = store
+            .revoke(&TokenId([1; 32]), "admin", Timestamp(1))
+            .await
+            .unwrap();
+        // Older filters, new workers and filters of another store: nothing happens.
+        for (theirs, since) in [
+            (None, head + 5),
+            (Some(ours), 0),
+            (Some(ours), head),
+            (Some(StoreId([0xee; 8])), head + 5),
+        ] {
+            assert_eq!(store_for_sync(&store, theirs, since).await.unwrap(), ours);
+        }
+        // A worker of this store that synced past its head: the store went back.
+        let new = store_for_sync(&store, Some(ours), head + 1).await.unwrap();
+        assert_ne!(new, ours);
+        assert_eq!(store.store_id().await.unwrap(), new);
+        // The other workers still name the old id: the store is not replaced again.
+        assert_eq!(
+            store_for_sync(&store, Some(ours), head + 1).await.unwrap(),
+            new
+        );
+    }
 
     #[test]
     fn a_snapshot_is_a_header_and_eight_bytes_a_revocation() {

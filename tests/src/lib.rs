@@ -351,6 +351,66 @@ impl Wall {
         }
     }
 
+    /// The SQLite store's files in the data dir (the database, its WAL and shared memory).
+    fn store_files(dir: &std::path::Path) -> [PathBuf; 3] {
+        [
+            "lightning-wall.db",
+            "lightning-wall.db-wal",
+            "lightning-wall.db-shm",
+        ]
+        .map(|f| dir.join(f))
+    }
+
+    /// Copies the store's files (sidecar stopped) into `backup`, as an operator's file backup.
+    pub fn back_up_store(&self, backup: &std::path::Path) {
+        assert!(
+            self.sidecar.is_none(),
+            "stop the sidecar before copying its store"
+        );
+        std::fs::create_dir_all(backup).unwrap();
+        for (from, to) in Wall::store_files(&self.data)
+            .iter()
+            .zip(Wall::store_files(backup))
+        {
+            if from.exists() {
+                std::fs::copy(from, to).unwrap();
+            }
+        }
+    }
+
+    /// Replaces the store under the stopped sidecar: deleted, then restored from `backup` if
+    /// given (else the sidecar creates an empty one). The master keys and the dev node, which
+    /// live beside it in the data dir, stay (as keys from the config and a node would).
+    pub fn replace_store(&self, backup: Option<&std::path::Path>) {
+        assert!(
+            self.sidecar.is_none(),
+            "stop the sidecar before replacing its store"
+        );
+        for f in Wall::store_files(&self.data) {
+            let _ = std::fs::remove_file(f);
+        }
+        if let Some(backup) = backup {
+            for (from, to) in Wall::store_files(backup)
+                .iter()
+                .zip(Wall::store_files(&self.data))
+            {
+                if from.exists() {
+                    std::fs::copy(from, to).unwrap();
+                }
+            }
+        }
+    }
+
+    /// Mines `blocks` blocks on the dev node (its auto-cancel of held invoices applies).
+    pub fn advance_blocks(&self, blocks: u32) {
+        let node = match &self.sidecar {
+            Some(Sidecar::InProcess(running)) => running.dev_node.clone(),
+            _ => None,
+        }
+        .expect("an in-process sidecar with the dev node");
+        self.rt.block_on(node.advance_blocks(blocks)).unwrap();
+    }
+
     /// SIGKILLs the sidecar of a [`Wall::start_killable`] wall.
     pub fn kill_sidecar(&mut self) {
         assert!(

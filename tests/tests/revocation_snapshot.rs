@@ -130,3 +130,192 @@ fn a_worker_started_over_a_million_revocations_is_ready_after_one_call_out() {
     // And the money: the refunded deposit stays cancelled on the node.
     assert_eq!(wall.node_state(left_hash), InvoiceState::Canceled);
 }
+
+/// The bench of bench/RESULTS.md "Revocation snapshot": a worker starting over 1,000,000
+/// revocations against a `lightning-wall serve` binary (build it with `--release`), on SQLite or,
+/// with `LW_BENCH_POSTGRES=postgres://…/` (a server URL without database), on a PostgreSQL
+/// database of its own (created and dropped). Prints the snapshot call-out's time (sent to
+/// answered), the time from sending it to the worker being ready (the answer parsed and checked,
+/// the next call on its way), the body's size and the worker's memory growth.
+/// `LW_BENCH_SIDECAR=target/release/lightning-wall cargo test -p lightning-wall-e2e --test
+/// revocation_snapshot -- --ignored --nocapture snapshot_bench`
+#[test]
+#[ignore = "a benchmark: needs LW_BENCH_SIDECAR (a release sidecar binary)"]
+fn snapshot_bench() {
+    let bin = std::env::var("LW_BENCH_SIDECAR").expect("LW_BENCH_SIDECAR: the sidecar binary");
+    let postgres = std::env::var("LW_BENCH_POSTGRES").ok();
+    let rounds: usize = std::env::var("LW_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let database = format!("lw_snapshot_bench_{}", std::process::id());
+    let psql = |sql: &str| {
+        let url = format!("{}postgres", postgres.as_deref().unwrap());
+        let ok = std::process::Command::new("psql")
+            .args(["-q", &url, "-c", sql])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "psql {sql}");
+    };
+    let store_line = match &postgres {
+        Some(server) => {
+            psql(&format!("CREATE DATABASE {database}"));
+            format!("store: {{ url: '{server}{database}' }}")
+        }
+        None => String::new(),
+    };
+    // Filled before the sidecar starts, through the store's own bulk revocation.
+    let fill = Instant::now();
+    rt.block_on(async {
+        let store = match &postgres {
+            Some(server) => {
+                lightning_wall::store::Store::open_postgres(&format!("{server}{database}"), None)
+                    .await
+                    .unwrap()
+            }
+            None => lightning_wall::store::Store::open_sqlite(&data.join("lightning-wall.db"))
+                .await
+                .unwrap(),
+        };
+        for chunk in token_ids(MILLION).chunks(100_000) {
+            store
+                .revoke_many(chunk, "bench", Timestamp(1))
+                .await
+                .unwrap();
+        }
+        store.close().await;
+    });
+    let fill = fill.elapsed();
+    let config = dir.path().join("lightning-wall.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"data_dir: {data}
+{store_line}
+node: {{ backend: dev }}
+listeners:
+  internal: {{ bind: "127.0.0.1:{port}" }}
+  public: {{ bind: "127.0.0.1:{public}" }}
+routes:
+  - id: wall
+    match: {{ path: {{ prefix: / }} }}
+    mode: deposit
+    deposit: {{ amount_sat: 1000, idle_timeout: 5m, session_cap: 1h }}
+"#,
+            data = data.display(),
+            public = port + 1,
+        ),
+    )
+    .unwrap();
+    let mut sidecar = std::process::Command::new(&bin)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let up = rt.block_on(async {
+        for _ in 0..600 {
+            if http.get(format!("{base}/healthz")).send().await.is_ok() {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        false
+    });
+    assert!(up, "the sidecar never listened");
+
+    let mut results = Vec::new();
+    for _ in 0..rounds {
+        let seen: Seen = Arc::default();
+        let starts: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+        let inner =
+            recording_forwarder(base.clone(), seen.clone(), Arc::new(AtomicBool::new(false)));
+        let record = starts.clone();
+        let handler: CallHandler = Arc::new(move |req| {
+            record
+                .lock()
+                .unwrap()
+                .push((req.path().to_owned(), Instant::now()));
+            inner(req)
+        });
+        let builder =
+            lightning_wall_e2e::testing::TestHost::builder(lightning_wall_e2e::filter_runtime())
+                .configuration(lightning_wall_e2e::plugin_configuration(
+                    &lightning_wall_host::HostSemantics::envoy(),
+                ))
+                .workers(1)
+                .start_time(std::time::SystemTime::now())
+                .cluster_handler(lightning_wall_e2e::CLUSTER, move |r| handler(r))
+                .cluster_url(
+                    lightning_wall_e2e::WALL_CLUSTER,
+                    &format!("http://127.0.0.1:{}", port + 1),
+                );
+        let mut host = builder.build().unwrap();
+        let before = host.vm(0).memory_bytes();
+        host.tick_all();
+        let grown = host.vm(0).memory_bytes() - before;
+        let starts = starts.lock().unwrap().clone();
+        let snapshot_at = starts
+            .iter()
+            .position(|(p, _)| p == "/v1/revocations/snapshot")
+            .expect("a snapshot call-out");
+        let (_, sent) = starts[snapshot_at];
+        // Ready: the answer digested and the follow-up sync dispatched.
+        let (next, ready) = starts
+            .get(snapshot_at + 1)
+            .cloned()
+            .expect("a call after it");
+        assert!(next.starts_with("/v1/sync"), "{next}");
+        let calls = seen.lock().unwrap().clone();
+        let (_, bytes, callout_ms) = calls
+            .iter()
+            .find(|(p, ..)| p == "/v1/revocations/snapshot")
+            .cloned()
+            .unwrap();
+        assert_eq!(bytes, 16 + 8 * MILLION);
+        results.push((callout_ms, (ready - sent).as_millis(), grown));
+    }
+    let _ = sidecar.kill();
+    let _ = sidecar.wait();
+    if postgres.is_some() {
+        psql(&format!("DROP DATABASE {database}"));
+    }
+    results.sort_by_key(|r| r.1);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "backend {}: {MILLION} revocations (filled in {:.1} s), body {} bytes",
+        if postgres.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        },
+        fill.as_secs_f64(),
+        16 + 8 * MILLION
+    );
+    for (callout, ready, grown) in &results {
+        println!("  call-out {callout} ms, sent -> ready {ready} ms, worker memory +{grown} bytes");
+    }
+    let (callout, ready, grown) = results[results.len() / 2];
+    println!(
+        "median of {rounds}: call-out {callout} ms, sent -> ready {ready} ms, +{grown} bytes; load average {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}

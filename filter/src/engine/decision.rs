@@ -353,7 +353,7 @@ pub fn decide(
     if let Some((source, k)) = &key
         && let Some(v) = w.verified.get(k, index, route.mode, now)
     {
-        if w.revocations.contains(&v.token_id) {
+        if ended(policy, route, w, &v.token_id) {
             return challenge(route);
         }
         let grant = Grant {
@@ -394,7 +394,7 @@ pub fn decide(
         // An empty proof: a deposit whose receipt the visitor does not hold yet, or a payment
         // by a wallet that never shows the preimage. Either way the sidecar is asked once.
         Err(VerifyError::ProofMissing { token_id, mode, .. }) => {
-            if w.revocations.contains(&token_id.0) {
+            if ended(policy, route, w, &token_id.0) {
                 return challenge(route);
             }
             let receipt = match mode {
@@ -444,9 +444,9 @@ pub fn decide(
     {
         w.verified.insert(k, verified);
     }
-    if w.revocations.contains(&verified.token_id) {
-        // Refunded, forfeited or revoked by an operator: a fresh 402 (a new deposit) is the
-        // way back in.
+    if ended(policy, route, w, &verified.token_id) {
+        // Refunded, forfeited or revoked by an operator, or a deposit the store does not know: a
+        // fresh 402 (a new deposit) is the way back in.
         return challenge(route);
     }
     let grant = Grant {
@@ -457,6 +457,14 @@ pub fn decide(
         route: index,
     };
     admit_from(policy, route, grant, source, facts, path, host, w)
+}
+
+/// Whether a verified token no longer opens `route`: revoked, or (deposit routes) minted in
+/// another store than the sidecar's, whose deposit may have been refunded there
+/// (docs/filter.md "A replaced store"). Pay tokens stay good across stores: they were paid.
+fn ended(policy: &Policy, route: &Route, w: &WorkerState, token_id: &TokenId) -> bool {
+    w.revocations.contains(token_id)
+        || (route.deposit.is_some() && policy.minted_elsewhere(token_id))
 }
 
 /// Applies the provenance rule to a deposit route's request before [`admit`] counts it: a

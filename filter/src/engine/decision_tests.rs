@@ -4,6 +4,7 @@ use crate::engine::host::memory::MemoryHost;
 use crate::engine::policy::tests::bootstrap_json;
 use crate::engine::response::{UpstreamReward, UpstreamVerdict, on_response, on_reward};
 use l402::{KeyRing, Mode, Preimage, TokenId, TokenSpec};
+use lightning_wall_contract::store_id::StoreId;
 
 const NOW: u64 = 1_800_000_000;
 
@@ -912,4 +913,58 @@ fn before_its_revocation_snapshot_pay_credentials_follow_the_route_failure_mode(
     let mut o = WorkerState::default();
     let d = decide(Some(&closed), &config("open"), &f, &h, &mut o);
     assert_eq!(status(&d), Some((503, Some("unavailable"))));
+}
+
+#[test]
+fn a_deposit_token_of_another_store_is_challenged_and_a_pay_token_still_served() {
+    let h = MemoryHost::at(NOW);
+    let mut o = WorkerState::default();
+    // Token ids here are `[id; 32]`: the store they name is `[id; 8]`.
+    let mut p = policy();
+    p.store_id = Some(StoreId([7; 8]));
+    let mut run_in = |f: &RequestFacts<'_>| {
+        if !o.revocations.ready() {
+            o.revocations
+                .load_snapshot(crate::engine::sync::tests::snapshot_body(0, &[]))
+                .unwrap();
+        }
+        decide(Some(&p), &config("closed"), f, &h, &mut o)
+    };
+    let ours = format!("L402 {}", credential(Mode::Deposit, "wall", 7, NOW + 60));
+    assert!(matches!(
+        run_in(&facts("GET", "/page", Some(&ours))),
+        Decision::Allow(_)
+    ));
+    let theirs = format!("L402 {}", credential(Mode::Deposit, "wall", 8, NOW + 60));
+    for _ in 0..2 {
+        // Verified in full, then from the verified-credential cache.
+        let Decision::Challenge(c) = run_in(&facts("GET", "/page", Some(&theirs))) else {
+            panic!("a deposit of another store was honoured")
+        };
+        assert_eq!(c.route_id, "wall");
+    }
+    // Its empty-proof form is not even asked about.
+    let (mac, _) = theirs.rsplit_once(':').unwrap();
+    let empty = format!("{mac}:");
+    assert!(matches!(
+        run_in(&facts("GET", "/page", Some(&empty))),
+        Decision::Challenge(_)
+    ));
+    let paid = format!("L402 {}", credential(Mode::Pay, "api", 8, NOW + 60));
+    assert!(matches!(
+        run_in(&facts("GET", "/v1/x", Some(&paid))),
+        Decision::Allow(_)
+    ));
+}
+
+#[test]
+fn a_sidecar_that_names_no_store_checks_none() {
+    let h = MemoryHost::at(NOW);
+    let mut o = WorkerState::default();
+    assert_eq!(policy().store_id, None);
+    let any = format!("L402 {}", credential(Mode::Deposit, "wall", 8, NOW + 60));
+    assert!(matches!(
+        run(&h, &mut o, &facts("GET", "/page", Some(&any))),
+        Decision::Allow(_)
+    ));
 }

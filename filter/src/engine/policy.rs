@@ -3,6 +3,7 @@
 //! refused as a whole (the previous policy stays): it must never half-apply.
 
 use lightning_wall_contract::bootstrap::{self, Bootstrap};
+use lightning_wall_contract::store_id::StoreId;
 pub use lightning_wall_contract::{FailureMode, RouteMode};
 
 use super::routes::{DepositRules, PathMatch, Rate, Route};
@@ -37,6 +38,8 @@ pub struct Policy {
     pub max_token_lifetime_s: u64,
     /// What the pages for browsers say (pages.rs).
     pub wall: Wall,
+    /// The store the sidecar keeps its deposits in; `None` from older sidecars.
+    pub store_id: Option<StoreId>,
 }
 
 /// The site's name, the pages' language and every text, as the sidecar resolved them from its
@@ -135,6 +138,14 @@ fn decode_key(hex_key: &str) -> Option<[u8; 32]> {
 const REGEX_SIZE_LIMIT: usize = 1 << 16;
 
 impl Policy {
+    /// Whether a deposit token was minted in another store than the sidecar's (contract
+    /// `store_id`): its deposit is unknown there, so it may have been refunded, and the
+    /// credential must not be honoured (docs/filter.md "A replaced store"). Never, when the
+    /// sidecar does not name its store (older sidecars).
+    pub fn minted_elsewhere(&self, token_id: &[u8; 32]) -> bool {
+        self.store_id.is_some_and(|s| !s.minted(token_id))
+    }
+
     /// Parses a bootstrap answer body.
     pub fn from_bootstrap(body: &[u8]) -> Result<Policy, PolicyError> {
         let raw: Bootstrap =
@@ -234,7 +245,15 @@ impl Policy {
                 problem: "must be between 24 and 32",
             });
         };
+        let store_id = match raw.store_id.as_deref() {
+            None => None,
+            Some(hex) => Some(StoreId::from_hex(hex).ok_or(PolicyError::Invalid {
+                field: "store_id".into(),
+                problem: "must be 16 hex characters",
+            })?),
+        };
         Ok(Policy {
+            store_id,
             version: raw.policy.version,
             service: raw.policy.service,
             challenge_mint_rate,

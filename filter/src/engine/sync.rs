@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use lightning_wall_contract::events::{Event, EventBatch};
 pub use lightning_wall_contract::events::{Trigger, UsageKind, Verdict};
 use lightning_wall_contract::paths;
+use lightning_wall_contract::store_id::StoreId;
 use lightning_wall_contract::sync::SyncAnswer;
 
 use super::health;
@@ -282,6 +283,11 @@ pub struct SyncState {
     snapshot_loaded: bool,
     snapshot_in_flight: bool,
     sync_in_flight: bool,
+    /// The `since` the sync in flight was sent with: an answer to a sync sent before the
+    /// snapshot was (re)loaded must not move the cursor the snapshot set.
+    sync_sent_since: u64,
+    /// The sidecar's store, from the last bootstrap (`None` from older sidecars).
+    store: Option<StoreId>,
     events_in_flight: Option<Vec<Event>>,
     /// Whether the last call to the sidecar succeeded.
     pub reachable: bool,
@@ -332,10 +338,22 @@ impl SyncState {
 
     fn sync_call(&mut self) -> Call {
         self.sync_in_flight = true;
+        self.sync_sent_since = self.since;
+        // The store we synced `since` in: a sidecar whose store is behind it knows its store
+        // went back (docs/internal-api.md "GET /v1/sync").
+        let path = match self.store {
+            Some(store) => format!(
+                "{}?since={}&store={}",
+                paths::SYNC,
+                self.since,
+                store.to_hex()
+            ),
+            None => format!("{}?since={}", paths::SYNC, self.since),
+        };
         Call {
             kind: CallKind::Sync,
             method: "GET",
-            path: format!("{}?since={}", paths::SYNC, self.since),
+            path,
             body: None,
         }
     }
@@ -393,6 +411,19 @@ impl SyncState {
                                 policy.keys.len()
                             ),
                         );
+                        if self.version.is_some() && policy.store_id != self.store {
+                            // Another store: its revocations arrive in its snapshot (which
+                            // replaces the old store's; what was learnt since stays), and its
+                            // sequence numbers are not the old store's.
+                            host.log(
+                                Level::Warn,
+                                format_args!(
+                                    "lightning-wall: the sidecar's store changed; loading its revocation snapshot"
+                                ),
+                            );
+                            self.snapshot_loaded = false;
+                        }
+                        self.store = policy.store_id;
                         self.version = Some(policy.version.clone());
                         self.needs_bootstrap = false;
                         // A new worker loads its snapshot at once rather than a tick later:
@@ -522,14 +553,18 @@ impl SyncState {
         for id in ids {
             revoked.learn(id, now);
         }
-        self.since = answer.next_since;
+        // A sync sent before a snapshot (re)load leaves the cursor where the snapshot set it.
+        let current = self.snapshot_loaded && self.sync_sent_since == self.since;
+        if current {
+            self.since = answer.next_since;
+        }
         let mut digest = Digest::default();
         if self.version.as_deref() != Some(answer.policy_version.as_str()) {
             self.needs_bootstrap = true;
             if !self.bootstrap_in_flight {
                 digest.follow_up = Some(self.bootstrap_call());
             }
-        } else if answer.more {
+        } else if answer.more && current {
             digest.follow_up = Some(self.sync_call());
         }
         Ok(digest)
@@ -689,6 +724,111 @@ pub(crate) mod tests {
         s.on_answer(CallKind::Sync, Some(200), low, &h, &mut o, &mut r);
         assert!(s.reachable);
         assert_eq!(s.on_tick(&mut o)[0].path, "/v1/sync?since=3");
+    }
+
+    fn bootstrap_in_store(store: &str) -> String {
+        bootstrap_json().replace(
+            r#""revocation_seq": 0"#,
+            &format!(r#""revocation_seq": 0, "store_id": "{store}""#),
+        )
+    }
+
+    #[test]
+    fn a_bootstrap_naming_another_store_reloads_the_snapshot_and_syncs_from_its_head() {
+        let h = MemoryHost::at(0);
+        let mut o = Outbox::default();
+        let mut r = Revocations::default();
+        let mut s = SyncState::new();
+        s.on_tick(&mut o);
+        let first = bootstrap_in_store("0101010101010101");
+        let d = s.on_answer(
+            CallKind::Bootstrap,
+            Some(200),
+            first.as_bytes(),
+            &h,
+            &mut o,
+            &mut r,
+        );
+        assert_eq!(d.follow_up.unwrap().kind, CallKind::Snapshot);
+        let d = s.on_snapshot(
+            Some(200),
+            snapshot_body(900, &[0xabab_abab_abab_abab]),
+            &h,
+            &mut r,
+        );
+        assert_eq!(
+            d.follow_up.unwrap().path,
+            "/v1/sync?since=900&store=0101010101010101"
+        );
+        // The store was replaced: the sync answers a new policy version.
+        let changed = br#"{"policy_version":"v2","revocations":[],"next_since":900,"more":false}"#;
+        let d = s.on_answer(CallKind::Sync, Some(200), changed, &h, &mut o, &mut r);
+        assert_eq!(d.follow_up.unwrap().kind, CallKind::Bootstrap);
+        let second = bootstrap_in_store("0202020202020202");
+        let d = s.on_answer(
+            CallKind::Bootstrap,
+            Some(200),
+            second.as_bytes(),
+            &h,
+            &mut o,
+            &mut r,
+        );
+        assert_eq!(d.follow_up.unwrap().kind, CallKind::Snapshot, "reloaded");
+        let d = s.on_snapshot(Some(200), snapshot_body(3, &[]), &h, &mut r);
+        assert_eq!(
+            d.follow_up.unwrap().path,
+            "/v1/sync?since=3&store=0202020202020202"
+        );
+        // The old store's snapshot is replaced (its deposit tokens are refused by their store
+        // id now); what was learnt since stays.
+        assert!(!r.contains(&[0xab; 32]));
+        // The same store again (a policy change): no reload.
+        let d = s.on_answer(
+            CallKind::Bootstrap,
+            Some(200),
+            second.as_bytes(),
+            &h,
+            &mut o,
+            &mut r,
+        );
+        assert!(d.follow_up.is_none());
+    }
+
+    #[test]
+    fn a_sync_sent_before_a_snapshot_reload_does_not_move_the_cursor_it_set() {
+        let h = MemoryHost::at(0);
+        let mut o = Outbox::default();
+        let mut r = Revocations::default();
+        let mut s = SyncState::new();
+        s.on_tick(&mut o);
+        let first = bootstrap_in_store("0101010101010101");
+        s.on_answer(
+            CallKind::Bootstrap,
+            Some(200),
+            first.as_bytes(),
+            &h,
+            &mut o,
+            &mut r,
+        );
+        s.on_snapshot(Some(200), snapshot_body(900, &[]), &h, &mut r);
+        // A sync at 900 is in flight when a bootstrap names a new store and its snapshot lands.
+        let second = bootstrap_in_store("0202020202020202");
+        s.on_answer(
+            CallKind::Bootstrap,
+            Some(200),
+            second.as_bytes(),
+            &h,
+            &mut o,
+            &mut r,
+        );
+        s.on_snapshot(Some(200), snapshot_body(3, &[]), &h, &mut r);
+        let late = br#"{"policy_version":"v1","revocations":[],"next_since":900,"more":false}"#;
+        s.on_answer(CallKind::Sync, Some(200), late, &h, &mut o, &mut r);
+        // Syncing at 900 in the new store would tell it that it went back.
+        assert_eq!(
+            s.on_tick(&mut o)[0].path,
+            "/v1/sync?since=3&store=0202020202020202"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use lightning_wall_contract::bootstrap::Bootstrap;
 use lightning_wall_contract::challenge::{ChallengeAnswer, ChallengeRequest};
 use lightning_wall_contract::events::{self as wire, EventBatch, MAX_EVENTS};
 use lightning_wall_contract::paths;
+use lightning_wall_contract::store_id::StoreId;
 use lightning_wall_contract::sync::{Revocation, SyncAnswer};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -59,10 +60,13 @@ async fn bootstrap(
     State(state): State<AppState>,
     _: InternalCaller,
 ) -> Result<Json<Bootstrap>, ApiError> {
+    let store_id = state.store.store_id().await?;
     let revocation_seq = state.store.revocation_head().await?;
-    Ok(Json(
-        state.policy.bootstrap_body(&state.keys, revocation_seq),
-    ))
+    Ok(Json(state.policy.bootstrap_body(
+        &state.keys,
+        revocation_seq,
+        store_id,
+    )))
 }
 
 /// Every live revocation in one binary body, for a worker that starts (docs/internal-api.md).
@@ -84,6 +88,9 @@ struct SyncQuery {
     since: u64,
     #[serde(default)]
     limit: Option<u32>,
+    /// The store the filter bootstrapped from (16 hex; absent from older filters).
+    #[serde(default)]
+    store: Option<String>,
 }
 
 async fn sync(
@@ -94,6 +101,14 @@ async fn sync(
     let Query(query) =
         query.map_err(|e| ApiError::bad_request("bad_query", format!("query: {e}")))?;
     let limit = query.limit.unwrap_or(1000).clamp(1, 10_000);
+    let theirs =
+        match query.store.as_deref() {
+            None => None,
+            Some(hex) => Some(StoreId::from_hex(hex).ok_or_else(|| {
+                ApiError::bad_request("bad_query", "store: not 16 hex characters")
+            })?),
+        };
+    let store_id = crate::revocations::store_for_sync(&state.store, theirs, query.since).await?;
     let revocations = state
         .store
         .revocations_since(query.since, limit.saturating_add(1))
@@ -112,7 +127,7 @@ async fn sync(
         .and_then(<[_]>::last)
         .map_or(query.since, |r| r.seq);
     Ok(Json(SyncAnswer {
-        policy_version: state.policy.version().to_owned(),
+        policy_version: state.policy.version(store_id),
         revocations: items,
         next_since,
         more,

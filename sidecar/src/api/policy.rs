@@ -5,6 +5,7 @@
 use lightning_wall_contract::bootstrap::{
     self, Bootstrap, DepositRules, ErrorStorm, Key, Match, Rate, Route,
 };
+use lightning_wall_contract::store_id::StoreId;
 use lightning_wall_contract::{FailureMode as WireFailureMode, RouteMode};
 use sha2::{Digest, Sha256};
 
@@ -121,16 +122,23 @@ impl FilterPolicy {
         }
     }
 
-    /// The version a sync answer carries (a different one tells the filter to bootstrap).
-    pub fn version(&self) -> &str {
-        &self.policy.version
+    /// The version a sync answer carries (a different one tells the filter to bootstrap): of
+    /// the config and keys, and of the store, so that a filter learns a replaced store's id.
+    pub fn version(&self, store: StoreId) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.policy.version.as_bytes());
+        hasher.update(b"\0store\0");
+        hasher.update(store.0);
+        hex::encode(&hasher.finalize()[..8])
     }
 
     /// The body of `GET /v1/bootstrap` (docs/internal-api.md): this policy with the key ring.
     /// Key material leaves the sidecar only through this, on the internal listener.
-    pub fn bootstrap_body(&self, keys: &Keys, revocation_seq: u64) -> Bootstrap {
+    pub fn bootstrap_body(&self, keys: &Keys, revocation_seq: u64, store: StoreId) -> Bootstrap {
+        let mut policy = self.policy.clone();
+        policy.version = self.version(store);
         Bootstrap {
-            policy: self.policy.clone(),
+            policy,
             keys: keys
                 .ring
                 .entries()
@@ -141,6 +149,7 @@ impl FilterPolicy {
                 .collect(),
             active_key_id: keys.active.clone(),
             revocation_seq,
+            store_id: Some(store.to_hex()),
         }
     }
 }
@@ -151,6 +160,8 @@ mod tests {
 
     use super::*;
     use crate::keys::build;
+
+    const S: StoreId = StoreId([7; 8]);
 
     fn config() -> Config {
         Config::parse(
@@ -166,10 +177,21 @@ mod tests {
         let same = build(vec![("k1".into(), [1; 32])], None).unwrap();
         let rotated = build(vec![("k1".into(), [1; 32]), ("k2".into(), [2; 32])], None).unwrap();
         let replaced = build(vec![("k1".into(), [3; 32])], None).unwrap();
-        let v = |keys: &Keys| FilterPolicy::of(&config, keys).version().to_owned();
+        let v = |keys: &Keys| FilterPolicy::of(&config, keys).version(S);
         assert_eq!(v(&one), v(&same));
         assert_ne!(v(&one), v(&rotated));
         assert_ne!(v(&one), v(&replaced));
+    }
+
+    #[test]
+    fn the_policy_version_changes_with_the_store_and_the_bootstrap_names_it() {
+        let keys = build(vec![("k1".into(), [1; 32])], None).unwrap();
+        let policy = FilterPolicy::of(&config(), &keys);
+        let other = StoreId([8; 8]);
+        assert_ne!(policy.version(S), policy.version(other));
+        let body = policy.bootstrap_body(&keys, 0, other);
+        assert_eq!(body.store_id.as_deref(), Some("0808080808080808"));
+        assert_eq!(body.policy.version, policy.version(other));
     }
 
     #[test]
@@ -177,14 +199,18 @@ mod tests {
         let keys = build(vec![("k1".into(), [1; 32])], None).unwrap();
         let mut config = config();
         let policy = FilterPolicy::of(&config, &keys);
-        let json = serde_json::to_value(policy.bootstrap_body(&keys, 0)).unwrap()["policy"].take();
+        let json =
+            serde_json::to_value(policy.bootstrap_body(&keys, 0, S)).unwrap()["policy"].take();
         assert_eq!(json["ipv4_prefix_len"], 32);
         assert_eq!(
             json["challenge_mint_rate_ipv6_48"],
             json!({"requests": 160, "per_s": 60})
         );
         config.limits.ipv4_prefix_len = 24;
-        assert_ne!(FilterPolicy::of(&config, &keys).version(), policy.version());
+        assert_ne!(
+            FilterPolicy::of(&config, &keys).version(S),
+            policy.version(S)
+        );
     }
 
     #[test]
@@ -192,7 +218,7 @@ mod tests {
         let keys = build(vec![("k1".into(), [1; 32])], None).unwrap();
         let mut config = config();
         let policy = FilterPolicy::of(&config, &keys);
-        let json = serde_json::to_value(policy.bootstrap_body(&keys, 0).policy).unwrap();
+        let json = serde_json::to_value(policy.bootstrap_body(&keys, 0, S).policy).unwrap();
         assert_eq!(json["wall"]["lang"], "en");
         assert_eq!(json["wall"]["site_name"], serde_json::Value::Null);
         assert_eq!(json["wall"]["text"]["deposit_title"], "Refundable deposit");
@@ -202,8 +228,8 @@ mod tests {
             .text
             .insert("deposit_title".into(), "Kaution".into());
         let reworded = FilterPolicy::of(&config, &keys);
-        assert_ne!(reworded.version(), policy.version());
-        let json = serde_json::to_value(reworded.bootstrap_body(&keys, 0).policy).unwrap();
+        assert_ne!(reworded.version(S), policy.version(S));
+        let json = serde_json::to_value(reworded.bootstrap_body(&keys, 0, S).policy).unwrap();
         assert_eq!(json["wall"]["site_name"], "Shop");
         assert_eq!(json["wall"]["text"]["deposit_title"], "Kaution");
         assert_eq!(

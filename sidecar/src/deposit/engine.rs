@@ -30,6 +30,7 @@ use super::machine::Rejected;
 use crate::clock::{Clock, SystemClock};
 use crate::ids::PaymentHash;
 use crate::ids::Timestamp;
+use crate::ids::TokenId;
 use crate::metrics::Metrics;
 use crate::node::{Node, NodeError};
 use crate::store::{LiveCounts, Store, StoreError, StoredDeposit};
@@ -183,6 +184,16 @@ fn random32() -> Result<[u8; 32], EngineError> {
         .try_fill_bytes(&mut bytes)
         .map_err(|_| EngineError::Random)?;
     Ok(bytes)
+}
+
+impl Engine {
+    /// A fresh token id: 24 random bytes, then the store's id (contract `store_id`), so that a
+    /// filter refuses this token's deposit credential once another store replaces this one.
+    pub fn new_token_id(&self) -> Result<TokenId, EngineError> {
+        let mut id = random32()?;
+        self.inner.store.cached_store_id()?.stamp(&mut id);
+        Ok(TokenId(id))
+    }
 }
 
 impl Engine {

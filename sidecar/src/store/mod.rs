@@ -9,6 +9,7 @@
 
 mod deposits;
 mod group_commit;
+mod identity;
 mod ledger;
 mod operator;
 mod rewards;
@@ -51,6 +52,8 @@ pub enum StoreError {
     BatchFailed { rows: usize, message: String },
     #[error("the store's writer has stopped (shutting down)")]
     WriterGone,
+    #[error("the operating system's random number generator failed")]
+    Random,
 }
 
 #[derive(Clone, Debug)]
@@ -75,6 +78,8 @@ pub struct Store {
     pool: Pool,
     /// New deposits go through one writer task that commits them in batches.
     inserter: group_commit::Inserter,
+    /// The store's id as last read (identity.rs).
+    identity: identity::CachedId,
 }
 
 impl Store {
@@ -106,7 +111,7 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Store::with_pool(Pool::Sqlite(pool)))
+        Store::with_pool(Pool::Sqlite(pool)).await
     }
 
     /// Connects to PostgreSQL (`password` from the config's secret reference, if any) and
@@ -128,14 +133,18 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(Store::with_pool(Pool::Postgres(pool)))
+        Store::with_pool(Pool::Postgres(pool)).await
     }
 
-    fn with_pool(pool: Pool) -> Store {
-        Store {
+    /// The store on a migrated pool, its id read (or drawn, for a new store).
+    async fn with_pool(pool: Pool) -> Result<Store, StoreError> {
+        let store = Store {
             inserter: group_commit::Inserter::start(pool.clone()),
             pool,
-        }
+            identity: identity::CachedId::default(),
+        };
+        store.store_id().await?;
+        Ok(store)
     }
 
     pub fn backend(&self) -> &'static str {

@@ -570,6 +570,47 @@ async fn master_keys_are_added_once_per_id(store: Store) {
     );
 }
 
+on_both_stores!(a_store_draws_its_id_once_and_replaces_it_only_from_the_id_it_has);
+async fn a_store_draws_its_id_once_and_replaces_it_only_from_the_id_it_has(store: Store) {
+    let id = store.store_id().await.unwrap();
+    assert_eq!(store.store_id().await.unwrap(), id, "kept");
+    assert_eq!(store.cached_store_id().unwrap(), id);
+    // A replica that noticed late asks to replace an id the store no longer has: nothing.
+    let new = store.replace_store_id(id).await.unwrap();
+    assert_ne!(new, id);
+    assert_eq!(store.replace_store_id(id).await.unwrap(), new);
+    assert_eq!(store.store_id().await.unwrap(), new);
+    assert_eq!(store.cached_store_id().unwrap(), new);
+}
+
+#[tokio::test]
+async fn a_reopened_sqlite_store_keeps_its_id_and_a_new_one_draws_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lw.db");
+    let first = Store::open_sqlite(&path).await.unwrap();
+    let id = first.cached_store_id().unwrap();
+    first.close().await;
+    let again = Store::open_sqlite(&path).await.unwrap();
+    assert_eq!(again.cached_store_id().unwrap(), id);
+    let (other, _dir) = fixtures::sqlite().await;
+    assert_ne!(other.cached_store_id().unwrap(), id);
+}
+
+#[tokio::test]
+async fn a_replica_learns_the_id_another_replaced_at_its_next_read() {
+    let schema = fixtures::postgres_schema().await;
+    let a = fixtures::postgres_in(&schema).await;
+    let b = fixtures::postgres_in(&schema).await;
+    let id = a.cached_store_id().unwrap();
+    assert_eq!(b.cached_store_id().unwrap(), id, "one store, one id");
+    let new = a.replace_store_id(id).await.unwrap();
+    assert_eq!(b.store_id().await.unwrap(), new);
+    assert_eq!(b.cached_store_id().unwrap(), new);
+    a.close().await;
+    b.close().await;
+    fixtures::drop_postgres_schema(&schema).await;
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn the_sqlite_file_holding_preimages_is_private() {

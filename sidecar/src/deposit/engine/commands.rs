@@ -69,7 +69,7 @@ impl Engine {
         let payment_hash = preimage.payment_hash();
         let deposit = Deposit {
             payment_hash,
-            token_id: TokenId(random32()?),
+            token_id: self.new_token_id()?,
             route_id: new.route_id,
             client_prefix: new.client_prefix,
             amount_msat: new.amount_msat,
