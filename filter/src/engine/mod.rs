@@ -18,9 +18,8 @@ pub mod routes;
 pub mod shared_data;
 pub mod sync;
 pub mod verified;
-/// The wall's texts and their helpers, shared with the sidecar (one file, compiled into both).
-#[path = "../../../sidecar/src/config/wall_text.rs"]
-pub mod wall_text;
+/// The wall's texts and their helpers, shared with the sidecar through the contract crate.
+pub use lightning_wall_contract::wall_text;
 pub mod worker;
 
 pub use host::{Host, Level, Metric};
