@@ -1,6 +1,8 @@
 //! Rules of the per-request decision, on tokens minted with the real key ring.
 use super::*;
+use crate::engine::held::{cache_held, confirm_url, confirmed_from_status, held_from_status};
 use crate::engine::host::memory::MemoryHost;
+use crate::engine::policy::RouteMode;
 use crate::engine::policy::tests::bootstrap_json;
 use crate::engine::response::{UpstreamReward, UpstreamVerdict, on_response, on_reward};
 use l402::{KeyRing, Mode, Preimage, TokenId, TokenSpec};
@@ -21,12 +23,18 @@ fn ring() -> KeyRing {
 }
 
 /// A credential string `mac:proof` for a token with id `[id; 32]`.
-fn credential(mode: Mode, route: &str, id: u8, valid_until: u64) -> String {
+pub(crate) fn credential(mode: Mode, route: &str, id: u8, valid_until: u64) -> String {
     credential_for(mode, route, &[], id, valid_until)
 }
 
 /// The same, bound to `methods`.
-fn credential_for(mode: Mode, route: &str, methods: &[&str], id: u8, valid_until: u64) -> String {
+pub(crate) fn credential_for(
+    mode: Mode,
+    route: &str,
+    methods: &[&str],
+    id: u8,
+    valid_until: u64,
+) -> String {
     let ring = ring();
     let preimage = Preimage::from_bytes([id; 32]);
     let mac = ring
@@ -655,23 +663,6 @@ fn rewards_are_queued_only_for_a_valid_credential_and_dropped_otherwise() {
     assert!(!o.outbox.is_empty(), "the good reward is queued");
 }
 
-/// The pre-limit for an address as the host reports it.
-fn mint_limited(p: Option<&Policy>, reported: &str, h: &MemoryHost) -> Option<Reply> {
-    super::mint_limited(p, client_addr::parse(reported), h)
-}
-
-#[test]
-fn the_mint_pre_limit_is_per_client_ip() {
-    let p = policy();
-    let h = MemoryHost::at(NOW);
-    for _ in 0..3 {
-        assert!(mint_limited(Some(&p), "203.0.113.9", &h).is_none());
-    }
-    let r = mint_limited(Some(&p), "203.0.113.9", &h).unwrap();
-    assert_eq!(r.status, 429);
-    assert!(mint_limited(Some(&p), "203.0.113.10", &h).is_none());
-}
-
 #[test]
 fn a_cached_credential_still_answers_to_expiry_method_and_revocation() {
     let h = MemoryHost::at(NOW);
@@ -774,61 +765,6 @@ fn a_cookie_beside_another_authorization_scheme_is_not_cached_under_that_header(
         Decision::Challenge(_)
     ));
     assert!(o.verified.is_empty());
-}
-
-#[test]
-fn rotating_addresses_inside_one_ipv6_64_share_its_mint_limit() {
-    let p = policy();
-    let h = MemoryHost::at(NOW);
-    // Every challenge from a fresh address of the same /64, in each form a host reports.
-    let forms = [
-        "2001:db8:1:2::1",
-        "[2001:db8:1:2::2]:443",
-        "2001:db8:1:2:aaaa:bbbb:cccc:3",
-    ];
-    for ip in forms {
-        assert!(mint_limited(Some(&p), ip, &h).is_none(), "{ip}");
-    }
-    let r = mint_limited(Some(&p), "[2001:db8:1:2:ffff::9]:50000", &h).unwrap();
-    assert_eq!(r.status, 429);
-    // Another /64 of the same /48 has its own budget.
-    assert!(mint_limited(Some(&p), "2001:db8:1:3::1", &h).is_none());
-}
-
-#[test]
-fn rotating_64s_inside_one_48_meet_the_48_limit() {
-    let p = policy();
-    let h = MemoryHost::at(NOW);
-    let site = p.challenge_mint_rate_ipv6_48.requests;
-    // One challenge from each of `site` different /64s: all within both limits.
-    for lan in 0..site {
-        assert!(
-            mint_limited(Some(&p), &format!("2001:db8:7:{lan:x}::1"), &h).is_none(),
-            "{lan}"
-        );
-    }
-    let r = mint_limited(Some(&p), "2001:db8:7:ffff::1", &h).unwrap();
-    assert_eq!(r.status, 429);
-    assert!(
-        mint_limited(Some(&p), "2001:db8:8::1", &h).is_none(),
-        "another /48"
-    );
-}
-
-#[test]
-fn ipv4_counts_per_configured_prefix_and_garbage_shares_one_budget() {
-    let mut p = policy();
-    p.ipv4_prefix_len = 24;
-    let h = MemoryHost::at(NOW);
-    for last in 1..=3 {
-        assert!(mint_limited(Some(&p), &format!("198.51.100.{last}:1234"), &h).is_none());
-    }
-    assert!(mint_limited(Some(&p), "198.51.100.200", &h).is_some());
-    assert!(mint_limited(Some(&p), "198.51.101.1", &h).is_none());
-    for _ in 0..3 {
-        assert!(mint_limited(Some(&p), "not an address", &h).is_none());
-    }
-    assert!(mint_limited(Some(&p), "[garbage", &h).is_some());
 }
 
 #[test]
