@@ -63,3 +63,38 @@ pub fn confirmed_from_status(mode: RouteMode, status: Option<u16>, body: &[u8]) 
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_settled_status_confirms_a_payment() {
+        let pay = |status, body: &[u8]| confirmed_from_status(RouteMode::Pay, status, body);
+        assert_eq!(pay(Some(200), br#"{"state":"settled"}"#), Some(true));
+        assert_eq!(pay(Some(200), br#"{"state":"open"}"#), Some(false));
+        assert_eq!(pay(Some(200), br#"{"state":"held"}"#), Some(false));
+        assert_eq!(pay(Some(403), b""), Some(false));
+        assert_eq!(pay(Some(503), b""), None);
+        assert_eq!(
+            confirmed_from_status(RouteMode::Deposit, Some(200), br#"{"state":"settled"}"#),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn only_a_held_status_confirms_a_deposit() {
+        assert_eq!(
+            held_from_status(Some(200), br#"{"state":"held","x":1}"#),
+            Some(true)
+        );
+        assert_eq!(
+            held_from_status(Some(200), br#"{"state":"awaiting_payment"}"#),
+            Some(false)
+        );
+        assert_eq!(held_from_status(Some(404), b""), Some(false));
+        assert_eq!(held_from_status(Some(200), b"{"), None);
+        assert_eq!(held_from_status(Some(503), b""), None);
+        assert_eq!(held_from_status(None, b""), None);
+    }
+}

@@ -191,3 +191,7 @@ pub fn on_response(
         Count::Unknown => {}
     }
 }
+
+#[cfg(test)]
+#[path = "response_tests.rs"]
+mod tests;
