@@ -6,7 +6,7 @@ CARGO ?= cargo
 WASM_DIR := target/wasm
 FILTER_WASM := $(WASM_DIR)/lightning_wall_filter.wasm
 # Sources that go into the filter's .wasm: rebuild only when one of them changes.
-FILTER_SRCS := $(shell find filter l402 -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
+FILTER_SRCS := $(shell find filter l402 contract -name '*.rs' -o -name Cargo.toml) contract/src/wall_text.en.json Cargo.toml Cargo.lock
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 5
 # The host's conformance filter, built for both wasm targets Envoy loads.

@@ -68,7 +68,7 @@ pub struct Policy {
 }
 
 /// The site's name, the pages' language and every text, as the sidecar resolved them from its
-/// `wall:` configuration (defaults included; keys: the sidecar's `config/wall_text.en.json`).
+/// `wall:` configuration (defaults included; keys: `wall_text.en.json` in this crate).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wall {
     /// `None`: the pages use the request's host.

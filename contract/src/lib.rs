@@ -1,6 +1,8 @@
 //! The contract between the proxy-wasm filter and the sidecar (docs/internal-api.md): the JSON
 //! messages of the internal API, the paths both sides call or serve, and the `x-lightning-wall-*`
 //! header names. Both sides build from these types, so a field exists in one place only.
+//! It also holds the wall's texts (`wall_text`): the sidecar resolves them into the policy and
+//! the filter renders its own pages from them, so both read one list of keys and defaults.
 //! No I/O and no allocation beyond the messages themselves: this crate is linked into the
 //! `.wasm`, which pays for every byte.
 //!
@@ -9,8 +11,8 @@
 //! fails them. Types the sidecar receives refuse unknown fields (a version mismatch is loud);
 //! types the filter receives accept them (a newer sidecar may add fields).
 
-#![cfg_attr(not(test), no_std)]
-
+// Not `no_std`: `wall_text` keeps its parsed defaults in a `std::sync::OnceLock`; both users
+// (the filter and the sidecar) link std anyway.
 extern crate alloc;
 
 pub mod bootstrap;
@@ -21,5 +23,6 @@ pub mod paths;
 pub mod status;
 pub mod store_id;
 pub mod sync;
+pub mod wall_text;
 
 pub use bootstrap::{FailureMode, RouteMode};

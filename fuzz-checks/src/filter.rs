@@ -8,7 +8,7 @@ use std::fmt;
 
 use lightning_wall_filter::engine::challenge::{self, Outcome};
 use lightning_wall_filter::engine::config::PluginConfig;
-use lightning_wall_filter::engine::decision::held_from_status;
+use lightning_wall_filter::engine::held::held_from_status;
 use lightning_wall_filter::engine::host::{SharedValue, SharedWriteError};
 use lightning_wall_filter::engine::pages::Browser;
 use lightning_wall_filter::engine::policy::{FailureMode, Policy};
@@ -73,6 +73,9 @@ impl Host for FuzzHost {
     fn log(&self, _level: Level, message: fmt::Arguments<'_>) {
         // Formatting is part of what runs in production; do it.
         let _ = message.to_string();
+    }
+    fn client_address(&self) -> Option<String> {
+        None
     }
 }
 

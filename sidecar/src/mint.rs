@@ -243,7 +243,7 @@ fn random32() -> Result<[u8; 32], MintError> {
 /// The invoice description the visitor's wallet shows: the site's name and, for a deposit,
 /// that it is refundable (`wall.text.memo_deposit` / `memo_pay`).
 fn memo(wall: &crate::config::WallConfig, mode: Mode, amount_sat: u64) -> String {
-    use crate::config::wall_text::{fill, sats, text};
+    use lightning_wall_contract::wall_text::{fill, sats, text};
     let texts = wall.texts();
     let key = if mode == Mode::Pay {
         "memo_pay"

@@ -1,64 +1,26 @@
-//! The per-request decision: route, credential, verification (no call-out), revocation, and the
-//! deposit rules (trap paths, per-token rate limits, error storms, upstream verdicts). Pure
-//! apart from the [`Host`] trait. A request a third party could have caused is refused, never
+//! The request phase's decision: route, credential, verification (no call-out), revocation, and
+//! the deposit rules (trap paths, per-token rate limits; the response phase's error storms and
+//! upstream verdicts are in response.rs). Pure apart from the [`Host`] trait. A request a third party could have caused is refused, never
 //! served and never fined; every request that is served counts fully, whatever headers it
 //! carries (docs/filter.md "Provenance").
 
-use core::net::IpAddr;
-
 use l402::{Credential, RequestContext, VerifyError};
 use lightning_wall_contract::events::{Trigger, UsageKind, Verdict};
-use lightning_wall_contract::paths::{self, WALL_PREFIX};
-use lightning_wall_contract::status::{self, StatusState};
+use lightning_wall_contract::paths::WALL_PREFIX;
 
-use super::client_addr;
 use super::config::PluginConfig;
+use super::facts::RequestFacts;
+use super::grant::{Grant, PendingGrant};
+use super::held::held_cached;
 use super::host::{Host, Level, Metric};
 use super::limits::{self, Count};
-use super::policy::{FailureMode, Policy, RouteMode};
+use super::policy::{FailureMode, Policy};
+use super::provenance::{Provenance, outside_link_refused, provenance, third_party_refused};
 use super::reply::{Page, Reply};
 use super::revocations::TokenId;
 use super::routes::{self, Route};
 use super::verified::{CacheKey, Source, Verified};
 use super::worker::WorkerState;
-
-/// What the engine needs to know about a request (header values as raw bytes).
-#[derive(Debug, Default)]
-pub struct RequestFacts<'a> {
-    /// `:method`.
-    pub method: &'a str,
-    /// `:path` (with query).
-    pub path: &'a str,
-    /// `:authority`.
-    pub authority: &'a str,
-    /// Every `authorization` value.
-    pub authorization: Vec<&'a [u8]>,
-    /// Every `cookie` value.
-    pub cookies: Vec<&'a [u8]>,
-    /// `sec-fetch-site`.
-    pub sec_fetch_site: Option<&'a [u8]>,
-    /// `sec-fetch-mode` (`navigate` for a top-level navigation).
-    pub sec_fetch_mode: Option<&'a [u8]>,
-    /// `origin`.
-    pub origin: Option<&'a [u8]>,
-    /// `referer`.
-    pub referer: Option<&'a [u8]>,
-}
-
-/// A request allowed with a valid credential.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Grant {
-    /// Token id.
-    pub token_id: TokenId,
-    /// Token id, lowercase hex (sent upstream as `x-lightning-wall-token`).
-    pub token_hex: String,
-    /// The token's expiry when known (bounds how long a revocation of it is kept).
-    pub valid_until: Option<u64>,
-    /// The route's mode.
-    pub mode: RouteMode,
-    /// Index of the matched route in the policy.
-    pub route: usize,
-}
 
 /// A challenge to mint through the sidecar.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,133 +45,6 @@ pub enum Decision {
     /// A deposit or pay credential with an empty proof: ask the sidecar whether the deposit is
     /// held or the invoice settled (one call-out, then cached), then [`admit`] it.
     ConfirmHeld(PendingGrant),
-}
-
-/// A verified deposit token waiting for the sidecar to confirm that its deposit is held.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PendingGrant {
-    /// The grant it becomes.
-    pub grant: Grant,
-    /// Whether the request's path is one of the route's trap paths.
-    pub trap: bool,
-    /// The full credential (`<macaroon>:<receipt hex>`) to hand back to the client.
-    pub credential: String,
-}
-
-/// Slots of the held-deposit cache (`lw.held.<slot>`, each naming one token): bounded, and a
-/// token pushed out by another only costs one more call-out.
-pub const HELD_SLOTS: u64 = 4096;
-
-fn held_key(token: &TokenId) -> String {
-    format!("lw.held.{}", limits::token_owner(token) % HELD_SLOTS)
-}
-
-/// Whether a confirmation that this token's deposit is held is cached (shared by workers).
-pub fn held_cached(host: &dyn Host, grant: &Grant) -> bool {
-    host.shared_get(&held_key(&grant.token_id)).bytes == grant.token_hex.as_bytes()
-}
-
-/// Caches the sidecar's confirmation. A later refund or forfeit revokes the token, and the
-/// revocation is checked before this cache, so the cache never outlives the deposit.
-pub fn cache_held(host: &dyn Host, grant: &Grant) {
-    let _ = host.shared_set(&held_key(&grant.token_id), grant.token_hex.as_bytes(), None);
-}
-
-fn header_host(url: &[u8]) -> Option<&[u8]> {
-    let rest = url.split(|&b| b == b':').next().map(|s| s.len())?;
-    let after = url.get(rest..)?.strip_prefix(b"://")?;
-    let end = after
-        .iter()
-        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
-        .unwrap_or(after.len());
-    after.get(..end)
-}
-
-/// Who could have caused a request that carries a deposit credential, decided from what
-/// browsers do (docs/filter.md "Provenance"): a page on another site can make a browser send a
-/// request, but never with an `Authorization: L402` header (that needs a CORS preflight the
-/// site never grants), and never with our `SameSite=Strict` cookie unless the request is
-/// same-site. Headers a client can forge only ever make a request *refused*, never cheaper.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Provenance {
-    /// The visitor's own page or program: served, and counted fully.
-    FirstParty,
-    /// A top-level navigation from outside any site (`Sec-Fetch-Site: none`: a typed URL, a
-    /// bookmark, a link opened from a mail or chat app): served like first party, except a
-    /// trap path, which gets an explanation instead (a planted link must not cost anything).
-    OutsideLink,
-    /// Another page could have caused it (same-site sibling, cross-site, `null` or foreign
-    /// `Origin`/`Referer`): refused, not forwarded, not counted, not fined.
-    ThirdParty,
-}
-
-/// The provenance of a request whose credential came from `source`.
-pub fn provenance(source: Source, facts: &RequestFacts<'_>) -> Provenance {
-    if source == Source::Header {
-        return Provenance::FirstParty;
-    }
-    if let Some(site) = facts.sec_fetch_site {
-        return match site {
-            b"same-origin" => Provenance::FirstParty,
-            b"none" => Provenance::OutsideLink,
-            // `same-site` (a sibling subdomain gets the Strict cookie), `cross-site` (no
-            // browser sends the Strict cookie then: a forger) and anything unknown.
-            _ => Provenance::ThirdParty,
-        };
-    }
-    // Browsers without Fetch Metadata: any foreign or opaque origin evidence refuses.
-    let foreign = |v: &[u8]| match header_host(v) {
-        Some(h) => !h.eq_ignore_ascii_case(facts.authority.as_bytes()),
-        // `Origin: null` (sandboxed or privacy-sensitive contexts) or garbage: not ours.
-        None => true,
-    };
-    if facts.origin.is_some_and(foreign) || facts.referer.is_some_and(foreign) {
-        Provenance::ThirdParty
-    } else {
-        Provenance::FirstParty
-    }
-}
-
-/// The answer to a request on a deposit credential that a third party could have caused: a
-/// page with a same-origin link for a top-level navigation (following it is a same-origin
-/// request, which is served), JSON otherwise. Never a link that continues to a trap path: one
-/// click on it would be a same-origin request to the trap, a forfeit that another page led to.
-fn third_party_refused(facts: &RequestFacts<'_>, trap: bool) -> Reply {
-    if facts.sec_fetch_mode == Some(b"navigate") {
-        if trap {
-            return Reply::page(
-                403,
-                "cross_site_refused",
-                "This page cannot be opened from another site",
-                "<p>This page was requested by another site, so it was not opened with your \
-                 deposit. Nothing was charged.</p><p><a href=\"/\">Go to the home page</a></p>",
-            );
-        }
-        return Reply::page(
-            403,
-            "cross_site_refused",
-            "Continue on this site",
-            "<p>This page was requested by another site, so it was not opened with your \
-             deposit.</p><p><a href=\"\">Continue here</a></p>",
-        );
-    }
-    Reply::error(
-        403,
-        "cross_site_refused",
-        "request refused: it may have been made by another site",
-    )
-}
-
-/// The answer to a trap path opened from outside any site (a link in a mail or a chat): it
-/// explains itself and costs nothing; a bot learns nothing from it either.
-fn outside_link_refused() -> Reply {
-    Reply::page(
-        403,
-        "outside_link",
-        "This link cannot be opened from outside",
-        "<p>This address cannot be opened from a link outside the site. Nothing was charged.</p>\
-         <p><a href=\"/\">Go to the home page</a></p>",
-    )
 }
 
 /// Revokes a token on every worker (here at once) and queues the verdict for the sidecar.
@@ -599,77 +434,6 @@ pub fn admit(
     Decision::Allow(grant)
 }
 
-/// The sidecar's answer to "is this deposit held?" (`GET /.well-known/lightning-wall/deposit`
-/// with the empty-proof credential): `Some(true)` held, `Some(false)` not (awaiting payment or
-/// ended), `None` could not tell (call failed, garbage).
-pub fn held_from_status(status: Option<u16>, body: &[u8]) -> Option<bool> {
-    confirmed_from_status(RouteMode::Deposit, status, body)
-}
-
-/// Where the sidecar answers whether an empty-proof credential of `mode` is good: the deposit
-/// status (held) or the payment status (settled), `docs/internal-api.md`.
-pub fn confirm_url(mode: RouteMode) -> &'static str {
-    match mode {
-        RouteMode::Pay => paths::PAYMENT_STATUS,
-        RouteMode::Deposit | RouteMode::Free => paths::DEPOSIT_STATUS,
-    }
-}
-
-/// [`held_from_status`] for either mode: a deposit must be `held`, a payment `settled`.
-pub fn confirmed_from_status(mode: RouteMode, status: Option<u16>, body: &[u8]) -> Option<bool> {
-    let good = match mode {
-        RouteMode::Pay => status::SETTLED,
-        RouteMode::Deposit | RouteMode::Free => status::HELD,
-    };
-    match status {
-        Some(200) => {
-            let s: StatusState = serde_json::from_slice(body).ok()?;
-            Some(s.state == good)
-        }
-        // The sidecar knows no such deposit, refuses the macaroon, or the route wants the
-        // preimage (403 `preimage_required`).
-        Some(401 | 403 | 404) => Some(false),
-        _ => None,
-    }
-}
-
-/// The filter's own pre-limit on challenge minting (shared by all workers), checked before the
-/// call-out: per IPv4 /`ipv4_prefix_len`, per IPv6 /64 and per IPv6 /48 (client_addr.rs). An
-/// address the host did not report or that does not parse counts as `0.0.0.0`: one shared
-/// budget, so garbage cannot mint without limit. `Some(reply)` when the client must wait.
-pub fn mint_limited(
-    policy: Option<&Policy>,
-    client: Option<IpAddr>,
-    host: &dyn Host,
-) -> Option<Reply> {
-    let policy = policy?;
-    let now = host.now_unix();
-    let ip = client.unwrap_or(IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED));
-    let mut wait = None;
-    let (networks, count) = client_addr::mint_networks(ip, policy.ipv4_prefix_len);
-    for network in networks.iter().take(count) {
-        let rate = if network.site {
-            policy.challenge_mint_rate_ipv6_48
-        } else {
-            policy.challenge_mint_rate
-        };
-        let Some(owner) = limits::ip_owner(host, &network.key) else {
-            continue;
-        };
-        if let Count::Exceeded(_) = limits::hit(host, limits::MINTS, owner, rate, now) {
-            let left = limits::seconds_left(rate, now);
-            wait = Some(wait.map_or(left, |w: u64| w.max(left)));
-        }
-    }
-    let wait = wait?;
-    host.count(Metric::Denied("rate_limited"));
-    Some(
-        Reply::error(429, "rate_limited", "too many challenges; retry later")
-            .retry_after(wait)
-            .with_page(Page::RateLimited),
-    )
-}
-
 #[cfg(test)]
 #[path = "decision_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -1,8 +1,9 @@
 //! Rules of the per-request decision, on tokens minted with the real key ring.
 use super::*;
+use crate::engine::held::{cache_held, confirm_url};
 use crate::engine::host::memory::MemoryHost;
+use crate::engine::policy::RouteMode;
 use crate::engine::policy::tests::bootstrap_json;
-use crate::engine::response::{UpstreamReward, UpstreamVerdict, on_response, on_reward};
 use l402::{KeyRing, Mode, Preimage, TokenId, TokenSpec};
 use lightning_wall_contract::store_id::StoreId;
 
@@ -22,12 +23,18 @@ fn ring() -> KeyRing {
 }
 
 /// A credential string `mac:proof` for a token with id `[id; 32]`.
-fn credential(mode: Mode, route: &str, id: u8, valid_until: u64) -> String {
+pub(crate) fn credential(mode: Mode, route: &str, id: u8, valid_until: u64) -> String {
     credential_for(mode, route, &[], id, valid_until)
 }
 
 /// The same, bound to `methods`.
-fn credential_for(mode: Mode, route: &str, methods: &[&str], id: u8, valid_until: u64) -> String {
+pub(crate) fn credential_for(
+    mode: Mode,
+    route: &str,
+    methods: &[&str],
+    id: u8,
+    valid_until: u64,
+) -> String {
     let ring = ring();
     let preimage = Preimage::from_bytes([id; 32]);
     let mac = ring
@@ -273,36 +280,6 @@ fn a_pay_credential_without_proof_waits_for_the_sidecar_with_the_pay_receipt() {
 }
 
 #[test]
-fn only_a_settled_status_confirms_a_payment() {
-    let pay = |status, body: &[u8]| confirmed_from_status(RouteMode::Pay, status, body);
-    assert_eq!(pay(Some(200), br#"{"state":"settled"}"#), Some(true));
-    assert_eq!(pay(Some(200), br#"{"state":"open"}"#), Some(false));
-    assert_eq!(pay(Some(200), br#"{"state":"held"}"#), Some(false));
-    assert_eq!(pay(Some(403), b""), Some(false));
-    assert_eq!(pay(Some(503), b""), None);
-    assert_eq!(
-        confirmed_from_status(RouteMode::Deposit, Some(200), br#"{"state":"settled"}"#),
-        Some(false)
-    );
-}
-
-#[test]
-fn only_a_held_status_confirms_a_deposit() {
-    assert_eq!(
-        held_from_status(Some(200), br#"{"state":"held","x":1}"#),
-        Some(true)
-    );
-    assert_eq!(
-        held_from_status(Some(200), br#"{"state":"awaiting_payment"}"#),
-        Some(false)
-    );
-    assert_eq!(held_from_status(Some(404), b""), Some(false));
-    assert_eq!(held_from_status(Some(200), b"{"), None);
-    assert_eq!(held_from_status(Some(503), b""), None);
-    assert_eq!(held_from_status(None, b""), None);
-}
-
-#[test]
 fn a_trap_path_forfeits_the_deposit_at_once() {
     let h = MemoryHost::at(NOW);
     let mut o = WorkerState::default();
@@ -542,138 +519,6 @@ fn a_leave_for_a_token_revoked_here_is_refused_before_the_sidecar() {
 }
 
 #[test]
-fn upstream_verdicts_and_error_storms_end_the_deposit() {
-    let p = policy();
-    let h = MemoryHost::at(NOW);
-    let mut o = WorkerState::default();
-    let grant = |id: u8| Grant {
-        token_id: [id; 32],
-        token_hex: hex(id),
-        valid_until: Some(NOW + 60),
-        mode: RouteMode::Deposit,
-        route: 2,
-    };
-    let forfeit = UpstreamVerdict::parse(Some(b" Forfeit "));
-    on_response(Some(&p), &grant(8), Some(200), forfeit, &h, &mut o);
-    assert!(o.revocations.contains(&[8; 32]));
-    assert!(o.outbox.flush().is_some(), "sent at once, not at the tick");
-    let refund = UpstreamVerdict::parse(Some(b"refund"));
-    on_response(Some(&p), &grant(9), Some(200), refund, &h, &mut o);
-    assert!(o.revocations.contains(&[9; 32]));
-    assert_eq!(h.metric(Metric::Refunds), 1);
-    // Error storm: 3 errors per 60 s allowed, the 4th forfeits; 5xx do not count.
-    let none = UpstreamVerdict::default();
-    for _ in 0..3 {
-        on_response(Some(&p), &grant(10), Some(404), none, &h, &mut o);
-        on_response(Some(&p), &grant(10), Some(500), none, &h, &mut o);
-    }
-    assert!(!o.revocations.contains(&[10; 32]));
-    on_response(Some(&p), &grant(10), Some(403), none, &h, &mut o);
-    assert!(o.revocations.contains(&[10; 32]));
-    assert_eq!(h.metric(Metric::Forfeits), 2);
-}
-
-#[test]
-fn unknown_verdicts_are_ignored() {
-    assert_eq!(
-        UpstreamVerdict::parse(Some(b"maybe")),
-        UpstreamVerdict::default()
-    );
-}
-
-#[test]
-fn a_reward_needs_a_well_formed_amount_and_id() {
-    let grant = |sats, id: &str| UpstreamReward::Grant {
-        sats,
-        id: id.to_owned(),
-    };
-    assert_eq!(UpstreamReward::parse(None, None), UpstreamReward::Absent);
-    assert_eq!(
-        UpstreamReward::parse(Some(b" 21 "), Some(b"review-7:a.b_c")),
-        grant(21, "review-7:a.b_c")
-    );
-    let id64 = "x".repeat(64);
-    assert_eq!(
-        UpstreamReward::parse(Some(b"1"), Some(id64.as_bytes())),
-        grant(1, &id64)
-    );
-    let long = "x".repeat(65);
-    for (sats, id) in [
-        (Some("21"), None),
-        (None, Some("r1")),
-        (Some("0"), Some("r1")),
-        (Some("-1"), Some("r1")),
-        (Some("+5"), Some("r1")),
-        (Some("1.5"), Some("r1")),
-        (Some("99999999999999999999999"), Some("r1")),
-        (Some("2100000000000001"), Some("r1")),
-        (Some(""), Some("r1")),
-        (Some("5"), Some("")),
-        (Some("5"), Some("has space")),
-        (Some("5"), Some("slash/no")),
-        (Some("5"), Some("\u{e9}")),
-        (Some("5"), Some(long.as_str())),
-    ] {
-        let (sats, id) = (sats.map(str::as_bytes), id.map(str::as_bytes));
-        assert_eq!(
-            UpstreamReward::parse(sats, id),
-            UpstreamReward::Malformed,
-            "{sats:?} {id:?}"
-        );
-    }
-}
-
-#[test]
-fn rewards_are_queued_only_for_a_valid_credential_and_dropped_otherwise() {
-    let h = MemoryHost::at(NOW);
-    let mut o = WorkerState::default();
-    let pay = Grant {
-        token_id: [3; 32],
-        token_hex: hex(3),
-        valid_until: Some(NOW + 60),
-        mode: RouteMode::Pay,
-        route: 0,
-    };
-    let good = UpstreamReward::Grant {
-        sats: 21,
-        id: "review-1".into(),
-    };
-    on_reward(Some(&pay), &good, &h, &mut o.outbox);
-    on_reward(Some(&pay), &UpstreamReward::Absent, &h, &mut o.outbox);
-    assert_eq!(h.metric(Metric::Rewards), 1);
-    on_reward(None, &good, &h, &mut o.outbox);
-    on_reward(Some(&pay), &UpstreamReward::Malformed, &h, &mut o.outbox);
-    assert_eq!(h.metric(Metric::Rewards), 1);
-    assert_eq!(h.metric(Metric::RewardsDropped), 2);
-    let logs = h.logs.borrow();
-    assert_eq!(logs.len(), 2);
-    assert!(
-        logs.iter()
-            .all(|l| !l.contains("review-1") && !l.contains("21")),
-        "{logs:?}"
-    );
-    drop(logs);
-    assert!(!o.outbox.is_empty(), "the good reward is queued");
-}
-
-/// The pre-limit for an address as the host reports it.
-fn mint_limited(p: Option<&Policy>, reported: &str, h: &MemoryHost) -> Option<Reply> {
-    super::mint_limited(p, client_addr::parse(reported), h)
-}
-
-#[test]
-fn the_mint_pre_limit_is_per_client_ip() {
-    let p = policy();
-    let h = MemoryHost::at(NOW);
-    for _ in 0..3 {
-        assert!(mint_limited(Some(&p), "203.0.113.9", &h).is_none());
-    }
-    let r = mint_limited(Some(&p), "203.0.113.9", &h).unwrap();
-    assert_eq!(r.status, 429);
-    assert!(mint_limited(Some(&p), "203.0.113.10", &h).is_none());
-}
-
-#[test]
 fn a_cached_credential_still_answers_to_expiry_method_and_revocation() {
     let h = MemoryHost::at(NOW);
     let mut o = WorkerState::default();
@@ -775,61 +620,6 @@ fn a_cookie_beside_another_authorization_scheme_is_not_cached_under_that_header(
         Decision::Challenge(_)
     ));
     assert!(o.verified.is_empty());
-}
-
-#[test]
-fn rotating_addresses_inside_one_ipv6_64_share_its_mint_limit() {
-    let p = policy();
-    let h = MemoryHost::at(NOW);
-    // Every challenge from a fresh address of the same /64, in each form a host reports.
-    let forms = [
-        "2001:db8:1:2::1",
-        "[2001:db8:1:2::2]:443",
-        "2001:db8:1:2:aaaa:bbbb:cccc:3",
-    ];
-    for ip in forms {
-        assert!(mint_limited(Some(&p), ip, &h).is_none(), "{ip}");
-    }
-    let r = mint_limited(Some(&p), "[2001:db8:1:2:ffff::9]:50000", &h).unwrap();
-    assert_eq!(r.status, 429);
-    // Another /64 of the same /48 has its own budget.
-    assert!(mint_limited(Some(&p), "2001:db8:1:3::1", &h).is_none());
-}
-
-#[test]
-fn rotating_64s_inside_one_48_meet_the_48_limit() {
-    let p = policy();
-    let h = MemoryHost::at(NOW);
-    let site = p.challenge_mint_rate_ipv6_48.requests;
-    // One challenge from each of `site` different /64s: all within both limits.
-    for lan in 0..site {
-        assert!(
-            mint_limited(Some(&p), &format!("2001:db8:7:{lan:x}::1"), &h).is_none(),
-            "{lan}"
-        );
-    }
-    let r = mint_limited(Some(&p), "2001:db8:7:ffff::1", &h).unwrap();
-    assert_eq!(r.status, 429);
-    assert!(
-        mint_limited(Some(&p), "2001:db8:8::1", &h).is_none(),
-        "another /48"
-    );
-}
-
-#[test]
-fn ipv4_counts_per_configured_prefix_and_garbage_shares_one_budget() {
-    let mut p = policy();
-    p.ipv4_prefix_len = 24;
-    let h = MemoryHost::at(NOW);
-    for last in 1..=3 {
-        assert!(mint_limited(Some(&p), &format!("198.51.100.{last}:1234"), &h).is_none());
-    }
-    assert!(mint_limited(Some(&p), "198.51.100.200", &h).is_some());
-    assert!(mint_limited(Some(&p), "198.51.101.1", &h).is_none());
-    for _ in 0..3 {
-        assert!(mint_limited(Some(&p), "not an address", &h).is_none());
-    }
-    assert!(mint_limited(Some(&p), "[garbage", &h).is_some());
 }
 
 #[test]

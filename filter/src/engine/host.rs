@@ -1,5 +1,5 @@
 //! What the decision engine needs from its host (Envoy through proxy-wasm, or a test double):
-//! the clock, shared data (shared by every worker VM), metrics and logs. The engine must never
+//! the clock, shared data (shared by every worker VM), metrics, logs and the client's address. The engine must never
 //! reach the host any other way, so that all of its logic runs natively in unit tests.
 
 use core::fmt;
@@ -87,6 +87,10 @@ pub trait Host {
     fn count(&self, metric: Metric);
     /// Logs a line. Callers never pass credentials, keys or proofs.
     fn log(&self, level: Level, message: fmt::Arguments<'_>);
+    /// The current request's client address as the host reports it (`source.address`), `None`
+    /// when it has none. Asked only when a challenge is about to be minted: a host call that
+    /// most requests do not need.
+    fn client_address(&self) -> Option<String>;
 }
 
 #[cfg(test)]
@@ -106,6 +110,8 @@ pub mod memory {
         pub logs: RefCell<Vec<String>>,
         /// Writes fail with CasMismatch this many times (contention from other workers).
         pub conflicts: Cell<u32>,
+        /// What `source.address` reads as.
+        pub client: RefCell<Option<String>>,
     }
 
     impl MemoryHost {
@@ -161,6 +167,9 @@ pub mod memory {
         }
         fn log(&self, _level: Level, message: fmt::Arguments<'_>) {
             self.logs.borrow_mut().push(message.to_string());
+        }
+        fn client_address(&self) -> Option<String> {
+            self.client.borrow().clone()
         }
     }
 }

@@ -6,13 +6,49 @@
 
 use lightning_wall_contract::RouteMode;
 use lightning_wall_contract::events::{Trigger, UsageKind, Verdict};
+use lightning_wall_contract::headers as header;
 
-use super::decision::{Grant, forfeit, settle};
+use super::decision::{forfeit, settle};
+use super::grant::Grant;
 use super::host::{Host, Level, Metric};
 use super::limits::{self, Count};
 use super::policy::Policy;
 use super::sync::Outbox;
 use super::worker::WorkerState;
+
+/// The upstream's response headers meant for the filter only: read, then removed, so they never
+/// reach the client.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamHeaders {
+    /// `x-lightning-wall-verdict`.
+    pub verdict: Option<Vec<u8>>,
+    /// `x-lightning-wall-reward`.
+    pub reward: Option<Vec<u8>>,
+    /// `x-lightning-wall-reward-id`.
+    pub reward_id: Option<Vec<u8>>,
+}
+
+impl UpstreamHeaders {
+    /// Reads them with `get` (a header's value by name).
+    pub fn read(get: impl Fn(&str) -> Option<Vec<u8>>) -> UpstreamHeaders {
+        UpstreamHeaders {
+            verdict: get(header::VERDICT),
+            reward: get(header::REWARD),
+            reward_id: get(header::REWARD_ID),
+        }
+    }
+
+    /// The names of those the response carries (to remove).
+    pub fn present(&self) -> impl Iterator<Item = &'static str> + '_ {
+        [
+            (header::VERDICT, &self.verdict),
+            (header::REWARD, &self.reward),
+            (header::REWARD_ID, &self.reward_id),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.is_some().then_some(name))
+    }
+}
 
 /// What the upstream's response said about the token, read from its headers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -155,3 +191,7 @@ pub fn on_response(
         Count::Unknown => {}
     }
 }
+
+#[cfg(test)]
+#[path = "response_tests.rs"]
+mod tests;

@@ -17,7 +17,7 @@ use super::AppState;
 use super::credential::PREFIX;
 use super::error::ApiError;
 use crate::config::WallConfig;
-use crate::config::wall_text::{escape_html, fill, text};
+use lightning_wall_contract::wall_text::{escape_html, fill, text};
 
 const WALL_JS: &str = include_str!("wall_page/wall.js");
 const WALL_CSS: &str = include_str!("wall_page/wall.css");

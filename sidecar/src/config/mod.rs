@@ -14,7 +14,6 @@ mod routes;
 mod secret;
 mod validate;
 mod wall;
-pub mod wall_text;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,10 +1,10 @@
 //! `wall:` — what the visitor reads: the site's name (wall page, the pages the filter answers
 //! for browsers, the wallet memo), the page language, and any text in another wording or
-//! language (`text:`, keys and English defaults in `wall_text.en.json`).
+//! language (`text:`, keys and English defaults in `contract/src/wall_text.en.json`).
 
 use serde::{Deserialize, Serialize};
 
-use super::wall_text::{self, Texts};
+use lightning_wall_contract::wall_text::{self, Texts};
 
 /// Longest site name: it goes into every invoice's description (BOLT 11 allows 639 bytes).
 pub const MAX_SITE_NAME: usize = 64;

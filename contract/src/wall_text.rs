@@ -1,8 +1,8 @@
 //! The wall's texts: English defaults (`wall_text.en.json`), the operator's overrides merged
 //! over them, and the few pure helpers that fill them in (placeholders, amounts with thousands
 //! separators, durations, HTML escaping). Shared by the sidecar (configuration, wallet memo,
-//! the no-JavaScript pages) and the filter (the pages it answers itself), which compiles this
-//! same file (`#[path]` in `filter/src/engine/pages.rs`): one list of keys, one set of defaults.
+//! the no-JavaScript pages) and the filter (the pages it answers itself): one list of keys, one
+//! set of defaults.
 //! Pure, no I/O, never panics.
 
 use std::collections::BTreeMap;
