@@ -133,6 +133,18 @@ impl Stepped {
     }
 }
 
+/// A committed change of a deposit, as this replica's engine tells its long-polls: everything a
+/// deposit status answer needs, so a woken long-poll answers without reading the store
+/// (deposit/waiters.rs). Sent only after the transition's commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Changed {
+    pub deposit: Arc<Deposit>,
+    /// The deposit's version after the change (changes may be received out of order).
+    pub version: i64,
+    /// Whether the deposit's token is revoked once this change committed.
+    pub token_revoked: bool,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct ChainView {
     block_height: u32,
@@ -153,7 +165,7 @@ struct Inner {
     acting: Mutex<HashSet<PaymentHash>>,
     /// Earliest next try of a failed node action, by deposit.
     retry_at: Mutex<HashMap<PaymentHash, Instant>>,
-    changes: broadcast::Sender<PaymentHash>,
+    changes: broadcast::Sender<Changed>,
     /// The last count of live deposits, for the global limits (see `live_total`).
     live: Mutex<Option<LiveCount>>,
     /// The drain flag as last read from the store (when it started, if on), and when it was
@@ -250,8 +262,8 @@ impl Engine {
         &self.inner.settings
     }
 
-    /// Payment hashes of deposits that changed (for long-polls on this replica).
-    pub fn changes(&self) -> broadcast::Receiver<PaymentHash> {
+    /// Deposits as they change, each after its commit (for long-polls on this replica).
+    pub fn changes(&self) -> broadcast::Receiver<Changed> {
         self.inner.changes.subscribe()
     }
 

@@ -28,6 +28,10 @@ pub struct StoredDeposit {
 pub enum ApplyOutcome {
     Applied {
         version: i64,
+        /// Whether the deposit's token was in the revocation log when the transition
+        /// committed (read by the same statement; revocations the transition itself writes
+        /// are not included). A long-poll answers from this instead of a read of its own.
+        token_revoked: bool,
     },
     /// Someone else wrote the deposit since it was read: read again and re-decide.
     Stale,
@@ -364,15 +368,19 @@ impl TransitionRow {
     }
 }
 
-/// The compare-and-swap of a transition: changes nothing unless the row is still at the
-/// version the decision was made on.
+/// The compare-and-swap of a transition: changes nothing (returns no row) unless the row is
+/// still at the version the decision was made on. Returns the new version and whether the
+/// deposit's token is revoked, so that the engine can tell this replica's long-polls the whole
+/// committed answer without their reading the store again (deposit/waiters.rs).
 pub(super) const UPDATE_DEPOSIT: &str = "UPDATE deposits SET state = $1, held_at = $2, \
     last_activity_at = $3, htlc_expiry_height = $4, hold_expiry_delta = $5, deadline_at = $6, \
     resolved_at = $7, resolution_trigger = $8, pending_action = $9, next_due_at = $10, \
     version = version + 1, \
     action_attempts = CASE WHEN $9 IS NULL THEN 0 ELSE action_attempts END, \
     left_at = $13, refund_at = $14 \
-    WHERE payment_hash = $11 AND version = $12";
+    WHERE payment_hash = $11 AND version = $12 \
+    RETURNING version, \
+    EXISTS (SELECT 1 FROM revocations WHERE revocations.token_id = deposits.token_id)";
 
 pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_records (payment_hash, route_id, \
     client_prefix, outcome, trigger, amount_msat, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";

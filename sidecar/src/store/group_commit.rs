@@ -189,10 +189,17 @@ impl Writer {
         rows: &[&NewRow],
         transitions: &[&TransitionRow],
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
-        if let Pool::Postgres(p) = &self.pool
-            && transitions.is_empty()
-        {
-            return insert_unnest(p, rows).await;
+        if let Pool::Postgres(p) = &self.pool {
+            if transitions.is_empty() {
+                return insert_unnest(p, rows).await;
+            }
+            if let [t] = transitions
+                && rows.is_empty()
+                && t.revoked.is_empty()
+                && t.audit.is_none()
+            {
+                return update_alone(p, t).await.map(|outcome| vec![Ok(outcome)]);
+            }
         }
         dispatch!(self, p => {
             let mut tx = p.begin().await?;
@@ -212,12 +219,12 @@ impl Writer {
             let mut locked = false;
             for t in transitions {
                 let updated = bind_update!(sqlx::query(UPDATE_DEPOSIT), t)
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                if updated.rows_affected() != 1 {
+                let Some(updated) = updated else {
                     outcomes.push(Ok(Written::Applied(ApplyOutcome::Stale)));
                     continue;
-                }
+                };
                 for token in &t.revoked {
                     if let Some(lock) = self.revocation_lock.filter(|_| !locked) {
                         sqlx::query(lock).execute(&mut *tx).await?;
@@ -242,9 +249,7 @@ impl Writer {
                         .execute(&mut *tx)
                         .await?;
                 }
-                outcomes.push(Ok(Written::Applied(ApplyOutcome::Applied {
-                    version: t.read_version + 1,
-                })));
+                outcomes.push(Ok(Written::Applied(applied(&updated)?)));
             }
             tx.commit().await?;
             Ok(outcomes)
@@ -286,6 +291,35 @@ async fn insert_unnest(
         .fetch_all(p)
         .await?;
     inserted_or_duplicate(rows, &inserted)
+}
+
+/// PostgreSQL: a transition that writes nothing but the deposit's row (a payment held, an
+/// activity, a node action done: most of them) as one statement outside an explicit
+/// transaction: one round trip instead of BEGIN, UPDATE and COMMIT, each a backend wake-up on
+/// a busy machine (bench/RESULTS.md "Long-poll wake-up"). Atomic and answered only after its
+/// commit, as [`insert_unnest`]; a transition that also revokes or audits keeps its
+/// transaction, so its writes commit together.
+async fn update_alone(p: &sqlx::PgPool, t: &TransitionRow) -> Result<Written, StoreError> {
+    let updated = bind_update!(sqlx::query(UPDATE_DEPOSIT), t)
+        .fetch_optional(p)
+        .await?;
+    Ok(Written::Applied(match updated {
+        Some(row) => applied(&row)?,
+        None => ApplyOutcome::Stale,
+    }))
+}
+
+/// The outcome of an applied transition from the row [`UPDATE_DEPOSIT`] returned.
+fn applied<R: Row>(row: &R) -> Result<ApplyOutcome, StoreError>
+where
+    usize: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(ApplyOutcome::Applied {
+        version: row.try_get(0)?,
+        token_revoked: row.try_get(1)?,
+    })
 }
 
 /// Each row's outcome, from the `(payment_hash, token_id)` pairs an insert returned: each

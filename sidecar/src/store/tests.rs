@@ -200,6 +200,45 @@ async fn a_hash_or_token_is_never_stored_twice(store: Store) {
     ));
 }
 
+on_both_stores!(an_applied_transition_says_whether_the_token_was_revoked_when_it_committed);
+/// A long-poll answers from the engine's change instead of reading the store (api/wall.rs), so
+/// the transition itself must report a revocation made outside the engine (the admin API
+/// revokes an unpaid deposit's token): never reveal a revoked credential.
+async fn an_applied_transition_says_whether_the_token_was_revoked_when_it_committed(store: Store) {
+    let mut outcomes = Vec::new();
+    for (n, revoke_first) in [(40u8, false), (41, true)] {
+        let (d, preimage) = deposit(n, "203.0.113.0/24");
+        store.insert_deposit(&d, &preimage).await.unwrap();
+        if revoke_first {
+            store
+                .revoke(&d.token_id, "admin", Timestamp(1_005))
+                .await
+                .unwrap();
+        }
+        let read = store.deposit(&d.payment_hash).await.unwrap().unwrap();
+        let held = step(&read.deposit, accepted(), Timestamp(1_010)).unwrap();
+        outcomes.push(
+            store
+                .apply(read.version, &held, Timestamp(1_010))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        outcomes,
+        [
+            ApplyOutcome::Applied {
+                version: 2,
+                token_revoked: false
+            },
+            ApplyOutcome::Applied {
+                version: 2,
+                token_revoked: true
+            }
+        ]
+    );
+}
+
 on_both_stores!(a_transition_decided_on_a_stale_read_is_refused);
 async fn a_transition_decided_on_a_stale_read_is_refused(store: Store) {
     let (d, preimage) = deposit(4, "203.0.113.0/24");
@@ -217,7 +256,10 @@ async fn a_transition_decided_on_a_stale_read_is_refused(store: Store) {
             .apply(read.version, &held, Timestamp(1_010))
             .await
             .unwrap(),
-        ApplyOutcome::Applied { version: 2 }
+        ApplyOutcome::Applied {
+            version: 2,
+            token_revoked: false
+        }
     );
     // The second writer decided on version 1: refused, nothing written.
     assert_eq!(

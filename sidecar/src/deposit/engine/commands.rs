@@ -1,10 +1,12 @@
 //! What callers ask of the engine: open a deposit, feed it an event, leave, carry out its pending
 //! node action. Every state change goes through `apply_event` (decide, then compare-and-swap).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{
-    Engine, EngineError, Inner, LiveCount, NewDeposit, OpenedDeposit, Stepped, lock, random32,
+    Changed, Engine, EngineError, Inner, LiveCount, NewDeposit, OpenedDeposit, Stepped, lock,
+    random32,
 };
 use crate::deposit::machine::{self, Event};
 use crate::deposit::{Deposit, DepositState, DepositTiming, NodeAction};
@@ -242,7 +244,10 @@ impl Engine {
                 .await?
             {
                 ApplyOutcome::Stale => continue,
-                ApplyOutcome::Applied { .. } => {
+                ApplyOutcome::Applied {
+                    version,
+                    token_revoked,
+                } => {
                     if let Some(audit) = transition.audit {
                         tracing::info!(
                             payment_hash = ?hash,
@@ -261,7 +266,14 @@ impl Engine {
                             })
                             .inc();
                     }
-                    let _ = self.inner.changes.send(*hash);
+                    let revokes_own = transition.actions.iter().any(
+                        |a| matches!(a, machine::Action::Revoke(t) if *t == transition.next.token_id),
+                    );
+                    let _ = self.inner.changes.send(Changed {
+                        deposit: Arc::new(transition.next.clone()),
+                        version,
+                        token_revoked: token_revoked || revokes_own,
+                    });
                     return Ok(Stepped::Changed(transition.next));
                 }
             }

@@ -575,3 +575,56 @@ async fn a_thousand_subscribers_each_see_their_own_invoice_change_and_nothing_el
     }
     assert_eq!(seen, 1_000);
 }
+
+/// The dev node's share of a deposit challenge (issue 14 item 8), measured alone: per deposit,
+/// what the engine asks of the node (create the hold invoice, then subscribe to it and read its
+/// first state, the stream kept open as the engine's watcher keeps it), from 32 concurrent
+/// callers as `scripts/bench-sidecar.sh` mints, without HTTP or the sidecar's store. Run in
+/// release: `cargo test --release -p lightning-wall --lib node_mint_path -- --ignored
+/// --nocapture`. Prints invoices/s, the ceiling of the whole sidecar's deposit minting with
+/// this node, whichever store it uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a throughput measurement: run in release mode"]
+async fn node_mint_path_throughput() {
+    const CALLERS: u32 = 32;
+    const PER_CALLER: u32 = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::open(DevNodeConfig {
+        subscription_recheck: Duration::from_secs(30),
+        ..DevNodeConfig::new(dir.path())
+    })
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for caller in 0..CALLERS {
+        let node = node.clone();
+        tasks.spawn(async move {
+            let mut streams = Vec::with_capacity(PER_CALLER as usize);
+            for i in 0..PER_CALLER {
+                let n = caller * PER_CALLER + i;
+                let mut hash = [0u8; 32];
+                hash[..4].copy_from_slice(&n.to_be_bytes());
+                let hash = PaymentHash(hash);
+                node.create_hold_invoice(&hash, &request(1_000_000))
+                    .await
+                    .unwrap();
+                let mut updates = node.subscribe(&hash).await.unwrap();
+                assert_eq!(next_update(&mut updates).await.state, InvoiceState::Open);
+                streams.push(updates);
+            }
+            streams
+        });
+    }
+    let streams = tasks.join_all().await;
+    let per_second = f64::from(CALLERS * PER_CALLER) / started.elapsed().as_secs_f64();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "dev node mint path: {per_second:.0} invoices/s (load average {})",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    drop(streams);
+}
