@@ -5,10 +5,10 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::config::wall_text::{defaults, escape_html, sats};
 use crate::doctor::rules::Demand;
 use crate::ids::Timestamp;
 use crate::store::{AuditRecord, MoneySummary, OutcomeDay, StoredDeposit};
+use lightning_wall_contract::wall_text::{defaults, escape_html, sats};
 
 /// Days of refunds and forfeits the dashboard shows.
 pub const HISTORY_DAYS: u64 = 14;
