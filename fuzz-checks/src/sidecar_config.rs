@@ -32,7 +32,8 @@ pub fn sidecar_config(data: &[u8]) {
         None,
     )
     .expect("two valid keys");
-    let body = FilterPolicy::of(&config, &keys).bootstrap_body(&keys, 0);
+    let store = lightning_wall_contract::store_id::StoreId([0x07; 8]);
+    let body = FilterPolicy::of(&config, &keys).bootstrap_body(&keys, 0, store);
     let bytes = serde_json::to_vec(&body).expect("JSON serialises");
     match Policy::from_bootstrap(&bytes) {
         Ok(policy) => assert_eq!(policy.routes.len(), config.routes.len()),
