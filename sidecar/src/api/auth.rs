@@ -43,57 +43,6 @@ impl FromRequestParts<AppState> for AdminCaller {
     }
 }
 
-/// The operator's browser on the dashboard: the admin bearer token, or the session cookie the
-/// login form set (dashboard/session.rs). Only the read-only dashboard pages take it; every
-/// API call that changes something needs the bearer token itself. Refused: the login page.
-pub struct DashboardViewer;
-
-impl FromRequestParts<AppState> for DashboardViewer {
-    type Rejection = axum::response::Response;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, axum::response::Response> {
-        let Some(token) = state.admin_token.as_deref() else {
-            return Err(super::dashboard::login_page(
-                axum::http::StatusCode::UNAUTHORIZED,
-                Some("The admin API has no token configured (listeners.admin.token)."),
-            ));
-        };
-        if parts
-            .headers
-            .contains_key(axum::http::header::AUTHORIZATION)
-        {
-            return match check_bearer(&parts.headers, Some(token)) {
-                Ok(()) => Ok(DashboardViewer),
-                Err(e) => Err(axum::response::IntoResponse::into_response(e)),
-            };
-        }
-        let session = parts
-            .headers
-            .get_all(axum::http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(super::dashboard::session::from_cookie_header);
-        match session {
-            Some(value)
-                if super::dashboard::session::valid(
-                    &token.0,
-                    value,
-                    crate::ids::Timestamp::now(),
-                ) =>
-            {
-                Ok(DashboardViewer)
-            }
-            _ => Err(super::dashboard::login_page(
-                axum::http::StatusCode::UNAUTHORIZED,
-                None,
-            )),
-        }
-    }
-}
-
 /// Checks `Authorization: Bearer <token>` when a token is configured.
 pub fn check_bearer(headers: &HeaderMap, expected: Option<&SecretBytes>) -> Result<(), ApiError> {
     let Some(expected) = expected else {

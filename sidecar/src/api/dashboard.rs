@@ -8,7 +8,8 @@ pub mod page;
 pub mod session;
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, FromRequestParts, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::admin::deposit_json;
-use super::auth::{AdminCaller, DashboardViewer, token_matches};
+use super::auth::{AdminCaller, token_matches};
 use super::error::ApiError;
 use crate::deposit::reference;
 use crate::doctor::rules::Demand;
@@ -271,4 +272,46 @@ async fn lookup_json(
         )
             .into_response(),
     })
+}
+
+/// The operator's browser on the dashboard: the admin bearer token, or the session cookie the
+/// login form set (session.rs). Only the read-only dashboard pages take it; every
+/// API call that changes something needs the bearer token itself. Refused: the login page.
+pub struct DashboardViewer;
+
+impl FromRequestParts<AppState> for DashboardViewer {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, axum::response::Response> {
+        let Some(token) = state.admin_token.as_deref() else {
+            return Err(login_page(
+                axum::http::StatusCode::UNAUTHORIZED,
+                Some("The admin API has no token configured (listeners.admin.token)."),
+            ));
+        };
+        if parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            return match super::auth::check_bearer(&parts.headers, Some(token)) {
+                Ok(()) => Ok(DashboardViewer),
+                Err(e) => Err(axum::response::IntoResponse::into_response(e)),
+            };
+        }
+        let session = parts
+            .headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(session::from_cookie_header);
+        match session {
+            Some(value) if session::valid(&token.0, value, crate::ids::Timestamp::now()) => {
+                Ok(DashboardViewer)
+            }
+            _ => Err(login_page(axum::http::StatusCode::UNAUTHORIZED, None)),
+        }
+    }
 }
