@@ -26,6 +26,7 @@ COPY fake-nwc fake-nwc
 COPY tests tests
 COPY demo demo
 COPY fuzz-checks fuzz-checks
+COPY bench/noop-filter bench/noop-filter
 # rustls (ring) and SQLite (bundled by sqlx) are compiled in: the binary needs only glibc and
 # libgcc, which the distroless cc image provides.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
