@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::Row;
 
-use super::{Store, StoreError, bytes32, dispatch, to_i64, to_u64};
+use super::{Store, StoreError, audit_outcome, bytes32, dispatch, to_i64, to_u64};
 use crate::deposit::{DepositState, Trigger};
 use crate::ids::PaymentHash;
 use crate::ids::{Timestamp, TokenId};
@@ -318,16 +318,13 @@ impl Store {
             for row in rows {
                 let outcome: String = row.try_get("outcome")?;
                 let trigger: String = row.try_get("trigger")?;
-                let corrupt = |what: &str, v: &str| StoreError::Corrupt {
-                    table: "audit_records",
-                    problem: format!("unknown {what} {v:?}"),
-                };
+                let (outcome, trigger) = audit_outcome(&outcome, &trigger)?;
                 out.push(AuditRecord {
                     payment_hash: PaymentHash(bytes32(row.try_get("payment_hash")?, "audit_records", "payment_hash")?),
                     route_id: row.try_get("route_id")?,
                     client_prefix: row.try_get("client_prefix")?,
-                    outcome: DepositState::parse(&outcome).ok_or_else(|| corrupt("outcome", &outcome))?,
-                    trigger: Trigger::parse(&trigger).ok_or_else(|| corrupt("trigger", &trigger))?,
+                    outcome,
+                    trigger,
                     amount_msat: to_u64(row.try_get("amount_msat")?, "audit_records", "amount_msat")?,
                     at: Timestamp(to_u64(row.try_get("at")?, "audit_records", "at")?),
                 });

@@ -197,6 +197,21 @@ fn to_u32(value: i64, table: &'static str, what: &str) -> Result<u32, StoreError
     })
 }
 
+/// An audit record's `outcome` and `trigger` columns, as written by the engine.
+fn audit_outcome(
+    outcome: &str,
+    trigger: &str,
+) -> Result<(crate::deposit::DepositState, crate::deposit::Trigger), StoreError> {
+    let corrupt = |what: &str, v: &str| StoreError::Corrupt {
+        table: "audit_records",
+        problem: format!("unknown {what} {v:?}"),
+    };
+    Ok((
+        crate::deposit::DepositState::parse(outcome).ok_or_else(|| corrupt("outcome", outcome))?,
+        crate::deposit::Trigger::parse(trigger).ok_or_else(|| corrupt("trigger", trigger))?,
+    ))
+}
+
 fn bytes32(value: Vec<u8>, table: &'static str, what: &str) -> Result<[u8; 32], StoreError> {
     <[u8; 32]>::try_from(value.as_slice()).map_err(|_| StoreError::Corrupt {
         table,

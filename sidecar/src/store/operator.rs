@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, dispatch, to_i64, to_u64};
+use super::{Store, StoreError, audit_outcome, dispatch, to_i64, to_u64};
 use crate::deposit::{DepositState, Trigger};
 use crate::ids::Timestamp;
 
@@ -88,14 +88,11 @@ impl Store {
             for row in rows {
                 let outcome: String = row.try_get("outcome")?;
                 let trigger: String = row.try_get("trigger")?;
-                let corrupt = |what: &str, v: &str| StoreError::Corrupt {
-                    table: "audit_records",
-                    problem: format!("unknown {what} {v:?}"),
-                };
+                let (outcome, trigger) = audit_outcome(&outcome, &trigger)?;
                 out.push(OutcomeDay {
                     day: Timestamp(to_u64(row.try_get("day")?, "audit_records", "at")?),
-                    outcome: DepositState::parse(&outcome).ok_or_else(|| corrupt("outcome", &outcome))?,
-                    trigger: Trigger::parse(&trigger).ok_or_else(|| corrupt("trigger", &trigger))?,
+                    outcome,
+                    trigger,
                     count: to_u64(row.try_get("n")?, "audit_records", "count")?,
                     amount_msat: to_u64(row.try_get("msat")?, "audit_records", "amount_msat")?,
                 });
