@@ -17,7 +17,7 @@ CONFORMANCE_SRCS := $(shell find host/conformance-filter -name '*.rs' -o -name C
 NOOP_WASM := $(WASM_DIR)/noop_filter.wasm
 NOOP_SRCS := $(shell find bench/noop-filter -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: all wasm nginx nginx-test test test-deps lint fmt clippy clippy-wasm unit nwc-client-test validate-configs demo demo-check clients-test browser-test sidecar-release bench bench-filter bench-gateway bench-nginx bench-sidecar bench-leave soak attack fuzz fuzz-smoke fault clean
+.PHONY: all wasm nginx nginx-test nginx-full-shm test test-deps lint fmt clippy clippy-wasm unit nwc-client-test validate-configs demo demo-check clients-test browser-test sidecar-release bench bench-filter bench-gateway bench-nginx bench-sidecar bench-leave soak attack fuzz fuzz-smoke fault clean
 
 all: wasm
 
@@ -109,6 +109,12 @@ nginx-test: nginx wasm
 	DEMO_PROXY=nginx scripts/demo.sh --run scripts/demo-check.sh
 	DEMO_PROXY=nginx scripts/browser-test.sh
 
+## nginx-full-shm: issue #17's 100,000 client addresses in real nginx (make nginx) whose
+## shared-data zone (shm_kv * 1m) fills: each answered 402, an early mint counter evicted, a paid
+## credential still 200, no trap, no worker lost (~2 min on 2 busy cores; part of `make fault`)
+nginx-full-shm: nginx wasm
+	scripts/nginx-full-shm.sh
+
 ## clients-test: the client helpers (Rust client/, clients/js, clients/python) end to end against
 ## the demo: deposit refunded on leave, forfeited on a trap path, the pay route
 clients-test: wasm
@@ -180,6 +186,7 @@ fuzz-smoke:
 ## fault: the long fault runs: 1,000 SIGKILLs of the sidecar across deposit lifecycles on
 ## SQLite, then on PostgreSQL (LW_TEST_POSTGRES_URL), ~10 min each (FAULT_KILLS,
 ## FAULT_PG_KILLS), then every fault and security test (docs/reliability.md), then `make soak`
+## and `make nginx-full-shm`
 FAULT_KILLS ?= 1000
 FAULT_PG_KILLS ?= 1000
 fault: wasm
@@ -190,6 +197,7 @@ fault: wasm
 	$(CARGO) test --locked -p lightning-wall --test faults_lnd --test postgres_restart --test clock_jumps
 	$(CARGO) test --locked -p lightning-wall-e2e --test faults --test resilience --test security
 	scripts/soak.sh
+	$(MAKE) --no-print-directory nginx-full-shm
 
 clean:
 	$(CARGO) clean

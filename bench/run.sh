@@ -154,6 +154,9 @@ BENCH_NO_BUILD=1 scripts/bench-nginx.sh >"$tmp/nginx.log" 2>&1 || { cat "$tmp/ng
   echo "cache after the first); \`wall_free\`: a free route. Target (issue #17): a per-request cost of"
   echo "\`wall_paid\` at most 1.25x \`noop_paid\`'s."
   echo
+  echo "The nginx L402 module \`ngx_l402\` is not a row: it is not on crates.io and was not built"
+  echo "from its source here (docs/filter.md \"Cost\")."
+  echo
   sed -n '/^| set-up/,$p' "$tmp/nginx.log"
   echo
   echo "Per round (requests/s):"
