@@ -52,7 +52,7 @@ fn check_config_accepts_the_example_and_lists_every_problem_of_a_bad_file() {
 
 #[test]
 fn token_inspect_decodes_without_verifying() {
-    // The l402-wire.md test vector (pymacaroons output).
+    // The test vector of docs/wire-format.md (pymacaroons output).
     let token = "AgEEbHNhdAJCAAByzW6EIsQH-20JhpDxEwt97X7C9_Xh0wvZ1SHwFTY3kwICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAAAGIL1GvK_fIYl-XGz7YQC7OXi7zhnkYVJ067HwC8oJUM6S";
     let out = bin().args(["token", "inspect", token]).output().unwrap();
     assert!(out.status.success());
