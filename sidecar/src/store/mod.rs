@@ -7,6 +7,7 @@
 //! text (`$N` parameters work in both), and `dispatch!` instantiates each body for both concrete
 //! pools, so there is no generic-bound maze and no second copy of any query.
 
+mod deposit_rows;
 mod deposits;
 mod group_commit;
 mod identity;
@@ -24,7 +25,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use deposits::{ApplyOutcome, DepositFilter, LiveCounts, StoredDeposit};
+pub use deposit_rows::StoredDeposit;
+pub use deposits::{ApplyOutcome, DepositFilter, LiveCounts};
 pub use ledger::{AuditRecord, Revocation, RevocationSnapshot};
 pub use operator::{MoneySummary, OutcomeDay};
 pub use rewards::{
