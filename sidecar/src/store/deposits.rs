@@ -277,6 +277,17 @@ impl Store {
         })
     }
 
+    /// Walks [`Store::unfinished_deposits`] a page of `page_size` at a time, in payment-hash
+    /// order: the one way the engine visits them all (reconciler, drain, chain follower), so its
+    /// memory does not grow with the number held.
+    pub fn unfinished_pages(&self, page_size: u32) -> UnfinishedPages<'_> {
+        UnfinishedPages {
+            store: self,
+            after: None,
+            page_size,
+        }
+    }
+
     /// Live deposits (awaiting payment or held): all, and those of one client prefix. Two
     /// counts rather than one pass with a CASE per row: both are answered from the
     /// `(state, client_prefix)` index, the second by a seek to the prefix. Runs on every mint.
@@ -394,5 +405,29 @@ impl Store {
                 Some(row) => to_u32(row.try_get("action_attempts")?, "deposits", "action_attempts"),
             }
         })
+    }
+}
+
+/// A walk over the unfinished deposits, from [`Store::unfinished_pages`]. A deposit whose hash
+/// sorts before the walk's position when it becomes unfinished is seen by the next walk.
+pub struct UnfinishedPages<'a> {
+    store: &'a Store,
+    /// The last payment hash seen: the next page starts after it.
+    after: Option<PaymentHash>,
+    page_size: u32,
+}
+
+impl UnfinishedPages<'_> {
+    /// The next page; `None` once every unfinished deposit has been seen.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<StoredDeposit>>, StoreError> {
+        let page = self
+            .store
+            .unfinished_deposits_after(self.after.as_ref(), self.page_size)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(None);
+        };
+        self.after = Some(last.deposit.payment_hash);
+        Ok(Some(page))
     }
 }

@@ -26,7 +26,7 @@ use sqlx::sqlite::{
 };
 
 pub use deposit_rows::StoredDeposit;
-pub use deposits::{ApplyOutcome, DepositFilter, LiveCounts};
+pub use deposits::{ApplyOutcome, DepositFilter, LiveCounts, UnfinishedPages};
 pub use ledger::{AuditRecord, Revocation, RevocationSnapshot};
 pub use operator::{MoneySummary, OutcomeDay};
 pub use rewards::{
