@@ -3,6 +3,7 @@
 //! channels whose route hints go into invoices. Synchronous and I/O-free, like the hold plugin's
 //! rules in `state.rs`; error codes and texts follow lightningd's.
 
+use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use lightning_invoice::{Bolt11Invoice, RouteHint, RouteHintHop, RoutingFees};
 use sha2::{Digest, Sha256};

@@ -95,7 +95,7 @@ impl DevNode {
 
     /// What [`Node::pay`] does: one of its own invoices is paid for real through
     /// [`DevNode::simulate_payment`]; another wallet's regtest invoice is recorded as paid.
-    async fn pay_outgoing(&self, bolt11: &str) -> Result<PaymentOutcome, NodeError> {
+    pub(super) async fn pay_outgoing(&self, bolt11: &str) -> Result<PaymentOutcome, NodeError> {
         // One of our own invoices: pay it for real (as another node would).
         match self.simulate_payment(bolt11).await {
             Ok(DevPayment::Settled { preimage }) => {
@@ -165,7 +165,7 @@ impl DevNode {
 
 /// What [`Node::track_payment`] reads: the dev node's payments end when they are made.
 impl DevNode {
-    async fn tracked(&self, hash: &PaymentHash) -> Result<PaymentOutcome, NodeError> {
+    pub(super) async fn tracked(&self, hash: &PaymentHash) -> Result<PaymentOutcome, NodeError> {
         if self
             .inner
             .store
