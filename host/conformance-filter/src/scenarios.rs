@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, BufferType, LogLevel, MapType, Status};
+use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 
 use crate::{
     Stream, cas_increment, log, proxy_dequeue_shared_queue, proxy_done, proxy_get_buffer_status,
