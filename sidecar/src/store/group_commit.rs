@@ -16,10 +16,11 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::deposits::{
-    ApplyOutcome, INSERT_AUDIT, INSERT_UNNEST, NewRow, TransitionRow, UPDATE_DEPOSIT, bind_row,
-    bind_update, insert_rows,
+use super::deposit_rows::{
+    INSERT_AUDIT, INSERT_UNNEST, NewRow, TransitionRow, UPDATE_DEPOSIT, bind_row, bind_update,
+    insert_rows,
 };
+use super::deposits::ApplyOutcome;
 use super::{Pool, StoreError, dispatch};
 
 /// Most rows in one transaction: bounds the time a batch holds the write lock.

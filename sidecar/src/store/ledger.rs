@@ -316,9 +316,7 @@ impl Store {
                 .await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                let outcome: String = row.try_get("outcome")?;
-                let trigger: String = row.try_get("trigger")?;
-                let (outcome, trigger) = audit_outcome(&outcome, &trigger)?;
+                let (outcome, trigger) = audit_outcome(&row)?;
                 out.push(AuditRecord {
                     payment_hash: PaymentHash(bytes32(row.try_get("payment_hash")?, "audit_records", "payment_hash")?),
                     route_id: row.try_get("route_id")?,

@@ -7,6 +7,7 @@
 //! text (`$N` parameters work in both), and `dispatch!` instantiates each body for both concrete
 //! pools, so there is no generic-bound maze and no second copy of any query.
 
+mod deposit_rows;
 mod deposits;
 mod group_commit;
 mod identity;
@@ -24,7 +25,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use deposits::{ApplyOutcome, DepositFilter, LiveCounts, StoredDeposit};
+pub use deposit_rows::StoredDeposit;
+pub use deposits::{ApplyOutcome, DepositFilter, LiveCounts, UnfinishedPages};
 pub use ledger::{AuditRecord, Revocation, RevocationSnapshot};
 pub use operator::{MoneySummary, OutcomeDay};
 pub use rewards::{
@@ -198,10 +200,17 @@ fn to_u32(value: i64, table: &'static str, what: &str) -> Result<u32, StoreError
 }
 
 /// An audit record's `outcome` and `trigger` columns, as written by the engine.
-fn audit_outcome(
-    outcome: &str,
-    trigger: &str,
-) -> Result<(crate::deposit::DepositState, crate::deposit::Trigger), StoreError> {
+fn audit_outcome<R>(
+    row: &R,
+) -> Result<(crate::deposit::DepositState, crate::deposit::Trigger), StoreError>
+where
+    R: sqlx::Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let outcome: String = row.try_get("outcome")?;
+    let trigger: String = row.try_get("trigger")?;
+    let (outcome, trigger) = (outcome.as_str(), trigger.as_str());
     let corrupt = |what: &str, v: &str| StoreError::Corrupt {
         table: "audit_records",
         problem: format!("unknown {what} {v:?}"),

@@ -86,9 +86,7 @@ impl Store {
                 .await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                let outcome: String = row.try_get("outcome")?;
-                let trigger: String = row.try_get("trigger")?;
-                let (outcome, trigger) = audit_outcome(&outcome, &trigger)?;
+                let (outcome, trigger) = audit_outcome(&row)?;
                 out.push(OutcomeDay {
                     day: Timestamp(to_u64(row.try_get("day")?, "audit_records", "at")?),
                     outcome,

@@ -54,15 +54,8 @@ impl Engine {
         let mut report = ReconcileReport::default();
         let _ = self.refresh_chain().await;
         let block_height = self.block_height();
-        let mut after = None;
-        loop {
-            let page = self
-                .inner
-                .store
-                .unfinished_deposits_after(after.as_ref(), PAGE)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.deposit.payment_hash);
+        let mut pages = self.inner.store.unfinished_pages(PAGE);
+        while let Some(page) = pages.next_page().await? {
             for stored in page {
                 self.reconcile_one(stored, block_height, &mut report).await;
             }
@@ -189,15 +182,9 @@ impl Engine {
             return;
         }
         let block_height = self.block_height();
-        let mut after = None;
-        while let Ok(page) = self
-            .inner
-            .store
-            .unfinished_deposits_after(after.as_ref(), PAGE)
-            .await
-        {
-            let Some(last) = page.last() else { break };
-            after = Some(last.deposit.payment_hash);
+        let mut pages = self.inner.store.unfinished_pages(PAGE);
+        // A store error ends this pass; the next block tries again.
+        while let Ok(Some(page)) = pages.next_page().await {
             for d in page
                 .iter()
                 .filter(|d| d.deposit.state == DepositState::Held)

@@ -95,15 +95,8 @@ impl Engine {
     /// a refused cancel stays pending for the sweeper).
     pub async fn drain_pass(&self) -> Result<DrainReport, EngineError> {
         let mut report = DrainReport::default();
-        let mut after = None;
-        loop {
-            let page = self
-                .inner
-                .store
-                .unfinished_deposits_after(after.as_ref(), super::background::PAGE)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.deposit.payment_hash);
+        let mut pages = self.inner.store.unfinished_pages(super::background::PAGE);
+        while let Some(page) = pages.next_page().await? {
             for stored in page.iter().filter(|s| !s.deposit.state.is_final()) {
                 let hash = stored.deposit.payment_hash;
                 match self.event(&hash, Event::Drain).await {
@@ -137,15 +130,8 @@ impl Engine {
     }
 
     async fn left_over(&self, report: &mut DrainReport) -> Result<(), EngineError> {
-        let mut after = None;
-        loop {
-            let page = self
-                .inner
-                .store
-                .unfinished_deposits_after(after.as_ref(), super::background::PAGE)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.deposit.payment_hash);
+        let mut pages = self.inner.store.unfinished_pages(super::background::PAGE);
+        while let Some(page) = pages.next_page().await? {
             for s in page {
                 if !s.deposit.state.is_final() {
                     report.still_live += 1;

@@ -326,9 +326,9 @@ async fn background_sweeper_cancels_expired_invoices_without_being_asked() {
 }
 
 fn mainnet_invoice() -> String {
-    use bitcoin::hashes::sha256;
+    use bitcoin::hashes::{Hash, sha256};
     use bitcoin::secp256k1::{Secp256k1, SecretKey};
-    use lightning_invoice::{InvoiceBuilder, PaymentSecret};
+    use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
     let key = SecretKey::from_slice(&[0x42; 32]).unwrap();
     InvoiceBuilder::new(Currency::Bitcoin)
         .description("mainnet".to_owned())
