@@ -157,6 +157,8 @@ async def long_polls(macaroons, stop, counts, established):
     """LONG_POLLS long-polls, each renewed when it ends; `established` is set once every one
     has sent its first request."""
     sent = set()
+    if LONG_POLLS == 0:  # SOAK_LONG_POLLS=0: the flood alone
+        established.set()
 
     def first_sent(i):
         sent.add(i)
