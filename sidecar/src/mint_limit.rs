@@ -1,6 +1,9 @@
 //! How many challenges (invoices on the node) clients may mint: a token bucket per client
 //! network — IPv4 /`ipv4_prefix_len`, IPv6 /64 and IPv6 /48, because an attacker owns every
-//! address of their prefix — and one global budget per second for this replica.
+//! address of their prefix — a share of the global budget per provider network (IPv6 /32,
+//! IPv4 /16), and one global budget per second for this replica. The share is what keeps a
+//! flood from thousands of /48s of one provider, each within its own limits, from spending the
+//! whole budget: the rest of the Internet still gets challenges.
 //!
 //! Memory is bounded whatever the number of addresses seen: buckets live in [`SHARDS`]
 //! least-recently-used tables of [`BUCKETS_PER_SHARD`] each, one short lock per lookup. When a
@@ -32,10 +35,14 @@ pub enum MintNetwork {
     V6Lan(u64),
     /// IPv6 /48 (first 48 bits): one site, with its own, larger limit.
     V6Site(u64),
+    /// IPv6 /32 (first 32 bits): one provider's allocation, limited to its share of the budget.
+    V6Provider(u32),
+    /// IPv4 /16: the same for IPv4.
+    V4Provider(u16),
 }
 
-/// The networks of `ip` that mint limits apply to (IPv4-mapped IPv6 counts as IPv4): one for
-/// IPv4, the /64 and the /48 for IPv6.
+/// The networks of `ip` that mint limits apply to (IPv4-mapped IPv6 counts as IPv4): the
+/// network and the /16 for IPv4, the /64, the /48 and the /32 for IPv6.
 pub fn mint_networks(ip: IpAddr, ipv4_prefix_len: u8) -> Vec<MintNetwork> {
     let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
@@ -45,12 +52,19 @@ pub fn mint_networks(ip: IpAddr, ipv4_prefix_len: u8) -> Vec<MintNetwork> {
         IpAddr::V4(v4) => {
             let len = ipv4_prefix_len.min(32);
             let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-            vec![MintNetwork::V4(Ipv4Addr::from(u32::from(v4) & mask), len)]
+            vec![
+                MintNetwork::V4(Ipv4Addr::from(u32::from(v4) & mask), len),
+                MintNetwork::V4Provider((u32::from(v4) >> 16) as u16),
+            ]
         }
         IpAddr::V6(v6) => {
             let bits = u128::from(v6);
             let lan = (bits >> 64) as u64;
-            vec![MintNetwork::V6Lan(lan), MintNetwork::V6Site(lan & !0xffff)]
+            vec![
+                MintNetwork::V6Lan(lan),
+                MintNetwork::V6Site(lan & !0xffff),
+                MintNetwork::V6Provider((lan >> 32) as u32),
+            ]
         }
     }
 }
@@ -65,6 +79,7 @@ struct Bucket {
 pub struct MintLimiter {
     lan: Rate,
     site: Rate,
+    provider: Rate,
     ipv4_prefix_len: u8,
     hasher: std::collections::hash_map::RandomState,
     shards: Box<[Mutex<LruCache<MintNetwork, Bucket>>]>,
@@ -80,6 +95,7 @@ impl MintLimiter {
         MintLimiter {
             lan: limits.challenge_mint_rate,
             site: limits.mint_rate_ipv6_48(),
+            provider: limits.mint_rate_provider(),
             ipv4_prefix_len: limits.ipv4_prefix_len,
             hasher: std::collections::hash_map::RandomState::new(),
             shards: (0..SHARDS)
@@ -92,6 +108,7 @@ impl MintLimiter {
         match network {
             MintNetwork::V4(..) | MintNetwork::V6Lan(_) => self.lan,
             MintNetwork::V6Site(_) => self.site,
+            MintNetwork::V6Provider(_) | MintNetwork::V4Provider(_) => self.provider,
         }
     }
 
@@ -325,6 +342,56 @@ mod tests {
         // The refused /64 kept its tokens: once the /48 refills it mints at once.
         let later = t0 + Duration::from_secs(3);
         assert!(limiter.take(ip("2001:db8:9:ff::1"), later).is_ok());
+    }
+
+    /// The soak's flood (docs/reliability.md "Soak"): one provider's /32, a fresh /64 for every
+    /// request and 100 /64s per /48, so no /64 or /48 limit ever bites. It gets its share of
+    /// the budget, no more; a visitor from elsewhere is still minted for.
+    #[test]
+    fn a_flood_from_one_provider_takes_only_its_share_of_the_budget() {
+        let config = LimitsConfig {
+            challenge_mint_budget_per_s: 1000,
+            challenge_mint_budget_share_pct: 10,
+            ..limits(120, 32)
+        };
+        let limiter = MintLimiter::new(&config);
+        let t0 = Instant::now();
+        let minted = (0..1700u32)
+            .filter(|i| {
+                let addr = std::net::Ipv6Addr::new(
+                    0x2001,
+                    0xdb8,
+                    (i / 100) as u16,
+                    (i % 100) as u16,
+                    0,
+                    0,
+                    0,
+                    1,
+                );
+                limiter.take(IpAddr::V6(addr), t0).is_ok()
+            })
+            .count();
+        assert_eq!(minted, 100, "the /32's share of one second's budget");
+        assert_eq!(limiter.take(ip("2001:db8:ffff:1::1"), t0), Err(1));
+        assert!(limiter.take(ip("127.0.0.1"), t0).is_ok(), "another network");
+        assert!(
+            limiter.take(ip("2001:db9::1"), t0).is_ok(),
+            "another provider"
+        );
+        assert!(
+            limiter
+                .take(ip("2001:db8:ffff:1::1"), t0 + Duration::from_millis(10))
+                .is_ok(),
+            "refills at its share per second"
+        );
+        // IPv4: a /16 the same.
+        let v4_minted = (0..300u32)
+            .filter(|i| {
+                let addr = Ipv4Addr::new(198, 51, (i / 250) as u8, (i % 250) as u8);
+                limiter.take(IpAddr::V4(addr), t0).is_ok()
+            })
+            .count();
+        assert_eq!(v4_minted, 100);
     }
 
     #[test]

@@ -185,7 +185,7 @@ impl Drop for Stalled {
 }
 
 #[test]
-fn a_stalled_sidecar_costs_one_timeout_then_every_worker_applies_the_failure_mode_at_once() {
+fn a_stalled_sidecar_costs_three_timeouts_then_every_worker_applies_the_failure_mode_at_once() {
     use std::time::{Duration, Instant};
     let mut wall = Wall::start(2);
     let (credential, _) = wall.held_deposit("/home");
@@ -193,14 +193,18 @@ fn a_stalled_sidecar_costs_one_timeout_then_every_worker_applies_the_failure_mod
     wall.stop_sidecar();
     // Same port, but now it accepts and never answers; no tick yet: the filter does not know.
     let stalled = Stalled::bind(wall.internal_addr());
-    let t = Instant::now();
-    let ex = wall.send(&Request::get("/home"));
-    assert_eq!(status(&ex), Some(503));
-    assert!(
-        t.elapsed() >= Duration::from_millis(900),
-        "the first challenge waited for the call-out timeout"
-    );
-    assert_eq!(stalled.accepted(), 1);
+    // One late answer is not a stalled sidecar (a flood makes a busy one late now and then):
+    // three in a row are (filter health.rs, TIMEOUTS_BEFORE_DOWN).
+    for n in 1..=3 {
+        let t = Instant::now();
+        let ex = wall.send(&Request::get("/home"));
+        assert_eq!(status(&ex), Some(503));
+        assert!(
+            t.elapsed() >= Duration::from_millis(900),
+            "challenge {n} waited for the call-out timeout"
+        );
+        assert_eq!(stalled.accepted(), n);
+    }
     // Every worker now answers new visitors at once with the route's failure mode, with no
     // call-out: fail-closed routes 503, fail-open routes pass.
     for _ in 0..4 {
@@ -214,7 +218,7 @@ fn a_stalled_sidecar_costs_one_timeout_then_every_worker_applies_the_failure_mod
     }
     assert_eq!(
         stalled.accepted(),
-        1,
+        3,
         "no challenge call-out reached the stalled sidecar"
     );
     // Issued tokens keep working meanwhile.

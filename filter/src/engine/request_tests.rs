@@ -122,6 +122,40 @@ fn a_challenge_the_sidecar_does_not_answer_is_a_counted_503_and_marks_it_down() 
     assert_eq!(reply(&next), (503, Some("unavailable")));
 }
 
+/// The soak's flood (docs/reliability.md "Soak"): one visitor's call-out timed out on a loaded
+/// sidecar, another's was refused by the spent mint budget. Each gets its 503, but the next
+/// (honest) visitor is not refused because of someone else's request.
+#[test]
+fn a_slow_or_refused_challenge_does_not_refuse_the_next_visitor() {
+    let h = MemoryHost::at(NOW);
+    let mut w = worker("");
+    let budget = br#"{"error":{"code":"mint_budget_spent","message":"too many challenges"}}"#;
+    let answers = [
+        CallAnswer {
+            status: Some(504),
+            retry_after: None,
+            body: b"upstream request timeout",
+        },
+        CallAnswer {
+            status: Some(503),
+            retry_after: Some(b"1"),
+            body: budget,
+        },
+    ];
+    for answer in &answers {
+        let mut r = RequestState::default();
+        let Step::CallOut(call) = r.on_request_headers(&headers("/", None), &mut w, &h) else {
+            panic!("no call-out")
+        };
+        assert_eq!(reply(&r.on_answer(call, answer, &mut w, &h)).0, 503);
+        assert!(!health::is_down(&h), "{:?}", answer.status);
+        let next = RequestState::default().on_request_headers(&headers("/", None), &mut w, &h);
+        // A call-out, or the client's own mint limit (429): never the sidecar-down 503.
+        let unavailable = matches!(&next, Step::Reply(r) if r.status == 503);
+        assert!(!unavailable, "{:?}: {next:?}", answer.status);
+    }
+}
+
 #[test]
 fn a_challenge_that_cannot_be_sent_follows_the_route_failure_mode() {
     let h = MemoryHost::at(NOW);

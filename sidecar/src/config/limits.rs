@@ -42,6 +42,11 @@ pub struct LimitsConfig {
     /// node); beyond it the filter answers 503 with `Retry-After`.
     #[serde(default = "default_mint_budget_per_s")]
     pub challenge_mint_budget_per_s: u32,
+    /// Percent of `challenge_mint_budget_per_s` one provider network (IPv6 /32, IPv4 /16) may
+    /// mint: a flood from one provider's rotating addresses, within every /64 and /48 limit,
+    /// cannot spend the whole budget and refuse everyone else (docs/reliability.md "Soak").
+    #[serde(default = "default_mint_budget_share_pct")]
+    pub challenge_mint_budget_share_pct: u8,
     /// Node lookups all clients together may cause per second on this replica by presenting a
     /// pay credential without its preimage (`GET /.well-known/lightning-wall/payment`, also
     /// what the filter asks); beyond it 503 with `Retry-After`.
@@ -59,6 +64,18 @@ pub struct LimitsConfig {
 pub const MINT_RATE_IPV6_48_MULTIPLE: u32 = 16;
 
 impl LimitsConfig {
+    /// What one provider network (IPv6 /32, IPv4 /16) may mint: its share of the global budget,
+    /// at least one a second.
+    pub fn mint_rate_provider(&self) -> Rate {
+        let share = u64::from(self.challenge_mint_budget_per_s)
+            * u64::from(self.challenge_mint_budget_share_pct.min(100))
+            / 100;
+        Rate {
+            requests: u32::try_from(share).unwrap_or(u32::MAX).max(1),
+            per: Duration::from_secs(1),
+        }
+    }
+
     /// The /48 mint rate, explicit or the default multiple of the /64 rate.
     pub fn mint_rate_ipv6_48(&self) -> Rate {
         self.challenge_mint_rate_ipv6_48.unwrap_or(Rate {
@@ -83,6 +100,7 @@ impl Default for LimitsConfig {
             challenge_mint_rate_ipv6_48: None,
             ipv4_prefix_len: default_ipv4_prefix_len(),
             challenge_mint_budget_per_s: default_mint_budget_per_s(),
+            challenge_mint_budget_share_pct: default_mint_budget_share_pct(),
             payment_lookups_per_s: default_payment_lookups_per_s(),
             max_long_polls: default_max_long_polls(),
             max_long_polls_per_token: default_max_long_polls_per_token(),
@@ -113,6 +131,9 @@ fn default_max_long_polls_per_token() -> u32 {
 }
 fn default_mint_budget_per_s() -> u32 {
     1000
+}
+fn default_mint_budget_share_pct() -> u8 {
+    10
 }
 fn default_payment_lookups_per_s() -> u32 {
     200

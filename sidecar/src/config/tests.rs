@@ -469,6 +469,13 @@ fn the_per_network_mint_limits_have_defaults_and_are_checked() {
     assert_eq!(config.limits.challenge_mint_budget_per_s, 1000);
     assert_eq!(config.limits.max_unpaid_deposits_per_prefix, 64);
     assert_eq!(
+        config.limits.mint_rate_provider(),
+        Rate {
+            requests: 100,
+            per: Duration::from_secs(1)
+        }
+    );
+    assert_eq!(
         config.limits.mint_rate_ipv6_48(),
         Rate {
             requests: 160,
@@ -477,12 +484,13 @@ fn the_per_network_mint_limits_have_defaults_and_are_checked() {
     );
     let yaml = format!(
         "{MINIMAL}limits: {{ ipv4_prefix_len: 16, challenge_mint_budget_per_s: 0, \
-         max_unpaid_deposits_per_prefix: 0, challenge_mint_rate_ipv6_48: {{ requests: 0, per: 1m }} }}\n"
+         challenge_mint_budget_share_pct: 0, max_unpaid_deposits_per_prefix: 0, challenge_mint_rate_ipv6_48: {{ requests: 0, per: 1m }} }}\n"
     );
     let issues = issues_of(&yaml);
     for field in [
         "limits.ipv4_prefix_len: must be between 24 and 32 (got 16)",
         "limits.challenge_mint_budget_per_s: must be at least 1",
+        "limits.challenge_mint_budget_share_pct: must be between 1 and 100 (got 0)",
         "limits.max_unpaid_deposits_per_prefix: must be at least 1",
         "limits.challenge_mint_rate_ipv6_48.requests: must be at least 1",
     ] {

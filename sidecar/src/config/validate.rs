@@ -564,6 +564,16 @@ fn limits(config: &Config, issues: &mut Issues) {
             "must be at least 1 (challenges per second the node may be asked for)",
         );
     }
+    if !(1..=100).contains(&l.challenge_mint_budget_share_pct) {
+        issues.push(
+            "limits.challenge_mint_budget_share_pct",
+            format!(
+                "must be between 1 and 100 (got {}): the percent of the mint budget one IPv6 /32 \
+                 or IPv4 /16 may take",
+                l.challenge_mint_budget_share_pct
+            ),
+        );
+    }
     if l.payment_lookups_per_s == 0 {
         issues.push(
             "limits.payment_lookups_per_s",
