@@ -3,7 +3,7 @@
 //! clients or an HTML page for browsers. The answer is untrusted input: anything that could
 //! break a header or the page is refused, and a refused answer is treated as "sidecar down".
 
-use lightning_wall_contract::challenge::{ChallengeAnswer as Answer, MINT_BUDGET_SPENT};
+use lightning_wall_contract::challenge::{ChallengeAnswer as Answer, DRAINING, MINT_BUDGET_SPENT};
 use lightning_wall_contract::paths::{
     DEPOSIT_STATUS as STATUS_URL, LEAVE as LEAVE_URL, TERMS as TERMS_URL,
 };
@@ -92,6 +92,17 @@ fn valid(a: &Answer) -> bool {
 fn has_error_code(body: &[u8], code: &str) -> bool {
     let quoted = format!("\"{code}\"");
     body.windows(quoted.len()).any(|w| w == quoted.as_bytes())
+}
+
+/// Whether the sidecar itself answered the call-out (health.rs): anything but "no answer", and
+/// also a 503 carrying one of its own refusal codes (`draining`, `mint_budget_spent`). Those
+/// come from a sidecar that is up and refusing on purpose; marking it down for them would keep
+/// answering 503 (or letting fail-open routes through) after `undrain` or a refilled budget
+/// until the next sync.
+pub fn sidecar_answered(status: Option<u16>, body: &[u8]) -> bool {
+    !super::health::no_answer(status)
+        || (status == Some(503)
+            && (has_error_code(body, DRAINING) || has_error_code(body, MINT_BUDGET_SPENT)))
 }
 
 /// Builds the reply for a challenge answer. `status` is `None` when the call failed;
@@ -344,6 +355,39 @@ mod tests {
         let down = br#"{"error": {"code": "node_unavailable", "message": "m"}}"#;
         assert_eq!(
             outcome(Some(503), Some("5"), down, None, FailureMode::Open, 7),
+            Outcome::Pass
+        );
+    }
+
+    #[test]
+    fn a_drained_or_budget_spent_sidecar_is_up_and_envoys_own_503_is_not() {
+        let drained = br#"{"error":{"code":"draining","message":"drained"}}"#;
+        let spent = br#"{"error":{"code":"mint_budget_spent","message":"m"}}"#;
+        assert!(sidecar_answered(Some(503), drained));
+        assert!(sidecar_answered(Some(503), spent));
+        assert!(sidecar_answered(Some(429), b""));
+        // Envoy's own answers for an unreachable sidecar, and a failed call.
+        assert!(!sidecar_answered(Some(503), b"no healthy upstream"));
+        assert!(!sidecar_answered(
+            Some(503),
+            b"upstream connect error or disconnect/reset before headers"
+        ));
+        assert!(!sidecar_answered(Some(504), drained));
+        assert!(!sidecar_answered(None, drained));
+        // A drained wall still answers per the route's failure mode.
+        let Outcome::Reply(r) = outcome(
+            Some(503),
+            Some("300"),
+            drained,
+            None,
+            FailureMode::Closed,
+            7,
+        ) else {
+            panic!("closed passed")
+        };
+        assert_eq!(r.status, 503);
+        assert_eq!(
+            outcome(Some(503), Some("300"), drained, None, FailureMode::Open, 7),
             Outcome::Pass
         );
     }

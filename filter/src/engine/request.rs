@@ -358,7 +358,7 @@ impl RequestState {
         host: &dyn Host,
     ) -> Step {
         let status = answer.status;
-        health::record(host, !health::no_answer(status));
+        health::record(host, challenge::sidecar_answered(status, answer.body));
         let retry_after_s = w
             .config
             .as_ref()
