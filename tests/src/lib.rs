@@ -470,6 +470,11 @@ impl Wall {
         &self.data
     }
 
+    /// The sidecar's config file (it reloads it on change: tests rewrite it).
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config_path
+    }
+
     /// `http://127.0.0.1:<port>` of the admin API, and its bearer token.
     pub fn admin(&self) -> (&str, &str) {
         (&self.admin, &self.admin_token)

@@ -229,11 +229,11 @@ fn cached_json(body: Value) -> Response {
 }
 
 async fn terms(State(state): State<AppState>) -> Response {
-    cached_json(serde_json::to_value(Terms::of(&state.config)).unwrap_or(Value::Null))
+    cached_json(serde_json::to_value(Terms::of(&state.config())).unwrap_or(Value::Null))
 }
 
 async fn manifest(State(state): State<AppState>) -> Response {
-    cached_json(l402_services(&state.config))
+    cached_json(l402_services(&state.config()))
 }
 
 #[cfg(test)]
