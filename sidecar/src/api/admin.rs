@@ -1,6 +1,7 @@
 //! The operator API (admin listener, bearer token always required): list and inspect deposits
-//! with their audit records, refund, forfeit, revoke, drain. Forfeit by hand is recorded with
-//! trigger `admin` like every other decision; a drain's refunds with trigger `drain`.
+//! with their audit records, refund, forfeit, revoke, drain, and the config in force (reload).
+//! Forfeit by hand is recorded with trigger `admin` like every other decision; a drain's
+//! refunds with trigger `drain`.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
