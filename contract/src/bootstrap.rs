@@ -105,6 +105,20 @@ pub struct Match {
     pub path: Option<PathMatch>,
     /// Upper case; empty = any method.
     pub methods: Vec<String>,
+    /// Query-string conditions, all of which must hold (docs/configuration.md "Query
+    /// conditions"); empty = any query. Left out when empty, so a policy without any keeps its
+    /// version; absent from older sidecars.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<QueryParam>,
+}
+
+/// One query-string condition: the key with this value, or present with any value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryParam {
+    pub key: String,
+    /// `None`: the key present, any value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// `{"exact": "/p"}`, `{"prefix": "/p/"}` or `{"regex": "^/p$"}` (Rust `regex-lite` syntax).
@@ -192,6 +206,7 @@ mod tests {
                 host: None,
                 path: Some(path),
                 methods: Vec::new(),
+                query: Vec::new(),
             },
             mode,
             failure_mode,
@@ -299,6 +314,31 @@ mod tests {
         let parsed: Bootstrap = serde_json::from_str(&old).unwrap();
         assert_eq!(parsed.store_id, None);
         assert_eq!(serde_json::to_string(&parsed).unwrap(), old);
+    }
+
+    #[test]
+    fn query_conditions_are_sent_only_when_a_route_has_them() {
+        let mut with = sample();
+        with.policy.routes[2].matcher.query = alloc::vec![
+            QueryParam {
+                key: "wc-ajax".into(),
+                value: Some("checkout".into()),
+            },
+            QueryParam {
+                key: "preview".into(),
+                value: None,
+            },
+        ];
+        let sent = serde_json::to_string(&with).unwrap();
+        assert!(
+            sent.contains(
+                r#""methods":[],"query":[{"key":"wc-ajax","value":"checkout"},{"key":"preview"}]}"#
+            ),
+            "{sent}"
+        );
+        assert_eq!(serde_json::from_str::<Bootstrap>(&sent).unwrap(), with);
+        // Without any, the answer is byte for byte what it was (the policy version holds).
+        assert!(!serde_json::to_string(&sample()).unwrap().contains("query"));
     }
 
     #[test]

@@ -46,6 +46,11 @@ pub struct ChallengeAnswer {
 /// the sidecar's `Retry-After` whatever the route's failure mode.
 pub const MINT_BUDGET_SPENT: &str = "mint_budget_spent";
 
+/// The sidecar's error code (503, with `Retry-After`) while its operator has drained the wall
+/// (`admin drain`): the sidecar is up and refusing on purpose, so the filter does not mark it
+/// down, and the route's failure mode decides the visitor's answer.
+pub const DRAINING: &str = "draining";
+
 #[cfg(test)]
 mod tests {
     use super::*;

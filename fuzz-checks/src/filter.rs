@@ -12,6 +12,7 @@ use lightning_wall_filter::engine::held::held_from_status;
 use lightning_wall_filter::engine::host::{SharedValue, SharedWriteError};
 use lightning_wall_filter::engine::pages::Browser;
 use lightning_wall_filter::engine::policy::{FailureMode, Policy};
+use lightning_wall_filter::engine::query::Query;
 use lightning_wall_filter::engine::response::{UpstreamReward, UpstreamVerdict};
 use lightning_wall_filter::engine::sync::{CallKind, Outbox, SyncState};
 use lightning_wall_filter::engine::{Host, Level, Metric, revocations, routes};
@@ -115,9 +116,11 @@ fn bootstrap(body: &[u8]) {
         assert!(!shown.contains(&entry.master().expose_secret_hex()));
     }
     let probe = String::from_utf8_lossy(body.get(..body.len().min(256)).unwrap_or_default());
+    // The probe as a query string too: the routes' query conditions parse it (bounded).
+    let query = Query::of(&probe);
     for path in ["/", "/v1/x", routes::path_only(&probe)] {
         for method in ["GET", "POST"] {
-            let _ = routes::find(&policy.routes, "example.com:443", path, method);
+            let _ = routes::find(&policy.routes, "example.com:443", path, method, &query);
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod mint;
 pub mod mint_limit;
 pub mod node;
+pub mod reload;
 pub mod revocations;
 pub mod rewards;
 pub mod serve;

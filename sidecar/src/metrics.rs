@@ -58,6 +58,12 @@ pub struct Metrics {
     /// Payout steps: `started`, `succeeded`, `failed`, `unknown` (outcome left to tracking).
     pub reward_payouts: Family<ResultLabel, Counter>,
     pub reward_paid_msat: Counter,
+    /// The config in force: 1 at start, one more per applied reload (`crate::reload`).
+    pub config_generation: Gauge,
+    /// When the config in force was loaded, Unix seconds.
+    pub config_loaded_seconds: Gauge,
+    /// Reloads by result: `applied` or `refused`.
+    pub config_reloads: Family<ResultLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -123,8 +129,29 @@ impl Metrics {
             "Rewards paid out (succeeded payouts)",
             reward_paid_msat.clone(),
         );
+        let config_generation = Gauge::default();
+        registry.register(
+            "config_generation",
+            "The configuration in force: 1 at start, one more per applied reload",
+            config_generation.clone(),
+        );
+        let config_loaded_seconds = Gauge::default();
+        registry.register(
+            "config_loaded_timestamp_seconds",
+            "When the configuration in force was loaded (Unix time)",
+            config_loaded_seconds.clone(),
+        );
+        let config_reloads = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads, applied or refused (the old config kept)",
+            config_reloads.clone(),
+        );
         Metrics {
             registry,
+            config_generation,
+            config_loaded_seconds,
+            config_reloads,
             challenges,
             challenges_refused,
             deposit_outcomes,
@@ -154,6 +181,21 @@ impl Metrics {
         self.node_call_seconds
             .get_or_create(&CallLabel { call })
             .observe(took.as_secs_f64());
+    }
+
+    /// A config is in force (at start or by a reload).
+    pub fn config_loaded(&self, generation: u64, at: crate::ids::Timestamp) {
+        self.config_generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+        self.config_loaded_seconds
+            .set(i64::try_from(at.0).unwrap_or(i64::MAX));
+    }
+
+    /// A reload was `applied` or `refused`.
+    pub fn config_reload(&self, result: &'static str) {
+        self.config_reloads
+            .get_or_create(&ResultLabel { result })
+            .inc();
     }
 
     pub fn error(&self, kind: &'static str) {

@@ -11,7 +11,7 @@ use std::time::Instant;
 use lightning_wall_contract::challenge::ChallengeAnswer;
 
 use crate::api::policy::SERVICE;
-use crate::config::{Config, Mode};
+use crate::config::Mode;
 use crate::deposit::engine::{Engine, EngineError, NewDeposit};
 use crate::ids::Timestamp;
 use crate::ids::{PaymentHash, Preimage};
@@ -19,6 +19,7 @@ use crate::keys::Keys;
 use crate::metrics::{ErrorLabel, Metrics, ModeLabel};
 use crate::mint_limit::{MintLimiter, PerSecondBudget, client_prefix};
 use crate::node::InvoiceRequest;
+use crate::reload::Live;
 
 /// Why nothing was minted. Nothing was handed out in any of these cases.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +53,9 @@ pub enum MintError {
 /// Mints challenges for this replica; one per sidecar, shared by the handlers.
 pub struct ChallengeMinter {
     engine: Engine,
-    config: Arc<Config>,
+    /// Routes and wall texts are read from the config in force at each mint (a reload may
+    /// change them); the limits below are the start's.
+    live: Arc<Live>,
     keys: Arc<Keys>,
     metrics: Arc<Metrics>,
     limiter: MintLimiter,
@@ -62,15 +65,16 @@ pub struct ChallengeMinter {
 impl ChallengeMinter {
     pub fn new(
         engine: Engine,
-        config: Arc<Config>,
+        live: Arc<Live>,
         keys: Arc<Keys>,
         metrics: Arc<Metrics>,
     ) -> ChallengeMinter {
+        let config = live.current().config.clone();
         ChallengeMinter {
             limiter: MintLimiter::new(&config.limits),
             budget: PerSecondBudget::new(config.limits.challenge_mint_budget_per_s, Instant::now()),
             engine,
-            config,
+            live,
             keys,
             metrics,
         }
@@ -89,8 +93,8 @@ impl ChallengeMinter {
         route_id: &str,
         client_ip: IpAddr,
     ) -> Result<ChallengeAnswer, MintError> {
-        let route = self
-            .config
+        let config = self.live.current().config.clone();
+        let route = config
             .route(route_id)
             .ok_or_else(|| MintError::UnknownRoute(route_id.to_owned()))?;
         if route.mode == Mode::Free {
@@ -115,7 +119,7 @@ impl ChallengeMinter {
         let now = self.engine.now();
         let amount_msat = route.amount_sat().saturating_mul(1000);
         let valid_until = now.plus(route.token_lifetime).0;
-        let memo = memo(&self.config.wall, route.mode, route.amount_sat());
+        let memo = memo(&config.wall, route.mode, route.amount_sat());
         let (payment_hash, token_id, invoice, invoice_expires_at, mode) = match route.mode {
             Mode::Pay => {
                 let invoice = self

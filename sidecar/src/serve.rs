@@ -244,6 +244,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         stopped.clone(),
     )));
 
+    if config.source.is_some() {
+        tasks.push(tokio::spawn(crate::reload::watch(
+            state.live.clone(),
+            stopped.clone(),
+        )));
+    }
+
     let bind = |addr: SocketAddr, what: &'static str| async move {
         TcpListener::bind(addr)
             .await

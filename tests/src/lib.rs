@@ -34,7 +34,8 @@ pub const WALL_CLUSTER: &str = "lightning_wall_public";
 /// The node of every test but those of other backends: the development node.
 const DEV_NODE: &str = "node: { backend: dev }";
 
-/// Routes used by every test: a pay API, a free health check, a deposit wall on the rest.
+/// Routes used by every test: a pay API, a free health check, a pay route for one query
+/// (`/shop/…?wc-ajax=checkout`), a deposit wall on the rest.
 fn config_yaml(
     data: &str,
     node: &str,
@@ -71,6 +72,10 @@ routes:
     mode: pay
     failure_mode: open
     pay: {{ amount_sat: 5 }}
+  - id: checkout
+    match: {{ path: {{ prefix: /shop/ }}, query: {{ wc-ajax: checkout }} }}
+    mode: pay
+    pay: {{ amount_sat: 7 }}
   - id: wall
     match: {{ path: {{ prefix: / }} }}
     mode: deposit
@@ -463,6 +468,11 @@ impl Wall {
     /// The sidecar's data dir (generated master keys, SQLite, the dev node's key).
     pub fn data_dir(&self) -> &std::path::Path {
         &self.data
+    }
+
+    /// The sidecar's config file (it reloads it on change: tests rewrite it).
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config_path
     }
 
     /// `http://127.0.0.1:<port>` of the admin API, and its bearer token.

@@ -349,6 +349,39 @@ mod tests {
     }
 
     #[test]
+    fn a_drained_or_budget_spent_sidecar_is_up_and_envoys_own_503_is_not() {
+        use super::super::health::{Seen, seen};
+        let drained = br#"{"error":{"code":"draining","message":"drained"}}"#;
+        let spent = br#"{"error":{"code":"mint_budget_spent","message":"m"}}"#;
+        assert_eq!(seen(Some(503), drained), Seen::Answered);
+        assert_eq!(seen(Some(503), spent), Seen::Answered);
+        assert_eq!(seen(Some(429), b""), Seen::Answered);
+        // Envoy's own answers for an unreachable sidecar, and a failed call.
+        assert_eq!(seen(Some(503), b"no healthy upstream"), Seen::Gone);
+        assert_eq!(
+            seen(Some(503), b"upstream connect error or disconnect/reset before headers"),
+            Seen::Gone
+        );
+        assert_eq!(seen(None, drained), Seen::Gone);
+        // A drained wall still answers per the route's failure mode.
+        let Outcome::Reply(r) = outcome(
+            Some(503),
+            Some("300"),
+            drained,
+            None,
+            FailureMode::Closed,
+            7,
+        ) else {
+            panic!("closed passed")
+        };
+        assert_eq!(r.status, 503);
+        assert_eq!(
+            outcome(Some(503), Some("300"), drained, None, FailureMode::Open, 7),
+            Outcome::Pass
+        );
+    }
+
+    #[test]
     fn an_answer_that_could_break_a_header_or_the_page_is_refused() {
         for (from, to) in [
             ("L402 macaroon", "L402\r\nset-cookie: x\r\n macaroon"),

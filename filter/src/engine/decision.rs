@@ -16,6 +16,7 @@ use super::host::{Host, Level, Metric};
 use super::limits::{self, Count};
 use super::policy::{FailureMode, Policy};
 use super::provenance::{Provenance, outside_link_refused, provenance, third_party_refused};
+use super::query::Query;
 use super::reply::{Page, Reply};
 use super::revocations::TokenId;
 use super::routes::{self, Route};
@@ -162,7 +163,9 @@ pub fn decide(
             FailureMode::Closed => refuse(host, Reply::unavailable(config.retry_after_s)),
         };
     };
-    let Some((index, route)) = routes::find(&policy.routes, facts.authority, path, facts.method)
+    let query = Query::of(facts.path);
+    let Some((index, route)) =
+        routes::find(&policy.routes, facts.authority, path, facts.method, &query)
     else {
         return Decision::Pass;
     };

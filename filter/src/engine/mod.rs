@@ -18,6 +18,7 @@ pub mod mint_limit;
 pub mod pages;
 pub mod policy;
 pub mod provenance;
+pub mod query;
 pub mod reply;
 pub mod request;
 pub mod response;

@@ -6,7 +6,11 @@ use lightning_wall_contract::bootstrap::{self, Bootstrap};
 use lightning_wall_contract::store_id::StoreId;
 pub use lightning_wall_contract::{FailureMode, RouteMode};
 
+use super::query::Condition;
 use super::routes::{DepositRules, PathMatch, Rate, Route};
+
+/// Most query conditions one route may have (the sidecar validates the same bound).
+pub const MAX_QUERY_CONDITIONS: usize = 8;
 
 /// The token mode a route requires (`None` for free routes).
 pub fn token_mode(mode: RouteMode) -> Option<l402::Mode> {
@@ -173,6 +177,22 @@ impl Policy {
                         .map_err(|_| PolicyError::BadRegex { index })?,
                 ),
             };
+            if r.matcher.query.len() > MAX_QUERY_CONDITIONS {
+                return Err(PolicyError::Invalid {
+                    field: format!("policy.routes[{index}].match.query"),
+                    problem: "more conditions than a route may have",
+                });
+            }
+            let query = r
+                .matcher
+                .query
+                .iter()
+                .map(|q| Condition::new(&q.key, q.value.as_deref()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| PolicyError::Invalid {
+                    field: format!("policy.routes[{index}].match.query"),
+                    problem: "a key without letters or digits, or a value that is not 1-128 of A-Z a-z 0-9 . _ ~ -",
+                })?;
             let deposit = match (r.mode, r.deposit) {
                 (RouteMode::Deposit, Some(d)) => Some(DepositRules {
                     idle_timeout_s: d.idle_timeout_s,
@@ -208,6 +228,7 @@ impl Policy {
                 host: r.matcher.host.map(|h| h.to_ascii_lowercase()),
                 path,
                 methods: r.matcher.methods,
+                query,
                 mode: r.mode,
                 failure_mode: r.failure_mode,
                 amount_sat: r.amount_sat,

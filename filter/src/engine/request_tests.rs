@@ -157,6 +157,36 @@ fn a_slow_or_refused_challenge_does_not_refuse_the_next_visitor() {
 }
 
 #[test]
+fn a_drained_or_budget_spent_sidecar_is_a_503_but_stays_up_so_the_next_challenge_asks_it() {
+    for code in ["draining", "mint_budget_spent"] {
+        let h = MemoryHost::at(NOW);
+        let mut w = worker("");
+        let mut r = RequestState::default();
+        let Step::CallOut(call) = r.on_request_headers(&headers("/", None), &mut w, &h) else {
+            panic!("no call-out")
+        };
+        let body = format!(r#"{{"error":{{"code":"{code}","message":"refused"}}}}"#);
+        let answer = CallAnswer {
+            status: Some(503),
+            retry_after: Some(b"1"),
+            body: body.as_bytes(),
+        };
+        let step = r.on_answer(call, &answer, &mut w, &h);
+        assert_eq!(reply(&step).0, 503, "{code}");
+        assert!(!health::is_down(&h), "{code}: the sidecar answered");
+        // After `undrain` (or a second later, the budget refilled) the very next visitor is
+        // minted for; and a fail-open route (`/v1/`) is not let through without asking.
+        for path in ["/", "/v1/x"] {
+            let next = RequestState::default().on_request_headers(&headers(path, None), &mut w, &h);
+            assert!(
+                matches!(next, Step::CallOut(CallOut::Challenge { .. })),
+                "{code} {path}: {next:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_challenge_that_cannot_be_sent_follows_the_route_failure_mode() {
     let h = MemoryHost::at(NOW);
     let mut w = worker("");

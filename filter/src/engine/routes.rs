@@ -1,8 +1,11 @@
 //! The route table the sidecar serves at bootstrap, compiled for matching: host, path (exact,
-//! prefix, regex) and method; the first match wins (config order). Matching must never allocate
-//! on the hot path beyond what the caller already holds.
+//! prefix, regex), method and query conditions (query.rs); the first match wins (config
+//! order). Matching must never allocate on the hot path beyond what the caller already holds:
+//! the query string is parsed only when a route with query conditions is reached.
 
 use lightning_wall_contract::{FailureMode, RouteMode};
+
+use super::query::{Condition, Query};
 
 /// How a route matches the path (`:path` without its query string).
 #[derive(Clone, Debug)]
@@ -64,6 +67,8 @@ pub struct Route {
     pub path: PathMatch,
     /// Methods; empty = any.
     pub methods: Vec<String>,
+    /// Query conditions, all of which must hold; empty = any query.
+    pub query: Vec<Condition>,
     /// What the route asks of visitors.
     pub mode: RouteMode,
     /// What happens when the sidecar cannot mint a challenge.
@@ -88,13 +93,14 @@ fn host_matches(want: &str, authority: &str) -> bool {
 }
 
 impl Route {
-    /// Whether the request matches this route.
-    pub fn matches(&self, authority: &str, path: &str, method: &str) -> bool {
+    /// Whether the request matches this route (`path` without its query string).
+    pub fn matches(&self, authority: &str, path: &str, method: &str, query: &Query<'_>) -> bool {
         self.host
             .as_deref()
             .is_none_or(|h| host_matches(h, authority))
             && (self.methods.is_empty() || self.methods.iter().any(|m| m == method))
             && self.path.matches(path)
+            && query.meets_all(&self.query)
     }
 
     /// Whether `path` is one of this route's trap paths.
@@ -105,17 +111,19 @@ impl Route {
     }
 }
 
-/// The first route matching the request, with its index.
+/// The first route matching the request, with its index. `path` is without its query string,
+/// `query` the request's.
 pub fn find<'r>(
     routes: &'r [Route],
     authority: &str,
     path: &str,
     method: &str,
+    query: &Query<'_>,
 ) -> Option<(usize, &'r Route)> {
     routes
         .iter()
         .enumerate()
-        .find(|(_, r)| r.matches(authority, path, method))
+        .find(|(_, r)| r.matches(authority, path, method, query))
 }
 
 /// The path without query string or fragment (what routes and trap paths match against).
@@ -134,6 +142,7 @@ mod tests {
             host: host.map(str::to_owned),
             path,
             methods: methods.iter().map(|m| (*m).to_owned()).collect(),
+            query: Vec::new(),
             mode: RouteMode::Pay,
             failure_mode: FailureMode::Closed,
             amount_sat: 1,
@@ -159,7 +168,7 @@ mod tests {
             ),
             route("all", None, PathMatch::Any, &[]),
         ];
-        let id = |a, p, m| find(&routes, a, p, m).map(|(_, r)| r.id.as_str());
+        let id = |a, p, m| find(&routes, a, p, m, &Query::of(p)).map(|(_, r)| r.id.as_str());
         assert_eq!(id("x", "/healthz", "GET"), Some("health"));
         assert_eq!(id("x", "/healthz/", "GET"), Some("all"));
         assert_eq!(id("API.example.com:443", "/v1/a", "GET"), Some("api"));
@@ -172,7 +181,22 @@ mod tests {
     #[test]
     fn no_route_means_no_match() {
         let routes = vec![route("a", None, PathMatch::Prefix("/a".into()), &[])];
-        assert!(find(&routes, "x", "/b", "GET").is_none());
+        assert!(find(&routes, "x", "/b", "GET", &Query::of("/b")).is_none());
+    }
+
+    #[test]
+    fn a_route_with_query_conditions_matches_only_when_they_hold_and_else_the_next_one_does() {
+        let mut checkout = route("checkout", None, PathMatch::Prefix("/".into()), &["POST"]);
+        checkout.query = vec![Condition::new("wc-ajax", Some("checkout")).unwrap()];
+        let routes = vec![checkout, route("site", None, PathMatch::Any, &[])];
+        let id = |target: &str| {
+            find(&routes, "x", path_only(target), "POST", &Query::of(target))
+                .map(|(_, r)| r.id.as_str())
+        };
+        assert_eq!(id("/?wc-ajax=checkout"), Some("checkout"));
+        assert_eq!(id("/shop/?a=1&WC-AJAX=%63heckout"), Some("checkout"));
+        assert_eq!(id("/?wc-ajax=add_to_cart"), Some("site"));
+        assert_eq!(id("/"), Some("site"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The operator API (admin listener, bearer token always required): list and inspect deposits
-//! with their audit records, refund, forfeit, revoke, drain. Forfeit by hand is recorded with
-//! trigger `admin` like every other decision; a drain's refunds with trigger `drain`.
+//! with their audit records, refund, forfeit, revoke, drain, and the config in force (reload).
+//! Forfeit by hand is recorded with trigger `admin` like every other decision; a drain's
+//! refunds with trigger `drain`.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -19,6 +20,7 @@ use crate::deposit::machine::{Event, Outcome};
 use crate::deposit::{DepositState, Trigger};
 use crate::ids::PaymentHash;
 use crate::ids::{Timestamp, TokenId};
+use crate::reload::Outcome as ReloadOutcome;
 use crate::store::{AuditRecord, DepositFilter, StoredDeposit};
 
 pub fn routes() -> Router<AppState> {
@@ -33,6 +35,8 @@ pub fn routes() -> Router<AppState> {
             "/admin/v1/drain",
             post(drain).get(drain_status).delete(undrain),
         )
+        .route("/admin/v1/config", get(config_status))
+        .route("/admin/v1/config/reload", post(config_reload))
 }
 
 pub fn deposit_json(s: &StoredDeposit) -> Value {
@@ -279,6 +283,54 @@ async fn drain_status(
     _: AdminCaller,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(drain_json(&state.engine.drain_status().await?)))
+}
+
+/// The config in force: its generation, when it was loaded, from which file, and the last
+/// reload refused since (reload.rs).
+async fn config_status(State(state): State<AppState>, _: AdminCaller) -> Json<Value> {
+    let current = state.live.current();
+    let refused = state.live.last_refusal();
+    Json(json!({
+        "generation": current.generation,
+        "loaded_at": current.loaded_at.0,
+        "file": current.config.source.as_ref().map(|p| p.display().to_string()),
+        "file_sha256": current.file_sha256,
+        "reloadable": crate::config::reload::RELOADABLE,
+        "last_refused": refused.map(|(at, reason)| json!({"at": at.0, "reason": reason})),
+    }))
+}
+
+/// Reads the config file again now (as SIGHUP does): 200 applied or unchanged; 422
+/// `config_refused` with the reason when the file is invalid or changes a section read only at
+/// start (the old config stays).
+async fn config_reload(
+    State(state): State<AppState>,
+    _: AdminCaller,
+) -> Result<Json<Value>, ApiError> {
+    let live = state.live.clone();
+    let outcome = tokio::task::spawn_blocking(move || live.reload(true))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "reload failed",
+            )
+        })?;
+    let generation = state.live.current().generation;
+    match outcome {
+        ReloadOutcome::Unchanged => Ok(Json(
+            json!({"outcome": "unchanged", "generation": generation}),
+        )),
+        ReloadOutcome::Applied(changed) => Ok(Json(
+            json!({"outcome": "applied", "changed": changed, "generation": generation}),
+        )),
+        ReloadOutcome::Refused(reason) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "config_refused",
+            reason,
+        )),
+    }
 }
 
 async fn undrain(State(state): State<AppState>, _: AdminCaller) -> Result<Json<Value>, ApiError> {

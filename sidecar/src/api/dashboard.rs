@@ -184,7 +184,7 @@ async fn overview(state: &AppState, reference: Option<&str>) -> Result<Overview,
         now,
         draining_since: state.store.drain_started().await?,
         money: state.store.money_summary().await?,
-        demand: Demand::of(&state.config),
+        demand: Demand::of(&state.config()),
         outcomes: state.store.outcomes_by_day(since).await?,
         lookup,
     })

@@ -152,7 +152,7 @@ impl From<MintError> for ApiError {
             // (docs/operations.md "Drain").
             MintError::Draining => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "draining",
+                lightning_wall_contract::challenge::DRAINING,
                 "the wall is drained by its operator; retry later",
             )
             .retry_after(DRAIN_RETRY_AFTER_S),

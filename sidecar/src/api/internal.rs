@@ -62,7 +62,7 @@ async fn bootstrap(
 ) -> Result<Json<Bootstrap>, ApiError> {
     let store_id = state.store.store_id().await?;
     let revocation_seq = state.store.revocation_head().await?;
-    Ok(Json(state.policy.bootstrap_body(
+    Ok(Json(state.policy().bootstrap_body(
         &state.keys,
         revocation_seq,
         store_id,
@@ -74,7 +74,7 @@ async fn revocation_snapshot(
     State(state): State<AppState>,
     _: InternalCaller,
 ) -> Result<([(axum::http::HeaderName, &'static str); 1], Vec<u8>), ApiError> {
-    let body = crate::revocations::snapshot(&state.store, &state.config).await?;
+    let body = crate::revocations::snapshot(&state.store, &state.config()).await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
         body,
@@ -127,7 +127,7 @@ async fn sync(
         .and_then(<[_]>::last)
         .map_or(query.since, |r| r.seq);
     Ok(Json(SyncAnswer {
-        policy_version: state.policy.version(store_id),
+        policy_version: state.policy().version(store_id),
         revocations: items,
         next_since,
         more,
@@ -233,7 +233,7 @@ async fn events(
     }
     let mut results = Vec::with_capacity(parsed.len());
     let (mut usage, mut usage_at) = (Vec::new(), Vec::new());
-    let limits = Limits::from(&state.config.rewards);
+    let limits = Limits::from(&state.config().rewards);
     for (token, event) in parsed {
         let event = match event {
             Parsed::Deposit(event) => event,
@@ -278,7 +278,7 @@ async fn events(
         };
         results.push(result);
     }
-    let counted = usage::record(&state.engine, &state.config, &usage).await?;
+    let counted = usage::record(&state.engine, &state.config(), &usage).await?;
     for (at, result) in usage_at.into_iter().zip(counted) {
         results[at] = result;
     }

@@ -36,6 +36,7 @@ use crate::mint::ChallengeMinter;
 use crate::mint_limit::PerSecondBudget;
 use crate::node::Node;
 use crate::node::dev::DevNode;
+use crate::reload::Live;
 use crate::rewards::payouts::Payouts;
 use crate::store::Store;
 
@@ -54,7 +55,9 @@ pub struct AppState {
     /// Reads, revocations, rewards and usage: what needs no deposit transition.
     pub store: Store,
     pub node: Arc<dyn Node>,
-    pub config: Arc<Config>,
+    /// The config in force and the filters' policy built from it, swapped whole by a reload
+    /// (reload.rs): read it once per request with [`AppState::config`] / [`AppState::policy`].
+    pub live: Arc<Live>,
     pub keys: Arc<Keys>,
     pub metrics: Arc<Metrics>,
     pub internal_token: Option<Arc<SecretBytes>>,
@@ -67,7 +70,6 @@ pub struct AppState {
     pub waiters: Arc<Waiters>,
     /// The public endpoints' share of the store (the rest is the filter's: store_gate.rs).
     pub public_store: Arc<store_gate::StoreGate>,
-    pub policy: Arc<policy::FilterPolicy>,
     /// The development node, when `node.backend: dev` (enables the dev-only pay endpoint).
     pub dev_node: Option<DevNode>,
     /// Sends reward payouts (and tracks them when their outcome is unknown).
@@ -84,7 +86,6 @@ impl AppState {
         admin_token: Option<SecretBytes>,
         dev_node: Option<DevNode>,
     ) -> AppState {
-        let policy = Arc::new(policy::FilterPolicy::of(&config, &keys));
         let store = engine.store().clone();
         let node = engine.node().clone();
         let payouts = Payouts::new(store.clone(), node.clone(), metrics.clone());
@@ -99,9 +100,10 @@ impl AppState {
             async move { store.no_longer_awaiting(&hashes).await }
         });
         let keys = Arc::new(keys);
+        let live = Arc::new(Live::new(config.clone(), keys.clone(), metrics.clone()));
         let minter = Arc::new(ChallengeMinter::new(
             engine.clone(),
-            config.clone(),
+            live.clone(),
             keys.clone(),
             metrics.clone(),
         ));
@@ -117,14 +119,23 @@ impl AppState {
             engine,
             store,
             node,
-            config,
+            live,
             keys,
             metrics,
             internal_token: internal_token.map(Arc::new),
             admin_token: admin_token.map(Arc::new),
-            policy,
             dev_node,
         }
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.live.current().config.clone()
+    }
+
+    /// The filters' policy in force.
+    pub fn policy(&self) -> Arc<policy::FilterPolicy> {
+        self.live.current().policy.clone()
     }
 }
 

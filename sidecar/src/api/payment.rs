@@ -40,10 +40,11 @@ async fn payment_status(
         return Err(invalid_credential("not a pay token"));
     }
     // Per route: an operator may insist on the preimage.
+    let config = state.config();
     let allowed = p
         .route
         .as_deref()
-        .and_then(|id| state.config.route(id))
+        .and_then(|id| config.route(id))
         .and_then(|r| r.pay.as_ref())
         .is_some_and(|pay| pay.without_preimage);
     if !allowed {

@@ -3,7 +3,7 @@
 //! sync — a rotated key included, or tokens minted under it would fail as `unknown_key`.
 
 use lightning_wall_contract::bootstrap::{
-    self, Bootstrap, DepositRules, ErrorStorm, Key, Match, Rate, Route,
+    self, Bootstrap, DepositRules, ErrorStorm, Key, Match, QueryParam, Rate, Route,
 };
 use lightning_wall_contract::store_id::StoreId;
 use lightning_wall_contract::{FailureMode as WireFailureMode, RouteMode};
@@ -69,6 +69,15 @@ impl FilterPolicy {
                     host: r.matcher.host.clone(),
                     path: r.matcher.path.as_ref().map(Into::into),
                     methods: r.matcher.methods.clone(),
+                    query: r
+                        .matcher
+                        .query
+                        .iter()
+                        .map(|(key, want)| QueryParam {
+                            key: key.clone(),
+                            value: want.value().map(str::to_owned),
+                        })
+                        .collect(),
                 },
                 mode: r.mode.into(),
                 failure_mode: r.failure_mode.into(),

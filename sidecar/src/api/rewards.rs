@@ -67,7 +67,7 @@ fn owner(state: &AppState, headers: &HeaderMap) -> Result<TokenId, ApiError> {
 /// Where wallets reach us: `rewards.public_url`, else the request's host (https unless the
 /// host is loopback or `X-Forwarded-Proto` says http).
 fn origin(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
-    if let Some(url) = &state.config.rewards.public_url {
+    if let Some(url) = &state.config().rewards.public_url {
         return Ok(url.trim_end_matches('/').to_owned());
     }
     let host = headers
@@ -120,14 +120,14 @@ pub(super) async fn new_lnurl(
     token: &TokenId,
     account: &RewardAccount,
 ) -> Result<Option<(String, Timestamp)>, ApiError> {
-    let limits = Limits::from(&state.config.rewards);
+    let limits = Limits::from(&state.config().rewards);
     if !limits.enabled || ledger::withdrawable(&limits, account.balance_msat()).is_none() {
         return Ok(None);
     }
     let origin = origin(state, headers)?;
     let k1 = random_k1()?;
     let now = Timestamp::now();
-    let expires_at = now.plus(state.config.rewards.lnurl_lifetime);
+    let expires_at = now.plus(state.config().rewards.lnurl_lifetime);
     state
         .store
         .issue_withdrawal(token, &k1_hash(&k1), now, expires_at)
@@ -146,7 +146,7 @@ fn wants_html(headers: &HeaderMap) -> bool {
 async fn balance(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let token = owner(&state, &headers)?;
     let account = state.store.reward_account(&token).await?;
-    let limits = Limits::from(&state.config.rewards);
+    let limits = Limits::from(&state.config().rewards);
     let lnurl = new_lnurl(&state, &headers, &token, &account).await?;
     let bounds = ledger::withdrawable(&limits, account.balance_msat());
     let mut body = json!({
@@ -209,7 +209,7 @@ fn lnurl_error(reason: impl Into<String>) -> Response {
 /// What both LNURL-withdraw steps check first: rewards are on and `k1` is well formed.
 /// The error is the LNURL refusal's reason.
 fn open_lnurl(state: &AppState, k1: &str) -> Result<(Limits, [u8; 32]), &'static str> {
-    let limits = Limits::from(&state.config.rewards);
+    let limits = Limits::from(&state.config().rewards);
     if !limits.enabled {
         return Err("rewards are paused; try again later");
     }

@@ -69,6 +69,10 @@ pub struct MatchTerms {
     /// with trap paths, or a path inside one); `path` is then null.
     pub path_withheld: bool,
     pub methods: Vec<String>,
+    /// Query conditions (`{"wc-ajax": "checkout"}`, `{"preview": {"present": true}}`), all of
+    /// which must hold; left out when the route has none.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub query: std::collections::BTreeMap<String, crate::config::QueryValue>,
 }
 
 #[derive(Serialize, Debug)]
@@ -143,6 +147,7 @@ impl Terms {
                     path: published_path(r).flatten().cloned(),
                     path_withheld: published_path(r).is_none(),
                     methods: r.matcher.methods.clone(),
+                    query: r.matcher.query.clone(),
                 },
                 mode: r.mode,
                 amount_sat: r.amount_sat(),
@@ -224,11 +229,11 @@ fn cached_json(body: Value) -> Response {
 }
 
 async fn terms(State(state): State<AppState>) -> Response {
-    cached_json(serde_json::to_value(Terms::of(&state.config)).unwrap_or(Value::Null))
+    cached_json(serde_json::to_value(Terms::of(&state.config())).unwrap_or(Value::Null))
 }
 
 async fn manifest(State(state): State<AppState>) -> Response {
-    cached_json(l402_services(&state.config))
+    cached_json(l402_services(&state.config()))
 }
 
 #[cfg(test)]

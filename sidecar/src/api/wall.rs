@@ -352,7 +352,7 @@ async fn continue_after_paying(
         let revoked = state.store.is_revoked(&stored.deposit.token_id).await?;
         (stored, revoked)
     };
-    let to = continue_target(&state.config, &form.to);
+    let to = continue_target(&state.config(), &form.to);
     let d = &stored.deposit;
     if let Some(credential) = caller.credential_if_held(d, revoked) {
         let mut response_headers = HeaderMap::new();
@@ -369,7 +369,7 @@ async fn continue_after_paying(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
     let page = super::wall_page::continue_page(
-        &state.config.wall,
+        &state.config().wall,
         host,
         d.state == DepositState::AwaitingPayment,
         d.public_state(),

@@ -9,6 +9,7 @@ mod duration;
 mod limits;
 mod listeners;
 mod node;
+pub mod reload;
 mod rewards;
 mod routes;
 mod secret;
@@ -111,6 +112,10 @@ pub struct Config {
     /// What the visitor reads: site name, language, texts (docs/configuration.md "wall").
     #[serde(default)]
     pub wall: WallConfig,
+    /// The file this config was loaded from ([`Config::load`]): the sidecar reloads it on
+    /// change (`crate::reload`). Not part of the file.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -140,7 +145,9 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::from_text(&text, path.parent())
+        let mut config = Config::from_text(&text, path.parent())?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     /// What [`Config::load`] does once the file is read (and what the fuzz target drives):

@@ -1,5 +1,6 @@
 //! `routes:` — which requests are free, paid or behind a deposit, and their policies.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -69,6 +70,34 @@ pub struct RouteMatch {
     /// Upper-case methods; any method when absent or empty.
     #[serde(default)]
     pub methods: Vec<String>,
+    /// Query-string conditions, all of which must hold: `{wc-ajax: checkout}` (the key with
+    /// this value) or `{preview: {present: true}}` (the key, any value). How they compare:
+    /// docs/configuration.md "Query conditions".
+    #[serde(default)]
+    pub query: BTreeMap<String, QueryValue>,
+}
+
+/// What a query condition asks of its key.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum QueryValue {
+    /// The key with this value.
+    Is(String),
+    /// `{present: true}`: the key, with any value.
+    Present {
+        /// Must be `true`.
+        present: bool,
+    },
+}
+
+impl QueryValue {
+    /// The value asked for; `None` for any value.
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            QueryValue::Is(v) => Some(v),
+            QueryValue::Present { .. } => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]

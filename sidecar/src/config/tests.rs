@@ -796,3 +796,75 @@ fn wall_texts_are_checked_key_by_key_and_unknown_keys_are_refused_with_the_list(
         issues_of(&typo)
     );
 }
+
+#[test]
+fn query_conditions_are_read_validated_and_the_wordpress_example_uses_them() {
+    let yaml = "
+node: { backend: dev }
+routes:
+  - id: checkout
+    match: { path: { prefix: / }, query: { wc-ajax: checkout, preview: { present: true } } }
+    mode: deposit
+    deposit: { amount_sat: 1000 }
+  - { id: site, match: { path: { prefix: / } }, mode: free }
+";
+    let config = Config::parse(yaml).unwrap();
+    config.validate().unwrap();
+    let query = &config.route("checkout").unwrap().matcher.query;
+    assert_eq!(query["wc-ajax"].value(), Some("checkout"));
+    assert_eq!(query["preview"].value(), None);
+
+    let bad = "
+node: { backend: dev }
+routes:
+  - id: a
+    match: { query: { 'wc-ajax': 'check out', WC_AJAX: x, '--': y, p: { present: false } } }
+    mode: free
+";
+    let issues = issues_of(bad);
+    for expected in [
+        "routes[0].match.query.wc-ajax: a value must be 1-128 characters",
+        "routes[0].match.query.wc-ajax: is the same key as \"WC_AJAX\"",
+        "routes[0].match.query.--: a key must be 1-64 characters",
+        "routes[0].match.query.p: `present: false` is not a condition",
+    ] {
+        assert!(
+            issues.iter().any(|i| i.starts_with(expected)),
+            "{expected}: {issues:?}"
+        );
+    }
+    let many = (0..9)
+        .map(|i| format!("k{i}: v"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let too_many = format!(
+        "node: {{ backend: dev }}\nroutes:\n  - {{ id: a, match: {{ query: {{ {many} }} }}, mode: free }}\n"
+    );
+    assert_eq!(
+        issues_of(&too_many),
+        ["routes[0].match.query: at most 8 conditions (got 9)"]
+    );
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wordpress.yaml");
+    let wordpress = Config::load(&path).unwrap();
+    let classic = wordpress.route("checkout-classic").unwrap();
+    assert_eq!(classic.matcher.query["wc-ajax"].value(), Some("checkout"));
+}
+
+#[test]
+fn a_route_with_query_conditions_does_not_catch_what_an_earlier_one_lets_through() {
+    let yaml = "
+node: { backend: dev }
+wall: { site_name: Shop }
+routes:
+  - { id: api, match: { path: { prefix: /v1/ }, methods: [GET] }, mode: pay, pay: { amount_sat: 21 } }
+  - { id: rest, match: { path: { prefix: / }, query: { a: b } }, mode: pay, pay: { amount_sat: 21 } }
+";
+    assert!(
+        warnings_of(yaml)
+            .iter()
+            .any(|w| w.starts_with("routes[0].match.methods")),
+        "{:?}",
+        warnings_of(yaml)
+    );
+}

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::{ASSUMED_HOLD_EXPIRY_DELTA, Issues};
-use crate::config::{Config, Mode, PathMatch, RouteConfig};
+use crate::config::{Config, Mode, PathMatch, QueryValue, RouteConfig, RouteMatch};
 
 pub(super) fn routes(config: &Config, issues: &mut Issues) {
     if config.routes.is_empty() {
@@ -86,12 +86,81 @@ fn route_match(route: &RouteConfig, at: &str, issues: &mut Issues) {
         }
         _ => {}
     }
+    query_conditions(m, at, issues);
     for (j, method) in m.methods.iter().enumerate() {
         if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
             issues.push(
                 format!("{at}.match.methods[{j}]"),
                 format!("must be an upper-case HTTP method such as GET (got {method:?})"),
             );
+        }
+    }
+}
+
+/// Most query conditions one route may have (the filter refuses a policy with more).
+const MAX_QUERY_CONDITIONS: usize = 8;
+
+/// Whether `s` is 1-`max` characters of `A-Z a-z 0-9 . _ ~ -`: what the filter can compare
+/// (filter `query.rs`).
+fn plain(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
+}
+
+fn query_conditions(m: &RouteMatch, at: &str, issues: &mut Issues) {
+    if m.query.len() > MAX_QUERY_CONDITIONS {
+        issues.push(
+            format!("{at}.match.query"),
+            format!(
+                "at most {MAX_QUERY_CONDITIONS} conditions (got {})",
+                m.query.len()
+            ),
+        );
+    }
+    // Keys compare by their letters and digits without case: two keys that fold alike are one.
+    let mut folded: Vec<(String, &str)> = Vec::new();
+    for (key, want) in &m.query {
+        let path = format!("{at}.match.query.{key}");
+        if !plain(key, 64) || !key.bytes().any(|b| b.is_ascii_alphanumeric()) {
+            issues.push(
+                path.clone(),
+                format!(
+                    "a key must be 1-64 characters of A-Z a-z 0-9 . _ ~ - with a letter or digit \
+                     (got {key:?})"
+                ),
+            );
+            continue;
+        }
+        let fold: String = key
+            .bytes()
+            .filter(u8::is_ascii_alphanumeric)
+            .map(|b| char::from(b.to_ascii_lowercase()))
+            .collect();
+        if let Some((_, earlier)) = folded.iter().find(|(f, _)| *f == fold) {
+            issues.push(
+                path.clone(),
+                format!(
+                    "is the same key as {earlier:?}: keys compare by letters and digits without \
+                     case; keep one"
+                ),
+            );
+        }
+        folded.push((fold, key));
+        match want {
+            QueryValue::Is(v) if !plain(v, 128) => issues.push(
+                path,
+                format!(
+                    "a value must be 1-128 characters of A-Z a-z 0-9 . _ ~ - (got {v:?}); for \
+                     any value write {{present: true}}"
+                ),
+            ),
+            QueryValue::Present { present: false } => issues.push(
+                path,
+                "`present: false` is not a condition: remove the key, or write {present: true}",
+            ),
+            _ => {}
         }
     }
 }

@@ -18,6 +18,7 @@ pub(in crate::config) fn warnings(config: &Config) -> Vec<ConfigIssue> {
                 l.mode != Mode::Free
                     && (!needs_any_host || l.matcher.host.is_none())
                     && (!needs_any_method || l.matcher.methods.is_empty())
+                    && l.matcher.query.is_empty()
                     && covers_all_of(&l.matcher.path, &route.matcher.path)
             })
         };
@@ -52,9 +53,11 @@ pub(in crate::config) fn warnings(config: &Config) -> Vec<ConfigIssue> {
         if let Some(storm) = route.deposit.as_ref().and_then(|d| d.error_storm) {
             let first_asset = ASSET_PATHS.iter().find(|p| {
                 path_matches(&route.matcher.path, p)
-                    && !config.routes[..i]
-                        .iter()
-                        .any(|e| e.matcher.host.is_none() && path_matches(&e.matcher.path, p))
+                    && !config.routes[..i].iter().any(|e| {
+                        e.matcher.host.is_none()
+                            && e.matcher.query.is_empty()
+                            && path_matches(&e.matcher.path, p)
+                    })
             });
             if let Some(asset) = first_asset {
                 w.push(
