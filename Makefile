@@ -154,9 +154,10 @@ attack:
 	  scripts/demo.sh --run env LW_ATTACK_URL=http://127.0.0.1:8080 $(CARGO) test --locked -p lightning-wall-e2e --test attack attack_the_running_demo -- --ignored --nocapture; \
 	fi
 
-## soak: issue #14's soak against the demo stack (root, ~2 min): 60 s of unpaid challenges from
-## 100,000 rotating IPv6 addresses plus 10,000 concurrent long-polls while an honest visitor
-## pays and leaves; sidecar RSS and the filter's shared data at start and end (bench/RESULTS.md)
+## soak: issue #14's soak against the demo stack with release binaries (root, ~2 min after the
+## release build): 60 s of unpaid challenges from 100,000 rotating IPv6 addresses plus 10,000
+## concurrent long-polls while an honest visitor pays and leaves; sidecar RSS and the filter's
+## shared data at start and end (bench/RESULTS.md)
 soak: wasm
 	scripts/soak.sh
 

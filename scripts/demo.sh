@@ -12,6 +12,8 @@
 # PROXY=nginx`). Logs: target/demo/logs/.
 # DEMO_LISTEN sets the gateway's address (default 127.0.0.1:8080; the soak uses [::]:8080);
 # the gateway writes its shared data's size to target/demo/logs/gateway-stats.json.
+# DEMO_RELEASE=1 builds and runs release binaries (target/release), as an operator runs them:
+# the soak does, since a debug sidecar spends several times the CPU per request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -23,7 +25,9 @@ if [[ ${1:-} == --run ]]; then
   RUN=("$@")
 fi
 
-BIN=$ROOT/target/debug
+profile=debug
+[[ ${DEMO_RELEASE:-} == 1 ]] && profile=release
+BIN=$ROOT/target/$profile
 WASM=$ROOT/target/wasm/lightning_wall_filter.wasm
 CONFIG=$ROOT/examples/demo/lightning-wall.yaml
 LOGS=$ROOT/target/demo/logs
@@ -56,8 +60,8 @@ fi
 
 echo "demo: building the filter, the sidecar, the gateway and the demo site…" >&2
 make --no-print-directory "$WASM" >&2
-cargo build --locked --quiet --bin lightning-wall --bin lightning-wall-host \
-  --bin lightning-wall-demo-site >&2
+cargo build --locked --quiet $([[ $profile == release ]] && echo --release) \
+  --bin lightning-wall --bin lightning-wall-host --bin lightning-wall-demo-site >&2
 if [[ $proxy == nginx ]]; then
   # Cached outside the clone: a few seconds once built (~9 min the first time).
   NGINX=$(scripts/build-nginx.sh)

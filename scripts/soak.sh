@@ -23,4 +23,4 @@ ulimit -n "$(ulimit -Hn)"
 (( $(ulimit -n) >= 12000 )) || { echo "soak: needs 12,000 open files (ulimit -Hn is $(ulimit -Hn))" >&2; exit 2; }
 ip -6 route add local 2001:db8::/32 dev lo
 trap 'ip -6 route del local 2001:db8::/32 dev lo' EXIT
-DEMO_PROXY=gateway DEMO_LISTEN='[::]:8080' scripts/demo.sh --run "$0" --inner
+DEMO_RELEASE=${SOAK_RELEASE:-1} DEMO_PROXY=gateway DEMO_LISTEN='[::]:8080' scripts/demo.sh --run "$0" --inner
