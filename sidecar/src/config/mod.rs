@@ -111,6 +111,17 @@ pub struct Config {
     /// What the visitor reads: site name, language, texts (docs/configuration.md "wall").
     #[serde(default)]
     pub wall: WallConfig,
+    /// Shadow mode for every pay and deposit route (docs/configuration.md "shadow").
+    #[serde(default)]
+    pub shadow: bool,
+}
+
+impl Config {
+    /// Whether `route` runs in shadow mode: its own flag or the whole config's (a free route
+    /// never: it has nothing to watch).
+    pub fn route_in_shadow(&self, route: &RouteConfig) -> bool {
+        (self.shadow || route.shadow) && route.mode != Mode::Free
+    }
 }
 
 fn default_data_dir() -> PathBuf {
