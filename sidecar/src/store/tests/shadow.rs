@@ -70,12 +70,12 @@ on_both_stores!(days_past_the_retention_go_when_new_counts_arrive);
 async fn days_past_the_retention_go_when_new_counts_arrive(store: Store) {
     let c = count("wall", Finding::WouldChallenge, None, 1);
     store
-        .record_shadow(&[c.clone()], Timestamp(DAY))
+        .record_shadow(std::slice::from_ref(&c), Timestamp(DAY))
         .await
         .unwrap();
     let last_kept = DAY + SHADOW_RETENTION_DAYS * 86_400;
     store
-        .record_shadow(&[c.clone()], Timestamp(last_kept))
+        .record_shadow(std::slice::from_ref(&c), Timestamp(last_kept))
         .await
         .unwrap();
     assert_eq!(store.shadow_findings(Timestamp(0)).await.unwrap().len(), 2);
