@@ -94,6 +94,17 @@ pub struct Route {
     /// Deposit routes only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deposit: Option<DepositRules>,
+    /// Shadow mode (the route's own `shadow` or the config's): the filter challenges, charges,
+    /// forfeits and refuses nothing here and reports what it would have done
+    /// ([`crate::events::Event::Shadow`]). Sent only when true, so a policy without shadow
+    /// keeps its version. An older filter ignores it and enforces: turn shadow on only once
+    /// the filter is upgraded (docs/deployment.md "Upgrade order").
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub shadow: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// What a route matches; every part must.
@@ -213,6 +224,7 @@ mod tests {
             amount_sat,
             token_lifetime_s,
             deposit: None,
+            shadow: false,
         };
         let mut wall = route(
             "wall",
@@ -339,6 +351,16 @@ mod tests {
         assert_eq!(serde_json::from_str::<Bootstrap>(&sent).unwrap(), with);
         // Without any, the answer is byte for byte what it was (the policy version holds).
         assert!(!serde_json::to_string(&sample()).unwrap().contains("query"));
+    }
+
+    #[test]
+    fn a_shadow_route_says_so_and_other_routes_are_sent_as_before() {
+        let mut b = sample();
+        b.policy.routes[2].shadow = true;
+        let json = serde_json::to_string(&b).unwrap();
+        assert_eq!(json.matches(r#""shadow":true"#).count(), 1, "{json}");
+        assert!(!json.contains(r#""shadow":false"#), "{json}");
+        assert_eq!(serde_json::from_str::<Bootstrap>(&json).unwrap(), b);
     }
 
     #[test]

@@ -48,6 +48,38 @@ pub enum Event {
         sats: u64,
         reward_id: String,
     },
+    /// What the filter would have done on a shadow route (docs/operations.md "Shadow mode"),
+    /// counted per (route, finding, trigger) since the last batch: an increment, so a flood is
+    /// one event per tick, never one per request. A re-sent batch may count twice; findings are
+    /// statistics, never money.
+    Shadow {
+        route_id: String,
+        finding: Finding,
+        /// What would have forfeited (`would_forfeit` only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trigger: Option<Trigger>,
+        count: u64,
+    },
+}
+
+/// What the filter would have done on a shadow route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finding {
+    /// Answered 402: a request without a valid credential.
+    WouldChallenge,
+    /// Forfeited the request's deposit (the trigger says why).
+    WouldForfeit,
+}
+
+impl Finding {
+    /// As on the wire, in metrics and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finding::WouldChallenge => "would_challenge",
+            Finding::WouldForfeit => "would_forfeit",
+        }
+    }
 }
 
 /// What a usage count is of: requests served on a deposit token (its route's `rate_limit`) or
@@ -72,7 +104,7 @@ pub enum Verdict {
 }
 
 /// What decided a verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     /// A request to one of the route's trap paths.
@@ -83,6 +115,18 @@ pub enum Trigger {
     ErrorStorm,
     /// `x-lightning-wall-verdict` in the upstream's response.
     Upstream,
+}
+
+impl Trigger {
+    /// As on the wire (and in metric names).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::TrapPath => "trap_path",
+            Trigger::RateLimit => "rate_limit",
+            Trigger::ErrorStorm => "error_storm",
+            Trigger::Upstream => "upstream",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -134,11 +178,23 @@ mod tests {
                     sats: 21,
                     reward_id: "review-42".into(),
                 },
+                Event::Shadow {
+                    route_id: "wall".into(),
+                    finding: Finding::WouldChallenge,
+                    trigger: None,
+                    count: 1200,
+                },
+                Event::Shadow {
+                    route_id: "wall".into(),
+                    finding: Finding::WouldForfeit,
+                    trigger: Some(Trigger::TrapPath),
+                    count: 3,
+                },
             ],
         }
     }
 
-    const SAMPLE: &str = r#"{"events":[{"type":"activity","token_id":"a1b2"},{"type":"usage","token_id":"a1b2","reporter":"00112233aabbccdd","kind":"requests","window_start":1767225600,"count":7},{"type":"usage","token_id":"a1b2","reporter":"00112233aabbccdd","kind":"errors","window_start":1767225600,"count":2},{"type":"verdict","token_id":"a1b2","verdict":"forfeit","trigger":"trap_path"},{"type":"verdict","token_id":"a1b2","verdict":"forfeit","trigger":"rate_limit"},{"type":"verdict","token_id":"a1b2","verdict":"forfeit","trigger":"error_storm"},{"type":"verdict","token_id":"a1b2","verdict":"refund","trigger":"upstream"},{"type":"reward","token_id":"a1b2","sats":21,"reward_id":"review-42"}]}"#;
+    const SAMPLE: &str = r#"{"events":[{"type":"activity","token_id":"a1b2"},{"type":"usage","token_id":"a1b2","reporter":"00112233aabbccdd","kind":"requests","window_start":1767225600,"count":7},{"type":"usage","token_id":"a1b2","reporter":"00112233aabbccdd","kind":"errors","window_start":1767225600,"count":2},{"type":"verdict","token_id":"a1b2","verdict":"forfeit","trigger":"trap_path"},{"type":"verdict","token_id":"a1b2","verdict":"forfeit","trigger":"rate_limit"},{"type":"verdict","token_id":"a1b2","verdict":"forfeit","trigger":"error_storm"},{"type":"verdict","token_id":"a1b2","verdict":"refund","trigger":"upstream"},{"type":"reward","token_id":"a1b2","sats":21,"reward_id":"review-42"},{"type":"shadow","route_id":"wall","finding":"would_challenge","count":1200},{"type":"shadow","route_id":"wall","finding":"would_forfeit","trigger":"trap_path","count":3}]}"#;
 
     #[test]
     fn every_event_reads_as_documented_and_round_trips() {
@@ -156,6 +212,7 @@ mod tests {
             r#"{"events":[{"type":"activity","token_id":"a1b2","extra":1}]}"#,
             r#"{"events":[],"extra":1}"#,
             r#"{"events":[{"type":"verdict","token_id":"a1b2","verdict":"forfeit","trigger":"whim"}]}"#,
+            r#"{"events":[{"type":"shadow","route_id":"w","finding":"would_smile","count":1}]}"#,
         ] {
             assert!(serde_json::from_str::<EventBatch>(bad).is_err(), "{bad}");
         }

@@ -11,6 +11,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use lightning_wall_contract::events::{Finding, Trigger};
+
 use crate::deposit::DepositState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -39,6 +41,16 @@ pub struct ResultLabel {
     pub result: &'static str,
 }
 
+/// A shadow finding's labels: the route is one of the config's routes in shadow (the events
+/// handler drops any other), so the set stays bounded.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShadowLabel {
+    pub route: String,
+    pub finding: &'static str,
+    /// `none` for a would-be challenge.
+    pub trigger: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
     pub state: &'static str,
@@ -64,6 +76,8 @@ pub struct Metrics {
     pub config_loaded_seconds: Gauge,
     /// Reloads by result: `applied` or `refused`.
     pub config_reloads: Family<ResultLabel, Counter>,
+    /// What the filters would have done on routes in shadow (docs/operations.md "Shadow mode").
+    pub shadow_findings: Family<ShadowLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -147,7 +161,15 @@ impl Metrics {
             "Configuration reloads, applied or refused (the old config kept)",
             config_reloads.clone(),
         );
+        let shadow_findings = Family::<ShadowLabel, Counter>::default();
+        registry.register(
+            "shadow_findings",
+            "Requests on routes in shadow mode that would have been challenged, or deposits that \
+             would have been forfeited, by route, finding and trigger",
+            shadow_findings.clone(),
+        );
         Metrics {
+            shadow_findings,
             registry,
             config_generation,
             config_loaded_seconds,
@@ -169,6 +191,22 @@ impl Metrics {
         self.reward_credits
             .get_or_create(&ResultLabel { result })
             .inc();
+    }
+
+    pub fn shadow_finding(
+        &self,
+        route: &str,
+        finding: Finding,
+        trigger: Option<Trigger>,
+        count: u64,
+    ) {
+        self.shadow_findings
+            .get_or_create(&ShadowLabel {
+                route: route.to_owned(),
+                finding: finding.as_str(),
+                trigger: trigger.map_or("none", Trigger::as_str),
+            })
+            .inc_by(count);
     }
 
     pub fn reward_payout(&self, result: &'static str) {

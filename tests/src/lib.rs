@@ -343,6 +343,13 @@ impl Wall {
         assert!(ready, "the sidecar's child process never listened");
     }
 
+    /// Edits the sidecar's config file (`edit` gets its YAML and returns the new one); the next
+    /// [`Wall::start_sidecar`] serves it.
+    pub fn edit_config(&self, edit: impl FnOnce(String) -> String) {
+        let yaml = std::fs::read_to_string(&self.config_path).unwrap();
+        std::fs::write(&self.config_path, edit(yaml)).unwrap();
+    }
+
     /// Stops the sidecar: in process, gracefully (in-flight requests finish; then its ports
     /// refuse connections); in a child process, with SIGKILL.
     pub fn stop_sidecar(&mut self) {

@@ -20,6 +20,7 @@ use super::query::Query;
 use super::reply::{Page, Reply};
 use super::revocations::TokenId;
 use super::routes::{self, Route};
+use super::shadow;
 use super::verified::{CacheKey, Source, Verified};
 use super::worker::WorkerState;
 
@@ -81,8 +82,16 @@ fn refuse(host: &dyn Host, reply: Reply) -> Decision {
     Decision::Reply(reply)
 }
 
+/// A refusal on `route`: on a shadow route, the request passes and the refusal is only counted.
+fn refuse_on(route: &Route, host: &dyn Host, reply: Reply) -> Decision {
+    if route.shadow {
+        return shadow::would_deny(host, &reply);
+    }
+    refuse(host, reply)
+}
+
 /// Metric names must be `'static`; reasons we emit are from a fixed set.
-fn static_reason(reason: &str) -> &'static str {
+pub(super) fn static_reason(reason: &str) -> &'static str {
     const KNOWN: &[&str] = &[
         "malformed",
         "conflicting_credentials",
@@ -115,7 +124,11 @@ fn static_reason(reason: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-fn challenge(route: &Route) -> Decision {
+/// A 402 for `route`; on a shadow route, a pass that counts the challenge it would have been.
+fn challenge(route: &Route, host: &dyn Host, w: &mut WorkerState) -> Decision {
+    if route.shadow {
+        return shadow::would_challenge(host, w, route);
+    }
     Decision::Challenge(ChallengeNeeded {
         route_id: route.id.clone(),
         failure_mode: route.failure_mode,
@@ -177,7 +190,7 @@ pub fn decide(
         // token: deposit credentials wait (a refunded deposit must not keep access); pay
         // credentials follow the route's failure mode.
         if route.deposit.is_some() || route.failure_mode == FailureMode::Closed {
-            return refuse(host, Reply::unavailable(config.retry_after_s));
+            return refuse_on(route, host, Reply::unavailable(config.retry_after_s));
         }
     }
     let now = host.now_unix();
@@ -192,7 +205,7 @@ pub fn decide(
         && let Some(v) = w.verified.get(k, index, route.mode, now)
     {
         if ended(policy, route, w, &v.token_id) {
-            return challenge(route);
+            return challenge(route, host, w);
         }
         let grant = Grant {
             token_id: v.token_id,
@@ -210,11 +223,15 @@ pub fn decide(
                 Ok(Some(c)) => (c, Source::Cookie),
                 // No cookie, or one we cannot read (stale, mangled by a proxy): a fresh challenge
                 // lets a browser recover, where a 401 would lock it out.
-                Ok(None) | Err(_) => return challenge(route),
+                Ok(None) | Err(_) => return challenge(route, host, w),
             },
             Err(e) => {
                 let e = VerifyError::from(e);
-                return refuse(host, Reply::error(401, e.reason(), "credential refused"));
+                return refuse_on(
+                    route,
+                    host,
+                    Reply::error(401, e.reason(), "credential refused"),
+                );
             }
         };
     let ctx = RequestContext {
@@ -227,13 +244,17 @@ pub fn decide(
     };
     let token = match l402::verify(&policy.keys, &credential, &ctx) {
         Ok(t) => t,
-        Err(VerifyError::Expired { .. }) => return challenge(route),
-        Err(_) if source == Source::Cookie => return challenge(route),
+        Err(VerifyError::Expired { .. }) => return challenge(route, host, w),
+        Err(_) if source == Source::Cookie => return challenge(route, host, w),
         // An empty proof: a deposit whose receipt the visitor does not hold yet, or a payment
         // by a wallet that never shows the preimage. Either way the sidecar is asked once.
         Err(VerifyError::ProofMissing { token_id, mode, .. }) => {
+            if route.shadow {
+                // Nothing to confirm where nothing is enforced: the request passes unproven.
+                return refuse_on(route, host, Reply::error(401, "proof_missing", "no proof"));
+            }
             if ended(policy, route, w, &token_id.0) {
-                return challenge(route);
+                return challenge(route, host, w);
             }
             let receipt = match mode {
                 l402::Mode::Deposit => {
@@ -267,7 +288,13 @@ pub fn decide(
             }
             return Decision::ConfirmHeld(pending);
         }
-        Err(e) => return refuse(host, Reply::error(401, e.reason(), "credential refused")),
+        Err(e) => {
+            return refuse_on(
+                route,
+                host,
+                Reply::error(401, e.reason(), "credential refused"),
+            );
+        }
     };
     let verified = Verified {
         token_id: token.token_id.0,
@@ -285,7 +312,7 @@ pub fn decide(
     if ended(policy, route, w, &verified.token_id) {
         // Refunded, forfeited or revoked by an operator, or a deposit the store does not know: a
         // fresh 402 (a new deposit) is the way back in.
-        return challenge(route);
+        return challenge(route, host, w);
     }
     let grant = Grant {
         token_id: verified.token_id,
@@ -323,8 +350,10 @@ fn admit_from(
         match provenance(source, facts) {
             Provenance::FirstParty => {}
             Provenance::OutsideLink if !trap => {}
-            Provenance::OutsideLink => return refuse(host, outside_link_refused()),
-            Provenance::ThirdParty => return refuse(host, third_party_refused(facts, trap)),
+            Provenance::OutsideLink => return refuse_on(route, host, outside_link_refused()),
+            Provenance::ThirdParty => {
+                return refuse_on(route, host, third_party_refused(facts, trap));
+            }
         }
     }
     admit(Some(policy), grant, trap, host, w)
@@ -399,7 +428,8 @@ fn forfeited(status: u32, grant: &Grant, trigger: Trigger) -> Reply {
 }
 
 /// Applies the deposit rules (trap path, per-token rate limit) to a verified, unrevoked token
-/// and reports activity; pay tokens are simply allowed.
+/// and reports activity; pay tokens are simply allowed. On a shadow route the rules only count
+/// what they would have forfeited, and the request is allowed.
 pub fn admit(
     policy: Option<&Policy>,
     grant: Grant,
@@ -407,22 +437,33 @@ pub fn admit(
     host: &dyn Host,
     w: &mut WorkerState,
 ) -> Decision {
-    let rules = policy
-        .and_then(|p| p.routes.get(grant.route))
-        .and_then(|r| r.deposit.as_ref());
-    if let Some(rules) = rules {
+    let route = policy.and_then(|p| p.routes.get(grant.route));
+    if let Some((route, rules)) = route.and_then(|r| Some((r, r.deposit.as_ref()?))) {
         let now = host.now_unix();
         if trap {
-            forfeit(host, w, &grant, Trigger::TrapPath);
-            return refuse(host, forfeited(403, &grant, Trigger::TrapPath));
+            if route.shadow {
+                shadow::would_forfeit(host, w, &route.id, Trigger::TrapPath);
+            } else {
+                forfeit(host, w, &grant, Trigger::TrapPath);
+                return refuse(host, forfeited(403, &grant, Trigger::TrapPath));
+            }
         }
         if let Some(rate) = rules.rate_limit {
             let owner = limits::token_owner(&grant.token_id);
             match limits::hit(host, limits::REQUESTS, owner, rate, now) {
+                // Once per window: enforcing, the crossing request would have ended the deposit.
+                Count::Exceeded(n) if route.shadow => {
+                    if n == rate.requests.saturating_add(1) {
+                        shadow::would_forfeit(host, w, &route.id, Trigger::RateLimit);
+                    }
+                }
                 Count::Exceeded(_) => {
                     forfeit(host, w, &grant, Trigger::RateLimit);
                     return refuse(host, forfeited(429, &grant, Trigger::RateLimit));
                 }
+                // Shadow counts stay here: the sidecar's budgets over every instance's counts
+                // would forfeit.
+                Count::Within(_) if route.shadow => {}
                 // This instance's count goes to the sidecar, which sums every instance's.
                 Count::Within(n) => {
                     let start = limits::window_start(rate, now);

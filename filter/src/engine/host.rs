@@ -4,6 +4,8 @@
 
 use core::fmt;
 
+use lightning_wall_contract::events::Trigger;
+
 /// A counter the filter exports (`define_metric`; Envoy shows it as `wasmcustom.<name>`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Metric {
@@ -23,6 +25,12 @@ pub enum Metric {
     Rewards,
     /// Upstream reward headers dropped (malformed, no id, or no valid credential).
     RewardsDropped,
+    /// Shadow routes: requests that would have been answered 402.
+    WouldChallenge,
+    /// Shadow routes: deposits the trigger would have forfeited.
+    WouldForfeit(Trigger),
+    /// Shadow routes: requests that would have been refused, by the refusal's reason.
+    WouldDeny(&'static str),
 }
 
 impl Metric {
@@ -37,6 +45,11 @@ impl Metric {
             Metric::SyncFailures => "lightning_wall.sync_failures".into(),
             Metric::Rewards => "lightning_wall.rewards".into(),
             Metric::RewardsDropped => "lightning_wall.rewards_dropped".into(),
+            Metric::WouldChallenge => "lightning_wall.shadow.would_challenge".into(),
+            Metric::WouldForfeit(trigger) => {
+                format!("lightning_wall.shadow.would_forfeit.{}", trigger.as_str())
+            }
+            Metric::WouldDeny(reason) => format!("lightning_wall.shadow.would_deny.{reason}"),
         }
     }
 }

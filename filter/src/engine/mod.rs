@@ -24,6 +24,7 @@ pub mod request;
 pub mod response;
 pub mod revocations;
 pub mod routes;
+pub mod shadow;
 pub mod shared_data;
 pub mod sync;
 pub mod verified;

@@ -224,6 +224,8 @@ impl Policy {
                 (_, _) => None,
             };
             routes.push(Route {
+                // A free route has nothing to watch.
+                shadow: r.shadow && r.mode != RouteMode::Free,
                 id: r.id,
                 host: r.matcher.host.map(|h| h.to_ascii_lowercase()),
                 path,

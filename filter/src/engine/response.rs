@@ -13,6 +13,7 @@ use super::grant::Grant;
 use super::host::{Host, Level, Metric};
 use super::limits::{self, Count};
 use super::policy::Policy;
+use super::shadow;
 use super::sync::Outbox;
 use super::worker::WorkerState;
 
@@ -147,6 +148,8 @@ pub fn on_reward(
 }
 
 /// The response phase for an allowed deposit request: the upstream's verdict and error storms.
+/// On a shadow route a forfeit is only counted (an upstream's refund still gives the money
+/// back: it costs the visitor nothing).
 pub fn on_response(
     policy: Option<&Policy>,
     grant: &Grant,
@@ -158,9 +161,14 @@ pub fn on_response(
     if grant.mode != RouteMode::Deposit {
         return;
     }
+    let route = policy.and_then(|p| p.routes.get(grant.route));
+    let shadow_of = route.filter(|r| r.shadow).map(|r| r.id.as_str());
     match upstream.verdict {
         Some(Verdict::Forfeit) => {
-            forfeit(host, w, grant, Trigger::Upstream);
+            match shadow_of {
+                Some(route_id) => shadow::would_forfeit(host, w, route_id, Trigger::Upstream),
+                None => forfeit(host, w, grant, Trigger::Upstream),
+            }
             return;
         }
         Some(Verdict::Refund) => {
@@ -170,8 +178,7 @@ pub fn on_response(
         }
         None => {}
     }
-    let Some(rule) = policy
-        .and_then(|p| p.routes.get(grant.route))
+    let Some(rule) = route
         .and_then(|r| r.deposit.as_ref())
         .and_then(|d| d.error_storm)
     else {
@@ -182,13 +189,24 @@ pub fn on_response(
     }
     let owner = limits::token_owner(&grant.token_id);
     let now = host.now_unix();
-    match limits::hit(host, limits::ERRORS, owner, rule, now) {
-        Count::Exceeded(_) => forfeit(host, w, grant, Trigger::ErrorStorm),
-        Count::Within(n) => {
+    match (
+        limits::hit(host, limits::ERRORS, owner, rule, now),
+        shadow_of,
+    ) {
+        // Once per window: enforcing, the crossing answer would have ended the deposit.
+        (Count::Exceeded(n), Some(route_id)) => {
+            if n == rule.requests.saturating_add(1) {
+                shadow::would_forfeit(host, w, route_id, Trigger::ErrorStorm);
+            }
+        }
+        (Count::Exceeded(_), None) => forfeit(host, w, grant, Trigger::ErrorStorm),
+        // Shadow counts stay here (the sidecar's budgets would forfeit).
+        (Count::Within(_), Some(_)) => {}
+        (Count::Within(n), None) => {
             let start = limits::window_start(rule, now);
             w.report_usage(host, &grant.token_hex, UsageKind::Errors, start, n);
         }
-        Count::Unknown => {}
+        (Count::Unknown, _) => {}
     }
 }
 

@@ -77,6 +77,9 @@ pub struct Route {
     pub amount_sat: u64,
     /// Deposit enforcement (deposit routes only).
     pub deposit: Option<DepositRules>,
+    /// Shadow mode (pay and deposit routes only): nothing is challenged, charged, forfeited or
+    /// refused; what would have been is reported (super::shadow).
+    pub shadow: bool,
 }
 
 /// Strips the port from an `:authority` and compares case-insensitively.
@@ -147,6 +150,7 @@ mod tests {
             failure_mode: FailureMode::Closed,
             amount_sat: 1,
             deposit: None,
+            shadow: false,
         }
     }
 

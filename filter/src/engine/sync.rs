@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use lightning_wall_contract::events::{Event, EventBatch};
-pub use lightning_wall_contract::events::{Trigger, UsageKind, Verdict};
+pub use lightning_wall_contract::events::{Finding, Trigger, UsageKind, Verdict};
 use lightning_wall_contract::paths;
 use lightning_wall_contract::store_id::StoreId;
 use lightning_wall_contract::sync::SyncAnswer;
@@ -30,8 +30,16 @@ const MAX_QUEUED_ACTIVITY: usize = 10_000;
 /// only loosens the limits across replicas (each instance still enforces its own count).
 const MAX_QUEUED_USAGE: usize = 10_000;
 
+/// Most shadow findings waiting (route, finding, trigger): routes come from the config, so this
+/// is never reached by a sane one; beyond it, new keys are not counted. A flood of requests
+/// only adds to existing counts.
+pub const MAX_QUEUED_FINDINGS: usize = 1_000;
+
 /// A usage count's key in the outbox: reporter, token (hex), kind, window start.
 type UsageKey = (u64, String, UsageKind, u64);
+
+/// A shadow finding's key in the outbox: route id, what would have happened, its trigger.
+type FindingKey = (String, Finding, Option<Trigger>);
 
 /// Events waiting for the next tick, or for the request that decided a verdict to send them.
 #[derive(Debug, Default)]
@@ -40,6 +48,8 @@ pub struct Outbox {
     /// Usage counts for the sidecar's sum across replicas, the highest seen per key.
     usage: BTreeMap<UsageKey, u32>,
     verdicts: Vec<Event>,
+    /// Shadow findings since the last batch, counted (super::shadow).
+    findings: BTreeMap<FindingKey, u64>,
     /// A verdict was queued since the last [`Outbox::flush`]: it must not wait for the tick.
     urgent: bool,
 }
@@ -83,6 +93,27 @@ impl Outbox {
                 e.insert(count);
             }
             Entry::Vacant(_) => {}
+        }
+    }
+
+    /// Counts one shadow finding for the next batch. Never urgent: a finding costs nobody.
+    pub fn finding(&mut self, route_id: &str, finding: Finding, trigger: Option<Trigger>) {
+        self.add_findings(route_id, finding, trigger, 1);
+    }
+
+    fn add_findings(&mut self, route_id: &str, finding: Finding, trigger: Option<Trigger>, n: u64) {
+        let queued = self.findings.len();
+        // Looked up by reference first: the hot path of a flood allocates nothing.
+        if let Some(count) = self
+            .findings
+            .iter_mut()
+            .find(|((r, f, t), _)| r == route_id && *f == finding && *t == trigger)
+            .map(|(_, c)| c)
+        {
+            *count = count.saturating_add(n);
+        } else if queued < MAX_QUEUED_FINDINGS {
+            self.findings
+                .insert((route_id.to_owned(), finding, trigger), n);
         }
     }
 
@@ -162,9 +193,32 @@ impl Outbox {
         }
     }
 
+    /// The shadow count waiting for (route, finding, trigger) (tests).
+    #[cfg(test)]
+    pub(crate) fn queued_finding(
+        &self,
+        route_id: &str,
+        finding: Finding,
+        trigger: Option<Trigger>,
+    ) -> u64 {
+        self.findings
+            .get(&(route_id.to_owned(), finding, trigger))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// How many shadow keys and usage counts wait (tests).
+    #[cfg(test)]
+    pub(crate) fn queued_findings_and_usage(&self) -> (usize, usize) {
+        (self.findings.len(), self.usage.len())
+    }
+
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.activity.is_empty() && self.verdicts.is_empty() && self.usage.is_empty()
+        self.activity.is_empty()
+            && self.verdicts.is_empty()
+            && self.usage.is_empty()
+            && self.findings.is_empty()
     }
 
     /// Takes up to [`MAX_BATCH`] events: verdicts first, then usage counts, then activity.
@@ -181,6 +235,17 @@ impl Outbox {
                 reporter: format!("{reporter:016x}"),
                 kind,
                 window_start,
+                count,
+            });
+        }
+        while batch.len() < MAX_BATCH {
+            let Some(((route_id, finding, trigger), count)) = self.findings.pop_first() else {
+                break;
+            };
+            batch.push(Event::Shadow {
+                route_id,
+                finding,
+                trigger,
                 count,
             });
         }
@@ -211,6 +276,12 @@ impl Outbox {
                         self.usage(reporter, &token_id, kind, window_start, count);
                     }
                 }
+                Event::Shadow {
+                    route_id,
+                    finding,
+                    trigger,
+                    count,
+                } => self.add_findings(&route_id, finding, trigger, count),
                 kept @ (Event::Verdict { .. } | Event::Reward { .. }) => verdicts.push(kept),
             }
         }

@@ -21,7 +21,7 @@ use crate::deposit::{DepositState, Trigger};
 use crate::ids::PaymentHash;
 use crate::ids::{Timestamp, TokenId};
 use crate::reload::Outcome as ReloadOutcome;
-use crate::store::{AuditRecord, DepositFilter, StoredDeposit};
+use crate::store::{AuditRecord, DepositFilter, SHADOW_RETENTION_DAYS, ShadowDay, StoredDeposit};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/v1/deposits/{payment_hash}/forfeit", post(forfeit))
         .route("/admin/v1/revoke", post(revoke))
         .route("/admin/v1/audit", get(audit))
+        .route("/admin/v1/shadow", get(shadow))
         .route(
             "/admin/v1/drain",
             post(drain).get(drain_status).delete(undrain),
@@ -244,6 +245,47 @@ async fn audit(
     Ok(Json(
         json!({"audit": records.iter().map(audit_json).collect::<Vec<_>>()}),
     ))
+}
+
+pub(super) fn shadow_json(d: &ShadowDay) -> Value {
+    let f = &d.finding;
+    json!({
+        "day": d.day.0,
+        "route_id": f.route_id,
+        "finding": f.finding.as_str(),
+        "trigger": f.trigger.map(|t| t.as_str()),
+        "count": f.count,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShadowQuery {
+    days: Option<u64>,
+}
+
+/// Shadow findings by day (newest first), route, finding and trigger, with the routes in
+/// shadow now (docs/operations.md "Shadow mode").
+async fn shadow(
+    State(state): State<AppState>,
+    _: AdminCaller,
+    query: Result<Query<ShadowQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", format!("query: {e}")))?;
+    let days = q.days.unwrap_or(14);
+    if !(1..=SHADOW_RETENTION_DAYS).contains(&days) {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("days: must be between 1 and {SHADOW_RETENTION_DAYS} (got {days})"),
+        ));
+    }
+    let now = state.engine.now();
+    let since = Timestamp((now.0 / 86_400).saturating_sub(days - 1) * 86_400);
+    let findings = state.store.shadow_findings(since).await?;
+    Ok(Json(json!({
+        "shadow_routes": super::dashboard::shadow_routes(&state.config()),
+        "findings": findings.iter().map(shadow_json).collect::<Vec<_>>(),
+    })))
 }
 
 fn drain_json(r: &DrainReport) -> Value {

@@ -186,8 +186,25 @@ async fn overview(state: &AppState, reference: Option<&str>) -> Result<Overview,
         money: state.store.money_summary().await?,
         demand: Demand::of(&state.config()),
         outcomes: state.store.outcomes_by_day(since).await?,
+        shadow_routes: shadow_routes(&state.config()),
+        shadow: state.store.shadow_findings(shadow_since(now)).await?,
         lookup,
     })
+}
+
+/// The routes in shadow mode now, in config order.
+pub fn shadow_routes(config: &crate::config::Config) -> Vec<String> {
+    config
+        .routes
+        .iter()
+        .filter(|r| config.route_in_shadow(r))
+        .map(|r| r.id.clone())
+        .collect()
+}
+
+/// The first day of the dashboard's shadow window: today and the days before it.
+fn shadow_since(now: Timestamp) -> Timestamp {
+    Timestamp((now.0 / 86_400).saturating_sub(page::HISTORY_DAYS - 1) * 86_400)
 }
 
 async fn dashboard(
@@ -227,6 +244,8 @@ async fn dashboard_json(
             "count": d.count,
             "amount_sat": d.amount_msat / 1000,
         })).collect::<Vec<_>>(),
+        "shadow_routes": o.shadow_routes,
+        "shadow": o.shadow.iter().map(super::admin::shadow_json).collect::<Vec<_>>(),
     })))
 }
 

@@ -28,7 +28,7 @@ use crate::ids::TokenId;
 use crate::node::Node as _;
 use crate::node::dev::DevPayment;
 use crate::rewards::{Limits, RewardId};
-use crate::store::CreditOutcome;
+use crate::store::{CreditOutcome, ShadowCount};
 use crate::usage::{self, UsageKind};
 
 pub fn routes() -> Router<AppState> {
@@ -151,6 +151,27 @@ async fn events(
     let mut parsed = Vec::with_capacity(batch.events.len());
     for (i, event) in batch.events.iter().enumerate() {
         let (token, event) = match event {
+            wire::Event::Shadow {
+                route_id,
+                finding,
+                trigger,
+                count,
+            } => {
+                // Kept only for routes of this config in shadow, so the table stays at its
+                // routes × findings × triggers × days whatever a batch names.
+                let config = state.config();
+                let known = config
+                    .routes
+                    .iter()
+                    .any(|r| r.id == *route_id && config.route_in_shadow(r));
+                parsed.push(Item::Shadow(known.then(|| ShadowCount {
+                    route_id: route_id.clone(),
+                    finding: *finding,
+                    trigger: *trigger,
+                    count: *count,
+                })));
+                continue;
+            }
             wire::Event::Activity { token_id } => (token_id, Parsed::Deposit(Event::Activity)),
             wire::Event::Usage {
                 token_id,
@@ -229,12 +250,26 @@ async fn events(
                 format!("events[{i}].token_id: must be 64 hex characters"),
             )
         })?;
-        parsed.push((TokenId(id), event));
+        parsed.push(Item::Token(TokenId(id), event));
     }
     let mut results = Vec::with_capacity(parsed.len());
     let (mut usage, mut usage_at) = (Vec::new(), Vec::new());
     let limits = Limits::from(&state.config().rewards);
-    for (token, event) in parsed {
+    let (mut shadow, mut shadow_at) = (Vec::new(), Vec::new());
+    for item in parsed {
+        let (token, event) = match item {
+            Item::Token(token, event) => (token, event),
+            Item::Shadow(Some(count)) => {
+                shadow_at.push(results.len());
+                results.push(json!({"result": "counted"}));
+                shadow.push(count);
+                continue;
+            }
+            Item::Shadow(None) => {
+                results.push(json!({"result": "unknown_route"}));
+                continue;
+            }
+        };
         let event = match event {
             Parsed::Deposit(event) => event,
             Parsed::Usage {
@@ -282,7 +317,23 @@ async fn events(
     for (at, result) in usage_at.into_iter().zip(counted) {
         results[at] = result;
     }
+    state
+        .store
+        .record_shadow(&shadow, state.engine.now())
+        .await?;
+    for f in &shadow {
+        state
+            .metrics
+            .shadow_finding(&f.route_id, f.finding, f.trigger, f.count);
+    }
     Ok(Json(json!({"results": results})))
+}
+
+/// A validated event: one about a token, or shadow findings (`None`: of a route this config
+/// does not run in shadow; ignored).
+enum Item {
+    Token(TokenId, Parsed),
+    Shadow(Option<ShadowCount>),
 }
 
 /// A validated event.

@@ -93,6 +93,7 @@ impl FilterPolicy {
                         within_s: e.within.as_secs(),
                     }),
                 }),
+                shadow: config.route_in_shadow(r),
             })
             .collect();
         let mint = wire_rate(config.limits.challenge_mint_rate);
@@ -220,6 +221,26 @@ mod tests {
             FilterPolicy::of(&config, &keys).version(S),
             policy.version(S)
         );
+    }
+
+    #[test]
+    fn shadow_reaches_the_filter_per_route_and_changes_the_version() {
+        let keys = build(vec![("k1".into(), [1; 32])], None).unwrap();
+        let mut config = config();
+        let enforcing = FilterPolicy::of(&config, &keys);
+        let routes = |p: &FilterPolicy| {
+            serde_json::to_value(p.bootstrap_body(&keys, 0, S).policy).unwrap()["routes"].take()
+        };
+        assert_eq!(routes(&enforcing)[0].get("shadow"), None);
+        // The whole config in shadow: every pay and deposit route says so.
+        config.shadow = true;
+        let whole = FilterPolicy::of(&config, &keys);
+        assert_eq!(routes(&whole)[0]["shadow"], true);
+        assert_ne!(whole.version(S), enforcing.version(S));
+        // Or the route alone.
+        config.shadow = false;
+        config.routes[0].shadow = true;
+        assert_eq!(routes(&FilterPolicy::of(&config, &keys))[0]["shadow"], true);
     }
 
     #[test]

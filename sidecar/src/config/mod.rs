@@ -116,6 +116,17 @@ pub struct Config {
     /// change (`crate::reload`). Not part of the file.
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// Shadow mode for every pay and deposit route (docs/configuration.md "shadow").
+    #[serde(default)]
+    pub shadow: bool,
+}
+
+impl Config {
+    /// Whether `route` runs in shadow mode: its own flag or the whole config's (a free route
+    /// never: it has nothing to watch).
+    pub fn route_in_shadow(&self, route: &RouteConfig) -> bool {
+        (self.shadow || route.shadow) && route.mode != Mode::Free
+    }
 }
 
 fn default_data_dir() -> PathBuf {

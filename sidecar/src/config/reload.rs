@@ -1,5 +1,5 @@
-//! What a live reload may change. `routes` and `wall` are the filter's policy and the pages'
-//! texts: both are read per request (the minter, the terms, the wall endpoints) or reach the
+//! What a live reload may change. `routes`, `shadow` and `wall` are the filter's policy and the
+//! pages' texts: both are read per request (the minter, the terms, the wall endpoints) or reach the
 //! filter by its sync, and nothing already decided depends on them. A held deposit keeps the
 //! rules it was opened with (its idle timeout and session cap are stored with it), so a route
 //! switched to `free` or repriced changes no money already taken: its deposits end by the
@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::Config;
 
 /// The sections a reload applies.
-pub const RELOADABLE: &[&str] = &["routes", "wall"];
+pub const RELOADABLE: &[&str] = &["routes", "shadow", "wall"];
 
 /// What a reload would do.
 #[derive(Debug, PartialEq, Eq)]
@@ -29,19 +29,36 @@ fn value(v: &impl Serialize) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 
-/// Every top-level section, by name, as compared.
-fn sections(c: &Config) -> [(&'static str, serde_json::Value); 10] {
+/// Every top-level section, by name, as compared. The destructuring names every field of
+/// [`Config`] so that a new section cannot be left out (it would compare as unchanged, and a
+/// reload would silently ignore it): the compiler asks for it here.
+fn sections(c: &Config) -> [(&'static str, serde_json::Value); 11] {
+    let Config {
+        data_dir,
+        node,
+        store,
+        keys,
+        listeners,
+        deposits,
+        limits,
+        routes,
+        rewards,
+        wall,
+        shadow,
+        source: _,
+    } = c;
     [
-        ("data_dir", value(&c.data_dir)),
-        ("node", value(&c.node)),
-        ("store", value(&c.store)),
-        ("keys", value(&c.keys)),
-        ("listeners", value(&c.listeners)),
-        ("deposits", value(&c.deposits)),
-        ("limits", value(&c.limits)),
-        ("routes", value(&c.routes)),
-        ("rewards", value(&c.rewards)),
-        ("wall", value(&c.wall)),
+        ("data_dir", value(data_dir)),
+        ("node", value(node)),
+        ("store", value(store)),
+        ("keys", value(keys)),
+        ("listeners", value(listeners)),
+        ("deposits", value(deposits)),
+        ("limits", value(limits)),
+        ("routes", value(routes)),
+        ("rewards", value(rewards)),
+        ("wall", value(wall)),
+        ("shadow", value(shadow)),
     ]
 }
 
@@ -98,6 +115,16 @@ routes:
         assert_eq!(
             compare(&config(BASE), &config(&worded)),
             Change::Apply(vec!["wall"])
+        );
+        // Shadow mode for the whole config, on and off, without a restart.
+        let shadowed = format!("shadow: true\n{BASE}");
+        assert_eq!(
+            compare(&config(BASE), &config(&shadowed)),
+            Change::Apply(vec!["shadow"])
+        );
+        assert_eq!(
+            compare(&config(&shadowed), &config(BASE)),
+            Change::Apply(vec!["shadow"])
         );
     }
 

@@ -52,6 +52,10 @@ pub struct RouteConfig {
     pub pay: Option<PayPolicy>,
     #[serde(default)]
     pub deposit: Option<DepositPolicy>,
+    /// Shadow mode (pay and deposit routes): nothing is challenged, charged, forfeited or
+    /// refused; the filter reports what it would have done (docs/operations.md "Shadow mode").
+    #[serde(default)]
+    pub shadow: bool,
 }
 
 fn default_token_lifetime() -> Duration {

@@ -868,3 +868,46 @@ routes:
         warnings_of(yaml)
     );
 }
+
+#[test]
+fn shadow_on_a_free_route_names_the_field_and_shadow_elsewhere_warns() {
+    let free = "
+node: { backend: dev }
+routes:
+  - id: health
+    match: { path: { exact: /healthz } }
+    mode: free
+    shadow: true
+";
+    let issues = issues_of(free);
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert!(
+        issues[0].starts_with("routes[0].shadow: a free route"),
+        "{issues:?}"
+    );
+
+    let route = Config::parse(&MINIMAL.replace("mode: deposit", "mode: deposit\n    shadow: true"))
+        .unwrap();
+    route.validate().unwrap();
+    assert!(route.route_in_shadow(&route.routes[0]));
+    assert!(
+        route
+            .warnings()
+            .iter()
+            .any(|w| w.path == "routes[0].shadow")
+    );
+
+    let whole = Config::parse(&format!("shadow: true\n{MINIMAL}")).unwrap();
+    whole.validate().unwrap();
+    assert!(whole.route_in_shadow(&whole.routes[0]));
+    assert!(whole.warnings().iter().any(|w| w.path == "shadow"));
+
+    let enforcing = Config::parse(MINIMAL).unwrap();
+    assert!(!enforcing.route_in_shadow(&enforcing.routes[0]));
+    assert!(
+        !enforcing
+            .warnings()
+            .iter()
+            .any(|w| w.path.ends_with("shadow"))
+    );
+}

@@ -14,6 +14,7 @@ mod identity;
 mod ledger;
 mod operator;
 mod rewards;
+mod shadow;
 mod usage;
 
 use std::path::Path;
@@ -33,6 +34,7 @@ pub use rewards::{
     ClaimRefusal, CreditOutcome, NewPayout, Payout, PayoutResult, PayoutState, RewardAccount,
     RewardAuditRecord,
 };
+pub use shadow::{SHADOW_RETENTION_DAYS, ShadowCount, ShadowDay};
 pub use usage::UsageReport;
 
 #[derive(Debug, thiserror::Error)]

@@ -901,6 +901,7 @@ async fn usage_counts_sum_over_reporters_count_a_resent_report_once_and_expire(s
 }
 
 mod rewards;
+mod shadow;
 
 on_both_stores!(the_waiters_recheck_finds_which_deposits_no_longer_await_payment);
 async fn the_waiters_recheck_finds_which_deposits_no_longer_await_payment(store: Store) {

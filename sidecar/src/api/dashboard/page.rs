@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::doctor::rules::Demand;
 use crate::ids::Timestamp;
-use crate::store::{AuditRecord, MoneySummary, OutcomeDay, StoredDeposit};
+use crate::store::{AuditRecord, MoneySummary, OutcomeDay, ShadowDay, StoredDeposit};
 use lightning_wall_contract::wall_text::{defaults, escape_html, sats};
 
 /// Days of refunds and forfeits the dashboard shows.
@@ -41,6 +41,10 @@ pub struct Overview {
     pub money: MoneySummary,
     pub demand: Demand,
     pub outcomes: Vec<OutcomeDay>,
+    /// Routes in shadow mode now, in config order.
+    pub shadow_routes: Vec<String>,
+    /// Shadow findings of the last [`HISTORY_DAYS`] days.
+    pub shadow: Vec<ShadowDay>,
     pub lookup: Option<Lookup>,
 }
 
@@ -187,9 +191,84 @@ pub fn overview(o: &Overview) -> String {
         body.push_str("</tbody></table>\n");
     }
     body.push_str("</section>\n");
+    body.push_str(&shadow_section(o));
     body.push_str(&lookup_section(o.lookup.as_ref()));
     body.push_str("</main>\n");
     shell("Dashboard", &body)
+}
+
+/// Days of the shorter shadow window (a week of shadow is what an operator watches first).
+const SHADOW_SHORT_DAYS: u64 = 7;
+
+/// Per route, what shadow mode would have done: challenges and forfeits by trigger over the
+/// last week and the last [`HISTORY_DAYS`] days. Absent when no route is or was in shadow.
+fn shadow_section(o: &Overview) -> String {
+    if o.shadow_routes.is_empty() && o.shadow.is_empty() {
+        return String::new();
+    }
+    let mut s = format!("<section><h2>Shadow findings, last {HISTORY_DAYS} days</h2>\n");
+    if o.shadow_routes.is_empty() {
+        s.push_str("<p>No route is in shadow now; these are from when one was.</p>\n");
+    } else {
+        let routes: Vec<String> = o
+            .shadow_routes
+            .iter()
+            .map(|r| format!("<code>{}</code>", escape_html(r)))
+            .collect();
+        s.push_str(&format!(
+            "<p id=\"shadow-routes\">In shadow now (nothing challenged or charged, only \
+             counted): {}. Remove <code>shadow</code> to enforce.</p>\n",
+            routes.join(", ")
+        ));
+    }
+    if o.shadow.is_empty() {
+        s.push_str("<p>Nothing found yet.</p>\n</section>\n");
+        return s;
+    }
+    // Days are day starts: the short window is today and the six days before.
+    let today = o.now.0 / 86_400 * 86_400;
+    let short_since = today.saturating_sub((SHADOW_SHORT_DAYS - 1) * 86_400);
+    let mut rows: Vec<(&str, &str, &str, u64, u64)> = Vec::new();
+    for d in &o.shadow {
+        let f = &d.finding;
+        let key = (
+            f.route_id.as_str(),
+            f.finding.as_str(),
+            f.trigger.map_or("", |t| t.as_str()),
+        );
+        let short = if d.day.0 >= short_since { f.count } else { 0 };
+        match rows.iter_mut().find(|r| (r.0, r.1, r.2) == key) {
+            Some(r) => {
+                r.3 = r.3.saturating_add(short);
+                r.4 = r.4.saturating_add(f.count);
+            }
+            None => rows.push((key.0, key.1, key.2, short, f.count)),
+        }
+    }
+    rows.sort_unstable();
+    s.push_str(&format!(
+        "<table id=\"shadow\"><thead><tr><th>Route</th><th>Would have</th><th>Trigger</th>\
+         <th>Last {SHADOW_SHORT_DAYS} days</th><th>Last {HISTORY_DAYS} days</th></tr></thead>\
+         <tbody>\n"
+    ));
+    for (route, finding, trigger, short, long) in rows {
+        let would = match finding {
+            "would_challenge" => "challenged (402)",
+            _ => "forfeited a deposit",
+        };
+        s.push_str(&format!(
+            "<tr><td>{route}</td><td>{would}</td><td>{trigger}</td><td>{short}</td>\
+             <td>{long}</td></tr>\n",
+            route = escape_html(route),
+            trigger = if trigger.is_empty() { "–" } else { trigger },
+        ));
+    }
+    s.push_str(
+        "</tbody></table>\n<p class=\"hint\">A would-be forfeit counts each request that \
+         would have ended a deposit (a rate limit or error storm once per window). \
+         <code>GET /admin/v1/shadow</code> lists them by day.</p>\n</section>\n",
+    );
+    s
 }
 
 fn lookup_section(lookup: Option<&Lookup>) -> String {
@@ -330,6 +409,8 @@ mod tests {
                 count: 7,
                 amount_msat: 7_000_000,
             }],
+            shadow_routes: Vec::new(),
+            shadow: Vec::new(),
             lookup,
         })
     }
@@ -375,6 +456,65 @@ mod tests {
         );
         assert!(!page.contains("Draining since"));
         assert!(overview_with(None, Some(Timestamp(1_800_000_000))).contains("Draining since"));
+    }
+
+    #[test]
+    fn shadow_findings_show_per_route_over_a_week_and_two_and_only_when_there_are_some() {
+        use crate::store::ShadowCount;
+        use lightning_wall_contract::events::{Finding, Trigger as Wire};
+        let page = overview_with(None, None);
+        assert!(!page.contains("Shadow findings"), "{page}");
+        // now = 1_800_000_000 is 2027-01-15; the week starts 2027-01-09.
+        let today = 1_800_000_000 / 86_400 * 86_400;
+        let day = |ago: u64, route: &str, finding, trigger, count| ShadowDay {
+            day: Timestamp(today - ago * 86_400),
+            finding: ShadowCount {
+                route_id: route.into(),
+                finding,
+                trigger,
+                count,
+            },
+        };
+        let mut o = Overview {
+            now: Timestamp(1_800_000_000),
+            draining_since: None,
+            money: MoneySummary::default(),
+            demand: Demand {
+                max_held_deposits: 100,
+                largest_deposit_sat: None,
+                largest_amount_sat: 0,
+            },
+            outcomes: Vec::new(),
+            shadow_routes: vec!["wall".into()],
+            shadow: vec![
+                day(0, "wall", Finding::WouldChallenge, None, 40),
+                day(6, "wall", Finding::WouldChallenge, None, 2),
+                day(7, "wall", Finding::WouldChallenge, None, 100),
+                day(3, "wall", Finding::WouldForfeit, Some(Wire::TrapPath), 3),
+                day(10, "<old>", Finding::WouldForfeit, Some(Wire::RateLimit), 1),
+            ],
+            lookup: None,
+        };
+        let page = overview(&o);
+        assert!(page.contains("Shadow findings, last 14 days"), "{page}");
+        assert!(page.contains("In shadow now"), "{page}");
+        assert!(
+            page.contains(
+                "<tr><td>wall</td><td>challenged (402)</td><td>–</td><td>42</td><td>142</td></tr>"
+            ),
+            "{page}"
+        );
+        assert!(
+            page.contains(
+                "<td>wall</td><td>forfeited a deposit</td><td>trap_path</td><td>3</td><td>3</td>"
+            ),
+            "{page}"
+        );
+        assert!(page.contains("<td>&lt;old&gt;</td>"), "{page}");
+        assert!(!page.contains("<old>"), "{page}");
+        // No route in shadow now, findings from before: still shown, and said so.
+        o.shadow_routes.clear();
+        assert!(overview(&o).contains("No route is in shadow now"));
     }
 
     #[test]

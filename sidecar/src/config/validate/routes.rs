@@ -177,6 +177,13 @@ fn route_policy(config: &Config, route: &RouteConfig, at: &str, issues: &mut Iss
     }
     match route.mode {
         Mode::Free => {
+            if route.shadow {
+                issues.push(
+                    format!("{at}.shadow"),
+                    "a free route challenges nothing, so it has nothing to watch; remove it (or \
+                     set the route's mode to pay or deposit)",
+                );
+            }
             if route.pay.is_some() {
                 issues.push(
                     format!("{at}.pay"),

@@ -73,6 +73,26 @@ pub(in crate::config) fn warnings(config: &Config) -> Vec<ConfigIssue> {
             }
         }
     }
+    // Shadow is meant to be temporary: say so wherever it is on, so it is never left on by
+    // accident (a site in shadow takes no deposit and deters nobody).
+    const SHADOW: &str = "shadow mode: nothing is challenged or charged here, the filter only \
+         counts what it would have done (dashboard \"Shadow findings\"). Remove it to enforce \
+         once the findings look right";
+    if config.shadow {
+        w.push(
+            "shadow",
+            format!("every pay and deposit route is in {SHADOW}"),
+        );
+    } else {
+        for (i, route) in config.routes.iter().enumerate() {
+            if config.route_in_shadow(route) {
+                w.push(
+                    format!("routes[{i}].shadow"),
+                    format!("this route is in {SHADOW}"),
+                );
+            }
+        }
+    }
     if config.wall.site_name.is_none() && config.routes.iter().any(|r| r.mode != Mode::Free) {
         w.push(
             "wall.site_name",
