@@ -359,7 +359,10 @@ mod tests {
         // Envoy's own answers for an unreachable sidecar, and a failed call.
         assert_eq!(seen(Some(503), b"no healthy upstream"), Seen::Gone);
         assert_eq!(
-            seen(Some(503), b"upstream connect error or disconnect/reset before headers"),
+            seen(
+                Some(503),
+                b"upstream connect error or disconnect/reset before headers"
+            ),
             Seen::Gone
         );
         assert_eq!(seen(None, drained), Seen::Gone);
