@@ -653,7 +653,9 @@ async fn rotating_addresses_of_one_ipv6_64_share_one_mint_limit() {
 
 #[tokio::test]
 async fn a_spent_global_mint_budget_is_a_503_with_retry_after_and_mints_nothing() {
-    let s = sidecar_with("challenge_mint_budget_per_s: 3").await;
+    // The whole budget to one provider network: the global budget is under test, not the share.
+    let s = sidecar_with("challenge_mint_budget_per_s: 3\n  challenge_mint_budget_share_pct: 100")
+        .await;
     for n in 0..3 {
         s.challenge("api", &format!("198.51.100.{n}")).await;
     }
@@ -785,8 +787,9 @@ async fn a_thousand_long_poll_waiters_are_all_answered_when_paid() {
     let waiters = 1000;
     let mut challenges = Vec::with_capacity(waiters);
     for i in 0..waiters {
-        // Distinct client networks: the per-network cap and mint rate are not under test here.
-        let ip = format!("10.{}.{}.1", i / 250, i % 250);
+        // Distinct client networks, 4 per provider network (/16): the per-network caps, mint
+        // rate and budget share are not under test here.
+        let ip = format!("10.{}.{}.1", i % 250, i / 250);
         challenges.push(s.challenge("wall", &ip).await);
     }
     let public = s.public("/deposit?wait=30");
