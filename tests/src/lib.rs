@@ -100,11 +100,13 @@ fn random_hex() -> String {
     hex::encode(bytes)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+/// Three distinct free loopback ports: all three are held while the next is drawn, so the kernel
+/// cannot hand the same one out twice (two listeners on one port fail the config check).
+fn free_ports() -> (u16, u16, u16) {
+    let bind = || TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    let held = [bind(), bind(), bind()];
+    let port = |l: &TcpListener| l.local_addr().expect("a bound address").port();
+    (port(&held[0]), port(&held[1]), port(&held[2]))
 }
 
 /// How the sidecar runs.
@@ -243,7 +245,7 @@ impl Wall {
         tick: bool,
     ) -> Wall {
         let dir = tempfile::tempdir().unwrap();
-        let (internal, public, admin) = (free_port(), free_port(), free_port());
+        let (internal, public, admin) = free_ports();
         let config_path = dir.path().join("lightning-wall.yaml");
         let data = dir.path().join("data");
         let admin_token = random_hex();
