@@ -268,7 +268,7 @@ async fn visitor(http: reqwest::Client, internal: String, public: String, n: usi
         &http,
         &format!("{internal}/v1/challenge"),
         None,
-        Some(json!({"route_id": "wall", "client_ip": format!("10.0.{}.1", n % 250)})),
+        Some(json!({"route_id": "wall", "client_ip": format!("10.{}.0.1", n % 250)})),
     )
     .await;
     assert_eq!(status, 200, "{c}");

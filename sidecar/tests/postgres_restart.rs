@@ -202,7 +202,7 @@ async fn visitor(
         &seen,
         &format!("{internal}/v1/challenge"),
         None,
-        Some(json!({"route_id": "wall", "client_ip": format!("10.1.{}.1", n % 250)})),
+        Some(json!({"route_id": "wall", "client_ip": format!("10.{}.1.1", n % 250)})),
     )
     .await;
     assert_eq!(status, 200, "{c}");
