@@ -123,7 +123,7 @@ fn a_shadow_policy_charges_nothing_counts_everything_and_enforcing_again_challen
     let body = findings(&wall);
     assert_eq!(
         body["shadow_routes"],
-        serde_json::json!(["api", "open-api", "wall"])
+        serde_json::json!(["api", "open-api", "checkout", "wall"])
     );
     assert_eq!(
         count_of(&body, "wall", "would_challenge", None),
