@@ -85,7 +85,8 @@ fn refuse(host: &dyn Host, reply: Reply) -> Decision {
 /// A refusal on `route`: on a shadow route, the request passes and the refusal is only counted.
 fn refuse_on(route: &Route, host: &dyn Host, reply: Reply) -> Decision {
     if route.shadow {
-        return shadow::would_deny(host, &reply);
+        shadow::would_deny(host, static_reason(reply.reason().unwrap_or("other")));
+        return Decision::Pass;
     }
     refuse(host, reply)
 }
@@ -127,7 +128,8 @@ pub(super) fn static_reason(reason: &str) -> &'static str {
 /// A 402 for `route`; on a shadow route, a pass that counts the challenge it would have been.
 fn challenge(route: &Route, host: &dyn Host, w: &mut WorkerState) -> Decision {
     if route.shadow {
-        return shadow::would_challenge(host, w, route);
+        shadow::would_challenge(host, w, route);
+        return Decision::Pass;
     }
     Decision::Challenge(ChallengeNeeded {
         route_id: route.id.clone(),

@@ -5,26 +5,22 @@
 
 use lightning_wall_contract::events::{Finding, Trigger};
 
-use super::decision::{Decision, static_reason};
 use super::host::{Host, Metric};
-use super::reply::Reply;
 use super::routes::Route;
 use super::worker::WorkerState;
 
-/// A request that would have been challenged (402) goes upstream as on a free route.
-pub fn would_challenge(host: &dyn Host, w: &mut WorkerState, route: &Route) -> Decision {
+/// A request that would have been challenged (402): counted; the caller lets it go upstream as
+/// on a free route.
+pub fn would_challenge(host: &dyn Host, w: &mut WorkerState, route: &Route) {
     host.count(Metric::WouldChallenge);
     w.outbox.finding(&route.id, Finding::WouldChallenge, None);
-    Decision::Pass
 }
 
-/// A request that would have been refused (bad credential, third-party request…) goes
-/// upstream as on a free route; only the metric says why (its reason is the refusal's).
-pub fn would_deny(host: &dyn Host, reply: &Reply) -> Decision {
-    host.count(Metric::WouldDeny(static_reason(
-        reply.reason().unwrap_or("other"),
-    )));
-    Decision::Pass
+/// A request that would have been refused (bad credential, third-party request…) for `reason`
+/// (the refusal's, one of the fixed metric reasons): counted, as a metric only; the caller lets
+/// it go upstream as on a free route.
+pub fn would_deny(host: &dyn Host, reason: &'static str) {
+    host.count(Metric::WouldDeny(reason));
 }
 
 /// A deposit that `trigger` would have forfeited: counted, and nothing else.

@@ -3,7 +3,7 @@
 //! ring.
 use super::*;
 use crate::engine::config::PluginConfig;
-use crate::engine::decision::decide;
+use crate::engine::decision::{Decision, decide};
 use crate::engine::decision::tests::credential;
 use crate::engine::facts::RequestFacts;
 use crate::engine::grant::Grant;

@@ -283,7 +283,7 @@ async fn shadow(
     let since = Timestamp((now.0 / 86_400).saturating_sub(days - 1) * 86_400);
     let findings = state.store.shadow_findings(since).await?;
     Ok(Json(json!({
-        "shadow_routes": super::dashboard::shadow_routes(&state.config()),
+        "shadow_routes": state.config().shadow_routes(),
         "findings": findings.iter().map(shadow_json).collect::<Vec<_>>(),
     })))
 }

@@ -186,20 +186,10 @@ async fn overview(state: &AppState, reference: Option<&str>) -> Result<Overview,
         money: state.store.money_summary().await?,
         demand: Demand::of(&state.config()),
         outcomes: state.store.outcomes_by_day(since).await?,
-        shadow_routes: shadow_routes(&state.config()),
+        shadow_routes: state.config().shadow_routes(),
         shadow: state.store.shadow_findings(shadow_since(now)).await?,
         lookup,
     })
-}
-
-/// The routes in shadow mode now, in config order.
-pub fn shadow_routes(config: &crate::config::Config) -> Vec<String> {
-    config
-        .routes
-        .iter()
-        .filter(|r| config.route_in_shadow(r))
-        .map(|r| r.id.clone())
-        .collect()
 }
 
 /// The first day of the dashboard's shadow window: today and the days before it.

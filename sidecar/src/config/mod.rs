@@ -127,6 +127,15 @@ impl Config {
     pub fn route_in_shadow(&self, route: &RouteConfig) -> bool {
         (self.shadow || route.shadow) && route.mode != Mode::Free
     }
+
+    /// The ids of the routes in shadow mode, in config order.
+    pub fn shadow_routes(&self) -> Vec<String> {
+        self.routes
+            .iter()
+            .filter(|r| self.route_in_shadow(r))
+            .map(|r| r.id.clone())
+            .collect()
+    }
 }
 
 fn default_data_dir() -> PathBuf {
