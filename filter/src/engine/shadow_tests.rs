@@ -3,8 +3,8 @@
 //! ring.
 use super::*;
 use crate::engine::config::PluginConfig;
-use crate::engine::decision::{Decision, decide};
 use crate::engine::decision::tests::credential;
+use crate::engine::decision::{Decision, decide};
 use crate::engine::facts::RequestFacts;
 use crate::engine::grant::Grant;
 use crate::engine::host::memory::MemoryHost;
