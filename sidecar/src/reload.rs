@@ -251,14 +251,7 @@ pub async fn watch(live: Arc<Live>, mut stopped: watch::Receiver<bool>) {
 mod tests {
     use super::*;
 
-    const BASE: &str = "
-node: { backend: dev }
-routes:
-  - id: wall
-    match: { path: { prefix: / } }
-    mode: deposit
-    deposit: { amount_sat: 1000 }
-";
+    use crate::config::tests::MINIMAL as BASE;
 
     struct Fixture {
         _dir: tempfile::TempDir,

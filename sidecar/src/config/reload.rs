@@ -88,14 +88,7 @@ pub fn compare(old: &Config, new: &Config) -> Change {
 mod tests {
     use super::*;
 
-    const BASE: &str = "
-node: { backend: dev }
-routes:
-  - id: wall
-    match: { path: { prefix: / } }
-    mode: deposit
-    deposit: { amount_sat: 1000 }
-";
+    use crate::config::tests::MINIMAL as BASE;
 
     fn config(yaml: &str) -> Config {
         Config::from_text(yaml, None).unwrap()

@@ -3,7 +3,9 @@ use std::time::Duration;
 
 use super::*;
 
-const MINIMAL: &str = "
+/// The smallest valid config (one deposit route on the dev node), which other modules' tests
+/// (the reload's) build on too.
+pub(crate) const MINIMAL: &str = "
 node: { backend: dev }
 routes:
   - id: wall
