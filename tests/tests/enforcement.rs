@@ -23,8 +23,7 @@ fn upstream(status: &str, extra: &[(&str, &str)]) -> Message {
 
 fn forfeited_on_the_node(wall: &mut Wall, hash: &str, auth: &str) {
     // One tick carries the verdict to the sidecar, which settles the hold invoice.
-    wall.tick();
-    wall.wait_node_state(hash, InvoiceState::Settled);
+    wall.tick_until_node_state(hash, InvoiceState::Settled);
     let ex = wall.send(&Request::get("/home").header("authorization", auth));
     assert_eq!(status(&ex), Some(402), "a forfeited deposit opens nothing");
 }
@@ -125,8 +124,7 @@ fn an_upstream_refund_verdict_cancels_the_deposit() {
         &Request::get("/done").header("authorization", &auth),
         |_| upstream("200", &[("x-lightning-wall-verdict", "refund")]),
     );
-    wall.tick();
-    wall.wait_node_state(hash, InvoiceState::Canceled);
+    wall.tick_until_node_state(hash, InvoiceState::Canceled);
 }
 
 #[test]

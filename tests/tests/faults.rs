@@ -66,8 +66,7 @@ fn decisions_made_while_the_sidecar_is_down_reach_it_when_it_returns() {
 
     wall.start_sidecar();
     assert_eq!(wall.node_state(&hash(&c1)), InvoiceState::Accepted);
-    wall.tick();
-    wall.wait_node_state(&hash(&c1), InvoiceState::Settled);
+    wall.tick_until_node_state(&hash(&c1), InvoiceState::Settled);
     wall.wait_node_state(&hash(&c2), InvoiceState::Settled);
     wall.wait_node_state(&hash(&c3), InvoiceState::Canceled);
     // More ticks change nothing more; the visitor who did nothing is still held and served.
@@ -110,8 +109,7 @@ fn a_forward_jump_of_the_filters_clock_keeps_rate_windows_working_and_forfeits_n
     }
     let ex = get(&mut wall, &busy);
     assert_eq!(header(&ex, "x-lightning-wall-reason"), Some("forfeited"));
-    wall.tick();
-    wall.wait_node_state(&busy_hash, InvoiceState::Settled);
+    wall.tick_until_node_state(&busy_hash, InvoiceState::Settled);
 
     // A jump of 30 min within the token's 1 h: still valid, still held, nothing settled.
     // After a jump Envoy fires the next tick once (the host's `advance` would replay every
@@ -156,8 +154,7 @@ fn a_backward_step_of_the_filters_wall_clock_forfeits_no_one_and_revives_no_revo
     let ex = get(&mut wall, &busy);
     assert_eq!(header(&ex, "x-lightning-wall-reason"), Some("forfeited"));
     // Ticks run on the monotonic clock and still carry the verdict to the sidecar.
-    wall.tick();
-    wall.wait_node_state(&busy_hash, InvoiceState::Settled);
+    wall.tick_until_node_state(&busy_hash, InvoiceState::Settled);
 
     // Another step back: the forfeited token stays revoked on every worker (its revocation is
     // kept until its expiry, which only moved further away), and the other visitor browses on.
@@ -218,8 +215,7 @@ fn a_sidecar_killed_with_sigkill_loses_no_decision_and_tokens_keep_working() {
     // A new process on the same store and dev node: the acknowledged forfeit settles (at once
     // or by the start-up reconciler), the queued refund cancels, the idle visitor is untouched.
     wall.start_sidecar();
-    wall.tick();
-    wall.wait_node_state(&trapped_hash, InvoiceState::Settled);
+    wall.tick_until_node_state(&trapped_hash, InvoiceState::Settled);
     wall.wait_node_state(&excused_hash, InvoiceState::Canceled);
     assert_eq!(wall.node_state(&browsing_hash), InvoiceState::Accepted);
     assert_eq!(status(&get(&mut wall, &browsing)), Some(200));

@@ -72,8 +72,7 @@ fn a_verdict_from_the_response_waits_for_the_tick_where_response_call_outs_trap(
     // Revoked at once on this proxy: the bot cannot leave with it.
     let ex = wall.send(&Request::get("/home").header("authorization", &auth));
     assert_eq!(status(&ex), Some(402));
-    wall.tick();
-    wall.wait_node_state(hash, InvoiceState::Settled);
+    wall.tick_until_node_state(hash, InvoiceState::Settled);
 }
 
 #[test]
@@ -367,8 +366,7 @@ fn every_flow_under_all_of_nginxs_semantics_at_once() {
     assert_eq!(status(&ex), Some(200));
     let ex = wall.send(&Request::get("/wp-login.php").header("authorization", &auth));
     assert_eq!(status(&ex), Some(403));
-    wall.tick();
-    wall.wait_node_state(
+    wall.tick_until_node_state(
         challenge["payment_hash"].as_str().unwrap(),
         InvoiceState::Settled,
     );

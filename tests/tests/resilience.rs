@@ -67,8 +67,7 @@ fn four_workers_share_the_token_rate_limit() {
     assert_eq!(workers.len(), 4);
     let ex = wall.send(&Request::get("/home").header("authorization", &auth));
     assert_eq!(header(&ex, "x-lightning-wall-reason"), Some("forfeited"));
-    wall.tick();
-    wall.wait_node_state(&hash, InvoiceState::Settled);
+    wall.tick_until_node_state(&hash, InvoiceState::Settled);
 }
 
 #[test]
