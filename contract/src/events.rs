@@ -26,14 +26,7 @@ pub enum Event {
     /// One proxy instance's count so far of a deposit token's requests or upstream errors in a
     /// window (a count, not an increment: the sidecar keeps the highest, so a re-sent batch
     /// counts once, and sums the instances for the route's budgets).
-    Usage {
-        token_id: String,
-        /// The proxy instance (all its workers share one count), 16 hex digits.
-        reporter: String,
-        kind: UsageKind,
-        window_start: u64,
-        count: u32,
-    },
+    Usage(UsageCount),
     /// A forfeit or refund decided by the filter (trap path, rate limit, error storm) or taken
     /// from the upstream's `x-lightning-wall-verdict` response header.
     Verdict {
@@ -60,6 +53,31 @@ pub enum Event {
         trigger: Option<Trigger>,
         count: u64,
     },
+}
+
+/// The body of [`Event::Usage`]: one count, built by the filter and checked by the sidecar.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageCount {
+    pub token_id: String,
+    /// The proxy instance (all its workers share one count), 16 hex digits.
+    pub reporter: String,
+    pub kind: UsageKind,
+    pub window_start: u64,
+    pub count: u32,
+}
+
+impl UsageCount {
+    /// The reporter as the filter numbers it; `None` unless exactly 16 hex digits (the one
+    /// rule both sides apply: the filter re-queues only what it can parse, the sidecar refuses
+    /// the batch).
+    pub fn reporter_id(&self) -> Option<u64> {
+        let r = self.reporter.as_bytes();
+        if r.len() != 16 || !r.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        u64::from_str_radix(&self.reporter, 16).ok()
+    }
 }
 
 /// What the filter would have done on a shadow route.
@@ -139,20 +157,20 @@ mod tests {
         EventBatch {
             events: alloc::vec![
                 Event::Activity { token_id: T.into() },
-                Event::Usage {
+                Event::Usage(UsageCount {
                     token_id: T.into(),
                     reporter: "00112233aabbccdd".into(),
                     kind: UsageKind::Requests,
                     window_start: 1_767_225_600,
                     count: 7,
-                },
-                Event::Usage {
+                }),
+                Event::Usage(UsageCount {
                     token_id: T.into(),
                     reporter: "00112233aabbccdd".into(),
                     kind: UsageKind::Errors,
                     window_start: 1_767_225_600,
                     count: 2,
-                },
+                }),
                 Event::Verdict {
                     token_id: T.into(),
                     verdict: Verdict::Forfeit,
@@ -213,8 +231,38 @@ mod tests {
             r#"{"events":[],"extra":1}"#,
             r#"{"events":[{"type":"verdict","token_id":"a1b2","verdict":"forfeit","trigger":"whim"}]}"#,
             r#"{"events":[{"type":"shadow","route_id":"w","finding":"would_smile","count":1}]}"#,
+            r#"{"events":[{"type":"usage","token_id":"a1b2","reporter":"00112233aabbccdd","kind":"requests","window_start":1,"count":7,"extra":1}]}"#,
         ] {
             assert!(serde_json::from_str::<EventBatch>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_reporter_is_exactly_sixteen_hex_digits() {
+        let count = |reporter: &str| UsageCount {
+            token_id: T.into(),
+            reporter: reporter.into(),
+            kind: UsageKind::Requests,
+            window_start: 0,
+            count: 1,
+        };
+        assert_eq!(
+            count("00112233aabbccdd").reporter_id(),
+            Some(0x0011_2233_aabb_ccdd)
+        );
+        assert_eq!(
+            count("00112233AABBCCDD").reporter_id(),
+            Some(0x0011_2233_aabb_ccdd)
+        );
+        // from_str_radix alone would take a sign or a short number.
+        for bad in [
+            "+0112233aabbccdd",
+            "112233aabbccdd",
+            "00112233aabbccdd0",
+            "0011223 aabbccdd",
+            "",
+        ] {
+            assert_eq!(count(bad).reporter_id(), None, "{bad:?}");
         }
     }
 }

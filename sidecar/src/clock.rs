@@ -1,10 +1,10 @@
 //! The wall clock behind a trait, so tests can move it: forward, and back as a stepped system
-//! clock does. The deposit engine's timers and the dev node's chain read it from here.
+//! clock does. The deposit lifecycle's timers and the dev node's chain read it from here.
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Where the deposit engine and the dev node read the wall clock. Tests inject a
+/// Where the deposit lifecycle and the dev node read the wall clock. Tests inject a
 /// [`ManualClock`].
 pub trait Clock: Send + Sync + 'static {
     /// Time since the Unix epoch.

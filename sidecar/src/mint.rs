@@ -1,8 +1,8 @@
 //! Minting challenges: for an unpaid request to a pay or deposit route, an invoice on the node
-//! (a deposit's stored durably first, by the engine) and a macaroon bound to its payment hash.
+//! (a deposit's stored durably first, by the lifecycle) and a macaroon bound to its payment hash.
 //! Every mint costs the node an invoice, so it must never run before the per-network rate and
 //! the global budget admitted it, and must never hand out a deposit invoice whose preimage is
-//! not committed (the engine's `open_deposit` returns only after that commit).
+//! not committed (the lifecycle's `open_deposit` returns only after that commit).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use lightning_wall_contract::challenge::ChallengeAnswer;
 
 use crate::api::policy::SERVICE;
 use crate::config::Mode;
-use crate::deposit::engine::{Engine, EngineError, NewDeposit};
+use crate::deposit::lifecycle::{Lifecycle, LifecycleError, NewDeposit};
 use crate::ids::Timestamp;
 use crate::ids::{PaymentHash, Preimage};
 use crate::keys::Keys;
@@ -38,7 +38,7 @@ pub enum MintError {
     #[error("too many challenges right now")]
     BudgetSpent { retry_after_s: u32 },
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Lifecycle(#[from] LifecycleError),
     #[error("no randomness available")]
     Random,
     #[error("deposit route {0:?} without a deposit policy")]
@@ -52,7 +52,7 @@ pub enum MintError {
 
 /// Mints challenges for this replica; one per sidecar, shared by the handlers.
 pub struct ChallengeMinter {
-    engine: Engine,
+    lifecycle: Lifecycle,
     /// Routes and wall texts are read from the config in force at each mint (a reload may
     /// change them); the limits below are the start's.
     live: Arc<Live>,
@@ -64,7 +64,7 @@ pub struct ChallengeMinter {
 
 impl ChallengeMinter {
     pub fn new(
-        engine: Engine,
+        lifecycle: Lifecycle,
         live: Arc<Live>,
         keys: Arc<Keys>,
         metrics: Arc<Metrics>,
@@ -73,7 +73,7 @@ impl ChallengeMinter {
         ChallengeMinter {
             limiter: MintLimiter::new(&config.limits),
             budget: PerSecondBudget::new(config.limits.challenge_mint_budget_per_s, Instant::now()),
-            engine,
+            lifecycle,
             live,
             keys,
             metrics,
@@ -102,7 +102,7 @@ impl ChallengeMinter {
         }
         // Before any limit: a drained wall hands out nothing, pay invoices included (money
         // taken now could not be served or refunded by a wall being taken down).
-        if self.engine.draining().await?.is_some() {
+        if self.lifecycle.draining().await?.is_some() {
             self.refuse("draining");
             return Err(MintError::Draining);
         }
@@ -116,7 +116,7 @@ impl ChallengeMinter {
             self.refuse("mint_budget");
             return Err(MintError::BudgetSpent { retry_after_s });
         }
-        let now = self.engine.now();
+        let now = self.lifecycle.now();
         let amount_msat = route.amount_sat().saturating_mul(1000);
         let valid_until = now.plus(route.token_lifetime).0;
         let memo = memo(&config.wall, route.mode, route.amount_sat());
@@ -128,7 +128,7 @@ impl ChallengeMinter {
                     .inspect_err(|_| self.refuse("node"))?;
                 (
                     invoice.payment_hash,
-                    self.engine.new_token_id()?,
+                    self.lifecycle.new_token_id()?,
                     invoice.payment_request,
                     invoice.expires_at,
                     l402::Mode::Pay,
@@ -139,7 +139,7 @@ impl ChallengeMinter {
                     return Err(MintError::NoDepositPolicy(route.id.clone()));
                 };
                 let opened = self
-                    .engine
+                    .lifecycle
                     .open_deposit(
                         NewDeposit {
                             route_id: route.id.clone(),
@@ -202,7 +202,7 @@ impl ChallengeMinter {
         now: Timestamp,
     ) -> Result<PayInvoice, MintError> {
         let preimage = Preimage(random32()?);
-        let expiry = self.engine.settings().invoice_expiry;
+        let expiry = self.lifecycle.settings().invoice_expiry;
         let request = InvoiceRequest {
             amount_msat,
             memo,
@@ -210,12 +210,16 @@ impl ChallengeMinter {
             cltv_expiry: None,
         };
         let started = Instant::now();
-        let created = self.engine.node().create_invoice(&preimage, &request).await;
+        let created = self
+            .lifecycle
+            .node()
+            .create_invoice(&preimage, &request)
+            .await;
         self.metrics
             .observe_node_call("create_invoice", started.elapsed());
         let created = created
             .inspect_err(|_| self.metrics.error("node_create_invoice"))
-            .map_err(EngineError::Node)?;
+            .map_err(LifecycleError::Node)?;
         self.metrics
             .challenges
             .get_or_create(&ModeLabel { mode: "pay" })

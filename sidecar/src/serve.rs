@@ -1,4 +1,4 @@
-//! Wiring for `lightning-wall serve`: store, node, keys, engine, start-up reconcile, the three
+//! Wiring for `lightning-wall serve`: store, node, keys, lifecycle, start-up reconcile, the three
 //! listeners, graceful shutdown. Also used by the HTTP tests to run the real thing on loopback.
 
 use std::net::SocketAddr;
@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::api::{self, AppState};
 use crate::config::{Config, NodeBackend, StoreLocation};
-use crate::deposit::engine::{Engine, EngineSettings};
+use crate::deposit::lifecycle::{Lifecycle, LifecycleSettings};
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::node::cln::{ClnConfig, ClnNode, GrpcEndpoint};
@@ -24,14 +24,14 @@ pub struct Running {
     pub internal: SocketAddr,
     pub public: SocketAddr,
     pub admin: Option<SocketAddr>,
-    pub engine: Engine,
+    pub lifecycle: Lifecycle,
     pub dev_node: Option<DevNode>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight requests finish, stops the engine loops.
+    /// Stops accepting, lets in-flight requests finish, stops the lifecycle loops.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for task in self.tasks {
@@ -75,7 +75,7 @@ pub async fn open_node(config: &Config) -> anyhow::Result<(Arc<dyn Node>, Option
             }
             // Every change to the dev node's invoices goes through this process (`dev pay`
             // reaches it over HTTP), so subscriptions are woken at once; the periodic re-read
-            // only covers another process sharing the data dir, which the engine's reconcile
+            // only covers another process sharing the data dir, which the lifecycle's reconcile
             // covers too. At 2 s, 10,000 held deposits meant 5,000 reads a second for nothing.
             dev_config.subscription_recheck = std::time::Duration::from_secs(30);
             let node = DevNode::open(dev_config)
@@ -196,14 +196,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         None => None,
     };
     let metrics = Arc::new(Metrics::new());
-    let engine = Engine::new(
+    let lifecycle = Lifecycle::new(
         store,
         node,
-        EngineSettings::from_config(&config, replica_id()),
+        LifecycleSettings::from_config(&config, replica_id()),
         metrics.clone(),
     );
     // Finish what a previous run decided before taking new work.
-    let report = engine.reconcile().await.context("start-up reconcile")?;
+    let report = lifecycle.reconcile().await.context("start-up reconcile")?;
     tracing::info!(
         examined = report.examined,
         node_errors = report.node_errors,
@@ -211,7 +211,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     );
 
     let state = AppState::new(
-        engine.clone(),
+        lifecycle.clone(),
         config.clone(),
         keys,
         metrics,
@@ -233,7 +233,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     );
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(engine.clone().run(stopped.clone())));
+    tasks.push(tokio::spawn(lifecycle.clone().run(stopped.clone())));
     tasks.push(tokio::spawn(
         payouts.run(config.deposits.reconcile_interval, stopped.clone()),
     ));
@@ -304,7 +304,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         internal: internal_addr,
         public: public_addr,
         admin: admin_addr,
-        engine,
+        lifecycle,
         dev_node,
         stop,
         tasks,

@@ -172,7 +172,7 @@ impl RecordingNode {
         inner.invoices.insert(hash, Invoice { status: tx, hold });
         Ok(CreatedInvoice {
             payment_hash: hash,
-            // Not a valid BOLT11: this double is for engine tests, not for wallets.
+            // Not a valid BOLT11: this double is for lifecycle tests, not for wallets.
             payment_request: format!("lnbcrt1recording{}", hex::encode(hash.0)),
         })
     }

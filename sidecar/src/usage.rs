@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::config::{Config, DepositPolicy};
-use crate::deposit::engine::{Engine, EngineError, Stepped};
+use crate::deposit::lifecycle::{Lifecycle, LifecycleError, Stepped};
 use crate::deposit::machine::{Event, Outcome};
 use crate::deposit::{DepositState, Trigger};
 use crate::ids::{Timestamp, TokenId};
@@ -89,16 +89,16 @@ pub fn window_open(window_start: u64, budget: Budget, now: Timestamp) -> bool {
 /// result per report, in order: `counted` (with the window's total), `applied`/`unchanged` (a
 /// forfeit), `ignored` (not a held deposit, no such budget, window closed) or `unknown_token`.
 pub async fn record(
-    engine: &Engine,
+    lifecycle: &Lifecycle,
     config: &Config,
     reports: &[Report],
-) -> Result<Vec<Value>, EngineError> {
-    let now = engine.now();
+) -> Result<Vec<Value>, LifecycleError> {
+    let now = lifecycle.now();
     let mut results = vec![json!({"result": "ignored"}); reports.len()];
     let mut taken = Vec::new();
     let mut rows = Vec::new();
     for (i, r) in reports.iter().enumerate() {
-        let Some(stored) = engine.store().deposit_by_token(&r.token_id).await? else {
+        let Some(stored) = lifecycle.store().deposit_by_token(&r.token_id).await? else {
             results[i] = json!({"result": "unknown_token"});
             continue;
         };
@@ -128,7 +128,7 @@ pub async fn record(
             ),
         });
     }
-    let totals = engine.store().record_usage(&rows, now).await?;
+    let totals = lifecycle.store().record_usage(&rows, now).await?;
     for ((i, budget), total) in taken.into_iter().zip(totals) {
         let r = &reports[i];
         if total <= budget.limit {
@@ -139,7 +139,7 @@ pub async fn record(
             outcome: Outcome::Forfeit,
             trigger: r.kind.trigger(),
         };
-        results[i] = match engine.event_by_token(&r.token_id, verdict).await {
+        results[i] = match lifecycle.event_by_token(&r.token_id, verdict).await {
             Ok(Stepped::Changed(d)) => {
                 tracing::info!(
                     kind = r.kind.as_str(),
@@ -152,7 +152,7 @@ pub async fn record(
             Ok(Stepped::Unchanged(d, _)) => {
                 json!({"result": "unchanged", "state": d.state.as_str()})
             }
-            Err(EngineError::NotFound) => json!({"result": "unknown_token"}),
+            Err(LifecycleError::NotFound) => json!({"result": "unknown_token"}),
             Err(e) => return Err(e),
         };
     }

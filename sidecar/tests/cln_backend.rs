@@ -86,7 +86,7 @@ async fn a_subscription_reconnects_across_a_cln_restart_and_sees_the_payment() {
         (preimage, PaymentHash(Sha256::digest(preimage).into()))
     };
     let created = node.create_hold_invoice(&hash, &request()).await.unwrap();
-    // Drive the subscription all the time, as the engine does, so its Track stream is open when
+    // Drive the subscription all the time, as the lifecycle does, so its Track stream is open when
     // CLN restarts.
     let mut updates = node.subscribe(&hash).await.unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -1,4 +1,4 @@
-//! The sidecar's wall clock jumping: the deposit engine (real SQLite store, the `RecordingNode`
+//! The sidecar's wall clock jumping: the deposit lifecycle (real SQLite store, the `RecordingNode`
 //! test double, which records every node call) reads a `ManualClock` that the tests step 2 h
 //! forward (a suspended VM resuming, NTP correcting a slow clock) and 2 h back (NTP stepping a
 //! fast clock). Forward: idle and unpaid deposits end, with one cancel each and never a settle.
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lightning_wall::clock::ManualClock;
-use lightning_wall::deposit::engine::{Engine, EngineSettings, NewDeposit};
+use lightning_wall::deposit::lifecycle::{Lifecycle, LifecycleSettings, NewDeposit};
 use lightning_wall::deposit::machine::{Event, Outcome};
 use lightning_wall::deposit::{DepositState, Trigger};
 use lightning_wall::ids::PaymentHash;
@@ -19,7 +19,7 @@ use lightning_wall::testing::{Call, PATIENCE, RecordingNode};
 const HOUR: Duration = Duration::from_secs(3600);
 
 struct Harness {
-    engine: Engine,
+    lifecycle: Lifecycle,
     node: RecordingNode,
     clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
@@ -30,7 +30,7 @@ async fn harness() -> Harness {
     let store = Store::open_sqlite(&dir.path().join("lw.db")).await.unwrap();
     let node = RecordingNode::new();
     let clock = Arc::new(ManualClock::starting_now());
-    let settings = EngineSettings {
+    let settings = LifecycleSettings {
         invoice_expiry: Duration::from_secs(600),
         cltv_expiry: 144,
         safety_margin_blocks: 6,
@@ -46,7 +46,7 @@ async fn harness() -> Harness {
         max_unpaid_deposits_per_prefix: 100,
         replica_id: "clock".into(),
     };
-    let engine = Engine::with_clock(
+    let lifecycle = Lifecycle::with_clock(
         store,
         Arc::new(node.clone()),
         settings,
@@ -54,7 +54,7 @@ async fn harness() -> Harness {
         clock.clone(),
     );
     Harness {
-        engine,
+        lifecycle,
         node,
         clock,
         _dir: dir,
@@ -72,14 +72,14 @@ impl Harness {
             memo: "lightning-wall deposit".into(),
         };
         let opened = self
-            .engine
-            .open_deposit(new, self.engine.now())
+            .lifecycle
+            .open_deposit(new, self.lifecycle.now())
             .await
             .unwrap();
         opened.deposit.payment_hash
     }
 
-    /// A deposit the visitor paid (the engine saw it held).
+    /// A deposit the visitor paid (the lifecycle saw it held).
     async fn held(&self, idle_timeout: Duration, session_cap: Duration) -> PaymentHash {
         let hash = self.open(idle_timeout, session_cap).await;
         self.node.pay_hold(&hash, 144).unwrap();
@@ -92,7 +92,7 @@ impl Harness {
     }
 
     async fn state(&self, hash: &PaymentHash) -> DepositState {
-        self.engine
+        self.lifecycle
             .deposit(hash)
             .await
             .unwrap()
@@ -102,7 +102,7 @@ impl Harness {
     }
 
     async fn trigger(&self, hash: &PaymentHash) -> Option<Trigger> {
-        let d = self.engine.deposit(hash).await.unwrap().unwrap().deposit;
+        let d = self.lifecycle.deposit(hash).await.unwrap().unwrap().deposit;
         assert!(d.pending.is_none(), "an action still pending: {d:?}");
         d.resolution.map(|r| r.trigger)
     }
@@ -118,7 +118,7 @@ impl Harness {
     /// Several timer passes, as the sweeper runs them every second.
     async fn sweeps(&self, n: usize) {
         for _ in 0..n {
-            self.engine.sweep().await.unwrap();
+            self.lifecycle.sweep().await.unwrap();
         }
     }
 }
@@ -156,7 +156,7 @@ async fn a_jump_forward_refunds_idle_deposits_and_expires_unpaid_ones_but_settle
     assert_eq!(h.count(&long, Call::Settle), 0);
     // A forfeit that arrives after the jump's refund changes nothing.
     let late = h
-        .engine
+        .lifecycle
         .event(
             &idle,
             Event::Verdict {
@@ -182,7 +182,7 @@ async fn a_jump_back_ends_nothing_early_and_every_decision_acts_once() {
 
     h.clock.rewind(2 * HOUR);
     h.sweeps(3).await;
-    h.engine.reconcile().await.unwrap();
+    h.lifecycle.reconcile().await.unwrap();
     for hash in [&leaving, &abusing, &near_deadline] {
         assert_eq!(h.state(hash).await, DepositState::Held);
     }
@@ -196,11 +196,14 @@ async fn a_jump_back_ends_nothing_early_and_every_decision_acts_once() {
         h.node.calls()
     );
     // Activity with the clock behind is accepted and keeps the deposit.
-    h.engine.event(&leaving, Event::Activity).await.unwrap();
+    h.lifecycle.event(&leaving, Event::Activity).await.unwrap();
 
     // The visitor leaves, the filter reports an abuser: one cancel, one settle.
-    h.engine.event(&leaving, Event::VisitorLeft).await.unwrap();
-    h.engine
+    h.lifecycle
+        .event(&leaving, Event::VisitorLeft)
+        .await
+        .unwrap();
+    h.lifecycle
         .event(
             &abusing,
             Event::Verdict {
@@ -213,12 +216,12 @@ async fn a_jump_back_ends_nothing_early_and_every_decision_acts_once() {
     // The chain does not care about the wall clock: at the deadline height the deposit is
     // refunded although the (rewound) clock says the 10 h deadline is far away.
     h.node.set_block_height(1_000 + 144 - 18 - 6);
-    h.engine.reconcile().await.unwrap();
+    h.lifecycle.reconcile().await.unwrap();
     h.sweeps(3).await;
     // The clock comes back; more passes find nothing more to do.
     h.clock.advance(2 * HOUR);
     h.sweeps(3).await;
-    h.engine.reconcile().await.unwrap();
+    h.lifecycle.reconcile().await.unwrap();
 
     assert_eq!(h.state(&leaving).await, DepositState::Refunded);
     assert_eq!(h.trigger(&leaving).await, Some(Trigger::VisitorLeft));

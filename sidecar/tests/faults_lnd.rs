@@ -1,4 +1,4 @@
-//! lnd faults through the whole sidecar (`serve` wiring, HTTP, engine, SQLite) with the `lnd`
+//! lnd faults through the whole sidecar (`serve` wiring, HTTP, lifecycle, SQLite) with the `lnd`
 //! backend against FakeLnd, the test double of lnd's REST contract: lnd down while decisions
 //! arrive (they wait, then reach lnd exactly once), and invoice streams cut or silenced while a
 //! payment arrives (the sidecar still sees the deposit held).

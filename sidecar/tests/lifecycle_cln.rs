@@ -1,4 +1,4 @@
-//! Deposit lifecycles through the whole sidecar (`serve` wiring, HTTP, engine, SQLite) with the
+//! Deposit lifecycles through the whole sidecar (`serve` wiring, HTTP, lifecycle, SQLite) with the
 //! `cln` backend against FakeCln, the test double of Core Lightning's and the hold plugin's
 //! gRPC: the decisions must reach the plugin as Cancel or Settle, including across a CLN restart.
 
@@ -71,7 +71,7 @@ async fn the_hard_deadline_cancels_before_the_plugin_would() {
     s.fake
         .advance_blocks(expiry - 3 - 6 - s.fake.block_height());
     assert_eq!(s.fake.hold_invoice(hash_of(&c)).unwrap().state, "accepted");
-    s.running.engine.reconcile().await.unwrap();
+    s.running.lifecycle.reconcile().await.unwrap();
     s.wait_plugin_state(&c, "cancelled", PATIENCE).await;
     s.running.shutdown().await;
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lightning_wall::deposit::engine::{Engine, EngineSettings, NewDeposit};
+use lightning_wall::deposit::lifecycle::{Lifecycle, LifecycleSettings, NewDeposit};
 use lightning_wall::deposit::machine::{Event, Outcome};
 use lightning_wall::deposit::{DepositState, Trigger};
 use lightning_wall::ids::PaymentHash;
@@ -16,19 +16,19 @@ use lightning_wall::store::Store;
 use tokio::sync::watch;
 
 struct Setup {
-    engine: Engine,
+    lifecycle: Lifecycle,
     node: DevNode,
     _dir: tempfile::TempDir,
 }
 
-async fn setup(change: impl FnOnce(&mut EngineSettings)) -> Setup {
+async fn setup(change: impl FnOnce(&mut LifecycleSettings)) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let mut dev = DevNodeConfig::new(dir.path().join("dev-node"));
-    // Time passes only when the test says so (advance_blocks); the engine does the cancelling.
+    // Time passes only when the test says so (advance_blocks); the lifecycle does the cancelling.
     dev.sweep_interval = None;
     let node = DevNode::open(dev).await.unwrap();
     let store = Store::open_sqlite(&dir.path().join("lw.db")).await.unwrap();
-    let mut settings = EngineSettings {
+    let mut settings = LifecycleSettings {
         invoice_expiry: Duration::from_secs(600),
         cltv_expiry: 144,
         safety_margin_blocks: 6,
@@ -44,14 +44,14 @@ async fn setup(change: impl FnOnce(&mut EngineSettings)) -> Setup {
         replica_id: "test".into(),
     };
     change(&mut settings);
-    let engine = Engine::new(
+    let lifecycle = Lifecycle::new(
         store,
         Arc::new(node.clone()),
         settings,
         Arc::new(Metrics::new()),
     );
     Setup {
-        engine,
+        lifecycle,
         node,
         _dir: dir,
     }
@@ -68,9 +68,9 @@ fn new_deposit(idle: Duration) -> NewDeposit {
     }
 }
 
-async fn wait_for(engine: &Engine, hash: &PaymentHash, want: DepositState) -> Trigger {
+async fn wait_for(lifecycle: &Lifecycle, hash: &PaymentHash, want: DepositState) -> Trigger {
     for _ in 0..400 {
-        let d = engine.deposit(hash).await.unwrap().unwrap().deposit;
+        let d = lifecycle.deposit(hash).await.unwrap().unwrap().deposit;
         if d.state == want && d.pending.is_none() {
             return d.resolution.map_or(Trigger::Admin, |r| r.trigger);
         }
@@ -81,7 +81,7 @@ async fn wait_for(engine: &Engine, hash: &PaymentHash, want: DepositState) -> Tr
 
 async fn open_and_pay(s: &Setup, idle: Duration) -> PaymentHash {
     let opened = s
-        .engine
+        .lifecycle
         .open_deposit(new_deposit(idle), Timestamp::now())
         .await
         .unwrap();
@@ -92,7 +92,7 @@ async fn open_and_pay(s: &Setup, idle: Duration) -> PaymentHash {
         .unwrap();
     assert!(matches!(paid, DevPayment::Held { .. }));
     let hash = opened.deposit.payment_hash;
-    wait_for(&s.engine, &hash, DepositState::Held).await;
+    wait_for(&s.lifecycle, &hash, DepositState::Held).await;
     hash
 }
 
@@ -100,9 +100,9 @@ async fn open_and_pay(s: &Setup, idle: Duration) -> PaymentHash {
 async fn held_then_left_is_cancelled_on_the_dev_node() {
     let s = setup(|_| {}).await;
     let hash = open_and_pay(&s, Duration::from_secs(300)).await;
-    s.engine.event(&hash, Event::VisitorLeft).await.unwrap();
+    s.lifecycle.event(&hash, Event::VisitorLeft).await.unwrap();
     assert_eq!(
-        wait_for(&s.engine, &hash, DepositState::Refunded).await,
+        wait_for(&s.lifecycle, &hash, DepositState::Refunded).await,
         Trigger::VisitorLeft
     );
     assert_eq!(
@@ -119,9 +119,9 @@ async fn held_then_forfeited_is_settled_on_the_dev_node() {
         outcome: Outcome::Forfeit,
         trigger: Trigger::Upstream,
     };
-    s.engine.event(&hash, verdict).await.unwrap();
+    s.lifecycle.event(&hash, verdict).await.unwrap();
     assert_eq!(
-        wait_for(&s.engine, &hash, DepositState::Forfeited).await,
+        wait_for(&s.lifecycle, &hash, DepositState::Forfeited).await,
         Trigger::Upstream
     );
     assert_eq!(
@@ -135,9 +135,9 @@ async fn an_idle_deposit_is_refunded_on_the_dev_node() {
     let s = setup(|_| {}).await;
     let hash = open_and_pay(&s, Duration::from_secs(1)).await;
     let (stop, stopped) = watch::channel(false);
-    let runner = tokio::spawn(s.engine.clone().run(stopped));
+    let runner = tokio::spawn(s.lifecycle.clone().run(stopped));
     assert_eq!(
-        wait_for(&s.engine, &hash, DepositState::Refunded).await,
+        wait_for(&s.lifecycle, &hash, DepositState::Refunded).await,
         Trigger::IdleTimeout
     );
     assert_eq!(
@@ -167,9 +167,9 @@ async fn the_hard_deadline_refunds_before_the_dev_node_auto_cancels() {
         InvoiceState::Accepted,
         "the node has not auto-cancelled yet"
     );
-    s.engine.reconcile().await.unwrap(); // refreshes the block height and ticks every deposit
+    s.lifecycle.reconcile().await.unwrap(); // refreshes the block height and ticks every deposit
     assert_eq!(
-        wait_for(&s.engine, &hash, DepositState::Refunded).await,
+        wait_for(&s.lifecycle, &hash, DepositState::Refunded).await,
         Trigger::HardDeadline
     );
     assert_eq!(
@@ -182,15 +182,15 @@ async fn the_hard_deadline_refunds_before_the_dev_node_auto_cancels() {
 async fn an_unpaid_invoice_expires_and_cannot_be_paid_afterwards() {
     let s = setup(|settings| settings.invoice_expiry = Duration::from_secs(1)).await;
     let opened = s
-        .engine
+        .lifecycle
         .open_deposit(new_deposit(Duration::from_secs(300)), Timestamp::now())
         .await
         .unwrap();
     let hash = opened.deposit.payment_hash;
     let (stop, stopped) = watch::channel(false);
-    let runner = tokio::spawn(s.engine.clone().run(stopped));
+    let runner = tokio::spawn(s.lifecycle.clone().run(stopped));
     assert_eq!(
-        wait_for(&s.engine, &hash, DepositState::Expired).await,
+        wait_for(&s.lifecycle, &hash, DepositState::Expired).await,
         Trigger::InvoiceExpired
     );
     assert!(

@@ -1,4 +1,4 @@
-//! Deposit lifecycles through the whole sidecar (`serve` wiring, HTTP, engine, SQLite) with the
+//! Deposit lifecycles through the whole sidecar (`serve` wiring, HTTP, lifecycle, SQLite) with the
 //! `lnd` backend against FakeLnd, the test double of lnd's REST contract: the decisions must
 //! reach lnd as cancel or settle, including across an lnd restart.
 
@@ -46,7 +46,7 @@ async fn the_hard_deadline_cancels_before_lnd_would() {
     s.fake
         .advance_blocks(expiry - 18 - 6 - s.fake.block_height());
     assert_eq!(s.fake.invoice(hash).unwrap().state, "ACCEPTED");
-    s.running.engine.reconcile().await.unwrap();
+    s.running.lifecycle.reconcile().await.unwrap();
     s.wait_lnd_state(&c, "CANCELED", PATIENCE).await;
     s.running.shutdown().await;
 }

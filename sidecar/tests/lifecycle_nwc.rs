@@ -1,4 +1,4 @@
-//! Deposit lifecycles through the whole sidecar (`serve` wiring, HTTP, engine, SQLite) with the
+//! Deposit lifecycles through the whole sidecar (`serve` wiring, HTTP, lifecycle, SQLite) with the
 //! `nwc` backend against FakeNwc (a NIP-47 wallet service double on a real Nostr relay): every
 //! decision must reach the wallet as `cancel_hold_invoice` or `settle_hold_invoice`, asserted on
 //! the wallet's own state of the invoice.
@@ -60,7 +60,7 @@ async fn the_hard_deadline_cancels_before_the_wallet_would() {
         s.wallet_state(&c),
         Some(HoldState::Accepted { .. })
     ));
-    s.running.engine.reconcile().await.unwrap();
+    s.running.lifecycle.reconcile().await.unwrap();
     s.wait_wallet_state(&c, HoldState::Canceled, PATIENCE).await;
     s.wait_state(&c, "refunded", PATIENCE).await;
     s.running.shutdown().await;

@@ -2,7 +2,7 @@
 //! `lnd` backend talking to FakeLnd (the test double of lnd's REST API) and the `cln` backend
 //! talking to FakeCln (the test double of Core Lightning's and the hold plugin's gRPC) and the
 //! `nwc` backend talking to FakeNwc (a NIP-47 wallet service double) through a real Nostr relay
-//! on loopback. The deposit engine relies on exactly these rules, so a backend that breaks one cannot ship.
+//! on loopback. The deposit lifecycle relies on exactly these rules, so a backend that breaks one cannot ship.
 
 mod support;
 

@@ -288,8 +288,8 @@ routes:
     )
     .unwrap();
     let running = start(Config::load(&path).unwrap()).await.unwrap();
-    let store = running.engine.store().clone();
-    let node = running.engine.node().clone();
+    let store = running.lifecycle.store().clone();
+    let node = running.lifecycle.node().clone();
     let payout = credit_and_record(&store, node.as_ref(), &fake, 6, true).await;
     let hash = payout.payment_hash;
     let payouts = Payouts::new(store.clone(), node, Arc::new(Metrics::new()));
@@ -307,7 +307,7 @@ routes:
     assert_eq!(state(&store, &hash).await, PayoutState::InFlight);
     fake.settle_payment(hash.0).unwrap();
     let restarted = start(Config::load(&path).unwrap()).await.unwrap();
-    let store = restarted.engine.store().clone();
+    let store = restarted.lifecycle.store().clone();
     assert_eq!(
         state(&store, &hash).await,
         PayoutState::Succeeded,

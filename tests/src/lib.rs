@@ -438,7 +438,7 @@ impl Wall {
     /// the API, e.g. a million revocations).
     pub fn store(&self) -> lightning_wall::store::Store {
         match &self.sidecar {
-            Some(Sidecar::InProcess(running)) => running.engine.store().clone(),
+            Some(Sidecar::InProcess(running)) => running.lifecycle.store().clone(),
             _ => panic!("store() needs an in-process sidecar"),
         }
     }

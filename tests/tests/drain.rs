@@ -196,7 +196,7 @@ fn a_payment_arriving_during_the_drain_is_given_back() {
     // both end with the invoice CANCELED on the node and nothing kept.
     std::thread::sleep(Duration::from_millis(100));
     wall.wait_node_state(&hash, InvoiceState::Canceled);
-    // The node cancels before the engine records that it did: wait for the record too.
+    // The node cancels before the lifecycle records that it did: wait for the record too.
     let mut shown = Value::Null;
     for _ in 0..100 {
         shown = admin(&wall, "GET", &format!("/admin/v1/deposits/{hash}")).1;

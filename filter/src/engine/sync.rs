@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use lightning_wall_contract::events::{Event, EventBatch};
+use lightning_wall_contract::events::{Event, EventBatch, UsageCount};
 pub use lightning_wall_contract::events::{Finding, Trigger, UsageKind, Verdict};
 use lightning_wall_contract::paths;
 use lightning_wall_contract::store_id::StoreId;
@@ -230,13 +230,13 @@ impl Outbox {
             else {
                 break;
             };
-            batch.push(Event::Usage {
+            batch.push(Event::Usage(UsageCount {
                 token_id,
                 reporter: format!("{reporter:016x}"),
                 kind,
                 window_start,
                 count,
-            });
+            }));
         }
         while batch.len() < MAX_BATCH {
             let Some(((route_id, finding, trigger), count)) = self.findings.pop_first() else {
@@ -265,15 +265,9 @@ impl Outbox {
                 Event::Activity { token_id } => {
                     self.activity.insert(token_id);
                 }
-                Event::Usage {
-                    token_id,
-                    reporter,
-                    kind,
-                    window_start,
-                    count,
-                } => {
-                    if let Ok(reporter) = u64::from_str_radix(&reporter, 16) {
-                        self.usage(reporter, &token_id, kind, window_start, count);
+                Event::Usage(u) => {
+                    if let Some(reporter) = u.reporter_id() {
+                        self.usage(reporter, &u.token_id, u.kind, u.window_start, u.count);
                     }
                 }
                 Event::Shadow {

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::auth::AdminCaller;
 use super::error::{ApiError, body_error, parse_json};
-use crate::deposit::engine::{DrainReport, Stepped};
+use crate::deposit::lifecycle::{DrainReport, Stepped};
 use crate::deposit::machine::{Event, Outcome};
 use crate::deposit::{DepositState, Trigger};
 use crate::ids::PaymentHash;
@@ -139,7 +139,7 @@ async fn show(
 async fn decide(state: AppState, hash: String, outcome: Outcome) -> Result<Json<Value>, ApiError> {
     let hash = parse_hash(&hash)?;
     let stepped = state
-        .engine
+        .lifecycle
         .event(
             &hash,
             Event::Verdict {
@@ -209,7 +209,7 @@ async fn revoke(
         && d.deposit.state == DepositState::Held
     {
         state
-            .engine
+            .lifecycle
             .event(
                 &d.deposit.payment_hash,
                 Event::Verdict {
@@ -279,7 +279,7 @@ async fn shadow(
             format!("days: must be between 1 and {SHADOW_RETENTION_DAYS} (got {days})"),
         ));
     }
-    let now = state.engine.now();
+    let now = state.lifecycle.now();
     let since = Timestamp((now.0 / 86_400).saturating_sub(days - 1) * 86_400);
     let findings = state.store.shadow_findings(since).await?;
     Ok(Json(json!({
@@ -314,7 +314,7 @@ fn drain_json(r: &DrainReport) -> Value {
 
 /// Starts the drain (or repeats its pass) and reports.
 async fn drain(State(state): State<AppState>, _: AdminCaller) -> Result<Json<Value>, ApiError> {
-    let report = state.engine.drain().await?;
+    let report = state.lifecycle.drain().await?;
     tracing::warn!("drain started by the operator: minting stopped on every replica");
     Ok(Json(drain_json(&report)))
 }
@@ -324,7 +324,7 @@ async fn drain_status(
     State(state): State<AppState>,
     _: AdminCaller,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(drain_json(&state.engine.drain_status().await?)))
+    Ok(Json(drain_json(&state.lifecycle.drain_status().await?)))
 }
 
 /// The config in force: its generation, when it was loaded, from which file, and the last
@@ -376,7 +376,7 @@ async fn config_reload(
 }
 
 async fn undrain(State(state): State<AppState>, _: AdminCaller) -> Result<Json<Value>, ApiError> {
-    let was_draining = state.engine.undrain().await?;
+    let was_draining = state.lifecycle.undrain().await?;
     tracing::warn!("drain ended by the operator: minting resumes");
     Ok(Json(
         json!({"draining": false, "was_draining": was_draining}),

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::deposit::engine::EngineError;
+use crate::deposit::lifecycle::LifecycleError;
 use crate::mint::MintError;
 use crate::node::NodeError;
 use crate::store::StoreError;
@@ -80,11 +80,11 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<EngineError> for ApiError {
-    fn from(e: EngineError) -> ApiError {
+impl From<LifecycleError> for ApiError {
+    fn from(e: LifecycleError) -> ApiError {
         match e {
-            EngineError::Store(e) => e.into(),
-            EngineError::Node(NodeError::Unavailable(reason)) => {
+            LifecycleError::Store(e) => e.into(),
+            LifecycleError::Node(NodeError::Unavailable(reason)) => {
                 tracing::warn!(%reason, "node unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -93,7 +93,7 @@ impl From<EngineError> for ApiError {
                 )
                 .retry_after(5)
             }
-            EngineError::Node(e) => {
+            LifecycleError::Node(e) => {
                 tracing::error!(error = %e, "node refused a request");
                 ApiError::new(
                     StatusCode::BAD_GATEWAY,
@@ -101,15 +101,15 @@ impl From<EngineError> for ApiError {
                     "the Lightning node refused the request",
                 )
             }
-            EngineError::LimitReached { scope, .. } => ApiError::new(
+            LifecycleError::LimitReached { scope, .. } => ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "deposit_limit_reached",
                 format!("too many open deposits {scope}; try again later"),
             )
             .retry_after(30),
-            EngineError::NotFound => ApiError::not_found("deposit_not_found", "no such deposit"),
-            EngineError::Random | EngineError::Contended => {
-                tracing::error!(error = %e, "engine error");
+            LifecycleError::NotFound => ApiError::not_found("deposit_not_found", "no such deposit"),
+            LifecycleError::Random | LifecycleError::Contended => {
+                tracing::error!(error = %e, "lifecycle error");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "busy",
@@ -168,7 +168,7 @@ impl From<MintError> for ApiError {
                 "too many challenges right now; retry shortly",
             )
             .retry_after(retry_after_s),
-            MintError::Engine(e) => e.into(),
+            MintError::Lifecycle(e) => e.into(),
             MintError::Random => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
             }

@@ -173,29 +173,23 @@ async fn events(
                 continue;
             }
             wire::Event::Activity { token_id } => (token_id, Parsed::Deposit(Event::Activity)),
-            wire::Event::Usage {
-                token_id,
-                reporter,
-                kind,
-                window_start,
-                count,
-            } => {
-                if reporter.len() != 16 || !reporter.bytes().all(|b| b.is_ascii_hexdigit()) {
+            wire::Event::Usage(usage) => {
+                if usage.reporter_id().is_none() {
                     return Err(ApiError::bad_request(
                         "bad_reporter",
                         format!("events[{i}].reporter: must be 16 hex characters"),
                     ));
                 }
                 (
-                    token_id,
+                    &usage.token_id,
                     Parsed::Usage {
-                        reporter: reporter.to_ascii_lowercase(),
-                        kind: match kind {
+                        reporter: usage.reporter.to_ascii_lowercase(),
+                        kind: match usage.kind {
                             wire::UsageKind::Requests => UsageKind::Requests,
                             wire::UsageKind::Errors => UsageKind::Errors,
                         },
-                        window_start: *window_start,
-                        count: u64::from(*count),
+                        window_start: usage.window_start,
+                        count: u64::from(usage.count),
                     },
                 )
             }
@@ -299,27 +293,27 @@ async fn events(
                 continue;
             }
         };
-        let result = match state.engine.event_by_token(&token, event).await {
-            Ok(crate::deposit::engine::Stepped::Changed(d)) => {
+        let result = match state.lifecycle.event_by_token(&token, event).await {
+            Ok(crate::deposit::lifecycle::Stepped::Changed(d)) => {
                 json!({"result": "applied", "state": d.state.as_str()})
             }
-            Ok(crate::deposit::engine::Stepped::Unchanged(d, _)) => {
+            Ok(crate::deposit::lifecycle::Stepped::Unchanged(d, _)) => {
                 json!({"result": "unchanged", "state": d.state.as_str()})
             }
-            Err(crate::deposit::engine::EngineError::NotFound) => {
+            Err(crate::deposit::lifecycle::LifecycleError::NotFound) => {
                 json!({"result": "unknown_token"})
             }
             Err(e) => return Err(e.into()),
         };
         results.push(result);
     }
-    let counted = usage::record(&state.engine, &state.config(), &usage).await?;
+    let counted = usage::record(&state.lifecycle, &state.config(), &usage).await?;
     for (at, result) in usage_at.into_iter().zip(counted) {
         results[at] = result;
     }
     state
         .store
-        .record_shadow(&shadow, state.engine.now())
+        .record_shadow(&shadow, state.lifecycle.now())
         .await?;
     for f in &shadow {
         state
@@ -374,7 +368,7 @@ async fn credit(
     }
     let outcome = state
         .store
-        .credit_reward(token, reward_id, amount_msat, limits, state.engine.now())
+        .credit_reward(token, reward_id, amount_msat, limits, state.lifecycle.now())
         .await?;
     Ok(match outcome {
         CreditOutcome::Credited { balance_msat } => {
@@ -459,6 +453,6 @@ async fn dev_invoice(
             "invoice_not_found",
             "the dev node has no such invoice",
         )),
-        Err(e) => Err(crate::deposit::engine::EngineError::Node(e).into()),
+        Err(e) => Err(crate::deposit::lifecycle::LifecycleError::Node(e).into()),
     }
 }

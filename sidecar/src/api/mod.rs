@@ -1,6 +1,6 @@
 //! HTTP: the internal API for the filter (`internal`), the public wall endpoints (`wall`), the
 //! operator API (`admin`), each on its own listener, plus health, readiness and metrics. Handlers
-//! are thin: parse, authorise (the `auth` extractors), call a service (the deposit engine, the
+//! are thin: parse, authorise (the `auth` extractors), call a service (the deposit lifecycle, the
 //! minter, the store), answer JSON. Every error is `{"error": {"code", "message"}}` with a
 //! documented code (docs/internal-api.md).
 
@@ -28,7 +28,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::config::{Config, SecretBytes};
-use crate::deposit::engine::Engine;
+use crate::deposit::lifecycle::Lifecycle;
 use crate::deposit::waiters::Waiters;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
@@ -44,14 +44,14 @@ use crate::store::Store;
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// How often long-poll waiters are re-checked against the store for changes another replica
-/// made (this replica's engine wakes its own waiters at once).
+/// made (this replica's lifecycle wakes its own waiters at once).
 const WAITERS_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Everything a handler may need. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     /// Deposit commands (open, event, leave); the only way a deposit changes.
-    pub engine: Engine,
+    pub lifecycle: Lifecycle,
     /// Reads, revocations, rewards and usage: what needs no deposit transition.
     pub store: Store,
     pub node: Arc<dyn Node>,
@@ -78,7 +78,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(
-        engine: Engine,
+        lifecycle: Lifecycle,
         config: Arc<Config>,
         keys: Keys,
         metrics: Arc<Metrics>,
@@ -86,14 +86,14 @@ impl AppState {
         admin_token: Option<SecretBytes>,
         dev_node: Option<DevNode>,
     ) -> AppState {
-        let store = engine.store().clone();
-        let node = engine.node().clone();
+        let store = lifecycle.store().clone();
+        let node = lifecycle.node().clone();
         let payouts = Payouts::new(store.clone(), node.clone(), metrics.clone());
         let waiters = Waiters::new(
             config.limits.max_long_polls as usize,
             config.limits.max_long_polls_per_token as usize,
         );
-        waiters.clone().relay(engine.changes());
+        waiters.clone().relay(lifecycle.changes());
         let recheck_store = store.clone();
         waiters.recheck(WAITERS_RECHECK, move |hashes| {
             let store = recheck_store.clone();
@@ -102,7 +102,7 @@ impl AppState {
         let keys = Arc::new(keys);
         let live = Arc::new(Live::new(config.clone(), keys.clone(), metrics.clone()));
         let minter = Arc::new(ChallengeMinter::new(
-            engine.clone(),
+            lifecycle.clone(),
             live.clone(),
             keys.clone(),
             metrics.clone(),
@@ -116,7 +116,7 @@ impl AppState {
                 config.limits.payment_lookups_per_s,
                 Instant::now(),
             )),
-            engine,
+            lifecycle,
             store,
             node,
             live,

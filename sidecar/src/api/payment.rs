@@ -18,7 +18,7 @@ use lightning_wall_contract::status::PaymentStatus;
 use super::AppState;
 use super::credential::{invalid_credential, present};
 use super::error::ApiError;
-use crate::deposit::engine::EngineError;
+use crate::deposit::lifecycle::LifecycleError;
 use crate::ids::PaymentHash;
 use crate::ids::TokenId;
 use crate::node::InvoiceState;
@@ -69,7 +69,7 @@ async fn payment_status(
         .node
         .lookup(&hash)
         .await
-        .map_err(|e| ApiError::from(EngineError::Node(e)))?;
+        .map_err(|e| ApiError::from(LifecycleError::Node(e)))?;
     let revoked = state
         .store
         .is_revoked(&TokenId(*p.identifier.token_id.as_bytes()))

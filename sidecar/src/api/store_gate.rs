@@ -1,6 +1,6 @@
 //! Store capacity reserved for the filter's internal API. Public endpoints (reachable by anyone,
 //! unpaid) may use at most half of the store's connections at once; the other half stays free
-//! for the filter's sync, events and challenges and the engine's own work. Without it, 10,000
+//! for the filter's sync, events and challenges and the lifecycle's own work. Without it, 10,000
 //! long-polls' reads queued in the pool ahead of the filter's 1 s sync call-out, the filter
 //! marked the sidecar down and refused every honest visitor (docs/reliability.md "Soak").
 //!

@@ -20,7 +20,7 @@ use serde_json::json;
 use super::AppState;
 use super::credential::{COOKIE, PREFIX, Presented, invalid_credential, present};
 use super::error::ApiError;
-use crate::deposit::engine::Stepped;
+use crate::deposit::lifecycle::Stepped;
 use crate::deposit::waiters::WaitRefused;
 use crate::deposit::{Deposit, DepositState};
 use crate::ids::PaymentHash;
@@ -136,7 +136,7 @@ async fn deposit_status(
         load(&state, &caller).await?
     };
     let wait = Duration::from_secs(query.wait).min(MAX_WAIT);
-    // Whether the token is revoked, when this replica's engine said so with the change the
+    // Whether the token is revoked, when this replica's lifecycle said so with the change the
     // answer is made of; otherwise read below.
     let mut revoked = None;
     if stored.deposit.state == DepositState::AwaitingPayment && !wait.is_zero() {
@@ -165,7 +165,7 @@ async fn deposit_status(
             let woken = ticket.notify().notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            // A change this replica's engine committed since our read is the answer itself
+            // A change this replica's lifecycle committed since our read is the answer itself
             // (deposit/waiters.rs): no store read per wake. Without one (the first pass, a
             // wake by the re-check for another replica's change or by a lagging relay, the
             // deadline) the store is read.
@@ -185,7 +185,7 @@ async fn deposit_status(
             if stored.deposit.state != DepositState::AwaitingPayment || now >= deadline {
                 break;
             }
-            // Woken by this replica's engine at once, or by the waiters' one re-check task for
+            // Woken by this replica's lifecycle at once, or by the waiters' one re-check task for
             // another replica's changes (deposit/waiters.rs): no per-waiter store reads.
             let _ = tokio::time::timeout_at(deadline, woken).await;
         }
@@ -264,7 +264,7 @@ async fn leave(State(state): State<AppState>, headers: HeaderMap) -> Result<Resp
         ));
     }
     let stored = load(&state, &caller).await?;
-    let stepped = state.engine.leave(&stored.deposit.payment_hash).await?;
+    let stepped = state.lifecycle.leave(&stored.deposit.payment_hash).await?;
     let (d, changed) = match &stepped {
         Stepped::Changed(d) => (d, true),
         Stepped::Unchanged(d, _) => (d, false),
@@ -385,7 +385,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::deposit::engine::{Engine, EngineSettings};
+    use crate::deposit::lifecycle::{Lifecycle, LifecycleSettings};
     use crate::metrics::Metrics;
     use crate::store::tests::fixtures;
     use crate::testing::RecordingNode;
@@ -399,14 +399,14 @@ mod tests {
         let (store, dir) = fixtures::sqlite().await;
         let node = RecordingNode::new();
         let metrics = Arc::new(Metrics::new());
-        let engine = Engine::new(
+        let lifecycle = Lifecycle::new(
             store,
             Arc::new(node.clone()),
-            EngineSettings::from_config(&config, "test".into()),
+            LifecycleSettings::from_config(&config, "test".into()),
             metrics.clone(),
         );
         let keys = crate::keys::build(vec![("k1".into(), [7u8; 32])], None).unwrap();
-        let state = AppState::new(engine, Arc::new(config), keys, metrics, None, None, None);
+        let state = AppState::new(lifecycle, Arc::new(config), keys, metrics, None, None, None);
         (state, node, dir)
     }
 
@@ -426,7 +426,7 @@ mod tests {
         (status, serde_json::from_slice(&body).unwrap())
     }
 
-    /// Issue 14 item 3: a woken long-poll answers from the change the engine committed, not
+    /// Issue 14 item 3: a woken long-poll answers from the change the lifecycle committed, not
     /// by reading the store (1,000 waiters made 2,000 reads through the public half of the
     /// pool and missed 250 ms at p99 on PostgreSQL). Staged: once the waiters are parked,
     /// every place of the public share is taken, so a waiter that read the store (its deposit
@@ -449,7 +449,7 @@ mod tests {
         while state.waiters.len() < minted.len() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        // Revoked by the operator while unpaid (the admin API, outside the engine).
+        // Revoked by the operator while unpaid (the admin API, outside the lifecycle).
         state
             .store
             .revoke(&revoked, "admin", crate::ids::Timestamp::now())

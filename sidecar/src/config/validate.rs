@@ -13,7 +13,7 @@ use routes::routes;
 pub(super) use warnings::warnings;
 
 /// lnd's auto-cancel margin (`holdexpirydelta`, 18 blocks in v0.21): the config check assumes
-/// the larger value; the engine uses the node's real one.
+/// the larger value; the lifecycle uses the node's real one.
 const ASSUMED_HOLD_EXPIRY_DELTA: u32 = 18;
 /// lnd refuses `cltv_expiry` below 24 for hold invoices (v0.21).
 const MIN_CLTV_EXPIRY: u32 = 24;

@@ -56,7 +56,7 @@ pub enum Outcome {
     Forfeit,
 }
 
-/// Side effects, in order. The engine persists `next` with these, then performs them.
+/// Side effects, in order. The lifecycle persists `next` with these, then performs them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Tell the node (retried until confirmed: `next.pending` holds it).
@@ -80,7 +80,7 @@ pub struct Transition {
     pub audit: Option<Audit>,
 }
 
-/// Why an event changed nothing. Not an error for the engine: duplicate and late events are
+/// Why an event changed nothing. Not an error for the lifecycle: duplicate and late events are
 /// normal (streams replay the current state, events race each other).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Rejected {

@@ -1,8 +1,8 @@
 //! Deposits: a visitor's hold invoice from challenge to refund or forfeit. `machine` decides
-//! (pure: no I/O, no clock), `engine` persists each decision and then carries it out against the
+//! (pure: no I/O, no clock), `lifecycle` persists each decision and then carries it out against the
 //! node. Nothing else changes a deposit's state.
 
-pub mod engine;
+pub mod lifecycle;
 pub mod machine;
 pub mod reference;
 pub mod waiters;

@@ -1,5 +1,5 @@
 //! Long-poll waiters on deposit status (`GET …/deposit?wait=N`): how many may wait (per deposit
-//! token and in total) and how they are woken. The engine's change broadcast is relayed by one
+//! token and in total) and how they are woken. The lifecycle's change broadcast is relayed by one
 //! task to the waiters of that payment hash only, so a payment wakes its own waiters at once
 //! and nobody else. The change carries the committed deposit (and whether its token is
 //! revoked), which the relay leaves with the waiters ([`WaitTicket::change`]), so a woken
@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast};
 
-use crate::deposit::engine::Changed;
+use crate::deposit::lifecycle::Changed;
 use crate::ids::PaymentHash;
 use crate::store::StoreError;
 
@@ -41,7 +41,7 @@ pub enum WaitRefused {
 struct Slot {
     waiters: usize,
     notify: Arc<Notify>,
-    /// The newest change the engine reported since the first of these waiters came.
+    /// The newest change the lifecycle reported since the first of these waiters came.
     latest: Option<Changed>,
 }
 
@@ -66,12 +66,12 @@ pub struct WaitTicket {
 }
 
 impl WaitTicket {
-    /// Notified when the engine reports a change of this deposit (or lost track of changes).
+    /// Notified when the lifecycle reports a change of this deposit (or lost track of changes).
     pub fn notify(&self) -> &Notify {
         &self.notify
     }
 
-    /// The newest committed change of this deposit that this replica's engine reported while
+    /// The newest committed change of this deposit that this replica's lifecycle reported while
     /// someone waited on it; `None` if none (a wake without one, from the re-check or a lagging
     /// relay, means: read the store).
     pub fn change(&self) -> Option<Changed> {
@@ -141,7 +141,7 @@ impl Waiters {
         }
     }
 
-    /// Leaves the engine's committed change with the waiters of its deposit (unless they hold
+    /// Leaves the lifecycle's committed change with the waiters of its deposit (unless they hold
     /// a newer one: changes may arrive out of order) and wakes them.
     fn changed(&self, change: Changed) {
         let mut r = self.lock();
@@ -216,7 +216,7 @@ impl Waiters {
         self.len() == 0
     }
 
-    /// Relays the engine's changes to the waiters until the engine is gone. A lagging relay
+    /// Relays the lifecycle's changes to the waiters until the lifecycle is gone. A lagging relay
     /// wakes everyone: they re-read the store, so nothing is missed.
     pub fn relay(self: Arc<Self>, mut changes: broadcast::Receiver<Changed>) {
         tokio::spawn(async move {

@@ -1,7 +1,7 @@
 //! The Lightning node as the sidecar sees it: invoices, hold invoices, their states, payments.
 //!
 //! Backends: `lnd` (REST, production), `cln` (Core Lightning with the hold plugin, gRPC),
-//! `nwc` (a wallet over Nostr Wallet Connect, NIP-47) and `dev` (an embedded development node for demos and tests). The deposit engine only ever talks
+//! `nwc` (a wallet over Nostr Wallet Connect, NIP-47) and `dev` (an embedded development node for demos and tests). The deposit lifecycle only ever talks
 //! to this trait, so it never learns which node it has. Semantics follow LND (see
 //! `docs/lnd-rest.md`): settle on OPEN fails, settle
 //! twice and cancel twice succeed, cancel after settle fails, a payment hash is never reused.

@@ -345,7 +345,7 @@ impl TransitionRow {
 
 /// The compare-and-swap of a transition: changes nothing (returns no row) unless the row is
 /// still at the version the decision was made on. Returns the new version and whether the
-/// deposit's token is revoked, so that the engine can tell this replica's long-polls the whole
+/// deposit's token is revoked, so that the lifecycle can tell this replica's long-polls the whole
 /// committed answer without their reading the store again (deposit/waiters.rs).
 pub(super) const UPDATE_DEPOSIT: &str = "UPDATE deposits SET state = $1, held_at = $2, \
     last_activity_at = $3, htlc_expiry_height = $4, hold_expiry_delta = $5, deadline_at = $6, \

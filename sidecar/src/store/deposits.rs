@@ -167,7 +167,7 @@ impl Store {
 
     /// Writes a transition if the deposit is still at `read_version`, together with the
     /// revocations and the audit record it carries, atomically. Node actions are not performed
-    /// here: they are now pending on the row, for the engine (or, after a crash, the reconciler).
+    /// here: they are now pending on the row, for the lifecycle (or, after a crash, the reconciler).
     /// Committed by the store's writer with the other writes queued meanwhile (group commit):
     /// returns once the commit holding it is done.
     pub async fn apply(
@@ -278,7 +278,7 @@ impl Store {
     }
 
     /// Walks [`Store::unfinished_deposits`] a page of `page_size` at a time, in payment-hash
-    /// order: the one way the engine visits them all (reconciler, drain, chain follower), so its
+    /// order: the one way the lifecycle visits them all (reconciler, drain, chain follower), so its
     /// memory does not grow with the number held.
     pub fn unfinished_pages(&self, page_size: u32) -> UnfinishedPages<'_> {
         UnfinishedPages {
@@ -305,7 +305,7 @@ impl Store {
     }
 
     /// Held and unpaid deposits in total: two walks of the `(state, client_prefix)` index, so
-    /// callers on a hot path cache it (see the engine's `LiveCount`).
+    /// callers on a hot path cache it (see the lifecycle's `LiveCount`).
     pub async fn global_deposit_counts(&self) -> Result<LiveCounts, StoreError> {
         let sql = "SELECT \
              (SELECT COUNT(*) FROM deposits WHERE state = 'held') AS held, \

@@ -1,4 +1,4 @@
-//! Group commit of the deposit engine's writes: new deposits and transitions are written by
+//! Group commit of the deposit lifecycle's writes: new deposits and transitions are written by
 //! one task, many per transaction, and each caller is answered only after the commit that holds
 //! its write. It must never answer `Ok` for a write that is not committed, nor let one caller's
 //! bad write commit or fail silently with another's.
@@ -73,7 +73,7 @@ impl Inserter {
             Pool::Sqlite(_) => 1,
             Pool::Postgres(_) => POSTGRES_WRITERS,
         };
-        let (insert_revocation, revocation_lock) = super::ledger::revocation_sql(&pool);
+        let (insert_revocation, revocation_lock) = super::records::revocation_sql(&pool);
         let writer = || Writer {
             pool: pool.clone(),
             insert_revocation,

@@ -11,8 +11,8 @@ mod deposit_rows;
 mod deposits;
 mod group_commit;
 mod identity;
-mod ledger;
 mod operator;
+mod records;
 mod rewards;
 mod shadow;
 mod usage;
@@ -28,8 +28,8 @@ use sqlx::sqlite::{
 
 pub use deposit_rows::StoredDeposit;
 pub use deposits::{ApplyOutcome, DepositFilter, LiveCounts, UnfinishedPages};
-pub use ledger::{AuditRecord, Revocation, RevocationSnapshot};
 pub use operator::{MoneySummary, OutcomeDay};
+pub use records::{AuditRecord, Revocation, RevocationSnapshot};
 pub use rewards::{
     ClaimRefusal, CreditOutcome, NewPayout, Payout, PayoutResult, PayoutState, RewardAccount,
     RewardAuditRecord,
@@ -201,7 +201,7 @@ fn to_u32(value: i64, table: &'static str, what: &str) -> Result<u32, StoreError
     })
 }
 
-/// An audit record's `outcome` and `trigger` columns, as written by the engine.
+/// An audit record's `outcome` and `trigger` columns, as written by the lifecycle.
 fn audit_outcome<R>(
     row: &R,
 ) -> Result<(crate::deposit::DepositState, crate::deposit::Trigger), StoreError>

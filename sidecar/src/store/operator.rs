@@ -1,6 +1,6 @@
 //! What the operator switches and watches: the drain flag every replica reads before minting,
 //! and the sums the dashboard shows (outcomes by day and trigger, money held, collected and paid
-//! out). Read-only summaries apart from the flag; never a deposit transition (the engine's job).
+//! out). Read-only summaries apart from the flag; never a deposit transition (the lifecycle's job).
 
 use sqlx::Row;
 

@@ -201,8 +201,8 @@ async fn a_hash_or_token_is_never_stored_twice(store: Store) {
 }
 
 on_both_stores!(an_applied_transition_says_whether_the_token_was_revoked_when_it_committed);
-/// A long-poll answers from the engine's change instead of reading the store (api/wall.rs), so
-/// the transition itself must report a revocation made outside the engine (the admin API
+/// A long-poll answers from the lifecycle's change instead of reading the store (api/wall.rs), so
+/// the transition itself must report a revocation made outside the lifecycle (the admin API
 /// revokes an unpaid deposit's token): never reveal a revoked credential.
 async fn an_applied_transition_says_whether_the_token_was_revoked_when_it_committed(store: Store) {
     let mut outcomes = Vec::new();

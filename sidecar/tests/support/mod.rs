@@ -1,4 +1,4 @@
-//! The whole sidecar (`serve` wiring, HTTP, engine, SQLite) on a node test double — the `lnd`
+//! The whole sidecar (`serve` wiring, HTTP, lifecycle, SQLite) on a node test double — the `lnd`
 //! backend against FakeLnd (the test double of lnd's REST contract), the `cln` backend against
 //! FakeCln (`cln.rs`) — and the HTTP calls the integration tests make of it (`faults_lnd.rs`,
 //! `lifecycle_lnd.rs`, `lifecycle_cln.rs`).

@@ -168,7 +168,7 @@ impl ClnNode {
     }
 
     /// Cancels an expired unpaid hold invoice and answers its state afterwards: CANCELED, or
-    /// ACCEPTED if a payment won the race (the deposit engine then refunds it as a late payment).
+    /// ACCEPTED if a payment won the race (the deposit lifecycle then refunds it as a late payment).
     async fn expire(&self, hash: &PaymentHash) -> Result<InvoiceStatus, NodeError> {
         let cancelled = self
             .unary(

@@ -577,8 +577,8 @@ async fn a_thousand_subscribers_each_see_their_own_invoice_change_and_nothing_el
 }
 
 /// The dev node's share of a deposit challenge (issue 14 item 8), measured alone: per deposit,
-/// what the engine asks of the node (create the hold invoice, then subscribe to it and read its
-/// first state, the stream kept open as the engine's watcher keeps it), from 32 concurrent
+/// what the lifecycle asks of the node (create the hold invoice, then subscribe to it and read its
+/// first state, the stream kept open as the lifecycle's watcher keeps it), from 32 concurrent
 /// callers as `scripts/bench-sidecar.sh` mints, without HTTP or the sidecar's store. Run in
 /// release: `cargo test --release -p lightning-wall --lib node_mint_path -- --ignored
 /// --nocapture`. Prints invoices/s, the ceiling of the whole sidecar's deposit minting with

@@ -239,7 +239,7 @@ async fn stream_sends_current_state_first_then_changes_and_ends_after_a_final_st
     assert!(stream_ended(&mut updates).await);
 }
 
-/// Reads the stream in the background, as the deposit engine does, so the connection to lnd is
+/// Reads the stream in the background, as the deposit lifecycle does, so the connection to lnd is
 /// open while the test breaks it.
 fn pump(mut updates: InvoiceUpdates) -> tokio::sync::mpsc::UnboundedReceiver<InvoiceStatus> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

@@ -1,11 +1,11 @@
-//! What callers ask of the engine: open a deposit, feed it an event, leave, carry out its pending
+//! What callers ask of the lifecycle: open a deposit, feed it an event, leave, carry out its pending
 //! node action. Every state change goes through `apply_event` (decide, then compare-and-swap).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{
-    Changed, Engine, EngineError, Inner, LiveCount, NewDeposit, OpenedDeposit, Stepped, lock,
+    Changed, Inner, Lifecycle, LifecycleError, LiveCount, NewDeposit, OpenedDeposit, Stepped, lock,
     random32,
 };
 use crate::deposit::machine::{self, Event};
@@ -19,7 +19,7 @@ use crate::store::{ApplyOutcome, LiveCounts, StoreError};
 /// How long a count of live deposits is reused for the global limit.
 pub(super) const LIVE_COUNT_FOR: Duration = Duration::from_millis(250);
 
-impl Engine {
+impl Lifecycle {
     /// Opens a deposit: limits, a fresh preimage, the hold invoice on the node, then deposit,
     /// preimage and invoice stored in one durable commit, then a watcher. The invoice only
     /// leaves this function after the preimage is on disk.
@@ -27,7 +27,7 @@ impl Engine {
         &self,
         new: NewDeposit,
         now: Timestamp,
-    ) -> Result<OpenedDeposit, EngineError> {
+    ) -> Result<OpenedDeposit, LifecycleError> {
         let s = &self.inner.settings;
         let live = self.live_total().await?;
         let in_prefix = self
@@ -38,14 +38,14 @@ impl Engine {
         // Only held deposits take HTLC slots and liquidity; unpaid ones have their own cap, so
         // a flood of unpaid challenges cannot use up the places of visitors who pay.
         if live.held >= u64::from(s.max_held_deposits) {
-            return Err(EngineError::LimitReached {
+            return Err(LifecycleError::LimitReached {
                 scope: "held in total",
                 live: live.held,
                 max: s.max_held_deposits,
             });
         }
         if live.unpaid >= u64::from(s.max_unpaid_deposits) {
-            return Err(EngineError::LimitReached {
+            return Err(LifecycleError::LimitReached {
                 scope: "awaiting payment in total",
                 live: live.unpaid,
                 max: s.max_unpaid_deposits,
@@ -54,14 +54,14 @@ impl Engine {
         // Held and unpaid apart: unpaid invoices cost nothing to request, so they must not
         // use up the held cap of a network that real visitors share (an office, a CGNAT).
         if in_prefix.held >= u64::from(s.max_held_deposits_per_prefix) {
-            return Err(EngineError::LimitReached {
+            return Err(LifecycleError::LimitReached {
                 scope: "held for this client network",
                 live: in_prefix.held,
                 max: s.max_held_deposits_per_prefix,
             });
         }
         if in_prefix.unpaid >= u64::from(s.max_unpaid_deposits_per_prefix) {
-            return Err(EngineError::LimitReached {
+            return Err(LifecycleError::LimitReached {
                 scope: "awaiting payment for this client network",
                 live: in_prefix.unpaid,
                 max: s.max_unpaid_deposits_per_prefix,
@@ -150,7 +150,7 @@ impl Engine {
     /// payments (unpaid becoming held), show up within `LIVE_COUNT_FOR`, the same order of
     /// slack as the race between counting and inserting that any count-then-insert limit has
     /// under concurrent mints.
-    async fn live_total(&self) -> Result<LiveCounts, EngineError> {
+    async fn live_total(&self) -> Result<LiveCounts, LifecycleError> {
         if let Some(c) = *lock(&self.inner.live)
             && c.at.elapsed() < LIVE_COUNT_FOR
         {
@@ -171,7 +171,7 @@ impl Engine {
 
     /// Feeds one event to a deposit: decide, persist (retrying on concurrent writers), then
     /// carry out any node action it left pending.
-    pub async fn event(&self, hash: &PaymentHash, event: Event) -> Result<Stepped, EngineError> {
+    pub async fn event(&self, hash: &PaymentHash, event: Event) -> Result<Stepped, LifecycleError> {
         let stepped = self.apply_event(hash, event).await?;
         if let Stepped::Changed(d) = &stepped
             && d.pending.is_some()
@@ -187,17 +187,17 @@ impl Engine {
     /// filter's next sync stops every worker serving it), and the refund follows after the
     /// leave grace unless a forfeit arrives first. This replica refunds after exactly the grace;
     /// should it stop before, any replica's timer refunds at the persisted `refund_at`.
-    pub async fn leave(&self, hash: &PaymentHash) -> Result<Stepped, EngineError> {
+    pub async fn leave(&self, hash: &PaymentHash) -> Result<Stepped, LifecycleError> {
         let grace = self.inner.settings.leave_grace;
         let stepped = self.event(hash, Event::LeaveRequested { grace }).await?;
         if let Stepped::Changed(d) = &stepped
             && d.hold.is_some_and(|h| h.leaving.is_some())
         {
-            let engine = self.clone();
+            let lifecycle = self.clone();
             let hash = *hash;
             tokio::spawn(async move {
                 tokio::time::sleep(grace).await;
-                if let Err(e) = engine.event(&hash, Event::VisitorLeft).await {
+                if let Err(e) = lifecycle.event(&hash, Event::VisitorLeft).await {
                     // Persisted as leaving: the sweeper's timer refunds it at `refund_at`.
                     tracing::warn!(payment_hash = ?hash, error = %e, "refund after the leave grace failed; the timer retries");
                 }
@@ -210,13 +210,13 @@ impl Engine {
         &self,
         token: &TokenId,
         event: Event,
-    ) -> Result<Stepped, EngineError> {
+    ) -> Result<Stepped, LifecycleError> {
         let stored = self
             .inner
             .store
             .deposit_by_token(token)
             .await?
-            .ok_or(EngineError::NotFound)?;
+            .ok_or(LifecycleError::NotFound)?;
         self.event(&stored.deposit.payment_hash, event).await
     }
 
@@ -224,14 +224,14 @@ impl Engine {
         &self,
         hash: &PaymentHash,
         event: Event,
-    ) -> Result<Stepped, EngineError> {
+    ) -> Result<Stepped, LifecycleError> {
         for _ in 0..8 {
             let stored = self
                 .inner
                 .store
                 .deposit(hash)
                 .await?
-                .ok_or(EngineError::NotFound)?;
+                .ok_or(LifecycleError::NotFound)?;
             let now = self.now();
             let transition = match machine::step(&stored.deposit, event, now) {
                 Ok(t) => t,
@@ -278,11 +278,11 @@ impl Engine {
                 }
             }
         }
-        Err(EngineError::Contended)
+        Err(LifecycleError::Contended)
     }
 
     /// Performs the deposit's pending node action if this replica can take the lease.
-    pub async fn perform(&self, hash: &PaymentHash) -> Result<(), EngineError> {
+    pub async fn perform(&self, hash: &PaymentHash) -> Result<(), LifecycleError> {
         let Some(_acting) = Acting::start(&self.inner, hash) else {
             return Ok(()); // another task of this replica is on it
         };
@@ -303,7 +303,7 @@ impl Engine {
         result
     }
 
-    async fn perform_claimed(&self, hash: &PaymentHash) -> Result<(), EngineError> {
+    async fn perform_claimed(&self, hash: &PaymentHash) -> Result<(), LifecycleError> {
         let Some(stored) = self.inner.store.deposit(hash).await? else {
             return Ok(());
         };

@@ -1,4 +1,4 @@
-//! The engine's own loops: the sweeper (timers and retries), the reconciler (every unfinished
+//! The lifecycle's own loops: the sweeper (timers and retries), the reconciler (every unfinished
 //! deposit against the node, at start-up and periodically) and the chain follower.
 
 use std::time::{Duration, Instant};
@@ -6,16 +6,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::watch::missing_event;
-use super::{Engine, EngineError, lock};
+use super::{Lifecycle, LifecycleError, lock};
 use crate::deposit::DepositState;
 use crate::deposit::machine::{self, Event};
 use crate::node::NodeError;
 use crate::store::StoredDeposit;
 
-impl Engine {
+impl Lifecycle {
     /// One pass of timers and retries: ticks every due deposit, retries pending node actions
     /// whose backoff has passed.
-    pub async fn sweep(&self) -> Result<(), EngineError> {
+    pub async fn sweep(&self) -> Result<(), LifecycleError> {
         // While the operator drains, give back whatever became live since the last pass (a
         // replica that minted before it saw the flag, a payment that arrived meanwhile).
         // A failure here must not hold up the timers below.
@@ -50,7 +50,7 @@ impl Engine {
 
     /// Compares every unfinished deposit with the node, applies what it missed, resumes watchers
     /// and performs pending actions. Run at start-up (before serving) and periodically.
-    pub async fn reconcile(&self) -> Result<ReconcileReport, EngineError> {
+    pub async fn reconcile(&self) -> Result<ReconcileReport, LifecycleError> {
         let mut report = ReconcileReport::default();
         let _ = self.refresh_chain().await;
         let block_height = self.block_height();
@@ -159,7 +159,7 @@ impl Engine {
         job: F,
     ) -> tokio::task::JoinHandle<()>
     where
-        F: Fn(Engine) -> Fut + Send + 'static,
+        F: Fn(Lifecycle) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         tokio::spawn(async move {

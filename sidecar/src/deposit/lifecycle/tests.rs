@@ -1,4 +1,4 @@
-//! Engine lifecycles against the `RecordingNode` test double and a real store (SQLite; the
+//! Lifecycle lifecycles against the `RecordingNode` test double and a real store (SQLite; the
 //! replica tests on PostgreSQL). Each asserts the node calls, not just the recorded state.
 
 use std::future::Future;
@@ -12,8 +12,8 @@ use crate::store::tests::fixtures;
 use crate::testing::{Call, PATIENCE, RecordingNode};
 use sha2::{Digest, Sha256};
 
-fn settings(replica: &str) -> EngineSettings {
-    EngineSettings {
+fn settings(replica: &str) -> LifecycleSettings {
+    LifecycleSettings {
         invoice_expiry: Duration::from_secs(600),
         cltv_expiry: 144,
         safety_margin_blocks: 6,
@@ -42,17 +42,17 @@ fn new_deposit(prefix: &str) -> NewDeposit {
 }
 
 struct Harness {
-    engine: Engine,
+    lifecycle: Lifecycle,
     node: RecordingNode,
     _dir: tempfile::TempDir,
 }
 
-async fn harness(s: EngineSettings) -> Harness {
+async fn harness(s: LifecycleSettings) -> Harness {
     let (store, dir) = fixtures::sqlite().await;
     let node = RecordingNode::new();
-    let engine = Engine::new(store, Arc::new(node.clone()), s, Arc::new(Metrics::new()));
+    let lifecycle = Lifecycle::new(store, Arc::new(node.clone()), s, Arc::new(Metrics::new()));
     Harness {
-        engine,
+        lifecycle,
         node,
         _dir: dir,
     }
@@ -73,20 +73,26 @@ where
     panic!("timed out waiting for: {what}");
 }
 
-async fn state_of(engine: &Engine, hash: &PaymentHash) -> DepositState {
-    engine.deposit(hash).await.unwrap().unwrap().deposit.state
+async fn state_of(lifecycle: &Lifecycle, hash: &PaymentHash) -> DepositState {
+    lifecycle
+        .deposit(hash)
+        .await
+        .unwrap()
+        .unwrap()
+        .deposit
+        .state
 }
 
-async fn wait_state(engine: &Engine, hash: &PaymentHash, want: DepositState) {
+async fn wait_state(lifecycle: &Lifecycle, hash: &PaymentHash, want: DepositState) {
     eventually(&format!("deposit {want:?}"), || async {
-        state_of(engine, hash).await == want
+        state_of(lifecycle, hash).await == want
     })
     .await;
 }
 
-async fn wait_settled_on_node(engine: &Engine, hash: &PaymentHash) {
+async fn wait_settled_on_node(lifecycle: &Lifecycle, hash: &PaymentHash) {
     eventually("no pending action", || async {
-        engine
+        lifecycle
             .deposit(hash)
             .await
             .unwrap()
@@ -105,16 +111,16 @@ fn count(node: &RecordingNode, hash: &PaymentHash, call: fn(PaymentHash) -> Call
         .count()
 }
 
-/// Opens a deposit and has the visitor pay it; returns once the engine saw it held.
+/// Opens a deposit and has the visitor pay it; returns once the lifecycle saw it held.
 async fn held(h: &Harness) -> PaymentHash {
     let opened = h
-        .engine
+        .lifecycle
         .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
         .await
         .unwrap();
     let hash = opened.deposit.payment_hash;
     h.node.pay_hold(&hash, 144).unwrap();
-    wait_state(&h.engine, &hash, DepositState::Held).await;
+    wait_state(&h.lifecycle, &hash, DepositState::Held).await;
     hash
 }
 
@@ -122,17 +128,17 @@ async fn held(h: &Harness) -> PaymentHash {
 async fn an_invoice_is_handed_out_only_with_its_preimage_stored() {
     let h = harness(settings("a")).await;
     let opened = h
-        .engine
+        .lifecycle
         .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
         .await
         .unwrap();
     let hash = opened.deposit.payment_hash;
-    let stored = h.engine.store().deposit(&hash).await.unwrap().unwrap();
+    let stored = h.lifecycle.store().deposit(&hash).await.unwrap().unwrap();
     assert_eq!(
         stored.payment_request.as_deref(),
         Some(opened.payment_request.as_str())
     );
-    let preimage = h.engine.store().preimage(&hash).await.unwrap().unwrap();
+    let preimage = h.lifecycle.store().preimage(&hash).await.unwrap().unwrap();
     assert_eq!(PaymentHash(Sha256::digest(preimage.0).into()), hash);
 }
 
@@ -141,17 +147,20 @@ async fn a_node_that_cannot_create_the_invoice_leaves_nothing_behind() {
     let h = harness(settings("a")).await;
     h.node.set_unavailable(true);
     let err = h
-        .engine
+        .lifecycle
         .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::Node(NodeError::Unavailable(_))));
+    assert!(matches!(
+        err,
+        LifecycleError::Node(NodeError::Unavailable(_))
+    ));
     let [Call::CreateHold(hash)] = h.node.calls()[..] else {
         panic!("{:?}", h.node.calls())
     };
-    assert!(h.engine.store().deposit(&hash).await.unwrap().is_none());
+    assert!(h.lifecycle.store().deposit(&hash).await.unwrap().is_none());
     assert_eq!(
-        h.engine
+        h.lifecycle
             .store()
             .live_deposit_counts("203.0.113.0/24")
             .await
@@ -163,7 +172,7 @@ async fn a_node_that_cannot_create_the_invoice_leaves_nothing_behind() {
 #[tokio::test]
 async fn an_invoice_whose_deposit_cannot_be_stored_is_canceled_and_never_handed_out() {
     let h = harness(settings("a")).await;
-    h.engine
+    h.lifecycle
         .store()
         .execute_for_test(
             "CREATE TRIGGER refuse BEFORE INSERT ON deposits \
@@ -171,48 +180,48 @@ async fn an_invoice_whose_deposit_cannot_be_stored_is_canceled_and_never_handed_
         )
         .await;
     let err = h
-        .engine
+        .lifecycle
         .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::Store(_)), "{err}");
+    assert!(matches!(err, LifecycleError::Store(_)), "{err}");
     let [Call::CreateHold(hash), Call::Cancel(canceled)] = h.node.calls()[..] else {
         panic!("{:?}", h.node.calls())
     };
     assert_eq!(hash, canceled);
     assert_eq!(h.node.state(&hash), Some(InvoiceState::Canceled));
-    assert!(h.engine.store().deposit(&hash).await.unwrap().is_none());
+    assert!(h.lifecycle.store().deposit(&hash).await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn held_deposit_is_refunded_when_the_visitor_leaves() {
     let h = harness(settings("a")).await;
     let hash = held(&h).await;
-    let stepped = h.engine.event(&hash, Event::VisitorLeft).await.unwrap();
+    let stepped = h.lifecycle.event(&hash, Event::VisitorLeft).await.unwrap();
     assert_eq!(stepped.deposit().state, DepositState::Refunded);
-    wait_settled_on_node(&h.engine, &hash).await;
+    wait_settled_on_node(&h.lifecycle, &hash).await;
     assert_eq!(h.node.state(&hash), Some(InvoiceState::Canceled));
     assert_eq!(count(&h.node, &hash, Call::Cancel), 1);
     assert_eq!(count(&h.node, &hash, Call::Settle), 0);
     let token = h
-        .engine
+        .lifecycle
         .deposit(&hash)
         .await
         .unwrap()
         .unwrap()
         .deposit
         .token_id;
-    assert!(h.engine.store().is_revoked(&token).await.unwrap());
+    assert!(h.lifecycle.store().is_revoked(&token).await.unwrap());
 }
 
 #[tokio::test]
 async fn a_leave_revokes_at_once_and_cancels_only_after_the_grace() {
     let h = harness(settings("a")).await;
     let hash = held(&h).await;
-    let stepped = h.engine.leave(&hash).await.unwrap();
+    let stepped = h.lifecycle.leave(&hash).await.unwrap();
     let d = stepped.deposit();
     assert_eq!(d.public_state(), "leaving");
-    assert!(h.engine.store().is_revoked(&d.token_id).await.unwrap());
+    assert!(h.lifecycle.store().is_revoked(&d.token_id).await.unwrap());
     assert_eq!(
         count(&h.node, &hash, Call::Cancel),
         0,
@@ -220,11 +229,11 @@ async fn a_leave_revokes_at_once_and_cancels_only_after_the_grace() {
     );
     // A second leave changes nothing and starts no second timer.
     assert!(matches!(
-        h.engine.leave(&hash).await.unwrap(),
+        h.lifecycle.leave(&hash).await.unwrap(),
         Stepped::Unchanged(..)
     ));
-    wait_state(&h.engine, &hash, DepositState::Refunded).await;
-    wait_settled_on_node(&h.engine, &hash).await;
+    wait_state(&h.lifecycle, &hash, DepositState::Refunded).await;
+    wait_settled_on_node(&h.lifecycle, &hash).await;
     assert_eq!(h.node.state(&hash), Some(InvoiceState::Canceled));
     assert_eq!(count(&h.node, &hash, Call::Cancel), 1);
 }
@@ -233,19 +242,19 @@ async fn a_leave_revokes_at_once_and_cancels_only_after_the_grace() {
 async fn a_forfeit_arriving_during_the_leave_grace_is_collected() {
     let h = harness(settings("a")).await;
     let hash = held(&h).await;
-    h.engine.leave(&hash).await.unwrap();
+    h.lifecycle.leave(&hash).await.unwrap();
     let forfeit = Event::Verdict {
         outcome: Outcome::Forfeit,
         trigger: Trigger::RateLimit,
     };
-    let stepped = h.engine.event(&hash, forfeit).await.unwrap();
+    let stepped = h.lifecycle.event(&hash, forfeit).await.unwrap();
     assert_eq!(stepped.deposit().state, DepositState::Forfeited);
-    wait_settled_on_node(&h.engine, &hash).await;
+    wait_settled_on_node(&h.lifecycle, &hash).await;
     // Past the grace: the leave's timer found nothing to refund.
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(h.node.state(&hash), Some(InvoiceState::Settled));
     assert_eq!(count(&h.node, &hash, Call::Cancel), 0);
-    assert_eq!(state_of(&h.engine, &hash).await, DepositState::Forfeited);
+    assert_eq!(state_of(&h.lifecycle, &hash).await, DepositState::Forfeited);
 }
 
 #[tokio::test]
@@ -256,8 +265,8 @@ async fn held_deposit_is_forfeited_on_a_verdict_and_settled_once() {
         outcome: Outcome::Forfeit,
         trigger: Trigger::TrapPath,
     };
-    h.engine.event(&hash, forfeit).await.unwrap();
-    wait_settled_on_node(&h.engine, &hash).await;
+    h.lifecycle.event(&hash, forfeit).await.unwrap();
+    wait_settled_on_node(&h.lifecycle, &hash).await;
     assert_eq!(h.node.state(&hash), Some(InvoiceState::Settled));
     assert_eq!(count(&h.node, &hash, Call::Settle), 1);
     // Duplicate and late events change nothing and call nothing.
@@ -269,13 +278,13 @@ async fn held_deposit_is_forfeited_on_a_verdict_and_settled_once() {
             trigger: Trigger::Upstream,
         },
     ] {
-        let stepped = h.engine.event(&hash, late).await.unwrap();
+        let stepped = h.lifecycle.event(&hash, late).await.unwrap();
         assert!(matches!(stepped, Stepped::Unchanged(..)), "{late:?}");
     }
     assert_eq!(count(&h.node, &hash, Call::Settle), 1);
     assert_eq!(count(&h.node, &hash, Call::Cancel), 0);
     let audit = h
-        .engine
+        .lifecycle
         .store()
         .audit_records(Some(&hash), 10)
         .await
@@ -289,16 +298,20 @@ async fn an_idle_deposit_is_refunded_by_the_sweeper() {
     let h = harness(settings("a")).await;
     let mut new = new_deposit("203.0.113.0/24");
     new.idle_timeout = Duration::from_secs(1);
-    let opened = h.engine.open_deposit(new, Timestamp::now()).await.unwrap();
+    let opened = h
+        .lifecycle
+        .open_deposit(new, Timestamp::now())
+        .await
+        .unwrap();
     let hash = opened.deposit.payment_hash;
     h.node.pay_hold(&hash, 144).unwrap();
-    wait_state(&h.engine, &hash, DepositState::Held).await;
+    wait_state(&h.lifecycle, &hash, DepositState::Held).await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let runner = tokio::spawn(h.engine.clone().run(stopped));
-    wait_state(&h.engine, &hash, DepositState::Refunded).await;
-    wait_settled_on_node(&h.engine, &hash).await;
+    let runner = tokio::spawn(h.lifecycle.clone().run(stopped));
+    wait_state(&h.lifecycle, &hash, DepositState::Refunded).await;
+    wait_settled_on_node(&h.lifecycle, &hash).await;
     assert_eq!(h.node.state(&hash), Some(InvoiceState::Canceled));
-    let d = h.engine.deposit(&hash).await.unwrap().unwrap().deposit;
+    let d = h.lifecycle.deposit(&hash).await.unwrap().unwrap().deposit;
     assert_eq!(d.resolution.unwrap().trigger, Trigger::IdleTimeout);
     stop.send(true).unwrap();
     runner.await.unwrap();
@@ -310,7 +323,7 @@ async fn the_hard_deadline_refunds_before_the_node_would_auto_cancel() {
     s.assumed_block_interval = Duration::from_secs(1);
     let h = harness(s).await;
     let opened = h
-        .engine
+        .lifecycle
         .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
         .await
         .unwrap();
@@ -318,13 +331,13 @@ async fn the_hard_deadline_refunds_before_the_node_would_auto_cancel() {
     // HTLCs expire 26 blocks out: lnd would auto-cancel at 26 - 18 = 8 blocks; we must refund
     // at 26 - 18 - 6 = 2 blocks, i.e. after ~2 s with the assumed 1 s blocks.
     h.node.pay_hold(&hash, 26).unwrap();
-    wait_state(&h.engine, &hash, DepositState::Held).await;
+    wait_state(&h.lifecycle, &hash, DepositState::Held).await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let runner = tokio::spawn(h.engine.clone().run(stopped));
-    wait_state(&h.engine, &hash, DepositState::Refunded).await;
-    let d = h.engine.deposit(&hash).await.unwrap().unwrap().deposit;
+    let runner = tokio::spawn(h.lifecycle.clone().run(stopped));
+    wait_state(&h.lifecycle, &hash, DepositState::Refunded).await;
+    let d = h.lifecycle.deposit(&hash).await.unwrap().unwrap().deposit;
     assert_eq!(d.resolution.unwrap().trigger, Trigger::HardDeadline);
-    wait_settled_on_node(&h.engine, &hash).await;
+    wait_settled_on_node(&h.lifecycle, &hash).await;
     assert_eq!(
         count(&h.node, &hash, Call::Cancel),
         1,
@@ -340,15 +353,15 @@ async fn an_unpaid_invoice_expires_and_is_cancelled() {
     s.invoice_expiry = Duration::from_secs(1);
     let h = harness(s).await;
     let opened = h
-        .engine
+        .lifecycle
         .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
         .await
         .unwrap();
     let hash = opened.deposit.payment_hash;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let runner = tokio::spawn(h.engine.clone().run(stopped));
-    wait_state(&h.engine, &hash, DepositState::Expired).await;
-    wait_settled_on_node(&h.engine, &hash).await;
+    let runner = tokio::spawn(h.lifecycle.clone().run(stopped));
+    wait_state(&h.lifecycle, &hash, DepositState::Expired).await;
+    wait_settled_on_node(&h.lifecycle, &hash).await;
     assert_eq!(h.node.state(&hash), Some(InvoiceState::Canceled));
     assert_eq!(count(&h.node, &hash, Call::Settle), 0);
     stop.send(true).unwrap();
@@ -360,9 +373,9 @@ async fn a_cancel_that_failed_is_retried_until_the_node_confirms() {
     let h = harness(settings("a")).await;
     let hash = held(&h).await;
     h.node.set_unavailable(true);
-    let stepped = h.engine.event(&hash, Event::VisitorLeft).await.unwrap();
+    let stepped = h.lifecycle.event(&hash, Event::VisitorLeft).await.unwrap();
     assert_eq!(stepped.deposit().state, DepositState::Refunded);
-    let d = h.engine.deposit(&hash).await.unwrap().unwrap();
+    let d = h.lifecycle.deposit(&hash).await.unwrap().unwrap();
     assert_eq!(
         d.deposit.pending,
         Some(NodeAction::Cancel),
@@ -371,8 +384,8 @@ async fn a_cancel_that_failed_is_retried_until_the_node_confirms() {
     assert_eq!(h.node.state(&hash), Some(InvoiceState::Accepted));
     h.node.set_unavailable(false);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let runner = tokio::spawn(h.engine.clone().run(stopped));
-    wait_settled_on_node(&h.engine, &hash).await;
+    let runner = tokio::spawn(h.lifecycle.clone().run(stopped));
+    wait_settled_on_node(&h.lifecycle, &hash).await;
     assert_eq!(h.node.state(&hash), Some(InvoiceState::Canceled));
     stop.send(true).unwrap();
     runner.await.unwrap();
@@ -382,7 +395,7 @@ async fn a_cancel_that_failed_is_retried_until_the_node_confirms() {
 async fn a_dropped_stream_is_resumed_and_the_payment_still_seen() {
     let h = harness(settings("a")).await;
     let opened = h
-        .engine
+        .lifecycle
         .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
         .await
         .unwrap();
@@ -393,15 +406,15 @@ async fn a_dropped_stream_is_resumed_and_the_payment_still_seen() {
     .await;
     h.node.drop_all_streams();
     h.node.pay_hold(&hash, 144).unwrap();
-    wait_state(&h.engine, &hash, DepositState::Held).await;
+    wait_state(&h.lifecycle, &hash, DepositState::Held).await;
 }
 
 #[tokio::test]
-async fn a_restarted_engine_finishes_what_the_old_one_decided() {
+async fn a_restarted_lifecycle_finishes_what_the_old_one_decided() {
     let h = harness(settings("a")).await;
     let hash = held(&h).await;
     h.node.set_unavailable(true);
-    h.engine
+    h.lifecycle
         .event(
             &hash,
             Event::Verdict {
@@ -411,20 +424,20 @@ async fn a_restarted_engine_finishes_what_the_old_one_decided() {
         )
         .await
         .unwrap();
-    // "Restart": a new engine on the same store and node; the old one is gone.
-    let store = h.engine.store().clone();
-    drop(h.engine);
+    // "Restart": a new lifecycle on the same store and node; the old one is gone.
+    let store = h.lifecycle.store().clone();
+    drop(h.lifecycle);
     h.node.set_unavailable(false);
-    let engine = Engine::new(
+    let lifecycle = Lifecycle::new(
         store,
         Arc::new(h.node.clone()),
         settings("b"),
         Arc::new(Metrics::new()),
     );
     // The old replica's lease (none was taken: the node was down) does not block.
-    let report = engine.reconcile().await.unwrap();
+    let report = lifecycle.reconcile().await.unwrap();
     assert_eq!(report.examined, 1);
-    wait_settled_on_node(&engine, &hash).await;
+    wait_settled_on_node(&lifecycle, &hash).await;
     assert_eq!(h.node.state(&hash), Some(InvoiceState::Settled));
     assert_eq!(
         count(&h.node, &hash, Call::Settle),
@@ -437,14 +450,14 @@ async fn a_restarted_engine_finishes_what_the_old_one_decided() {
 async fn reconcile_closes_a_deposit_whose_invoice_was_never_created() {
     let h = harness(settings("a")).await;
     let (d, preimage) = fixtures::deposit(1, "203.0.113.0/24");
-    h.engine
+    h.lifecycle
         .store()
         .insert_deposit(&d, &preimage)
         .await
         .unwrap();
-    h.engine.reconcile().await.unwrap();
+    h.lifecycle.reconcile().await.unwrap();
     assert_eq!(
-        state_of(&h.engine, &d.payment_hash).await,
+        state_of(&h.lifecycle, &d.payment_hash).await,
         DepositState::Expired
     );
 }
@@ -453,22 +466,22 @@ async fn reconcile_closes_a_deposit_whose_invoice_was_never_created() {
 async fn reconcile_applies_an_accept_that_happened_while_down() {
     let h = harness(settings("a")).await;
     let opened = h
-        .engine
+        .lifecycle
         .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
         .await
         .unwrap();
     let hash = opened.deposit.payment_hash;
-    let store = h.engine.store().clone();
-    drop(h.engine); // watchers keep running in this runtime; use a fresh engine to check
-    let engine = Engine::new(
+    let store = h.lifecycle.store().clone();
+    drop(h.lifecycle); // watchers keep running in this runtime; use a fresh lifecycle to check
+    let lifecycle = Lifecycle::new(
         store,
         Arc::new(h.node.clone()),
         settings("b"),
         Arc::new(Metrics::new()),
     );
     h.node.pay_hold(&hash, 144).unwrap();
-    engine.reconcile().await.unwrap();
-    assert_eq!(state_of(&engine, &hash).await, DepositState::Held);
+    lifecycle.reconcile().await.unwrap();
+    assert_eq!(state_of(&lifecycle, &hash).await, DepositState::Held);
 }
 
 #[tokio::test]
@@ -481,21 +494,21 @@ async fn the_global_unpaid_limit_holds_while_the_count_is_reused_and_frees_up_af
     for n in 0..5 {
         let prefix = format!("198.51.{n}.0/24");
         opened.push(
-            h.engine
+            h.lifecycle
                 .open_deposit(new_deposit(&prefix), Timestamp::now())
                 .await
                 .unwrap(),
         );
     }
     let err = h
-        .engine
+        .lifecycle
         .open_deposit(new_deposit("192.0.2.0/24"), Timestamp::now())
         .await
         .unwrap_err();
     assert!(
         matches!(
             err,
-            EngineError::LimitReached {
+            LifecycleError::LimitReached {
                 max: 5,
                 scope: "awaiting payment in total",
                 ..
@@ -504,12 +517,12 @@ async fn the_global_unpaid_limit_holds_while_the_count_is_reused_and_frees_up_af
         "{err}"
     );
     // One ends: its place is free once the count is read again.
-    h.engine
+    h.lifecycle
         .event(&opened[0].deposit.payment_hash, Event::NodeCanceled)
         .await
         .unwrap();
     tokio::time::sleep(LIVE_COUNT_FOR + Duration::from_millis(50)).await;
-    h.engine
+    h.lifecycle
         .open_deposit(new_deposit("192.0.2.0/24"), Timestamp::now())
         .await
         .unwrap();
@@ -525,7 +538,7 @@ async fn unpaid_deposits_never_use_up_the_global_held_cap() {
     for n in 0..6 {
         let prefix = format!("198.51.{n}.0/24");
         opened.push(
-            h.engine
+            h.lifecycle
                 .open_deposit(new_deposit(&prefix), Timestamp::now())
                 .await
                 .unwrap(),
@@ -534,18 +547,18 @@ async fn unpaid_deposits_never_use_up_the_global_held_cap() {
     // Two of them are paid: the held cap is reached and the next deposit is refused.
     for o in &opened[..2] {
         h.node.pay_hold(&o.deposit.payment_hash, 144).unwrap();
-        wait_state(&h.engine, &o.deposit.payment_hash, DepositState::Held).await;
+        wait_state(&h.lifecycle, &o.deposit.payment_hash, DepositState::Held).await;
     }
     tokio::time::sleep(LIVE_COUNT_FOR + Duration::from_millis(50)).await;
     let err = h
-        .engine
+        .lifecycle
         .open_deposit(new_deposit("192.0.2.0/24"), Timestamp::now())
         .await
         .unwrap_err();
     assert!(
         matches!(
             err,
-            EngineError::LimitReached {
+            LifecycleError::LimitReached {
                 max: 2,
                 scope: "held in total",
                 ..
@@ -560,13 +573,13 @@ async fn two_replicas_on_one_postgres_never_act_twice_on_a_deposit() {
     let schema = fixtures::postgres_schema().await;
     let node = RecordingNode::new();
     let metrics = Arc::new(Metrics::new());
-    let a = Engine::new(
+    let a = Lifecycle::new(
         fixtures::postgres_in(&schema).await,
         Arc::new(node.clone()),
         settings("replica-a"),
         metrics.clone(),
     );
-    let b = Engine::new(
+    let b = Lifecycle::new(
         fixtures::postgres_in(&schema).await,
         Arc::new(node.clone()),
         settings("replica-b"),
@@ -598,11 +611,11 @@ async fn two_replicas_on_one_postgres_never_act_twice_on_a_deposit() {
         } else {
             Event::VisitorLeft
         };
-        for engine in [a.clone(), b.clone()] {
+        for lifecycle in [a.clone(), b.clone()] {
             let hash = *hash;
             tasks.push(tokio::spawn(async move {
-                engine.event(&hash, event).await.unwrap();
-                engine.sweep().await.unwrap();
+                lifecycle.event(&hash, event).await.unwrap();
+                lifecycle.sweep().await.unwrap();
             }));
         }
     }
@@ -637,7 +650,7 @@ async fn unpaid_invoices_never_lock_a_network_out_of_the_held_cap() {
     let mut opened = Vec::new();
     for n in 0..5 {
         let o = h
-            .engine
+            .lifecycle
             .open_deposit(new_deposit(prefix), Timestamp::now())
             .await
             .unwrap_or_else(|e| panic!("unpaid deposit {n} refused: {e}"));
@@ -645,30 +658,30 @@ async fn unpaid_invoices_never_lock_a_network_out_of_the_held_cap() {
     }
     // The unpaid ones are bounded on their own.
     let err = h
-        .engine
+        .lifecycle
         .open_deposit(new_deposit(prefix), Timestamp::now())
         .await
         .unwrap_err();
     assert!(
-        matches!(err, EngineError::LimitReached { max: 5, .. }),
+        matches!(err, LifecycleError::LimitReached { max: 5, .. }),
         "{err}"
     );
     // Held ones count toward the held cap (3): once three are held, no new deposit opens.
     for hash in &opened[..3] {
         h.node.pay_hold(hash, 144).unwrap();
-        h.engine.reconcile().await.unwrap();
-        wait_state(&h.engine, hash, DepositState::Held).await;
+        h.lifecycle.reconcile().await.unwrap();
+        wait_state(&h.lifecycle, hash, DepositState::Held).await;
     }
     let err = h
-        .engine
+        .lifecycle
         .open_deposit(new_deposit(prefix), Timestamp::now())
         .await
         .unwrap_err();
     assert!(
-        matches!(err, EngineError::LimitReached { max: 3, .. }),
+        matches!(err, LifecycleError::LimitReached { max: 3, .. }),
         "{err}"
     );
-    h.engine
+    h.lifecycle
         .open_deposit(new_deposit("198.51.100.0/24"), Timestamp::now())
         .await
         .unwrap();
@@ -680,7 +693,7 @@ async fn a_drain_whose_cancels_the_node_refuses_keeps_them_pending_until_it_conf
     let first = held(&h).await;
     let second = held(&h).await;
     h.node.set_unavailable(true);
-    let report = h.engine.drain().await.unwrap();
+    let report = h.lifecycle.drain().await.unwrap();
     assert!(report.started_at.is_some());
     assert_eq!(report.refunded_held, 2);
     assert_eq!(report.refunded_msat, 2_000_000);
@@ -694,19 +707,19 @@ async fn a_drain_whose_cancels_the_node_refuses_keeps_them_pending_until_it_conf
     );
     for hash in [first, second] {
         assert_eq!(h.node.state(&hash), Some(InvoiceState::Accepted));
-        let d = h.engine.deposit(&hash).await.unwrap().unwrap().deposit;
+        let d = h.lifecycle.deposit(&hash).await.unwrap().unwrap().deposit;
         assert_eq!(d.state, DepositState::Refunded);
         assert_eq!(d.resolution.unwrap().trigger, Trigger::Drain);
     }
     // The node comes back: the sweeper finishes both cancels; nothing was dropped.
     h.node.set_unavailable(false);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let runner = tokio::spawn(h.engine.clone().run(stopped));
+    let runner = tokio::spawn(h.lifecycle.clone().run(stopped));
     for hash in [first, second] {
-        wait_settled_on_node(&h.engine, &hash).await;
+        wait_settled_on_node(&h.lifecycle, &hash).await;
         assert_eq!(h.node.state(&hash), Some(InvoiceState::Canceled));
     }
-    let status = h.engine.drain_status().await.unwrap();
+    let status = h.lifecycle.drain_status().await.unwrap();
     assert!(
         status.pending.is_empty() && status.still_live == 0,
         "{status:?}"
@@ -721,24 +734,24 @@ async fn while_drained_the_sweeper_gives_back_a_deposit_paid_after_the_drain_pas
     // Minted by a replica that had not seen the flag yet: open, then the drain starts on
     // another replica (the flag only, no pass here), then the visitor pays.
     let opened = h
-        .engine
+        .lifecycle
         .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
         .await
         .unwrap();
     let hash = opened.deposit.payment_hash;
-    h.engine
+    h.lifecycle
         .store()
         .start_drain(Timestamp::now())
         .await
         .unwrap();
     h.node.pay_hold(&hash, 144).unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let runner = tokio::spawn(h.engine.clone().run(stopped));
+    let runner = tokio::spawn(h.lifecycle.clone().run(stopped));
     eventually("the paid invoice cancelled on the node", || async {
         h.node.state(&hash) == Some(InvoiceState::Canceled)
     })
     .await;
-    let d = h.engine.deposit(&hash).await.unwrap().unwrap().deposit;
+    let d = h.lifecycle.deposit(&hash).await.unwrap().unwrap().deposit;
     assert_eq!(d.resolution.unwrap().trigger, Trigger::Drain);
     assert!(
         matches!(d.state, DepositState::Refunded | DepositState::Expired),
@@ -749,21 +762,24 @@ async fn while_drained_the_sweeper_gives_back_a_deposit_paid_after_the_drain_pas
 }
 
 #[tokio::test]
-async fn undrain_ends_the_drain_for_every_engine_on_the_store() {
+async fn undrain_ends_the_drain_for_every_lifecycle_on_the_store() {
     let h = harness(settings("a")).await;
-    let other = Engine::new(
-        h.engine.store().clone(),
+    let other = Lifecycle::new(
+        h.lifecycle.store().clone(),
         Arc::new(h.node.clone()),
         settings("b"),
         Arc::new(Metrics::new()),
     );
     assert_eq!(other.draining().await.unwrap(), None);
-    h.engine.drain().await.unwrap();
+    h.lifecycle.drain().await.unwrap();
     // The other replica read "not draining" just now; it sees the drain within the recheck.
     tokio::time::sleep(super::drain::DRAIN_RECHECK).await;
     assert!(other.draining().await.unwrap().is_some());
-    assert!(h.engine.undrain().await.unwrap());
+    assert!(h.lifecycle.undrain().await.unwrap());
     tokio::time::sleep(super::drain::DRAIN_RECHECK).await;
     assert_eq!(other.draining().await.unwrap(), None);
-    assert!(!h.engine.undrain().await.unwrap(), "nothing to end twice");
+    assert!(
+        !h.lifecycle.undrain().await.unwrap(),
+        "nothing to end twice"
+    );
 }

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Engine, EngineError, Stepped, lock};
+use super::{Lifecycle, LifecycleError, Stepped, lock};
 use crate::deposit::machine::Event;
 use crate::deposit::{DepositState, NodeAction};
 use crate::ids::{PaymentHash, Timestamp};
@@ -50,9 +50,9 @@ pub struct PendingAction {
     pub attempts: u32,
 }
 
-impl Engine {
+impl Lifecycle {
     /// Turns the drain on for every replica sharing the store, then gives back everything live.
-    pub async fn drain(&self) -> Result<DrainReport, EngineError> {
+    pub async fn drain(&self) -> Result<DrainReport, LifecycleError> {
         let started_at = self.inner.store.start_drain(self.now()).await?;
         *lock(&self.inner.drain) = Some((Some(started_at), Instant::now()));
         let mut report = self.drain_pass().await?;
@@ -62,14 +62,14 @@ impl Engine {
 
     /// Ends the drain: minting resumes (other replicas within [`DRAIN_RECHECK`]). True when a
     /// drain was on.
-    pub async fn undrain(&self) -> Result<bool, EngineError> {
+    pub async fn undrain(&self) -> Result<bool, LifecycleError> {
         let was_on = self.inner.store.end_drain().await?;
         *lock(&self.inner.drain) = Some((None, Instant::now()));
         Ok(was_on)
     }
 
     /// Whether minting is stopped: the store's flag, read at most every [`DRAIN_RECHECK`].
-    pub async fn draining(&self) -> Result<Option<Timestamp>, EngineError> {
+    pub async fn draining(&self) -> Result<Option<Timestamp>, LifecycleError> {
         if let Some((started, at)) = *lock(&self.inner.drain)
             && at.elapsed() < DRAIN_RECHECK
         {
@@ -82,7 +82,7 @@ impl Engine {
     }
 
     /// The state of a drain without acting: what is still live or pending.
-    pub async fn drain_status(&self) -> Result<DrainReport, EngineError> {
+    pub async fn drain_status(&self) -> Result<DrainReport, LifecycleError> {
         let mut report = DrainReport {
             started_at: self.inner.store.drain_started().await?,
             ..DrainReport::default()
@@ -93,7 +93,7 @@ impl Engine {
 
     /// One pass: every live deposit gets the `Drain` event (persisted, then the cancel sent;
     /// a refused cancel stays pending for the sweeper).
-    pub async fn drain_pass(&self) -> Result<DrainReport, EngineError> {
+    pub async fn drain_pass(&self) -> Result<DrainReport, LifecycleError> {
         let mut report = DrainReport::default();
         let mut pages = self.inner.store.unfinished_pages(super::background::PAGE);
         while let Some(page) = pages.next_page().await? {
@@ -129,7 +129,7 @@ impl Engine {
         Ok(report)
     }
 
-    async fn left_over(&self, report: &mut DrainReport) -> Result<(), EngineError> {
+    async fn left_over(&self, report: &mut DrainReport) -> Result<(), LifecycleError> {
         let mut pages = self.inner.store.unfinished_pages(super::background::PAGE);
         while let Some(page) = pages.next_page().await? {
             for s in page {

@@ -1,4 +1,4 @@
-//! The deposit engine: the only code that changes a deposit. It feeds events to the pure machine,
+//! The deposit lifecycle: the only code that changes a deposit. It feeds events to the pure machine,
 //! persists each transition (compare-and-swap) before acting, then performs the node action under
 //! a lease so that exactly one replica acts on a deposit at a time. Node actions are idempotent
 //! (lnd: cancel twice and settle twice succeed), so a crash between "done on the node" and
@@ -36,7 +36,7 @@ use crate::node::{Node, NodeError};
 use crate::store::{LiveCounts, Store, StoreError, StoredDeposit};
 
 #[derive(Debug, thiserror::Error)]
-pub enum EngineError {
+pub enum LifecycleError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -55,9 +55,9 @@ pub enum EngineError {
     Contended,
 }
 
-/// Engine knobs, from `deposits:` and `limits:` in the config.
+/// Lifecycle knobs, from `deposits:` and `limits:` in the config.
 #[derive(Clone, Debug)]
-pub struct EngineSettings {
+pub struct LifecycleSettings {
     pub invoice_expiry: Duration,
     pub cltv_expiry: u32,
     pub safety_margin_blocks: u32,
@@ -80,9 +80,9 @@ pub struct EngineSettings {
     pub replica_id: String,
 }
 
-impl EngineSettings {
-    pub fn from_config(config: &crate::config::Config, replica_id: String) -> EngineSettings {
-        EngineSettings {
+impl LifecycleSettings {
+    pub fn from_config(config: &crate::config::Config, replica_id: String) -> LifecycleSettings {
+        LifecycleSettings {
             invoice_expiry: config.deposits.invoice_expiry,
             cltv_expiry: config.deposits.cltv_expiry,
             safety_margin_blocks: config.deposits.safety_margin_blocks,
@@ -133,7 +133,7 @@ impl Stepped {
     }
 }
 
-/// A committed change of a deposit, as this replica's engine tells its long-polls: everything a
+/// A committed change of a deposit, as this replica's lifecycle tells its long-polls: everything a
 /// deposit status answer needs, so a woken long-poll answers without reading the store
 /// (deposit/waiters.rs). Sent only after the transition's commit.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,7 +154,7 @@ struct ChainView {
 struct Inner {
     store: Store,
     node: Arc<dyn Node>,
-    settings: EngineSettings,
+    settings: LifecycleSettings,
     metrics: Arc<Metrics>,
     /// Wall clock of the deposit timers (tests step it forward and back).
     clock: Arc<dyn Clock>,
@@ -181,7 +181,7 @@ struct LiveCount {
 }
 
 #[derive(Clone)]
-pub struct Engine {
+pub struct Lifecycle {
     inner: Arc<Inner>,
 }
 
@@ -190,44 +190,44 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn random32() -> Result<[u8; 32], EngineError> {
+fn random32() -> Result<[u8; 32], LifecycleError> {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng
         .try_fill_bytes(&mut bytes)
-        .map_err(|_| EngineError::Random)?;
+        .map_err(|_| LifecycleError::Random)?;
     Ok(bytes)
 }
 
-impl Engine {
+impl Lifecycle {
     /// A fresh token id: 24 random bytes, then the store's id (contract `store_id`), so that a
     /// filter refuses this token's deposit credential once another store replaces this one.
-    pub fn new_token_id(&self) -> Result<TokenId, EngineError> {
+    pub fn new_token_id(&self) -> Result<TokenId, LifecycleError> {
         let mut id = random32()?;
         self.inner.store.cached_store_id()?.stamp(&mut id);
         Ok(TokenId(id))
     }
 }
 
-impl Engine {
+impl Lifecycle {
     pub fn new(
         store: Store,
         node: Arc<dyn Node>,
-        settings: EngineSettings,
+        settings: LifecycleSettings,
         metrics: Arc<Metrics>,
-    ) -> Engine {
-        Engine::with_clock(store, node, settings, metrics, Arc::new(SystemClock))
+    ) -> Lifecycle {
+        Lifecycle::with_clock(store, node, settings, metrics, Arc::new(SystemClock))
     }
 
-    /// As [`Engine::new`], with the timers reading `clock`.
+    /// As [`Lifecycle::new`], with the timers reading `clock`.
     pub fn with_clock(
         store: Store,
         node: Arc<dyn Node>,
-        settings: EngineSettings,
+        settings: LifecycleSettings,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
-    ) -> Engine {
+    ) -> Lifecycle {
         let (changes, _) = broadcast::channel(4096);
-        Engine {
+        Lifecycle {
             inner: Arc::new(Inner {
                 store,
                 node,
@@ -258,7 +258,7 @@ impl Engine {
         &self.inner.node
     }
 
-    pub fn settings(&self) -> &EngineSettings {
+    pub fn settings(&self) -> &LifecycleSettings {
         &self.inner.settings
     }
 
@@ -267,7 +267,10 @@ impl Engine {
         self.inner.changes.subscribe()
     }
 
-    pub async fn deposit(&self, hash: &PaymentHash) -> Result<Option<StoredDeposit>, EngineError> {
+    pub async fn deposit(
+        &self,
+        hash: &PaymentHash,
+    ) -> Result<Option<StoredDeposit>, LifecycleError> {
         Ok(self.inner.store.deposit(hash).await?)
     }
 }

@@ -6,22 +6,22 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use super::{ChainView, Engine, EngineError, lock};
+use super::{ChainView, Lifecycle, LifecycleError, lock};
 use crate::deposit::machine::Event;
 use crate::deposit::{Deposit, DepositState};
 use crate::ids::PaymentHash;
 use crate::node::{InvoiceState, InvoiceStatus, NodeError};
 
-impl Engine {
+impl Lifecycle {
     /// Starts following the invoice's stream unless this replica already does.
     pub fn watch(&self, hash: PaymentHash) {
         if !lock(&self.inner.watching).insert(hash) {
             return;
         }
-        let engine = self.clone();
+        let lifecycle = self.clone();
         tokio::spawn(async move {
-            engine.follow(hash).await;
-            lock(&engine.inner.watching).remove(&hash);
+            lifecycle.follow(hash).await;
+            lock(&lifecycle.inner.watching).remove(&hash);
         });
     }
 
@@ -129,7 +129,7 @@ impl Engine {
         }
     }
 
-    pub(super) async fn refresh_chain(&self) -> Result<ChainView, EngineError> {
+    pub(super) async fn refresh_chain(&self) -> Result<ChainView, LifecycleError> {
         let started = Instant::now();
         let info = self.inner.node.info().await;
         self.inner
