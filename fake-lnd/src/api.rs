@@ -422,6 +422,36 @@ fn ndjson_line(value: &Value) -> Bytes {
     Bytes::from(line)
 }
 
+/// What ends a stream's wait between two looks at the state.
+enum Wake {
+    /// The test cut every stream (`drop_streams`): end with an error, no final chunk.
+    Cut,
+    /// The server is going away.
+    Closed,
+    /// Something changed (or changes were missed): look again.
+    Changed,
+}
+
+/// Waits for the next change; a cut wins over a change that arrives at the same moment.
+async fn next_change(
+    kill: &mut tokio::sync::watch::Receiver<u64>,
+    changes: &mut tokio::sync::broadcast::Receiver<[u8; 32]>,
+) -> Wake {
+    tokio::select! {
+        biased;
+        _ = kill.changed() => Wake::Cut,
+        changed = changes.recv() => match changed {
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => Wake::Closed,
+            _ => Wake::Changed,
+        },
+    }
+}
+
+/// The error a cut stream ends with.
+fn cut() -> std::io::Error {
+    std::io::Error::other("fake-lnd: stream dropped by the test")
+}
+
 /// An error a streaming RPC itself returns (the gateway has parsed the request): grpc-gateway's
 /// ForwardResponseStream writes `{"error": {code, message, details}}`, with the HTTP status mapped
 /// from the code since no message went before it. Request parsing errors stay unary-shaped.

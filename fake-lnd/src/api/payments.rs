@@ -10,7 +10,10 @@ use axum::extract::{Path, RawQuery, State as AxumState};
 use axum::response::Response;
 use serde_json::json;
 
-use super::{form_urlencoded_pairs, lnd_error, ndjson_line, stream_error, stream_reply};
+use super::{
+    Wake, cut, form_urlencoded_pairs, lnd_error, ndjson_line, next_change, stream_error,
+    stream_reply,
+};
 use crate::Shared;
 use crate::state::{
     ALREADY_PAID, LndError, OutgoingPayment, PAYMENT_IN_FLIGHT, PAYMENT_NOT_INITIATED,
@@ -161,17 +164,13 @@ async fn payment_stream(
                 yield Ok(ndjson_line(&json!({"result": wire::payment_json(&payment)})));
                 continue;
             }
-            tokio::select! {
-                biased;
-                _ = kill.changed() => {
-                    yield Err(std::io::Error::other("fake-lnd: stream dropped by the test"));
+            match next_change(&mut kill, &mut changes).await {
+                Wake::Cut => {
+                    yield Err(cut());
                     return;
                 }
-                changed = changes.recv() => {
-                    if matches!(changed, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
-                        return;
-                    }
-                }
+                Wake::Closed => return,
+                Wake::Changed => {}
             }
         }
     };

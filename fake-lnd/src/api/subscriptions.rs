@@ -9,7 +9,7 @@ use axum::extract::{Path, RawQuery, State as AxumState};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{form_urlencoded_pairs, lnd_error, ndjson_line, stream_reply};
+use super::{Wake, cut, form_urlencoded_pairs, lnd_error, ndjson_line, next_change, stream_reply};
 use crate::Shared;
 use crate::state::{LndError, State};
 use crate::wire;
@@ -86,17 +86,13 @@ pub(super) async fn subscribe_all(
             for invoice in due {
                 yield Ok::<Bytes, std::io::Error>(ndjson_line(&json!({"result": invoice})));
             }
-            tokio::select! {
-                biased;
-                _ = kill.changed() => {
-                    yield Err(std::io::Error::other("fake-lnd: stream dropped by the test"));
+            match next_change(&mut kill, &mut changes).await {
+                Wake::Cut => {
+                    yield Err(cut());
                     return;
                 }
-                changed = changes.recv() => {
-                    if matches!(changed, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
-                        return;
-                    }
-                }
+                Wake::Closed => return,
+                Wake::Changed => {}
             }
         }
     };
@@ -134,7 +130,7 @@ pub(super) async fn subscribe_single(
             // between the client and lnd has silently dropped the stream.
             if last.is_some() && shared.silenced.load(std::sync::atomic::Ordering::SeqCst) {
                 let _ = kill.changed().await;
-                yield Err(std::io::Error::other("fake-lnd: stream dropped by the test"));
+                yield Err(cut());
                 return;
             }
             if let Some(invoice) = current {
@@ -147,18 +143,13 @@ pub(super) async fn subscribe_single(
                     }
                 }
             }
-            tokio::select! {
-                // A cut is a cut: it wins over a change that arrives at the same moment.
-                biased;
-                _ = kill.changed() => {
-                    yield Err(std::io::Error::other("fake-lnd: stream dropped by the test"));
+            match next_change(&mut kill, &mut changes).await {
+                Wake::Cut => {
+                    yield Err(cut());
                     return;
                 }
-                changed = changes.recv() => {
-                    if matches!(changed, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
-                        return;
-                    }
-                }
+                Wake::Closed => return,
+                Wake::Changed => {}
             }
         }
     };
