@@ -21,6 +21,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. scripts/stack-lib.sh
 secs=${BENCH_SECONDS:-4}
 rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNECTIONS:-16}
@@ -38,46 +39,11 @@ fi
 bin=target/release/lightning-wall-host
 sidecar=target/release/lightning-wall
 
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "bench-gateway: nothing listening on port $1" >&2
-  exit 1
-}
-
+stack_init bench-gateway
 upstream=$base plain=$((base + 1)) noop=$((base + 2)) wall=$((base + 3))
 internal=$((base + 4)) public=$((base + 5))
-cat >"$dir/lightning-wall.yaml" <<YAML
-data_dir: ./data
-node: { backend: dev }
-listeners:
-  internal: { bind: 127.0.0.1:$internal }
-  public: { bind: 127.0.0.1:$public }
-limits:
-  challenge_mint_rate: { requests: 1000, per: 1s }
-routes:
-  - id: free
-    match: { path: { prefix: /free } }
-    mode: free
-  - id: api
-    match: { path: { prefix: /api/ } }
-    mode: pay
-    token_lifetime: 24h
-    pay: { amount_sat: 10 }
-YAML
-RUST_LOG=warn "$sidecar" serve --config "$dir/lightning-wall.yaml" >"$dir/sidecar.log" 2>&1 &
-pids+=($!)
+sidecar_config "$internal" "$public" "{ requests: 1000, per: 1s }"
+start_sidecar "$root/$sidecar"
 RUST_LOG=error "$bin" bench-upstream --listen "127.0.0.1:$upstream" & pids+=($!)
 RUST_LOG=error "$bin" serve --listen "127.0.0.1:$plain" \
   --upstream "http://127.0.0.1:$upstream" --workers "$workers" & pids+=($!)
@@ -91,28 +57,20 @@ RUST_LOG=error "$bin" serve --listen "127.0.0.1:$wall" \
 for p in "$upstream" "$plain" "$noop" "$wall" "$internal"; do wait_port "$p"; done
 
 # A paid credential for the pay route: challenge, then the dev node pays the invoice.
-challenge=$(curl -fsS -X POST "http://127.0.0.1:$internal/v1/challenge" \
-  -H 'content-type: application/json' -d '{"route_id": "api", "client_ip": "127.0.0.1"}')
-field() { python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
-macaroon=$(field macaroon <<<"$challenge")
-invoice=$(field invoice <<<"$challenge")
-preimage=$(curl -fsS -X POST "http://127.0.0.1:$internal/v1/dev/pay" \
-  -H 'content-type: application/json' -d "{\"invoice\": \"$invoice\"}" | field preimage)
-auth="authorization: L402 $macaroon:$preimage"
+paid_credential "$internal"
 # The filter bootstraps on its first tick; until then it fails closed.
 for _ in $(seq 1 100); do
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "$auth" "http://127.0.0.1:$wall/api/x")
   [ "$code" = 200 ] && break
   sleep 0.1
 done
-[ "$code" = 200 ] || { echo "bench-gateway: the filter never let the paid credential through ($code)" >&2; exit 1; }
+[ "$code" = 200 ] || stack_fail "the filter never let the paid credential through ($code)"
 unpaid=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$wall/api/x")
-[ "$unpaid" = 402 ] || { echo "bench-gateway: an unpaid request got $unpaid, not 402" >&2; exit 1; }
+[ "$unpaid" = 402 ] || stack_fail "an unpaid request got $unpaid, not 402"
 
 run() { "$bin" load --connections "$conns" --seconds "$secs" "$@"; }
 rps() { sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$1"; }
 errors() { sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<<"$1"; }
-median() { tr ' ' '\n' | sed '/^$/d' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 declare -A all
 setups=(plain noop noop_paid wall_paid wall_free)
 measure() {
@@ -139,14 +97,4 @@ for i in $(seq 1 "$rounds"); do
   done
   echo "$line requests/s"
 done
-declare -A med
-for s in "${setups[@]}"; do med[$s]=$(echo ${all[$s]} | median); done
-echo
-echo "| set-up | requests/s (median of $rounds x ${secs} s, $conns connections, $workers workers) | ratio to plain | ratio to noop | ratio to noop on the same request |"
-echo "|---|---:|---:|---:|---:|"
-for s in "${setups[@]}"; do
-  same=${med[noop]}
-  case $s in noop_paid | wall_paid) same=${med[noop_paid]} ;; esac
-  awk -v s="$s" -v r="${med[$s]}" -v p="${med[plain]}" -v n="${med[noop]}" -v m="$same" \
-    'BEGIN { printf "| %s | %.0f | %.3f | %.3f | %.3f |\n", s, r, r / p, r / n, r / m }'
-done
+ratio_table "$rounds" "$secs" "$conns connections, $workers workers" "${setups[@]}"

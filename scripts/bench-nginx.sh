@@ -22,6 +22,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. scripts/stack-lib.sh
 seconds=${BENCH_SECONDS:-4}
 rounds=${BENCH_ROUNDS:-5}
 conns=${BENCH_CONNECTIONS:-16}
@@ -48,44 +49,10 @@ fi
 # The sidecar only answers the filter's bootstrap and syncs here: a debug build is enough.
 sidecar=target/debug/lightning-wall
 
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "bench-nginx: nothing listening on port $1" >&2
-  exit 1
-}
-
+stack_init bench-nginx
 upstream=$base plain=$((base + 1)) noop=$((base + 2)) wall=$((base + 3))
 internal=$((base + 4)) public=$((base + 5))
-cat >"$dir/lightning-wall.yaml" <<YAML
-data_dir: ./data
-node: { backend: dev }
-listeners:
-  internal: { bind: 127.0.0.1:$internal }
-  public: { bind: 127.0.0.1:$public }
-limits:
-  challenge_mint_rate: { requests: 1000, per: 1s }
-routes:
-  - id: free
-    match: { path: { prefix: /free } }
-    mode: free
-  - id: api
-    match: { path: { prefix: /api/ } }
-    mode: pay
-    token_lifetime: 24h
-    pay: { amount_sat: 10 }
-YAML
+sidecar_config "$internal" "$public" "{ requests: 1000, per: 1s }"
 mkdir -p "$dir/logs"
 cat >"$dir/nginx.conf" <<CONF
 worker_processes 2;
@@ -131,20 +98,12 @@ http {
     }
 }
 CONF
-(cd "$dir" && RUST_LOG=warn exec "$root/$sidecar" serve --config lightning-wall.yaml >"$dir/sidecar.log" 2>&1) &
-pids+=($!)
+start_sidecar "$root/$sidecar"
 "$nginx" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/logs/error.log" & pids+=($!)
 for p in "$upstream" "$plain" "$noop" "$wall" "$internal"; do wait_port "$p"; done
 
 # A paid credential for the pay route: challenge, then the dev node pays the invoice.
-challenge=$(curl -fsS -X POST "http://127.0.0.1:$internal/v1/challenge" \
-  -H 'content-type: application/json' -d '{"route_id": "api", "client_ip": "127.0.0.1"}')
-field() { python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
-macaroon=$(field macaroon <<<"$challenge")
-invoice=$(field invoice <<<"$challenge")
-preimage=$(curl -fsS -X POST "http://127.0.0.1:$internal/v1/dev/pay" \
-  -H 'content-type: application/json' -d "{\"invoice\": \"$invoice\"}" | field preimage)
-auth="authorization: L402 $macaroon:$preimage"
+paid_credential "$internal"
 # Each nginx worker bootstraps on its first tick and loads the revocation snapshot on its
 # second; until then it fails closed. Ask until both have let the credential through a few
 # times in a row (each curl is a new connection, spread over the workers).
@@ -171,7 +130,6 @@ free=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$wall/free")
 run() { wrk -t2 -c"$conns" -d"${secs:-$seconds}s" "$@" 2>&1; }
 rps() { sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' <<<"$1"; }
 clean() { ! grep -q 'Non-2xx or 3xx responses\|Socket errors' <<<"$1"; }
-median() { tr ' ' '\n' | sed '/^$/d' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 declare -A all
 declare -a paired
 setups=(plain noop noop_paid wall_paid wall_free)
@@ -203,17 +161,7 @@ for i in $(seq 1 "$rounds"); do
   # wall_paid measured one after the other) is the steadier figure.
   paired+=("$(awk -v n="${all[noop_paid]##* }" -v w="${all[wall_paid]##* }" 'BEGIN { printf "%.3f", n / w }')")
 done
-declare -A med
-for s in "${setups[@]}"; do med[$s]=$(echo ${all[$s]} | median); done
-echo
-echo "| set-up | requests/s (median of $rounds x ${seconds} s, $conns keep-alive connections, 2 nginx workers) | ratio to plain | ratio to noop | ratio to noop on the same request |"
-echo "|---|---:|---:|---:|---:|"
-for s in "${setups[@]}"; do
-  same=${med[noop]}
-  case $s in noop_paid | wall_paid) same=${med[noop_paid]} ;; esac
-  awk -v s="$s" -v r="${med[$s]}" -v p="${med[plain]}" -v n="${med[noop]}" -v m="$same" \
-    'BEGIN { printf "| %s | %.0f | %.3f | %.3f | %.3f |\n", s, r, r / p, r / n, r / m }'
-done
+ratio_table "$rounds" "$seconds" "$conns keep-alive connections, 2 nginx workers" "${setups[@]}"
 echo
 cost=$(echo "${paired[@]}" | median)
 verdict=$(awk -v c="$cost" 'BEGIN { print (c <= 1.25 ? "met" : "NOT met") }')

@@ -24,6 +24,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. scripts/stack-lib.sh
 addresses=${SHM_ADDRESSES:-100000}
 zone=${SHM_ZONE:-1m}
 concurrency=${SHM_CONCURRENCY:-128}
@@ -37,49 +38,20 @@ if [ -z "${SHM_NO_BUILD:-}" ]; then
 fi
 sidecar=$root/target/debug/lightning-wall
 
-dir=$(mktemp -d)
+stack_init nginx-full-shm
 # nginx's workers (user nobody when started as root) write the challenge cache under it.
 chmod 755 "$dir"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() {
-  echo "nginx-full-shm: FAIL: $*" >&2
+fail() { stack_fail "FAIL: $*"; }
+stack_on_fail() {
   mkdir -p "$root/target" && cp "$dir/logs/error.log" "$root/target/nginx-full-shm.error.log" 2>/dev/null || true
   echo "nginx-full-shm: nginx's error.log kept in target/nginx-full-shm.error.log; its last lines:" >&2
   tail -n 20 "$dir/logs/error.log" >&2 || true
-  exit 1
-}
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  fail "nothing listening on port $1"
 }
 
 site=$base proxy=$((base + 1)) stub=$((base + 2)) internal=$((base + 3)) public=$((base + 4))
 # A mint limit that lasts the whole run (3 challenges per address per hour): an address that used
 # it up stays refused unless its counter leaves the shared data.
-cat >"$dir/lightning-wall.yaml" <<YAML
-data_dir: ./data
-node: { backend: dev }
-listeners:
-  internal: { bind: 127.0.0.1:$internal }
-  public: { bind: 127.0.0.1:$public }
-limits:
-  challenge_mint_rate: { requests: 3, per: 1h }
-routes:
-  - id: api
-    match: { path: { prefix: /api/ } }
-    mode: pay
-    token_lifetime: 24h
-    pay: { amount_sat: 10 }
-YAML
+sidecar_config "$internal" "$public" "{ requests: 3, per: 1h }"
 mkdir -p "$dir/logs"
 cat >"$dir/nginx.conf" <<CONF
 worker_processes 2;
@@ -123,22 +95,14 @@ http {
     }
 }
 CONF
-(cd "$dir" && RUST_LOG=warn exec "$sidecar" serve --config lightning-wall.yaml >"$dir/sidecar.log" 2>&1) &
-pids+=($!)
+start_sidecar "$sidecar"
 "$nginx" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/logs/error.log" &
 master=$!
 pids+=("$master")
 for p in "$site" "$stub" "$proxy" "$internal"; do wait_port "$p"; done
 
 # A paid credential for the pay route, minted and paid through the sidecar's internal API.
-challenge=$(curl -fsS -X POST "http://127.0.0.1:$internal/v1/challenge" \
-  -H 'content-type: application/json' -d '{"route_id": "api", "client_ip": "127.0.0.1"}')
-field() { python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
-macaroon=$(field macaroon <<<"$challenge")
-invoice=$(field invoice <<<"$challenge")
-preimage=$(curl -fsS -X POST "http://127.0.0.1:$internal/v1/dev/pay" \
-  -H 'content-type: application/json' -d "{\"invoice\": \"$invoice\"}" | field preimage)
-auth="authorization: L402 $macaroon:$preimage"
+paid_credential "$internal"
 code() { # code [curl args…] URL-path: the status of one request on a new connection
   local path=${*: -1}
   curl -s -o /dev/null -w '%{http_code}' --max-time 30 "${@:1:$#-1}" "http://127.0.0.1:$proxy$path"
