@@ -25,6 +25,7 @@ use crate::deposit::waiters::WaitRefused;
 use crate::deposit::{Deposit, DepositState};
 use crate::ids::PaymentHash;
 use crate::ids::TokenId;
+use crate::mint_limit::provider_network_of_prefix;
 use crate::store::StoredDeposit;
 
 /// Longest long-poll.
@@ -140,9 +141,10 @@ async fn deposit_status(
     // answer is made of; otherwise read below.
     let mut revoked = None;
     if stored.deposit.state == DepositState::AwaitingPayment && !wait.is_zero() {
+        let network = provider_network_of_prefix(&stored.deposit.client_prefix);
         let ticket = state
             .waiters
-            .enter(stored.deposit.payment_hash)
+            .enter(stored.deposit.payment_hash, network)
             .map_err(|e| {
                 match e {
                     WaitRefused::PerToken(_) => ApiError::new(
@@ -150,7 +152,7 @@ async fn deposit_status(
                         "too_many_waiters",
                         format!("{e}; wait for one to answer"),
                     ),
-                    WaitRefused::Total(_) => ApiError::new(
+                    WaitRefused::Network(_) | WaitRefused::Total(_) => ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "waiters_full",
                         format!("{e}; retry shortly"),
