@@ -139,12 +139,13 @@ impl Waiters {
         if on_token >= self.max_per_token {
             return Err(WaitRefused::PerToken(on_token));
         }
+        // A full house first: it is what every reader meets then, whatever its network.
+        if r.total >= self.max_total {
+            return Err(WaitRefused::Total(r.total));
+        }
         let on_network = r.by_network.get(&network).copied().unwrap_or(0);
         if on_network >= self.max_per_network {
             return Err(WaitRefused::Network(on_network));
-        }
-        if r.total >= self.max_total {
-            return Err(WaitRefused::Total(r.total));
         }
         r.total += 1;
         *r.by_network.entry(network).or_insert(0) += 1;
@@ -304,11 +305,15 @@ mod tests {
             Some(WaitRefused::Network(3)),
             "a fourth deposit of the same provider"
         );
-        let visitor = w.enter(hash(100), OTHER).expect("another network still waits");
+        let visitor = w
+            .enter(hash(100), OTHER)
+            .expect("another network still waits");
         assert_eq!(w.len(), 4);
         drop(visitor);
         drop(flood);
-        let _again = w.enter(hash(3), FLOOD).expect("the places are freed on drop");
+        let _again = w
+            .enter(hash(3), FLOOD)
+            .expect("the places are freed on drop");
     }
 
     #[test]
