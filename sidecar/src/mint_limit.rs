@@ -89,12 +89,10 @@ pub fn provider_network(ip: IpAddr) -> MintNetwork {
 /// written by this sidecar) counts as `0.0.0.0`'s: one shared place, never a way around the
 /// share.
 pub fn provider_network_of_prefix(client_prefix: &str) -> MintNetwork {
-    let address = client_prefix.split_once('/').map_or(client_prefix, |(a, _)| a);
-    provider_network(
-        address
-            .parse()
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-    )
+    let address = client_prefix
+        .split_once('/')
+        .map_or(client_prefix, |(a, _)| a);
+    provider_network(address.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -84,8 +84,8 @@ impl LimitsConfig {
     /// Long-polls the deposits of one provider network may hold at once: its share of
     /// `max_long_polls`, at least one.
     pub fn max_long_polls_per_network(&self) -> u32 {
-        let share = u64::from(self.max_long_polls) * u64::from(self.long_poll_share_pct.min(100))
-            / 100;
+        let share =
+            u64::from(self.max_long_polls) * u64::from(self.long_poll_share_pct.min(100)) / 100;
         u32::try_from(share).unwrap_or(u32::MAX).max(1)
     }
 

@@ -514,11 +514,18 @@ fn the_long_poll_share_per_provider_network_has_a_default_and_is_checked() {
     .unwrap();
     assert_eq!(small.limits.max_long_polls_per_network(), 1, "at least one");
     for pct in [0, 101] {
-        let issues = issues_of(&format!("{MINIMAL}limits: {{ long_poll_share_pct: {pct} }}\n"));
+        let issues = issues_of(&format!(
+            "{MINIMAL}limits: {{ long_poll_share_pct: {pct} }}\n"
+        ));
         let want = format!("limits.long_poll_share_pct: must be between 1 and 100 (got {pct})");
         assert!(issues.iter().any(|i| i.starts_with(&want)), "{issues:?}");
     }
-    assert!(issues_of(&format!("{MINIMAL}limits: {{ long_poll_share_pct: 100 }}\n")).is_empty());
+    assert!(
+        issues_of(&format!(
+            "{MINIMAL}limits: {{ long_poll_share_pct: 100 }}\n"
+        ))
+        .is_empty()
+    );
 }
 
 #[test]
