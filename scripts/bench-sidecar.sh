@@ -64,6 +64,8 @@ limits:
   challenge_mint_rate: { requests: 1000, per: 1s }
   challenge_mint_budget_per_s: 1000000
   max_long_polls: 100000
+  # The load generator's clients are 10.0.0.0/8 in order: its waiters share one IPv4 /16.
+  long_poll_share_pct: 100
 routes:
   - id: api
     match: { path: { prefix: /api/ } }

@@ -153,9 +153,27 @@ async def mint_poll_tokens(n):
     return macaroons, refused
 
 
+def poll_outcome(status, hdrs, body):
+    """What a long-poll's answer counts as: `200` (woken or timed out while waiting), `200 at
+    once` (no waiter place: the state at once with Retry-After), or the status and the error
+    code, so `503 busy` (the store gate), `503 waiters_full` (a sidecar from before the answer
+    at once) and other 503s are told apart."""
+    if status == 200:
+        return "200 at once" if "retry-after" in hdrs else "200"
+    if status is None:
+        return f"no answer ({body.decode(errors='replace')})"
+    try:
+        code = json.loads(body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        code = "(no JSON error)"
+    return f"{status} {code}"
+
+
 async def long_polls(macaroons, stop, counts, established):
     """LONG_POLLS long-polls, each renewed when it ends; `established` is set once every one
-    has sent its first request."""
+    has sent its first request. Each behaves like the wall page (wall.js): asks again at once
+    after a 200, after `Retry-After` when there is one (a 200 without a waiter place, 429, 503),
+    else after 1 s."""
     sent = set()
     if LONG_POLLS == 0:  # SOAK_LONG_POLLS=0: the flood alone
         established.set()
@@ -168,16 +186,20 @@ async def long_polls(macaroons, stop, counts, established):
     async def one(i):
         mac = macaroons[(i // PER_TOKEN) % len(macaroons)]
         while not stop.is_set():
-            status, _, _ = await request(
+            status, hdrs, body = await request(
                 "GET",
                 "/.well-known/lightning-wall/deposit?wait=60",
                 {"authorization": f"L402 {mac}:", "accept": "application/json"},
                 target=PUBLIC,
                 on_sent=lambda: first_sent(i),
             )
-            counts[status] += 1
-            if status != 200:
-                await asyncio.sleep(1)
+            counts[poll_outcome(status, hdrs, body)] += 1
+            try:
+                retry_after = int(hdrs.get("retry-after", ""))
+            except ValueError:
+                retry_after = 0 if status == 200 else 1
+            if retry_after > 0:
+                await asyncio.sleep(min(retry_after, 30))
 
     await asyncio.gather(*(one(i) for i in range(LONG_POLLS)))
 
@@ -254,13 +276,41 @@ async def honest(stop, results):
         raw = await asyncio.wait_for(reader.read(), 30)
         writer.close()
         head, _, body = raw.partition(b"\r\n\r\n")
-        return int(head.split()[1]), body
+        hdrs = {}
+        for line in head.split(b"\r\n")[1:]:
+            k, _, v = line.partition(b":")
+            hdrs[k.strip().lower().decode()] = v.strip().decode(errors="replace")
+        return int(head.split()[1]), hdrs, body
+
+    async def credential_after_paying(macaroon, asked):
+        """The status reads the wall page makes once paid: `wait=10` (the node's acceptance
+        reaches the sidecar a moment after `dev pay` answers), asked again after `Retry-After`
+        while there is one (a 200 without a waiter place, 429, 503) for at most 20 s. Each
+        answer that was not the credential is counted in `asked` (`poll_outcome`'s names)."""
+        deadline = time.monotonic() + 20
+        while True:
+            status, hdrs, body = await via_gateway(
+                "GET",
+                "/.well-known/lightning-wall/deposit?wait=10",
+                {"authorization": f"L402 {macaroon}:"},
+            )
+            cred = json.loads(body).get("credential") if status == 200 else None
+            if cred:
+                return status, cred
+            asked[poll_outcome(status, hdrs, body)] += 1
+            retry = hdrs.get("retry-after", "")
+            if not retry.isdigit() or time.monotonic() + int(retry) > deadline:
+                return status, None
+            await asyncio.sleep(int(retry))
 
     while not stop.is_set():
         started = time.monotonic()
         outcome = "ok"
+        asked = Counter()
         try:
-            status, body = await via_gateway("GET", "/members/", {"accept": "application/json"})
+            status, _, body = await via_gateway(
+                "GET", "/members/", {"accept": "application/json"}
+            )
             if status != 402:
                 outcome = f"challenge {status}"
                 raise RuntimeError
@@ -268,21 +318,17 @@ async def honest(stop, results):
             await loop.run_in_executor(
                 None, sidecar, "POST", "/v1/dev/pay", {"invoice": ch["invoice"]}
             )
-            status, body = await via_gateway(
-                "GET",
-                # The node's acceptance reaches the sidecar a moment after `dev pay` answers.
-                "/.well-known/lightning-wall/deposit?wait=10",
-                {"authorization": f"L402 {ch['macaroon']}:"},
-            )
-            cred = json.loads(body).get("credential")
-            if status != 200 or not cred:
+            status, cred = await credential_after_paying(ch["macaroon"], asked)
+            if not cred:
                 outcome = f"status {status}"
                 raise RuntimeError
-            status, _ = await via_gateway("GET", "/members/", {"authorization": f"L402 {cred}"})
+            status, _, _ = await via_gateway(
+                "GET", "/members/", {"authorization": f"L402 {cred}"}
+            )
             if status != 200:
                 outcome = f"members {status}"
                 raise RuntimeError
-            status, _ = await via_gateway(
+            status, _, _ = await via_gateway(
                 "POST", "/.well-known/lightning-wall/leave", {"authorization": f"L402 {cred}"}
             )
             if status != 200:
@@ -304,6 +350,8 @@ async def honest(stop, results):
             pass
         except Exception as e:  # a failed honest visit is a finding, not a crash
             outcome = f"error {type(e).__name__}"
+        if asked:  # the status answers before the credential, e.g. "200 at once × 1"
+            outcome += " (" + ", ".join(f"{k} × {n}" for k, n in sorted(asked.items())) + ")"
         results.append((outcome, time.monotonic() - started))
         await asyncio.sleep(3)
 
@@ -349,7 +397,7 @@ async def main():
         t.cancel()
     samples.append(sample(pids, t0))
     report(samples, poll_counts, flood_counts, addresses, honest_results)
-    ok = sum(1 for o, _ in honest_results if o == "ok")
+    ok = sum(1 for o, _ in honest_results if o.startswith("ok"))
     if ok == 0 or ok < len(honest_results):
         sys.exit("soak: an honest visitor did not get through (see above)")
 
@@ -373,9 +421,10 @@ def report(samples, polls, flood, addresses, honest_results):
           f"({total / SECONDS:,.0f}/s) from {addresses:,} distinct addresses:")
     for (path, status), n in sorted(flood.items(), key=lambda kv: -kv[1]):
         print(f"- `{path}` → {status}: {n:,}")
-    print(f"\nLong-polls ({LONG_POLLS:,} concurrent, `?wait=60`, to the sidecar's public listener): "
+    print(f"\nLong-polls ({LONG_POLLS:,} concurrent, `?wait=60`, to the sidecar's public listener; "
+          "answers by status and error code): "
           + ", ".join(f"{s} × {n:,}" for s, n in sorted(polls.items(), key=str)))
-    ok = [t for o, t in honest_results if o == "ok"]
+    ok = [t for o, t in honest_results if o.startswith("ok")]
     print(f"\nHonest visitor (127.0.0.1): {len(ok)} of {len(honest_results)} visits "
           f"challenged, paid, served and refunded (CANCELED on the node)"
           + (f", {min(ok):.2f}–{max(ok):.2f} s each" if ok else ""))

@@ -78,6 +78,11 @@ pub struct Metrics {
     pub config_reloads: Family<ResultLabel, Counter>,
     /// What the filters would have done on routes in shadow (docs/operations.md "Shadow mode").
     pub shadow_findings: Family<ShadowLabel, Counter>,
+    /// Deposit status long-polls waiting on this replica (set at scrape time).
+    pub long_polls_waiting: Gauge,
+    /// Long-polls that found no place, by cap: `per_token` (429), `network_share` and `full`
+    /// (answered at once with the state, deposit/waiters.rs).
+    pub long_polls_refused: Family<ResultLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -168,7 +173,22 @@ impl Metrics {
              would have been forfeited, by route, finding and trigger",
             shadow_findings.clone(),
         );
+        let long_polls_waiting = Gauge::default();
+        registry.register(
+            "long_polls_waiting",
+            "Deposit status long-polls waiting on this replica",
+            long_polls_waiting.clone(),
+        );
+        let long_polls_refused = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "long_polls_refused",
+            "Deposit status long-polls that found no place, by cap (per_token: 429; \
+             network_share, full: answered at once with the state)",
+            long_polls_refused.clone(),
+        );
         Metrics {
+            long_polls_waiting,
+            long_polls_refused,
             shadow_findings,
             registry,
             config_generation,
@@ -207,6 +227,12 @@ impl Metrics {
                 trigger: trigger.map_or("none", Trigger::as_str),
             })
             .inc_by(count);
+    }
+
+    pub fn long_poll_refused(&self, cap: &'static str) {
+        self.long_polls_refused
+            .get_or_create(&ResultLabel { result: cap })
+            .inc();
     }
 
     pub fn reward_payout(&self, result: &'static str) {

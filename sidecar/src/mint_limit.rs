@@ -41,32 +41,58 @@ pub enum MintNetwork {
     V4Provider(u16),
 }
 
+/// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) count as the IPv4 address they carry.
+fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 /// The networks of `ip` that mint limits apply to (IPv4-mapped IPv6 counts as IPv4): the
 /// network and the /16 for IPv4, the /64, the /48 and the /32 for IPv6.
 pub fn mint_networks(ip: IpAddr, ipv4_prefix_len: u8) -> Vec<MintNetwork> {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    };
+    let ip = unmapped(ip);
+    let provider = provider_network(ip);
     match ip {
         IpAddr::V4(v4) => {
             let len = ipv4_prefix_len.min(32);
             let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
             vec![
                 MintNetwork::V4(Ipv4Addr::from(u32::from(v4) & mask), len),
-                MintNetwork::V4Provider((u32::from(v4) >> 16) as u16),
+                provider,
             ]
         }
         IpAddr::V6(v6) => {
-            let bits = u128::from(v6);
-            let lan = (bits >> 64) as u64;
+            let lan = (u128::from(v6) >> 64) as u64;
             vec![
                 MintNetwork::V6Lan(lan),
                 MintNetwork::V6Site(lan & !0xffff),
-                MintNetwork::V6Provider((lan >> 32) as u32),
+                provider,
             ]
         }
     }
+}
+
+/// The provider network of `ip` (IPv6 /32, IPv4 /16): what one provider's share of a global
+/// bound is counted per — the mint budget here, the long-poll places
+/// (deposit/waiters.rs) — because rotating addresses inside one allocation is free.
+pub fn provider_network(ip: IpAddr) -> MintNetwork {
+    match unmapped(ip) {
+        IpAddr::V4(v4) => MintNetwork::V4Provider((u32::from(v4) >> 16) as u16),
+        IpAddr::V6(v6) => MintNetwork::V6Provider((u128::from(v6) >> 96) as u32),
+    }
+}
+
+/// The provider network of a deposit's recorded [`client_prefix`] (`203.0.113.0/24`,
+/// `2001:db8:1::/48`: both lie inside their /16 or /32). A prefix that does not parse (never
+/// written by this sidecar) counts as `0.0.0.0`'s: one shared place, never a way around the
+/// share.
+pub fn provider_network_of_prefix(client_prefix: &str) -> MintNetwork {
+    let address = client_prefix
+        .split_once('/')
+        .map_or(client_prefix, |(a, _)| a);
+    provider_network(address.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -228,11 +254,7 @@ impl PerSecondBudget {
 /// The network a deposit is recorded under (the held caps count per network):
 /// `203.0.113.0/24` or `2001:db8:1::/48`. IPv4-mapped IPv6 addresses count as IPv4.
 pub fn client_prefix(ip: IpAddr) -> String {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    };
-    match ip {
+    match unmapped(ip) {
         IpAddr::V4(v4) => {
             let [a, b, c, _] = v4.octets();
             format!("{a}.{b}.{c}.0/24")
@@ -264,6 +286,35 @@ mod tests {
         assert_eq!(
             client_prefix("::ffff:198.51.100.7".parse().unwrap()),
             "198.51.100.0/24"
+        );
+    }
+
+    /// A deposit's recorded prefix falls in the same provider network as the address it was
+    /// minted for, the network the mint budget share counted it under.
+    #[test]
+    fn a_recorded_prefix_is_in_the_provider_network_of_its_address() {
+        for address in [
+            "203.0.113.77",
+            "::ffff:198.51.100.7",
+            "2001:db8:1:2:3::9",
+            "2001:db8:ffff:ffff::1",
+        ] {
+            let ip: IpAddr = address.parse().unwrap();
+            let provider = provider_network_of_prefix(&client_prefix(ip));
+            assert_eq!(provider, provider_network(ip), "{address}");
+            assert_eq!(Some(&provider), mint_networks(ip, 32).last(), "{address}");
+        }
+        assert_eq!(
+            provider_network_of_prefix("2001:db8:1::/48"),
+            MintNetwork::V6Provider(0x2001_0db8)
+        );
+        assert_eq!(
+            provider_network_of_prefix("203.0.113.0/24"),
+            MintNetwork::V4Provider(0xcb00)
+        );
+        assert_eq!(
+            provider_network_of_prefix("garbage"),
+            MintNetwork::V4Provider(0)
         );
     }
 

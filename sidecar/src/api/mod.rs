@@ -92,6 +92,7 @@ impl AppState {
         let waiters = Waiters::new(
             config.limits.max_long_polls as usize,
             config.limits.max_long_polls_per_token as usize,
+            config.limits.max_long_polls_per_network() as usize,
         );
         waiters.clone().relay(lifecycle.changes());
         let recheck_store = store.clone();
@@ -204,6 +205,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Ok(counts) = state.store.count_by_state().await {
         state.metrics.set_deposit_counts(&counts);
     }
+    state
+        .metrics
+        .long_polls_waiting
+        .set(i64::try_from(state.waiters.len()).unwrap_or(i64::MAX));
     (
         [(
             header::CONTENT_TYPE,

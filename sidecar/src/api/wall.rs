@@ -21,14 +21,20 @@ use super::AppState;
 use super::credential::{COOKIE, PREFIX, Presented, invalid_credential, present};
 use super::error::ApiError;
 use crate::deposit::lifecycle::Stepped;
-use crate::deposit::waiters::WaitRefused;
+use crate::deposit::waiters::{WaitRefused, WaitTicket};
 use crate::deposit::{Deposit, DepositState};
 use crate::ids::PaymentHash;
 use crate::ids::TokenId;
+use crate::mint_limit::provider_network_of_prefix;
 use crate::store::StoredDeposit;
 
 /// Longest long-poll.
 const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// `Retry-After` of a status read answered at once because every long-poll place is taken.
+const NO_PLACE_FULL_RETRY_S: u64 = 1;
+/// The same when the deposit's provider network holds its whole share of the places.
+const NO_PLACE_NETWORK_RETRY_S: u64 = 5;
 
 /// The deposit status (long-poll): it passes the public store gate per read itself.
 pub fn status_routes() -> Router<AppState> {
@@ -139,55 +145,38 @@ async fn deposit_status(
     // Whether the token is revoked, when this replica's lifecycle said so with the change the
     // answer is made of; otherwise read below.
     let mut revoked = None;
+    // Seconds after which to ask again, when this read found no place to wait.
+    let mut no_place_retry_s = None;
     if stored.deposit.state == DepositState::AwaitingPayment && !wait.is_zero() {
-        let ticket = state
-            .waiters
-            .enter(stored.deposit.payment_hash)
-            .map_err(|e| {
-                match e {
-                    WaitRefused::PerToken(_) => ApiError::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "too_many_waiters",
-                        format!("{e}; wait for one to answer"),
-                    ),
-                    WaitRefused::Total(_) => ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "waiters_full",
-                        format!("{e}; retry shortly"),
-                    ),
-                }
-                .retry_after(1)
-            })?;
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            // Registered before the re-read, so a change between the read and the wait still
-            // wakes us.
-            let woken = ticket.notify().notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            // A change this replica's lifecycle committed since our read is the answer itself
-            // (deposit/waiters.rs): no store read per wake. Without one (the first pass, a
-            // wake by the re-check for another replica's change or by a lagging relay, the
-            // deadline) the store is read.
-            match ticket.change().filter(|c| c.version > stored.version) {
-                Some(change) => {
-                    stored.deposit = Deposit::clone(&change.deposit);
-                    stored.version = change.version;
-                    revoked = Some(change.token_revoked);
-                }
-                None => {
-                    let _place = state.public_store.enter().await?;
-                    stored = load(&state, &caller).await?;
-                    revoked = None;
-                }
+        let network = provider_network_of_prefix(&stored.deposit.client_prefix);
+        match state.waiters.enter(stored.deposit.payment_hash, network) {
+            Ok(ticket) => {
+                let deadline = tokio::time::Instant::now() + wait;
+                revoked = wait_for_change(&state, &caller, &ticket, &mut stored, deadline).await?;
             }
-            let now = tokio::time::Instant::now();
-            if stored.deposit.state != DepositState::AwaitingPayment || now >= deadline {
-                break;
+            Err(e @ WaitRefused::PerToken(_)) => {
+                state.metrics.long_poll_refused("per_token");
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_waiters",
+                    format!("{e}; wait for one to answer"),
+                )
+                .retry_after(1));
             }
-            // Woken by this replica's lifecycle at once, or by the waiters' one re-check task for
-            // another replica's changes (deposit/waiters.rs): no per-waiter store reads.
-            let _ = tokio::time::timeout_at(deadline, woken).await;
+            // No place: the state read above is the answer, as for `wait=0`, and the page asks
+            // again after `Retry-After`. A visitor who just paid looks unpaid here until the
+            // node's acceptance reaches us, and a 503 cost them their visit in the soak
+            // (bench/RESULTS.md "Soak with release binaries"). A full house is asked again
+            // after a second (it may hold such a visitor); a provider network over its share
+            // after five, because that is where a flood's unpaid macaroons are.
+            Err(WaitRefused::Network(_)) => {
+                state.metrics.long_poll_refused("network_share");
+                no_place_retry_s = Some(NO_PLACE_NETWORK_RETRY_S);
+            }
+            Err(WaitRefused::Total(_)) => {
+                state.metrics.long_poll_refused("full");
+                no_place_retry_s = Some(NO_PLACE_FULL_RETRY_S);
+            }
         }
     }
     let d = &stored.deposit;
@@ -202,13 +191,20 @@ async fn deposit_status(
     });
     let revoked = match revoked {
         Some(revoked) => revoked,
-        None => {
+        // Only a held deposit's answer depends on it (the credential): the reads of unpaid
+        // deposits, which a flood makes (answered at once when they find no place to wait),
+        // cost the store one read, not two.
+        None if d.state == DepositState::Held => {
             let _place = state.public_store.enter().await?;
             state.store.is_revoked(&d.token_id).await?
         }
+        None => false,
     };
     let mut response_headers = HeaderMap::new();
     response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(seconds) = no_place_retry_s {
+        response_headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     // The receipt is revealed only now: the node holds the payment.
     if let Some(credential) = caller.credential_if_held(d, revoked) {
         if let Some(hold) = d.hold {
@@ -227,6 +223,49 @@ async fn deposit_status(
         body["refund_at"] = json!(leaving.refund_at.0);
     }
     Ok((StatusCode::OK, response_headers, Json(body)).into_response())
+}
+
+/// Waits with `ticket` until `stored` (read just before) leaves `awaiting_payment` or
+/// `deadline`, updating it; `Some(revoked)` when the answer is a change this replica's lifecycle
+/// committed (it says whether the token is revoked), `None` when it was read from the store.
+async fn wait_for_change(
+    state: &AppState,
+    caller: &Caller,
+    ticket: &WaitTicket,
+    stored: &mut StoredDeposit,
+    deadline: tokio::time::Instant,
+) -> Result<Option<bool>, ApiError> {
+    loop {
+        // Registered before the re-read, so a change between the read and the wait still
+        // wakes us.
+        let woken = ticket.notify().notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        // A change this replica's lifecycle committed since our read is the answer itself
+        // (deposit/waiters.rs): no store read per wake. Without one (the first pass, a wake
+        // by the re-check for another replica's change or by a lagging relay, the deadline)
+        // the store is read.
+        let revoked = match ticket.change().filter(|c| c.version > stored.version) {
+            Some(change) => {
+                stored.deposit = Deposit::clone(&change.deposit);
+                stored.version = change.version;
+                Some(change.token_revoked)
+            }
+            None => {
+                let _place = state.public_store.enter().await?;
+                *stored = load(state, caller).await?;
+                None
+            }
+        };
+        if stored.deposit.state != DepositState::AwaitingPayment
+            || tokio::time::Instant::now() >= deadline
+        {
+            return Ok(revoked);
+        }
+        // Woken by this replica's lifecycle at once, or by the waiters' one re-check task for
+        // another replica's changes (deposit/waiters.rs): no per-waiter store reads.
+        let _ = tokio::time::timeout_at(deadline, woken).await;
+    }
 }
 
 /// Whether another page could have caused a cookie-authenticated request, by the filter's
@@ -411,12 +450,20 @@ mod tests {
     }
 
     async fn long_poll(state: AppState, macaroon: String) -> (StatusCode, serde_json::Value) {
+        read_status(state, macaroon, 30).await
+    }
+
+    async fn read_status(
+        state: AppState,
+        macaroon: String,
+        wait: u64,
+    ) -> (StatusCode, serde_json::Value) {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_str(&format!("L402 {macaroon}:")).unwrap(),
         );
-        let response = deposit_status(State(state), headers, Ok(Query(StatusQuery { wait: 30 })))
+        let response = deposit_status(State(state), headers, Ok(Query(StatusQuery { wait })))
             .await
             .unwrap_or_else(IntoResponse::into_response);
         let status = response.status();
@@ -474,6 +521,35 @@ mod tests {
             assert_eq!(body["credential"].is_string(), i != 0, "waiter {i}: {body}");
         }
         drop(places);
+    }
+
+    /// The revocation is read from the store for a held deposit's answer (reads of unpaid
+    /// deposits skip it: their answer has no credential either way).
+    #[tokio::test]
+    async fn a_held_deposit_revoked_since_is_answered_without_its_credential() {
+        let (state, node, _dir) = state_with_node().await;
+        let minted = state
+            .minter
+            .mint("m", std::net::IpAddr::from([10, 0, 0, 1]))
+            .await
+            .unwrap();
+        let (_, unpaid) = read_status(state.clone(), minted.macaroon.clone(), 0).await;
+        assert_eq!(unpaid["state"], "awaiting_payment", "{unpaid}");
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(&minted.payment_hash, &mut hash).unwrap();
+        node.pay_hold(&PaymentHash(hash), 144).unwrap();
+        let (_, held) = long_poll(state.clone(), minted.macaroon.clone()).await;
+        assert!(held["credential"].is_string(), "{held}");
+        let token = TokenId(<[u8; 32]>::try_from(hex::decode(&minted.token_id).unwrap()).unwrap());
+        state
+            .store
+            .revoke(&token, "admin", crate::ids::Timestamp::now())
+            .await
+            .unwrap();
+        let (status, revoked) = read_status(state.clone(), minted.macaroon.clone(), 0).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(revoked["state"], "held", "{revoked}");
+        assert!(revoked.get("credential").is_none(), "{revoked}");
     }
 
     #[test]

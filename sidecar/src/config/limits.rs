@@ -58,6 +58,11 @@ pub struct LimitsConfig {
     /// Long-polls waiting at once on one deposit token; beyond, 429.
     #[serde(default = "default_max_long_polls_per_token")]
     pub max_long_polls_per_token: u32,
+    /// Percent of `max_long_polls` the deposits of one provider network (IPv6 /32, IPv4 /16,
+    /// as `challenge_mint_budget_share_pct`) may hold: one provider's unpaid macaroons cannot
+    /// take every place (bench/RESULTS.md "Soak with release binaries").
+    #[serde(default = "default_long_poll_share_pct")]
+    pub long_poll_share_pct: u8,
 }
 
 /// The default /48 mint rate, in /64 rates: 16 LANs of one site minting at full rate at once.
@@ -74,6 +79,14 @@ impl LimitsConfig {
             requests: u32::try_from(share).unwrap_or(u32::MAX).max(1),
             per: Duration::from_secs(1),
         }
+    }
+
+    /// Long-polls the deposits of one provider network may hold at once: its share of
+    /// `max_long_polls`, at least one.
+    pub fn max_long_polls_per_network(&self) -> u32 {
+        let share =
+            u64::from(self.max_long_polls) * u64::from(self.long_poll_share_pct.min(100)) / 100;
+        u32::try_from(share).unwrap_or(u32::MAX).max(1)
     }
 
     /// The /48 mint rate, explicit or the default multiple of the /64 rate.
@@ -104,6 +117,7 @@ impl Default for LimitsConfig {
             payment_lookups_per_s: default_payment_lookups_per_s(),
             max_long_polls: default_max_long_polls(),
             max_long_polls_per_token: default_max_long_polls_per_token(),
+            long_poll_share_pct: default_long_poll_share_pct(),
         }
     }
 }
@@ -128,6 +142,9 @@ fn default_max_long_polls() -> u32 {
 }
 fn default_max_long_polls_per_token() -> u32 {
     4
+}
+fn default_long_poll_share_pct() -> u8 {
+    10
 }
 fn default_mint_budget_per_s() -> u32 {
     1000

@@ -504,6 +504,31 @@ fn the_per_network_mint_limits_have_defaults_and_are_checked() {
 }
 
 #[test]
+fn the_long_poll_share_per_provider_network_has_a_default_and_is_checked() {
+    let config = Config::parse(MINIMAL).unwrap();
+    assert_eq!(config.limits.long_poll_share_pct, 10);
+    assert_eq!(config.limits.max_long_polls_per_network(), 1_000);
+    let small = Config::parse(&format!(
+        "{MINIMAL}limits: {{ max_long_polls: 5, long_poll_share_pct: 10 }}\n"
+    ))
+    .unwrap();
+    assert_eq!(small.limits.max_long_polls_per_network(), 1, "at least one");
+    for pct in [0, 101] {
+        let issues = issues_of(&format!(
+            "{MINIMAL}limits: {{ long_poll_share_pct: {pct} }}\n"
+        ));
+        let want = format!("limits.long_poll_share_pct: must be between 1 and 100 (got {pct})");
+        assert!(issues.iter().any(|i| i.starts_with(&want)), "{issues:?}");
+    }
+    assert!(
+        issues_of(&format!(
+            "{MINIMAL}limits: {{ long_poll_share_pct: 100 }}\n"
+        ))
+        .is_empty()
+    );
+}
+
+#[test]
 fn the_global_unpaid_cap_has_a_default_and_is_checked_against_the_per_prefix_one() {
     let config = Config::parse(MINIMAL).unwrap();
     assert_eq!(config.limits.max_unpaid_deposits, 100_000);

@@ -558,6 +558,16 @@ fn limits(config: &Config, issues: &mut Issues) {
     if l.max_long_polls_per_token == 0 {
         issues.push("limits.max_long_polls_per_token", "must be at least 1");
     }
+    if !(1..=100).contains(&l.long_poll_share_pct) {
+        issues.push(
+            "limits.long_poll_share_pct",
+            format!(
+                "must be between 1 and 100 (got {}): the percent of max_long_polls the deposits \
+                 of one IPv6 /32 or IPv4 /16 may hold",
+                l.long_poll_share_pct
+            ),
+        );
+    }
     if l.challenge_mint_budget_per_s == 0 {
         issues.push(
             "limits.challenge_mint_budget_per_s",

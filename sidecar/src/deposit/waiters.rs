@@ -13,7 +13,11 @@
 //! soak, docs/reliability.md).
 //!
 //! Never unbounded: a waiter holds a [`WaitTicket`]; dropping it (answer sent, client gone)
-//! frees its place, so the registry holds at most `max_total` entries.
+//! frees its place, so the registry holds at most `max_total` entries. Nor one provider's:
+//! the deposits minted for one provider network (IPv6 /32, IPv4 /16, the mint budget share's
+//! network, mint_limit.rs) hold at most `max_per_network` places, so 2,500 unpaid macaroons
+//! from one provider's rotating addresses cannot take every place (the soak's finding,
+//! bench/RESULTS.md "Soak with release binaries").
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,6 +28,7 @@ use tokio::sync::{Notify, broadcast};
 
 use crate::deposit::lifecycle::Changed;
 use crate::ids::PaymentHash;
+use crate::mint_limit::MintNetwork;
 use crate::store::StoreError;
 
 /// Payment hashes per re-check query (well under SQLite's 32,766 bound parameters).
@@ -34,6 +39,8 @@ pub const RECHECK_CHUNK: usize = 500;
 pub enum WaitRefused {
     #[error("this deposit already has {0} status requests waiting")]
     PerToken(usize),
+    #[error("deposits of this provider network already have {0} status requests waiting")]
+    Network(usize),
     #[error("{0} status requests are already waiting on this replica")]
     Total(usize),
 }
@@ -49,12 +56,15 @@ struct Slot {
 struct Registry {
     total: usize,
     by_hash: HashMap<PaymentHash, Slot>,
+    /// Places taken per provider network (entries with none are removed).
+    by_network: HashMap<MintNetwork, usize>,
 }
 
 /// The waiters of this replica.
 pub struct Waiters {
     max_total: usize,
     max_per_token: usize,
+    max_per_network: usize,
     registry: Mutex<Registry>,
 }
 
@@ -62,6 +72,7 @@ pub struct Waiters {
 pub struct WaitTicket {
     waiters: Arc<Waiters>,
     hash: PaymentHash,
+    network: MintNetwork,
     notify: Arc<Notify>,
 }
 
@@ -93,14 +104,21 @@ impl Drop for WaitTicket {
                 r.by_hash.remove(&self.hash);
             }
         }
+        if let Some(n) = r.by_network.get_mut(&self.network) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                r.by_network.remove(&self.network);
+            }
+        }
     }
 }
 
 impl Waiters {
-    pub fn new(max_total: usize, max_per_token: usize) -> Arc<Waiters> {
+    pub fn new(max_total: usize, max_per_token: usize, max_per_network: usize) -> Arc<Waiters> {
         Arc::new(Waiters {
             max_total,
             max_per_token,
+            max_per_network,
             registry: Mutex::new(Registry::default()),
         })
     }
@@ -109,17 +127,28 @@ impl Waiters {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A place to wait on `hash`'s deposit, or why not.
-    pub fn enter(self: &Arc<Self>, hash: PaymentHash) -> Result<WaitTicket, WaitRefused> {
+    /// A place to wait on `hash`'s deposit, minted for a client of provider network `network`
+    /// (its [`crate::mint_limit::provider_network_of_prefix`]), or why not.
+    pub fn enter(
+        self: &Arc<Self>,
+        hash: PaymentHash,
+        network: MintNetwork,
+    ) -> Result<WaitTicket, WaitRefused> {
         let mut r = self.lock();
         let on_token = r.by_hash.get(&hash).map_or(0, |s| s.waiters);
         if on_token >= self.max_per_token {
             return Err(WaitRefused::PerToken(on_token));
         }
+        // A full house first: it is what every reader meets then, whatever its network.
         if r.total >= self.max_total {
             return Err(WaitRefused::Total(r.total));
         }
+        let on_network = r.by_network.get(&network).copied().unwrap_or(0);
+        if on_network >= self.max_per_network {
+            return Err(WaitRefused::Network(on_network));
+        }
         r.total += 1;
+        *r.by_network.entry(network).or_insert(0) += 1;
         let slot = r.by_hash.entry(hash).or_insert_with(|| Slot {
             waiters: 0,
             notify: Arc::new(Notify::new()),
@@ -130,6 +159,7 @@ impl Waiters {
         Ok(WaitTicket {
             waiters: self.clone(),
             hash,
+            network,
             notify,
         })
     }
@@ -241,28 +271,74 @@ mod tests {
         PaymentHash([b; 32])
     }
 
+    /// The soak's flooding provider (2001:db8::/32) and two other networks.
+    const FLOOD: MintNetwork = MintNetwork::V6Provider(0x2001_0db8);
+    const OTHER: MintNetwork = MintNetwork::V4Provider(0x7f00);
+    const THIRD: MintNetwork = MintNetwork::V4Provider(0xc000);
+
     #[test]
     fn places_are_capped_per_token_and_in_total_and_freed_on_drop() {
-        let w = Waiters::new(3, 2);
-        let a1 = w.enter(hash(1)).unwrap();
-        let _a2 = w.enter(hash(1)).unwrap();
-        assert_eq!(w.enter(hash(1)).err(), Some(WaitRefused::PerToken(2)));
-        let _b = w.enter(hash(2)).unwrap();
-        assert_eq!(w.enter(hash(3)).err(), Some(WaitRefused::Total(3)));
+        let w = Waiters::new(3, 2, 3);
+        let a1 = w.enter(hash(1), OTHER).unwrap();
+        let _a2 = w.enter(hash(1), OTHER).unwrap();
+        assert_eq!(
+            w.enter(hash(1), OTHER).err(),
+            Some(WaitRefused::PerToken(2))
+        );
+        let _b = w.enter(hash(2), THIRD).unwrap();
+        assert_eq!(w.enter(hash(3), FLOOD).err(), Some(WaitRefused::Total(3)));
         drop(a1);
         assert_eq!(w.len(), 2);
-        let _c = w.enter(hash(3)).unwrap();
+        let _c = w.enter(hash(3), FLOOD).unwrap();
         assert_eq!(w.len(), 3);
+    }
+
+    /// The soak's finding: 2,500 unpaid macaroons of one provider held every place, and a
+    /// visitor from elsewhere who had just paid found none. With a share per provider network
+    /// the flood stops at its share and the other network's deposit still waits.
+    #[test]
+    fn one_networks_deposits_take_only_their_share_and_another_network_still_waits() {
+        let w = Waiters::new(10, 4, 3);
+        let flood: Vec<_> = (0..3).map(|i| w.enter(hash(i), FLOOD).unwrap()).collect();
+        assert_eq!(
+            w.enter(hash(3), FLOOD).err(),
+            Some(WaitRefused::Network(3)),
+            "a fourth deposit of the same provider"
+        );
+        let visitor = w
+            .enter(hash(100), OTHER)
+            .expect("another network still waits");
+        assert_eq!(w.len(), 4);
+        drop(visitor);
+        drop(flood);
+        let _again = w
+            .enter(hash(3), FLOOD)
+            .expect("the places are freed on drop");
+    }
+
+    #[test]
+    fn the_per_token_cap_holds_under_the_network_share() {
+        let w = Waiters::new(10, 2, 5);
+        let _a: Vec<_> = (0..2).map(|_| w.enter(hash(1), OTHER).unwrap()).collect();
+        assert_eq!(
+            w.enter(hash(1), OTHER).err(),
+            Some(WaitRefused::PerToken(2))
+        );
+        let _b = w.enter(hash(2), OTHER).unwrap();
     }
 
     #[test]
     fn the_registry_is_empty_once_every_waiter_left() {
-        let w = Waiters::new(100, 4);
-        let tickets: Vec<_> = (0..50).map(|i| w.enter(hash(i)).unwrap()).collect();
+        let w = Waiters::new(100, 4, 100);
+        let tickets: Vec<_> = (0..50)
+            .map(|i| w.enter(hash(i), MintNetwork::V4Provider(i.into())).unwrap())
+            .collect();
         assert_eq!(w.lock().by_hash.len(), 50);
+        assert_eq!(w.lock().by_network.len(), 50);
         drop(tickets);
         assert!(w.is_empty());
         assert!(w.lock().by_hash.is_empty());
+        assert!(w.lock().by_network.is_empty());
     }
 
     fn change(n: u8, version: i64) -> Changed {
@@ -276,12 +352,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_change_wakes_the_waiters_of_its_deposit_only_and_is_left_with_them() {
-        let w = Waiters::new(10, 4);
+        let w = Waiters::new(10, 4, 10);
         let (tx, rx) = broadcast::channel(16);
         w.clone().relay(rx);
         let paid = change(1, 2);
-        let mine = w.enter(paid.deposit.payment_hash).unwrap();
-        let other = w.enter(change(2, 1).deposit.payment_hash).unwrap();
+        let mine = w.enter(paid.deposit.payment_hash, OTHER).unwrap();
+        let other = w.enter(change(2, 1).deposit.payment_hash, OTHER).unwrap();
         let mine_woken = mine.notify().notified();
         let other_woken = other.notify().notified();
         tokio::pin!(mine_woken, other_woken);
@@ -303,13 +379,13 @@ mod tests {
 
     #[test]
     fn an_older_change_arriving_late_does_not_replace_a_newer_one() {
-        let w = Waiters::new(10, 4);
-        let ticket = w.enter(change(1, 1).deposit.payment_hash).unwrap();
+        let w = Waiters::new(10, 4, 10);
+        let ticket = w.enter(change(1, 1).deposit.payment_hash, OTHER).unwrap();
         w.changed(change(1, 3));
         w.changed(change(1, 2));
         assert_eq!(ticket.change().map(|c| c.version), Some(3));
         drop(ticket);
-        let again = w.enter(change(1, 1).deposit.payment_hash).unwrap();
+        let again = w.enter(change(1, 1).deposit.payment_hash, OTHER).unwrap();
         assert_eq!(
             again.change(),
             None,
@@ -323,12 +399,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_recheck_costs_one_query_per_chunk_and_wakes_only_the_changed() {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let w = Waiters::new(10_000, 4);
+        let w = Waiters::new(10_000, 4, 10_000);
         let tickets: Vec<_> = (0..1200u32)
             .map(|i| {
                 let mut h = [0u8; 32];
                 h[..4].copy_from_slice(&i.to_be_bytes());
-                w.enter(PaymentHash(h)).unwrap()
+                w.enter(PaymentHash(h), OTHER).unwrap()
             })
             .collect();
         let changed = tickets[7].hash;

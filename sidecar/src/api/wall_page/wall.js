@@ -15,7 +15,10 @@
   function json(response) {
     var retry = parseInt(response.headers.get('Retry-After') || '', 10);
     return response.json().then(function (body) {
-      return { status: response.status, body: body, retryAfter: retry > 0 ? retry : 1 };
+      return {
+        status: response.status, body: body, retryAfter: retry > 0 ? retry : 1,
+        toldToWait: retry > 0
+      };
     });
   }
 
@@ -114,11 +117,11 @@
       status(auth, 25).then(function (r) {
         failures = 0;
         if (settled(r)) { return; }
-        if (r.status === 200) {
+        if (r.status === 200 && !r.toldToWait) {
           poll();
-        } else if (r.status === 429 || r.status === 503) {
-          // Too many status requests waiting (this page open twice, a busy sidecar): ask again
-          // when told to.
+        } else if (r.status === 200 || r.status === 429 || r.status === 503) {
+          // No place to wait (a 200 with Retry-After: the state at once), too many status
+          // requests waiting (this page open twice), a busy sidecar: ask again when told to.
           setTimeout(poll, 1000 * Math.min(r.retryAfter, 30));
         } else {
           done = true;
