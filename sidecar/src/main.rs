@@ -380,7 +380,9 @@ async fn reload(url: &str, token: &str) -> anyhow::Result<std::process::ExitCode
     if status == reqwest::StatusCode::UNPROCESSABLE_ENTITY {
         eprintln!(
             "reload refused: {}",
-            answer["error"]["message"].as_str().unwrap_or("(no message)")
+            answer["error"]["message"]
+                .as_str()
+                .unwrap_or("(no message)")
         );
         return Ok(std::process::ExitCode::FAILURE);
     }
