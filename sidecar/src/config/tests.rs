@@ -953,5 +953,9 @@ routes:
         "match: { path: { prefix: / } }",
         "match: { path: { prefix: / }, query: { preview: { present: true } } }",
     );
-    assert!(warnings_of(&limited).is_empty(), "{:?}", warnings_of(&limited));
+    assert!(
+        warnings_of(&limited).is_empty(),
+        "{:?}",
+        warnings_of(&limited)
+    );
 }
