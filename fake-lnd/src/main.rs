@@ -1,7 +1,9 @@
 //! `fake-lnd`: runs FakeLnd (a TEST DOUBLE of lnd's REST API, never a real node) as a process,
 //! for end-to-end and crash tests that start the sidecar as a process too. It writes `tls.cert`
 //! and `admin.macaroon` into `--dir`, prints one JSON line with the addresses, and serves a plain
-//! HTTP control API on loopback for the test's payer, miner and chaos controls.
+//! HTTP control API on loopback for the test's payer, miner and chaos controls, and for what an
+//! operator does with `lncli` on a real node (bake a macaroon; channels stand in for opened
+//! ones), so docs/going-live.md can be walked on it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
-use fake_lnd::{FakeLnd, FakeLndOptions};
+use fake_lnd::{FakeChannel, FakeLnd, FakeLndOptions};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -70,6 +72,8 @@ async fn main() -> std::io::Result<()> {
         .route("/remote_preimage", post(remote_preimage))
         .route("/height", get(height))
         .route("/invoice/{hash}", get(invoice))
+        .route("/bake_macaroon", post(bake_macaroon))
+        .route("/channels", post(set_channels))
         .with_state(fake);
     axum::serve(control, app)
         .with_graceful_shutdown(async {
@@ -144,6 +148,58 @@ async fn remote_preimage(State(fake): Fake, Json(body): Json<PreimageBody>) -> R
         }
         None => refused("preimage must be 64 hex characters"),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BakeBody {
+    permissions: Vec<String>,
+}
+
+/// `lncli bakemacaroon <permissions…>`: the macaroon hex-encoded, as lncli prints it.
+async fn bake_macaroon(State(fake): Fake, Json(body): Json<BakeBody>) -> Response {
+    let permissions: Vec<&str> = body.permissions.iter().map(String::as_str).collect();
+    Json(json!({"macaroon": hex::encode(fake.bake_macaroon(&permissions))})).into_response()
+}
+
+/// One channel; an absent field keeps [`FakeChannel::default`]'s value.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelBody {
+    active: Option<bool>,
+    private: Option<bool>,
+    capacity_sat: Option<u64>,
+    local_balance_sat: Option<u64>,
+    remote_balance_sat: Option<u64>,
+    remote_reserve_sat: Option<u64>,
+    max_accepted_htlcs: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelsBody {
+    channels: Vec<ChannelBody>,
+}
+
+/// What ListChannels reports from now on (one default channel at start).
+async fn set_channels(State(fake): Fake, Json(body): Json<ChannelsBody>) -> Response {
+    let d = FakeChannel::default();
+    let channels: Vec<FakeChannel> = body
+        .channels
+        .into_iter()
+        .map(|c| FakeChannel {
+            active: c.active.unwrap_or(d.active),
+            private: c.private.unwrap_or(d.private),
+            capacity_sat: c.capacity_sat.unwrap_or(d.capacity_sat),
+            local_balance_sat: c.local_balance_sat.unwrap_or(d.local_balance_sat),
+            remote_balance_sat: c.remote_balance_sat.unwrap_or(d.remote_balance_sat),
+            remote_reserve_sat: c.remote_reserve_sat.unwrap_or(d.remote_reserve_sat),
+            max_accepted_htlcs: c.max_accepted_htlcs.unwrap_or(d.max_accepted_htlcs),
+        })
+        .collect();
+    let count = channels.len();
+    fake.set_channels(channels);
+    Json(json!({"channels": count})).into_response()
 }
 
 async fn height(State(fake): Fake) -> Response {

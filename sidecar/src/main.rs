@@ -123,6 +123,10 @@ enum AdminCommand {
     },
     /// End a drain: minting resumes.
     Undrain,
+    /// Read the config file again now, as SIGHUP does (the sidecar also notices an edit by
+    /// itself within seconds). Exit status 1 when the file is refused: the message names the
+    /// field, or the sections that need a restart, and the old config stays.
+    Reload,
 }
 
 const DEFAULT_SIDECAR: &str = "http://127.0.0.1:8081";
@@ -306,6 +310,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 AdminCommand::Drain { wait } => {
                     return drain(&url, &token, std::time::Duration::from_secs(wait)).await;
                 }
+                AdminCommand::Reload => return reload(&url, &token).await,
                 AdminCommand::Undrain => {
                     (reqwest::Method::DELETE, "/admin/v1/drain".to_owned(), None)
                 }
@@ -358,6 +363,32 @@ async fn drain(
     }
 }
 
+/// `admin reload`: `POST /admin/v1/config/reload`. A refusal (422) is the operator's answer, not
+/// a failure to reach the sidecar: it is printed as a sentence, with exit status 1.
+async fn reload(url: &str, token: &str) -> anyhow::Result<std::process::ExitCode> {
+    let (status, answer) = call_status(
+        reqwest::Method::POST,
+        &format!("{url}/admin/v1/config/reload"),
+        Some(token),
+        None,
+    )
+    .await?;
+    if status.is_success() {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    if status == reqwest::StatusCode::UNPROCESSABLE_ENTITY {
+        eprintln!(
+            "reload refused: {}",
+            answer["error"]["message"]
+                .as_str()
+                .unwrap_or("(no message)")
+        );
+        return Ok(std::process::ExitCode::FAILURE);
+    }
+    bail!("{status}: {answer}")
+}
+
 fn admin_target(target: AdminTarget) -> anyhow::Result<(String, String)> {
     let from_config = match &target.config {
         Some(path) => {
@@ -387,6 +418,20 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
+    let (status, value) = call_status(method, url, token, body).await?;
+    if !status.is_success() {
+        bail!("{status}: {value}");
+    }
+    Ok(value)
+}
+
+/// One call to the sidecar: the status and the JSON answer, whatever the status.
+async fn call_status(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> anyhow::Result<(reqwest::StatusCode, Value)> {
     let client = reqwest::Client::new();
     let mut request = client.request(method, url);
     if let Some(token) = token {
@@ -404,10 +449,7 @@ async fn call(
         .json()
         .await
         .context("reading the sidecar's answer")?;
-    if !status.is_success() {
-        bail!("{status}: {value}");
-    }
-    Ok(value)
+    Ok((status, value))
 }
 
 async fn shutdown_signal() {

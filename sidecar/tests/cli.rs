@@ -147,3 +147,84 @@ routes:
     );
     running.shutdown().await;
 }
+
+/// Runs the binary off the async runtime (it blocks until the process exits).
+async fn run_bin(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || bin().args(args).output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_reload_applies_an_edited_file_and_names_the_problem_of_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin-token"), "tok\n").unwrap();
+    let path = dir.path().join("lightning-wall.yaml");
+    let original = r#"
+node: { backend: dev }
+listeners:
+  internal: { bind: "127.0.0.1:0" }
+  public: { bind: "127.0.0.1:0" }
+  admin: { bind: "127.0.0.1:0", token: { file: admin-token } }
+routes:
+  - { id: wall, match: {}, mode: deposit, deposit: { amount_sat: 50 } }
+"#;
+    std::fs::write(&path, original).unwrap();
+    let running = lightning_wall::serve::start(Config::load(&path).unwrap())
+        .await
+        .unwrap();
+    let internal = format!("http://{}", running.internal);
+    let admin_url = format!("http://{}", running.admin.unwrap());
+    let reload = || {
+        run_bin(
+            ["admin", "--url", &admin_url, "--token", "tok", "reload"]
+                .map(String::from)
+                .to_vec(),
+        )
+    };
+    let http = reqwest::Client::new();
+    let price = || async {
+        let c: Value = http
+            .post(format!("{internal}/v1/challenge"))
+            .json(&json!({"route_id": "wall", "client_ip": "192.0.2.1"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        c["amount_sat"].clone()
+    };
+    assert_eq!(price().await, 50);
+
+    // A valid edit: applied now. The sidecar's own 2-second poll may have applied it first
+    // (then the answer is "unchanged"); either way the answer names generation 2.
+    std::fs::write(&path, original.replace("amount_sat: 50", "amount_sat: 60")).unwrap();
+    let out = reload().await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["generation"], 2, "{answer}");
+    assert!(
+        answer["outcome"] == "applied" && answer["changed"] == json!(["routes"])
+            || answer["outcome"] == "unchanged",
+        "{answer}"
+    );
+    assert_eq!(price().await, 60);
+
+    // An invalid file: refused whether or not the poll saw it first, the message names the
+    // field, the exit status is a failure and the old config stays.
+    std::fs::write(&path, original.replace("amount_sat: 50", "amount_sat: 0")).unwrap();
+    let out = reload().await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refused") && stderr.contains("deposit.amount_sat"),
+        "{stderr}"
+    );
+    assert_eq!(price().await, 60, "the old config stays");
+    running.shutdown().await;
+}

@@ -1099,3 +1099,48 @@ async fn every_internal_and_admin_route_refuses_a_caller_without_its_token() {
     assert_eq!(listed["deposits"], json!([]));
     s.running.shutdown().await;
 }
+
+/// Found on the going-live walk: the leave page's form, posted by a browser without
+/// JavaScript, was answered with the JSON meant for the page's script. A browser's form post
+/// gets a page saying the deposit goes back; the refund is the same.
+#[tokio::test]
+async fn leaving_without_javascript_answers_a_page_and_refunds() {
+    let s = sidecar().await;
+    let c = s.challenge("wall", "203.0.113.9").await;
+    let invoice = c["invoice"].as_str().unwrap();
+    let macaroon = c["macaroon"].as_str().unwrap();
+    assert_eq!(s.dev_pay(invoice).await, json!({"status": "held"}));
+    let (held, _) = s.status(macaroon, 10).await;
+    let credential = held["credential"].as_str().unwrap();
+
+    // What a browser sends for `<form method="post">` without a script.
+    let r = s
+        .http
+        .post(s.public("/leave"))
+        .header("cookie", format!("lightning-wall={credential}"))
+        .header("sec-fetch-site", "same-origin")
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "{:?}",
+        r.headers()
+    );
+    let cleared = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Deposit refunded") && page.contains("1,000 sats"),
+        "{page}"
+    );
+    s.wait_node_state(c["payment_hash"].as_str().unwrap(), InvoiceState::Canceled)
+        .await;
+}

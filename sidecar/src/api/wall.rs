@@ -330,7 +330,36 @@ async fn leave(State(state): State<AppState>, headers: HeaderMap) -> Result<Resp
     {
         body["reward_lnurl"] = json!(lnurl);
     }
+    if browser_form(&headers) {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let page = super::wall_page::left_page(
+            &state.config().wall,
+            host,
+            d.public_state(),
+            d.amount_msat / 1000,
+        );
+        return Ok((StatusCode::OK, response_headers, page).into_response());
+    }
     Ok((StatusCode::OK, response_headers, Json(body)).into_response())
+}
+
+/// A form a browser posted by itself (the leave page without JavaScript): it shows whatever
+/// comes back, so it gets a page. The page's script posts without a body and reads JSON.
+fn browser_form(headers: &HeaderMap) -> bool {
+    let text = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    let content_type = text(header::CONTENT_TYPE);
+    (content_type.starts_with("application/x-www-form-urlencoded")
+        || content_type.starts_with("multipart/form-data"))
+        && text(header::ACCEPT).contains("text/html")
 }
 
 #[derive(Deserialize)]

@@ -17,7 +17,7 @@ use super::AppState;
 use super::credential::PREFIX;
 use super::error::ApiError;
 use crate::config::WallConfig;
-use lightning_wall_contract::wall_text::{escape_html, fill, text};
+use lightning_wall_contract::wall_text::{escape_html, fill, sats, text};
 
 const WALL_JS: &str = include_str!("wall_page/wall.js");
 const WALL_CSS: &str = include_str!("wall_page/wall.css");
@@ -68,6 +68,51 @@ pub async fn leave_page() -> Response {
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
         LEAVE_HTML,
+    )
+        .into_response()
+}
+
+/// The answer to the leave page's form posted without a script (wall.rs `leave`; with one,
+/// wall.js reads the JSON and follows the refund itself): the deposit goes back, or had
+/// already ended. English, as the leave page.
+pub fn left_page(wall: &WallConfig, host: &str, state: &str, amount_sat: u64) -> Response {
+    let t = wall.texts();
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let site = escape_html(wall.site_name.as_deref().unwrap_or(host));
+    let (title, main) = if matches!(state, "leaving" | "refunded") {
+        (
+            "Deposit refunded".to_owned(),
+            format!(
+                "<p>Your deposit of {amount} goes back to your wallet within seconds: the payment \
+                 it shows as pending fails, and the sats are spendable again.</p>",
+                amount = escape_html(&sats(amount_sat, &t)),
+            ),
+        )
+    } else {
+        (
+            text(&t, "deposit_ended_title").to_owned(),
+            format!(
+                "<p>{}</p>",
+                escape_html(&fill(text(&t, "ended"), &[("state", state)]))
+            ),
+        )
+    };
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{title} · {site}</title><link rel=\"stylesheet\" href=\"{PREFIX}/wall.css\">\n\
+         <main><p class=\"lw-site\">{site}</p><h1>{title}</h1>\n{main}\n\
+         <p><a href=\"/\">Back to the site</a></p></main>",
+        title = escape_html(&title),
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
     )
         .into_response()
 }

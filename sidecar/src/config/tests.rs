@@ -938,3 +938,49 @@ routes:
             .any(|w| w.path.ends_with("shadow"))
     );
 }
+
+/// Found on the going-live walk: a test route appended after WordPress's catch-all free route
+/// never matched (first match wins) and nothing said so.
+#[test]
+fn a_route_that_an_earlier_route_always_takes_first_warns() {
+    let yaml = "
+node: { backend: dev }
+routes:
+  - id: login
+    match: { path: { exact: /wp-login.php } }
+    mode: deposit
+    deposit: { amount_sat: 2000 }
+  - id: site
+    match: { path: { prefix: / } }
+    mode: free
+  - id: lw-test
+    match: { path: { exact: /lw-test } }
+    mode: deposit
+    deposit: { amount_sat: 10 }
+";
+    let warnings = warnings_of(yaml);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with(
+            "routes[2].match: never used: routes[1] (site) comes first and matches every \
+             request this route would"
+        ),
+        "{warnings:?}"
+    );
+    // Before the catch-all it is reached; an earlier route limited by method, host or query
+    // leaves requests for later routes.
+    let moved = yaml.replace(
+        "  - id: site\n    match: { path: { prefix: / } }\n    mode: free\n",
+        "",
+    ) + "  - id: site\n    match: { path: { prefix: / } }\n    mode: free\n";
+    assert!(warnings_of(&moved).is_empty(), "{:?}", warnings_of(&moved));
+    let limited = yaml.replace(
+        "match: { path: { prefix: / } }",
+        "match: { path: { prefix: / }, query: { preview: { present: true } } }",
+    );
+    assert!(
+        warnings_of(&limited).is_empty(),
+        "{:?}",
+        warnings_of(&limited)
+    );
+}

@@ -214,11 +214,14 @@ pub fn macaroon(
             "node.lnd.macaroon",
             format!("grants every permission the sidecar needs ({list})"),
         ));
+        // Only the calls this configuration makes: without rewards, `offchain:write` (sending
+        // payments, the one permission that can empty the node) is more than needed.
         let extra: Vec<&String> = granted
             .iter()
             .filter(|p| {
                 !SIDECAR_RPCS
                     .iter()
+                    .filter(|(_, need)| rewards_enabled || *need != Need::Rewards)
                     .filter_map(|(m, _)| required.get(*m))
                     .any(|needed| needed.contains(*p))
             })
@@ -460,5 +463,31 @@ mod tests {
                 .any(|f| f.level == Level::Fail && f.message.contains("offchain:write")),
             "{rewards:?}"
         );
+    }
+
+    /// `offchain:write` sends payments: a stolen sidecar holding it could empty the node. Only
+    /// rewards need it, so without rewards it is "more than the sidecar needs" (an
+    /// `admin.macaroon` copied in place of the recipe shows it).
+    #[test]
+    fn offchain_write_without_rewards_is_more_than_the_sidecar_needs() {
+        let table = lnd_table();
+        let with_write = perms(&[
+            "invoices:read",
+            "invoices:write",
+            "info:read",
+            "offchain:read",
+            "offchain:write",
+        ]);
+        let findings = macaroon(Some(&with_write), &table, false);
+        let warn = findings
+            .iter()
+            .find(|f| f.level == Level::Warn)
+            .unwrap_or_else(|| panic!("no warning: {findings:?}"));
+        assert_eq!(
+            warn.message,
+            "also grants offchain:write: more than the sidecar needs (a stolen sidecar could use it)"
+        );
+        let rewards = macaroon(Some(&with_write), &table, true);
+        assert!(rewards.iter().all(|f| f.level == Level::Ok), "{rewards:?}");
     }
 }

@@ -50,6 +50,24 @@ pub(in crate::config) fn warnings(config: &Config) -> Vec<ConfigIssue> {
                 ),
             );
         }
+        // First match wins: an earlier route without host, method or query limits whose
+        // paths cover this one's takes every request this one would (a test route appended
+        // after a catch-all `free` route is never used, and the page stays free).
+        if let Some((j, first)) = config.routes[..i].iter().enumerate().find(|(_, e)| {
+            e.matcher.host.is_none()
+                && e.matcher.methods.is_empty()
+                && e.matcher.query.is_empty()
+                && covers_all_of(&e.matcher.path, &route.matcher.path)
+        }) {
+            w.push(
+                format!("{at}.match"),
+                format!(
+                    "never used: routes[{j}] ({}) comes first and matches every request this \
+                     route would (the first matching route decides). Move this route above it",
+                    first.id
+                ),
+            );
+        }
         if let Some(storm) = route.deposit.as_ref().and_then(|d| d.error_storm) {
             let first_asset = ASSET_PATHS.iter().find(|p| {
                 path_matches(&route.matcher.path, p)
