@@ -273,4 +273,6 @@ impl Engine {
 }
 
 #[cfg(test)]
+mod commit_tests;
+#[cfg(test)]
 mod tests;
