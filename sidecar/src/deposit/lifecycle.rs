@@ -276,4 +276,6 @@ impl Lifecycle {
 }
 
 #[cfg(test)]
+mod commit_tests;
+#[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@
 //! text (`$N` parameters work in both), and `dispatch!` instantiates each body for both concrete
 //! pools, so there is no generic-bound maze and no second copy of any query.
 
+mod count_reads;
 mod deposit_rows;
 mod deposits;
 mod group_commit;
@@ -56,6 +57,9 @@ pub enum StoreError {
     BatchFailed { rows: usize, message: String },
     #[error("the store's writer has stopped (shutting down)")]
     WriterGone,
+    /// A batched read failed for every caller in it (count_reads.rs).
+    #[error("database: a batched read failed: {message}")]
+    ReadFailed { message: String },
     #[error("the operating system's random number generator failed")]
     Random,
 }
@@ -82,6 +86,8 @@ pub struct Store {
     pool: Pool,
     /// New deposits go through one writer task that commits them in batches.
     inserter: group_commit::Inserter,
+    /// PostgreSQL: the per-network counts of concurrent mints are read in batches.
+    prefix_counts: Option<count_reads::PrefixCounts>,
     /// The store's id as last read (identity.rs).
     identity: identity::CachedId,
 }
@@ -142,8 +148,13 @@ impl Store {
 
     /// The store on a migrated pool, its id read (or drawn, for a new store).
     async fn with_pool(pool: Pool) -> Result<Store, StoreError> {
+        let prefix_counts = match &pool {
+            Pool::Postgres(p) => Some(count_reads::PrefixCounts::start(p.clone())),
+            Pool::Sqlite(_) => None,
+        };
         let store = Store {
             inserter: group_commit::Inserter::start(pool.clone()),
+            prefix_counts,
             pool,
             identity: identity::CachedId::default(),
         };

@@ -1118,3 +1118,35 @@ async fn the_dashboard_sums_money_and_outcomes_by_day(store: Store) {
             .is_empty()
     );
 }
+
+on_both_stores!(concurrent_per_network_counts_each_answer_their_own_network);
+async fn concurrent_per_network_counts_each_answer_their_own_network(store: Store) {
+    // Network a: 3 unpaid and 1 held; b: 2 unpaid; c: nothing.
+    let networks = ["198.51.100.0/24", "2001:db8:b::/48", "192.0.2.0/24"];
+    for (n, network) in [(1, 0), (2, 0), (3, 0), (4, 0), (5, 1), (6, 1)] {
+        let (d, p) = deposit(n, networks[network]);
+        store.insert_deposit(&d, &p).await.unwrap();
+    }
+    let (paid, _) = deposit(4, networks[0]);
+    apply_event(&store, &paid.payment_hash, accepted(), 1_010).await;
+    let expected = [
+        LiveCounts { held: 1, unpaid: 3 },
+        LiveCounts { held: 0, unpaid: 2 },
+        LiveCounts { held: 0, unpaid: 0 },
+    ];
+    // Many readers at once (on PostgreSQL they share batched reads), the same network
+    // several times in one batch among them.
+    let mut reads = tokio::task::JoinSet::new();
+    for i in 0..90usize {
+        let store = store.clone();
+        let network = (i * 7 + i / 5) % 3;
+        reads.spawn(async move {
+            let counts = store.prefix_deposit_counts(networks[network]).await;
+            (network, counts)
+        });
+    }
+    while let Some(read) = reads.join_next().await {
+        let (network, counts) = read.unwrap();
+        assert_eq!(counts.unwrap(), expected[network], "network {network}");
+    }
+}

@@ -12,7 +12,7 @@ use crate::store::tests::fixtures;
 use crate::testing::{Call, PATIENCE, RecordingNode};
 use sha2::{Digest, Sha256};
 
-fn settings(replica: &str) -> LifecycleSettings {
+pub(super) fn settings(replica: &str) -> LifecycleSettings {
     LifecycleSettings {
         invoice_expiry: Duration::from_secs(600),
         cltv_expiry: 144,
@@ -30,7 +30,7 @@ fn settings(replica: &str) -> LifecycleSettings {
     }
 }
 
-fn new_deposit(prefix: &str) -> NewDeposit {
+pub(super) fn new_deposit(prefix: &str) -> NewDeposit {
     NewDeposit {
         route_id: "articles".into(),
         client_prefix: prefix.into(),

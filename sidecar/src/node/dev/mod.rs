@@ -4,6 +4,7 @@
 //! presented as anything but a development backend.
 
 mod chain;
+mod new_invoices;
 mod node_key;
 mod payments;
 mod rules;
@@ -99,8 +100,11 @@ struct Inner {
     key: NodeKey,
     store: DevStore,
     chain: Mutex<Chain>,
-    /// Serialises read-modify-write of invoices (one process owns the dev node's database).
-    writes: tokio::sync::Mutex<()>,
+    /// Serialises read-modify-write of invoices (one process owns the dev node's database);
+    /// shared with the writer of new invoices.
+    writes: Arc<tokio::sync::Mutex<()>>,
+    /// New invoices, written in batches (new_invoices.rs).
+    new_invoices: new_invoices::NewInvoices,
     /// A change counter per invoice that someone is subscribed to: a change wakes only that
     /// invoice's subscribers. Entries go when their last subscriber does.
     watchers: Mutex<HashMap<PaymentHash, watch::Sender<u64>>>,
@@ -134,6 +138,8 @@ impl DevNode {
         let chain = store
             .chain(clock.now().as_secs(), config.start_height)
             .await?;
+        let writes = Arc::new(tokio::sync::Mutex::new(()));
+        let new_invoices = new_invoices::NewInvoices::start(store.clone(), writes.clone());
         let node = Self {
             inner: Arc::new(Inner {
                 config,
@@ -141,7 +147,8 @@ impl DevNode {
                 key,
                 store,
                 chain: Mutex::new(chain),
-                writes: tokio::sync::Mutex::new(()),
+                writes,
+                new_invoices,
                 watchers: Mutex::new(HashMap::new()),
             }),
         };
@@ -362,14 +369,13 @@ impl DevNode {
             htlc_expiry_height: None,
             accept_height: None,
         };
-        // Writers queue here rather than in SQLite: a connection that finds the database
-        // locked sleeps in SQLite's busy handler (milliseconds), which under concurrent
-        // minting cost more than the inserts themselves.
-        let _writing = self.inner.writes.lock().await;
+        // Written with the others created meanwhile, under the node's write lock (writers
+        // queue there rather than in SQLite's busy handler, whose sleeps cost more than the
+        // inserts under concurrent minting).
         if !self
             .inner
-            .store
-            .insert(&invoice)
+            .new_invoices
+            .insert(invoice)
             .await
             .map_err(unavailable)?
         {

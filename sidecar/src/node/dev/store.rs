@@ -27,6 +27,11 @@ pub enum StoreError {
     Corrupt(String),
     #[error("an invoice kept changing under {0} attempts to update it")]
     Contended(usize),
+    /// The statement holding this invoice and others failed: none of them was stored.
+    #[error("dev node database: a batched insert of {rows} invoices failed: {message}")]
+    BatchFailed { rows: usize, message: String },
+    #[error("the dev node's invoice writer has stopped (shutting down)")]
+    WriterGone,
 }
 
 #[derive(Clone, Debug)]
@@ -82,31 +87,59 @@ impl DevStore {
         Ok(())
     }
 
-    /// Inserts a new invoice; `Ok(false)` when the hash already exists (never overwritten).
-    pub async fn insert(&self, invoice: &DevInvoice) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+    /// Inserts new invoices in one statement (at most `new_invoices::MAX_BATCH`); for each,
+    /// whether it was inserted: `false` when its hash already exists (never overwritten, and
+    /// the others still inserted). One statement, so all of them or none are stored.
+    pub async fn insert_many(&self, invoices: &[&DevInvoice]) -> Result<Vec<bool>, StoreError> {
+        if invoices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = String::from(
             "INSERT INTO dev_invoices (payment_hash, preimage, is_hold, state, amount_msat,
                  amount_paid_msat, memo, created_at, expiry_secs, cltv_expiry, payment_request,
-                 htlc_expiry_height, accept_height)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (payment_hash) DO NOTHING",
-        )
-        .bind(invoice.payment_hash.0.as_slice())
-        .bind(invoice.preimage.map(|p| p.0.to_vec()))
-        .bind(invoice.is_hold)
-        .bind(state_name(invoice.state))
-        .bind(to_i64(invoice.amount_msat)?)
-        .bind(to_i64(invoice.amount_paid_msat)?)
-        .bind(&invoice.memo)
-        .bind(to_i64(invoice.created_at)?)
-        .bind(to_i64(invoice.expiry.as_secs())?)
-        .bind(i64::from(invoice.cltv_expiry))
-        .bind(&invoice.payment_request)
-        .bind(invoice.htlc_expiry_height.map(i64::from))
-        .bind(invoice.accept_height.map(i64::from))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+                 htlc_expiry_height, accept_height) VALUES ",
+        );
+        for i in 0..invoices.len() {
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            sql.push_str(&["?"; 13].join(", "));
+            sql.push(')');
+        }
+        sql.push_str(" ON CONFLICT (payment_hash) DO NOTHING RETURNING payment_hash");
+        let mut query = sqlx::query(&sql);
+        for invoice in invoices {
+            query = query
+                .bind(invoice.payment_hash.0.as_slice())
+                .bind(invoice.preimage.map(|p| p.0.to_vec()))
+                .bind(invoice.is_hold)
+                .bind(state_name(invoice.state))
+                .bind(to_i64(invoice.amount_msat)?)
+                .bind(to_i64(invoice.amount_paid_msat)?)
+                .bind(&invoice.memo)
+                .bind(to_i64(invoice.created_at)?)
+                .bind(to_i64(invoice.expiry.as_secs())?)
+                .bind(i64::from(invoice.cltv_expiry))
+                .bind(&invoice.payment_request)
+                .bind(invoice.htlc_expiry_height.map(i64::from))
+                .bind(invoice.accept_height.map(i64::from));
+        }
+        let returned = query.fetch_all(&self.pool).await?;
+        let mut inserted = returned
+            .iter()
+            .map(|row| row.try_get::<Vec<u8>, _>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Each inserted row comes back once; a hash given twice in one batch is inserted once.
+        Ok(invoices
+            .iter()
+            .map(
+                |invoice| match inserted.iter().position(|h| *h == invoice.payment_hash.0) {
+                    Some(at) => {
+                        inserted.swap_remove(at);
+                        true
+                    }
+                    None => false,
+                },
+            )
+            .collect())
     }
 
     /// Writes the mutable fields of an invoice that a rule changed, only if its stored state is

@@ -251,6 +251,43 @@ async fn a_hash_is_never_reused_even_after_cancel() {
     ));
 }
 
+/// Invoices created at once are written together (new_invoices.rs): each is stored and
+/// readable once its creation returns, and a hash created twice within one batch exists once,
+/// the second creation refused, the rest of the batch stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoices_created_at_once_are_each_stored_and_a_duplicate_is_refused_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = open(dir.path()).await;
+    let mut creations = tokio::task::JoinSet::new();
+    // 150 hashes (more than one batch), hash 7 twice.
+    for i in (0..150u8).chain([7]) {
+        let node = node.clone();
+        creations.spawn(async move {
+            let hash = PaymentHash([i; 32]);
+            (i, node.create_hold_invoice(&hash, &request(1_000)).await)
+        });
+    }
+    let mut refused = Vec::new();
+    while let Some(done) = creations.join_next().await {
+        match done.unwrap() {
+            (_, Ok(created)) => {
+                let status = node.lookup(&created.payment_hash).await.unwrap();
+                assert_eq!(status.state, InvoiceState::Open);
+            }
+            (i, Err(NodeError::AlreadyExists)) => refused.push(i),
+            (i, Err(e)) => panic!("invoice {i}: {e}"),
+        }
+    }
+    assert_eq!(
+        refused,
+        [7],
+        "exactly the second creation of hash 7 is refused"
+    );
+    for i in 0..150u8 {
+        node.lookup(&PaymentHash([i; 32])).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn cltv_expiry_below_lnds_minimum_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
