@@ -167,16 +167,57 @@ struct Entry {
     verified: Verified,
 }
 
+/// The lookup hash of the identifying bytes: word at a time, from a seed random per worker.
+/// It only finds an entry, never identifies one, so it need not resist a client: credentials
+/// made to share it only displace each other (one entry per lookup hash), aiming at another
+/// visitor's entry needs that visitor's credential, and the map hashes it again with its own
+/// random keys (SipHash), so probe chains cannot be aimed either. SipHash over the whole
+/// credential cost ~2,800 wasm instructions per request; this is a multiply and a shift per
+/// 8 bytes. Two inputs of one length that differ in one word never share it (each step is a
+/// bijection of the state).
+fn lookup_hash(seed: u64, tag: u8, method: &str, credential: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let step = |h: u64, word: u64| {
+        let h = (h ^ word).wrapping_mul(K);
+        h ^ (h >> 32)
+    };
+    let len = u64::try_from(method.len() ^ (credential.len() << 16)).unwrap_or(u64::MAX);
+    let mut h = step(seed ^ u64::from(tag), len);
+    for part in [method.as_bytes(), credential] {
+        let words = part.chunks_exact(8);
+        let tail = words.remainder();
+        for w in words {
+            h = step(h, <[u8; 8]>::try_from(w).map_or(0, u64::from_le_bytes));
+        }
+        let mut last = [0u8; 8];
+        if let Some(dst) = last.get_mut(..tail.len()) {
+            dst.copy_from_slice(tail);
+        }
+        h = step(h, u64::from_le_bytes(last));
+    }
+    step(h, seed)
+}
+
 /// The cache of one worker.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct VerifiedCache {
-    /// By lookup hash. The map hashes that again with its own keys; the lookup hash is SipHash
-    /// with this worker's random keys ([`VerifiedCache::presented`]): a client cannot aim
-    /// credentials at one entry or one probe chain.
+    /// By lookup hash ([`lookup_hash`]), which the map hashes again with its own random keys.
     entries: HashMap<u64, Entry>,
-    hasher: RandomState,
+    /// This worker's [`lookup_hash`] seed.
+    seed: u64,
     /// Credential bytes kept over all entries (at most [`KEPT_BYTES`]).
     kept: usize,
+}
+
+impl Default for VerifiedCache {
+    fn default() -> Self {
+        VerifiedCache {
+            entries: HashMap::new(),
+            // The standard library's per-process random keys (the host's random_get).
+            seed: RandomState::new().hash_one(0x6c77_u16),
+            kept: 0,
+        }
+    }
 }
 
 impl VerifiedCache {
@@ -196,7 +237,7 @@ impl VerifiedCache {
             tag,
             method,
             credential,
-            lookup: self.hasher.hash_one((tag, method, credential)),
+            lookup: lookup_hash(self.seed, tag, method, credential),
         }
     }
 
@@ -323,6 +364,26 @@ mod tests {
         assert!(c.presented(H, b"x", "GET").is(&kept));
         assert!(!c.presented(H, b"Tx", "GE").is(&kept));
         assert!(!c.presented(Source::Cookie, b"x", "GET").is(&kept));
+    }
+
+    #[test]
+    fn the_lookup_hash_sees_every_byte_the_method_the_source_and_the_seed() {
+        let credential: Vec<u8> = (0..=255).collect();
+        let h = |c: &[u8]| lookup_hash(7, 1, "GET", c);
+        let base = h(&credential);
+        for i in 0..credential.len() {
+            let mut other = credential.clone();
+            other[i] ^= 0x01;
+            assert_ne!(h(&other), base, "a difference at byte {i}");
+        }
+        assert_ne!(h(&credential[..255]), base);
+        assert_ne!(lookup_hash(7, 1, "POST", &credential), base);
+        assert_ne!(lookup_hash(7, 2, "GET", &credential), base);
+        assert_ne!(lookup_hash(8, 1, "GET", &credential), base);
+        assert_ne!(
+            lookup_hash(7, 1, "GE", b"Tx"),
+            lookup_hash(7, 1, "GET", b"x")
+        );
     }
 
     #[test]
