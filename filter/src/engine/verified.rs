@@ -41,7 +41,7 @@ pub const KEPT_MAX: usize = 1024;
 /// Most credential bytes kept per worker, over all entries: past it new entries are digests,
 /// so a client presenting many distinct valid credentials (caveats appended to one paid token)
 /// cannot grow the cache past this plus the fixed-size entries.
-pub const KEPT_BYTES: usize = 512 * 1024;
+pub const KEPT_BYTES: usize = 256 * 1024;
 
 /// What a credential is found by and identified by: the bytes a digest would be computed over
 /// (a source tag, the method's length and the method, then the credential), with their keyed
