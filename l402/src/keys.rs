@@ -108,7 +108,7 @@ impl Preimage {
 
 /// Lowercase hex of 32 bytes. Not `hex::encode`: its char-by-char iterator cost ~5,200 wasm
 /// instructions per call, and the filter formats a token id on every paid request (the header
-/// it forwards upstream); this is a digit per nibble into one buffer, one UTF-8 check.
+/// it forwards upstream); this fills a fixed buffer, a digit per nibble, then copies it once.
 fn hex_32(bytes: &[u8; 32]) -> String {
     fn digit(nibble: u8) -> u8 {
         if nibble < 10 {
@@ -117,13 +117,14 @@ fn hex_32(bytes: &[u8; 32]) -> String {
             b'a' + (nibble - 10)
         }
     }
-    let mut out = Vec::with_capacity(64);
-    for b in bytes {
-        out.push(digit(b >> 4));
-        out.push(digit(b & 0x0f));
+    let mut out = [0u8; 64];
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&[digit(b >> 4), digit(b & 0x0f)]);
     }
-    // Only ASCII digits and letters were pushed: never an error.
-    String::from_utf8(out).unwrap_or_default()
+    // Only ASCII digits and letters were written: never an error.
+    core::str::from_utf8(&out)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 macro_rules! public_32 {

@@ -14,6 +14,7 @@ use super::client_addr;
 use super::decision::{self, ChallengeNeeded, Decision};
 use super::facts::RequestFacts;
 use super::grant::{Grant, PendingGrant};
+use super::headers::Wanted;
 use super::health;
 use super::held;
 use super::host::{Host, Level, Metric};
@@ -95,36 +96,24 @@ impl RequestState {
         w: &mut Worker,
         host: &dyn Host,
     ) -> Step {
-        let one = |n: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(n))
-                .map(|(_, v)| v.as_slice())
-        };
-        let all = |n: &str| -> Vec<&[u8]> {
-            headers
-                .iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case(n))
-                .map(|(_, v)| v.as_slice())
-                .collect()
-        };
-        let method = utf8(one(":method"));
-        let path = utf8(one(":path"));
+        let h = Wanted::read(headers);
+        let method = utf8(h.method);
+        let path = utf8(h.path);
         // The client's host: Envoy has it in `:authority` (HTTP/1.1's Host becomes it); nginx
         // puts its own `server_name:port` there and leaves the client's in `host`.
-        let authority = utf8(one("host").or(one(":authority")));
+        let authority = utf8(h.host.or(h.authority));
         let facts = RequestFacts {
             method: &method,
             path: &path,
             authority: &authority,
-            authorization: all("authorization"),
-            cookies: all("cookie"),
-            sec_fetch_site: one("sec-fetch-site"),
-            sec_fetch_mode: one("sec-fetch-mode"),
-            origin: one("origin"),
-            referer: one("referer"),
+            authorization: h.authorization,
+            cookies: h.cookies,
+            sec_fetch_site: h.sec_fetch_site,
+            sec_fetch_mode: h.sec_fetch_mode,
+            origin: h.origin,
+            referer: h.referer,
         };
-        self.browser = Browser::of(one("accept"), &method, &path, &authority);
+        self.browser = Browser::of(h.accept, &method, &path, &authority);
         let Some(config) = w.config.as_ref() else {
             return self.unavailable(FailureMode::Closed, w, host);
         };
