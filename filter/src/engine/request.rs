@@ -31,8 +31,9 @@ const DEFAULT_RETRY_AFTER_S: u32 = 5;
 /// What the adapter does next.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
-    /// Let the request (or the response) continue, with these request headers set.
-    Forward(Vec<(&'static str, String)>),
+    /// Let the request (or the response) continue, with these request headers set (values
+    /// borrowed where they are constant: an allocation less on every paid request).
+    Forward(Vec<(&'static str, Cow<'static, str>)>),
     /// Answer locally.
     Reply(Reply),
     /// Dispatch this call-out and wait; its answer goes to [`RequestState::on_answer`].
@@ -270,8 +271,8 @@ impl RequestState {
     /// Forwards with the token's headers and remembers the grant for the response phase.
     fn allow(&mut self, grant: Grant) -> Step {
         let headers = vec![
-            (header::TOKEN, grant.token_hex.clone()),
-            (header::MODE, grant.mode.as_str().to_owned()),
+            (header::TOKEN, Cow::Owned(grant.token_hex.clone())),
+            (header::MODE, Cow::Borrowed(grant.mode.as_str())),
         ];
         self.grant = Some(grant);
         Step::Forward(headers)
