@@ -119,8 +119,6 @@ fn hex_32(bytes: &[u8; 32]) -> String {
     }
     let mut out = [0u8; 64];
     for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        // Two stores rather than a 2-byte `copy_from_slice`: that is a `memory.copy`, which
-        // wasmtime runs as a call out of the guest's code.
         if let [high, low] = pair {
             *high = digit(b >> 4);
             *low = digit(b & 0x0f);
