@@ -207,7 +207,7 @@ impl WallRequest {
                     Phase::Response => MapType::HttpResponseHeaders,
                 };
                 for (name, value) in &headers {
-                    let _ = hostcalls::set_map_value(map, name, Some(value));
+                    let _ = hostcalls::set_map_value(map, name, Some(value.as_ref()));
                 }
                 match (paused, phase) {
                     (false, _) => {}

@@ -21,7 +21,7 @@ use super::reply::{Page, Reply};
 use super::revocations::TokenId;
 use super::routes::{self, Route};
 use super::shadow;
-use super::verified::{CacheKey, Source, Verified};
+use super::verified::{Source, Verified};
 use super::worker::WorkerState;
 
 /// A challenge to mint through the sidecar.
@@ -201,8 +201,8 @@ pub fn decide(
         // tokens are revoked only by the sidecar, which every worker's sync brings each tick.
         w.revocations.catch_up(host);
     }
-    let key =
-        cache_key(facts).map(|(source, bytes)| (source, CacheKey::of(source, bytes, facts.method)));
+    let key = cache_key(facts)
+        .map(|(source, bytes)| (source, w.verified.presented(source, bytes, facts.method)));
     if let Some((source, k)) = &key
         && let Some(v) = w.verified.get(k, index, route.mode, now)
     {
@@ -309,7 +309,7 @@ pub fn decide(
     if let Some((from, k)) = key
         && from == source
     {
-        w.verified.insert(k, verified);
+        w.verified.insert(&k, verified);
     }
     if ended(policy, route, w, &verified.token_id) {
         // Refunded, forfeited or revoked by an operator, or a deposit the store does not know: a

@@ -10,6 +10,7 @@ pub mod config;
 pub mod decision;
 pub mod facts;
 pub mod grant;
+pub mod headers;
 pub mod health;
 pub mod held;
 pub mod host;

@@ -258,7 +258,7 @@ fn a_held_deposit_is_allowed_and_its_full_credential_handed_back_once() {
     let Step::Forward(upstream) = r.on_answer(call, &answer, &mut w, &h) else {
         panic!("not forwarded")
     };
-    assert!(upstream.contains(&(header::TOKEN, "04".repeat(32))));
+    assert!(upstream.contains(&(header::TOKEN, "04".repeat(32).into())));
     assert!(upstream.contains(&(header::MODE, "deposit".into())));
     assert_eq!(h.metric(Metric::Allowed), 1);
     assert_eq!(
