@@ -1,9 +1,9 @@
 //! Per-worker cache of credentials that passed full verification, so a returning visitor costs a
 //! keyed hash, a comparison and a lookup instead of the HMAC chain. An entry is found by a
-//! keyed hash (SipHash, this worker's random keys) of where the credential came from, the method
-//! and the exact credential bytes, and then *identified* by those same bytes: either kept in the
-//! entry and compared in full, in constant time, or — for a long credential, or once the bytes
-//! kept reach [`KEPT_BYTES`] — by their SHA-256, computed again on each hit. The lookup hash
+//! hash seeded at random per worker ([`lookup_hash`]) of where the credential came from, the
+//! method and the exact credential bytes, and then *identified* by those same bytes: either kept
+//! in the entry and compared in full, in constant time, or — for a long credential, or once the
+//! bytes kept reach [`KEPT_BYTES`] — by their SHA-256, computed again on each hit. The lookup hash
 //! alone is never trusted: two credentials sharing it only displace each other. So memory is
 //! bounded by [`CAPACITY`] fixed-size entries plus [`KEPT_BYTES`] (docs/filter.md
 //! "Verified-credential cache"), and the common credential (a few hundred bytes) is found
