@@ -10,11 +10,12 @@ use lightning_wall_filter::engine::challenge::{self, Outcome};
 use lightning_wall_filter::engine::config::PluginConfig;
 use lightning_wall_filter::engine::held::held_from_status;
 use lightning_wall_filter::engine::host::{SharedValue, SharedWriteError};
+use lightning_wall_filter::engine::outbox::Outbox;
 use lightning_wall_filter::engine::pages::Browser;
 use lightning_wall_filter::engine::policy::{FailureMode, Policy};
 use lightning_wall_filter::engine::query::Query;
 use lightning_wall_filter::engine::response::{UpstreamReward, UpstreamVerdict};
-use lightning_wall_filter::engine::sync::{CallKind, Outbox, SyncState};
+use lightning_wall_filter::engine::sync::{CallKind, SyncState};
 use lightning_wall_filter::engine::{Host, Level, Metric, revocations, routes};
 use serde_json::Value;
 

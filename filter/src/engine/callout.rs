@@ -8,9 +8,10 @@ use lightning_wall_contract::paths;
 
 use super::grant::PendingGrant;
 use super::held;
+use super::outbox::Flush;
 use super::policy::FailureMode;
 use super::reply::Reply;
-use super::sync::{Call, Flush};
+use super::sync::Call;
 
 /// The cluster a call-out goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,6 +16,7 @@ pub mod held;
 pub mod host;
 pub mod limits;
 pub mod mint_limit;
+pub mod outbox;
 pub mod pages;
 pub mod policy;
 pub mod provenance;

@@ -12,9 +12,9 @@ use super::decision::{forfeit, settle};
 use super::grant::Grant;
 use super::host::{Host, Level, Metric};
 use super::limits::{self, Count};
+use super::outbox::Outbox;
 use super::policy::Policy;
 use super::shadow;
-use super::sync::Outbox;
 use super::worker::WorkerState;
 
 /// The upstream's response headers meant for the filter only: read, then removed, so they never

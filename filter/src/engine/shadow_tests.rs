@@ -8,10 +8,11 @@ use crate::engine::decision::{Decision, decide};
 use crate::engine::facts::RequestFacts;
 use crate::engine::grant::Grant;
 use crate::engine::host::memory::MemoryHost;
+use crate::engine::outbox::{MAX_BATCH, MAX_QUEUED_FINDINGS, Outbox};
 use crate::engine::policy::tests::bootstrap_json;
 use crate::engine::policy::{Policy, RouteMode};
 use crate::engine::response::{UpstreamVerdict, on_response};
-use crate::engine::sync::{MAX_BATCH, MAX_QUEUED_FINDINGS, Outbox, SyncState};
+use crate::engine::sync::SyncState;
 use l402::Mode;
 use lightning_wall_contract::events::Event;
 

@@ -7,9 +7,10 @@ use std::time::Duration;
 use super::config::PluginConfig;
 use super::host::Host;
 use super::limits;
+use super::outbox::Outbox;
 use super::policy::Policy;
 use super::revocations::Revocations;
-use super::sync::{Call, CallKind, Outbox, SyncState, UsageKind};
+use super::sync::{Call, CallKind, SyncState, UsageKind};
 use super::verified::VerifiedCache;
 
 /// One worker's state.
