@@ -17,7 +17,7 @@ use crate::engine::config::PluginConfig;
 use crate::engine::reply::Reply;
 use crate::engine::request::{self, RequestState, Step};
 use crate::engine::response::UpstreamHeaders;
-use crate::engine::sync::{Call, CallKind};
+use crate::engine::sidecar_call::{Call, CallKind};
 use crate::engine::worker::Worker;
 use crate::wasm_host::WasmHost;
 

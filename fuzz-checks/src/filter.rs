@@ -15,7 +15,8 @@ use lightning_wall_filter::engine::pages::Browser;
 use lightning_wall_filter::engine::policy::{FailureMode, Policy};
 use lightning_wall_filter::engine::query::Query;
 use lightning_wall_filter::engine::response::{UpstreamReward, UpstreamVerdict};
-use lightning_wall_filter::engine::sync::{CallKind, SyncState};
+use lightning_wall_filter::engine::sidecar_call::CallKind;
+use lightning_wall_filter::engine::sync::SyncState;
 use lightning_wall_filter::engine::{Host, Level, Metric, revocations, routes};
 use serde_json::Value;
 

@@ -11,7 +11,7 @@ use super::held;
 use super::outbox::Flush;
 use super::policy::FailureMode;
 use super::reply::Reply;
-use super::sync::Call;
+use super::sidecar_call::Call;
 
 /// The cluster a call-out goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

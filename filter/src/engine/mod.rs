@@ -28,6 +28,7 @@ pub mod revocations;
 pub mod routes;
 pub mod shadow;
 pub mod shared_data;
+pub mod sidecar_call;
 pub mod sync;
 pub mod verified;
 /// The wall's texts and their helpers, shared with the sidecar through the contract crate.

@@ -11,7 +11,7 @@ use lightning_wall_contract::events::{
 use lightning_wall_contract::paths;
 
 use super::host::{Host, Level, Metric};
-use super::sync::{Call, CallKind};
+use super::sidecar_call::{Call, CallKind};
 
 /// Most events per batch (the sidecar refuses more).
 pub const MAX_BATCH: usize = lightning_wall_contract::events::MAX_EVENTS;

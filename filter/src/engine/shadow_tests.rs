@@ -222,7 +222,7 @@ fn findings_go_to_the_sidecar_as_counts_and_a_failed_batch_keeps_them() {
     let mut outbox = Outbox::default();
     let mut revoked = crate::engine::revocations::Revocations::default();
     sync.on_answer(
-        crate::engine::sync::CallKind::Bootstrap,
+        crate::engine::sidecar_call::CallKind::Bootstrap,
         Some(200),
         bootstrap_json().as_bytes(),
         &h,
@@ -235,7 +235,7 @@ fn findings_go_to_the_sidecar_as_counts_and_a_failed_batch_keeps_them() {
     let events_call = |sync: &mut SyncState, outbox: &mut Outbox| {
         sync.on_tick(outbox)
             .into_iter()
-            .find(|c| c.kind == crate::engine::sync::CallKind::Events)
+            .find(|c| c.kind == crate::engine::sidecar_call::CallKind::Events)
             .unwrap()
     };
     let call = events_call(&mut sync, &mut outbox);
@@ -254,7 +254,7 @@ fn findings_go_to_the_sidecar_as_counts_and_a_failed_batch_keeps_them() {
     // The call fails; one more finding meanwhile: the next batch carries both.
     outbox.finding("wall", Finding::WouldForfeit, Some(Trigger::TrapPath));
     sync.on_answer(
-        crate::engine::sync::CallKind::Events,
+        crate::engine::sidecar_call::CallKind::Events,
         Some(503),
         b"",
         &h,

@@ -10,7 +10,8 @@ use super::limits;
 use super::outbox::Outbox;
 use super::policy::Policy;
 use super::revocations::Revocations;
-use super::sync::{Call, CallKind, SyncState, UsageKind};
+use super::sidecar_call::{Call, CallKind};
+use super::sync::{SyncState, UsageKind};
 use super::verified::VerifiedCache;
 
 /// One worker's state.
