@@ -14,17 +14,12 @@ impl Drop for KillOnDrop {
     }
 }
 
-#[tokio::test]
-async fn the_fake_lnd_process_announces_itself_and_obeys_its_control_api() {
-    let dir = tempfile::tempdir().unwrap();
+/// Starts the binary on `dir` with `args` and reads the JSON line it announces itself with.
+fn start(dir: &std::path::Path, args: &[&str]) -> (KillOnDrop, serde_json::Value) {
     let mut child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_fake-lnd"))
-            .args([
-                "--dir",
-                dir.path().to_str().unwrap(),
-                "--block-height",
-                "700",
-            ])
+            .args(["--dir", dir.to_str().unwrap()])
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap(),
@@ -33,7 +28,13 @@ async fn the_fake_lnd_process_announces_itself_and_obeys_its_control_api() {
     BufReader::new(child.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let announced: serde_json::Value = serde_json::from_str(&line).unwrap();
+    (child, serde_json::from_str(&line).unwrap())
+}
+
+#[tokio::test]
+async fn the_fake_lnd_process_announces_itself_and_obeys_its_control_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, announced) = start(dir.path(), &["--block-height", "700"]);
     assert!(
         announced["url"]
             .as_str()
@@ -73,18 +74,7 @@ async fn the_fake_lnd_process_announces_itself_and_obeys_its_control_api() {
 #[tokio::test]
 async fn the_fake_lnd_process_bakes_macaroons_and_sets_channels_over_its_control_api() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_fake-lnd"))
-            .args(["--dir", dir.path().to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let announced: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let (_child, announced) = start(dir.path(), &[]);
     let url = announced["url"].as_str().unwrap().to_owned();
     let control = announced["control"].as_str().unwrap().to_owned();
     let http = reqwest::Client::new();
