@@ -60,16 +60,7 @@ async fn wall_css() -> Response {
 
 /// `GET /.well-known/lightning-wall/leave` (routed in wall.rs next to the POST action).
 pub async fn leave_page() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-            (header::CONTENT_SECURITY_POLICY, CSP),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        LEAVE_HTML,
-    )
-        .into_response()
+    html(LEAVE_HTML.to_owned())
 }
 
 /// The answer to the leave page's form posted without a script (wall.rs `leave`; with one,
@@ -77,8 +68,6 @@ pub async fn leave_page() -> Response {
 /// already ended. English, as the leave page.
 pub fn left_page(wall: &WallConfig, host: &str, state: &str, amount_sat: u64) -> Response {
     let t = wall.texts();
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    let site = escape_html(wall.site_name.as_deref().unwrap_or(host));
     let (title, main) = if matches!(state, "leaving" | "refunded") {
         (
             "Deposit refunded".to_owned(),
@@ -97,24 +86,12 @@ pub fn left_page(wall: &WallConfig, host: &str, state: &str, amount_sat: u64) ->
             ),
         )
     };
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{title} · {site}</title><link rel=\"stylesheet\" href=\"{PREFIX}/wall.css\">\n\
-         <main><p class=\"lw-site\">{site}</p><h1>{title}</h1>\n{main}\n\
-         <p><a href=\"/\">Back to the site</a></p></main>",
-        title = escape_html(&title),
-    );
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-            (header::CONTENT_SECURITY_POLICY, CSP),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        body,
+    page(
+        "en",
+        &site(wall, host),
+        &title,
+        &format!("{main}\n<p><a href=\"/\">Back to the site</a></p>"),
     )
-        .into_response()
 }
 
 /// The answer to the wall page's "I have paid" form when there is nothing to continue to yet
@@ -131,8 +108,6 @@ pub fn continue_page(
     to: &str,
 ) -> Response {
     let t = wall.texts();
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    let site = escape_html(wall.site_name.as_deref().unwrap_or(host));
     let to = escape_html(to);
     let (title, main) = if awaiting {
         let invoice = escape_html(invoice);
@@ -164,14 +139,31 @@ pub fn continue_page(
             ),
         )
     };
-    let body = format!(
+    page(&wall.lang, &site(wall, host), title, &main)
+}
+
+/// The site's name for a page, escaped: `wall.site_name`, else the request's host without its
+/// port.
+fn site(wall: &WallConfig, host: &str) -> String {
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    escape_html(wall.site_name.as_deref().unwrap_or(host))
+}
+
+/// A page of the no-JavaScript paths: the site's name, a title and `main` (HTML, escaped by
+/// the caller), with the wall's stylesheet.
+fn page(lang: &str, site: &str, title: &str, main: &str) -> Response {
+    html(format!(
         "<!doctype html><html lang=\"{lang}\"><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>{title} · {site}</title><link rel=\"stylesheet\" href=\"{PREFIX}/wall.css\">\n\
          <main><p class=\"lw-site\">{site}</p><h1>{title}</h1>\n{main}</main>",
-        lang = escape_html(&wall.lang),
+        lang = escape_html(lang),
         title = escape_html(title),
-    );
+    ))
+}
+
+/// An HTML answer of the wall's own: never cached, scripts only from the wall (`CSP`).
+fn html(body: String) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
