@@ -31,8 +31,9 @@ base=${BENCH_PORT:-18400}
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
   cargo build --release --locked -q -p lightning-wall --bin lightning-wall --example sidecar_bench
 fi
-bin=target/release/lightning-wall
-load=target/release/examples/sidecar_bench
+# Honours CARGO_TARGET_DIR like the build above.
+bin=${CARGO_TARGET_DIR:-target}/release/lightning-wall
+load=${CARGO_TARGET_DIR:-target}/release/examples/sidecar_bench
 
 dir=$(mktemp -d)
 pid=""

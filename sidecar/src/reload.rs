@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use lightning_wall_contract::wall_text::Texts;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
@@ -30,6 +31,9 @@ pub struct Loaded {
     pub config: Arc<Config>,
     /// What the filters get (`GET /v1/bootstrap`), built from `config`.
     pub policy: Arc<FilterPolicy>,
+    /// The wall's texts, the operator's over the defaults, merged once (`config.wall.texts()`
+    /// copies every default: 8 % of a deposit challenge's CPU when done per invoice memo).
+    pub texts: Texts,
     /// 1 for the config the sidecar started with, one more per applied reload.
     pub generation: u64,
     pub loaded_at: Timestamp,
@@ -75,6 +79,7 @@ impl Live {
             .map(|b| sha256_hex(&b));
         let loaded = Loaded {
             policy: Arc::new(FilterPolicy::of(&config, &keys)),
+            texts: config.wall.texts(),
             config,
             generation: 1,
             loaded_at: Timestamp::now(),
@@ -173,6 +178,7 @@ impl Live {
             Change::Apply(sections) => {
                 let loaded = Arc::new(Loaded {
                     policy: Arc::new(FilterPolicy::of(&new, &self.keys)),
+                    texts: new.wall.texts(),
                     config: Arc::new(new),
                     generation: old.generation + 1,
                     loaded_at: Timestamp::now(),
@@ -343,5 +349,27 @@ mod tests {
         assert!(matches!(f.live.reload(false), Outcome::Refused(_)));
         assert_eq!(f.live.reload(false), Outcome::Unchanged);
         assert!(matches!(f.live.reload(true), Outcome::Refused(_)));
+    }
+
+    #[test]
+    fn a_reloaded_wall_text_is_in_force_for_the_next_invoice_memo() {
+        let f = fixture();
+        assert_eq!(
+            f.live.current().texts["memo_pay"],
+            "{site}: payment of {amount}"
+        );
+        std::fs::write(
+            &f.path,
+            format!("{BASE}wall: {{ text: {{ memo_pay: \"{{site}}: Zahlung {{amount}}\" }} }}\n"),
+        )
+        .unwrap();
+        assert_eq!(f.live.reload(false), Outcome::Applied(vec!["wall"]));
+        let texts = &f.live.current().texts;
+        assert_eq!(texts["memo_pay"], "{site}: Zahlung {amount}");
+        assert_eq!(texts["memo_deposit"], wall_text_default("memo_deposit"));
+    }
+
+    fn wall_text_default(key: &str) -> &'static str {
+        &lightning_wall_contract::wall_text::defaults()[key]
     }
 }
