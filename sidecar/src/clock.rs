@@ -4,6 +4,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::mutex::lock;
+
 /// Where the deposit lifecycle and the dev node read the wall clock. Tests inject a
 /// [`ManualClock`].
 pub trait Clock: Send + Sync + 'static {
@@ -39,19 +41,19 @@ impl ManualClock {
     }
 
     pub fn advance(&self, by: Duration) {
-        let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut now = lock(&self.0);
         *now = now.saturating_add(by);
     }
 
     /// Moves the clock back, as NTP stepping a fast clock does (fault tests).
     pub fn rewind(&self, by: Duration) {
-        let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut now = lock(&self.0);
         *now = now.saturating_sub(by);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Duration {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.0)
     }
 }

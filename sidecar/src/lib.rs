@@ -12,6 +12,7 @@ pub mod keys;
 pub mod metrics;
 pub mod mint;
 pub mod mint_limit;
+pub mod mutex;
 pub mod node;
 pub mod reload;
 pub mod revocations;

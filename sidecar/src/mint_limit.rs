@@ -19,6 +19,7 @@ use std::time::Instant;
 use hashlink::LruCache;
 
 use crate::config::{LimitsConfig, Rate};
+use crate::mutex::lock;
 
 /// Tables the buckets are spread over (by a keyed hash), so concurrent mints rarely share a lock.
 pub const SHARDS: usize = 16;
@@ -210,10 +211,6 @@ fn seconds_until_one(tokens: f64, rate: Rate) -> u32 {
     } else {
         1
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Work all clients together may cause per second on this replica: a token bucket holding one

@@ -67,8 +67,7 @@ impl RecordingNode {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A poisoned lock only means another test thread panicked; the data is still usable.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::mutex::lock(&self.inner)
     }
 
     pub fn calls(&self) -> Vec<Call> {

@@ -19,7 +19,7 @@ pub use background::ReconcileReport;
 pub use drain::{DrainFailure, DrainReport, PendingAction};
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::TryRngCore;
@@ -32,6 +32,7 @@ use crate::ids::PaymentHash;
 use crate::ids::Timestamp;
 use crate::ids::TokenId;
 use crate::metrics::Metrics;
+use crate::mutex::lock;
 use crate::node::{Node, NodeError};
 use crate::store::{LiveCounts, Store, StoreError, StoredDeposit};
 
@@ -183,11 +184,6 @@ struct LiveCount {
 #[derive(Clone)]
 pub struct Lifecycle {
     inner: Arc<Inner>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Poisoning means a panic elsewhere; the sets and maps here stay consistent regardless.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn random32() -> Result<[u8; 32], LifecycleError> {

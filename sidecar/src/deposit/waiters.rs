@@ -124,7 +124,7 @@ impl Waiters {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
-        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+        crate::mutex::lock(&self.registry)
     }
 
     /// A place to wait on `hash`'s deposit, minted for a client of provider network `network`

@@ -403,6 +403,67 @@ async fn a_finished_subscription_leaves_no_watcher_behind() {
     assert!(node.inner.watchers.lock().unwrap().is_empty());
 }
 
+/// The first subscriber of a hold invoice created here is answered from memory (no read), and
+/// that answer is never older than what this node did to the invoice or what time did to it.
+#[tokio::test]
+async fn a_first_subscriber_sees_what_happened_before_it_subscribed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, clock) = open(dir.path()).await;
+    let fresh = PaymentHash([21; 32]);
+    node.create_hold_invoice(&fresh, &request(1_000))
+        .await
+        .unwrap();
+    assert_eq!(node.inner.unread.lock().unwrap().len(), 1);
+    let mut updates = node.subscribe(&fresh).await.unwrap();
+    assert_eq!(next_update(&mut updates).await.state, InvoiceState::Open);
+    assert!(node.inner.unread.lock().unwrap().is_empty(), "taken");
+
+    let canceled = PaymentHash([22; 32]);
+    node.create_hold_invoice(&canceled, &request(1_000))
+        .await
+        .unwrap();
+    node.cancel(&canceled).await.unwrap();
+    let mut updates = node.subscribe(&canceled).await.unwrap();
+    assert_eq!(
+        next_update(&mut updates).await.state,
+        InvoiceState::Canceled
+    );
+
+    // Expired while nobody looked: nothing wrote it, time did.
+    let expired = PaymentHash([23; 32]);
+    node.create_hold_invoice(&expired, &request(1_000))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(600));
+    let mut updates = node.subscribe(&expired).await.unwrap();
+    assert_eq!(
+        next_update(&mut updates).await.state,
+        InvoiceState::Canceled
+    );
+}
+
+#[tokio::test]
+async fn hold_invoices_nobody_subscribes_to_are_kept_in_memory_up_to_a_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = open(dir.path()).await;
+    for i in 0..(MAX_UNREAD as u32 + 10) {
+        let mut hash = [0u8; 32];
+        hash[..4].copy_from_slice(&i.to_be_bytes());
+        node.create_hold_invoice(&PaymentHash(hash), &request(1_000))
+            .await
+            .unwrap();
+    }
+    node.create_invoice(&Preimage([1; 32]), &request(1_000))
+        .await
+        .unwrap();
+    assert_eq!(node.inner.unread.lock().unwrap().len(), MAX_UNREAD);
+    // Beyond the bound, a subscriber reads the database.
+    let mut last = [0u8; 32];
+    last[..4].copy_from_slice(&(MAX_UNREAD as u32 + 9).to_be_bytes());
+    let mut updates = node.subscribe(&PaymentHash(last)).await.unwrap();
+    assert_eq!(next_update(&mut updates).await.state, InvoiceState::Open);
+}
+
 /// Throughput of hold-invoice creation (sign + durable insert). Run in release:
 /// `cargo test --release -p lightning-wall dev_node_mints -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@
 //! never logs a plaintext (invoices and preimages travel in them).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nostr_sdk::prelude::*;
@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
 use super::wire;
+use crate::mutex::lock;
 use crate::node::NodeError;
 
 pub const KIND_INFO: u16 = 13194;
@@ -41,10 +42,6 @@ impl Drop for WalletLink {
             handle.spawn(async move { client.shutdown().await });
         }
     }
-}
-
-fn lock(pending: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
-    pending.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn unix_now() -> u64 {

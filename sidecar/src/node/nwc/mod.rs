@@ -11,7 +11,7 @@ mod link;
 pub mod uri;
 mod wire;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hashlink::LruCache;
@@ -23,6 +23,7 @@ use super::{
 };
 use crate::clock::{Clock, SystemClock};
 use crate::ids::{PaymentHash, Preimage};
+use crate::mutex::lock;
 use link::WalletLink;
 pub use uri::{ConnectionString, UriError};
 
@@ -91,10 +92,6 @@ struct Inner {
     normal: Mutex<LruCache<PaymentHash, Preimage>>,
     /// Every state change the backend learns, for subscribers.
     changes: broadcast::Sender<InvoiceStatus>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn lru<K: std::hash::Hash + Eq, V>() -> Mutex<LruCache<K, V>> {
