@@ -35,37 +35,33 @@ impl Lifecycle {
             .store
             .prefix_deposit_counts(&new.client_prefix)
             .await?;
-        // Only held deposits take HTLC slots and liquidity; unpaid ones have their own cap, so
-        // a flood of unpaid challenges cannot use up the places of visitors who pay.
-        if live.held >= u64::from(s.max_held_deposits) {
-            return Err(LifecycleError::LimitReached {
-                scope: "held in total",
-                live: live.held,
-                max: s.max_held_deposits,
-            });
-        }
-        if live.unpaid >= u64::from(s.max_unpaid_deposits) {
-            return Err(LifecycleError::LimitReached {
-                scope: "awaiting payment in total",
-                live: live.unpaid,
-                max: s.max_unpaid_deposits,
-            });
-        }
-        // Held and unpaid apart: unpaid invoices cost nothing to request, so they must not
-        // use up the held cap of a network that real visitors share (an office, a CGNAT).
-        if in_prefix.held >= u64::from(s.max_held_deposits_per_prefix) {
-            return Err(LifecycleError::LimitReached {
-                scope: "held for this client network",
-                live: in_prefix.held,
-                max: s.max_held_deposits_per_prefix,
-            });
-        }
-        if in_prefix.unpaid >= u64::from(s.max_unpaid_deposits_per_prefix) {
-            return Err(LifecycleError::LimitReached {
-                scope: "awaiting payment for this client network",
-                live: in_prefix.unpaid,
-                max: s.max_unpaid_deposits_per_prefix,
-            });
+        // Only held deposits take HTLC slots and liquidity; unpaid ones have their own caps, so
+        // a flood of unpaid challenges cannot use up the places of visitors who pay — in total,
+        // and for a network that real visitors share (an office, a CGNAT): unpaid invoices cost
+        // nothing to request. The first limit reached is the one reported.
+        let limits = [
+            ("held in total", live.held, s.max_held_deposits),
+            (
+                "awaiting payment in total",
+                live.unpaid,
+                s.max_unpaid_deposits,
+            ),
+            (
+                "held for this client network",
+                in_prefix.held,
+                s.max_held_deposits_per_prefix,
+            ),
+            (
+                "awaiting payment for this client network",
+                in_prefix.unpaid,
+                s.max_unpaid_deposits_per_prefix,
+            ),
+        ];
+        if let Some(&(scope, live, max)) = limits
+            .iter()
+            .find(|(_, live, max)| *live >= u64::from(*max))
+        {
+            return Err(LifecycleError::LimitReached { scope, live, max });
         }
         let preimage = Preimage(random32()?);
         let payment_hash = preimage.payment_hash();

@@ -663,7 +663,14 @@ async fn unpaid_invoices_never_lock_a_network_out_of_the_held_cap() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, LifecycleError::LimitReached { max: 5, .. }),
+        matches!(
+            err,
+            LifecycleError::LimitReached {
+                max: 5,
+                scope: "awaiting payment for this client network",
+                ..
+            }
+        ),
         "{err}"
     );
     // Held ones count toward the held cap (3): once three are held, no new deposit opens.
@@ -678,7 +685,14 @@ async fn unpaid_invoices_never_lock_a_network_out_of_the_held_cap() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, LifecycleError::LimitReached { max: 3, .. }),
+        matches!(
+            err,
+            LifecycleError::LimitReached {
+                max: 3,
+                scope: "held for this client network",
+                ..
+            }
+        ),
         "{err}"
     );
     h.lifecycle
