@@ -19,7 +19,7 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 use super::credential::{PREFIX, invalid_credential, present};
 use super::error::ApiError;
-use super::wall_page::svg_qr_code;
+use super::wall_page::{accepts_html, svg_qr_code};
 use crate::ids::{Timestamp, TokenId};
 use crate::rewards::claim::check_invoice;
 use crate::rewards::ledger::{self, Limits};
@@ -136,13 +136,6 @@ pub(super) async fn new_lnurl(
     Ok(lnurl::encode(&url).map(|l| (l, expires_at)))
 }
 
-fn wants_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"))
-}
-
 async fn balance(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let token = owner(&state, &headers)?;
     let account = state.store.reward_account(&token).await?;
@@ -165,7 +158,7 @@ async fn balance(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         body["min_withdrawable_sat"] = json!(bounds.min_msat.div_ceil(1000));
         body["max_withdrawable_sat"] = json!(bounds.max_msat / 1000);
     }
-    let mut response = if wants_html(&headers) {
+    let mut response = if accepts_html(&headers) {
         Html(page(&body, lnurl.as_ref().map(|(l, _)| l.as_str()))).into_response()
     } else {
         Json(body).into_response()

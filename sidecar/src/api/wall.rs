@@ -20,6 +20,7 @@ use serde_json::json;
 use super::AppState;
 use super::credential::{COOKIE, PREFIX, Presented, invalid_credential, present};
 use super::error::ApiError;
+use super::wall_page::{accepts_html, header_text};
 use crate::deposit::lifecycle::Stepped;
 use crate::deposit::waiters::{WaitRefused, WaitTicket};
 use crate::deposit::{Deposit, DepositState};
@@ -349,17 +350,10 @@ async fn leave(State(state): State<AppState>, headers: HeaderMap) -> Result<Resp
 /// A form a browser posted by itself (the leave page without JavaScript): it shows whatever
 /// comes back, so it gets a page. The page's script posts without a body and reads JSON.
 fn browser_form(headers: &HeaderMap) -> bool {
-    let text = |name: header::HeaderName| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase()
-    };
-    let content_type = text(header::CONTENT_TYPE);
+    let content_type = header_text(headers, header::CONTENT_TYPE);
     (content_type.starts_with("application/x-www-form-urlencoded")
         || content_type.starts_with("multipart/form-data"))
-        && text(header::ACCEPT).contains("text/html")
+        && accepts_html(headers)
 }
 
 #[derive(Deserialize)]

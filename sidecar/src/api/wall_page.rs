@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use axum::Router;
 use axum::extract::Query;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -144,6 +144,21 @@ pub fn continue_page(
 
 /// The site's name for a page, escaped: `wall.site_name`, else the request's host without its
 /// port.
+/// Whether the client reads HTML (a browser's `Accept` names `text/html`; programs ask for JSON
+/// or nothing): it gets a page instead of the JSON.
+pub fn accepts_html(headers: &HeaderMap) -> bool {
+    header_text(headers, header::ACCEPT).contains("text/html")
+}
+
+/// A header's value, lowercased; "" when absent or not text.
+pub fn header_text(headers: &HeaderMap, name: header::HeaderName) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
 fn site(wall: &WallConfig, host: &str) -> String {
     let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
     escape_html(wall.site_name.as_deref().unwrap_or(host))
@@ -242,6 +257,24 @@ pub(super) fn svg_qr_code(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_browser_accepts_html_and_a_program_does_not() {
+        let with = |accept: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_str(accept).unwrap());
+            h
+        };
+        assert!(accepts_html(&with(
+            "text/html,application/xhtml+xml,*/*;q=0.8"
+        )));
+        assert!(
+            accepts_html(&with("Text/HTML")),
+            "media types are case-insensitive"
+        );
+        assert!(!accepts_html(&with("application/json")));
+        assert!(!accepts_html(&HeaderMap::new()));
+    }
 
     /// A correctly signed regtest invoice, as the dev node or lnd issues them.
     fn signed_invoice() -> String {
