@@ -231,6 +231,11 @@ def check_sidecar_config(text: str, where: str, report: Report, lw_bin: str) -> 
     if run.returncode != 0:
         message = " ".join((run.stderr or run.stdout).split()).replace(str(path), "lightning-wall.yaml")
         report.error(where, f"lightning-wall check-config: {message}")
+    # A shipped config is what operators copy: it must not carry a trap the check warns about.
+    for line in (run.stdout + run.stderr).splitlines():
+        if ": warning: " in line:
+            warning = line.split(": warning: ", 1)[1]
+            report.error(where, f"lightning-wall check-config warns: {warning}")
     check_no_application_trap(text, where, report)
 
 
@@ -883,6 +888,10 @@ def _mutations() -> list[tuple[str, Mutation]]:
         i.sidecar_configs["examples/lightning-wall.yaml"] = text.replace(
             "trap_paths: [/.env, /.git/config]", "trap_paths: [/wp-login.php, /.env]", 1)
 
+    def systemd_config_warned_about(i: Inputs) -> None:
+        text = i.sidecar_configs["deploy/systemd/lightning-wall.yaml"]
+        i.sidecar_configs["deploy/systemd/lightning-wall.yaml"] = re.sub(r"\nwall:\n  site_name: [^\n]*", "", text)
+
     def pod(docs: list[Any]) -> dict:
         return find(docs, "Deployment")["spec"]["template"]["spec"]
 
@@ -992,7 +1001,7 @@ def _mutations() -> list[tuple[str, Mutation]]:
         dockerfile_missing_source, dockerfile_runs_as_root, dockerfile_member_not_copied,
         dockerfile_build_command_differs, dockerfile_unpinned_base, dockerfile_lint_finding,
         wasm_image_not_single_layer, wasm_image_wrong_file_name,
-        sidecar_example_broken, wordpress_login_trapped,
+        sidecar_example_broken, wordpress_login_trapped, systemd_config_warned_about,
         k8s_config_mounted_with_subpath, k8s_envoy_config_mounted_with_subpath,
         k8s_load_balancer_replaces_ingress, k8s_image_volume_for_the_wasm,
         k8s_image_not_resolved_by_kustomize, k8s_wasm_file_name_differs,
