@@ -160,6 +160,11 @@ def check_plugin_config(config: Any, where: str, report: Report, clusters: set[s
         name = config.get("sidecar_cluster")
         if name not in clusters:
             report.error(where, f"plugin configuration: sidecar_cluster {name!r} is not a cluster of this config")
+        # Without wall_cluster a program's deposit credential with an empty proof is refused
+        # (401 proof_missing): every shipped Envoy config names the public listener's cluster.
+        wall = config.get("wall_cluster")
+        if wall not in clusters:
+            report.error(where, f"plugin configuration: wall_cluster {wall!r} is not a cluster of this config")
 
 
 CIRCUIT_BREAKER_FIELDS = ("max_connections", "max_pending_requests", "max_requests")
@@ -271,6 +276,9 @@ def check_kubernetes_object(doc: dict, where: str, report: Report, lw_bin: str) 
             cluster = (spec.get("pluginConfig") or {}).get("sidecar_cluster", "")
             if not re.fullmatch(r"outbound\|\d+\|\|[a-z0-9.-]+", str(cluster)):
                 report.error(where, "in Istio, sidecar_cluster must be outbound|<port>||<service fqdn>")
+            wall = (spec.get("pluginConfig") or {}).get("wall_cluster", "")
+            if not re.fullmatch(r"outbound\|\d+\|\|[a-z0-9.-]+", str(wall)):
+                report.error(where, "in Istio, wall_cluster must be outbound|<port>||<service fqdn> (the sidecar's public port)")
         elif key[1] == "EnvoyExtensionPolicy":
             for i, wasm in enumerate(spec.get("wasm") or []):
                 check_plugin_config(wasm.get("config"), f"{where} wasm[{i}]", report, None)
@@ -786,6 +794,12 @@ def _mutations() -> list[tuple[str, Mutation]]:
     def sidecar_cluster_missing(i: Inputs) -> None:
         set_plugin_json(i.envoy[prod], sidecar_cluster="lightning_wall")
 
+    def wall_cluster_missing(i: Inputs) -> None:
+        plugin = wasm_plugin(i.envoy[prod])
+        config = json.loads(plugin["configuration"]["value"])
+        del config["wall_cluster"]
+        plugin["configuration"]["value"] = json.dumps(config)
+
     def timeout_out_of_range(i: Inputs) -> None:
         set_plugin_json(i.envoy["envoy/envoy.yaml"], timeout_ms=0)
 
@@ -990,7 +1004,7 @@ def _mutations() -> list[tuple[str, Mutation]]:
 
     return [(f.__name__, f) for f in (
         misspelt_hcm_field, unknown_cluster_enum, bad_duration, unknown_field_inside_any,
-        fail_open_wasm, key_material_in_plugin_config, sidecar_cluster_missing,
+        fail_open_wasm, key_material_in_plugin_config, sidecar_cluster_missing, wall_cluster_missing,
         timeout_out_of_range, route_to_missing_cluster, admin_exposed, router_not_last,
         wall_filter_removed, k8s_misspelt_security_context,
         k8s_wrong_type, k8s_embedded_envoy_broken, k8s_embedded_sidecar_config_broken,
