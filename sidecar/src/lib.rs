@@ -3,6 +3,7 @@
 //! per-worker caches, counters and its copy of the revocation list, all rebuilt from the sidecar.
 
 pub mod api;
+pub mod batch;
 pub mod clock;
 pub mod config;
 pub mod deposit;

@@ -9,13 +9,11 @@
 //! timer: an idle sidecar reads at once, a busy one batches by itself. A batched read is no
 //! staler than a read of its own: it starts after every caller in it asked.
 
-use std::sync::Arc;
-
 use sqlx::Row;
-use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::deposits::LiveCounts;
 use super::{StoreError, to_u64};
+use crate::batch::{Batches, Failed};
 
 /// Most networks in one statement.
 const MAX_BATCH: usize = 256;
@@ -32,72 +30,40 @@ const COUNTS: &str = "SELECT \
       AND client_prefix = p.prefix) AS unpaid \
      FROM UNNEST($1::text[]) WITH ORDINALITY AS p(prefix, n) ORDER BY p.n";
 
-struct Job {
-    prefix: String,
-    done: oneshot::Sender<Result<LiveCounts, StoreError>>,
-}
-
 /// The handle the store keeps; the reader tasks end when the last handle is dropped.
 #[derive(Clone, Debug)]
 pub(super) struct PrefixCounts {
-    jobs: mpsc::Sender<Job>,
+    reads: Batches<String, LiveCounts>,
 }
 
 impl PrefixCounts {
     /// Starts the reader tasks on the current tokio runtime.
     pub(super) fn start(pool: sqlx::PgPool) -> PrefixCounts {
-        let (jobs, queue) = mpsc::channel(QUEUE);
-        let queue = Arc::new(Mutex::new(queue));
-        for _ in 0..READERS {
-            tokio::spawn(read_batches(pool.clone(), queue.clone()));
-        }
-        PrefixCounts { jobs }
+        let reads = Batches::start(READERS, MAX_BATCH, QUEUE, move |prefixes: Vec<String>| {
+            let pool = pool.clone();
+            async move { read(&pool, &prefixes).await }
+        });
+        PrefixCounts { reads }
     }
 
     /// Held and unpaid deposits of `prefix`, read after this call began.
     pub(super) async fn get(&self, prefix: &str) -> Result<LiveCounts, StoreError> {
-        let (done, answer) = oneshot::channel();
-        let job = Job {
-            prefix: prefix.to_owned(),
-            done,
-        };
-        self.jobs
-            .send(job)
+        self.reads
+            .call(prefix.to_owned())
             .await
-            .map_err(|_| StoreError::WriterGone)?;
-        answer.await.map_err(|_| StoreError::WriterGone)?
+            .map_err(|failed| match failed {
+                Failed::Batch { message, .. } => StoreError::ReadFailed { message },
+                Failed::Gone => StoreError::WriterGone,
+            })
     }
 }
 
-/// Takes a batch (holding the queue only while taking it), reads it, answers its callers.
-async fn read_batches(pool: sqlx::PgPool, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match read(&pool, &batch).await {
-            Ok(counts) => {
-                for (job, counts) in batch.drain(..).zip(counts) {
-                    let _ = job.done.send(Ok(counts));
-                }
-            }
-            Err(e) => {
-                let message = e.to_string();
-                for job in batch.drain(..) {
-                    let _ = job.done.send(Err(StoreError::ReadFailed {
-                        message: message.clone(),
-                    }));
-                }
-            }
-        }
-    }
-}
-
-async fn read(pool: &sqlx::PgPool, batch: &[Job]) -> Result<Vec<LiveCounts>, StoreError> {
-    let prefixes: Vec<&str> = batch.iter().map(|j| j.prefix.as_str()).collect();
+async fn read(pool: &sqlx::PgPool, prefixes: &[String]) -> Result<Vec<LiveCounts>, StoreError> {
     let rows = sqlx::query(COUNTS).bind(prefixes).fetch_all(pool).await?;
-    if rows.len() != batch.len() {
+    if rows.len() != prefixes.len() {
         return Err(StoreError::Corrupt {
             table: "deposits",
-            problem: format!("{} counts for {} networks", rows.len(), batch.len()),
+            problem: format!("{} counts for {} networks", rows.len(), prefixes.len()),
         });
     }
     rows.iter()

@@ -14,14 +14,13 @@
 use sqlx::Row;
 use std::sync::Arc;
 
-use tokio::sync::{Mutex, mpsc, oneshot};
-
 use super::deposit_rows::{
     INSERT_AUDIT, INSERT_UNNEST, NewRow, TransitionRow, UPDATE_DEPOSIT, bind_row, bind_update,
     insert_rows,
 };
 use super::deposits::ApplyOutcome;
 use super::{Pool, StoreError, dispatch};
+use crate::batch::{Batches, Failed};
 
 /// Most rows in one transaction: bounds the time a batch holds the write lock.
 const MAX_BATCH: usize = 256;
@@ -42,23 +41,12 @@ enum Written {
     Applied(ApplyOutcome),
 }
 
-struct Job {
-    write: Write,
-    done: oneshot::Sender<Result<Written, StoreError>>,
-}
-
-/// The handle the store keeps; the writer task ends when the last handle is dropped.
+/// The handle the store keeps; the writer tasks end when the last handle is dropped.
 #[derive(Clone, Debug)]
 pub(super) struct Inserter {
-    jobs: mpsc::Sender<Job>,
+    queued: Batches<Write, Result<Written, StoreError>>,
     /// PostgreSQL: transitions are written at once, each in its own transaction, by this.
     direct: Option<Arc<Writer>>,
-}
-
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").finish_non_exhaustive()
-    }
 }
 
 impl Inserter {
@@ -67,34 +55,36 @@ impl Inserter {
     /// commits while the previous one waits for its WAL flush (the flushes of concurrent commits
     /// are shared by PostgreSQL's own group commit).
     pub(super) fn start(pool: Pool) -> Inserter {
-        let (jobs, queue) = mpsc::channel(QUEUE);
-        let queue = Arc::new(Mutex::new(queue));
         let writers = match pool {
             Pool::Sqlite(_) => 1,
             Pool::Postgres(_) => POSTGRES_WRITERS,
         };
         let (insert_revocation, revocation_lock) = super::records::revocation_sql(&pool);
-        let writer = || Writer {
+        let writer = Arc::new(Writer {
             pool: pool.clone(),
             insert_revocation,
             revocation_lock,
-        };
-        for _ in 0..writers {
-            tokio::spawn(writer().run(queue.clone()));
-        }
-        let direct = matches!(pool, Pool::Postgres(_)).then(|| Arc::new(writer()));
-        Inserter { jobs, direct }
+        });
+        let batch_writer = writer.clone();
+        let queued = Batches::start(writers, MAX_BATCH, QUEUE, move |writes: Vec<Write>| {
+            let writer = batch_writer.clone();
+            async move { writer.write_queued(writes).await }
+        });
+        let direct = matches!(pool, Pool::Postgres(_)).then_some(writer);
+        Inserter { queued, direct }
     }
 
     async fn write(&self, write: Write) -> Result<Written, StoreError> {
-        let (done, answer) = oneshot::channel();
-        self.jobs
-            .send(Job { write, done })
+        // A batch that failed rolled back: none of its writes happened, every caller learns
+        // it. A writer gone mid-batch (runtime shut down) leaves the write's fate unknown to
+        // us, so that is reported as a failure too (the caller acts on nothing).
+        self.queued
+            .call(write)
             .await
-            .map_err(|_| StoreError::WriterGone)?;
-        // The writer drops the sender only if its task died mid-batch (runtime shut down):
-        // the write's fate is unknown to us, so report failure (the caller acts on nothing).
-        answer.await.map_err(|_| StoreError::WriterGone)?
+            .map_err(|failed| match failed {
+                Failed::Batch { rows, message } => StoreError::BatchFailed { rows, message },
+                Failed::Gone => StoreError::WriterGone,
+            })?
     }
 
     /// Inserts one row; returns once the transaction holding it committed (or failed).
@@ -134,48 +124,46 @@ struct Writer {
 }
 
 impl Writer {
-    /// Takes a batch (holding the queue only while taking it, so another writer can take the
-    /// next one meanwhile), writes it, answers its callers; until every handle is dropped.
-    async fn run(self, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        while queue.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            let (inserts, applies): (Vec<_>, Vec<_>) = batch
-                .drain(..)
-                .partition(|j| matches!(j.write, Write::Insert(_)));
-            let rows: Vec<&NewRow> = inserts
-                .iter()
-                .filter_map(|j| match &j.write {
-                    Write::Insert(row) => Some(row),
-                    Write::Apply(_) => None,
-                })
-                .collect();
-            let transitions: Vec<&TransitionRow> = applies
-                .iter()
-                .filter_map(|j| match &j.write {
-                    Write::Apply(row) => Some(row),
-                    Write::Insert(_) => None,
-                })
-                .collect();
-            match self.write(&rows, &transitions).await {
-                Ok(outcomes) => {
-                    for (job, outcome) in inserts.into_iter().chain(applies).zip(outcomes) {
-                        let _ = job.done.send(outcome);
-                    }
+    /// A batch of queued writes in one commit; the outcomes in the order of `writes`.
+    async fn write_queued(
+        &self,
+        writes: Vec<Write>,
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        let rows: Vec<&NewRow> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Insert(row) => Some(row),
+                Write::Apply(_) => None,
+            })
+            .collect();
+        let transitions: Vec<&TransitionRow> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Apply(row) => Some(row),
+                Write::Insert(_) => None,
+            })
+            .collect();
+        let mut outcomes = self
+            .write(&rows, &transitions)
+            .await
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, rows = writes.len(), "a group commit of deposit writes failed");
+            })?;
+        // `write` answers the inserts first, then the transitions: back to the queue's order.
+        let mut applied = outcomes
+            .split_off(rows.len().min(outcomes.len()))
+            .into_iter();
+        let mut inserted = outcomes.into_iter();
+        Ok(writes
+            .iter()
+            .map(|w| {
+                match w {
+                    Write::Insert(_) => inserted.next(),
+                    Write::Apply(_) => applied.next(),
                 }
-                Err(e) => {
-                    // Rolled back: none of these writes happened. Every caller learns it.
-                    let rows = inserts.len() + applies.len();
-                    tracing::warn!(error = %e, rows, "a group commit of deposit writes failed");
-                    let message = e.to_string();
-                    for job in inserts.into_iter().chain(applies) {
-                        let _ = job.done.send(Err(StoreError::BatchFailed {
-                            rows,
-                            message: message.clone(),
-                        }));
-                    }
-                }
-            }
-        }
+                .unwrap_or(Err(StoreError::WriterGone))
+            })
+            .collect())
     }
 
     /// One transaction for all `rows` and `transitions`; the outcomes in that order. New rows

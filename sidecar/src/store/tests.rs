@@ -821,6 +821,84 @@ async fn a_failed_group_commit_fails_every_caller_in_it_and_stores_none_of_them(
     store.insert_deposit(&d, &p).await.unwrap();
 }
 
+/// SQLite only (PostgreSQL writes transitions at once): inserts and transitions queued behind a
+/// held write lock go into one group commit, and each caller gets its own outcome whatever the
+/// order they queued in — an applied transition, a new row, a stale transition, a duplicate.
+#[tokio::test]
+async fn inserts_and_transitions_in_one_group_commit_each_get_their_own_outcome() {
+    use sqlx::ConnectOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lw.db");
+    let store = Store::open_sqlite(&path).await.unwrap();
+    let (a, a_preimage) = deposit(1, "203.0.113.0/24");
+    let (c, c_preimage) = deposit(3, "203.0.113.0/24");
+    store.insert_deposit(&a, &a_preimage).await.unwrap();
+    store.insert_deposit(&c, &c_preimage).await.unwrap();
+    let read_a = store.deposit(&a.payment_hash).await.unwrap().unwrap();
+    let read_c = store.deposit(&c.payment_hash).await.unwrap().unwrap();
+    let held_a = step(&read_a.deposit, accepted(), Timestamp(1_010)).unwrap();
+    let held_c = step(&read_c.deposit, accepted(), Timestamp(1_010)).unwrap();
+
+    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    // The first batch (one row) waits for the lock while the next four queue behind it.
+    let first = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let (d, p) = deposit(9, "203.0.113.0/24");
+            store.insert_deposit(&d, &p).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let applied = {
+        let store = store.clone();
+        tokio::spawn(async move { store.apply(read_a.version, &held_a, Timestamp(1_010)).await })
+    };
+    let inserted = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let (d, p) = deposit(2, "203.0.113.0/24");
+            store.insert_deposit(&d, &p).await
+        })
+    };
+    let stale = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .apply(read_c.version + 7, &held_c, Timestamp(1_010))
+                .await
+        })
+    };
+    let duplicate = {
+        let store = store.clone();
+        tokio::spawn(async move { store.insert_deposit(&a, &a_preimage).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+
+    first.await.unwrap().unwrap();
+    assert_eq!(
+        applied.await.unwrap().unwrap(),
+        ApplyOutcome::Applied {
+            version: 2,
+            token_revoked: false
+        }
+    );
+    inserted.await.unwrap().unwrap();
+    assert_eq!(stale.await.unwrap().unwrap(), ApplyOutcome::Stale);
+    assert!(matches!(
+        duplicate.await.unwrap(),
+        Err(StoreError::Duplicate)
+    ));
+}
+
 on_both_stores!(paging_through_unfinished_deposits_sees_each_exactly_once);
 async fn paging_through_unfinished_deposits_sees_each_exactly_once(store: Store) {
     for n in 0..25u8 {

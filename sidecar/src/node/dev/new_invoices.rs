@@ -10,31 +10,19 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
-
 use super::rules::DevInvoice;
 use super::store::{DevStore, StoreError};
+use crate::batch::{Batches, Failed};
 
 /// Most invoices in one statement (13 values each, far below SQLite's bound on variables).
 pub(super) const MAX_BATCH: usize = 64;
 /// Callers queued beyond the batch being written; more wait for room (backpressure).
 const QUEUE: usize = 4096;
 
-struct Job {
-    invoice: DevInvoice,
-    done: oneshot::Sender<Result<bool, StoreError>>,
-}
-
 /// The handle the node keeps; the writer task ends when the last handle is dropped.
 #[derive(Debug)]
 pub(super) struct NewInvoices {
-    jobs: mpsc::Sender<Job>,
-}
-
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").finish_non_exhaustive()
-    }
+    inserts: Batches<DevInvoice, bool>,
 }
 
 impl NewInvoices {
@@ -42,52 +30,27 @@ impl NewInvoices {
     /// node's write lock, so a batch never meets another writer of the database in SQLite's
     /// busy handler.
     pub(super) fn start(store: DevStore, writes: Arc<tokio::sync::Mutex<()>>) -> NewInvoices {
-        let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(store, writes, queue));
-        NewInvoices { jobs }
+        let inserts = Batches::start(1, MAX_BATCH, QUEUE, move |invoices: Vec<DevInvoice>| {
+            let (store, writes) = (store.clone(), writes.clone());
+            async move {
+                let _writing = writes.lock().await;
+                let invoices: Vec<&DevInvoice> = invoices.iter().collect();
+                store.insert_many(&invoices).await
+            }
+        });
+        NewInvoices { inserts }
     }
 
     /// Stores a new invoice; `Ok(false)` when its hash already exists (never overwritten).
-    /// Returns once the statement holding it is done.
+    /// Returns once the statement holding it is done; when that statement failed, none of the
+    /// invoices in it was stored and every caller learns it.
     pub(super) async fn insert(&self, invoice: DevInvoice) -> Result<bool, StoreError> {
-        let (done, answer) = oneshot::channel();
-        self.jobs
-            .send(Job { invoice, done })
+        self.inserts
+            .call(invoice)
             .await
-            .map_err(|_| StoreError::WriterGone)?;
-        answer.await.map_err(|_| StoreError::WriterGone)?
-    }
-}
-
-async fn write_batches(
-    store: DevStore,
-    writes: Arc<tokio::sync::Mutex<()>>,
-    mut queue: mpsc::Receiver<Job>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let invoices: Vec<&DevInvoice> = batch.iter().map(|j| &j.invoice).collect();
-        let written = {
-            let _writing = writes.lock().await;
-            store.insert_many(&invoices).await
-        };
-        match written {
-            Ok(inserted) => {
-                for (job, inserted) in batch.drain(..).zip(inserted) {
-                    let _ = job.done.send(Ok(inserted));
-                }
-            }
-            Err(e) => {
-                // One statement: none of the batch was stored. Every caller learns it.
-                let message = e.to_string();
-                let rows = batch.len();
-                for job in batch.drain(..) {
-                    let _ = job.done.send(Err(StoreError::BatchFailed {
-                        rows,
-                        message: message.clone(),
-                    }));
-                }
-            }
-        }
+            .map_err(|failed| match failed {
+                Failed::Batch { rows, message } => StoreError::BatchFailed { rows, message },
+                Failed::Gone => StoreError::WriterGone,
+            })
     }
 }
