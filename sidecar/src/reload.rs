@@ -41,6 +41,26 @@ pub struct Loaded {
     pub file_sha256: Option<String>,
 }
 
+impl Loaded {
+    /// `config` in force from now, with what is derived from it: the filter policy and the
+    /// merged texts.
+    fn new(
+        config: Arc<Config>,
+        keys: &Keys,
+        generation: u64,
+        file_sha256: Option<String>,
+    ) -> Loaded {
+        Loaded {
+            policy: Arc::new(FilterPolicy::of(&config, keys)),
+            texts: config.wall.texts(),
+            config,
+            generation,
+            loaded_at: Timestamp::now(),
+            file_sha256,
+        }
+    }
+}
+
 /// What a reload attempt did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -77,14 +97,7 @@ impl Live {
             .as_ref()
             .and_then(|p| std::fs::read(p).ok())
             .map(|b| sha256_hex(&b));
-        let loaded = Loaded {
-            policy: Arc::new(FilterPolicy::of(&config, &keys)),
-            texts: config.wall.texts(),
-            config,
-            generation: 1,
-            loaded_at: Timestamp::now(),
-            file_sha256: file_sha256.clone(),
-        };
+        let loaded = Loaded::new(config, &keys, 1, file_sha256.clone());
         metrics.config_loaded(loaded.generation, loaded.loaded_at);
         Live {
             current: RwLock::new(Arc::new(loaded)),
@@ -176,14 +189,12 @@ impl Live {
                 ),
             ),
             Change::Apply(sections) => {
-                let loaded = Arc::new(Loaded {
-                    policy: Arc::new(FilterPolicy::of(&new, &self.keys)),
-                    texts: new.wall.texts(),
-                    config: Arc::new(new),
-                    generation: old.generation + 1,
-                    loaded_at: Timestamp::now(),
-                    file_sha256: Some(hash.clone()),
-                });
+                let loaded = Arc::new(Loaded::new(
+                    Arc::new(new),
+                    &self.keys,
+                    old.generation + 1,
+                    Some(hash.clone()),
+                ));
                 for warning in loaded.config.warnings() {
                     tracing::warn!(%warning, "configuration (see `lightning-wall check-config`)");
                 }

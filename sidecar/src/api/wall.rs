@@ -337,7 +337,7 @@ async fn leave(State(state): State<AppState>, headers: HeaderMap) -> Result<Resp
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
         let page = super::wall_page::left_page(
-            &state.config().wall,
+            &state.live.current(),
             host,
             d.public_state(),
             d.amount_msat / 1000,
@@ -431,7 +431,7 @@ async fn continue_after_paying(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
     let page = super::wall_page::continue_page(
-        &state.config().wall,
+        &state.live.current(),
         host,
         d.state == DepositState::AwaitingPayment,
         d.public_state(),

@@ -17,6 +17,7 @@ use super::AppState;
 use super::credential::PREFIX;
 use super::error::ApiError;
 use crate::config::WallConfig;
+use crate::reload::Loaded;
 use lightning_wall_contract::wall_text::{escape_html, fill, sats, text};
 
 const WALL_JS: &str = include_str!("wall_page/wall.js");
@@ -66,23 +67,23 @@ pub async fn leave_page() -> Response {
 /// The answer to the leave page's form posted without a script (wall.rs `leave`; with one,
 /// wall.js reads the JSON and follows the refund itself): the deposit goes back, or had
 /// already ended. English, as the leave page.
-pub fn left_page(wall: &WallConfig, host: &str, state: &str, amount_sat: u64) -> Response {
-    let t = wall.texts();
+pub fn left_page(loaded: &Loaded, host: &str, state: &str, amount_sat: u64) -> Response {
+    let (wall, t) = (&loaded.config.wall, &loaded.texts);
     let (title, main) = if matches!(state, "leaving" | "refunded") {
         (
             "Deposit refunded".to_owned(),
             format!(
                 "<p>Your deposit of {amount} goes back to your wallet within seconds: the payment \
                  it shows as pending fails, and the sats are spendable again.</p>",
-                amount = escape_html(&sats(amount_sat, &t)),
+                amount = escape_html(&sats(amount_sat, t)),
             ),
         )
     } else {
         (
-            text(&t, "deposit_ended_title").to_owned(),
+            text(t, "deposit_ended_title").to_owned(),
             format!(
                 "<p>{}</p>",
-                escape_html(&fill(text(&t, "ended"), &[("state", state)]))
+                escape_html(&fill(text(t, "ended"), &[("state", state)]))
             ),
         )
     };
@@ -99,7 +100,7 @@ pub fn left_page(wall: &WallConfig, host: &str, state: &str, amount_sat: u64) ->
 /// the deposit ended (a link back, where a new wall waits). No script: this is the
 /// no-JavaScript path.
 pub fn continue_page(
-    wall: &WallConfig,
+    loaded: &Loaded,
     host: &str,
     awaiting: bool,
     state: &str,
@@ -107,12 +108,12 @@ pub fn continue_page(
     macaroon: &str,
     to: &str,
 ) -> Response {
-    let t = wall.texts();
+    let (wall, t) = (&loaded.config.wall, &loaded.texts);
     let to = escape_html(to);
     let (title, main) = if awaiting {
         let invoice = escape_html(invoice);
         (
-            text(&t, "not_paid_title"),
+            text(t, "not_paid_title"),
             format!(
                 "<p>{not_paid}</p>\n<img class=\"lw-qr\" src=\"{PREFIX}/qr.svg?invoice={invoice}\" \
                  alt=\"{qr_alt}\" width=\"288\" height=\"288\">\n<p><a class=\"lw-button\" \
@@ -121,21 +122,21 @@ pub fn continue_page(
                  method=\"post\" action=\"{PREFIX}/continue\"><input type=\"hidden\" \
                  name=\"macaroon\" value=\"{macaroon}\"><input type=\"hidden\" name=\"to\" \
                  value=\"{to}\"><button type=\"submit\">{check}</button></form>\n",
-                not_paid = escape_html(text(&t, "not_paid_yet")),
-                qr_alt = escape_html(text(&t, "qr_alt")),
-                open = escape_html(text(&t, "open_wallet")),
-                label = escape_html(text(&t, "invoice_label")),
+                not_paid = escape_html(text(t, "not_paid_yet")),
+                qr_alt = escape_html(text(t, "qr_alt")),
+                open = escape_html(text(t, "open_wallet")),
+                label = escape_html(text(t, "invoice_label")),
                 macaroon = escape_html(macaroon),
-                check = escape_html(text(&t, "check_payment")),
+                check = escape_html(text(t, "check_payment")),
             ),
         )
     } else {
         (
-            text(&t, "deposit_ended_title"),
+            text(t, "deposit_ended_title"),
             format!(
                 "<p>{ended}</p>\n<p><a href=\"{to}\">{link}</a></p>\n",
-                ended = escape_html(&fill(text(&t, "ended"), &[("state", state)])),
-                link = escape_html(text(&t, "continue_link")),
+                ended = escape_html(&fill(text(t, "ended"), &[("state", state)])),
+                link = escape_html(text(t, "continue_link")),
             ),
         )
     };
