@@ -157,14 +157,12 @@ def check_plugin_config(config: Any, where: str, report: Report, clusters: set[s
     for problem in schema_errors(config, PLUGIN_SCHEMA):
         report.error(where, f"plugin configuration: {problem}")
     if clusters is not None and isinstance(config, dict):
-        name = config.get("sidecar_cluster")
-        if name not in clusters:
-            report.error(where, f"plugin configuration: sidecar_cluster {name!r} is not a cluster of this config")
         # Without wall_cluster a program's deposit credential with an empty proof is refused
         # (401 proof_missing): every shipped Envoy config names the public listener's cluster.
-        wall = config.get("wall_cluster")
-        if wall not in clusters:
-            report.error(where, f"plugin configuration: wall_cluster {wall!r} is not a cluster of this config")
+        for key in ("sidecar_cluster", "wall_cluster"):
+            name = config.get(key)
+            if name not in clusters:
+                report.error(where, f"plugin configuration: {key} {name!r} is not a cluster of this config")
 
 
 CIRCUIT_BREAKER_FIELDS = ("max_connections", "max_pending_requests", "max_requests")
@@ -273,12 +271,11 @@ def check_kubernetes_object(doc: dict, where: str, report: Report, lw_bin: str) 
         spec = doc.get("spec") or {}
         if key[1] == "WasmPlugin":
             check_plugin_config(spec.get("pluginConfig"), where, report, None)
-            cluster = (spec.get("pluginConfig") or {}).get("sidecar_cluster", "")
-            if not re.fullmatch(r"outbound\|\d+\|\|[a-z0-9.-]+", str(cluster)):
-                report.error(where, "in Istio, sidecar_cluster must be outbound|<port>||<service fqdn>")
-            wall = (spec.get("pluginConfig") or {}).get("wall_cluster", "")
-            if not re.fullmatch(r"outbound\|\d+\|\|[a-z0-9.-]+", str(wall)):
-                report.error(where, "in Istio, wall_cluster must be outbound|<port>||<service fqdn> (the sidecar's public port)")
+            # wall_cluster: the sidecar's public port.
+            for key in ("sidecar_cluster", "wall_cluster"):
+                cluster = (spec.get("pluginConfig") or {}).get(key, "")
+                if not re.fullmatch(r"outbound\|\d+\|\|[a-z0-9.-]+", str(cluster)):
+                    report.error(where, f"in Istio, {key} must be outbound|<port>||<service fqdn>")
         elif key[1] == "EnvoyExtensionPolicy":
             for i, wasm in enumerate(spec.get("wasm") or []):
                 check_plugin_config(wasm.get("config"), f"{where} wasm[{i}]", report, None)
@@ -753,9 +750,14 @@ def wasm_plugin(bootstrap: dict) -> dict:
 
 
 def set_plugin_json(bootstrap: dict, **changes: Any) -> None:
+    """Sets fields of the plugin JSON; a field given as None is removed."""
     plugin = wasm_plugin(bootstrap)
     config = json.loads(plugin["configuration"]["value"])
-    config.update(changes)
+    for name, value in changes.items():
+        if value is None:
+            config.pop(name, None)
+        else:
+            config[name] = value
     plugin["configuration"]["value"] = json.dumps(config)
 
 
@@ -795,10 +797,7 @@ def _mutations() -> list[tuple[str, Mutation]]:
         set_plugin_json(i.envoy[prod], sidecar_cluster="lightning_wall")
 
     def wall_cluster_missing(i: Inputs) -> None:
-        plugin = wasm_plugin(i.envoy[prod])
-        config = json.loads(plugin["configuration"]["value"])
-        del config["wall_cluster"]
-        plugin["configuration"]["value"] = json.dumps(config)
+        set_plugin_json(i.envoy[prod], wall_cluster=None)
 
     def timeout_out_of_range(i: Inputs) -> None:
         set_plugin_json(i.envoy["envoy/envoy.yaml"], timeout_ms=0)
