@@ -47,6 +47,16 @@ struct Harness {
     _dir: tempfile::TempDir,
 }
 
+impl Harness {
+    /// Opens a deposit for a client of `prefix` now; a refusal fails the test.
+    async fn open(&self, prefix: &str) -> OpenedDeposit {
+        self.lifecycle
+            .open_deposit(new_deposit(prefix), Timestamp::now())
+            .await
+            .unwrap()
+    }
+}
+
 async fn harness(s: LifecycleSettings) -> Harness {
     let (store, dir) = fixtures::sqlite().await;
     let node = RecordingNode::new();
@@ -113,11 +123,7 @@ fn count(node: &RecordingNode, hash: &PaymentHash, call: fn(PaymentHash) -> Call
 
 /// Opens a deposit and has the visitor pay it; returns once the lifecycle saw it held.
 async fn held(h: &Harness) -> PaymentHash {
-    let opened = h
-        .lifecycle
-        .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
-        .await
-        .unwrap();
+    let opened = h.open("203.0.113.0/24").await;
     let hash = opened.deposit.payment_hash;
     h.node.pay_hold(&hash, 144).unwrap();
     wait_state(&h.lifecycle, &hash, DepositState::Held).await;
@@ -127,11 +133,7 @@ async fn held(h: &Harness) -> PaymentHash {
 #[tokio::test]
 async fn an_invoice_is_handed_out_only_with_its_preimage_stored() {
     let h = harness(settings("a")).await;
-    let opened = h
-        .lifecycle
-        .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
-        .await
-        .unwrap();
+    let opened = h.open("203.0.113.0/24").await;
     let hash = opened.deposit.payment_hash;
     let stored = h.lifecycle.store().deposit(&hash).await.unwrap().unwrap();
     assert_eq!(
@@ -322,11 +324,7 @@ async fn the_hard_deadline_refunds_before_the_node_would_auto_cancel() {
     let mut s = settings("a");
     s.assumed_block_interval = Duration::from_secs(1);
     let h = harness(s).await;
-    let opened = h
-        .lifecycle
-        .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
-        .await
-        .unwrap();
+    let opened = h.open("203.0.113.0/24").await;
     let hash = opened.deposit.payment_hash;
     // HTLCs expire 26 blocks out: lnd would auto-cancel at 26 - 18 = 8 blocks; we must refund
     // at 26 - 18 - 6 = 2 blocks, i.e. after ~2 s with the assumed 1 s blocks.
@@ -352,11 +350,7 @@ async fn an_unpaid_invoice_expires_and_is_cancelled() {
     let mut s = settings("a");
     s.invoice_expiry = Duration::from_secs(1);
     let h = harness(s).await;
-    let opened = h
-        .lifecycle
-        .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
-        .await
-        .unwrap();
+    let opened = h.open("203.0.113.0/24").await;
     let hash = opened.deposit.payment_hash;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let runner = tokio::spawn(h.lifecycle.clone().run(stopped));
@@ -394,11 +388,7 @@ async fn a_cancel_that_failed_is_retried_until_the_node_confirms() {
 #[tokio::test]
 async fn a_dropped_stream_is_resumed_and_the_payment_still_seen() {
     let h = harness(settings("a")).await;
-    let opened = h
-        .lifecycle
-        .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
-        .await
-        .unwrap();
+    let opened = h.open("203.0.113.0/24").await;
     let hash = opened.deposit.payment_hash;
     eventually("watcher subscribed", || async {
         count(&h.node, &hash, Call::Subscribe) == 1
@@ -465,11 +455,7 @@ async fn reconcile_closes_a_deposit_whose_invoice_was_never_created() {
 #[tokio::test]
 async fn reconcile_applies_an_accept_that_happened_while_down() {
     let h = harness(settings("a")).await;
-    let opened = h
-        .lifecycle
-        .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
-        .await
-        .unwrap();
+    let opened = h.open("203.0.113.0/24").await;
     let hash = opened.deposit.payment_hash;
     let store = h.lifecycle.store().clone();
     drop(h.lifecycle); // watchers keep running in this runtime; use a fresh lifecycle to check
@@ -493,12 +479,7 @@ async fn the_global_unpaid_limit_holds_while_the_count_is_reused_and_frees_up_af
     let mut opened = Vec::new();
     for n in 0..5 {
         let prefix = format!("198.51.{n}.0/24");
-        opened.push(
-            h.lifecycle
-                .open_deposit(new_deposit(&prefix), Timestamp::now())
-                .await
-                .unwrap(),
-        );
+        opened.push(h.open(&prefix).await);
     }
     let err = h
         .lifecycle
@@ -522,10 +503,7 @@ async fn the_global_unpaid_limit_holds_while_the_count_is_reused_and_frees_up_af
         .await
         .unwrap();
     tokio::time::sleep(LIVE_COUNT_FOR + Duration::from_millis(50)).await;
-    h.lifecycle
-        .open_deposit(new_deposit("192.0.2.0/24"), Timestamp::now())
-        .await
-        .unwrap();
+    h.open("192.0.2.0/24").await;
 }
 
 #[tokio::test]
@@ -537,12 +515,7 @@ async fn unpaid_deposits_never_use_up_the_global_held_cap() {
     let mut opened = Vec::new();
     for n in 0..6 {
         let prefix = format!("198.51.{n}.0/24");
-        opened.push(
-            h.lifecycle
-                .open_deposit(new_deposit(&prefix), Timestamp::now())
-                .await
-                .unwrap(),
-        );
+        opened.push(h.open(&prefix).await);
     }
     // Two of them are paid: the held cap is reached and the next deposit is refused.
     for o in &opened[..2] {
@@ -695,10 +668,7 @@ async fn unpaid_invoices_never_lock_a_network_out_of_the_held_cap() {
         ),
         "{err}"
     );
-    h.lifecycle
-        .open_deposit(new_deposit("198.51.100.0/24"), Timestamp::now())
-        .await
-        .unwrap();
+    h.open("198.51.100.0/24").await;
 }
 
 #[tokio::test]
@@ -747,11 +717,7 @@ async fn while_drained_the_sweeper_gives_back_a_deposit_paid_after_the_drain_pas
     let h = harness(settings("a")).await;
     // Minted by a replica that had not seen the flag yet: open, then the drain starts on
     // another replica (the flag only, no pass here), then the visitor pays.
-    let opened = h
-        .lifecycle
-        .open_deposit(new_deposit("203.0.113.0/24"), Timestamp::now())
-        .await
-        .unwrap();
+    let opened = h.open("203.0.113.0/24").await;
     let hash = opened.deposit.payment_hash;
     h.lifecycle
         .store()
