@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lightning_wall::config::Config;
 use lightning_wall::ids::PaymentHash;
@@ -100,11 +100,44 @@ fn random_hex() -> String {
     hex::encode(bytes)
 }
 
-/// Three distinct free loopback ports: all three are held while the next is drawn, so the kernel
-/// cannot hand the same one out twice (two listeners on one port fail the config check).
+/// Three distinct free loopback ports for the sidecar's listeners, which bind them later.
+///
+/// Drawn below the kernel's ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`, 32768
+/// and up by default): a port from that range — what `bind(0)` returns — is also what the kernel
+/// hands out as the source port of any outgoing connection, so between the draw and the
+/// sidecar's bind another test's client could take it ("Address already in use", seen in CI).
+/// Below the range the kernel hands nothing out; a per-process random start and a counter keep
+/// the draws of parallel tests and processes apart, and each port is checked free by binding
+/// it, all three held until the last is drawn. Where the range starts too low to leave room,
+/// the kernel draws, as before.
 fn free_ports() -> (u16, u16, u16) {
-    let bind = || TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
-    let held = [bind(), bind(), bind()];
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOWEST: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let room = ephemeral_start.saturating_sub(LOWEST);
+    let draw = || -> TcpListener {
+        if room < 1_000 {
+            return TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        }
+        let _ = NEXT.compare_exchange(
+            u32::MAX,
+            u32::from_str_radix(&random_hex()[..8], 16).expect("hex") % room,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        for _ in 0..room {
+            let port = LOWEST + NEXT.fetch_add(1, Ordering::SeqCst) % room;
+            if let Ok(l) = TcpListener::bind(("127.0.0.1", port as u16)) {
+                return l;
+            }
+        }
+        panic!("no free loopback port in {LOWEST}..{ephemeral_start}");
+    };
+    let held = [draw(), draw(), draw()];
     let port = |l: &TcpListener| l.local_addr().expect("a bound address").port();
     (port(&held[0]), port(&held[1]), port(&held[2]))
 }
@@ -737,6 +770,20 @@ impl Drop for Wall {
 }
 
 /// A response's status.
+/// The test config's limits are per minute, in windows aligned on the epoch by the host's clock
+/// (docs/deployment.md "Several Envoy replicas"), and a test host's clock starts at the real
+/// time. Call before [`Wall::start`] when a test's counted hits have ticks between them: waiting
+/// until early in a minute keeps them in one window (a window edge between them would restart
+/// the count, as it does for a visitor, and the test would see no forfeit).
+pub fn early_in_a_minute() {
+    let second = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() % 60);
+    if second > 30 {
+        std::thread::sleep(Duration::from_secs(61 - second));
+    }
+}
+
 pub fn status(ex: &Exchange) -> Option<u16> {
     ex.response.as_ref().and_then(|r| r.status())
 }

@@ -7,25 +7,12 @@
 //! spreading fewer is refunded when leaving (CANCELED).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use lightning_wall::node::InvoiceState;
 use lightning_wall_e2e::testing::{Request, TestHost, echo_upstream};
-use lightning_wall_e2e::{Wall, status};
+use lightning_wall_e2e::{Wall, early_in_a_minute, status};
 use lightning_wall_host::{HeaderMap, Message};
-
-/// The test config's limits are per minute, in windows aligned on the epoch: start early in
-/// one, so a test's requests on both hosts (whose clocks start seconds apart) share a window.
-fn early_in_a_minute() {
-    let second = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        % 60;
-    if second > 30 {
-        std::thread::sleep(Duration::from_secs(61 - second));
-    }
-}
 
 /// The sidecar and a second proxy instance in front of it, both bootstrapped with their
 /// revocation snapshot loaded.
