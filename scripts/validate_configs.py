@@ -257,7 +257,19 @@ def check_no_application_trap(text: str, where: str, report: Report) -> None:
                 report.error(where, f"routes[{i}].deposit.trap_paths: {trap} is a page honest users request; never a trap")
 
 
-def check_kubernetes_object(doc: dict, where: str, report: Report, lw_bin: str) -> None:
+def patched_clusters(docs: list[Any]) -> set[str]:
+    """The names of the clusters a file's EnvoyPatchPolicies add (Envoy Gateway creates
+    clusters only for route backends: the filter's call-out clusters are patched in)."""
+    names = set()
+    for doc in docs:
+        if isinstance(doc, dict) and doc.get("kind") == "EnvoyPatchPolicy":
+            for patch in (doc.get("spec") or {}).get("jsonPatches") or []:
+                if patch.get("type", "").endswith(".Cluster"):
+                    names.add(patch.get("name"))
+    return names
+
+
+def check_kubernetes_object(doc: dict, where: str, report: Report, lw_bin: str, patched: set[str]) -> None:
     key = (doc.get("apiVersion"), doc.get("kind"))
     where = f"{where} {key[1]}/{(doc.get('metadata') or {}).get('name')}"
     if key in CRD_SCHEMAS:
@@ -278,7 +290,7 @@ def check_kubernetes_object(doc: dict, where: str, report: Report, lw_bin: str) 
                     report.error(where, f"in Istio, {key} must be outbound|<port>||<service fqdn>")
         elif key[1] == "EnvoyExtensionPolicy":
             for i, wasm in enumerate(spec.get("wasm") or []):
-                check_plugin_config(wasm.get("config"), f"{where} wasm[{i}]", report, None)
+                check_plugin_config(wasm.get("config"), f"{where} wasm[{i}]", report, patched)
         elif key[1] == "EnvoyPatchPolicy":
             for i, patch in enumerate(spec.get("jsonPatches") or []):
                 op = patch.get("operation") or {}
@@ -439,7 +451,7 @@ def check_kubernetes_file(docs: list[Any], where: str, report: Report, lw_bin: s
         if not isinstance(doc, dict):
             report.error(f"{where} document {i}", "not a mapping")
             continue
-        check_kubernetes_object(doc, where, report, lw_bin)
+        check_kubernetes_object(doc, where, report, lw_bin, patched_clusters(docs))
     check_config_mounts(docs, where, report)
     check_rollout(docs, where, report)
     if where.startswith("deploy/kubernetes/"):
@@ -855,6 +867,10 @@ def _mutations() -> list[tuple[str, Mutation]]:
         spec = find(i.kubernetes["examples/kubernetes/istio-wasmplugin.yaml"], "WasmPlugin")["spec"]
         spec["pluginConfig"]["sidecar_cluster"] = "lightning_wall_sidecar"
 
+    def eg_wall_cluster_missing(i: Inputs) -> None:
+        spec = find(i.kubernetes["examples/kubernetes/envoy-gateway.yaml"], "EnvoyExtensionPolicy")["spec"]
+        del spec["wasm"][0]["config"]["wall_cluster"]
+
     def eg_image_type_without_image(i: Inputs) -> None:
         spec = find(i.kubernetes["examples/kubernetes/envoy-gateway.yaml"], "EnvoyExtensionPolicy")["spec"]
         del spec["wasm"][0]["code"]["image"]
@@ -1010,7 +1026,7 @@ def _mutations() -> list[tuple[str, Mutation]]:
         internal_listener_exposed_without_token,
         sidecar_cluster_without_circuit_breakers, k8s_public_cluster_without_max_requests,
         k8s_unknown_kind, crd_without_name, istio_envoy_spelling, istio_plain_cluster_name,
-        eg_image_type_without_image, eg_patched_cluster_broken, httproute_bad_match_type,
+        eg_wall_cluster_missing, eg_image_type_without_image, eg_patched_cluster_broken, httproute_bad_match_type,
         dockerfile_missing_source, dockerfile_runs_as_root, dockerfile_member_not_copied,
         dockerfile_build_command_differs, dockerfile_unpinned_base, dockerfile_lint_finding,
         wasm_image_not_single_layer, wasm_image_wrong_file_name,
