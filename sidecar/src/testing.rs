@@ -2,6 +2,9 @@
 //! rules (settle on OPEN fails, settle/cancel twice succeed, cancel after settle fails, hashes
 //! are never reused, single-invoice streams send the current state first and end after a final
 //! one) and records every call, so tests can assert "no double action". Never used in `serve`.
+//! Also the tests' free loopback ports ([`ports`]).
+
+pub mod ports;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -9,7 +9,6 @@
 //! keep arriving until the last kill), `LW_CRASH_STORE=postgres` (a fresh database next to
 //! `LW_TEST_POSTGRES_URL` instead of SQLite). `make fault` runs 1,000 kills.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
@@ -21,16 +20,9 @@ use lightning_wall::ids::PaymentHash;
 use lightning_wall::node::dev::{DevNode, DevNodeConfig};
 use lightning_wall::node::{InvoiceState, Node, NodeError};
 use lightning_wall::store::Store;
+use lightning_wall::testing::ports::loopback_ports;
 use rand::Rng;
 use serde_json::{Value, json};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Sidecar {
     config: PathBuf,
@@ -339,7 +331,7 @@ async fn kill_9_at_random_points_loses_nothing_and_never_acts_twice() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let store_at = StoreAt::choose(dir.path()).await;
-    let (internal_port, public_port) = (free_port(), free_port());
+    let [internal_port, public_port] = loopback_ports::<2>();
     let mut sidecar = Sidecar {
         config: write_config(dir.path(), internal_port, public_port, &store_at),
         log: dir.path().join("sidecar.log"),

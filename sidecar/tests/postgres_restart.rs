@@ -7,7 +7,6 @@
 //! Needs PostgreSQL's server binaries (`LW_TEST_PG_BIN`, default `pg_config --bindir`);
 //! as root, the server runs as the `postgres` user (it refuses to run as root).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -20,15 +19,8 @@ use lightning_wall::ids::PaymentHash;
 use lightning_wall::node::{InvoiceState, Node};
 use lightning_wall::serve::start;
 use lightning_wall::store::Store;
+use lightning_wall::testing::ports::loopback_port;
 use serde_json::{Value, json};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A PostgreSQL server of our own in a temp dir. Dropping it stops it.
 struct PrivatePostgres {
@@ -67,7 +59,7 @@ impl PrivatePostgres {
         let pg = PrivatePostgres {
             bin,
             data: dir.path().join("pg"),
-            port: free_port(),
+            port: loopback_port(),
             as_postgres_user,
             _dir: dir,
         };

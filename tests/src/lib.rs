@@ -6,7 +6,6 @@
 //! a failed setup step panics with what went wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::Arc;
@@ -16,6 +15,7 @@ use lightning_wall::config::Config;
 use lightning_wall::ids::PaymentHash;
 use lightning_wall::node::{InvoiceState, Node};
 use lightning_wall::serve::{Running, start};
+use lightning_wall::testing::ports::loopback_ports;
 use lightning_wall_host::Runtime;
 use lightning_wall_host::stream::Message;
 use lightning_wall_host::testing::{Exchange, Request, TestHost, echo_upstream, wasm_file};
@@ -98,48 +98,6 @@ fn random_hex() -> String {
         .and_then(|mut f| f.read_exact(&mut bytes))
         .expect("/dev/urandom");
     hex::encode(bytes)
-}
-
-/// Three distinct free loopback ports for the sidecar's listeners, which bind them later.
-///
-/// Drawn below the kernel's ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`, 32768
-/// and up by default): a port from that range — what `bind(0)` returns — is also what the kernel
-/// hands out as the source port of any outgoing connection, so between the draw and the
-/// sidecar's bind another test's client could take it ("Address already in use", seen in CI).
-/// Below the range the kernel hands nothing out; a per-process random start and a counter keep
-/// the draws of parallel tests and processes apart, and each port is checked free by binding
-/// it, all three held until the last is drawn. Where the range starts too low to leave room,
-/// the kernel draws, as before.
-fn free_ports() -> (u16, u16, u16) {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    const LOWEST: u32 = 10_000;
-    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
-        .unwrap_or(32_768);
-    let room = ephemeral_start.saturating_sub(LOWEST);
-    let draw = || -> TcpListener {
-        if room < 1_000 {
-            return TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
-        }
-        let _ = NEXT.compare_exchange(
-            u32::MAX,
-            u32::from_str_radix(&random_hex()[..8], 16).expect("hex") % room,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        );
-        for _ in 0..room {
-            let port = LOWEST + NEXT.fetch_add(1, Ordering::SeqCst) % room;
-            if let Ok(l) = TcpListener::bind(("127.0.0.1", port as u16)) {
-                return l;
-            }
-        }
-        panic!("no free loopback port in {LOWEST}..{ephemeral_start}");
-    };
-    let held = [draw(), draw(), draw()];
-    let port = |l: &TcpListener| l.local_addr().expect("a bound address").port();
-    (port(&held[0]), port(&held[1]), port(&held[2]))
 }
 
 /// How the sidecar runs.
@@ -278,7 +236,8 @@ impl Wall {
         tick: bool,
     ) -> Wall {
         let dir = tempfile::tempdir().unwrap();
-        let (internal, public, admin) = free_ports();
+        // Never from the kernel's ephemeral range: see loopback_ports.
+        let [internal, public, admin] = loopback_ports::<3>();
         let config_path = dir.path().join("lightning-wall.yaml");
         let data = dir.path().join("data");
         let admin_token = random_hex();
