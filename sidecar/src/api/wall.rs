@@ -111,10 +111,8 @@ struct StatusQuery {
 /// Loopback clients (development) get a cookie without `Secure`, which browsers would not
 /// store over plain http.
 fn secure_cookie(headers: &HeaderMap) -> bool {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
+    let host = header_text(headers, header::HOST);
+    let host = host.as_str();
     let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
     !matches!(name, "localhost" | "127.0.0.1" | "[::1]")
 }
@@ -332,13 +330,9 @@ async fn leave(State(state): State<AppState>, headers: HeaderMap) -> Result<Resp
         body["reward_lnurl"] = json!(lnurl);
     }
     if browser_form(&headers) {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
         let page = super::wall_page::left_page(
             &state.live.current(),
-            host,
+            &header_text(&headers, header::HOST),
             d.public_state(),
             d.amount_msat / 1000,
         );
@@ -426,13 +420,9 @@ async fn continue_after_paying(
         response_headers.insert(header::LOCATION, location);
         return Ok((StatusCode::SEE_OTHER, response_headers).into_response());
     }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
     let page = super::wall_page::continue_page(
         &state.live.current(),
-        host,
+        &header_text(&headers, header::HOST),
         d.state == DepositState::AwaitingPayment,
         d.public_state(),
         stored.payment_request.as_deref().unwrap_or_default(),

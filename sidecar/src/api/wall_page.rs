@@ -143,8 +143,6 @@ pub fn continue_page(
     page(&wall.lang, &site(wall, host), title, &main)
 }
 
-/// The site's name for a page, escaped: `wall.site_name`, else the request's host without its
-/// port.
 /// Whether the client reads HTML (a browser's `Accept` names `text/html`; programs ask for JSON
 /// or nothing): it gets a page instead of the JSON.
 pub fn accepts_html(headers: &HeaderMap) -> bool {
@@ -160,6 +158,8 @@ pub fn header_text(headers: &HeaderMap, name: header::HeaderName) -> String {
         .to_ascii_lowercase()
 }
 
+/// The site's name for a page, escaped: `wall.site_name`, else the request's host without its
+/// port.
 fn site(wall: &WallConfig, host: &str) -> String {
     let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
     escape_html(wall.site_name.as_deref().unwrap_or(host))
