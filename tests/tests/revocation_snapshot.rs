@@ -137,7 +137,7 @@ fn a_worker_started_over_a_million_revocations_is_ready_after_one_call_out() {
 /// database of its own (created and dropped). Prints the snapshot call-out's time (sent to
 /// answered), the time from sending it to the worker being ready (the answer parsed and checked,
 /// the next call on its way), the body's size and the worker's memory growth.
-/// `LW_BENCH_SIDECAR=target/release/lightning-wall cargo test -p lightning-wall-e2e --test
+/// `LW_BENCH_SIDECAR=$PWD/target/release/lightning-wall cargo test -p lightning-wall-e2e --test
 /// revocation_snapshot -- --ignored --nocapture snapshot_bench`
 #[test]
 #[ignore = "a benchmark: needs LW_BENCH_SIDECAR (a release sidecar binary)"]
@@ -151,10 +151,7 @@ fn snapshot_bench() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let [port, public] = lightning_wall::testing::ports::loopback_ports::<2>();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -216,7 +213,6 @@ routes:
     deposit: {{ amount_sat: 1000, idle_timeout: 5m, session_cap: 1h }}
 "#,
             data = data.display(),
-            public = port + 1,
         ),
     )
     .unwrap();
@@ -263,7 +259,7 @@ routes:
                 .cluster_handler(lightning_wall_e2e::CLUSTER, move |r| handler(r))
                 .cluster_url(
                     lightning_wall_e2e::WALL_CLUSTER,
-                    &format!("http://127.0.0.1:{}", port + 1),
+                    &format!("http://127.0.0.1:{public}"),
                 );
         let mut host = builder.build().unwrap();
         let before = host.vm(0).memory_bytes();
