@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fake_lnd::FakeLnd;
+use lightning_wall::testing::ports::loopback_port;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -57,14 +58,6 @@ fn venv() -> PathBuf {
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn log_tail(path: &Path) -> String {
     let mut text = String::new();
     if let Ok(mut file) = std::fs::File::open(path) {
@@ -84,7 +77,7 @@ impl Lnbits {
         let (cert, macaroon) = fake.write_credentials(dir).unwrap();
         let data = dir.join("lnbits-data");
         std::fs::create_dir_all(&data).unwrap();
-        let port = free_port();
+        let port = loopback_port();
         let log = dir.join("lnbits.log");
         let site_packages = std::fs::read_dir(venv.join("lib"))
             .unwrap()
