@@ -129,20 +129,14 @@ impl Writer {
         &self,
         writes: Vec<Write>,
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
-        let rows: Vec<&NewRow> = writes
-            .iter()
-            .filter_map(|w| match w {
-                Write::Insert(row) => Some(row),
-                Write::Apply(_) => None,
-            })
-            .collect();
-        let transitions: Vec<&TransitionRow> = writes
-            .iter()
-            .filter_map(|w| match w {
-                Write::Apply(row) => Some(row),
-                Write::Insert(_) => None,
-            })
-            .collect();
+        let mut rows: Vec<&NewRow> = Vec::new();
+        let mut transitions: Vec<&TransitionRow> = Vec::new();
+        for w in &writes {
+            match w {
+                Write::Insert(row) => rows.push(row),
+                Write::Apply(row) => transitions.push(row),
+            }
+        }
         let mut outcomes = self
             .write(&rows, &transitions)
             .await

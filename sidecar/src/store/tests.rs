@@ -756,19 +756,39 @@ async fn a_deposit_stored_with_its_invoice_reads_back_with_it(store: Store) {
     assert_eq!(store.preimage(&d.payment_hash).await.unwrap(), Some(p));
 }
 
+/// A second connection to the SQLite file at `path`, for what the store's own must not see
+/// coming (a trigger, a write lock held so that the store's writes queue into one batch).
+async fn other_sqlite_connection(path: &std::path::Path) -> sqlx::SqliteConnection {
+    use sqlx::ConnectOptions;
+    sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Stores deposit `n` (of `route`) in a task of its own, so that it can queue behind a lock.
+fn spawn_insert(
+    store: &Store,
+    n: u8,
+    route: &'static str,
+) -> tokio::task::JoinHandle<Result<(), StoreError>> {
+    let store = store.clone();
+    tokio::spawn(async move {
+        let (mut d, p) = deposit(n, "203.0.113.0/24");
+        d.route_id = route.into();
+        store.insert_deposit(&d, &p).await
+    })
+}
+
 /// SQLite only: a trigger that rejects one row, and a write lock held from a second connection
 /// so that the rows queue into one batch behind it.
 #[tokio::test]
 async fn a_failed_group_commit_fails_every_caller_in_it_and_stores_none_of_them() {
-    use sqlx::ConnectOptions;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lw.db");
     let store = Store::open_sqlite(&path).await.unwrap();
-    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&path)
-        .connect()
-        .await
-        .unwrap();
+    let mut other = other_sqlite_connection(&path).await;
     sqlx::query(
         "CREATE TRIGGER poison BEFORE INSERT ON deposits WHEN NEW.route_id = 'poison' \
          BEGIN SELECT RAISE(ABORT, 'poisoned row'); END",
@@ -780,14 +800,7 @@ async fn a_failed_group_commit_fails_every_caller_in_it_and_stores_none_of_them(
         .execute(&mut other)
         .await
         .unwrap();
-    let insert = |n: u8, route: &'static str| {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let (mut d, p) = deposit(n, "203.0.113.0/24");
-            d.route_id = route.into();
-            store.insert_deposit(&d, &p).await
-        })
-    };
+    let insert = |n: u8, route: &'static str| spawn_insert(&store, n, route);
     // The first batch (this row alone) starts and waits for the lock...
     let first = insert(1, "articles");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -826,7 +839,6 @@ async fn a_failed_group_commit_fails_every_caller_in_it_and_stores_none_of_them(
 /// order they queued in — an applied transition, a new row, a stale transition, a duplicate.
 #[tokio::test]
 async fn inserts_and_transitions_in_one_group_commit_each_get_their_own_outcome() {
-    use sqlx::ConnectOptions;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lw.db");
     let store = Store::open_sqlite(&path).await.unwrap();
@@ -839,35 +851,19 @@ async fn inserts_and_transitions_in_one_group_commit_each_get_their_own_outcome(
     let held_a = step(&read_a.deposit, accepted(), Timestamp(1_010)).unwrap();
     let held_c = step(&read_c.deposit, accepted(), Timestamp(1_010)).unwrap();
 
-    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&path)
-        .connect()
-        .await
-        .unwrap();
+    let mut other = other_sqlite_connection(&path).await;
     sqlx::query("BEGIN IMMEDIATE")
         .execute(&mut other)
         .await
         .unwrap();
     // The first batch (one row) waits for the lock while the next four queue behind it.
-    let first = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let (d, p) = deposit(9, "203.0.113.0/24");
-            store.insert_deposit(&d, &p).await
-        })
-    };
+    let first = spawn_insert(&store, 9, "articles");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let applied = {
         let store = store.clone();
         tokio::spawn(async move { store.apply(read_a.version, &held_a, Timestamp(1_010)).await })
     };
-    let inserted = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let (d, p) = deposit(2, "203.0.113.0/24");
-            store.insert_deposit(&d, &p).await
-        })
-    };
+    let inserted = spawn_insert(&store, 2, "articles");
     let stale = {
         let store = store.clone();
         tokio::spawn(async move {
