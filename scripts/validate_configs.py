@@ -447,11 +447,12 @@ def check_kustomize_layout(docs: list[Any], where: str, report: Report) -> None:
 def check_kubernetes_file(docs: list[Any], where: str, report: Report, lw_bin: str) -> None:
     if not docs:
         report.error(where, "no Kubernetes objects")
+    patched = patched_clusters(docs)
     for i, doc in enumerate(docs):
         if not isinstance(doc, dict):
             report.error(f"{where} document {i}", "not a mapping")
             continue
-        check_kubernetes_object(doc, where, report, lw_bin, patched_clusters(docs))
+        check_kubernetes_object(doc, where, report, lw_bin, patched)
     check_config_mounts(docs, where, report)
     check_rollout(docs, where, report)
     if where.startswith("deploy/kubernetes/"):
